@@ -1,0 +1,143 @@
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra) -> "User":
+        if not email:
+            raise ValueError("An email address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def get_by_natural_key(self, username: str) -> "User":
+        # Emails are stored lower-cased; people type them any way they like.
+        return self.get(email__iexact=username)
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> "User":
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> "User":
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in by email; belongs to organizations through memberships."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return self.full_name or self.email
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class Tier(models.TextChoices):
+    FREE = "free", "Free"
+    DEVELOPER = "developer", "Developer"
+    STARTUP = "startup", "Startup"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+# Monthly token allocation per tier (None: unlimited) and whether usage may pass it.
+TIER_MONTHLY_TOKENS: dict[str, int | None] = {
+    Tier.FREE: 100_000,
+    Tier.DEVELOPER: 5_000_000,
+    Tier.STARTUP: 25_000_000,
+    Tier.ENTERPRISE: None,
+}
+TIER_OVERAGE_ALLOWED: dict[str, bool] = {
+    Tier.FREE: False,
+    Tier.DEVELOPER: True,
+    Tier.STARTUP: True,
+    Tier.ENTERPRISE: True,
+}
+
+
+class Organization(models.Model):
+    """The account: owns credits, usage, keys and controllers."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.FREE)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # Whether the credit balance may go below zero; the free tier never may.
+    allow_overdraft = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def monthly_token_allocation(self) -> int | None:
+        return TIER_MONTHLY_TOKENS[self.tier]
+
+    @property
+    def overage_allowed(self) -> bool:
+        return TIER_OVERAGE_ALLOWED[self.tier]
+
+    @property
+    def may_overdraw(self) -> bool:
+        return self.allow_overdraft and self.tier != Tier.FREE
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+    VIEWER = "viewer", "Viewer"
+
+
+# Roles that manage money, keys and settings.
+MANAGER_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization__name", "user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="uniq_membership"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+    @property
+    def can_manage(self) -> bool:
+        return self.role in MANAGER_ROLES

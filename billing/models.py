@@ -1,0 +1,189 @@
+"""Credits: the price list, the append-only ledger, its cached balance, and payments."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Organization
+
+# Credits carry ten decimal places: enough for per-token prices (0.01 per million
+# tokens is 1e-8 a token). billing.money.credits_round is the one place that rounds.
+CREDIT_DIGITS = 24
+CREDIT_PLACES = 10
+
+
+def credit_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=CREDIT_DIGITS, decimal_places=CREDIT_PLACES, **kwargs)
+
+
+class PriceModel(models.Model):
+    """A model on the price list: credits per million input/output tokens and per worker-hour."""
+
+    name = models.CharField(max_length=100, unique=True)
+    input_price_per_million = credit_field()
+    output_price_per_million = credit_field()
+    worker_hour_rate = credit_field(default=Decimal("0"))
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(input_price_per_million__gte=0)
+                & Q(output_price_per_million__gte=0)
+                & Q(worker_hour_rate__gte=0),
+                name="price_model_prices_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkerType(models.Model):
+    """A kind of worker and its hourly credit rate; the default one sizes usage time."""
+
+    name = models.CharField(max_length=100, unique=True)
+    hourly_rate = credit_field()
+    cores = models.PositiveIntegerField(default=1)
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_worker_type"
+            ),
+            models.CheckConstraint(condition=Q(hourly_rate__gt=0), name="worker_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Compute(models.TextChoices):
+    MANAGED = "managed", "Managed compute"
+    CONTROLLER = "controller", "Controller (BYOC)"
+
+
+class CoreHourRate(models.Model):
+    """Credits per core-hour for jobs: managed compute, and the lower platform rate on BYOC."""
+
+    compute = models.CharField(max_length=20, choices=Compute.choices, unique=True)
+    rate = credit_field()
+
+    class Meta:
+        ordering = ["compute"]
+        constraints = [models.CheckConstraint(condition=Q(rate__gte=0), name="core_rate_not_neg")]
+
+    def __str__(self) -> str:
+        return f"{self.get_compute_display()}: {self.rate}/core-hour"
+
+
+class CreditAccount(models.Model):
+    """The cached balance: always equal to the ledger's sum, changed under a row lock."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="credit_account"
+    )
+    balance = credit_field(default=Decimal("0"))
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.organization}: {self.balance}"
+
+
+class EntryKind(models.TextChoices):
+    PURCHASE = "purchase", "Purchase"
+    GRANT = "grant", "Grant"
+    USAGE = "usage", "Usage debit"
+    REFUND = "refund", "Refund"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class LedgerEntry(models.Model):
+    """One append-only movement of credits. Positive adds, negative takes away."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    kind = models.CharField(max_length=20, choices=EntryKind.choices)
+    amount = credit_field()
+    balance_after = credit_field()
+    reason = models.CharField(max_length=500)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=200)
+    # What the entry pays for or charges: "payment:12", "usage-batch:7", "job:q-1" ...
+    reference = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"], name="ledger_idempotency_key_per_org"
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
+            models.CheckConstraint(
+                condition=(Q(kind__in=["purchase", "grant"]) & Q(amount__gt=0))
+                | (Q(kind="usage") & Q(amount__lt=0))
+                | Q(kind__in=["refund", "adjustment"]),
+                name="ledger_sign_matches_kind",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="ledger_org_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} ({self.organization})"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DECLINED = "declined", "Declined"
+    FAILED = "failed", "Failed"
+    REFUNDED = "refunded", "Refunded"
+
+
+class Payment(models.Model):
+    """A card payment for credits. Amounts are integer minor units plus a currency."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="payments"
+    )
+    amount_minor = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3, default="USD")
+    credits = credit_field()
+    status = models.CharField(
+        max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+    )
+    provider = models.CharField(max_length=20)
+    provider_reference = models.CharField(max_length=200, blank=True, default="")
+    failure_message = models.CharField(max_length=300, blank=True, default="")
+    card_last4 = models.CharField(max_length=4, blank=True, default="")
+    idempotency_key = models.CharField(max_length=200)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"], name="payment_idempotency_key_per_org"
+            ),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payment_amount_pos"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount_minor / 100:.2f} {self.currency} ({self.status})"

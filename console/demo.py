@@ -1,0 +1,70 @@
+"""Demo data: an organization to look around in, and a second one to try isolation.
+
+Idempotent: every object is looked up by a natural key first, so running the demo
+twice leaves the same rows.
+"""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from accounts.models import Organization, Role, Tier
+from accounts.services import membership_set, organization_create, user_get_or_create
+
+DEMO_PASSWORD = "demo-usage-console"  # noqa: S105 - printed for the demo login on purpose
+
+
+@dataclass(frozen=True)
+class DemoOrg:
+    slug: str
+    name: str
+    tier: str
+    owner_email: str
+
+
+MAIN = DemoOrg("acme-labs", "Acme Labs", Tier.STARTUP, "owner@acme.example")
+# A second organization the demo owner also belongs to, to show the switcher.
+SANDBOX = DemoOrg("acme-sandbox", "Acme Sandbox", Tier.FREE, "owner@acme.example")
+# A smaller organization the demo owner does NOT belong to: try opening its pages.
+OTHER = DemoOrg("globex", "Globex", Tier.DEVELOPER, "owner@globex.example")
+
+
+@dataclass(frozen=True)
+class DemoLogins:
+    organization: Organization
+    email: str
+    password: str
+    other_organization: Organization
+    other_email: str
+
+
+def _ensure(spec: DemoOrg) -> Organization:
+    org = Organization.objects.filter(slug=spec.slug).first()
+    if org is None:
+        org = organization_create(
+            name=spec.name,
+            tier=spec.tier,
+            owner_email=spec.owner_email,
+            owner_password=DEMO_PASSWORD,
+            slug=spec.slug,
+        ).organization
+    return org
+
+
+@transaction.atomic
+def demo_seed() -> DemoLogins:
+    """Create (or find) the demo organizations and their people."""
+    main = _ensure(MAIN)
+    _ensure(SANDBOX)
+    other = _ensure(OTHER)
+    for email, role in [("ana@acme.example", Role.ADMIN), ("ben@acme.example", Role.MEMBER)]:
+        user, _ = user_get_or_create(email=email, password=DEMO_PASSWORD)
+        if not user.memberships.filter(organization=main).exists():
+            membership_set(organization=main, user=user, role=role)
+    return DemoLogins(
+        organization=main,
+        email=MAIN.owner_email,
+        password=DEMO_PASSWORD,
+        other_organization=other,
+        other_email=OTHER.owner_email,
+    )

@@ -1,0 +1,51 @@
+"""The typed request of organization pages, and the decorator that makes one.
+
+Every page of an organization lives under /o/<org_slug>/. The decorator resolves the
+slug against the requester's own memberships only: an organization the user does not
+belong to is a 404, exactly like one that does not exist, so nothing leaks.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django_htmx.middleware import HtmxDetails
+
+from accounts.models import Membership, Organization, User
+from accounts.selectors import membership_for
+
+SESSION_ORG_KEY = "current_org_slug"
+
+
+class OrgRequest(HttpRequest):
+    user: User
+    organization: Organization
+    membership: Membership
+    htmx: HtmxDetails
+
+
+def org_view(*, manage: bool = False) -> Callable:
+    """Require a logged-in member of the URL's organization (an owner or admin if manage)."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, org_slug: str, *args: Any, **kwargs: Any):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            membership = membership_for(user=request.user, org_slug=org_slug)
+            if membership is None:
+                raise Http404("No such organization")
+            if manage and not membership.can_manage:
+                raise PermissionDenied("Only owners and admins of this organization can do this")
+            request.membership = membership  # type: ignore[attr-defined]
+            request.organization = membership.organization  # type: ignore[attr-defined]
+            if request.session.get(SESSION_ORG_KEY) != org_slug:
+                request.session[SESSION_ORG_KEY] = org_slug
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,28 @@
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Migrate, load the demo organizations and print a login (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--serve", action="store_true", help="then start the server")
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--no-migrate", action="store_true")
+
+    def handle(self, *args, **opts):
+        if not opts["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        from console.demo import demo_seed
+
+        logins = demo_seed()
+        host, _, port = opts["addrport"].rpartition(":")
+        self.stdout.write(f"URL: http://{host or '127.0.0.1'}:{port}/")
+        self.stdout.write(f"Email: {logins.email}")
+        self.stdout.write(f"Password: {logins.password}")
+        self.stdout.write(
+            f"Other organization (for trying isolation): {logins.other_organization.name}, "
+            f"owner {logins.other_email}, same password"
+        )
+        if opts["serve"]:
+            call_command("runserver", opts["addrport"], use_reloader=False)

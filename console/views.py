@@ -1,0 +1,24 @@
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from accounts.selectors import membership_for, memberships_of
+from console.http import SESSION_ORG_KEY, OrgRequest, org_view
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Send the user to the organization they last opened, else their first one."""
+    slug = request.session.get(SESSION_ORG_KEY)
+    if slug and membership_for(user=request.user, org_slug=slug):
+        return redirect("main", org_slug=slug)
+    first = memberships_of(user=request.user).first()
+    if first is None:
+        return render(request, "console/no_organization.html", status=200)
+    return redirect("main", org_slug=first.organization.slug)
+
+
+@org_view()
+def main(request: OrgRequest) -> HttpResponse:
+    """The main page: balance, remaining usage time, last payment and usage summaries."""
+    return render(request, "console/main.html", {"nav": "main"})

@@ -1,0 +1,103 @@
+import os
+
+import pytest
+from django.conf import settings
+
+
+def pytest_collection_modifyitems(config, items):
+    """Say why a test skips when the service it is about is not configured."""
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (CI does)"))
+        if "celery_worker" in item.keywords and not os.environ.get("REDIS_URL"):
+            item.add_marker(
+                pytest.mark.skip(reason="needs Redis for a real Celery worker: set REDIS_URL")
+            )
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings):
+    """Fast password hashing; Celery eager in-process (the worker tests opt out)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(settings):
+    """A cache no other test has touched: a fresh key prefix, never a flush (on Redis a
+    flush would also empty the Celery broker's queues)."""
+    import uuid
+
+    default = dict(settings.CACHES["default"])
+    default["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {**settings.CACHES, "default": default}
+    yield
+
+
+@pytest.fixture
+def celery_worker_process(settings, transactional_db):
+    """A real Celery worker on Redis, in its own process, using the test database.
+
+    For the few tests that are about Celery itself: tasks go through the broker
+    (CELERY_TASK_ALWAYS_EAGER off) and run in the worker, which sees only committed rows.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from django.db import connection
+
+    from console.celery import app
+
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url or connection.vendor != "postgresql":
+        pytest.skip("a real Celery worker needs REDIS_URL and PostgreSQL (DATABASE_URL)")
+    db = connection.settings_dict
+    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url + db["NAME"],
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+    queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = queue
+    proc = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "console",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "warning",
+        ],
+        env=env,
+        cwd=settings.BASE_DIR,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not app.control.ping(timeout=0.5, destination=None):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("the Celery worker did not start within 30 s")
+        yield proc
+    finally:
+        app.conf.task_always_eager = True
+        app.conf.task_default_queue = "celery"
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
