@@ -7,6 +7,8 @@ from django.conf import settings
 def pytest_collection_modifyitems(config, items):
     """Say why a test skips when the service it is about is not configured."""
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    # Browser tests last: they are the slowest, and a failure elsewhere shows sooner.
+    items.sort(key=lambda item: "tests/e2e/" in str(item.fspath).replace(os.sep, "/"))
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL (CI does)"))
