@@ -85,17 +85,65 @@ class CoreHourRate(models.Model):
         return f"{self.get_compute_display()}: {self.rate}/core-hour"
 
 
+class PaymentMethod(models.Model):
+    """A saved card, as the provider's token plus what may be shown (never the number)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="payment_methods"
+    )
+    provider = models.CharField(max_length=20)
+    token = models.CharField(max_length=200)
+    brand = models.CharField(max_length=20, blank=True, default="")
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.brand or 'Card'} •••• {self.last4} ({self.exp_month:02d}/{self.exp_year})"
+
+
 class CreditAccount(models.Model):
-    """The cached balance: always equal to the ledger's sum, changed under a row lock."""
+    """The cached balance (always the ledger's sum, changed under a row lock) and its
+    auto-recharge rule: when a debit takes the balance below auto_recharge_below, buy
+    auto_recharge_amount_minor with auto_recharge_method. The rule lives on this row
+    because ledger_post already holds it locked: checking it costs no query."""
 
     organization = models.OneToOneField(
         Organization, on_delete=models.CASCADE, primary_key=True, related_name="credit_account"
     )
     balance = credit_field(default=Decimal("0"))
     updated_at = models.DateTimeField(default=timezone.now)
+    auto_recharge_below = credit_field(null=True, blank=True)
+    auto_recharge_amount_minor = models.PositiveBigIntegerField(null=True, blank=True)
+    auto_recharge_method = models.ForeignKey(
+        PaymentMethod, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(auto_recharge_below__isnull=True)
+                    | (
+                        Q(auto_recharge_below__gte=0)
+                        & Q(auto_recharge_amount_minor__gt=0)
+                        & Q(auto_recharge_method__isnull=False)
+                    )
+                ),
+                name="auto_recharge_complete",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.organization}: {self.balance}"
+
+    @property
+    def auto_recharge_enabled(self) -> bool:
+        return self.auto_recharge_below is not None
 
 
 class EntryKind(models.TextChoices):
@@ -122,11 +170,14 @@ class LedgerEntry(models.Model):
     idempotency_key = models.CharField(max_length=200)
     # What the entry pays for or charges: "payment:12", "usage-batch:7", "job:q-1" ...
     reference = models.CharField(max_length=200, blank=True, default="")
+    # The price-list model a usage debit charged, when it charged one (spend by model).
+    model_name = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "ledger entries"
+        permissions = [("post_adjustment", "Can post a credit adjustment")]
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "idempotency_key"], name="ledger_idempotency_key_per_org"
@@ -146,11 +197,18 @@ class LedgerEntry(models.Model):
 
 
 class PaymentStatus(models.TextChoices):
+    # Prepared by the Add Credit flow, waiting for the customer's confirmation.
+    REQUIRES_CONFIRMATION = "requires_confirmation", "Awaiting confirmation"
     PENDING = "pending", "Pending"
     SUCCEEDED = "succeeded", "Succeeded"
     DECLINED = "declined", "Declined"
     FAILED = "failed", "Failed"
     REFUNDED = "refunded", "Refunded"
+
+
+class PaymentSource(models.TextChoices):
+    MANUAL = "manual", "Add Credit"
+    AUTO_RECHARGE = "auto_recharge", "Auto-recharge"
 
 
 class Payment(models.Model):
@@ -163,27 +221,50 @@ class Payment(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     credits = credit_field()
     status = models.CharField(
-        max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+        max_length=30, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
     )
     provider = models.CharField(max_length=20)
     provider_reference = models.CharField(max_length=200, blank=True, default="")
     failure_message = models.CharField(max_length=300, blank=True, default="")
     card_last4 = models.CharField(max_length=4, blank=True, default="")
+    card_brand = models.CharField(max_length=20, blank=True, default="")
+    # The provider's token for the card to charge (sandbox), never the card number.
+    method_token = models.CharField(max_length=200, blank=True, default="")
+    # Where a hosted-checkout provider (Stripe) takes the customer to pay.
+    redirect_url = models.URLField(max_length=1000, blank=True, default="")
+    # The provider's id of the money movement itself (Stripe: the PaymentIntent), for refunds.
+    provider_charge_id = models.CharField(max_length=200, blank=True, default="")
+    source = models.CharField(
+        max_length=20, choices=PaymentSource.choices, default=PaymentSource.MANUAL
+    )
     idempotency_key = models.CharField(max_length=200)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("refund_payment", "Can refund a payment")]
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "idempotency_key"], name="payment_idempotency_key_per_org"
             ),
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payment_amount_pos"),
         ]
+        indexes = [
+            models.Index(fields=["provider", "provider_reference"], name="payment_provider_ref"),
+            models.Index(
+                fields=["organization", "status", "-completed_at"], name="payment_org_status"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.amount_minor / 100:.2f} {self.currency} ({self.status})"
+
+    @property
+    def amount(self) -> Decimal:
+        """The amount in major units (dollars), for display."""
+        return Decimal(self.amount_minor) / 100

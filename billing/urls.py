@@ -6,4 +6,10 @@ app_name = "billing"
 
 urlpatterns = [
     path("", views.finance_dashboard, name="dashboard"),
+    path("transactions.csv", views.transactions_csv, name="transactions_csv"),
+    path("add/", views.add_credit, name="add_credit"),
+    path("add/details/", views.add_credit_details, name="add_credit_details"),
+    path("add/<int:payment_id>/confirm/", views.add_credit_confirm, name="add_credit_confirm"),
+    path("add/<int:payment_id>/", views.add_credit_result, name="payment"),
+    path("auto-recharge/", views.auto_recharge, name="auto_recharge"),
 ]

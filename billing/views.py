@@ -1,9 +1,310 @@
-from django.http import HttpResponse
-from django.shortcuts import render
+"""Finance pages: the dashboard, the Add Credit flow, auto-recharge, CSV and webhooks."""
 
+import logging
+import uuid
+from itertools import chain
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.models import Role
+from billing import charts
+from billing.cards import CardError
+from billing.exports import csv_lines
+from billing.forms import (
+    AmountForm,
+    AutoRechargeForm,
+    CardForm,
+    HostedCheckoutForm,
+    SavedCardForm,
+)
+from billing.models import PaymentStatus
+from billing.providers import TEST_CARDS, WebhookSignatureError, provider_get, stripe_event_verify
+from billing.selectors import (
+    LEDGER_EXPORT_FIELDS,
+    credit_balance,
+    finance_overview,
+    ledger_entries,
+    ledger_export_rows,
+    payment_for,
+    payment_history,
+    payment_methods,
+    spend_by_model,
+    spend_by_month,
+)
+from billing.services import (
+    PaymentError,
+    auto_recharge_disable,
+    auto_recharge_set,
+    payment_confirm,
+    payment_method_save,
+    payment_prepare,
+    stripe_event_apply,
+)
 from console.http import OrgRequest, org_view
+
+logger = logging.getLogger(__name__)
+
+LEDGER_PAGE_SIZE = 25
+CSV_HEADER = [
+    "time",
+    "kind",
+    "amount",
+    "balance_after",
+    "reason",
+    "reference",
+    "model",
+    "actor",
+    "idempotency_key",
+]
+assert len(CSV_HEADER) == len(LEDGER_EXPORT_FIELDS)
 
 
 @org_view()
+@require_GET
 def finance_dashboard(request: OrgRequest) -> HttpResponse:
-    return render(request, "billing/dashboard.html", {"nav": "finance"})
+    """Balance, usage time, runway, payments, spend charts and the paginated ledger."""
+    org = request.organization
+    ledger = Paginator(ledger_entries(org=org), LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    if request.htmx and request.htmx.target == "ledger":
+        return render(request, "billing/dashboard.html#ledger", {"ledger": ledger})
+    context = {
+        "nav": "finance",
+        "overview": finance_overview(org=org),
+        "payments": payment_history(org=org),
+        "ledger": ledger,
+        "month_figure": charts.spend_by_month_figure(spend_by_month(org=org)),
+        "model_figure": charts.spend_by_model_figure(spend_by_model(org=org)),
+        "can_manage": request.membership.can_manage,
+        "is_owner": request.membership.role == Role.OWNER,
+    }
+    return render(request, "billing/dashboard.html", context)
+
+
+@org_view()
+@require_GET
+def transactions_csv(request: OrgRequest) -> StreamingHttpResponse:
+    """Every ledger entry as CSV, streamed; text cells escaped against formulas."""
+    org = request.organization
+    # The BOM makes Excel read the file as UTF-8 (reasons carry "•", names accents).
+    lines = chain(["\ufeff"], csv_lines(CSV_HEADER, ledger_export_rows(org=org)))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    filename = f"{org.slug}-transactions-{timezone.localdate():%Y-%m-%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _details_form_class():
+    return CardForm if provider_get().collects_card_details else HostedCheckoutForm
+
+
+def _flow_context(request: OrgRequest, **extra) -> dict:
+    return {"nav": "finance", "test_cards": TEST_CARDS, "provider": provider_get(), **extra}
+
+
+@org_view(manage=True)
+@require_GET
+def add_credit(request: OrgRequest) -> HttpResponse:
+    """Step 1: choose an amount."""
+    form = AmountForm(initial={"amount": str(settings.BILLING_PRESET_AMOUNTS[1])})
+    return render(request, "billing/add_credit_amount.html", _flow_context(request, form=form))
+
+
+@org_view(manage=True)
+@require_http_methods(["GET", "POST"])
+def add_credit_details(request: OrgRequest) -> HttpResponse:
+    """Step 2: the card (sandbox) or a hand-over to the provider's page (Stripe)."""
+    form_class = _details_form_class()
+    if request.method == "GET":
+        amount_form = AmountForm(request.GET)
+        if not amount_form.is_valid():
+            return render(
+                request, "billing/add_credit_amount.html", _flow_context(request, form=amount_form)
+            )
+        # The key travels in the form: submitting it twice (double click, back and
+        # resubmit) finds the same payment, so the card is charged once.
+        form = form_class(
+            initial={
+                "amount_minor": amount_form.cleaned_data["amount_minor"],
+                "idempotency_key": uuid.uuid4().hex,
+            }
+        )
+    else:
+        form = form_class(request.POST)
+        if form.is_valid():
+            try:
+                payment = payment_prepare(
+                    org=request.organization,
+                    amount_minor=form.cleaned_data["amount_minor"],
+                    idempotency_key=f"add-credit:{form.cleaned_data['idempotency_key']}",
+                    actor=request.user,
+                    card=form.card() if isinstance(form, CardForm) else None,
+                )
+            except CardError as exc:
+                form.add_card_error(exc)
+            except PaymentError as exc:
+                form.add_error(None, str(exc))
+            else:
+                if payment.status == PaymentStatus.REQUIRES_CONFIRMATION:
+                    return redirect(
+                        "billing:add_credit_confirm", request.organization.slug, payment.pk
+                    )
+                return redirect("billing:payment", request.organization.slug, payment.pk)
+    amount_minor = form["amount_minor"].value()
+    return render(
+        request,
+        "billing/add_credit_details.html",
+        _flow_context(request, form=form, amount=_dollars(amount_minor)),
+    )
+
+
+def _dollars(amount_minor) -> str:
+    try:
+        return f"${int(amount_minor) / 100:,.2f}"
+    except (TypeError, ValueError):
+        return ""
+
+
+@org_view(manage=True)
+@require_http_methods(["GET", "POST"])
+def add_credit_confirm(request: OrgRequest, payment_id: int) -> HttpResponse:
+    """Step 3: amount, credits and the balance after; confirming charges once."""
+    org = request.organization
+    payment = payment_for(org=org, payment_id=payment_id)
+    if payment is None:
+        raise Http404("No such payment")
+    if payment.status != PaymentStatus.REQUIRES_CONFIRMATION:
+        return redirect("billing:payment", org.slug, payment.pk)
+    if request.method == "POST":
+        result_url = request.build_absolute_uri(
+            reverse("billing:payment", args=[org.slug, payment.pk])
+        )
+        payment = payment_confirm(
+            org=org, payment_id=payment.pk, return_url=result_url, cancel_url=result_url
+        )
+        if payment.status == PaymentStatus.PENDING and payment.redirect_url:
+            return redirect(payment.redirect_url)
+        return redirect("billing:payment", org.slug, payment.pk)
+    balance = credit_balance(org=org)
+    return render(
+        request,
+        "billing/add_credit_confirm.html",
+        _flow_context(
+            request, payment=payment, balance=balance, balance_after=balance + payment.credits
+        ),
+    )
+
+
+@org_view(manage=True)
+@require_GET
+def add_credit_result(request: OrgRequest, payment_id: int) -> HttpResponse:
+    """Step 4: the outcome, with the new balance or what went wrong."""
+    payment = payment_for(org=request.organization, payment_id=payment_id)
+    if payment is None:
+        raise Http404("No such payment")
+    if payment.status == PaymentStatus.REQUIRES_CONFIRMATION:
+        return redirect("billing:add_credit_confirm", request.organization.slug, payment.pk)
+    return render(
+        request,
+        "billing/add_credit_result.html",
+        _flow_context(
+            request, payment=payment, overview=finance_overview(org=request.organization)
+        ),
+    )
+
+
+@org_view(manage=True)
+@require_http_methods(["GET", "POST"])
+def auto_recharge(request: OrgRequest) -> HttpResponse:
+    """Owner only: save a card and set "below X credits, buy Y"."""
+    if request.membership.role != Role.OWNER:
+        raise PermissionDenied("Only the organization's owners can set auto-recharge")
+    org = request.organization
+    cards = list(payment_methods(org=org)[:1])
+    card_form, rule_form = SavedCardForm(), AutoRechargeForm()
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "save_card":
+            card_form = SavedCardForm(request.POST)
+            if card_form.is_valid():
+                try:
+                    payment_method_save(org=org, card=card_form.card(), actor=request.user)
+                except CardError as exc:
+                    card_form.add_card_error(exc)
+                except PaymentError as exc:
+                    card_form.add_error(None, str(exc))
+                else:
+                    messages.success(request, "Card saved for auto-recharge.")
+                    return redirect("billing:auto_recharge", org.slug)
+        elif action == "enable":
+            rule_form = AutoRechargeForm(request.POST)
+            if not cards:
+                rule_form.add_error(None, "Save a card first.")
+            elif rule_form.is_valid():
+                try:
+                    auto_recharge_set(
+                        org=org,
+                        below=rule_form.cleaned_data["below"],
+                        amount_minor=rule_form.cleaned_data["amount_minor"],
+                        method=cards[0],
+                        actor=request.user,
+                    )
+                except PaymentError as exc:
+                    rule_form.add_error(None, str(exc))
+                else:
+                    messages.success(request, "Auto-recharge is on.")
+                    return redirect("billing:auto_recharge", org.slug)
+        elif action == "disable":
+            auto_recharge_disable(org=org, actor=request.user)
+            messages.success(request, "Auto-recharge is off.")
+            return redirect("billing:auto_recharge", org.slug)
+        else:
+            return HttpResponseBadRequest("unknown action")
+    overview = finance_overview(org=org)
+    if overview.auto_recharge and not rule_form.is_bound:
+        rule_form = AutoRechargeForm(
+            initial={"below": overview.auto_recharge.below, "amount": overview.auto_recharge.amount}
+        )
+    return render(
+        request,
+        "billing/auto_recharge.html",
+        _flow_context(
+            request,
+            overview=overview,
+            card=cards[0] if cards else None,
+            card_form=card_form,
+            rule_form=rule_form,
+        ),
+    )
+
+
+@csrf_exempt  # authenticated by Stripe's signature, not a session
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Stripe's events; only a correctly signed, recent event changes anything."""
+    try:
+        event = stripe_event_verify(
+            payload=request.body,
+            header=request.headers.get("Stripe-Signature", ""),
+            secret=settings.STRIPE_WEBHOOK_SECRET,
+        )
+    except WebhookSignatureError as exc:
+        logger.warning("billing.stripe.bad_signature", extra={"error": str(exc)})
+        return HttpResponseBadRequest("invalid signature")
+    payment = stripe_event_apply(event=event)
+    return JsonResponse({"received": True, "payment": payment.pk if payment else None})

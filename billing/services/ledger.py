@@ -1,8 +1,10 @@
-"""Writes for billing. ledger_post is the only code that writes the ledger."""
+"""The credit ledger. ledger_post is the only code that writes it."""
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -48,12 +50,17 @@ def ledger_post(
     idempotency_key: str,
     actor: User | None = None,
     reference: str = "",
+    model_name: str = "",
+    at: datetime | None = None,
 ) -> Posted:
     """Post one entry and move the cached balance with it, once per idempotency key.
 
     Replaying a key returns the first entry; the same key with another amount or kind
     raises IdempotencyConflict. A debit that would take an organization that may not
     overdraw below zero raises InsufficientCredits. Either way nothing is written.
+    `model_name` names the price-list model a usage debit charged (spend by model);
+    `at` backdates the entry (demo data and imports; default now). A debit that takes
+    the balance across the auto-recharge threshold enqueues one recharge after commit.
     """
     if kind not in EntryKind.values:
         raise LedgerError(f"unknown entry kind {kind!r}")
@@ -92,17 +99,29 @@ def ledger_post(
                 actor=actor,
                 idempotency_key=idempotency_key,
                 reference=reference,
+                model_name=model_name,
+                created_at=at or timezone.now(),
             )
     except IntegrityError as exc:  # a constraint (sign, key) the checks above did not see
         raise LedgerError(str(exc)) from exc
     CreditAccount.objects.filter(organization=org).update(
         balance=new_balance, updated_at=timezone.now()
     )
+    threshold = account.auto_recharge_below
+    if amount < 0 and threshold is not None and account.balance >= threshold > new_balance:
+        # Once per crossing: only the debit that goes from at-or-above to below fires.
+        transaction.on_commit(partial(_auto_recharge_enqueue, org.pk, entry.pk))
     logger.info(
         "billing.ledger.posted",
         extra={"org": org.pk, "kind": kind, "amount": str(amount), "entry": entry.pk},
     )
     return Posted(entry=entry, created=True)
+
+
+def _auto_recharge_enqueue(org_id: int, entry_id: int) -> None:
+    from billing.tasks import auto_recharge_run
+
+    auto_recharge_run.delay(org_id, entry_id)
 
 
 def organization_grant_starting_credits(
@@ -117,5 +136,21 @@ def organization_grant_starting_credits(
         amount=amount,
         reason="Starting credits",
         idempotency_key="starting-credits",
+        actor=actor,
+    )
+
+
+def ledger_adjust(
+    *, org: Organization, amount: Decimal, reason: str, actor: User, idempotency_key: str
+) -> Posted:
+    """An operator's adjustment (either sign); the reason is required and recorded."""
+    if not (reason or "").strip():
+        raise LedgerError("an adjustment needs a reason")
+    return ledger_post(
+        org=org,
+        kind=EntryKind.ADJUSTMENT,
+        amount=amount,
+        reason=reason.strip(),
+        idempotency_key=idempotency_key,
         actor=actor,
     )

@@ -1,0 +1,188 @@
+"""Operators' billing admin: the price list (editable), the ledger and payments (read-only),
+a credit adjustment with a required reason, and refunds."""
+
+import uuid
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+
+from billing.forms import AdjustmentForm
+from billing.models import (
+    CoreHourRate,
+    CreditAccount,
+    LedgerEntry,
+    Payment,
+    PaymentMethod,
+    PriceModel,
+    WorkerType,
+)
+from billing.services import LedgerError, PaymentError, ledger_adjust, payment_refund
+
+
+@admin.register(PriceModel)
+class PriceModelAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "input_price_per_million",
+        "output_price_per_million",
+        "worker_hour_rate",
+        "is_active",
+        "updated_at",
+    ]
+    list_filter = ["is_active"]
+    search_fields = ["name"]
+
+
+@admin.register(WorkerType)
+class WorkerTypeAdmin(admin.ModelAdmin):
+    list_display = ["name", "hourly_rate", "cores", "is_default"]
+
+
+@admin.register(CoreHourRate)
+class CoreHourRateAdmin(admin.ModelAdmin):
+    list_display = ["compute", "rate"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by services: operators look, never edit or delete."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "organization",
+        "kind",
+        "amount",
+        "balance_after",
+        "reason",
+        "reference",
+        "actor",
+    ]
+    list_filter = ["kind", "organization"]
+    search_fields = ["organization__name", "organization__slug", "reason", "reference"]
+    list_select_related = ["organization", "actor"]
+    date_hierarchy = "created_at"
+    change_list_template = "admin/billing/ledgerentry/change_list.html"
+
+    def get_urls(self):
+        custom = [
+            path(
+                "adjust/",
+                self.admin_site.admin_view(self.adjust_view),
+                name="billing_ledgerentry_adjust",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def adjust_view(self, request: HttpRequest) -> HttpResponse:
+        """Post an adjustment (either sign) with a required reason, once per form."""
+        if not request.user.has_perm("billing.post_adjustment"):
+            raise PermissionDenied
+        if request.method == "POST":
+            form = AdjustmentForm(request.POST)
+            if form.is_valid():
+                org = form.cleaned_data["organization"]
+                try:
+                    posted = ledger_adjust(
+                        org=org,
+                        amount=form.cleaned_data["amount"],
+                        reason=form.cleaned_data["reason"],
+                        actor=request.user,
+                        idempotency_key=f"adjustment:{form.cleaned_data['idempotency_key']}",
+                    )
+                except LedgerError as exc:
+                    form.add_error(None, str(exc))
+                else:
+                    self.message_user(
+                        request,
+                        f"Posted {posted.entry.amount.normalize():f} credits to {org}; "
+                        f"balance now {posted.entry.balance_after.normalize():f}.",
+                        messages.SUCCESS,
+                    )
+                    return HttpResponseRedirect(reverse("admin:billing_ledgerentry_changelist"))
+        else:
+            form = AdjustmentForm(
+                initial={
+                    "organization": request.GET.get("organization"),
+                    "idempotency_key": uuid.uuid4().hex,
+                }
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Post a credit adjustment",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/billing/adjust.html", context)
+
+
+@admin.register(CreditAccount)
+class CreditAccountAdmin(ReadOnlyAdmin):
+    list_display = [
+        "organization",
+        "balance",
+        "auto_recharge_below",
+        "auto_recharge_amount_minor",
+        "updated_at",
+    ]
+    search_fields = ["organization__name", "organization__slug"]
+    list_select_related = ["organization"]
+    actions = ["post_adjustment"]
+
+    @admin.action(description="Post a credit adjustment for the selected organization")
+    def post_adjustment(self, request: HttpRequest, queryset):
+        account = queryset.first()
+        url = reverse("admin:billing_ledgerentry_adjust")
+        return HttpResponseRedirect(f"{url}?organization={account.organization_id}")
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "organization",
+        "amount_minor",
+        "currency",
+        "credits",
+        "status",
+        "source",
+        "provider",
+        "provider_reference",
+        "card_last4",
+    ]
+    list_filter = ["status", "source", "provider"]
+    search_fields = ["organization__name", "provider_reference", "idempotency_key"]
+    list_select_related = ["organization"]
+    exclude = ["method_token"]
+    actions = ["refund"]
+
+    @admin.action(description="Refund selected payments (takes their credits back)")
+    def refund(self, request: HttpRequest, queryset):
+        if not request.user.has_perm("billing.refund_payment"):
+            raise PermissionDenied
+        for payment in queryset:
+            try:
+                payment_refund(payment_id=payment.pk, actor=request.user)
+            except (PaymentError, LedgerError) as exc:
+                self.message_user(request, f"Payment {payment.pk}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"Payment {payment.pk} refunded.", messages.SUCCESS)
+
+
+@admin.register(PaymentMethod)
+class PaymentMethodAdmin(ReadOnlyAdmin):
+    list_display = ["organization", "provider", "brand", "last4", "exp_month", "exp_year"]
+    exclude = ["token"]

@@ -1,0 +1,32 @@
+import pytest
+
+from billing.models import CreditAccount, LedgerEntry, Payment, PaymentMethod, PaymentStatus
+from billing.selectors import ledger_sum
+from console.demo import demo_seed
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot():
+    return (
+        list(LedgerEntry.objects.order_by("id").values_list("id", "amount", "balance_after")),
+        list(Payment.objects.order_by("id").values_list("id", "status", "amount_minor")),
+        PaymentMethod.objects.count(),
+        list(CreditAccount.objects.values_list("organization_id", "balance")),
+    )
+
+
+def test_demo_adds_payments_and_a_realistic_balance_and_is_idempotent():
+    logins = demo_seed()
+    org = logins.organization
+    payments = Payment.objects.filter(organization=org)
+    assert payments.filter(status=PaymentStatus.SUCCEEDED).count() == 5
+    assert payments.filter(status=PaymentStatus.DECLINED).count() == 1
+    balance = CreditAccount.objects.get(organization=org).balance
+    assert balance == ledger_sum(org=org)
+    assert balance > 0  # the usage demo step may grant and spend credits of its own
+    mine = LedgerEntry.objects.filter(organization=org, idempotency_key__startswith="demo-usage:")
+    assert mine.count() == 120 * 4
+    before = snapshot()
+    demo_seed()
+    assert snapshot() == before
