@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.models import Membership, Organization, User
+from accounts.models import APIKey, Membership, Organization, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -39,3 +39,51 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role"]
     search_fields = ["user__email", "organization__name"]
     autocomplete_fields = ["user", "organization"]
+
+
+@admin.register(APIKey)
+class APIKeyAdmin(admin.ModelAdmin):
+    """Keys are issued in the console (the secret is shown once there); admin revokes."""
+
+    list_display = [
+        "name",
+        "organization",
+        "kind",
+        "display",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "organization__name", "last_four"]
+    readonly_fields = ["display", "prefix", "last_four", "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "organization",
+        "name",
+        "kind",
+        "user",
+        "display",
+        "rate_limit_rpm",
+        "rate_limit_tpm",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    autocomplete_fields = ["organization", "user"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return (
+            [*self.readonly_fields, "organization", "kind", "user"] if obj else self.readonly_fields
+        )
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        from accounts.services import apikey_revoke
+
+        for key in queryset.filter(revoked_at__isnull=True):
+            apikey_revoke(key=key)
+        self.message_user(request, "Revoked.")

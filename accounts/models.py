@@ -141,3 +141,52 @@ class Membership(models.Model):
     @property
     def can_manage(self) -> bool:
         return self.role in MANAGER_ROLES
+
+
+class APIKeyKind(models.TextChoices):
+    WORKSPACE = "workspace", "Workspace key"
+    PERSONAL = "personal", "Personal key"
+
+
+class APIKey(models.Model):
+    """A key programs send usage with. Only the secret's SHA-256 is stored; shown once."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=APIKeyKind.choices, default=APIKeyKind.WORKSPACE)
+    # A personal key acts for this person (their queries default to their email).
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_keys"
+    )
+    prefix = models.CharField(max_length=12)
+    last_four = models.CharField(max_length=4)
+    # SHA-256 of the whole secret, hex. Secrets carry ~238 random bits, so a fast hash
+    # is enough (nothing to brute-force) and lookups stay one indexed equality.
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Per-key rate limits; empty means the organization tier's default.
+    rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit_tpm = models.PositiveBigIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+        indexes = [models.Index(fields=["organization", "-created_at"], name="apikey_org_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display})"
+
+    @property
+    def display(self) -> str:
+        return f"{self.prefix}••••••••{self.last_four}"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from accounts.models import Membership, Organization, User
+from accounts.models import APIKey, Membership, Organization, User
 
 
 def membership_for(*, user: User, org_slug: str) -> Membership | None:
@@ -22,3 +22,21 @@ def memberships_of(*, user: User) -> QuerySet[Membership]:
 def organization_members(*, org: Organization) -> QuerySet[Membership]:
     """The organization's members with their roles."""
     return Membership.objects.select_related("user").filter(organization=org)
+
+
+def apikeys_of(*, org: Organization) -> QuerySet[APIKey]:
+    """The organization's API keys, newest first (revoked ones included)."""
+    return APIKey.objects.select_related("user").filter(organization=org)
+
+
+def apikey_for_secret(*, secret: str) -> APIKey | None:
+    """The key whose secret this is (revoked or not), with its organization; else None."""
+    from accounts.services import secret_hash
+
+    if not secret or len(secret) > 200:
+        return None
+    return (
+        APIKey.objects.select_related("organization")
+        .filter(secret_hash=secret_hash(secret))
+        .first()
+    )

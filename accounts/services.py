@@ -1,12 +1,16 @@
 """Writes for accounts: organizations, owners and memberships."""
 
+import hashlib
 import secrets
+import string
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.models import Membership, Organization, Role, Tier, User
+from accounts.models import APIKey, APIKeyKind, Membership, Organization, Role, Tier, User
 
 
 @dataclass(frozen=True)
@@ -72,3 +76,83 @@ def organization_create(
     owner, password = user_get_or_create(email=owner_email, password=owner_password)
     membership_set(organization=organization, user=owner, role=Role.OWNER)
     return NewOrganization(organization=organization, owner=owner, password=password)
+
+
+# API keys ------------------------------------------------------------------------------
+
+API_KEY_PREFIX = "sk-av"
+_SECRET_ALPHABET = string.ascii_letters + string.digits
+# A key's last-used time is written at most this often, so a busy key costs no write
+# per request.
+API_KEY_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: APIKey
+    secret: str  # shown to the person once; only its hash is stored
+
+
+def secret_hash(secret: str) -> str:
+    """The stored form of an API key or controller token (SHA-256, hex)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_generate(*, prefix: str) -> str:
+    """A new random secret: the prefix, a dash and 40 base62 characters (~238 bits)."""
+    return prefix + "-" + "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+
+
+@transaction.atomic
+def apikey_create(
+    *,
+    org: Organization,
+    name: str,
+    kind: str = APIKeyKind.WORKSPACE,
+    user: User | None = None,
+    created_by: User | None = None,
+    secret: str | None = None,
+) -> IssuedKey:
+    """Issue an API key and return its secret once; only the secret's hash is stored.
+
+    `secret` is for the demo's deterministic key only; everything else lets it be drawn.
+    """
+    name = name.strip()
+    if not name:
+        raise ValueError("A key needs a name")
+    if kind not in APIKeyKind.values:
+        raise ValueError(f"Unknown key kind {kind!r}")
+    if kind == APIKeyKind.PERSONAL and user is None:
+        raise ValueError("A personal key belongs to a person")
+    if kind == APIKeyKind.WORKSPACE:
+        user = None
+    secret = secret or secret_generate(prefix=API_KEY_PREFIX)
+    key = APIKey.objects.create(
+        organization=org,
+        name=name[:100],
+        kind=kind,
+        user=user,
+        prefix=API_KEY_PREFIX,
+        last_four=secret[-4:],
+        secret_hash=secret_hash(secret),
+        created_by=created_by,
+    )
+    return IssuedKey(key=key, secret=secret)
+
+
+@transaction.atomic
+def apikey_revoke(*, key: APIKey) -> APIKey:
+    """Revoke the key from now on (idempotent: the first revocation time stays)."""
+    now = timezone.now()
+    APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    key.refresh_from_db(fields=["revoked_at"])
+    return key
+
+
+def apikey_mark_used(*, key: APIKey, at: datetime | None = None) -> None:
+    """Record that the key was just used (at most one write a minute per key)."""
+    at = at or timezone.now()
+    if key.last_used_at is not None and at - key.last_used_at < API_KEY_LAST_USED_RESOLUTION:
+        return
+    APIKey.objects.filter(pk=key.pk).update(last_used_at=at)
+    key.last_used_at = at

@@ -4,11 +4,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import Tier
-from accounts.services import organization_create
+from accounts.services import apikey_create, organization_create
 
 
 class Command(BaseCommand):
-    help = "Create an organization with its owner; prints the owner's login."
+    help = "Create an organization with its owner; prints the owner's login and an API key."
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
@@ -36,6 +36,9 @@ class Command(BaseCommand):
                 slug=opts["slug"],
             )
             organization_grant_starting_credits(org=new.organization, amount=credits)
+            issued = apikey_create(
+                org=new.organization, name="Default workspace key", created_by=new.owner
+            )
         org = new.organization
         self.stdout.write(f"Organization: {org.name} ({org.slug}, {org.get_tier_display()})")
         self.stdout.write(f"Email: {new.owner.email}")
@@ -43,3 +46,5 @@ class Command(BaseCommand):
             self.stdout.write(f"Password: {new.password}")
         else:
             self.stdout.write("Password: (unchanged: this user already existed)")
+        # The secret is shown here once: only its hash is stored.
+        self.stdout.write(f"API key: {issued.secret}")

@@ -1,0 +1,12 @@
+from django import forms
+
+from accounts.models import APIKeyKind
+
+
+class APIKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses it, e.g. 'Lab workstation'")
+    kind = forms.ChoiceField(
+        choices=APIKeyKind.choices,
+        initial=APIKeyKind.WORKSPACE,
+        help_text="A personal key acts for you; a workspace key for the organization.",
+    )

@@ -1,0 +1,315 @@
+"""Demo usage: 90 days of a small AI team's work, sent through the ingestion service.
+
+Everything is deterministic: each day's events come from a random generator seeded by
+the organization and the date, and every record's id names its day, so rerunning the
+demo replays the same records (duplicates: nothing changes) and only adds what has
+happened since the last run (a job running then is moved forward now).
+
+API keys and controller tokens are derived from SECRET_KEY (HMAC), so a rerun prints
+the same working key without storing any secret. If someone revoked the printed key,
+the next run derives the next one in its series and issues it.
+"""
+
+import hashlib
+import hmac
+import random
+import string
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import APIKey, APIKeyKind, Organization, User
+from accounts.selectors import apikey_for_secret
+from accounts.services import API_KEY_PREFIX, apikey_create, apikey_revoke
+from billing.models import EntryKind
+from billing.services import ledger_post
+from usage.selectors import controller_for_token
+from usage.services.controllers import (
+    CONTROLLER_TOKEN_PREFIX,
+    controller_heartbeat,
+    controller_register,
+)
+from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
+
+DEMO_DAYS = 90
+DEMO_CREDITS = Decimal("5000")
+_ALPHABET = string.ascii_letters + string.digits
+
+# (name, kind, personal owner's email)
+KEYS = [
+    ("Lab workstation", APIKeyKind.WORKSPACE, None),
+    ("Production backend", APIKeyKind.WORKSPACE, None),
+    ("Ana's notebook", APIKeyKind.PERSONAL, "ana@acme.example"),
+    ("Old CI key", APIKeyKind.WORKSPACE, None),  # revoked a month ago
+]
+PRINTED_KEY = "Lab workstation"
+OLD_KEY_REVOKED_DAYS_AGO = 30
+
+# (name, cores, memory GB, days since its last heartbeat: 0 = online now)
+CONTROLLERS = [("dgx-01", 64, 256, 0), ("gpu-box-02", 32, 128, 0), ("lab-node-03", 16, 64, 3)]
+
+# (model, share of queries, endpoint, typical input tokens, typical output tokens)
+QUERY_MIX = [
+    ("llama-3.1-8b", 0.50, "/v1/chat/completions", 400, 250),
+    ("llama-3.1-70b", 0.15, "/v1/chat/completions", 900, 500),
+    ("e5-large-v2", 0.25, "/v1/embeddings", 300, 0),
+    ("phi-3-mini", 0.10, "/v1/completions", 150, 120),
+]
+MEMBERS = ["owner@acme.example", "ana@acme.example", "ben@acme.example", "dana@acme.example"]
+# (model, hours a weekday its worker runs, first hour)
+WORKERS = [("llama-3.1-8b", 9, 8), ("llama-3.1-70b", 4, 10), ("e5-large-v2", 12, 7)]
+
+
+@dataclass(frozen=True)
+class DemoUsage:
+    api_key: str  # the printed workspace key's secret
+    records_sent: int
+    accepted: int
+
+
+def _derived(purpose: str, prefix: str) -> str:
+    digest = hmac.new(settings.SECRET_KEY.encode(), purpose.encode(), hashlib.sha512).digest()
+    body = "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:40])
+    return f"{prefix}-{body}"
+
+
+def _demo_key(org: Organization, name: str, kind: str, user: User | None) -> tuple[APIKey, str]:
+    """The demo key of this name: the first of its derived series not revoked, else a new one."""
+    for generation in range(1000):
+        secret = _derived(f"demo-api-key:{org.slug}:{name}:{generation}", API_KEY_PREFIX)
+        key = apikey_for_secret(secret=secret)
+        if key is None:
+            key = apikey_create(org=org, name=name, kind=kind, user=user, secret=secret).key
+            # Demo keys date from before the usage they sent.
+            key.created_at = timezone.now() - timedelta(days=DEMO_DAYS + 5)
+            key.save(update_fields=["created_at"])
+            return key, secret
+        if key.organization_id == org.pk and (not key.is_revoked or name == "Old CI key"):
+            return key, secret
+    raise RuntimeError("no demo key left in the series")  # pragma: no cover
+
+
+def _ensure_controllers(org: Organization, now: datetime) -> None:
+    for name, cores, memory, silent_days in CONTROLLERS:
+        token = _derived(f"demo-controller:{org.slug}:{name}", CONTROLLER_TOKEN_PREFIX)
+        controller = controller_for_token(token=token)
+        if controller is None:
+            controller = (
+                org.controllers.filter(name=name).first()
+                or controller_register(
+                    org=org, name=name, cores=cores, memory_gb=memory, token=token
+                ).controller
+            )
+        if silent_days:  # the offline one went quiet days ago
+            if controller.last_heartbeat_at is None:
+                controller_heartbeat(controller=controller, at=now - timedelta(days=silent_days))
+        elif not controller.online:  # a rerun a minute later changes nothing
+            controller_heartbeat(controller=controller, at=now)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _day_records(org: Organization, day: date, keys: dict[str, APIKey | None]) -> list:
+    """(key name or None, record) for everything that happened on this day."""
+    rng = random.Random(f"{org.slug}:{day.isoformat()}")  # noqa: S311 - demo data
+    weekday = day.weekday() < 5
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    out: list[tuple[str | None, dict]] = []
+    old_key_alive = day < (timezone.now() - timedelta(days=OLD_KEY_REVOKED_DAYS_AGO)).date()
+
+    def hour_of_day() -> float:
+        # Office hours dominate; nights and weekends see a trickle.
+        return rng.triangular(6, 22, 14) if rng.random() < 0.85 else rng.uniform(0, 24)
+
+    # Queries: a weekly rhythm (weekends are quiet) and slow growth over the quarter.
+    growth = 1 + (day.toordinal() % 90) / 180
+    count = int((rng.randint(180, 260) if weekday else rng.randint(40, 80)) * growth)
+    for n in range(count):
+        model, _, endpoint, typical_in, typical_out = rng.choices(
+            QUERY_MIX, weights=[m[1] for m in QUERY_MIX]
+        )[0]
+        key = rng.choices(
+            ["Production backend", "Lab workstation", "Ana's notebook", "Old CI key"],
+            weights=[50, 25, 15, 10],
+        )[0]
+        if key == "Old CI key" and not old_key_alive:
+            key = "Production backend"
+        record = {
+            "id": f"demo-{day:%Y%m%d}-q{n:04d}",
+            "kind": "query",
+            "occurred_at": _iso(midnight + timedelta(hours=hour_of_day())),
+            "model": model,
+            "input_tokens": max(1, int(rng.lognormvariate(0, 0.6) * typical_in)),
+            "output_tokens": int(rng.lognormvariate(0, 0.6) * typical_out),
+            "endpoint": endpoint,
+        }
+        if key != "Ana's notebook":
+            record["member"] = rng.choices(MEMBERS, weights=[2, 4, 3, 1])[0]
+        out.append((key, record))
+
+    # Worker sessions: the serving workers run on weekdays; phi-3-mini now and then.
+    for n, (model, hours, first) in enumerate(WORKERS):
+        if not weekday and model != "e5-large-v2":
+            continue
+        start = midnight + timedelta(hours=first, minutes=rng.randint(0, 40))
+        length = timedelta(hours=hours * rng.uniform(0.7, 1.1))
+        record = {
+            "id": f"demo-{day:%Y%m%d}-w{n}",
+            "kind": "worker_session",
+            "model": model,
+            "started_at": _iso(start),
+            "ended_at": _iso(start + length),
+        }
+        out.append(("Production backend", record))
+    if rng.random() < 0.3:
+        start = midnight + timedelta(hours=rng.uniform(9, 16))
+        out.append(
+            (
+                "Lab workstation",
+                {
+                    "id": f"demo-{day:%Y%m%d}-w9",
+                    "kind": "worker_session",
+                    "model": "phi-3-mini",
+                    "started_at": _iso(start),
+                    "ended_at": _iso(start + timedelta(minutes=rng.randint(20, 150))),
+                },
+            )
+        )
+
+    # Matching runs: a couple a weekday.
+    for n in range(rng.randint(1, 3) if weekday else 0):
+        start = midnight + timedelta(hours=rng.uniform(8, 18))
+        num = int(rng.lognormvariate(10, 1.2))
+        out.append(
+            (
+                "Lab workstation",
+                {
+                    "id": f"demo-{day:%Y%m%d}-m{n}",
+                    "kind": "matching",
+                    "task": rng.choice(["IDR", "IDR", "CDM"]),
+                    "num_records": num,
+                    "started_at": _iso(start),
+                    "ended_at": _iso(start + timedelta(seconds=30 + num / 400)),
+                },
+            )
+        )
+
+    # Jobs: managed or on a controller; failures, cancellations, unattributed ones.
+    offline_since = day >= (timezone.now() - timedelta(days=CONTROLLERS[2][3])).date()
+    for n in range(rng.randint(18, 32) if weekday else rng.randint(3, 8)):
+        submitted = midnight + timedelta(hours=hour_of_day())
+        key = rng.choices(
+            ["Lab workstation", "Production backend", "Ana's notebook", None],
+            weights=[45, 35, 12, 8],
+        )[0]
+        where = rng.choices(["managed", "dgx-01", "gpu-box-02", "lab-node-03"], [45, 30, 15, 10])[0]
+        if where == "lab-node-03" and offline_since:
+            where = "managed"
+        cores = rng.choice([4, 8, 8, 16, 16, 32]) if where != "lab-node-03" else rng.choice([4, 8])
+        started = submitted + timedelta(seconds=rng.randint(5, 600))
+        ended = started + timedelta(minutes=rng.lognormvariate(3.8, 0.8))
+        fate = rng.choices(["completed", "failed", "cancelled"], weights=[88, 7, 5])[0]
+        record = {
+            "id": f"demo-{day:%Y%m%d}-j{n:03d}",
+            "kind": "job",
+            "status": fate,
+            "cores": cores,
+            "submitted_at": _iso(submitted),
+            "started_at": _iso(started),
+            "ended_at": _iso(ended),
+        }
+        if where != "managed":
+            record["controller"] = where
+        if fate == "failed":
+            record["ended_at"] = _iso(started + (ended - started) * rng.uniform(0.05, 0.6))
+        if fate == "cancelled" and rng.random() < 0.5:  # cancelled while queued
+            del record["started_at"]
+            record["ended_at"] = _iso(started)
+        out.append((key, record))
+    return out
+
+
+def _as_of(record: dict, now: datetime) -> dict | None:
+    """The record as it stands at `now`: None if it has not begun, a live job if running."""
+
+    def at(name: str) -> datetime | None:
+        value = record.get(name)
+        return datetime.fromisoformat(value) if value else None
+
+    if record["kind"] != "job":
+        last = at("ended_at") or at("occurred_at")
+        return record if last is not None and last <= now else None
+    if at("submitted_at") > now:  # type: ignore[operator]
+        return None
+    started, ended = at("started_at"), at("ended_at")
+    if ended is not None and ended <= now:
+        return record
+    live = {k: v for k, v in record.items() if k not in {"ended_at", "started_at"}}
+    if started is not None and started <= now:
+        return {**live, "status": "running", "started_at": record["started_at"]}
+    return {**live, "status": "submitted"}
+
+
+def _last_time(record: dict) -> datetime:
+    names = ("ended_at", "started_at", "occurred_at", "submitted_at")
+    return max(datetime.fromisoformat(record[n]) for n in names if record.get(n))
+
+
+@transaction.atomic
+def usage_demo_seed(*, org: Organization, days: int = DEMO_DAYS) -> DemoUsage:
+    """Give the demo organization keys, controllers, credits and `days` days of usage."""
+    now = timezone.now()
+    ledger_post(
+        org=org,
+        kind=EntryKind.GRANT,
+        amount=DEMO_CREDITS,
+        reason="Demo credits",
+        idempotency_key="demo-usage-credits",
+    )
+    keys: dict[str, APIKey | None] = {None: None}  # type: ignore[dict-item]
+    printed = ""
+    for name, kind, email in KEYS:
+        user = User.objects.filter(email=email).first() if email else None
+        if kind == APIKeyKind.PERSONAL and user is None:
+            kind = APIKeyKind.WORKSPACE
+        key, secret = _demo_key(org, name, kind, user)
+        keys[name] = key
+        if name == PRINTED_KEY:
+            printed = secret
+    _ensure_controllers(org, now)
+
+    # Usage up to the start of this hour: a rerun within the hour sends exactly the same.
+    as_of = now.replace(minute=0, second=0, microsecond=0)
+    by_key: dict[str | None, list[dict]] = defaultdict(list)
+    today = as_of.date()
+    for offset in range(days - 1, -1, -1):
+        for key_name, record in _day_records(org, today - timedelta(days=offset), keys):
+            current = _as_of(record, as_of)
+            if current is not None:
+                by_key[key_name].append(current)
+    sent = accepted = 0
+    for key_name, records in by_key.items():
+        for start in range(0, len(records), MAX_BATCH_RECORDS):
+            chunk = records[start : start + MAX_BATCH_RECORDS]
+            result = usage_records_ingest(org=org, records=chunk, api_key=keys[key_name])
+            sent += len(chunk)
+            accepted += len(result.accepted)
+        key = keys[key_name]
+        if key is not None and records:  # as if the key had sent them through the API
+            last = max(_last_time(r) for r in records)
+            APIKey.objects.filter(pk=key.pk).update(last_used_at=last)
+
+    old = keys["Old CI key"]
+    if old is not None and not old.is_revoked:
+        apikey_revoke(key=old)
+        APIKey.objects.filter(pk=old.pk).update(
+            revoked_at=now - timedelta(days=OLD_KEY_REVOKED_DAYS_AGO)
+        )
+    return DemoUsage(api_key=printed, records_sent=sent, accepted=accepted)

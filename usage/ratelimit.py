@@ -1,0 +1,106 @@
+"""Requests and tokens per minute per API key: fixed one-minute windows in the cache.
+
+The cache is Redis in production (REDIS_URL), so every web process shares the counts;
+cache.add + cache.incr are atomic there. A request counts as soon as it arrives; tokens
+count when the records they belong to are accepted, and a key whose window is already
+spent is refused until the window resets (so a batch is never refused for being large).
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+from accounts.models import APIKey, Tier
+
+WINDOW_SECONDS = 60
+
+# (requests per minute, tokens per minute) by tier; settings.USAGE_RATE_LIMITS overrides.
+DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
+    Tier.FREE: (60, 100_000),
+    Tier.DEVELOPER: (600, 1_000_000),
+    Tier.STARTUP: (3_000, 10_000_000),
+    Tier.ENTERPRISE: (10_000, 100_000_000),
+}
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    remaining: int
+    reset: int  # Unix time the window ends
+
+
+@dataclass(frozen=True)
+class RateState:
+    requests: Quota
+    tokens: Quota
+    limited: bool  # over either limit: refuse this request
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.requests.reset - time.time()))
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit-RPM": str(self.requests.limit),
+            "X-RateLimit-Remaining-RPM": str(self.requests.remaining),
+            "X-RateLimit-Reset-RPM": str(self.requests.reset),
+            "X-RateLimit-Limit-TPM": str(self.tokens.limit),
+            "X-RateLimit-Remaining-TPM": str(self.tokens.remaining),
+            "X-RateLimit-Reset-TPM": str(self.tokens.reset),
+        }
+
+
+def limits_for(key: APIKey) -> tuple[int, int]:
+    """The key's own limits, else its organization tier's."""
+    table = {**DEFAULT_RATE_LIMITS, **getattr(settings, "USAGE_RATE_LIMITS", {})}
+    rpm, tpm = table.get(key.organization.tier, DEFAULT_RATE_LIMITS[Tier.FREE])
+    return (key.rate_limit_rpm or rpm, key.rate_limit_tpm or tpm)
+
+
+def _window() -> tuple[int, int]:
+    window = int(time.time() // WINDOW_SECONDS)
+    return window, (window + 1) * WINDOW_SECONDS
+
+
+def _counter(name: str, window: int) -> str:
+    return f"usage:ratelimit:{name}:{window}"
+
+
+def _bump(name: str, window: int, amount: int) -> int:
+    counter = _counter(name, window)
+    cache.add(counter, 0, timeout=WINDOW_SECONDS * 2)
+    try:
+        return cache.incr(counter, amount)
+    except ValueError:  # evicted between add and incr
+        cache.set(counter, amount, timeout=WINDOW_SECONDS * 2)
+        return amount
+
+
+def ratelimit_request(*, key: APIKey) -> RateState:
+    """Count one request for the key and say whether it is within both limits."""
+    rpm, tpm = limits_for(key)
+    window, reset = _window()
+    requests = _bump(f"{key.pk}:rpm", window, 1)
+    tokens = cache.get(_counter(f"{key.pk}:tpm", window), 0)
+    return RateState(
+        requests=Quota(rpm, max(0, rpm - requests), reset),
+        tokens=Quota(tpm, max(0, tpm - tokens), reset),
+        limited=requests > rpm or tokens >= tpm,
+    )
+
+
+def ratelimit_tokens(*, key: APIKey, state: RateState, tokens: int) -> RateState:
+    """Count the tokens a request used; the state to report in its headers."""
+    if tokens <= 0:
+        return state
+    window, reset = _window()
+    used = _bump(f"{key.pk}:tpm", window, tokens)
+    return RateState(
+        requests=state.requests,
+        tokens=Quota(state.tokens.limit, max(0, state.tokens.limit - used), reset),
+        limited=state.limited,
+    )

@@ -1,0 +1,1 @@
+"""Writes for usage: ingestion (ingest.py), job lifecycle (jobs.py), controllers."""

@@ -1,0 +1,74 @@
+"""Controllers (bring-your-own-compute): registration, tokens and heartbeats."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from accounts.services import secret_generate, secret_hash
+from usage.models import Controller
+
+CONTROLLER_TOKEN_PREFIX = "ctl"  # noqa: S105 - a prefix, not a secret
+
+
+@dataclass(frozen=True)
+class IssuedController:
+    controller: Controller
+    token: str  # shown once; only its hash is stored
+
+
+@transaction.atomic
+def controller_register(
+    *, org: Organization, name: str, cores: int, memory_gb: int, token: str | None = None
+) -> IssuedController:
+    """Register a controller and return its token once (`token` only for the demo)."""
+    name = name.strip()
+    if not name:
+        raise ValueError("A controller needs a name")
+    if cores < 1 or memory_gb < 0:
+        raise ValueError("Cores must be at least 1 and memory not negative")
+    if Controller.objects.filter(organization=org, name=name).exists():
+        raise ValueError(f"There is already a controller named {name!r}")
+    token = token or secret_generate(prefix=CONTROLLER_TOKEN_PREFIX)
+    controller = Controller.objects.create(
+        organization=org,
+        name=name,
+        cores=cores,
+        memory_gb=memory_gb,
+        token_hash=secret_hash(token),
+        token_last_four=token[-4:],
+    )
+    return IssuedController(controller=controller, token=token)
+
+
+@transaction.atomic
+def controller_token_rotate(*, controller: Controller) -> str:
+    """Give the controller a new token (the old one stops working) and return it once."""
+    token = secret_generate(prefix=CONTROLLER_TOKEN_PREFIX)
+    controller.token_hash = secret_hash(token)
+    controller.token_last_four = token[-4:]
+    controller.save(update_fields=["token_hash", "token_last_four"])
+    return token
+
+
+@transaction.atomic
+def controller_heartbeat(
+    *,
+    controller: Controller,
+    at: datetime | None = None,
+    cores: int | None = None,
+    memory_gb: int | None = None,
+) -> Controller:
+    """Record that the controller is alive (and its capacity, when it reports one)."""
+    controller.last_heartbeat_at = at or timezone.now()
+    fields = ["last_heartbeat_at"]
+    if cores is not None:
+        controller.cores = cores
+        fields.append("cores")
+    if memory_gb is not None:
+        controller.memory_gb = memory_gb
+        fields.append("memory_gb")
+    controller.save(update_fields=fields)
+    return controller

@@ -1,0 +1,679 @@
+"""Batch ingestion of usage records: validate each, store the good ones, charge them once.
+
+The whole batch is set-based: the records are validated in Python, then a fixed number
+of queries does the rest whatever the batch size (one lookup per kind for replays,
+one bulk insert per kind, one bulk update of jobs moving forward, one ledger debit).
+
+Concurrency: batches of one organization are serialized by a row lock on the
+organization (FOR NO KEY UPDATE, which does not block foreign-key checks), taken
+before replays are looked up, so two overlapping batches can never both insert the
+same id, and the balance read for the no-overdraft check cannot move under us.
+
+Money: every record's credits are rounded once; the batch's single ledger entry
+("usage-batch:<id>") is minus their exact sum. A debit an organization that may not
+overdraw cannot pay is not written: the records that do not fit in the balance are
+rejected with field "credits" (in record order: a record is accepted while the
+balance still covers it), the rest of the batch goes through.
+
+Token allocation: an organization whose tier allows no overage (free) has each query
+checked against its calendar month's allocation (in its time zone); a query that would
+pass it is rejected with field "tokens" and the result says so (the API answers 429).
+"""
+
+import logging
+import math
+import time
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.db.models.functions import TruncMonth
+from django.utils import timezone
+
+from accounts.models import APIKey, APIKeyKind, Organization
+from billing.models import EntryKind, PriceModel
+from billing.selectors import credit_balance
+from billing.services import ledger_post
+from usage.models import (
+    CLIENT_ID_MAX,
+    JOB_STATUS_STEP,
+    TERMINAL_JOB_STATUSES,
+    Controller,
+    IngestBatch,
+    Job,
+    JobStatus,
+    MatchingRun,
+    MatchingTask,
+    Query,
+    WorkerSession,
+)
+from usage.pricing import (
+    PriceBook,
+    core_hours_for,
+    core_hours_normalize,
+    job_credits,
+    price_book_load,
+    query_credits,
+    seconds_between,
+    worker_session_credits,
+)
+from usage.selectors import next_month
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH_RECORDS = 1000
+KINDS = ("query", "worker_session", "matching", "job")
+_MAX_INT = 2**62
+_MAX_CORES = 1_000_000
+
+
+def max_future_skew() -> timedelta:
+    """How far ahead of the server's clock a record's time may be (clock skew)."""
+    return timedelta(seconds=getattr(settings, "USAGE_MAX_FUTURE_SECONDS", 300))
+
+
+# Results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    id: str | None
+    field: str | None
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "field": self.field, "error": self.error}
+
+
+@dataclass
+class IngestResult:
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    credits: Decimal = Decimal("0")
+    batch_id: int | None = None
+    # Tokens of the accepted queries (what the tokens-per-minute limit counts).
+    tokens: int = 0
+    # Set when a query was refused because the monthly allocation was reached.
+    allocation_exhausted: bool = False
+    allocation_resets_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": [r.as_dict() for r in self.rejected],
+            "credits": format(self.credits.normalize(), "f"),
+            "batch": self.batch_id,
+        }
+
+
+# Validation ----------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str | None, error: str):
+        super().__init__(error)
+        self.field = field
+        self.error = error
+
+
+@dataclass(slots=True)
+class _Candidate:
+    index: int
+    kind: str
+    client_id: str
+    values: dict[str, Any]
+    credits: Decimal = Decimal("0")
+    tokens: int = 0
+    month: datetime | None = None  # queries: start of their calendar month (org time)
+
+
+_MISSING = object()
+
+
+def _get(record: dict, name: str, *, required: bool = True) -> Any:
+    value = record.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise _Invalid(name, "is required")
+        return None
+    return value
+
+
+def _integer(record: dict, name: str, *, minimum: int = 0, required: bool = True) -> int | None:
+    value = _get(record, name, required=required)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(name, f"must be an integer, not {type(value).__name__}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Invalid(name, "must be a finite number")
+        if not value.is_integer():
+            raise _Invalid(name, "must be a whole number")
+        value = int(value)
+    if value < minimum:
+        raise _Invalid(
+            name, "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+        )
+    if value > _MAX_INT:
+        raise _Invalid(name, "is too large")
+    return value
+
+
+def _quantity(record: dict, name: str) -> Decimal | None:
+    value = _get(record, name, required=False)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(name, f"must be a number, not {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Invalid(name, "must be a finite number")
+    if value < 0:
+        raise _Invalid(name, "must not be negative")
+    if value > _MAX_INT:
+        raise _Invalid(name, "is too large")
+    return Decimal(str(value))
+
+
+def _string(record: dict, name: str, *, max_length: int, required: bool = True) -> str | None:
+    value = _get(record, name, required=required)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Invalid(name, f"must be a string, not {type(value).__name__}")
+    if required and not value.strip():
+        raise _Invalid(name, "must not be empty")
+    if len(value) > max_length:
+        raise _Invalid(name, f"must be at most {max_length} characters")
+    return value
+
+
+class _Context:
+    """What validation needs to know, loaded once per batch."""
+
+    def __init__(self, *, org: Organization, prices: PriceBook, controllers: dict[str, Controller]):
+        self.org = org
+        self.prices = prices
+        self.controllers = controllers
+        self.now = timezone.now()
+        self.latest = self.now + max_future_skew()
+        self.zone = zoneinfo.ZoneInfo(org.time_zone or "UTC")
+
+    def time(self, record: dict, name: str, *, required: bool = True) -> datetime | None:
+        value = _get(record, name, required=required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise _Invalid(name, f"must be an ISO 8601 time string, not {type(value).__name__}")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Invalid(name, "must be an ISO 8601 time, e.g. 2026-11-20T10:00:00Z") from None
+        if parsed.tzinfo is None:
+            raise _Invalid(name, "must carry a time zone (e.g. a trailing Z for UTC)")
+        if parsed > self.latest:
+            raise _Invalid(name, "is in the future")
+        return parsed
+
+    def model(self, record: dict) -> PriceModel:
+        name = _string(record, "model", max_length=100)
+        model = self.prices.models.get(name)  # type: ignore[arg-type]
+        if model is None:
+            raise _Invalid("model", f"unknown model {name!r}: not on the price list")
+        if not model.is_active:
+            raise _Invalid("model", f"model {name!r} is retired")
+        return model
+
+    def month_of(self, moment: datetime) -> datetime:
+        local = moment.astimezone(self.zone)
+        return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _ordered(start: datetime, end: datetime, *, end_field: str, start_field: str) -> None:
+    if end < start:
+        raise _Invalid(end_field, f"must not be before {start_field}")
+
+
+def _parse_query(ctx: _Context, record: dict, default_member: str) -> tuple[dict, Decimal, int]:
+    occurred_at = ctx.time(record, "occurred_at")
+    model = ctx.model(record)
+    input_tokens = _integer(record, "input_tokens")
+    output_tokens = _integer(record, "output_tokens")
+    endpoint = _string(record, "endpoint", max_length=200, required=False) or ""
+    member = _string(record, "member", max_length=254, required=False) or default_member
+    assert input_tokens is not None and output_tokens is not None
+    values = {
+        "model": model,
+        "occurred_at": occurred_at,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "endpoint": endpoint,
+        "member": member.strip().lower() if "@" in member else member.strip(),
+    }
+    credits = query_credits(model=model, input_tokens=input_tokens, output_tokens=output_tokens)
+    return values, credits, input_tokens + output_tokens
+
+
+def _parse_worker_session(ctx: _Context, record: dict) -> tuple[dict, Decimal]:
+    model = ctx.model(record)
+    started_at = ctx.time(record, "started_at")
+    ended_at = ctx.time(record, "ended_at")
+    assert started_at is not None and ended_at is not None
+    _ordered(started_at, ended_at, end_field="ended_at", start_field="started_at")
+    values = {
+        "model": model,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "runtime_seconds": seconds_between(started_at, ended_at),
+    }
+    credits = worker_session_credits(model=model, started_at=started_at, ended_at=ended_at)
+    return values, credits
+
+
+def _parse_matching(ctx: _Context, record: dict) -> dict:
+    task = _string(record, "task", max_length=3)
+    if task not in MatchingTask.values:
+        raise _Invalid("task", f"must be one of {', '.join(MatchingTask.values)}")
+    num_records = _integer(record, "num_records")
+    started_at = ctx.time(record, "started_at")
+    ended_at = ctx.time(record, "ended_at")
+    assert started_at is not None and ended_at is not None
+    _ordered(started_at, ended_at, end_field="ended_at", start_field="started_at")
+    return {
+        "task": task,
+        "num_records": num_records,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "run_time_seconds": seconds_between(started_at, ended_at),
+    }
+
+
+def _parse_job(ctx: _Context, record: dict) -> dict:
+    status = _string(record, "status", max_length=20)
+    if status not in JobStatus.values:
+        raise _Invalid("status", f"must be one of {', '.join(JobStatus.values)}")
+    cores = _integer(record, "cores", minimum=1)
+    assert cores is not None
+    if cores > _MAX_CORES:
+        raise _Invalid("cores", "is too large")
+    controller = None
+    name = _string(record, "controller", max_length=100, required=False)
+    if name is not None:
+        controller = ctx.controllers.get(name)
+        if controller is None:
+            raise _Invalid("controller", f"no controller named {name!r} in this organization")
+    submitted_at = ctx.time(record, "submitted_at", required=False)
+    started_at = ctx.time(record, "started_at", required=status in {"running", "completed"})
+    terminal = status in TERMINAL_JOB_STATUSES
+    ended_at = ctx.time(record, "ended_at", required=terminal)
+    core_hours = _quantity(record, "core_hours")
+    if status == JobStatus.SUBMITTED and started_at is not None:
+        raise _Invalid("started_at", "a submitted job has not started yet")
+    if not terminal and ended_at is not None:
+        raise _Invalid("ended_at", "only a finished job has ended_at")
+    if not terminal and core_hours is not None:
+        raise _Invalid("core_hours", "core-hours are reported when the job ends")
+    submitted_at = submitted_at or started_at or ended_at or ctx.now
+    if started_at is not None:
+        _ordered(submitted_at, started_at, end_field="started_at", start_field="submitted_at")
+    if ended_at is not None:
+        _ordered(
+            started_at or submitted_at,
+            ended_at,
+            end_field="ended_at",
+            start_field="started_at" if started_at else "submitted_at",
+        )
+    return {
+        "status": status,
+        "cores": cores,
+        "controller": controller,
+        "submitted_at": submitted_at,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "core_hours": core_hours,
+    }
+
+
+def _job_charge(values: dict, prices: PriceBook) -> tuple[Decimal, Decimal]:
+    """Billed core-hours and credits of a job that has just ended."""
+    if values["core_hours"] is not None:
+        core_hours = core_hours_normalize(values["core_hours"])
+    else:
+        core_hours = core_hours_for(
+            cores=values["cores"], started_at=values["started_at"], ended_at=values["ended_at"]
+        )
+    rate = prices.core_hour_rate(on_controller=values["controller"] is not None)
+    return core_hours, job_credits(core_hours=core_hours, rate=rate)
+
+
+def _controllers_named(org: Organization, records: list) -> dict[str, Controller]:
+    names = {
+        r["controller"]
+        for r in records
+        if isinstance(r, dict) and r.get("kind") == "job" and isinstance(r.get("controller"), str)
+    }
+    if not names:
+        return {}
+    return {c.name: c for c in Controller.objects.filter(organization=org, name__in=names)}
+
+
+# The service -----------------------------------------------------------------------------
+
+
+_MODELS = {"query": Query, "worker_session": WorkerSession, "matching": MatchingRun, "job": Job}
+
+
+def organization_usage_lock(org: Organization) -> None:
+    """Serialize this organization's ingestion (see the module docstring)."""
+    no_key = connection.features.has_select_for_no_key_update
+    list(Organization.objects.select_for_update(no_key=no_key).filter(pk=org.pk).values("pk"))
+
+
+@transaction.atomic
+def usage_records_ingest(
+    *,
+    org: Organization,
+    records: list,
+    api_key: APIKey | None = None,
+) -> IngestResult:
+    """Store a batch's good records and charge them in one ledger debit; replays change nothing.
+
+    `records` is the wire batch's list; no key means unattributed.
+    """
+    started = time.monotonic()
+    if len(records) > MAX_BATCH_RECORDS:
+        raise ValueError(f"at most {MAX_BATCH_RECORDS} records per batch")
+    result = IngestResult()
+    ctx = _Context(org=org, prices=price_book_load(), controllers=_controllers_named(org, records))
+    default_member = ""
+    if api_key is not None and api_key.kind == APIKeyKind.PERSONAL and api_key.user_id:
+        default_member = api_key.user.email if api_key.user else ""
+
+    # 1. Validate every record (no database work).
+    candidates: dict[str, dict[str, _Candidate]] = {kind: {} for kind in KINDS}
+    order: list[tuple[int, str, str]] = []  # (index, kind, client_id) of candidates
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            result.rejected.append(Rejection(index, None, None, "must be a JSON object"))
+            continue
+        raw_id = record.get("id")
+        client_id = raw_id if isinstance(raw_id, str) else None
+        try:
+            if raw_id is None:
+                raise _Invalid("id", "is required")
+            if client_id is None:
+                raise _Invalid("id", f"must be a string, not {type(raw_id).__name__}")
+            if not client_id.strip() or len(client_id) > CLIENT_ID_MAX:
+                raise _Invalid("id", f"must be 1 to {CLIENT_ID_MAX} characters")
+            kind = record.get("kind")
+            if kind not in KINDS:
+                raise _Invalid("kind", f"must be one of {', '.join(KINDS)}")
+            if client_id in candidates[kind]:
+                # The same id twice in one batch: the first one counts.
+                result.duplicates.append(client_id)
+                continue
+            candidate = _Candidate(index=index, kind=kind, client_id=client_id, values={})
+            if kind == "query":
+                candidate.values, candidate.credits, candidate.tokens = _parse_query(
+                    ctx, record, default_member
+                )
+                candidate.month = ctx.month_of(candidate.values["occurred_at"])
+            elif kind == "worker_session":
+                candidate.values, candidate.credits = _parse_worker_session(ctx, record)
+            elif kind == "matching":
+                candidate.values = _parse_matching(ctx, record)
+            else:
+                candidate.values = _parse_job(ctx, record)
+        except _Invalid as invalid:
+            result.rejected.append(Rejection(index, client_id, invalid.field, invalid.error))
+            continue
+        candidates[kind][client_id] = candidate
+        order.append((index, kind, client_id))
+
+    if not order:
+        _log(org, api_key, result, started)
+        return result
+
+    # 2. Under the organization's lock: what is already stored.
+    organization_usage_lock(org)
+    existing_jobs: dict[str, Job] = {}
+    stored: dict[str, set[str]] = {}
+    for kind, by_id in candidates.items():
+        if not by_id:
+            continue
+        if kind == "job":
+            existing_jobs = {
+                j.client_id: j
+                for j in Job.objects.filter(organization=org, client_id__in=list(by_id))
+            }
+            stored[kind] = set(existing_jobs)
+        else:
+            stored[kind] = set(
+                _MODELS[kind]
+                .objects.filter(organization=org, client_id__in=list(by_id))
+                .values_list("client_id", flat=True)
+            )
+
+    # 3. Decide each candidate in record order: new, a forward job update, or a replay.
+    allocation = org.monthly_token_allocation
+    check_allocation = allocation is not None and not org.overage_allowed
+    month_tokens = _month_tokens(org, ctx, candidates["query"]) if check_allocation else {}
+    check_credits = not org.may_overdraw
+    available = credit_balance(org=org) if check_credits else Decimal("0")
+
+    new: dict[str, list[_Candidate]] = defaultdict(list)
+    job_updates: list[tuple[Job, _Candidate]] = []
+    accepted_indexes: list[tuple[int, str]] = []
+    rejected_more: list[Rejection] = []
+    total = Decimal("0")
+    for index, kind, client_id in order:
+        c = candidates[kind][client_id]
+        job: Job | None = None
+        if kind == "job":
+            job = existing_jobs.get(client_id)
+            if job is not None:
+                verdict = _job_forward(job, c.values)
+                if verdict is None:
+                    result.duplicates.append(client_id)
+                    continue
+                if verdict != "ok":
+                    rejected_more.append(Rejection(index, client_id, "status", verdict))
+                    continue
+            if c.values["status"] in TERMINAL_JOB_STATUSES:
+                c.values["core_hours"], c.credits = _job_charge(
+                    _merged_job_values(job, c.values), ctx.prices
+                )
+            else:
+                c.values["core_hours"] = None
+        elif client_id in stored.get(kind, ()):
+            result.duplicates.append(client_id)
+            continue
+        if check_allocation and kind == "query":
+            assert allocation is not None and c.month is not None
+            used = month_tokens.get(c.month, 0)
+            if used + c.tokens > allocation:
+                result.allocation_exhausted = True
+                result.allocation_resets_at = next_month(c.month)
+                rejected_more.append(
+                    Rejection(
+                        index,
+                        client_id,
+                        "tokens",
+                        f"monthly token allocation of {allocation:,} reached "
+                        f"({used:,} used; this query needs {c.tokens:,}); the "
+                        f"{org.get_tier_display()} tier allows no overage: upgrade to continue",
+                    )
+                )
+                continue
+        if check_credits and c.credits > 0 and total + c.credits > available:
+            rejected_more.append(
+                Rejection(
+                    index,
+                    client_id,
+                    "credits",
+                    f"insufficient credits: this record costs {c.credits.normalize():f}, "
+                    f"{max(available - total, Decimal(0)).normalize():f} left; add credits",
+                )
+            )
+            continue
+        if check_allocation and kind == "query":
+            month_tokens[c.month] = month_tokens.get(c.month, 0) + c.tokens  # type: ignore[index]
+        total += c.credits
+        result.tokens += c.tokens
+        accepted_indexes.append((index, client_id))
+        if job is not None:
+            job_updates.append((job, c))
+        else:
+            new[kind].append(c)
+    result.rejected.extend(rejected_more)
+    result.rejected.sort(key=lambda r: r.index)
+    result.accepted = [client_id for _, client_id in accepted_indexes]
+
+    if not result.accepted:
+        _log(org, api_key, result, started)
+        return result
+
+    # 4. Write: the batch, the records, the forward job moves, one ledger debit.
+    batch = IngestBatch.objects.create(
+        organization=org,
+        api_key=api_key,
+        received_at=ctx.now,
+        accepted=len(result.accepted),
+        duplicates=len(result.duplicates),
+        rejected=len(result.rejected),
+        credits=total,
+    )
+    common = {"organization": org, "api_key": api_key, "batch": batch, "created_at": ctx.now}
+    for kind, items in new.items():
+        model = _MODELS[kind]
+        rows = []
+        for c in items:
+            values = c.values
+            if kind == "job":
+                values = {**values, "core_hours": values["core_hours"] or Decimal(0)}
+                values["updated_at"] = ctx.now
+                if c.credits:
+                    values["charge_reference"] = batch.ledger_key
+            rows.append(model(client_id=c.client_id, credits=c.credits, **common, **values))
+        model.objects.bulk_create(rows, batch_size=500)
+    if job_updates:
+        _jobs_move_forward(job_updates, batch=batch, now=ctx.now)
+    if total > 0:
+        ledger_post(
+            org=org,
+            kind=EntryKind.USAGE,
+            amount=-total,
+            reason=f"Usage: {len(result.accepted)} records",
+            idempotency_key=batch.ledger_key,
+            reference=batch.ledger_key,
+        )
+    result.batch_id = batch.pk
+    result.credits = total
+    _log(org, api_key, result, started)
+    return result
+
+
+def _merged_job_values(job: Job | None, values: dict) -> dict:
+    if job is None:
+        return values
+    return {
+        **values,
+        "started_at": values["started_at"] or job.started_at,
+        "controller": values["controller"] or job.controller,
+    }
+
+
+def _job_forward(job: Job, values: dict) -> str | None:
+    """None for a replay or a stale record; "ok" to move forward; else why it conflicts."""
+    current, wanted = JOB_STATUS_STEP[job.status], JOB_STATUS_STEP[values["status"]]
+    if wanted < current or job.status == values["status"]:
+        return None
+    if wanted == current:  # two different ends
+        return (
+            f"job {job.client_id!r} already ended {job.status}; it cannot become {values['status']}"
+        )
+    return "ok"
+
+
+def _jobs_move_forward(updates: list[tuple[Job, _Candidate]], *, batch: IngestBatch, now) -> None:
+    jobs = []
+    for job, c in updates:
+        v = c.values
+        job.status = v["status"]
+        job.cores = v["cores"]
+        if v["controller"] is not None:
+            job.controller = v["controller"]
+        job.started_at = v["started_at"] or job.started_at
+        job.ended_at = v["ended_at"]
+        if v["core_hours"] is not None:
+            job.core_hours = v["core_hours"]
+        job.credits = c.credits
+        if c.credits:
+            job.charge_reference = batch.ledger_key
+        job.updated_at = now
+        jobs.append(job)
+    Job.objects.bulk_update(
+        jobs,
+        [
+            "status",
+            "cores",
+            "controller",
+            "started_at",
+            "ended_at",
+            "core_hours",
+            "credits",
+            "charge_reference",
+            "updated_at",
+        ],
+        batch_size=500,
+    )
+
+
+def _month_tokens(org: Organization, ctx: _Context, queries: dict[str, _Candidate]) -> dict:
+    """Tokens already stored per calendar month (org time) for the months this batch touches."""
+    months = {c.month for c in queries.values() if c.month is not None}
+    if not months:
+        return {}
+    start, end = min(months), next_month(max(months))
+    rows = (
+        Query.objects.filter(organization=org, occurred_at__gte=start, occurred_at__lt=end)
+        .annotate(month=TruncMonth("occurred_at", tzinfo=ctx.zone))
+        .values("month")
+        .annotate(tokens=Sum("total_tokens"))
+    )
+    return {row["month"]: row["tokens"] or 0 for row in rows}
+
+
+def _log(org: Organization, api_key: APIKey | None, result: IngestResult, started: float) -> None:
+    logger.info(
+        "usage.ingest.batch",
+        extra={
+            "org": org.pk,
+            "api_key": api_key.pk if api_key else None,
+            "batch": result.batch_id,
+            "accepted": len(result.accepted),
+            "duplicates": len(result.duplicates),
+            "rejected": len(result.rejected),
+            "credits": str(result.credits),
+            "tokens": result.tokens,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        },
+    )
+
+
+__all__ = [
+    "MAX_BATCH_RECORDS",
+    "IngestResult",
+    "Rejection",
+    "usage_records_ingest",
+]

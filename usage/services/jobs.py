@@ -1,0 +1,136 @@
+"""The job lifecycle through the jobs endpoints: submit, then move along one step at a time.
+
+submitted → running → completed | failed | cancelled (a submitted job may also fail or
+be cancelled before it starts). Anything else is an illegal transition: nothing changes
+and the caller learns the job's current state. A job is charged when it ends, in its own
+ledger entry "job:<pk>", on the same organization lock as batch ingestion.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import APIKey, Organization
+from billing.models import EntryKind
+from billing.selectors import credit_balance
+from billing.services import InsufficientCredits, ledger_post
+from usage.models import TERMINAL_JOB_STATUSES, Job, JobStatus
+from usage.pricing import (
+    core_hours_for,
+    core_hours_normalize,
+    job_credits,
+    price_book_load,
+)
+from usage.selectors import job_get
+from usage.services.ingest import (
+    Rejection,
+    max_future_skew,
+    organization_usage_lock,
+    usage_records_ingest,
+)
+
+LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    JobStatus.SUBMITTED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
+}
+
+
+class JobTransitionIllegal(Exception):
+    """The job cannot move to the requested status from where it is."""
+
+    def __init__(self, job: Job, wanted: str):
+        super().__init__(f"job {job.client_id!r} is {job.status}; it cannot become {wanted}")
+        self.job = job
+        self.wanted = wanted
+
+
+class JobInvalid(ValueError):
+    def __init__(self, field: str, error: str):
+        super().__init__(f"{field}: {error}")
+        self.field = field
+        self.error = error
+
+
+@dataclass(frozen=True)
+class JobSubmitted:
+    job: Job | None
+    created: bool
+    rejection: Rejection | None
+
+
+@transaction.atomic
+def job_submit(*, org: Organization, api_key: APIKey | None, record: dict) -> JobSubmitted:
+    """Submit one job (a job record, status submitted unless given); a repeated id is a replay."""
+    record = {**record, "kind": "job"}
+    record.setdefault("status", JobStatus.SUBMITTED)
+    result = usage_records_ingest(org=org, records=[record], api_key=api_key)
+    if result.rejected:
+        return JobSubmitted(job=None, created=False, rejection=result.rejected[0])
+    job = job_get(org=org, client_id=record["id"])
+    return JobSubmitted(job=job, created=bool(result.accepted), rejection=None)
+
+
+@transaction.atomic
+def job_transition(
+    *,
+    org: Organization,
+    client_id: str,
+    status: str,
+    at: datetime | None = None,
+    core_hours: Decimal | None = None,
+) -> Job:
+    """Move a job one legal step and, when it ends, charge it once ("job:<pk>").
+
+    Raises Job.DoesNotExist, JobTransitionIllegal, JobInvalid or InsufficientCredits;
+    nothing is written then.
+    """
+    organization_usage_lock(org)
+    job = job_get(org=org, client_id=client_id)
+    if job is None:
+        raise Job.DoesNotExist(client_id)
+    if status not in JobStatus.values:
+        raise JobInvalid("status", f"must be one of {', '.join(JobStatus.values)}")
+    if status not in LEGAL_TRANSITIONS.get(job.status, frozenset()):
+        raise JobTransitionIllegal(job, status)
+    now = timezone.now()
+    at = at or now
+    if at > now + max_future_skew():
+        raise JobInvalid("at", "is in the future")
+    if at < (job.started_at or job.submitted_at):
+        raise JobInvalid("at", "must not be before the job's previous step")
+    if core_hours is not None and status not in TERMINAL_JOB_STATUSES:
+        raise JobInvalid("core_hours", "core-hours are reported when the job ends")
+
+    job.status = status
+    job.updated_at = now
+    if status == JobStatus.RUNNING:
+        job.started_at = at
+    else:
+        job.ended_at = at
+        job.core_hours = (
+            core_hours_normalize(core_hours)
+            if core_hours is not None
+            else core_hours_for(cores=job.cores, started_at=job.started_at, ended_at=at)
+        )
+        rate = price_book_load().core_hour_rate(on_controller=job.controller_id is not None)
+        job.credits = job_credits(core_hours=job.core_hours, rate=rate)
+        if job.credits > 0:
+            if not org.may_overdraw and credit_balance(org=org) < job.credits:
+                raise InsufficientCredits(
+                    f"the job costs {job.credits.normalize():f} credits; the balance does not "
+                    "cover it"
+                )
+            job.charge_reference = f"job:{job.pk}"
+            ledger_post(
+                org=org,
+                kind=EntryKind.USAGE,
+                amount=-job.credits,
+                reason=f"Job {job.client_id} {status}",
+                idempotency_key=job.charge_reference,
+                reference=job.charge_reference,
+            )
+    job.save()
+    return job
