@@ -1,0 +1,103 @@
+"""Plotly figures for the usage panel: pure functions from selector output to a figure dict.
+
+Templates embed the dict with json_script; static/js/console.js draws it with the
+plotly.js served from static/. template "none" keeps each figure a few kilobytes.
+"""
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from usage.panel_selectors import JobDay, TokenTrend
+
+BAR = "#2456d6"
+LINE = "#e07b00"
+# Distinct, colour-blind friendly model colours (Okabe–Ito), reused in order.
+MODEL_COLOURS = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442"]
+
+
+def _layout(**extra) -> dict:
+    return {
+        "template": "none",
+        "height": 300,
+        "margin": {"l": 56, "r": 56, "t": 16, "b": 40},
+        "legend": {"orientation": "h", "y": -0.18, "x": 0},
+        "hovermode": "x unified",
+        "paper_bgcolor": "rgba(0,0,0,0)",
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "font": {"family": "system-ui, sans-serif", "size": 12},
+        **extra,
+    }
+
+
+def timeline_figure(days: Sequence[JobDay]) -> dict:
+    """Daily submitted jobs as bars, core-hours as a line on a second y axis."""
+    x = [d.day.isoformat() for d in days]
+    most = max((d.submitted for d in days), default=0)
+    # Jobs are whole: small counts get a tick per job rather than 0.5 steps.
+    jobs_axis = {"dtick": 1} if most <= 6 else {}
+    figure = go.Figure(
+        data=[
+            go.Bar(
+                x=x,
+                y=[d.submitted for d in days],
+                name="Submitted jobs",
+                marker={"color": BAR},
+                hovertemplate="%{y:,} jobs<extra></extra>",
+            ),
+            go.Scatter(
+                x=x,
+                y=[round(float(d.core_hours), 2) for d in days],
+                name="Core-hours",
+                yaxis="y2",
+                mode="lines+markers",
+                line={"color": LINE, "width": 2},
+                hovertemplate="%{y:,.2f} core-hours<extra></extra>",
+            ),
+        ],
+        layout=_layout(
+            xaxis={"type": "date", "tickformat": "%-d %b", "dtick": 86_400_000 * 2},
+            yaxis={
+                "title": {"text": "Jobs"},
+                "rangemode": "tozero",
+                "gridcolor": "#eceff3",
+                "tickformat": ",d",
+                **jobs_axis,
+            },
+            yaxis2={
+                "title": {"text": "Core-hours"},
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+                "showgrid": False,
+                "tickmode": "auto",
+                "nticks": 6,
+                "tickformat": ",.3~f",
+            },
+            bargap=0.25,
+        ),
+    )
+    return figure.to_plotly_json()
+
+
+def token_trend_figure(trend: TokenTrend) -> dict:
+    """Daily tokens per model, stacked bars (one trace per model)."""
+    x = [day.isoformat() for day in trend.days]
+    figure = go.Figure(
+        data=[
+            go.Bar(
+                x=x,
+                y=trend.tokens[model],
+                name=model,
+                marker={"color": MODEL_COLOURS[i % len(MODEL_COLOURS)]},
+                hovertemplate="%{y:,} tokens<extra>%{fullData.name}</extra>",
+            )
+            for i, model in enumerate(trend.models)
+        ],
+        layout=_layout(
+            barmode="stack",
+            xaxis={"type": "date", "tickformat": "%-d %b"},
+            yaxis={"title": {"text": "Tokens"}, "rangemode": "tozero", "gridcolor": "#eceff3"},
+        ),
+    )
+    return figure.to_plotly_json()

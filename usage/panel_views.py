@@ -1,0 +1,150 @@
+"""The usage panel: one page, its htmx partials, and the timeline's CSV.
+
+The window switcher's links carry href and hx-get: without JavaScript they load the
+page for that window; with htmx they fetch only the partial named by HX-Target (the
+partial's name is the id of the element it replaces) and push the window's URL.
+"""
+
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+
+from accounts.models import Organization
+from console.http import OrgRequest, org_view
+from usage import charts
+from usage import panel_selectors as selectors
+from usage.windows import PANEL_WINDOWS, Window, panel_window
+
+# The partials a htmx request may ask for, by the id of the element they replace.
+PANEL_PARTIALS = ("usage-window", "controller-load")
+DEFAULT_PARTIAL = "usage-window"
+CSV_HEADER = (
+    "date",
+    "submitted",
+    "completed",
+    "failed",
+    "cancelled",
+    "core_hours_managed",
+    "core_hours_byoc",
+)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CORE_HOURS_PLACES = Decimal("0.000001")
+
+
+def _controller_context(org: Organization, window: Window, now: datetime) -> dict:
+    return {
+        "controllers": selectors.controller_load(
+            org=org, start=window.start, end=window.end, now=now
+        )
+    }
+
+
+def _window_context(org: Organization, window: Window, now: datetime) -> dict:
+    tz = org.time_zone
+    start, end = window.start, window.end
+    timeline = selectors.job_timeline(org=org, now=now, tz=tz)
+    trend = selectors.token_trend(org=org, start=start, end=end, tz=tz)
+    keys = selectors.api_key_activity(org=org, start=start, end=end)
+    return {
+        "overview": selectors.jobs_overview(org=org, start=start, end=end),
+        "timeline": timeline,
+        "timeline_figure": charts.timeline_figure(timeline),
+        "timeline_jobs": sum(day.submitted for day in timeline),
+        "key_cards": selectors.key_recent_load(org=org, cards=keys),
+        "allocation": selectors.tokens_month_to_date(org=org, now=now, tz=tz),
+        "token_trend": trend,
+        "token_figure": None if trend.empty else charts.token_trend_figure(trend),
+        "models": selectors.queries_by_model(org=org, start=start, end=end),
+        "endpoints": selectors.top_endpoints(org=org, start=start, end=end),
+        "members": selectors.usage_by_member(org=org, start=start, end=end),
+        **_controller_context(org, window, now),
+    }
+
+
+@org_view()
+def usage_panel(request: OrgRequest) -> HttpResponse:
+    """The usage panel for ?window= (24h, 7d, 30d by default, all), or one of its partials."""
+    org = request.organization
+    now = timezone.now()
+    window = panel_window(request.GET.get("window"), now=now)
+    template = "usage/panel.html"
+    partial = None
+    if request.htmx and not request.htmx.history_restore_request:
+        target = request.htmx.target
+        partial = target if target in PANEL_PARTIALS else DEFAULT_PARTIAL
+        template = f"{template}#{partial}"
+    if partial == "controller-load":
+        data = _controller_context(org, window, now)
+    else:
+        data = _window_context(org, window, now)
+    context = {
+        "nav": "usage",
+        "panel_url": reverse("usage:panel", args=[org.slug]),
+        "window": window,
+        "windows": [(key, label) for key, (label, _length) in PANEL_WINDOWS.items()],
+        "now": now,
+        **data,
+    }
+    with timezone.override(ZoneInfo(org.time_zone)):
+        response = render(request, template, context)
+    # The same URL answers a whole page or a partial: caches must keep them apart.
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+def csv_cell(value: object) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
+
+
+class _Echo:
+    """A file-like object whose write returns what it was given (for csv.writer)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(rows: Iterable[Iterable[object]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow([csv_cell(cell) for cell in row])
+
+
+def _core_hours(value: Decimal) -> str:
+    return format(value.quantize(CORE_HOURS_PLACES), "f")
+
+
+@org_view()
+def timeline_csv(request: OrgRequest) -> StreamingHttpResponse:
+    """The 14-day timeline's raw daily figures as CSV (days in the organization's zone)."""
+    org = request.organization
+    now = timezone.now()
+    days = selectors.job_timeline(org=org, now=now, tz=org.time_zone)
+    rows = [
+        CSV_HEADER,
+        *(
+            (
+                d.day.isoformat(),
+                d.submitted,
+                d.completed,
+                d.failed,
+                d.cancelled,
+                _core_hours(d.core_hours_managed),
+                _core_hours(d.core_hours_byoc),
+            )
+            for d in days
+        ),
+    ]
+    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    filename = f"usage-timeline-{org.slug}-{days[-1].day.isoformat()}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
