@@ -11,11 +11,15 @@ def session_chip(request: HttpRequest) -> dict:
     if organization is None or user is None or not user.is_authenticated:
         return {}
     from billing.selectors import account_summary
+    from usage.panel_selectors import core_hour_balance
 
+    chip = account_summary(org=organization)
     return {
         "current_org": organization,
         "current_membership": request.membership,
-        "chip": account_summary(org=organization),
+        "chip": chip,
+        # The balance in core-hours at the default worker type's rate, as the reference's chip.
+        "chip_core_hours": core_hour_balance(credits=chip.credit_balance),
         # Evaluated lazily by the template: only pages that draw the switcher pay for it.
         "org_memberships": memberships_of(user=user),
     }

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from accounts.models import Organization, Role, Tier
 from accounts.services import membership_set, organization_create, user_get_or_create
+from billing.demo import billing_demo_seed
 
 DEMO_PASSWORD = "demo-usage-console"  # noqa: S105 - printed for the demo login on purpose
 
@@ -36,6 +37,7 @@ class DemoLogins:
     password: str
     other_organization: Organization
     other_email: str
+    api_key: str = ""  # a working workspace key of the demo organization
 
 
 def _ensure(spec: DemoOrg) -> Organization:
@@ -61,7 +63,12 @@ def demo_seed() -> DemoLogins:
         user, _ = user_get_or_create(email=email, password=DEMO_PASSWORD)
         if not user.memberships.filter(organization=main).exists():
             membership_set(organization=main, user=user, role=role)
+    billing_demo_seed(main)
+    from usage.demo import usage_demo_seed
+
+    usage = usage_demo_seed(org=main)
     return DemoLogins(
+        api_key=usage.api_key,
         organization=main,
         email=MAIN.owner_email,
         password=DEMO_PASSWORD,

@@ -176,6 +176,19 @@ CELERY_TIMEZONE = "UTC"
 # capabilities that own them (nightly rollup, alert evaluation, controller sweep).
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
+# Billing. Payments go through the embedded sandbox (a card processor's test mode)
+# unless Stripe keys are set, then through Stripe Checkout and its signed webhook.
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+BILLING_PAYMENT_PROVIDER = os.environ.get(
+    "BILLING_PAYMENT_PROVIDER", "stripe" if STRIPE_SECRET_KEY else "sandbox"
+)
+BILLING_CURRENCY = "USD"
+# One payment's bounds in cents, and the Add Credit presets in dollars.
+BILLING_MIN_PAYMENT_MINOR = int(os.environ.get("BILLING_MIN_PAYMENT_MINOR", "500"))
+BILLING_MAX_PAYMENT_MINOR = int(os.environ.get("BILLING_MAX_PAYMENT_MINOR", "1000000"))
+BILLING_PRESET_AMOUNTS = [10, 25, 50, 100, 250]
+
 # Content-Security-Policy (Django 6 built in): only the console's own files. Plotly
 # sets inline styles on the chart elements it draws, hence 'unsafe-inline' for styles.
 SECURE_CSP = {

@@ -14,6 +14,7 @@ org_patterns = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("o/<slug:org_slug>/", include(org_patterns)),
+    path("api/v1/", include("usage.api_urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
@@ -21,4 +22,5 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("webhooks/", include("billing.webhook_urls")),
 ]

@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 
 from accounts.selectors import membership_for, memberships_of
 from console.http import SESSION_ORG_KEY, OrgRequest, org_view
@@ -21,4 +22,15 @@ def home(request: HttpRequest) -> HttpResponse:
 @org_view()
 def main(request: OrgRequest) -> HttpResponse:
     """The main page: balance, remaining usage time, last payment and usage summaries."""
-    return render(request, "console/main.html", {"nav": "main"})
+    from billing.selectors import finance_overview
+    from usage.panel_selectors import usage_summaries
+
+    context = {
+        "nav": "main",
+        "overview": finance_overview(org=request.organization),
+        "can_manage": request.membership.can_manage,
+        "usage_summaries": usage_summaries(
+            org=request.organization, now=timezone.now(), tz=request.organization.time_zone
+        ),
+    }
+    return render(request, "console/main.html", context)

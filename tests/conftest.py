@@ -26,6 +26,27 @@ def _fast_and_isolated(settings):
 
 
 @pytest.fixture(autouse=True)
+def _price_list(request):
+    """The shipped price list (data migration), even after a transactional test's flush.
+
+    A transactional test (live server, threads) ends by flushing every table, data
+    migrations' rows included; without this, tests after it would find no models.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
+    import importlib
+
+    from django.apps import apps
+
+    from billing.models import PriceModel
+
+    if not PriceModel.objects.exists():
+        importlib.import_module("billing.migrations.0002_price_list").forwards(apps, None)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(settings):
     """A cache no other test has touched: a fresh key prefix, never a flush (on Redis a
     flush would also empty the Celery broker's queues)."""

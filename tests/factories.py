@@ -28,3 +28,125 @@ def make_member(
     return Membership.objects.create(
         organization=org or make_org(), user=user or make_user(), role=role
     )
+
+
+# Usage (issue 4) -------------------------------------------------------------------------
+
+
+def make_api_key(*, org=None, name: str = "Test key", kind: str = "workspace", user=None):
+    """A fresh API key; returns (key, secret)."""
+    from accounts.services import apikey_create
+
+    issued = apikey_create(org=org or make_org(), name=name, kind=kind, user=user)
+    return issued.key, issued.secret
+
+
+def make_controller(*, org=None, name: str | None = None, cores: int = 64, memory_gb: int = 256):
+    """A controller; returns (controller, token)."""
+    from usage.services.controllers import controller_register
+
+    issued = controller_register(
+        org=org or make_org(), name=name or f"ctl-{next(_seq)}", cores=cores, memory_gb=memory_gb
+    )
+    return issued.controller, issued.token
+
+
+def grant_credits(*, org, amount="1000", key: str | None = None):
+    """Give an organization credits through the ledger (a grant)."""
+    from decimal import Decimal
+
+    from billing.services import ledger_post
+
+    return ledger_post(
+        org=org,
+        kind="grant",
+        amount=Decimal(str(amount)),
+        reason="Test credits",
+        idempotency_key=key or f"test-grant-{next(_seq)}",
+    )
+
+
+# ---- billing
+
+
+def make_payment_method(*, org, number: str = "4242424242424242"):
+    """A saved sandbox card for auto-recharge (4242…: succeeds, 4000…0002: declined)."""
+    from billing.cards import CardDetails
+    from billing.services import payment_method_save
+
+    card = CardDetails(number=number, exp_month=12, exp_year=2099, cvc="123")
+    return payment_method_save(org=org, card=card)
+
+
+def make_payment(*, org, amount_minor: int = 2500, number: str = "4242424242424242", key=None):
+    """A sandbox payment taken through prepare and confirm (succeeds with the default card)."""
+    from billing.cards import CardDetails
+    from billing.services import payment_confirm, payment_prepare
+
+    card = CardDetails(number=number, exp_month=12, exp_year=2099, cvc="123")
+    payment = payment_prepare(
+        org=org,
+        amount_minor=amount_minor,
+        idempotency_key=key or f"test-payment-{next(_seq)}",
+        card=card,
+    )
+    return payment_confirm(org=org, payment_id=payment.pk)
+
+
+# ---- usage panel (issue 5): rows written straight to the tables, for known figures
+
+
+def make_job(*, org, submitted_at, status: str = "completed", cores: int = 1, **fields):
+    """A job row as stored (no ingestion, no charge): core_hours and credits as given."""
+    from decimal import Decimal
+
+    from usage.models import Job
+
+    fields.setdefault("client_id", f"job-{next(_seq)}")
+    fields["core_hours"] = Decimal(str(fields.get("core_hours", "0")))
+    fields["credits"] = Decimal(str(fields.get("credits", "0")))
+    if status in ("completed", "failed", "cancelled"):
+        fields.setdefault("ended_at", submitted_at)
+    return Job.objects.create(
+        organization=org, submitted_at=submitted_at, status=status, cores=cores, **fields
+    )
+
+
+def make_query(
+    *, org, occurred_at, model: str = "llama-3.1-8b", input_tokens=10, output_tokens=20, **fields
+):
+    """A query row as stored (no ingestion, no charge)."""
+    from decimal import Decimal
+
+    from billing.models import PriceModel
+    from usage.models import Query
+
+    fields.setdefault("client_id", f"q-{next(_seq)}")
+    fields["credits"] = Decimal(str(fields.get("credits", "0")))
+    return Query.objects.create(
+        organization=org,
+        model=PriceModel.objects.get(name=model),
+        occurred_at=occurred_at,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+        **fields,
+    )
+
+
+def make_worker_session(*, org, started_at, ended_at, model: str = "llama-3.1-8b", **fields):
+    """A worker session row as stored (no ingestion, no charge)."""
+    from decimal import Decimal
+
+    from billing.models import PriceModel
+    from usage.models import WorkerSession
+
+    fields.setdefault("client_id", f"w-{next(_seq)}")
+    return WorkerSession.objects.create(
+        organization=org,
+        model=PriceModel.objects.get(name=model),
+        started_at=started_at,
+        ended_at=ended_at,
+        runtime_seconds=Decimal((ended_at - started_at).total_seconds()),
+        **fields,
+    )

@@ -11,6 +11,13 @@
       window.Plotly.react(el, figure.data, figure.layout, { responsive: true, displaylogo: false });
     });
   }
+  // A button marked data-once sends its form once; the server charges once regardless.
+  document.addEventListener("submit", function (event) {
+    var buttons = event.target.querySelectorAll("button[data-once]");
+    window.setTimeout(function () {
+      buttons.forEach(function (button) { button.disabled = true; });
+    }, 0);
+  });
   document.addEventListener("DOMContentLoaded", function () { drawFigures(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawFigures(event.target); });
 })();

@@ -20,6 +20,7 @@ class Command(BaseCommand):
         self.stdout.write(f"URL: http://{host or '127.0.0.1'}:{port}/")
         self.stdout.write(f"Email: {logins.email}")
         self.stdout.write(f"Password: {logins.password}")
+        self.stdout.write(f"API key: {logins.api_key}")
         self.stdout.write(
             f"Other organization (for trying isolation): {logins.other_organization.name}, "
             f"owner {logins.other_email}, same password"
