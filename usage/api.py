@@ -23,7 +23,7 @@ from accounts.selectors import apikey_for_secret
 from accounts.services import apikey_mark_used
 from billing.services import InsufficientCredits, LedgerError
 from usage.models import Job
-from usage.ratelimit import ratelimit_request, ratelimit_tokens
+from usage.ratelimit import ratelimit_record_refusal, ratelimit_request, ratelimit_tokens
 from usage.selectors import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
 from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
@@ -71,6 +71,7 @@ def api_view(*methods: str) -> Callable:
                 return _unauthorized("this API key was revoked")
             state = ratelimit_request(key=key)
             if state.limited:
+                ratelimit_record_refusal(key=key)
                 response = error(
                     429,
                     "rate_limited",

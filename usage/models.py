@@ -251,3 +251,23 @@ class MatchingRun(UsageRecord):
 
     def __str__(self) -> str:
         return f"matching run {self.client_id}"
+
+
+class RateLimitRefusal(models.Model):
+    """Requests refused with 429, counted per API key and minute: the panel's "refused"
+    figure and the rate-limit alert read these, since the limiter's own counters expire."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute"]
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "minute"], name="refusal_per_key_minute"),
+        ]
+        indexes = [models.Index(fields=["organization", "minute"], name="refusal_org_time")]
+
+    def __str__(self) -> str:
+        return f"{self.count} refused at {self.minute:%Y-%m-%d %H:%M}"

@@ -213,6 +213,8 @@ class KeyActivity:
     # Filled from key_recent_load: what the key sent in the last minute.
     requests_last_minute: int = 0
     tokens_last_minute: int = 0
+    # Requests refused with 429 in the window.
+    refused: int = 0
 
     @property
     def unattributed(self) -> bool:
@@ -280,41 +282,45 @@ def api_key_activity(
     return activity
 
 
-def key_recent_load(*, org: Organization, cards: list[KeyActivity]) -> list[KeyActivity]:
+def key_recent_load(
+    *, org: Organization, cards: list[KeyActivity], start: datetime | None, end: datetime
+) -> list[KeyActivity]:
     """Limits at a glance: each key's requests and tokens per minute (its own limits, else
-    its tier's) and what the rate limiter counted in the current minute (no query: one
-    cache round trip for all keys)."""
-    from django.core.cache import cache
-
+    its tier's), what the rate limiter counted in the current minute (one cache round trip
+    for all keys) and how many requests it refused with 429 in [start, end) (one query)."""
     from usage import ratelimit
+    from usage.models import RateLimitRefusal
 
     tier_rpm, tier_tpm = {
         **ratelimit.DEFAULT_RATE_LIMITS,
         **getattr(settings, "USAGE_RATE_LIMITS", {}),
     }.get(org.tier, ratelimit.DEFAULT_RATE_LIMITS[Tier.FREE])
-    window, _reset = ratelimit._window()
-    names = {
-        card.key_id: (
-            ratelimit._counter(f"{card.key_id}:rpm", window),
-            ratelimit._counter(f"{card.key_id}:tpm", window),
+    key_ids = [card.key_id for card in cards if card.key_id is not None]
+    live = ratelimit.ratelimit_live_counts(key_ids=key_ids)
+    refused: dict[int, int] = {}
+    if key_ids:
+        rows = RateLimitRefusal.objects.filter(organization=org, minute__lt=end)
+        if start is not None:
+            rows = rows.filter(minute__gte=start)
+        refused = dict(
+            rows.values("api_key_id")
+            .annotate(total=Sum("count"))
+            .values_list("api_key_id", "total")
         )
-        for card in cards
-        if card.key_id is not None
-    }
-    counts = cache.get_many([name for pair in names.values() for name in pair]) if names else {}
     loaded = []
     for card in cards:
         if card.key_id is None:
             loaded.append(card)
             continue
-        rpm_name, tpm_name = names[card.key_id]
+        requests, tokens = live[card.key_id]
         loaded.append(
             replace(
                 card,
                 rate_limit_rpm=card.rate_limit_rpm or tier_rpm,
                 rate_limit_tpm=card.rate_limit_tpm or tier_tpm,
-                requests_last_minute=int(counts.get(rpm_name, 0)),
-                tokens_last_minute=int(counts.get(tpm_name, 0)),
+                requests_last_minute=requests,
+                tokens_last_minute=tokens,
+                refused=refused.get(card.key_id, 0),
             )
         )
     return loaded

@@ -58,7 +58,7 @@ def _window_context(org: Organization, window: Window, now: datetime) -> dict:
         "timeline": timeline,
         "timeline_figure": charts.timeline_figure(timeline),
         "timeline_jobs": sum(day.submitted for day in timeline),
-        "key_cards": selectors.key_recent_load(org=org, cards=keys),
+        "key_cards": selectors.key_recent_load(org=org, cards=keys, start=start, end=end),
         "allocation": selectors.tokens_month_to_date(org=org, now=now, tz=tz),
         "token_trend": trend,
         "token_figure": None if trend.empty else charts.token_trend_figure(trend),

@@ -93,6 +93,39 @@ def ratelimit_request(*, key: APIKey) -> RateState:
     )
 
 
+def ratelimit_live_counts(*, key_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Requests and tokens each key has used in the current minute (one cache round trip)."""
+    window, _reset = _window()
+    names = {
+        kid: (_counter(f"{kid}:rpm", window), _counter(f"{kid}:tpm", window)) for kid in key_ids
+    }
+    counts = cache.get_many([name for pair in names.values() for name in pair]) if names else {}
+    return {
+        kid: (int(counts.get(rpm, 0)), int(counts.get(tpm, 0))) for kid, (rpm, tpm) in names.items()
+    }
+
+
+def ratelimit_record_refusal(*, key: APIKey) -> None:
+    """Count a 429 for the key in this minute's row (kept for the panel and alerts)."""
+    from django.db import IntegrityError, transaction
+    from django.db.models import F
+    from django.utils import timezone
+
+    from usage.models import RateLimitRefusal
+
+    minute = timezone.now().replace(second=0, microsecond=0)
+    rows = RateLimitRefusal.objects.filter(api_key=key, minute=minute)
+    if rows.update(count=F("count") + 1):
+        return
+    try:
+        with transaction.atomic():
+            RateLimitRefusal.objects.create(
+                organization_id=key.organization_id, api_key=key, minute=minute, count=1
+            )
+    except IntegrityError:  # another process made the row first
+        rows.update(count=F("count") + 1)
+
+
 def ratelimit_tokens(*, key: APIKey, state: RateState, tokens: int) -> RateState:
     """Count the tokens a request used; the state to report in its headers."""
     if tokens <= 0:

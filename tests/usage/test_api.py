@@ -146,6 +146,9 @@ def test_request_limit_counts_down_refuses_with_retry_after_and_resets(client, o
     assert refused["Retry-After"] == str(window_end - int(NOW.timestamp()) - 15)
     assert refused["X-RateLimit-Remaining-RPM"] == "0"
     assert not Query.objects.exists()
+    from usage.models import RateLimitRefusal
+
+    assert list(RateLimitRefusal.objects.values_list("api_key", "count")) == [(api_key.pk, 1)]
 
     frozen.shift(timedelta(seconds=60))  # the next window
     response = post(client, secret, {"records": [query(1)]})

@@ -93,7 +93,6 @@ def test_api_key_cards_carry_the_key_for_display(org, seeded):
 
 
 def test_key_limits_come_from_the_key_else_the_tier_and_count_this_minute(org, seeded):
-    from django.core.cache import cache
 
     from usage import ratelimit
 
@@ -104,7 +103,7 @@ def test_key_limits_come_from_the_key_else_the_tier_and_count_this_minute(org, s
     ratelimit.ratelimit_tokens(key=lab, state=state, tokens=1234)
     ratelimit.ratelimit_request(key=lab)
     cards = sel.api_key_activity(org=org, start=None, end=NOW)
-    loaded = {c.name: c for c in sel.key_recent_load(org=org, cards=cards)}
+    loaded = {c.name: c for c in sel.key_recent_load(org=org, cards=cards, start=None, end=NOW)}
     tier_rpm, tier_tpm = ratelimit.DEFAULT_RATE_LIMITS["developer"]
     assert (loaded["Lab workstation"].rate_limit_rpm, loaded["Lab workstation"].rate_limit_tpm) == (
         42,
@@ -116,7 +115,23 @@ def test_key_limits_come_from_the_key_else_the_tier_and_count_this_minute(org, s
         tier_rpm,
         0,
     )
-    cache.clear()
+
+
+def test_key_cards_count_the_requests_refused_in_the_window(org, seeded):
+    from usage.models import RateLimitRefusal
+
+    lab = seeded["keys"]["lab"]
+    start = NOW - timedelta(hours=24)
+    for minute, count in [
+        (start - timedelta(minutes=1), 5),  # before the window: not counted
+        (start, 2),  # exactly on the window's start: counted
+        (NOW - timedelta(minutes=3), 4),
+        (NOW, 7),  # the window is half-open: not counted
+    ]:
+        RateLimitRefusal.objects.create(organization=org, api_key=lab, minute=minute, count=count)
+    cards = sel.api_key_activity(org=org, start=start, end=NOW)
+    loaded = {c.name: c for c in sel.key_recent_load(org=org, cards=cards, start=start, end=NOW)}
+    assert loaded["Lab workstation"].refused == 6
 
 
 @pytest.mark.parametrize("window", WINDOWS)
