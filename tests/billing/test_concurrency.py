@@ -14,11 +14,7 @@ from billing.models import CreditAccount, LedgerEntry
 from billing.services import InsufficientCredits, ledger_post
 from tests.factories import make_org
 
-pytestmark = [
-    pytest.mark.postgres,
-    # serialized_rollback: the flush after the test restores the shipped price list.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 THREADS = 20
 POSTS_PER_THREAD = 200

@@ -5,8 +5,7 @@ from accounts.models import Role
 from billing.models import LedgerEntry
 from tests.factories import PASSWORD, make_member
 
-# serialized_rollback: the flush after the test restores the shipped price list for later tests.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def add_credit(page, *, preset: str, card: str) -> None:

@@ -12,12 +12,9 @@ from tests.factories import grant_credits, make_api_key, make_org
 from usage.models import Job, Query
 from usage.services.ingest import usage_records_ingest
 
-# serialized_rollback: the flush after a transactional test would otherwise take the
-# price list (a data migration) away from the tests that follow.
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+# Transactional: the threads need committed rows. tests/conftest.py reloads the price
+# list that the flush after such a test removes.
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 WORKERS = 8
 
