@@ -264,18 +264,19 @@ def spend_by_month(
 def spend_by_model(
     *, org: Organization, months: int = 12, now: datetime | None = None
 ) -> list[ModelSpend]:
-    """Usage debits per model over the same months as spend_by_month, largest first."""
+    """Credits charged per model over the same months as spend_by_month, largest first:
+    queries and worker sessions by their model, jobs as one line (usage records carry
+    the credits their batch's ledger debit summed)."""
+    from usage.selectors import credits_by_model
+
     now = now or timezone.now()
     tz = org_timezone(org)
     first = month_starts(now=now, tz=tz, months=months)[0]
     since = datetime(first.year, first.month, 1, tzinfo=tz)
-    rows = (
-        LedgerEntry.objects.filter(organization=org, kind=EntryKind.USAGE, created_at__gte=since)
-        .values("model_name")
-        .annotate(total=Sum("amount"))
-        .order_by("total", "model_name")
-    )
-    return [ModelSpend(model_name=row["model_name"], spend=-row["total"]) for row in rows]
+    return [
+        ModelSpend(model_name=row.name, spend=row.credits)
+        for row in credits_by_model(org=org, start=since, end=now)
+    ]
 
 
 def _as_date(value: date | datetime) -> date:

@@ -5,13 +5,15 @@ organization's data takes the organization and filters by it.
 """
 
 import zoneinfo
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
+from django.db.models import CharField, Count, F, QuerySet, Sum, Value
 from django.utils import timezone
 
 from accounts.models import Organization
-from usage.models import Controller, Job, Query
+from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
 
 
 def next_month(month_start: datetime) -> datetime:
@@ -61,3 +63,148 @@ def controller_for_token(*, token: str) -> Controller | None:
         .filter(token_hash=secret_hash(token))
         .first()
     )
+
+
+# --- What a ledger debit charged ("why did my balance drop") --------------------------
+
+
+@dataclass(frozen=True)
+class ChargeLine:
+    """Records of one kind, model (or compute) and API key that a debit charged."""
+
+    kind: str
+    item: str  # the model, or "Managed compute" / the controller for jobs
+    api_key: str  # the key's name, or "Unattributed"
+    records: int
+    credits: Decimal
+
+
+@dataclass(frozen=True)
+class Charges:
+    """A usage debit's breakdown: its lines, and their total (equal to the debit)."""
+
+    reference: str
+    lines: list[ChargeLine]
+
+    @property
+    def credits(self) -> Decimal:
+        return sum((line.credits for line in self.lines), Decimal("0"))
+
+    @property
+    def records(self) -> int:
+        return sum(line.records for line in self.lines)
+
+
+def _charge_lines(kind: str, rows, item_field: str, default_item: str) -> list[ChargeLine]:
+    return [
+        ChargeLine(
+            kind=kind,
+            item=row[item_field] or default_item,
+            api_key=row["api_key__name"] or "Unattributed",
+            records=row["records"],
+            credits=row["credits"] or Decimal("0"),
+        )
+        for row in rows
+    ]
+
+
+def usage_batch_charges(*, org: Organization, batch_id: int) -> tuple[IngestBatch, Charges] | None:
+    """The batch and what its ledger debit charged, by kind, model and key (4 queries)."""
+    batch = IngestBatch.objects.filter(organization=org, pk=batch_id).first()
+    if batch is None:
+        return None
+    figures = {"records": Count("id"), "credits": Sum("credits")}
+    by_model = ("model__name", "api_key__name")
+    lines = [
+        *_charge_lines(
+            "Query",
+            Query.objects.filter(organization=org, batch=batch)
+            .values(*by_model)
+            .annotate(**figures)
+            .order_by("model__name", "api_key__name"),
+            "model__name",
+            "",
+        ),
+        *_charge_lines(
+            "Worker session",
+            WorkerSession.objects.filter(organization=org, batch=batch)
+            .values(*by_model)
+            .annotate(**figures)
+            .order_by("model__name", "api_key__name"),
+            "model__name",
+            "",
+        ),
+        # A job is charged by the batch that ended it, which may not be the one that
+        # created it: follow the charge, not the batch foreign key.
+        *_charge_lines(
+            "Job",
+            Job.objects.filter(organization=org, charge_reference=batch.ledger_key)
+            .values("controller__name", "api_key__name")
+            .annotate(**figures)
+            .order_by("controller__name", "api_key__name"),
+            "controller__name",
+            "Managed compute",
+        ),
+        *_charge_lines(
+            "Matching run",
+            MatchingRun.objects.filter(organization=org, batch=batch)
+            .values("task", "api_key__name")
+            .annotate(**figures)
+            .order_by("task", "api_key__name"),
+            "task",
+            "",
+        ),
+    ]
+    return batch, Charges(reference=batch.ledger_key, lines=lines)
+
+
+def job_charges(*, org: Organization, job_pk: int) -> tuple[Job, Charges] | None:
+    """A job charged on its own when it ended (reference "job:<pk>")."""
+    job = (
+        Job.objects.select_related("controller", "api_key")
+        .filter(organization=org, pk=job_pk)
+        .first()
+    )
+    if job is None:
+        return None
+    line = ChargeLine(
+        kind="Job",
+        item=job.controller.name if job.controller else "Managed compute",
+        api_key=job.api_key.name if job.api_key else "Unattributed",
+        records=1,
+        credits=job.credits,
+    )
+    return job, Charges(reference=f"job:{job.pk}", lines=[line])
+
+
+@dataclass(frozen=True)
+class ModelCredits:
+    name: str
+    credits: Decimal
+
+
+JOBS_LABEL = "Jobs (core-hours)"
+
+
+def credits_by_model(
+    *, org: Organization, start: datetime | None, end: datetime
+) -> list[ModelCredits]:
+    """Credits charged for usage in [start, end) by model (queries and worker sessions),
+    with jobs as one more line; largest first, in one query. Matching runs are free."""
+
+    def per_name(model, time_field: str, name):
+        rows = model.objects.filter(organization=org, **{f"{time_field}__lt": end})
+        if start is not None:
+            rows = rows.filter(**{f"{time_field}__gte": start})
+        return rows.annotate(label=name).values("label").annotate(c=Sum("credits")).order_by()
+
+    parts = per_name(Query, "occurred_at", F("model__name")).union(
+        per_name(WorkerSession, "started_at", F("model__name")),
+        per_name(Job, "submitted_at", Value(JOBS_LABEL, output_field=CharField())),
+        all=True,
+    )
+    totals: dict[str, Decimal] = {}
+    for label, credits in parts.values_list("label", "c"):
+        totals[label] = totals.get(label, Decimal("0")) + (credits or Decimal("0"))
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return [ModelCredits(name=name, credits=credits) for name, credits in ranked if credits]

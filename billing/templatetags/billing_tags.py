@@ -3,19 +3,16 @@
 from decimal import Decimal
 
 from django import template
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 register = template.Library()
 
-# A ledger reference is "<what>:<id>". Where the usage pages offer a page for that
-# thing, the entry links to it; candidates are tried in order, so the link appears as
-# soon as the usage app names a route, and until then the reference shows as text.
-REFERENCE_ROUTES: dict[str, tuple[str, ...]] = {
-    "payment": ("billing:payment",),
-    "job": ("usage:job", "usage:job_detail"),
-    "usage-batch": ("usage:batch", "usage:batch_detail"),
-    "usage-day": ("usage:day", "usage:charges_day"),
-    "record": ("usage:record", "usage:record_detail"),
+# A ledger reference is "<what>:<id>"; each kind of thing has a page saying what the
+# entry paid for or charged ("why did my balance drop").
+REFERENCE_ROUTES: dict[str, str] = {
+    "payment": "billing:payment",
+    "job": "usage:job",
+    "usage-batch": "usage:batch",
 }
 
 
@@ -23,14 +20,10 @@ REFERENCE_ROUTES: dict[str, tuple[str, ...]] = {
 def reference_url(reference: str, org_slug: str) -> str:
     """The page of the thing a ledger entry refers to, or "" when there is none."""
     prefix, sep, ident = (reference or "").partition(":")
-    if not sep or not ident:
+    route = REFERENCE_ROUTES.get(prefix)
+    if not sep or not ident.isdigit() or route is None:
         return ""
-    for name in REFERENCE_ROUTES.get(prefix, ()):
-        try:
-            return reverse(name, args=[org_slug, ident])
-        except NoReverseMatch:
-            continue
-    return ""
+    return reverse(route, args=[org_slug, int(ident)])
 
 
 @register.filter

@@ -140,8 +140,32 @@ def test_spend_by_month_and_model():
     assert by_month[date(2026, 11, 1)] == D("4")  # 1.25 + 2.75
     assert by_month[date(2026, 10, 1)] == D("0")
     assert by_month[date(2026, 9, 1)] == D("4.5")  # 4 + 0.5
-    models = {m.model_name: m.spend for m in spend_by_model(org=org, months=12, now=NOW)}
-    assert models == {"llama-3.1-70b": D("6.75"), "llama-3.1-8b": D("1.25"), "": D("0.5")}
+
+
+def test_spend_by_model_sums_the_charged_usage_records_of_the_last_12_months():
+    from tests.factories import make_job, make_query, make_worker_session
+
+    org = make_org(tier=Tier.ENTERPRISE, allow_overdraft=True)
+    other = make_org()
+    at = datetime(2026, 11, 3, tzinfo=UTC)
+    make_query(org=org, occurred_at=at, model="llama-3.1-8b", credits="1.25")
+    make_query(org=org, occurred_at=at, model="llama-3.1-70b", credits="2.75")
+    make_worker_session(
+        org=org,
+        started_at=at,
+        ended_at=at + timedelta(hours=1),
+        model="llama-3.1-70b",
+        credits=D("4"),
+    )
+    make_job(org=org, submitted_at=at, credits="0.5")
+    make_query(org=org, occurred_at=datetime(2025, 11, 30, tzinfo=UTC), credits="9")  # 12+ months
+    make_query(org=other, occurred_at=at, model="phi-3-mini", credits="100")  # someone else's
+    models = [(m.model_name, m.spend) for m in spend_by_model(org=org, months=12, now=NOW)]
+    assert models == [
+        ("llama-3.1-70b", D("6.75")),
+        ("llama-3.1-8b", D("1.25")),
+        ("Jobs (core-hours)", D("0.5")),
+    ]
 
 
 def test_spend_by_month_uses_the_organizations_time_zone():

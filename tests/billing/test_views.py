@@ -10,7 +10,7 @@ from django.urls import reverse
 from accounts.models import Role, Tier
 from billing.models import LedgerEntry, Payment, PaymentStatus
 from billing.services import ledger_post
-from tests.factories import make_member, make_org, make_payment
+from tests.factories import make_member, make_org, make_payment, make_query
 
 pytestmark = pytest.mark.django_db
 
@@ -314,9 +314,9 @@ def test_dashboard_shows_the_figures(client):
         amount=D("-14"),
         reason="jobs",
         idempotency_key="u",
-        reference="job:j-42",
-        model_name="llama-3.1-70b",
+        reference="job:42",
     )
+    make_query(org=org, occurred_at=datetime.now(UTC), model="llama-3.1-70b", credits="14")
     payment = make_payment(org=org, amount_minor=1000)
     page = client.get(url("dashboard", org)).content.decode()
     # balance 100 - 14 + 10 = 96; at 0.50/h: 192 h = 8 days 0 hours
@@ -330,7 +330,7 @@ def test_dashboard_shows_the_figures(client):
     assert "<script>" not in page.replace('<script id="', "")  # no inline code
     # The purchase links to its payment; a usage reference shows what it charged.
     assert f'href="{url("payment", org, payment.pk)}"' in page
-    assert "job:j-42" in page
+    assert f'href="/o/{org.slug}/usage/charges/job/42/">job:42</a>' in page
 
 
 def test_dashboard_empty_states(client):

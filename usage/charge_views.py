@@ -1,0 +1,33 @@
+"""What a usage debit charged: the ledger links each debit here ("why did my balance drop")."""
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+
+from console.http import OrgRequest, org_view
+from usage.selectors import job_charges, usage_batch_charges
+
+
+@org_view()
+def batch_charges(request: OrgRequest, batch_id: int) -> HttpResponse:
+    found = usage_batch_charges(org=request.organization, batch_id=batch_id)
+    if found is None:
+        raise Http404("No such batch")
+    batch, charges = found
+    return render(
+        request,
+        "usage/charges.html",
+        {"nav": "finance", "batch": batch, "charges": charges, "title": f"Usage batch {batch.pk}"},
+    )
+
+
+@org_view()
+def job_charge(request: OrgRequest, job_pk: int) -> HttpResponse:
+    found = job_charges(org=request.organization, job_pk=job_pk)
+    if found is None:
+        raise Http404("No such job")
+    job, charges = found
+    return render(
+        request,
+        "usage/charges.html",
+        {"nav": "finance", "job": job, "charges": charges, "title": f"Job {job.client_id}"},
+    )
