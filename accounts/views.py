@@ -44,8 +44,8 @@ def api_keys(request: OrgRequest) -> HttpResponse:
     return _api_keys_page(request, form=APIKeyCreateForm())
 
 
-@require_POST
 @org_view(manage=True)
+@require_POST
 def api_key_create(request: OrgRequest) -> HttpResponse:
     """Issue a key and show its secret this once (it is not stored, only its hash)."""
     form = APIKeyCreateForm(request.POST)
@@ -62,8 +62,8 @@ def api_key_create(request: OrgRequest) -> HttpResponse:
     return _api_keys_page(request, form=APIKeyCreateForm(), issued=issued)
 
 
-@require_POST
 @org_view(manage=True)
+@require_POST
 def api_key_revoke(request: OrgRequest, key_id: int) -> HttpResponse:
     """Revoke one of the organization's keys; programs using it get 401 from now on."""
     key = get_object_or_404(apikeys_of(org=request.organization), pk=key_id)

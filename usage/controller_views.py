@@ -33,8 +33,8 @@ def controllers(request: OrgRequest) -> HttpResponse:
     return _controllers_page(request, form=ControllerRegisterForm())
 
 
-@require_POST
 @org_view(manage=True)
+@require_POST
 def controller_create(request: OrgRequest) -> HttpResponse:
     """Register a controller and show its token this once."""
     form = ControllerRegisterForm(request.POST)
@@ -50,8 +50,8 @@ def controller_create(request: OrgRequest) -> HttpResponse:
     return _controllers_page(request, form=form, status=400)
 
 
-@require_POST
 @org_view(manage=True)
+@require_POST
 def controller_rotate(request: OrgRequest, controller_id: int) -> HttpResponse:
     """Issue a new token for a controller (the old one stops working) and show it once."""
     controller = get_object_or_404(controllers_of(org=request.organization), pk=controller_id)

@@ -1,0 +1,192 @@
+"""Tenant isolation matrix.
+
+Every URL pattern of the console is discovered from the URL configuration, so a new
+view is covered without editing this file: a member of organization B asks for it with
+organization A's slug and ids (404), and with B's own slug but A's ids (404 where the
+URL names an object). A URL keyword this file cannot fill fails the test, naming it.
+"""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from accounts.models import Role
+from billing.models import LedgerEntry, Payment
+from tests.factories import (
+    grant_credits,
+    make_api_key,
+    make_controller,
+    make_member,
+    make_org,
+    make_payment,
+)
+from usage.models import Controller, Job
+from usage.services.ingest import usage_records_ingest
+
+pytestmark = pytest.mark.django_db
+
+# Pages that are not an organization's: public, or the operators' admin.
+NOT_ORGANIZATION_PAGES = re.compile(r"^(admin/|accounts/|webhooks/|$)")
+CONVERTER = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
+A_MARK = "alpha-secret-7731"  # appears only in organization A's data
+
+
+def all_patterns(patterns=None, prefix=""):
+    """(route, pattern) for every URL the console serves."""
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(entry, URLResolver):
+            yield from all_patterns(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry
+
+
+@pytest.fixture
+def world():
+    a = make_member(role=Role.OWNER)
+    b = make_member(role=Role.OWNER)
+    org_a = a.organization
+    grant_credits(org=org_a)
+    key, secret = make_api_key(org=org_a, name=f"key {A_MARK}")
+    controller, _ = make_controller(org=org_a, name=f"ctl-{A_MARK}")
+    result = usage_records_ingest(
+        org=org_a,
+        api_key=key,
+        records=[
+            {"id": f"job-{A_MARK}", "kind": "job", "status": "running", "cores": 4,
+             "controller": controller.name, "submitted_at": "2026-11-20T07:59:00Z",
+             "started_at": "2026-11-20T08:00:00Z"},
+            {"id": f"q-{A_MARK}", "kind": "query", "occurred_at": "2026-11-20T10:00:00Z",
+             "model": "llama-3.1-8b", "input_tokens": 25, "output_tokens": 100,
+             "endpoint": f"/v1/{A_MARK}", "member": f"{A_MARK}@example.com"},
+        ],
+    )  # fmt: skip
+    assert result.accepted, result.rejected
+    payment = make_payment(org=org_a, amount_minor=4200)
+    job = Job.objects.get(organization=org_a)
+    ids = {
+        "key_id": key.pk,
+        "controller_id": controller.pk,
+        "batch_id": result.batch_id,
+        "job_pk": job.pk,
+        "payment_id": payment.pk,
+        "client_id": job.client_id,
+        "org_id": org_a.pk,
+    }
+    return {"a": a, "b": b, "ids": ids, "a_key": key, "a_secret": secret}
+
+
+def fill(route: str, slug: str, ids: dict) -> tuple[str, bool]:
+    """The route with its keywords filled; whether it names an object of A."""
+    names_object = False
+
+    def value(match: re.Match) -> str:
+        nonlocal names_object
+        name = match["name"]
+        if name == "org_slug":
+            return slug
+        if name not in ids:
+            pytest.fail(f"the isolation matrix cannot fill <{name}> in {route!r}: add it to ids")
+        names_object = True
+        return str(ids[name])
+
+    return "/" + CONVERTER.sub(value, route), names_object
+
+
+def snapshot_of_a(org) -> tuple:
+    return (
+        sorted(LedgerEntry.objects.filter(organization=org).values_list("id", "amount")),
+        sorted(Payment.objects.filter(organization=org).values_list("id", "status")),
+        sorted(Controller.objects.filter(organization=org).values_list("id", "token_hash")),
+        sorted(Job.objects.filter(organization=org).values_list("id", "status")),
+        sorted(org.api_keys.values_list("id", "revoked_at")),
+    )
+
+
+def test_every_organization_page_is_404_to_another_organizations_member(client, world):
+    a, b, ids = world["a"], world["b"], world["ids"]
+    before = snapshot_of_a(a.organization)
+    client.force_login(b.user)
+    checked = []
+    for route, _pattern in all_patterns():
+        if NOT_ORGANIZATION_PAGES.match(route) or route.startswith("api/"):
+            continue
+        assert "<slug:org_slug>" in route, f"{route!r} is an organization page outside /o/<slug>/"
+        foreign, _ = fill(route, a.organization.slug, ids)
+        for method in ("get", "post"):
+            response = getattr(client, method)(foreign)
+            assert response.status_code == 404, (method, foreign, response.status_code)
+            response = getattr(client, method)(foreign, HTTP_HX_REQUEST="true")
+            assert response.status_code == 404, ("htmx", method, foreign)
+        own_slug_foreign_ids, names_object = fill(route, b.organization.slug, ids)
+        if names_object:
+            missing, _ = fill(route, b.organization.slug, dict.fromkeys(ids, 987654321))
+            for method in ("get", "post"):
+                response = getattr(client, method)(own_slug_foreign_ids)
+                # 404, or a 405 for a method the page never takes: either way the answer
+                # is the one an id that exists nowhere gets, so nothing of A leaks.
+                assert response.status_code in (404, 405), (method, own_slug_foreign_ids)
+                assert response.status_code == getattr(client, method)(missing).status_code
+        checked.append(route)
+    assert len(checked) >= 15
+    assert snapshot_of_a(a.organization) == before
+    print(f"isolation matrix: {len(checked)} organization URL patterns, each 404 to a stranger")
+
+
+def test_api_paths_naming_another_organizations_objects_are_404(client, world):
+    a, b, ids = world["a"], world["b"], world["ids"]
+    _, b_secret = make_api_key(org=b.organization)
+    grant_credits(org=b.organization)
+    before = snapshot_of_a(a.organization)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {b_secret}"}
+    checked = 0
+    for route, _pattern in all_patterns():
+        if not route.startswith("api/"):
+            continue
+        path, names_object = fill(route, b.organization.slug, ids)
+        if not names_object:
+            continue
+        response = client.get(path, **auth)
+        assert response.status_code in (404, 405), (path, response.status_code)
+        response = client.post(path, data={}, content_type="application/json", **auth)
+        assert response.status_code in (400, 404, 405, 422), (path, response.status_code)
+        assert A_MARK not in response.content.decode()
+        checked += 1
+    assert checked >= 2
+    assert snapshot_of_a(a.organization) == before
+
+
+def test_exports_of_one_organization_hold_no_row_of_another(client, world):
+    b = world["b"]
+    client.force_login(b.user)
+    usage_records_ingest(
+        org=b.organization,
+        records=[
+            {"id": "bq-1", "kind": "query", "occurred_at": "2026-11-20T10:00:00Z",
+             "model": "llama-3.1-8b", "input_tokens": 1, "output_tokens": 1},
+        ],
+    )  # fmt: skip
+    make_payment(org=b.organization, amount_minor=1000)
+    for route, _pattern in all_patterns():
+        if route.endswith(".csv") and "<slug:org_slug>" in route:
+            path, _ = fill(route, b.organization.slug, {})
+            response = client.get(path)
+            assert response.status_code == 200, path
+            body = b"".join(response.streaming_content).decode("utf-8-sig")
+            assert A_MARK not in body and "42.00" not in body, path
+
+
+def test_admin_is_closed_to_customers(client, world):
+    client.force_login(world["b"].user)
+    for route in ("admin/", "admin/billing/ledgerentry/", "admin/accounts/organization/"):
+        response = client.get("/" + route)
+        assert response.status_code == 302 and "/admin/login/" in response.url
+
+
+def test_balances_stay_apart(world):
+    from billing.selectors import credit_balance
+
+    assert credit_balance(org=world["b"].organization) == Decimal("0")
+    org = make_org()
+    assert credit_balance(org=org) == Decimal("0")
