@@ -1,3 +1,5 @@
+import logging
+
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -15,7 +17,17 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
         from console.demo import demo_seed
 
-        logins = demo_seed()
+        # Seeding posts hundreds of ledger entries and batches; their INFO lines would
+        # bury the login this command exists to print.
+        quiet = [logging.getLogger(name) for name in ("billing", "usage", "accounts")]
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.WARNING)
+        try:
+            logins = demo_seed()
+        finally:
+            for logger, level in zip(quiet, levels, strict=True):
+                logger.setLevel(level)
         host, _, port = opts["addrport"].rpartition(":")
         self.stdout.write(f"URL: http://{host or '127.0.0.1'}:{port}/")
         self.stdout.write(f"Email: {logins.email}")
