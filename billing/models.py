@@ -268,3 +268,13 @@ class Payment(models.Model):
     def amount(self) -> Decimal:
         """The amount in major units (dollars), for display."""
         return Decimal(self.amount_minor) / 100
+
+
+# Alerts live in their own module; imported here so Django finds them in the billing app.
+from billing.alerts.models import (  # noqa: E402, F401
+    AlertDelivery,
+    AlertDismissal,
+    AlertNotification,
+    AlertRule,
+    AlertSettings,
+)

@@ -1,0 +1,179 @@
+"""Alert rules, their notifications (one per crossing) and the deliveries of each.
+
+A notification is also the rule's state: while its condition holds, the crossing's
+notification stays open (cleared_at empty). A partial unique constraint allows one
+open notification per rule and subject, so two evaluations running at once cannot
+both record, and so both mail, the same crossing. The rule re-arms when the
+condition clears and the notification is closed.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Organization
+
+
+class AlertKind(models.TextChoices):
+    TOKENS = "tokens", "Monthly tokens reach a share of the allocation"
+    BALANCE = "balance", "Credit balance falls below"
+    USAGE_TIME = "usage_time", "Remaining usage time falls below"
+    RATE_LIMITS = "rate_limits", "Rate limits hit in the last hour"
+    UNUSUAL_USAGE = "unusual_usage", "Unusual usage: today's credits against the 14-day median"
+    CONTROLLER_OFFLINE = "controller_offline", "A controller is offline"
+
+
+# What the threshold of each kind means, with its unit (forms and messages say it).
+THRESHOLD_UNITS = {
+    AlertKind.TOKENS: "% of the monthly allocation",
+    AlertKind.BALANCE: "credits",
+    AlertKind.USAGE_TIME: "hours",
+    AlertKind.RATE_LIMITS: "refused requests",
+    AlertKind.UNUSUAL_USAGE: "× the trailing 14-day median",
+    AlertKind.CONTROLLER_OFFLINE: "minutes",
+}
+
+
+class AlertSettings(models.Model):
+    """Per organization: the secret alert webhooks are signed with (HMAC-SHA256)."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="alert_settings"
+    )
+    webhook_secret = models.CharField(max_length=100)
+    secret_rotated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "alert settings"
+
+    def __str__(self) -> str:
+        return f"Alert settings of {self.organization}"
+
+
+class AlertRule(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    kind = models.CharField(max_length=30, choices=AlertKind.choices)
+    # Percent, credits, hours, count, multiplier or minutes: see THRESHOLD_UNITS.
+    threshold = models.DecimalField(max_digits=20, decimal_places=4)
+    enabled = models.BooleanField(default=True)
+    notify_email = models.BooleanField(default=True)
+    webhook_url = models.URLField(max_length=500, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "threshold", "id"]
+        constraints = [
+            # Two identical rules would mail the same crossing twice.
+            models.UniqueConstraint(
+                fields=["organization", "kind", "threshold"], name="alert_rule_unique_per_org"
+            ),
+            models.CheckConstraint(condition=Q(threshold__gte=0), name="alert_threshold_not_neg"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.threshold_display} {self.unit}"
+
+    @property
+    def unit(self) -> str:
+        return THRESHOLD_UNITS[self.kind]
+
+    @property
+    def threshold_display(self) -> str:
+        return format(self.threshold.normalize(), "f")
+
+
+class AlertNotification(models.Model):
+    """One crossing of a rule: when it fired, what the figures were, when it cleared."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="alert_notifications"
+    )
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
+    kind = models.CharField(max_length=30, choices=AlertKind.choices)
+    # What the crossing is about within the rule: "" or "controller:<id>".
+    subject = models.CharField(max_length=100, blank=True, default="")
+    message = models.CharField(max_length=500)
+    figures = models.JSONField(default=dict)
+    fired_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="AlertDismissal", related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "subject"],
+                condition=Q(cleared_at__isnull=True),
+                name="alert_one_open_crossing",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-fired_at"], name="alert_notif_org_time"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+
+class AlertDismissal(models.Model):
+    """A member hid the notification's banner (for themselves only)."""
+
+    notification = models.ForeignKey(AlertNotification, on_delete=models.CASCADE)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    dismissed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "user"], name="alert_dismissal_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dismissed by user {self.user_id}"
+
+
+class DeliveryChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class DeliveryStatus(models.TextChoices):
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    REFUSED = "refused", "Refused (address not allowed)"
+
+
+class AlertDelivery(models.Model):
+    """One attempt to deliver a notification by email or to a webhook."""
+
+    notification = models.ForeignKey(
+        AlertNotification, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    channel = models.CharField(max_length=10, choices=DeliveryChannel.choices)
+    target = models.CharField(max_length=1000)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+    attempted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["attempted_at", "id"]
+        verbose_name_plural = "alert deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.channel} #{self.attempt} {self.status}"

@@ -1,0 +1,302 @@
+"""Reads for alerts: each rule's current figures and whether its condition holds,
+the notifications list, the banner, and deliveries. Every read is scoped to one
+organization: a rule only ever sees its own organization's figures.
+"""
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from accounts.models import Membership, Organization, User
+from billing.alerts.models import (
+    AlertDelivery,
+    AlertKind,
+    AlertNotification,
+    AlertRule,
+    AlertSettings,
+)
+from billing.models import EntryKind, LedgerEntry
+from billing.selectors import credit_balance, default_worker_type, org_timezone
+
+ZERO = Decimal("0")
+HOUR = timedelta(hours=1)
+UNUSUAL_BASELINE_DAYS = 14
+BANNER_LIMIT = 3
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Whether a rule's condition holds now for one subject, with the figures it saw."""
+
+    subject: str  # "" for the organization, "controller:<id>" for one controller
+    holds: bool
+    message: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def _num(value: Decimal) -> str:
+    """A decimal as plain text for figures and messages (no exponent, no trailing zeros)."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def daily_usage_credits(
+    *, org: Organization, since_day: date, until: datetime
+) -> dict[date, Decimal]:
+    """Usage debits per calendar day in the organization's time zone (one grouped query)."""
+    tz = org_timezone(org)
+    since = datetime(since_day.year, since_day.month, since_day.day, tzinfo=tz)
+    rows = (
+        LedgerEntry.objects.filter(
+            organization=org, kind=EntryKind.USAGE, created_at__gte=since, created_at__lt=until
+        )
+        .annotate(day=TruncDate("created_at", tzinfo=tz))
+        .values("day")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    return {row["day"]: -row["total"] for row in rows}
+
+
+def median_of_days(values: dict[date, Decimal], days: list[date]) -> Decimal:
+    """The median of the days' values, days without usage counting as zero."""
+    return Decimal(statistics.median([values.get(d, ZERO) for d in days]))
+
+
+class OrgFigures:
+    """The figures alert rules read, computed once per evaluation and only when a rule
+    needs them."""
+
+    def __init__(self, org: Organization, now: datetime) -> None:
+        self.org = org
+        self.now = now
+
+    @cached_property
+    def tokens(self):
+        from usage.panel_selectors import tokens_month_to_date
+
+        return tokens_month_to_date(org=self.org, now=self.now, tz=self.org.time_zone)
+
+    @cached_property
+    def balance(self) -> Decimal:
+        return credit_balance(org=self.org)
+
+    @cached_property
+    def hourly_rate(self) -> Decimal | None:
+        worker_type = default_worker_type()
+        return worker_type.hourly_rate if worker_type and worker_type.hourly_rate > 0 else None
+
+    @cached_property
+    def refusals_last_hour(self) -> int:
+        from usage.models import RateLimitRefusal
+
+        total = RateLimitRefusal.objects.filter(
+            organization=self.org, minute__gt=self.now - HOUR, minute__lte=self.now
+        ).aggregate(total=Sum("count"))["total"]
+        return total or 0
+
+    @cached_property
+    def today(self) -> date:
+        return self.now.astimezone(org_timezone(self.org)).date()
+
+    @cached_property
+    def daily_credits(self) -> dict[date, Decimal]:
+        since = self.today - timedelta(days=UNUSUAL_BASELINE_DAYS)
+        return daily_usage_credits(org=self.org, since_day=since, until=self.now + HOUR)
+
+    @cached_property
+    def baseline_median(self) -> Decimal:
+        days = [self.today - timedelta(days=i) for i in range(UNUSUAL_BASELINE_DAYS, 0, -1)]
+        return median_of_days(self.daily_credits, days)
+
+    @cached_property
+    def controllers(self) -> list[dict]:
+        from usage.models import Controller
+
+        return list(
+            Controller.objects.filter(organization=self.org).values(
+                "id", "name", "last_heartbeat_at", "created_at"
+            )
+        )
+
+
+def tokens_condition(*, percent_threshold: Decimal, used: int, allocation: int | None) -> Condition:
+    if not allocation:
+        return Condition("", False, "The plan's monthly tokens are unlimited.", {"used": used})
+    percent = Decimal(used) * 100 / allocation
+    shown = percent.quantize(Decimal("0.1"))
+    return Condition(
+        "",
+        percent >= percent_threshold,
+        f"Monthly tokens reached {_num(shown)}% of the allocation "
+        f"({used:,} of {allocation:,}; alert at {_num(percent_threshold)}%).",
+        {"used": used, "allocation": allocation, "percent": _num(shown)},
+    )
+
+
+def balance_condition(*, threshold: Decimal, balance: Decimal) -> Condition:
+    return Condition(
+        "",
+        balance < threshold,
+        f"The credit balance is {_money(balance)}, below {_money(threshold)}.",
+        {"balance": _num(balance), "threshold": _num(threshold)},
+    )
+
+
+def usage_time_condition(
+    *, threshold_hours: Decimal, balance: Decimal, hourly_rate: Decimal | None
+) -> Condition:
+    if hourly_rate is None:
+        return Condition("", False, "No default worker type prices usage time.", {})
+    hours = max(ZERO, balance / hourly_rate)
+    shown = hours.quantize(Decimal("0.1"))
+    return Condition(
+        "",
+        hours < threshold_hours,
+        f"About {_num(shown)} hours of usage time remain at {_num(hourly_rate)} credits "
+        f"an hour, below {_num(threshold_hours)} hours.",
+        {"hours": _num(shown), "hourly_rate": _num(hourly_rate), "balance": _num(balance)},
+    )
+
+
+def rate_limits_condition(*, threshold: Decimal, refused: int) -> Condition:
+    return Condition(
+        "",
+        refused > threshold,
+        f"{refused:,} requests were refused by rate limits in the last hour "
+        f"(alert above {_num(threshold)}).",
+        {"refused_last_hour": refused},
+    )
+
+
+def unusual_usage_condition(*, k: Decimal, today: Decimal, median: Decimal) -> Condition:
+    # With no baseline (a median of zero) nothing is "unusual": a new organization's
+    # first day of usage would otherwise always fire.
+    holds = median > 0 and today > k * median
+    return Condition(
+        "",
+        holds,
+        f"Today's usage is {_money(today)} credits, more than {_num(k)} × the 14-day "
+        f"median of {_money(median)}.",
+        {"today": _num(today), "median_14d": _num(median), "k": _num(k)},
+    )
+
+
+def controller_conditions(
+    *, minutes: Decimal, controllers: list[dict], now: datetime
+) -> list[Condition]:
+    conditions = []
+    limit = timedelta(minutes=float(minutes))
+    for c in controllers:
+        seen = c["last_heartbeat_at"] or c["created_at"]
+        offline_for = now - seen
+        offline_minutes = int(offline_for.total_seconds() // 60)
+        conditions.append(
+            Condition(
+                f"controller:{c['id']}",
+                offline_for > limit,
+                f"Controller {c['name']} has been offline for {offline_minutes:,} minutes "
+                f"(alert after {_num(minutes)}).",
+                {
+                    "controller": c["name"],
+                    "offline_minutes": offline_minutes,
+                    "last_heartbeat_at": c["last_heartbeat_at"].isoformat()
+                    if c["last_heartbeat_at"]
+                    else None,
+                },
+            )
+        )
+    return conditions
+
+
+def rule_conditions(*, rule: AlertRule, figures: OrgFigures) -> list[Condition]:
+    """The rule's condition now, one per subject (one per controller for that kind)."""
+    t = rule.threshold
+    match rule.kind:
+        case AlertKind.TOKENS:
+            tokens = figures.tokens
+            return [
+                tokens_condition(
+                    percent_threshold=t, used=tokens.used, allocation=tokens.allocation
+                )
+            ]
+        case AlertKind.BALANCE:
+            return [balance_condition(threshold=t, balance=figures.balance)]
+        case AlertKind.USAGE_TIME:
+            return [
+                usage_time_condition(
+                    threshold_hours=t, balance=figures.balance, hourly_rate=figures.hourly_rate
+                )
+            ]
+        case AlertKind.RATE_LIMITS:
+            return [rate_limits_condition(threshold=t, refused=figures.refusals_last_hour)]
+        case AlertKind.UNUSUAL_USAGE:
+            today = figures.daily_credits.get(figures.today, ZERO)
+            return [unusual_usage_condition(k=t, today=today, median=figures.baseline_median)]
+        case AlertKind.CONTROLLER_OFFLINE:
+            return controller_conditions(
+                minutes=t, controllers=figures.controllers, now=figures.now
+            )
+    raise ValueError(f"unknown alert kind {rule.kind!r}")
+
+
+# ------------------------------------------------------------------------ lists
+
+
+def alert_rules(*, org: Organization) -> QuerySet[AlertRule]:
+    return AlertRule.objects.filter(organization=org)
+
+
+def alert_rule_for(*, org: Organization, rule_id: int) -> AlertRule | None:
+    return AlertRule.objects.filter(organization=org, pk=rule_id).first()
+
+
+def alert_settings_for(*, org: Organization) -> AlertSettings | None:
+    return AlertSettings.objects.filter(organization=org).first()
+
+
+def alert_notifications(*, org: Organization) -> QuerySet[AlertNotification]:
+    """The organization's notifications, newest first."""
+    return AlertNotification.objects.filter(organization=org).select_related("rule")
+
+
+def alert_notification_for(*, org: Organization, notification_id: int) -> AlertNotification | None:
+    return AlertNotification.objects.filter(organization=org, pk=notification_id).first()
+
+
+def alert_banner(*, org: Organization, user: User) -> list[AlertNotification]:
+    """Crossings still in effect that this member has not dismissed (one query)."""
+    return list(
+        AlertNotification.objects.filter(organization=org, cleared_at__isnull=True)
+        .exclude(dismissed_by=user)
+        .order_by("-fired_at", "-id")[:BANNER_LIMIT]
+    )
+
+
+def alert_deliveries(*, org: Organization, notification_ids: list[int]) -> QuerySet[AlertDelivery]:
+    return AlertDelivery.objects.filter(
+        notification__organization=org, notification_id__in=notification_ids
+    )
+
+
+def alert_recipients(*, org: Organization) -> list[str]:
+    """The emails of the organization's owners and admins (active users only)."""
+    from accounts.models import MANAGER_ROLES
+
+    return list(
+        Membership.objects.filter(
+            organization=org, role__in=list(MANAGER_ROLES), user__is_active=True
+        )
+        .order_by("user__email")
+        .values_list("user__email", flat=True)
+    )

@@ -1,0 +1,443 @@
+"""Writes for alerts: rules, evaluation (one notification per crossing), dismissals,
+the webhook secret, and delivery by email and webhook."""
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from smtplib import SMTPException
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Organization, User
+from billing.alerts.models import (
+    AlertDelivery,
+    AlertDismissal,
+    AlertKind,
+    AlertNotification,
+    AlertRule,
+    AlertSettings,
+    DeliveryChannel,
+    DeliveryStatus,
+)
+from billing.alerts.selectors import OrgFigures, alert_recipients, rule_conditions
+from billing.alerts.webhooks import WebhookFailed, WebhookRefused, webhook_post, webhook_url_check
+
+logger = logging.getLogger(__name__)
+
+# The rules every new organization starts with (kind, threshold), editable afterwards.
+DEFAULT_RULES: tuple[tuple[str, Decimal], ...] = (
+    (AlertKind.TOKENS, Decimal("80")),
+    (AlertKind.TOKENS, Decimal("100")),
+    (AlertKind.BALANCE, Decimal("10")),
+)
+
+# What the form proposes for a new rule of each kind.
+SUGGESTED_THRESHOLDS: dict[str, Decimal] = {
+    AlertKind.TOKENS: Decimal("80"),
+    AlertKind.BALANCE: Decimal("10"),
+    AlertKind.USAGE_TIME: Decimal("24"),
+    AlertKind.RATE_LIMITS: Decimal("100"),
+    AlertKind.UNUSUAL_USAGE: Decimal("3"),
+    AlertKind.CONTROLLER_OFFLINE: Decimal("15"),
+}
+
+# Allowed thresholds per kind: (lowest, highest, whole numbers only).
+THRESHOLD_BOUNDS: dict[str, tuple[Decimal, Decimal, bool]] = {
+    AlertKind.TOKENS: (Decimal("1"), Decimal("1000"), False),
+    AlertKind.BALANCE: (Decimal("0"), Decimal("1000000000"), False),
+    AlertKind.USAGE_TIME: (Decimal("0.1"), Decimal("100000"), False),
+    AlertKind.RATE_LIMITS: (Decimal("0"), Decimal("10000000"), True),
+    AlertKind.UNUSUAL_USAGE: (Decimal("1"), Decimal("1000"), False),
+    AlertKind.CONTROLLER_OFFLINE: (Decimal("1"), Decimal("100000"), True),
+}
+
+
+class AlertRuleInvalid(ValueError):
+    """The rule cannot be saved as given; nothing was written."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def alert_threshold_check(*, kind: str, threshold: Decimal) -> Decimal:
+    """The threshold, checked against its kind's bounds (AlertRuleInvalid if outside)."""
+    if kind not in AlertKind.values:
+        raise AlertRuleInvalid("kind", f"unknown alert kind {kind!r}")
+    try:
+        threshold = Decimal(threshold)
+    except (InvalidOperation, TypeError, ValueError):
+        raise AlertRuleInvalid("threshold", "enter a number") from None
+    if not threshold.is_finite():
+        raise AlertRuleInvalid("threshold", "enter a number")
+    low, high, whole = THRESHOLD_BOUNDS[kind]
+    if whole and threshold != threshold.to_integral_value():
+        raise AlertRuleInvalid("threshold", "enter a whole number")
+    if not low <= threshold <= high:
+        raise AlertRuleInvalid("threshold", f"enter a value from {low:,} to {high:,}")
+    return threshold.quantize(Decimal("0.0001"))
+
+
+def webhook_secret_generate() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def alert_settings_ensure(*, org: Organization) -> AlertSettings:
+    """The organization's alert settings (its webhook secret), made on first need."""
+    row, _ = AlertSettings.objects.get_or_create(
+        organization=org, defaults={"webhook_secret": webhook_secret_generate()}
+    )
+    return row
+
+
+@transaction.atomic
+def alert_defaults_create(*, org: Organization) -> list[AlertRule]:
+    """Give a new organization the default rules (80% and 100% of the monthly tokens,
+    low balance) and its webhook secret. Idempotent: existing rules are kept."""
+    alert_settings_ensure(org=org)
+    AlertRule.objects.bulk_create(
+        [AlertRule(organization=org, kind=k, threshold=t) for k, t in DEFAULT_RULES],
+        ignore_conflicts=True,
+    )
+    return list(AlertRule.objects.filter(organization=org))
+
+
+@transaction.atomic
+def alert_webhook_secret_rotate(*, org: Organization) -> AlertSettings:
+    """A new signing secret; deliveries from now on are signed with it."""
+    row = alert_settings_ensure(org=org)
+    row.webhook_secret = webhook_secret_generate()
+    row.secret_rotated_at = timezone.now()
+    row.save(update_fields=["webhook_secret", "secret_rotated_at"])
+    return row
+
+
+def _webhook_checked(url: str) -> str:
+    url = (url or "").strip()
+    if url:
+        try:
+            webhook_url_check(url)
+        except WebhookRefused as exc:
+            raise AlertRuleInvalid("webhook_url", str(exc)) from None
+    return url
+
+
+@dataclass(frozen=True)
+class RuleFields:
+    kind: str
+    threshold: Decimal
+    enabled: bool = True
+    notify_email: bool = True
+    webhook_url: str = ""
+
+
+@transaction.atomic
+def alert_rule_create(
+    *, org: Organization, fields: RuleFields, actor: User | None = None
+) -> AlertRule:
+    """Add a rule (AlertRuleInvalid: bad threshold, refused webhook URL, or a duplicate)."""
+    threshold = alert_threshold_check(kind=fields.kind, threshold=fields.threshold)
+    url = _webhook_checked(fields.webhook_url)
+    if AlertRule.objects.filter(organization=org, kind=fields.kind, threshold=threshold).exists():
+        raise AlertRuleInvalid("threshold", "a rule of this kind with this threshold exists")
+    alert_settings_ensure(org=org)  # the webhook secret exists before the first delivery
+    try:
+        with transaction.atomic():
+            rule = AlertRule.objects.create(
+                organization=org,
+                kind=fields.kind,
+                threshold=threshold,
+                enabled=fields.enabled,
+                notify_email=fields.notify_email,
+                webhook_url=url,
+                created_by=actor,
+            )
+    except IntegrityError:  # the same rule was added at the same moment
+        raise AlertRuleInvalid(
+            "threshold", "a rule of this kind with this threshold exists"
+        ) from None
+    logger.info("billing.alerts.rule_created", extra={"org": org.pk, "rule": rule.pk})
+    return rule
+
+
+@transaction.atomic
+def alert_rule_update(
+    *, rule: AlertRule, fields: RuleFields, actor: User | None = None
+) -> AlertRule:
+    """Change a rule. A new kind or threshold closes its open crossings: it starts armed."""
+    rule = AlertRule.objects.select_for_update().get(pk=rule.pk)
+    threshold = alert_threshold_check(kind=fields.kind, threshold=fields.threshold)
+    url = _webhook_checked(fields.webhook_url)
+    duplicate = AlertRule.objects.filter(
+        organization_id=rule.organization_id, kind=fields.kind, threshold=threshold
+    ).exclude(pk=rule.pk)
+    if duplicate.exists():
+        raise AlertRuleInvalid("threshold", "a rule of this kind with this threshold exists")
+    if (fields.kind, threshold) != (rule.kind, rule.threshold):
+        _clear(AlertNotification.objects.filter(rule=rule), timezone.now())
+    rule.kind, rule.threshold, rule.enabled = fields.kind, threshold, fields.enabled
+    rule.notify_email, rule.webhook_url = fields.notify_email, url
+    rule.updated_at = timezone.now()
+    rule.save()
+    return rule
+
+
+@transaction.atomic
+def alert_rule_delete(*, rule: AlertRule) -> None:
+    """Delete a rule; its notifications stay in the list, closed."""
+    _clear(AlertNotification.objects.filter(rule=rule), timezone.now())
+    rule.delete()
+
+
+def _clear(notifications, now: datetime) -> int:
+    return notifications.filter(cleared_at__isnull=True).update(cleared_at=now)
+
+
+@transaction.atomic
+def alerts_evaluate(*, org: Organization, now: datetime | None = None) -> list[AlertNotification]:
+    """Check every enabled rule of the organization now: record a notification for each
+    new crossing (and deliver it after commit), close crossings whose condition cleared.
+    Returns the new notifications. Safe to run concurrently and repeatedly."""
+    now = now or timezone.now()
+    # The lock serializes evaluations of one organization; the partial unique constraint
+    # on open crossings backs it (and covers databases without row locks).
+    rules = list(
+        AlertRule.objects.select_for_update().filter(organization=org, enabled=True).order_by("pk")
+    )
+    open_now = {
+        (n.rule_id, n.subject): n
+        for n in AlertNotification.objects.filter(organization=org, cleared_at__isnull=True)
+    }
+    figures = OrgFigures(org, now)
+    fired: list[AlertNotification] = []
+    seen: set[tuple[int | None, str]] = set()
+    to_clear: list[int] = []
+    for rule in rules:
+        for condition in rule_conditions(rule=rule, figures=figures):
+            key = (rule.pk, condition.subject)
+            seen.add(key)
+            current = open_now.get(key)
+            if condition.holds and current is None:
+                notification = _fire(org=org, rule=rule, condition=condition, now=now)
+                if notification is not None:
+                    fired.append(notification)
+            elif not condition.holds and current is not None:
+                to_clear.append(current.pk)
+    # Crossings of rules turned off or deleted, or of controllers that went away, end too.
+    to_clear += [n.pk for key, n in open_now.items() if key not in seen]
+    if to_clear:
+        _clear(AlertNotification.objects.filter(pk__in=to_clear), now)
+    if fired or to_clear:
+        logger.info(
+            "billing.alerts.evaluated",
+            extra={"org": org.pk, "fired": len(fired), "cleared": len(to_clear)},
+        )
+    return fired
+
+
+def _fire(*, org: Organization, rule: AlertRule, condition, now: datetime):
+    try:
+        with transaction.atomic():
+            notification = AlertNotification.objects.create(
+                organization=org,
+                rule=rule,
+                kind=rule.kind,
+                subject=condition.subject,
+                message=condition.message[:500],
+                figures={**condition.figures, "threshold": rule.threshold_display},
+                fired_at=now,
+            )
+    except IntegrityError:  # another evaluation recorded this crossing first
+        return None
+    transaction.on_commit(
+        partial(_deliveries_enqueue, notification.pk, rule.notify_email, bool(rule.webhook_url))
+    )
+    return notification
+
+
+def _deliveries_enqueue(notification_id: int, email: bool, webhook: bool) -> None:
+    from billing.tasks import alert_email_deliver, alert_webhook_deliver
+
+    if email:
+        alert_email_deliver.delay(notification_id)
+    if webhook:
+        alert_webhook_deliver.delay(notification_id)
+
+
+@transaction.atomic
+def alert_notification_dismiss(*, notification: AlertNotification, user: User) -> None:
+    """Hide the notification's banner for this member (idempotent)."""
+    AlertDismissal.objects.get_or_create(notification=notification, user=user)
+
+
+# ------------------------------------------------------------------------ delivery
+
+
+def _notifications_url(org: Organization) -> str:
+    base = getattr(settings, "CONSOLE_BASE_URL", "").rstrip("/")
+    return base + reverse("accounts:alerts:notifications", args=[org.slug])
+
+
+def _record(notification: AlertNotification, channel: str, target: str, **fields) -> AlertDelivery:
+    return AlertDelivery.objects.create(
+        notification=notification, channel=channel, target=target[:1000], **fields
+    )
+
+
+_SUBJECTS = {
+    AlertKind.TOKENS: "monthly tokens reached {threshold}% of the allocation",
+    AlertKind.BALANCE: "credit balance below {threshold}",
+    AlertKind.USAGE_TIME: "less than {threshold} hours of usage time left",
+    AlertKind.RATE_LIMITS: "rate limits hit more than {threshold} times in an hour",
+    AlertKind.UNUSUAL_USAGE: "unusual usage today",
+    AlertKind.CONTROLLER_OFFLINE: "controller {controller} offline",
+}
+
+
+def alert_email_subject(notification: AlertNotification) -> str:
+    figures = {"threshold": "", "controller": "", **notification.figures}
+    return _SUBJECTS[notification.kind].format(**figures)
+
+
+def alert_email_send(*, notification_id: int) -> AlertDelivery | None:
+    """Mail the notification to the organization's owners and admins, once: a delivery
+    already sent is not repeated (the row lock makes a concurrent run wait and see it).
+    Mail errors are recorded as a failed attempt and raised for the task to retry."""
+    failure: Exception | None = None
+    with transaction.atomic():
+        notification = (
+            AlertNotification.objects.select_for_update()
+            .select_related("organization")
+            .filter(pk=notification_id)
+            .first()
+        )
+        if notification is None:
+            return None
+        sent = notification.deliveries.filter(
+            channel=DeliveryChannel.EMAIL, status=DeliveryStatus.SENT
+        )
+        if sent.exists():
+            return None
+        org = notification.organization
+        recipients = alert_recipients(org=org)
+        attempt = notification.deliveries.filter(channel=DeliveryChannel.EMAIL).count() + 1
+        if not recipients:
+            return _record(
+                notification,
+                DeliveryChannel.EMAIL,
+                "",
+                attempt=attempt,
+                status=DeliveryStatus.FAILED,
+                error="the organization has no owner or admin to mail",
+            )
+        message = EmailMessage(
+            subject=f"[Usage Console] {org.name}: {alert_email_subject(notification)}",
+            body=(
+                f"{notification.message}\n\n"
+                f"Organization: {org.name}\n"
+                f"Fired at: {notification.fired_at:%Y-%m-%d %H:%M} UTC\n\n"
+                f"All notifications: {_notifications_url(org)}\n\n"
+                "You receive this because you are an owner or admin of the organization.\n"
+            ),
+            to=recipients,
+        )
+        try:
+            message.send()
+        except (SMTPException, OSError) as exc:
+            failure = exc
+        else:
+            return _record(
+                notification,
+                DeliveryChannel.EMAIL,
+                ", ".join(recipients),
+                attempt=attempt,
+                status=DeliveryStatus.SENT,
+            )
+    _record(
+        notification,
+        DeliveryChannel.EMAIL,
+        ", ".join(recipients),
+        attempt=attempt,
+        status=DeliveryStatus.FAILED,
+        error=str(failure)[:500],
+    )
+    raise failure
+
+
+def alert_webhook_payload(notification: AlertNotification) -> bytes:
+    """The JSON body a webhook receives."""
+    org = notification.organization
+    return json.dumps(
+        {
+            "type": "alert.fired",
+            "id": notification.pk,
+            "organization": org.slug,
+            "rule": {
+                "id": notification.rule_id,
+                "kind": notification.kind,
+                "threshold": notification.figures.get("threshold"),
+            },
+            "subject": notification.subject,
+            "message": notification.message,
+            "figures": notification.figures,
+            "fired_at": notification.fired_at.isoformat(),
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def alert_webhook_attempt(*, notification_id: int, attempt: int) -> AlertDelivery | None:
+    """One signed POST of the notification to its rule's webhook, recorded as an attempt.
+
+    None when there is nothing to do (no webhook, or already delivered). A refused
+    address is final; a failed one is for the caller to retry.
+    """
+    notification = (
+        AlertNotification.objects.select_related("organization", "rule")
+        .filter(pk=notification_id)
+        .first()
+    )
+    if notification is None or notification.rule is None or not notification.rule.webhook_url:
+        return None
+    deliveries = notification.deliveries.filter(channel=DeliveryChannel.WEBHOOK)
+    if deliveries.filter(status=DeliveryStatus.SENT).exists():
+        return None
+    url = notification.rule.webhook_url
+    secret = alert_settings_ensure(org=notification.organization).webhook_secret
+    try:
+        status = webhook_post(url=url, body=alert_webhook_payload(notification), secret=secret)
+    except WebhookRefused as exc:
+        return _record(
+            notification,
+            DeliveryChannel.WEBHOOK,
+            url,
+            attempt=attempt,
+            status=DeliveryStatus.REFUSED,
+            error=str(exc)[:500],
+        )
+    except WebhookFailed as exc:
+        return _record(
+            notification,
+            DeliveryChannel.WEBHOOK,
+            url,
+            attempt=attempt,
+            status=DeliveryStatus.FAILED,
+            response_code=exc.status,
+            error=str(exc)[:500],
+        )
+    return _record(
+        notification,
+        DeliveryChannel.WEBHOOK,
+        url,
+        attempt=attempt,
+        status=DeliveryStatus.SENT,
+        response_code=status,
+    )

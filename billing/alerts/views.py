@@ -1,0 +1,186 @@
+"""Alerts pages under the organization's Settings: rules (owners and admins change them,
+every member reads them), the notifications list with delivery attempts, dismissals."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing.alerts.forms import AlertRuleForm
+from billing.alerts.models import AlertKind, DeliveryChannel
+from billing.alerts.preview import alert_rule_preview as preview_for
+from billing.alerts.selectors import (
+    alert_deliveries,
+    alert_notification_for,
+    alert_notifications,
+    alert_rule_for,
+    alert_rules,
+    alert_settings_for,
+)
+from billing.alerts.services import (
+    AlertRuleInvalid,
+    alert_notification_dismiss,
+    alert_rule_create,
+    alert_rule_delete,
+    alert_rule_update,
+    alert_webhook_secret_rotate,
+)
+from console.http import OrgRequest, org_view
+
+NOTIFICATIONS_PAGE_SIZE = 25
+
+
+@org_view()
+@require_GET
+def alerts_page(request: OrgRequest) -> HttpResponse:
+    """The organization's rules, its webhook secret (owners and admins) and recent alerts."""
+    org = request.organization
+    can_manage = request.membership.can_manage
+    settings_row = alert_settings_for(org=org) if can_manage else None
+    return render(
+        request,
+        "billing/alerts.html",
+        {
+            "nav": "settings",
+            "rules": alert_rules(org=org),
+            "recent": alert_notifications(org=org)[:5],
+            "can_manage": can_manage,
+            "webhook_secret": settings_row.webhook_secret if settings_row else None,
+        },
+    )
+
+
+def _form_page(request: OrgRequest, form: AlertRuleForm, rule=None, status: int = 200):
+    preview_input = form.preview_input()
+    preview = (
+        preview_for(org=request.organization, kind=preview_input[0], threshold=preview_input[1])
+        if preview_input
+        else None
+    )
+    return render(
+        request,
+        "billing/alerts_rule_form.html",
+        {"nav": "settings", "form": form, "rule": rule, "preview": preview},
+        status=status,
+    )
+
+
+def _save(request: OrgRequest, form: AlertRuleForm, rule=None) -> HttpResponse:
+    if request.POST.get("action") == "preview":
+        return _form_page(request, form, rule)
+    if not form.is_valid():
+        return _form_page(request, form, rule, status=400)
+    try:
+        if rule is None:
+            alert_rule_create(
+                org=request.organization, fields=form.rule_fields(), actor=request.user
+            )
+        else:
+            alert_rule_update(rule=rule, fields=form.rule_fields(), actor=request.user)
+    except AlertRuleInvalid as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        return _form_page(request, form, rule, status=400)
+    messages.success(request, "Alert rule saved.")
+    return redirect("accounts:alerts:rules", request.organization.slug)
+
+
+@org_view(manage=True)
+@require_http_methods(["GET", "POST"])
+def rule_new(request: OrgRequest) -> HttpResponse:
+    """Add a rule; the form previews when it would have fired over the last 30 days."""
+    if request.method == "POST":
+        return _save(request, AlertRuleForm(request.POST))
+    kind = request.GET.get("kind")
+    return _form_page(request, AlertRuleForm.blank(kind if kind in AlertKind.values else "tokens"))
+
+
+@org_view(manage=True)
+@require_http_methods(["GET", "POST"])
+def rule_edit(request: OrgRequest, rule_id: int) -> HttpResponse:
+    rule = alert_rule_for(org=request.organization, rule_id=rule_id)
+    if rule is None:
+        raise Http404("No such alert rule")
+    if request.method == "POST":
+        return _save(request, AlertRuleForm(request.POST), rule)
+    return _form_page(request, AlertRuleForm.for_rule(rule), rule)
+
+
+@org_view(manage=True)
+@require_GET
+def rule_preview(request: OrgRequest) -> HttpResponse:
+    """The preview partial for the kind and threshold typed so far (htmx, on change)."""
+    form = AlertRuleForm(request.GET)
+    preview_input = form.preview_input()
+    preview = (
+        preview_for(org=request.organization, kind=preview_input[0], threshold=preview_input[1])
+        if preview_input
+        else None
+    )
+    return render(
+        request, "billing/alerts_rule_form.html#alert-preview", {"form": form, "preview": preview}
+    )
+
+
+@org_view(manage=True)
+@require_POST
+def rule_delete(request: OrgRequest, rule_id: int) -> HttpResponse:
+    rule = alert_rule_for(org=request.organization, rule_id=rule_id)
+    if rule is None:
+        raise Http404("No such alert rule")
+    alert_rule_delete(rule=rule)
+    messages.success(request, "Alert rule deleted.")
+    return redirect("accounts:alerts:rules", request.organization.slug)
+
+
+@org_view(manage=True)
+@require_POST
+def webhook_secret_rotate(request: OrgRequest) -> HttpResponse:
+    alert_webhook_secret_rotate(org=request.organization)
+    messages.success(request, "New webhook secret: update your receivers.")
+    return redirect("accounts:alerts:rules", request.organization.slug)
+
+
+@org_view()
+@require_GET
+def notifications(request: OrgRequest) -> HttpResponse:
+    """Every notification, newest first; owners and admins also see delivery attempts."""
+    org = request.organization
+    page = Paginator(alert_notifications(org=org), NOTIFICATIONS_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    can_manage = request.membership.can_manage
+    deliveries: dict[int, list] = {}
+    if can_manage:
+        for delivery in alert_deliveries(org=org, notification_ids=[n.pk for n in page]):
+            deliveries.setdefault(delivery.notification_id, []).append(delivery)
+    rows = [(n, deliveries.get(n.pk, [])) for n in page]
+    context = {
+        "nav": "settings",
+        "page": page,
+        "rows": rows,
+        "can_manage": can_manage,
+        "webhook": DeliveryChannel.WEBHOOK,
+    }
+    if request.htmx and request.htmx.target == "notifications":
+        return render(request, "billing/alerts_notifications.html#notifications", context)
+    return render(request, "billing/alerts_notifications.html", context)
+
+
+@org_view()
+@require_POST
+def notification_dismiss(request: OrgRequest, notification_id: int) -> HttpResponse:
+    """Hide a notification's banner for the requesting member."""
+    notification = alert_notification_for(org=request.organization, notification_id=notification_id)
+    if notification is None:
+        raise Http404("No such notification")
+    alert_notification_dismiss(notification=notification, user=request.user)
+    if request.htmx:
+        return HttpResponse("")  # the banner item is swapped out
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect("accounts:alerts:notifications", request.organization.slug)
+    return redirect(target)
