@@ -1,6 +1,15 @@
 from django.contrib import admin, messages
 
-from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
+from usage.models import (
+    Controller,
+    IngestBatch,
+    Job,
+    MatchingRun,
+    Query,
+    Restatement,
+    RollupState,
+    WorkerSession,
+)
 from usage.services.controllers import controller_register, controller_token_rotate
 
 
@@ -124,3 +133,47 @@ class IngestBatchAdmin(ReadOnlyAdmin):
         "rejected",
         "credits",
     ]
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Written only by the rollup service: operators look, never edit."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Restatement)
+class RestatementAdmin(_ReadOnlyAdmin):
+    """Closed days whose figures a recomputation changed: before and after, per dimension."""
+
+    list_display = ["day", "organization", "kind", "dimension", "before", "after", "restated_at"]
+    list_filter = ["kind", "restated_at"]
+    search_fields = ["organization__name", "organization__slug"]
+    date_hierarchy = "day"
+    list_select_related = ["organization"]
+
+
+@admin.register(RollupState)
+class RollupStateAdmin(_ReadOnlyAdmin):
+    """Each organization-day's rollup: clean or dirty, zone, when and how long."""
+
+    list_display = [
+        "day",
+        "organization",
+        "dirty",
+        "time_zone",
+        "computed_at",
+        "rows",
+        "duration_ms",
+        "dirtied_at",
+    ]
+    list_filter = ["dirty", "time_zone"]
+    search_fields = ["organization__name", "organization__slug"]
+    date_hierarchy = "day"
+    list_select_related = ["organization"]

@@ -35,6 +35,7 @@ from usage.services.controllers import (
     controller_register,
 )
 from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
+from usage.services.rollup import rollup_catch_up
 
 DEMO_DAYS = 90
 DEMO_CREDITS = Decimal("5000")
@@ -287,24 +288,37 @@ def usage_demo_seed(*, org: Organization, days: int = DEMO_DAYS) -> DemoUsage:
 
     # Usage up to the start of this hour: a rerun within the hour sends exactly the same.
     as_of = now.replace(minute=0, second=0, microsecond=0)
-    by_key: dict[str | None, list[dict]] = defaultdict(list)
+    # A batch per key and day, its debit dated at the day's end (or now, today): the
+    # ledger then shows the quarter's burn as it happened (the runway reads the last 7
+    # days' debits), not 90 days charged this instant.
+    by_key: dict[str | None, dict[date, list[dict]]] = defaultdict(lambda: defaultdict(list))
     today = as_of.date()
     for offset in range(days - 1, -1, -1):
-        for key_name, record in _day_records(org, today - timedelta(days=offset), keys):
+        day = today - timedelta(days=offset)
+        for key_name, record in _day_records(org, day, keys):
             current = _as_of(record, as_of)
             if current is not None:
-                by_key[key_name].append(current)
+                by_key[key_name][day].append(current)
     sent = accepted = 0
-    for key_name, records in by_key.items():
-        for start in range(0, len(records), MAX_BATCH_RECORDS):
-            chunk = records[start : start + MAX_BATCH_RECORDS]
-            result = usage_records_ingest(org=org, records=chunk, api_key=keys[key_name])
-            sent += len(chunk)
-            accepted += len(result.accepted)
+    for key_name, by_day in by_key.items():
+        records = [record for day_records in by_day.values() for record in day_records]
+        for day, day_records in by_day.items():
+            day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+            charged_at = min(day_end - timedelta(seconds=1), now)
+            for start in range(0, len(day_records), MAX_BATCH_RECORDS):
+                chunk = day_records[start : start + MAX_BATCH_RECORDS]
+                result = usage_records_ingest(
+                    org=org, records=chunk, api_key=keys[key_name], charged_at=charged_at
+                )
+                sent += len(chunk)
+                accepted += len(result.accepted)
         key = keys[key_name]
         if key is not None and records:  # as if the key had sent them through the API
             last = max(_last_time(r) for r in records)
             APIKey.objects.filter(pk=key.pk).update(last_used_at=last)
+
+    # The closed days just ingested are marked dirty; roll them up now, as the sweep would.
+    rollup_catch_up(org=org)
 
     old = keys["Old CI key"]
     if old is not None and not old.is_revoked:

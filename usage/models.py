@@ -189,7 +189,12 @@ class WorkerSession(UsageRecord):
                 condition=Q(ended_at__gte=models.F("started_at")), name="worker_session_ordered"
             ),
         ]
-        indexes = [models.Index(fields=["organization", "started_at"], name="worker_org_time")]
+        indexes = [
+            models.Index(fields=["organization", "started_at"], name="worker_org_time"),
+            # Sessions still running at a day's start (the rollup's carried-in figure and
+            # the open day's edge) are found by when they end.
+            models.Index(fields=["organization", "ended_at"], name="worker_org_end"),
+        ]
 
     def __str__(self) -> str:
         return f"worker session {self.client_id}"
@@ -271,3 +276,213 @@ class RateLimitRefusal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} refused at {self.minute:%Y-%m-%d %H:%M}"
+
+
+# --- Daily rollups ----------------------------------------------------------------------
+#
+# One table per record kind (the "kind" dimension), one row per organization, local day
+# and combination of the kind's other dimensions (model, API key, controller, member,
+# endpoint, task). Rows are written only by usage/services/rollup.py, a whole org-day at
+# a time (delete and insert in one transaction), and read by the panel selectors for the
+# days RollupState calls clean. See usage/services/rollup.py for the design.
+
+
+class RollupState(models.Model):
+    """Where an organization's day stands: rolled up (in which time zone), or due again.
+
+    `dirty` is set by ingestion when records (or a job's status move) land on a closed
+    day, and cleared by the rollup that recomputes the day; selectors read a day from
+    the rollup tables only while it is clean and computed in the organization's zone.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    dirty = models.BooleanField(default=True)
+    dirtied_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    # Rows the last computation wrote (all kinds) and how long it took.
+    rows = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day"], name="rollup_state_per_day"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["dirty", "organization", "day"],
+                name="rollup_state_dirty",
+                condition=Q(dirty=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} ({'dirty' if self.dirty else 'clean'})"
+
+    @property
+    def clean(self) -> bool:
+        return not self.dirty and self.computed_at is not None
+
+
+class DailyRollup(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    api_key = models.ForeignKey(
+        APIKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.day}"
+
+
+def _coalesced(*names: str):
+    """A null foreign key as 0, so a unique constraint treats "no key" as one value."""
+    from django.db.models.functions import Coalesce
+
+    return [Coalesce(name, models.Value(0)) for name in names]
+
+
+class JobDaily(DailyRollup):
+    """Jobs submitted on the day, per API key and controller (none: managed compute).
+
+    Statuses are as of the computation; a job's later move marks its day dirty.
+    """
+
+    controller = models.ForeignKey(
+        Controller, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    running = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    core_hours = core_hours_field(default=Decimal("0"))
+    credits = credit_field(default=Decimal("0"))
+    wasted_core_hours = core_hours_field(default=Decimal("0"))
+    wasted_credits = credit_field(default=Decimal("0"))
+    last_submitted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "job dailies"
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "day",
+                *_coalesced("api_key", "controller"),
+                name="job_daily_dimensions",
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "day"], name="job_daily_org_day")]
+
+
+class QueryDimension(models.TextChoices):
+    DETAIL = "detail", "Model × API key × endpoint × member"
+    MODEL = "model", "Model"
+    ENDPOINT = "endpoint", "Endpoint"
+    MEMBER = "member", "Member"
+
+
+class QueryDaily(DailyRollup):
+    """Queries on the day, per dimension: "detail" rows per (model, API key, endpoint,
+    member), and rows per model, per endpoint and per member summed from them, so a
+    figure by one dimension reads a few rows a day whatever the others' cardinality."""
+
+    dimension = models.CharField(max_length=10, choices=QueryDimension.choices)
+    model = models.ForeignKey(
+        PriceModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    endpoint = models.CharField(max_length=200, blank=True, default="")
+    member = models.CharField(max_length=254, blank=True, default="")
+    queries = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    credits = credit_field(default=Decimal("0"))
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "query dailies"
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "day",
+                "dimension",
+                "endpoint",
+                "member",
+                *_coalesced("model", "api_key"),
+                name="query_daily_dimensions",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "dimension", "day"], name="query_daily_org_dim_day"
+            )
+        ]
+
+
+class WorkerDaily(DailyRollup):
+    """Worker sessions per model and API key: runtime clipped to the day, sessions that
+    started on it and sessions already running at its first instant (carried in)."""
+
+    model = models.ForeignKey(PriceModel, on_delete=models.PROTECT, related_name="+")
+    sessions_started = models.PositiveIntegerField(default=0)
+    sessions_carried_in = models.PositiveIntegerField(default=0)
+    runtime = models.DurationField()
+    # Credits of the sessions that started on the day (each session is charged once).
+    credits = credit_field(default=Decimal("0"))
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "worker dailies"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "day", "model", *_coalesced("api_key"), name="worker_daily_dims"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "day"], name="worker_daily_org_day")]
+
+
+class MatchingDaily(DailyRollup):
+    """Matching runs started on the day per task and API key."""
+
+    task = models.CharField(max_length=3, choices=MatchingTask.choices)
+    runs = models.PositiveIntegerField(default=0)
+    num_records = models.PositiveBigIntegerField(default=0)
+    run_time_seconds = models.DecimalField(max_digits=18, decimal_places=3, default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "matching dailies"
+        constraints = [
+            models.UniqueConstraint(
+                "organization", "day", "task", *_coalesced("api_key"), name="matching_daily_dims"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "day"], name="matching_daily_org_day")]
+
+
+class Restatement(models.Model):
+    """A closed day's figures changed by a recomputation (late records, a job's status
+    move): one row per changed dimension, with the figures before and after."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    kind = models.CharField(max_length=20)
+    # The dimension's values, e.g. {"api_key": 3, "controller": null}.
+    dimension = models.JSONField()
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    restated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-restated_at", "-id"]
+        indexes = [models.Index(fields=["organization", "day"], name="restatement_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.day} restated"

@@ -8,6 +8,13 @@ work can answer closed days from rollup tables behind the same signatures.
 
 Jobs belong to a window by when they were submitted: a window's core-hours, failures
 and running counts are those of the jobs submitted in it.
+
+Rollups: each figure is one query, a UNION ALL of an aggregate over the clean rollup
+days inside the range and an aggregate over the raw records of the rest (the open day,
+partial edge days, days not rolled up or dirty; see usage/coverage.py), summed here per
+group (aggregated rows only, never records). So a page costs about the same at ten
+million records as at ten thousand. Callers pass one `coverage` per page (one query);
+without it each selector looks it up itself.
 """
 
 from dataclasses import dataclass, field, replace
@@ -32,11 +39,16 @@ from django.db.models.functions import Coalesce, Greatest, Least, TruncDate
 from django.utils import timezone
 
 from accounts.models import APIKeyKind, Organization, Tier
+from usage.coverage import Interval, RollupCoverage, Split, rollup_coverage
 from usage.models import (
     Controller,
     Job,
+    JobDaily,
     JobStatus,
     Query,
+    QueryDaily,
+    QueryDimension,
+    WorkerDaily,
     WorkerSession,
     controller_online_window,
 )
@@ -70,6 +82,222 @@ def _jobs(org: Organization, start: datetime | None, end: datetime) -> QuerySet[
 
 def _queries(org: Organization, start: datetime | None, end: datetime) -> QuerySet[Query]:
     return Query.objects.filter(_in_range("occurred_at", start, end), organization=org)
+
+
+# --- Rollups and raw records, one UNION ALL per figure -------------------------------
+
+
+def _coverage(org: Organization, coverage: RollupCoverage | None) -> RollupCoverage:
+    return coverage if coverage is not None else rollup_coverage(org=org)
+
+
+def _raw_q(field_name: str, intervals: list[Interval]) -> Q | None:
+    """Records whose `field_name` falls in one of the raw intervals (None: none)."""
+    q: Q | None = None
+    for lo, hi in intervals:
+        part = Q()
+        if lo is not None:
+            part &= Q(**{f"{field_name}__gte": lo})
+        if hi is not None:
+            part &= Q(**{f"{field_name}__lt": hi})
+        q = part if q is None else q | part
+    return q
+
+
+def _days_q(runs: list[tuple[date, date]]) -> Q | None:
+    q: Q | None = None
+    for first, end in runs:
+        part = Q(day__gte=first, day__lt=end)
+        q = part if q is None else q | part
+    return q
+
+
+def _union(parts: list[tuple[QuerySet, Q | None, list, dict]]) -> list[dict]:
+    """Rows of every part that has something to read, as one UNION ALL query.
+
+    A part is (queryset, filter, group-by expressions by name order, aggregates); every
+    part names its columns alike (f_<name>), so the union lines up.
+    """
+    querysets = []
+    for queryset, where, group, aggregates in parts:
+        if where is None:
+            continue
+        qs = queryset.filter(where)
+        qs = qs.values(*group) if group else qs.annotate(f_all=Value(1)).values("f_all")
+        querysets.append(qs.annotate(**aggregates).order_by())
+    if not querysets:
+        return []
+    combined = querysets[0] if len(querysets) == 1 else querysets[0].union(*querysets[1:], all=True)
+    return list(combined)
+
+
+def _merge(
+    rows: list[dict],
+    group: list[str],
+    maxima: tuple[str, ...] = ("last_at",),
+    count: str | None = None,
+) -> dict[tuple, dict]:
+    """Sum the parts' rows per group (None counts as nothing; `maxima` take the max).
+
+    With `count`, groups whose count sums to zero are dropped: a day read from its
+    rollup minus its records before the window leaves such groups behind.
+    """
+    merged: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(row[g] for g in group)
+        into = merged.setdefault(key, {})
+        for name, value in row.items():
+            if name in group or name == "f_all" or not name.startswith("f_"):
+                continue
+            name = name[2:]
+            if value is None:
+                into.setdefault(name, None)
+                continue
+            old = into.get(name)
+            if old is None:
+                into[name] = value
+            elif name in maxima:
+                into[name] = max(old, value)
+            else:
+                into[name] = old + value
+    if count is not None:
+        merged = {key: f for key, f in merged.items() if _int(f.get(count)) != 0}
+    return merged
+
+
+def _or_never(q: Q | None) -> Q:
+    # Not `q or _NEVER`: an empty Q (no bounds: everything) is falsy.
+    return _NEVER if q is None else q
+
+
+def _int(value) -> int:
+    return int(value or 0)
+
+
+def _dec(value) -> Decimal:
+    return ZERO if value is None else Decimal(value)
+
+
+_BYOC = Q(controller__isnull=False)
+# A filter no row passes that still compiles (an empty IN would drop the whole query).
+_NEVER = Q(pk__isnull=True)
+
+
+def _negated(aggregates: dict) -> dict:
+    """The same figures taken off (maxima become empty): the `minus` part of a split."""
+    out = {}
+    for name, aggregate in aggregates.items():
+        if isinstance(aggregate, Max):
+            out[name] = Max(aggregate.source_expressions[0], filter=_NEVER)
+        else:
+            out[name] = Value(0) - aggregate
+    return out
+
+
+def _job_parts(org: Organization, split: Split, group: list[str]) -> list:
+    """The raw Job and rollup JobDaily parts of the job figures, grouped alike."""
+    raw = {
+        "f_submitted": Count("id"),
+        "f_completed": Count("id", filter=Q(status=JobStatus.COMPLETED)),
+        "f_running": Count("id", filter=Q(status=JobStatus.RUNNING)),
+        "f_failed": Count("id", filter=Q(status=JobStatus.FAILED)),
+        "f_cancelled": Count("id", filter=Q(status=JobStatus.CANCELLED)),
+        "f_on_controllers": Count("id", filter=_BYOC),
+        "f_managed": Count("id", filter=~_BYOC),
+        "f_core_hours_managed": Sum("core_hours", filter=~_BYOC),
+        "f_core_hours_byoc": Sum("core_hours", filter=_BYOC),
+        "f_wasted_credits": Sum("credits", filter=_FAILED),
+        "f_wasted_core_hours": Sum("core_hours", filter=_FAILED),
+        "f_last_at": Max("submitted_at"),
+    }
+    rolled = {
+        "f_submitted": Sum("submitted"),
+        "f_completed": Sum("completed"),
+        "f_running": Sum("running"),
+        "f_failed": Sum("failed"),
+        "f_cancelled": Sum("cancelled"),
+        "f_on_controllers": Sum("submitted", filter=_BYOC),
+        "f_managed": Sum("submitted", filter=~_BYOC),
+        "f_core_hours_managed": Sum("core_hours", filter=~_BYOC),
+        "f_core_hours_byoc": Sum("core_hours", filter=_BYOC),
+        "f_wasted_credits": Sum("wasted_credits"),
+        "f_wasted_core_hours": Sum("wasted_core_hours"),
+        "f_last_at": Max("last_submitted_at"),
+    }
+    if split.trimmed is not None:
+        day, start = split.trimmed
+        rolled["f_last_at"] = Max(
+            "last_submitted_at", filter=~Q(day=day) | Q(last_submitted_at__gte=start)
+        )
+    org_q = Q(organization=org)
+    raw_where = _raw_q("submitted_at", split.raw)
+    days_where = _days_q(split.days)
+    minus_where = _raw_q("submitted_at", split.minus)
+    return [
+        (Job.objects.all(), None if raw_where is None else org_q & raw_where, group, raw),
+        (
+            JobDaily.objects.all(),
+            None if days_where is None else org_q & days_where,
+            group,
+            rolled,
+        ),
+        (
+            Job.objects.all(),
+            None if minus_where is None else org_q & minus_where,
+            group,
+            _negated(raw),
+        ),
+    ]
+
+
+def _query_parts(
+    org: Organization, split: Split, group: list[str], dimension: str = QueryDimension.MODEL
+) -> list:
+    """The raw Query and rollup QueryDaily parts of the query figures, grouped alike; the
+    rollup side reads the rows of `dimension` (per model ones also give totals)."""
+    raw = {
+        "f_queries": Count("id"),
+        "f_input_tokens": Sum("input_tokens"),
+        "f_output_tokens": Sum("output_tokens"),
+        "f_total_tokens": Sum("total_tokens"),
+        "f_credits": Sum("credits"),
+    }
+    rolled = {
+        "f_queries": Sum("queries"),
+        "f_input_tokens": Sum("input_tokens"),
+        "f_output_tokens": Sum("output_tokens"),
+        "f_total_tokens": Sum("total_tokens"),
+        "f_credits": Sum("credits"),
+    }
+    org_q = Q(organization=org)
+    raw_where = _raw_q("occurred_at", split.raw)
+    days_where = _days_q(split.days)
+    minus_where = _raw_q("occurred_at", split.minus)
+    return [
+        (Query.objects.all(), None if raw_where is None else org_q & raw_where, group, raw),
+        (
+            QueryDaily.objects.all(),
+            None if days_where is None else org_q & Q(dimension=dimension) & days_where,
+            group,
+            rolled,
+        ),
+        (
+            Query.objects.all(),
+            None if minus_where is None else org_q & minus_where,
+            group,
+            _negated(raw),
+        ),
+    ]
+
+
+def _query_usage(figures: dict) -> dict:
+    return {
+        "queries": _int(figures.get("queries")),
+        "input_tokens": _int(figures.get("input_tokens")),
+        "output_tokens": _int(figures.get("output_tokens")),
+        "total_tokens": _int(figures.get("total_tokens")),
+        "credits": _dec(figures.get("credits")),
+    }
 
 
 def _sum(name: str, **kwargs) -> Coalesce:
@@ -115,23 +343,28 @@ class JobsOverview:
         return None if not self.submitted else 100 * self.on_controllers / self.submitted
 
 
-def jobs_overview(*, org: Organization, start: datetime | None, end: datetime) -> JobsOverview:
+_JOB_COUNTS = ("submitted", "completed", "running", "failed", "cancelled")
+_JOB_AMOUNTS = ("core_hours_managed", "core_hours_byoc", "wasted_credits", "wasted_core_hours")
+
+
+def _job_figures(figures: dict, names: tuple[str, ...] = ()) -> dict:
+    out = {name: _int(figures.get(name)) for name in (*_JOB_COUNTS, *names)}
+    out.update({name: _dec(figures.get(name)) for name in _JOB_AMOUNTS})
+    return out
+
+
+def jobs_overview(
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    coverage: RollupCoverage | None = None,
+) -> JobsOverview:
     """Counts and core-hours of the jobs submitted in [start, end) (one query)."""
-    byoc = Q(controller__isnull=False)
-    row = _jobs(org, start, end).aggregate(
-        submitted=Count("id"),
-        completed=Count("id", filter=Q(status=JobStatus.COMPLETED)),
-        running=Count("id", filter=Q(status=JobStatus.RUNNING)),
-        failed=Count("id", filter=Q(status=JobStatus.FAILED)),
-        cancelled=Count("id", filter=Q(status=JobStatus.CANCELLED)),
-        on_controllers=Count("id", filter=byoc),
-        managed=Count("id", filter=~byoc),
-        core_hours_managed=_sum("core_hours", filter=~byoc),
-        core_hours_byoc=_sum("core_hours", filter=byoc),
-        wasted_credits=_sum("credits", filter=_FAILED),
-        wasted_core_hours=_sum("core_hours", filter=_FAILED),
-    )
-    return JobsOverview(**row)
+    split = _coverage(org, coverage).split(start, end)
+    merged = _merge(_union(_job_parts(org, split, [])), [])
+    figures = merged.get((), {})
+    return JobsOverview(**_job_figures(figures, ("on_controllers", "managed")))
 
 
 # --- Timeline -------------------------------------------------------------------------
@@ -154,36 +387,47 @@ class JobDay:
         return self.core_hours_managed + self.core_hours_byoc
 
 
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
 def jobs_by_day(
-    *, org: Organization, start: datetime | None, end: datetime, tz: str
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    tz: str,
+    coverage: RollupCoverage | None = None,
 ) -> dict[date, JobDay]:
     """Jobs submitted in [start, end) per calendar day in tz; days without jobs absent."""
-    byoc = Q(controller__isnull=False)
-    rows = (
-        _jobs(org, start, end)
-        .annotate(day=TruncDate("submitted_at", tzinfo=ZoneInfo(tz)))
-        .values("day")
-        .annotate(
-            submitted=Count("id"),
-            completed=Count("id", filter=Q(status=JobStatus.COMPLETED)),
-            failed=Count("id", filter=Q(status=JobStatus.FAILED)),
-            cancelled=Count("id", filter=Q(status=JobStatus.CANCELLED)),
-            core_hours_managed=_sum("core_hours", filter=~byoc),
-            core_hours_byoc=_sum("core_hours", filter=byoc),
-        )
-        .order_by("day")
-    )
-    return {row["day"]: JobDay(**row) for row in rows}
+    split = _coverage(org, coverage).split(start, end, tz=tz)
+    raw, rolled, minus = _job_parts(org, split, ["f_day"])
+    day_of = TruncDate("submitted_at", tzinfo=ZoneInfo(tz))
+    raw = (Job.objects.annotate(f_day=day_of), *raw[1:])
+    rolled = (JobDaily.objects.annotate(f_day=F("day")), *rolled[1:])
+    minus = (Job.objects.annotate(f_day=day_of), *minus[1:])
+    merged = _merge(_union([raw, rolled, minus]), ["f_day"], count="submitted")
+    per_day = {}
+    for (day,), figures in sorted(merged.items(), key=lambda item: _as_date(item[0][0])):
+        values = _job_figures(figures)
+        del values["running"], values["wasted_credits"], values["wasted_core_hours"]
+        per_day[_as_date(day)] = JobDay(day=_as_date(day), **values)
+    return per_day
 
 
 def job_timeline(
-    *, org: Organization, now: datetime, tz: str, days: int = TIMELINE_DAYS
+    *,
+    org: Organization,
+    now: datetime,
+    tz: str,
+    days: int = TIMELINE_DAYS,
+    coverage: RollupCoverage | None = None,
 ) -> list[JobDay]:
     """The last `days` calendar days in tz, oldest first, every day present (zeros)."""
     calendar = last_days(days, now=now, tz=tz)
     start = local_day_start(calendar[0], tz=tz)
     end = local_day_start(calendar[-1] + timedelta(days=1), tz=tz)
-    per_day = jobs_by_day(org=org, start=start, end=end, tz=tz)
+    per_day = jobs_by_day(org=org, start=start, end=end, tz=tz, coverage=coverage)
     return [value or JobDay(day=day) for day, value in dense_days(calendar, per_day, empty=None)]
 
 
@@ -221,35 +465,48 @@ class KeyActivity:
         return self.key_id is None
 
 
+_KEY_FIELDS = [
+    "api_key_id",
+    "api_key__name",
+    "api_key__prefix",
+    "api_key__last_four",
+    "api_key__kind",
+    "api_key__revoked_at",
+    "api_key__rate_limit_rpm",
+    "api_key__rate_limit_tpm",
+]
+
+
 def api_key_activity(
-    *, org: Organization, start: datetime | None, end: datetime
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    coverage: RollupCoverage | None = None,
 ) -> list[KeyActivity]:
     """A row per API key that submitted jobs in [start, end), plus one for no key
     (unattributed), busiest first; with the credits failed and cancelled jobs burned."""
-    rows = (
-        _jobs(org, start, end)
-        .values(
-            "api_key_id",
-            "api_key__name",
-            "api_key__prefix",
-            "api_key__last_four",
-            "api_key__kind",
-            "api_key__revoked_at",
-            "api_key__rate_limit_rpm",
-            "api_key__rate_limit_tpm",
+    split = _coverage(org, coverage).split(start, end)
+    merged = _merge(_union(_job_parts(org, split, _KEY_FIELDS)), _KEY_FIELDS, count="submitted")
+    rows = []
+    for key, figures in merged.items():
+        values = _job_figures(figures, ("on_controllers",))
+        rows.append(
+            {
+                **dict(zip(_KEY_FIELDS, key, strict=True)),
+                "jobs": values["submitted"],
+                "hours": values["core_hours_managed"] + values["core_hours_byoc"],
+                "running": values["running"],
+                "byoc": values["on_controllers"],
+                "failed": values["failed"],
+                "cancelled": values["cancelled"],
+                "last_job_at": figures.get("last_at"),
+                "wasted_credits": values["wasted_credits"],
+                "wasted_core_hours": values["wasted_core_hours"],
+            }
         )
-        .annotate(
-            jobs=Count("id"),
-            hours=_sum("core_hours"),
-            running=Count("id", filter=Q(status=JobStatus.RUNNING)),
-            byoc=Count("id", filter=Q(controller__isnull=False)),
-            failed=Count("id", filter=Q(status=JobStatus.FAILED)),
-            cancelled=Count("id", filter=Q(status=JobStatus.CANCELLED)),
-            last_job_at=Max("submitted_at"),
-            wasted_credits=_sum("credits", filter=_FAILED),
-            wasted_core_hours=_sum("core_hours", filter=_FAILED),
-        )
-        .order_by("-jobs", "api_key__name")
+    rows.sort(
+        key=lambda row: (-row["jobs"], row["api_key__name"] is None, row["api_key__name"] or "")
     )
     kinds = dict(APIKeyKind.choices)
     activity = []
@@ -347,44 +604,87 @@ class ControllerLoad:
 
 
 def controller_load(
-    *, org: Organization, start: datetime | None, end: datetime, now: datetime | None = None
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    now: datetime | None = None,
+    coverage: RollupCoverage | None = None,
 ) -> list[ControllerLoad]:
     """Every controller of the organization, by name, with the jobs submitted to it in
-    [start, end); last handled job over all time (one query)."""
+    [start, end); last handled job over all time (two queries: the controllers, and one
+    union for the window's figures and the all-time last job)."""
     now = now or timezone.now()
-    in_window = _in_range("jobs__submitted_at", start, end)
-    rows = (
-        Controller.objects.filter(organization=org)
-        .annotate(
-            handled=Count("jobs", filter=in_window),
-            running=Count("jobs", filter=in_window & Q(jobs__status=JobStatus.RUNNING)),
-            completed=Count("jobs", filter=in_window & Q(jobs__status=JobStatus.COMPLETED)),
-            hours=Coalesce(
-                Sum("jobs__core_hours", filter=in_window),
-                Value(ZERO),
-                output_field=Job._meta.get_field("core_hours"),
+    cover = _coverage(org, coverage)
+    window, ever = cover.split(start, end), cover.split(None, None)
+    org_q = Q(organization=org, controller__isnull=False)
+    raw_window, raw_ever = _raw_q("submitted_at", window.raw), _raw_q("submitted_at", ever.raw)
+    days_window, days_ever = _days_q(window.days), _days_q(ever.days)
+    minus_where = _raw_q("submitted_at", window.minus)
+    # An empty Q is "no bounds"; `Q(...) | Q()` would drop it, so it is tested first.
+    raw_window, raw_ever = _or_never(raw_window), _or_never(raw_ever)
+    days_window = _or_never(days_window)
+    rows = _union(
+        [
+            (
+                Job.objects.all(),
+                org_q & (Q() if not raw_ever else raw_window | raw_ever),
+                ["controller_id"],
+                {
+                    "f_handled": Count("id", filter=raw_window),
+                    "f_running": Count("id", filter=(raw_window) & Q(status=JobStatus.RUNNING)),
+                    "f_completed": Count("id", filter=(raw_window) & Q(status=JobStatus.COMPLETED)),
+                    "f_core_hours": Sum("core_hours", filter=raw_window),
+                    "f_last_at": Max("submitted_at", filter=raw_ever),
+                },
             ),
-            last_job_at=Max("jobs__submitted_at"),
-        )
-        .order_by("name")
+            (
+                JobDaily.objects.all(),
+                None if days_ever is None else org_q & days_ever,
+                ["controller_id"],
+                {
+                    "f_handled": Sum("submitted", filter=days_window),
+                    "f_running": Sum("running", filter=days_window),
+                    "f_completed": Sum("completed", filter=days_window),
+                    "f_core_hours": Sum("core_hours", filter=days_window),
+                    "f_last_at": Max("last_submitted_at"),
+                },
+            ),
+            (
+                Job.objects.all(),
+                None if minus_where is None else org_q & minus_where,
+                ["controller_id"],
+                {
+                    "f_handled": Value(0) - Count("id"),
+                    "f_running": Value(0) - Count("id", filter=Q(status=JobStatus.RUNNING)),
+                    "f_completed": Value(0) - Count("id", filter=Q(status=JobStatus.COMPLETED)),
+                    "f_core_hours": Value(ZERO) - Sum("core_hours"),
+                    "f_last_at": Max("submitted_at", filter=_NEVER),
+                },
+            ),
+        ]
     )
+    jobs = _merge(rows, ["controller_id"])
     online_since = now - controller_online_window()
-    return [
-        ControllerLoad(
-            id=c.pk,
-            name=c.name,
-            cores=c.cores,
-            memory_gb=c.memory_gb,
-            online=c.last_heartbeat_at is not None and c.last_heartbeat_at > online_since,
-            last_heartbeat_at=c.last_heartbeat_at,
-            handled=c.handled,
-            running=c.running,
-            completed=c.completed,
-            core_hours=c.hours,
-            last_job_at=c.last_job_at,
+    loads = []
+    for c in Controller.objects.filter(organization=org).order_by("name"):
+        figures = jobs.get((c.pk,), {})
+        loads.append(
+            ControllerLoad(
+                id=c.pk,
+                name=c.name,
+                cores=c.cores,
+                memory_gb=c.memory_gb,
+                online=c.last_heartbeat_at is not None and c.last_heartbeat_at > online_since,
+                last_heartbeat_at=c.last_heartbeat_at,
+                handled=_int(figures.get("handled")),
+                running=_int(figures.get("running")),
+                completed=_int(figures.get("completed")),
+                core_hours=_dec(figures.get("core_hours")),
+                last_job_at=figures.get("last_at"),
+            )
         )
-        for c in rows
-    ]
+    return loads
 
 
 # --- Tokens ---------------------------------------------------------------------------
@@ -414,13 +714,15 @@ class TokenAllocation:
         return None if self.allocation is None else max(0, self.allocation - self.used)
 
 
-def tokens_month_to_date(*, org: Organization, now: datetime, tz: str) -> TokenAllocation:
+def tokens_month_to_date(
+    *, org: Organization, now: datetime, tz: str, coverage: RollupCoverage | None = None
+) -> TokenAllocation:
     """Tokens of queries since the start of the calendar month in tz (one query)."""
     local = now.astimezone(ZoneInfo(tz))
     month_start = local_day_start(local.date().replace(day=1), tz=tz)
-    used = _queries(org, month_start, now + timedelta(days=1)).aggregate(
-        used=_int_sum("total_tokens")
-    )["used"]
+    split = _coverage(org, coverage).split(month_start, now + timedelta(days=1))
+    merged = _merge(_union(_query_parts(org, split, [])), [])
+    used = _int(merged.get((), {}).get("total_tokens"))
     return TokenAllocation(
         month_start=month_start, used=used, allocation=org.monthly_token_allocation
     )
@@ -450,31 +752,51 @@ def _query_figures() -> dict:
     }
 
 
+def _queries_grouped(
+    org: Organization, start: datetime | None, end: datetime, coverage, group: str
+) -> list[tuple[str, dict]]:
+    split = _coverage(org, coverage).split(start, end)
+    dimension = {"model__name": QueryDimension.MODEL}.get(group, group)
+    merged = _merge(_union(_query_parts(org, split, [group], dimension)), [group], count="queries")
+    return [(key[0], _query_usage(figures)) for key, figures in merged.items()]
+
+
 def queries_by_model(
-    *, org: Organization, start: datetime | None, end: datetime
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    coverage: RollupCoverage | None = None,
 ) -> list[ModelUsage]:
     """Queries per model in [start, end), most tokens first (one query)."""
-    rows = (
-        _queries(org, start, end)
-        .values("model__name")
-        .annotate(**_query_figures())
-        .order_by("-total_tokens", "model__name")
-    )
-    return [ModelUsage(model=row.pop("model__name"), **row) for row in rows]
+    rows = _queries_grouped(org, start, end, coverage, "model__name")
+    rows.sort(key=lambda item: (-item[1]["total_tokens"], item[0]))
+    return [ModelUsage(model=name, **figures) for name, figures in rows]
 
 
 def tokens_by_day_and_model(
-    *, org: Organization, start: datetime | None, end: datetime, tz: str
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    tz: str,
+    coverage: RollupCoverage | None = None,
 ) -> dict[tuple[date, str], int]:
     """Tokens per (calendar day in tz, model) in [start, end) (one query)."""
-    rows = (
-        _queries(org, start, end)
-        .annotate(day=TruncDate("occurred_at", tzinfo=ZoneInfo(tz)))
-        .values("day", "model__name")
-        .annotate(tokens=_int_sum("total_tokens"))
-        .order_by("day", "model__name")
-    )
-    return {(row["day"], row["model__name"]): row["tokens"] for row in rows}
+    split = _coverage(org, coverage).split(start, end, tz=tz)
+    group = ["f_day", "model__name"]
+    raw, rolled, minus = _query_parts(org, split, group)
+    day_of = TruncDate("occurred_at", tzinfo=ZoneInfo(tz))
+    raw = (Query.objects.annotate(f_day=day_of), *raw[1:])
+    rolled = (QueryDaily.objects.annotate(f_day=F("day")), *rolled[1:])
+    minus = (Query.objects.annotate(f_day=day_of), *minus[1:])
+    merged = _merge(_union([raw, rolled, minus]), group, count="queries")
+    return {
+        (_as_date(day), model): _int(figures.get("total_tokens"))
+        for (day, model), figures in sorted(
+            merged.items(), key=lambda item: (_as_date(item[0][0]), item[0][1])
+        )
+    }
 
 
 @dataclass(frozen=True)
@@ -491,9 +813,16 @@ class TokenTrend:
         return not self.models
 
 
-def token_trend(*, org: Organization, start: datetime | None, end: datetime, tz: str) -> TokenTrend:
+def token_trend(
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    tz: str,
+    coverage: RollupCoverage | None = None,
+) -> TokenTrend:
     """The window's daily tokens per model, dense (no gaps) from its first day to today."""
-    per_day = tokens_by_day_and_model(org=org, start=start, end=end, tz=tz)
+    per_day = tokens_by_day_and_model(org=org, start=start, end=end, tz=tz, coverage=coverage)
     zone = ZoneInfo(tz)
     last = end.astimezone(zone).date()
     if start is not None:
@@ -522,29 +851,31 @@ class GroupUsage:
 
 
 def top_endpoints(
-    *, org: Organization, start: datetime | None, end: datetime, limit: int = TOP_ENDPOINTS
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    limit: int = TOP_ENDPOINTS,
+    coverage: RollupCoverage | None = None,
 ) -> list[GroupUsage]:
     """The endpoints with the most queries in [start, end) (one query)."""
-    rows = (
-        _queries(org, start, end)
-        .values("endpoint")
-        .annotate(**_query_figures())
-        .order_by("-queries", "-total_tokens", "endpoint")[:limit]
-    )
-    return [GroupUsage(name=row.pop("endpoint"), **row) for row in rows]
+    rows = _queries_grouped(org, start, end, coverage, "endpoint")
+    rows.sort(key=lambda item: (-item[1]["queries"], -item[1]["total_tokens"], item[0]))
+    return [GroupUsage(name=name, **figures) for name, figures in rows[:limit]]
 
 
 def usage_by_member(
-    *, org: Organization, start: datetime | None, end: datetime, limit: int = TOP_MEMBERS
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    limit: int = TOP_MEMBERS,
+    coverage: RollupCoverage | None = None,
 ) -> list[GroupUsage]:
     """Queries per team member in [start, end), most tokens first (one query)."""
-    rows = (
-        _queries(org, start, end)
-        .values("member")
-        .annotate(**_query_figures())
-        .order_by("-total_tokens", "member")[:limit]
-    )
-    return [GroupUsage(name=row.pop("member"), **row) for row in rows]
+    rows = _queries_grouped(org, start, end, coverage, "member")
+    rows.sort(key=lambda item: (-item[1]["total_tokens"], item[0]))
+    return [GroupUsage(name=name, **figures) for name, figures in rows[:limit]]
 
 
 # --- Main page: worker runtime and end-user queries per period ------------------------
@@ -559,36 +890,106 @@ class ModelRuntime:
     sessions: int = 0
 
 
+def _clipped(lo: datetime | None, hi: datetime | None) -> ExpressionWrapper:
+    """A session's duration inside [lo, hi)."""
+    at = DateTimeField()
+    end = F("ended_at") if hi is None else Least("ended_at", Value(hi, output_field=at))
+    begin = (
+        F("started_at")
+        if lo is None
+        else Greatest("started_at", Value(lo, output_field=DateTimeField()))
+    )
+    return ExpressionWrapper(end - begin, output_field=DurationField())
+
+
+def _overlaps(lo: datetime | None, hi: datetime | None) -> Q:
+    """Sessions overlapping [lo, hi), or starting in it (a zero-length session counts
+    where it starts): two index range scans, by end and by start."""
+    q = Q()
+    if hi is not None:
+        q &= Q(started_at__lt=hi)
+    if lo is not None:
+        q &= Q(ended_at__gt=lo) | Q(started_at__gte=lo)
+    return q
+
+
 def worker_runtime_by_model(
-    *, org: Organization, start: datetime | None, end: datetime
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    coverage: RollupCoverage | None = None,
 ) -> list[ModelRuntime]:
     """Worker runtime per model within [start, end): each session counts for the part of
-    it inside the range (a session across midnight counts in both days). One query."""
-    overlap = Q(organization=org, started_at__lt=end)
-    clipped_start = F("started_at")
-    if start is not None:
-        overlap &= Q(ended_at__gt=start)
-        clipped_start = Greatest("started_at", Value(start, output_field=DateTimeField()))
-    clipped_end = Least("ended_at", Value(end, output_field=DateTimeField()))
-    rows = (
-        WorkerSession.objects.filter(overlap)
-        .values("model__name")
-        .annotate(
-            runtime=Sum(
-                ExpressionWrapper(clipped_end - clipped_start, output_field=DurationField())
-            ),
-            sessions=Count("id"),
-        )
-        .order_by("-runtime", "model__name")
+    it inside the range (a session across midnight counts in both days), and is counted
+    once if it ran in the range (or, zero-length, started in it). One query.
+
+    Rolled-up days give their clipped runtime and the sessions started on them; the
+    sessions already running at the range's start come from the first day's carried-in
+    figure when the range starts on a clean day, else from the raw records.
+    """
+    split = _coverage(org, coverage).split(start, end, complement=False)
+    raw_aggregates: dict = {}
+    raw_where: Q | None = None
+    for n, (lo, hi) in enumerate(split.raw):
+        overlap = _overlaps(lo, hi)
+        raw_where = overlap if raw_where is None else raw_where | overlap
+        raw_aggregates[f"f_runtime_{n}"] = Sum(_clipped(lo, hi), filter=overlap)
+        started = Q()
+        if lo is not None:
+            started &= Q(started_at__gte=lo)
+        if hi is not None:
+            started &= Q(started_at__lt=hi)
+        raw_aggregates[f"f_sessions_{n}"] = Count("id", filter=started)
+    carried_raw = start is not None and split.first_day_at_start is None
+    carried = Q(started_at__lt=start, ended_at__gt=start) if carried_raw else _NEVER
+    raw_aggregates["f_carried"] = Count("id", filter=carried)
+    # Both parts need the same columns: pad the shorter with empty sums.
+    width = max(len(split.raw), 1)
+    rolled: dict = {}
+    for n in range(width):
+        rolled[f"f_runtime_{n}"] = Sum("runtime") if n == 0 else Sum("runtime", filter=_NEVER)
+        rolled[f"f_sessions_{n}"] = Sum("sessions_started") if n == 0 else Value(0)
+    first = split.first_day_at_start
+    rolled["f_carried"] = (
+        Sum("sessions_carried_in", filter=Q(day=first)) if first is not None else Value(0)
     )
-    return [
-        ModelRuntime(
-            model=row["model__name"],
-            runtime=row["runtime"] or timedelta(0),
-            sessions=row["sessions"],
-        )
-        for row in rows
+    days_where = _days_q(split.days)
+    org_q = Q(organization=org)
+    rows = _union(
+        [
+            (
+                WorkerSession.objects.all(),
+                None if raw_where is None else org_q & raw_where,
+                ["model__name"],
+                raw_aggregates,
+            ),
+            (
+                WorkerDaily.objects.all(),
+                None if days_where is None else org_q & days_where,
+                ["model__name"],
+                rolled,
+            ),
+        ]
+    )
+    runtimes: dict[str, list] = {}
+    for row in rows:
+        totals = runtimes.setdefault(row["model__name"], [timedelta(0), 0])
+        for name, value in row.items():
+            if value is None or not name.startswith("f_"):
+                continue
+            if name.startswith("f_runtime_"):
+                if not isinstance(value, timedelta):  # SQLite: microseconds
+                    value = timedelta(microseconds=value)
+                totals[0] += value
+            else:
+                totals[1] += int(value)
+    result = [
+        ModelRuntime(model=name, runtime=runtime, sessions=sessions)
+        for name, (runtime, sessions) in runtimes.items()
     ]
+    result.sort(key=lambda r: (-r.runtime, r.model))
+    return result
 
 
 @dataclass(frozen=True)
@@ -638,12 +1039,21 @@ def _pivot(per_period: list[list], empty, total) -> tuple[SummaryRow, list[Summa
     return SummaryRow(model="Total", cells=[total(items) for items in per_period]), rows
 
 
-def usage_summaries(*, org: Organization, now: datetime, tz: str) -> UsageSummaries:
+def usage_summaries(
+    *, org: Organization, now: datetime, tz: str, coverage: RollupCoverage | None = None
+) -> UsageSummaries:
     """Daily (last 24 h), monthly (last calendar month) and yearly (last calendar year)
-    worker runtime and end-user queries, total and per model (two queries per period)."""
+    worker runtime and end-user queries, total and per model (two queries per period,
+    and one for the rollup coverage)."""
+    coverage = _coverage(org, coverage)
     windows: list[Window] = [period_window(p, now=now, tz=tz) for p in PERIODS]
-    runtimes = [worker_runtime_by_model(org=org, start=w.start, end=w.end) for w in windows]
-    queries = [queries_by_model(org=org, start=w.start, end=w.end) for w in windows]
+    runtimes = [
+        worker_runtime_by_model(org=org, start=w.start, end=w.end, coverage=coverage)
+        for w in windows
+    ]
+    queries = [
+        queries_by_model(org=org, start=w.start, end=w.end, coverage=coverage) for w in windows
+    ]
     runtime_total, runtime_rows = _pivot(
         runtimes,
         lambda name: ModelRuntime(model=name),

@@ -21,6 +21,7 @@ from accounts.models import Organization
 from console.http import OrgRequest, org_view
 from usage import charts
 from usage import panel_selectors as selectors
+from usage.coverage import RollupCoverage, rollup_coverage
 from usage.windows import PANEL_WINDOWS, Window, panel_window
 
 # The partials a htmx request may ask for, by the id of the element they replace.
@@ -39,33 +40,38 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CORE_HOURS_PLACES = Decimal("0.000001")
 
 
-def _controller_context(org: Organization, window: Window, now: datetime) -> dict:
+def _controller_context(
+    org: Organization, window: Window, now: datetime, coverage: RollupCoverage
+) -> dict:
     return {
         "controllers": selectors.controller_load(
-            org=org, start=window.start, end=window.end, now=now
+            org=org, start=window.start, end=window.end, now=now, coverage=coverage
         )
     }
 
 
-def _window_context(org: Organization, window: Window, now: datetime) -> dict:
+def _window_context(
+    org: Organization, window: Window, now: datetime, coverage: RollupCoverage
+) -> dict:
     tz = org.time_zone
     start, end = window.start, window.end
-    timeline = selectors.job_timeline(org=org, now=now, tz=tz)
-    trend = selectors.token_trend(org=org, start=start, end=end, tz=tz)
-    keys = selectors.api_key_activity(org=org, start=start, end=end)
+    cover = {"coverage": coverage}
+    timeline = selectors.job_timeline(org=org, now=now, tz=tz, **cover)
+    trend = selectors.token_trend(org=org, start=start, end=end, tz=tz, **cover)
+    keys = selectors.api_key_activity(org=org, start=start, end=end, **cover)
     return {
-        "overview": selectors.jobs_overview(org=org, start=start, end=end),
+        "overview": selectors.jobs_overview(org=org, start=start, end=end, **cover),
         "timeline": timeline,
         "timeline_figure": charts.timeline_figure(timeline),
         "timeline_jobs": sum(day.submitted for day in timeline),
         "key_cards": selectors.key_recent_load(org=org, cards=keys, start=start, end=end),
-        "allocation": selectors.tokens_month_to_date(org=org, now=now, tz=tz),
+        "allocation": selectors.tokens_month_to_date(org=org, now=now, tz=tz, **cover),
         "token_trend": trend,
         "token_figure": None if trend.empty else charts.token_trend_figure(trend),
-        "models": selectors.queries_by_model(org=org, start=start, end=end),
-        "endpoints": selectors.top_endpoints(org=org, start=start, end=end),
-        "members": selectors.usage_by_member(org=org, start=start, end=end),
-        **_controller_context(org, window, now),
+        "models": selectors.queries_by_model(org=org, start=start, end=end, **cover),
+        "endpoints": selectors.top_endpoints(org=org, start=start, end=end, **cover),
+        "members": selectors.usage_by_member(org=org, start=start, end=end, **cover),
+        **_controller_context(org, window, now, coverage),
     }
 
 
@@ -81,10 +87,12 @@ def usage_panel(request: OrgRequest) -> HttpResponse:
         target = request.htmx.target
         partial = target if target in PANEL_PARTIALS else DEFAULT_PARTIAL
         template = f"{template}#{partial}"
+    # Which days the rollups answer: looked up once for every figure of the page.
+    coverage = rollup_coverage(org=org, now=now)
     if partial == "controller-load":
-        data = _controller_context(org, window, now)
+        data = _controller_context(org, window, now, coverage)
     else:
-        data = _window_context(org, window, now)
+        data = _window_context(org, window, now, coverage)
     context = {
         "nav": "usage",
         "panel_url": reverse("usage:panel", args=[org.slug]),

@@ -15,6 +15,10 @@ overdraw cannot pay is not written: the records that do not fit in the balance a
 rejected with field "credits" (in record order: a record is accepted while the
 balance still covers it), the rest of the batch goes through.
 
+Rollups: records landing on a closed day (before today in the organization's zone), and
+jobs moving forward (their submission day), mark those days dirty in the same
+transaction (one upsert); the next rollup run recomputes them (usage/services/rollup.py).
+
 Token allocation: an organization whose tier allows no overage (free) has each query
 checked against its calendar month's allocation (in its time zone); a query that would
 pass it is rejected with field "tokens" and the result says so (the API answers 429).
@@ -64,6 +68,7 @@ from usage.pricing import (
     worker_session_credits,
 )
 from usage.selectors import next_month
+from usage.services.rollup import local_days, rollup_days_mark_dirty
 
 logger = logging.getLogger(__name__)
 
@@ -385,10 +390,12 @@ def usage_records_ingest(
     org: Organization,
     records: list,
     api_key: APIKey | None = None,
+    charged_at: datetime | None = None,
 ) -> IngestResult:
     """Store a batch's good records and charge them in one ledger debit; replays change nothing.
 
-    `records` is the wire batch's list; no key means unattributed.
+    `records` is the wire batch's list; no key means unattributed. `charged_at` dates the
+    debit (imports and the demo's history; default now).
     """
     started = time.monotonic()
     if len(records) > MAX_BATCH_RECORDS:
@@ -568,6 +575,7 @@ def usage_records_ingest(
         model.objects.bulk_create(rows, batch_size=500)
     if job_updates:
         _jobs_move_forward(job_updates, batch=batch, now=ctx.now)
+    rollup_days_mark_dirty(org=org, days=_days_touched(new, job_updates, ctx), now=ctx.now)
     if total > 0:
         ledger_post(
             org=org,
@@ -576,11 +584,34 @@ def usage_records_ingest(
             reason=f"Usage: {len(result.accepted)} records",
             idempotency_key=batch.ledger_key,
             reference=batch.ledger_key,
+            at=charged_at,
         )
     result.batch_id = batch.pk
     result.credits = total
     _log(org, api_key, result, started)
     return result
+
+
+def _days_touched(
+    new: dict[str, list[_Candidate]], job_updates: list[tuple[Job, _Candidate]], ctx: _Context
+) -> set:
+    """The local days whose rollups the batch changes (closed ones are marked dirty)."""
+    tz = str(ctx.zone)
+    days: set = set()
+    for kind, items in new.items():
+        for c in items:
+            v = c.values
+            if kind == "query":
+                days.add(v["occurred_at"].astimezone(ctx.zone).date())
+            elif kind == "job":
+                days.add(v["submitted_at"].astimezone(ctx.zone).date())
+            elif kind == "worker_session":
+                days.update(local_days(v["started_at"], v["ended_at"], tz=tz))
+            else:
+                days.add(v["started_at"].astimezone(ctx.zone).date())
+    for job, _c in job_updates:
+        days.add(job.submitted_at.astimezone(ctx.zone).date())
+    return days
 
 
 def _merged_job_values(job: Job | None, values: dict) -> dict:

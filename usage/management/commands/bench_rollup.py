@@ -1,0 +1,421 @@
+"""manage.py bench_rollup: the rollup benchmark (PostgreSQL). Prints figures; not a test.
+
+    manage.py bench_rollup --generate   # 10M records (COPY), a 10k-record organization
+                                        # and two ledgers (100k, 1M rows) for the CSV
+    manage.py bench_rollup              # backfill, rollup, page times, CSV memory
+    manage.py bench_rollup --drop       # remove the benchmark organizations' rows
+
+The large organization has 10 million records over 90 days (one of them holding 1
+million), mostly queries; the small one the same mix scaled to 10 thousand. Both are
+rolled up, then the usage panel (30-day default) and the main page are timed in-process
+through Django's test client (server time, p50/p95), and the transactions CSV is
+streamed at 100 thousand and 1 million rows while the process's RSS is sampled.
+"""
+
+import io
+import random
+import resource
+import statistics
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import APIKey, Membership, Organization, Role, User
+from billing.models import PriceModel
+from usage.models import (
+    Controller,
+    Job,
+    MatchingRun,
+    Query,
+    RollupState,
+    WorkerSession,
+)
+from usage.services.rollup import KINDS, rollup_day
+
+LARGE, SMALL = "bench-10m", "bench-10k"
+# The CSV export reads the ledger: its own organizations, so the page timings above do
+# not also pay for a million ledger rows.
+CSV_LARGE, CSV_SMALL = "bench-csv-1m", "bench-csv-100k"
+DAYS = 90
+BIG_DAY_BACK = 7  # the day holding 1M records: a week ago
+MEMBERS = [f"user{n}@bench.example" for n in range(12)]
+ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class _PeakRss:
+    """Samples RSS every 5 ms in a thread; peak growth over the start."""
+
+    def __enter__(self):
+        self.start = self.peak = _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+    @property
+    def growth(self) -> float:
+        return self.peak - self.start
+
+
+class Command(BaseCommand):
+    help = "Rollup benchmark on PostgreSQL: generate, measure, drop (prints figures)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--generate", action="store_true")
+        parser.add_argument("--records", type=int, default=10_000_000)
+        parser.add_argument("--drop", action="store_true")
+        parser.add_argument("--requests", type=int, default=30)
+        parser.add_argument("--skip-backfill", action="store_true")
+
+    def handle(self, *args, generate, records, drop, requests, skip_backfill, **options):
+        if connection.vendor != "postgresql":
+            raise CommandError("the benchmark needs PostgreSQL (set DATABASE_URL)")
+        if drop:
+            self._drop()
+            return
+        if generate:
+            self._generate(LARGE, records)
+            self._generate(SMALL, max(records // 1000, 10_000))
+            self._ledger(CSV_LARGE, 1_000_000)
+            self._ledger(CSV_SMALL, 100_000)
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+            return
+        large = Organization.objects.get(slug=LARGE)
+        small = Organization.objects.get(slug=SMALL)
+        self._partitioning_probe(large)
+        if not skip_backfill:
+            for org in (small, large):
+                started = time.monotonic()
+                call_command(
+                    "rollup",
+                    "--from",
+                    str(self._first_day()),
+                    "--to",
+                    str(timezone.now().astimezone(UTC).date() - timedelta(days=1)),
+                    "--org",
+                    org.slug,
+                    stdout=io.StringIO(),
+                )
+                self._say(f"backfill {org.slug}: {DAYS} days in {time.monotonic() - started:.1f} s")
+        self._rollup_big_day(large)
+        self._pages(small, large, requests)
+        self._csv(
+            Organization.objects.get(slug=CSV_SMALL), Organization.objects.get(slug=CSV_LARGE)
+        )
+
+    # --- output -----------------------------------------------------------------------
+
+    def _say(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()
+
+    def _first_day(self) -> date:
+        return timezone.now().astimezone(UTC).date() - timedelta(days=DAYS - 1)
+
+    # --- data -------------------------------------------------------------------------
+
+    def _org(self, slug: str) -> Organization:
+        org, _ = Organization.objects.get_or_create(
+            slug=slug, defaults={"name": slug, "tier": "enterprise", "time_zone": "UTC"}
+        )
+        user, _ = User.objects.get_or_create(email=f"owner@{slug}.example")
+        Membership.objects.get_or_create(organization=org, user=user, defaults={"role": Role.OWNER})
+        return org
+
+    def _generate(self, slug: str, total: int) -> None:
+        """COPY `total` records for the organization: 90% queries, 8% jobs, 1% worker
+        sessions, 1% matching runs, over 90 days (1/10 of them on one day)."""
+        from accounts.services import apikey_create
+        from usage.services.controllers import controller_register
+
+        org = self._org(slug)
+        if Query.objects.filter(organization=org).exists():
+            self._say(f"{slug}: records exist, not generating")
+            return
+        keys = list(APIKey.objects.filter(organization=org))
+        while len(keys) < 4:
+            keys.append(apikey_create(org=org, name=f"key {len(keys)}", kind="workspace").key)
+        controllers = list(Controller.objects.filter(organization=org))
+        while len(controllers) < 3:
+            controllers.append(
+                controller_register(
+                    org=org, name=f"node-{len(controllers)}", cores=64, memory_gb=256
+                ).controller
+            )
+        models = list(PriceModel.objects.filter(is_active=True).values_list("pk", flat=True))
+        rng = random.Random(slug)  # noqa: S311 - benchmark data
+        now = timezone.now()
+        today_start = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
+        first = today_start - timedelta(days=DAYS - 1)
+        big_day = today_start - timedelta(days=BIG_DAY_BACK)
+        started = time.monotonic()
+        key_ids = [k.pk for k in keys] + [""]
+        ctl_ids = [c.pk for c in controllers] + ["", ""]
+
+        def moment() -> datetime:
+            if rng.random() < 0.1:
+                return big_day + timedelta(seconds=rng.random() * 86400)
+            span = (now - first).total_seconds()
+            at = first + timedelta(seconds=rng.random() * span)
+            return at if not big_day <= at < big_day + timedelta(days=1) else at - timedelta(days=1)
+
+        def stamp(at: datetime) -> str:
+            return at.isoformat()
+
+        counts = {"q": int(total * 0.90), "j": int(total * 0.08), "w": int(total * 0.01)}
+        counts["m"] = total - sum(counts.values())
+        created = stamp(now)
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            columns = (
+                "organization_id, client_id, api_key_id, credits, created_at, model_id, "
+                "occurred_at, input_tokens, output_tokens, total_tokens, endpoint, member"
+            )
+            with raw.copy(f"COPY usage_query ({columns}) FROM STDIN") as copy:
+                for n in range(counts["q"]):
+                    i, o = rng.randint(10, 2000), rng.randint(0, 800)
+                    copy.write(
+                        f"{org.pk}\tq{n}\t{rng.choice(key_ids) or chr(92) + 'N'}\t"
+                        f"{(i + o) / 1e6:.10f}\t{created}\t{rng.choice(models)}\t"
+                        f"{stamp(moment())}\t"
+                        f"{i}\t{o}\t{i + o}\t{rng.choice(ENDPOINTS)}\t{rng.choice(MEMBERS)}\n"
+                    )
+            columns = (
+                "organization_id, client_id, api_key_id, credits, created_at, status, cores, "
+                "controller_id, submitted_at, started_at, ended_at, core_hours, "
+                "charge_reference, updated_at"
+            )
+            with raw.copy(f"COPY usage_job ({columns}) FROM STDIN") as copy:
+                for n in range(counts["j"]):
+                    at = moment()
+                    status = rng.choices(
+                        ["completed", "failed", "cancelled", "running"], [88, 6, 4, 2]
+                    )[0]
+                    end = r"\N" if status == "running" else stamp(at + timedelta(minutes=30))
+                    hours = Decimal(rng.randint(1, 64)) / 2 if status != "running" else 0
+                    copy.write(
+                        f"{org.pk}\tj{n}\t{rng.choice(key_ids) or chr(92) + 'N'}\t"
+                        f"{hours * Decimal('0.12')}\t{created}\t{status}\t8\t"
+                        f"{rng.choice(ctl_ids) or chr(92) + 'N'}\t{stamp(at)}\t{stamp(at)}\t{end}\t"
+                        f"{hours}\t\t{created}\n"
+                    )
+            columns = (
+                "organization_id, client_id, api_key_id, credits, created_at, model_id, "
+                "started_at, ended_at, runtime_seconds"
+            )
+            with raw.copy(f"COPY usage_workersession ({columns}) FROM STDIN") as copy:
+                for n in range(counts["w"]):
+                    at, seconds = moment(), rng.randint(60, 6 * 3600)
+                    end = min(at + timedelta(seconds=seconds), now)
+                    copy.write(
+                        f"{org.pk}\tw{n}\t{rng.choice(key_ids) or chr(92) + 'N'}\t0\t{created}\t"
+                        f"{rng.choice(models)}\t{stamp(at)}\t{stamp(end)}\t"
+                        f"{(end - at).total_seconds():.3f}\n"
+                    )
+            columns = (
+                "organization_id, client_id, api_key_id, credits, created_at, task, "
+                "num_records, started_at, ended_at, run_time_seconds"
+            )
+            with raw.copy(f"COPY usage_matchingrun ({columns}) FROM STDIN") as copy:
+                for n in range(counts["m"]):
+                    at = min(moment(), now - timedelta(minutes=2))
+                    copy.write(
+                        f"{org.pk}\tm{n}\t\\N\t0\t{created}\t{rng.choice(['IDR', 'CDM'])}\t"
+                        f"{rng.randint(100, 100000)}\t{stamp(at)}\t"
+                        f"{stamp(at + timedelta(minutes=1))}\t60.000\n"
+                    )
+        self._say(f"generated {total:,} records for {slug} in {time.monotonic() - started:.1f} s")
+
+    def _ledger(self, slug: str, rows: int) -> None:
+        """COPY `rows` usage debits into the organization's ledger (the CSV export's input)."""
+        org = self._org(slug)
+        if org.ledger_entries.exists():
+            return
+        now = timezone.now()
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(
+                "COPY billing_ledgerentry (organization_id, kind, amount, balance_after, reason, "
+                "idempotency_key, reference, model_name, created_at) FROM STDIN"
+            ) as copy,
+        ):
+            for n in range(rows):
+                at = (now - timedelta(seconds=rows - n)).isoformat()
+                copy.write(
+                    f"{org.pk}\tusage\t-0.0100000000\t{-0.01 * (n + 1):.10f}\tUsage: 12 records\t"
+                    f"bench:{n}\tusage-batch:{n}\tllama-3.1-8b\t{at}\n"
+                )
+
+    def _drop(self) -> None:
+        for slug in (LARGE, SMALL, CSV_LARGE, CSV_SMALL):
+            org = Organization.objects.filter(slug=slug).first()
+            if org is None:
+                continue
+            with transaction.atomic():
+                for kind in KINDS:
+                    kind.model.objects.filter(organization=org).delete()
+                for model in (Query, Job, WorkerSession, MatchingRun, RollupState):
+                    model.objects.filter(organization=org)._raw_delete(model.objects.db)
+                from usage.models import Restatement
+
+                Restatement.objects.filter(organization=org).delete()
+                org.ledger_entries.all()._raw_delete(org.ledger_entries.db)
+                Controller.objects.filter(organization=org).delete()
+                APIKey.objects.filter(organization=org).delete()
+                Membership.objects.filter(organization=org).delete()
+                User.objects.filter(email=f"owner@{slug}.example").delete()
+                org.delete()
+            self._say(f"dropped {slug}")
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM")
+
+    # --- measurements -----------------------------------------------------------------
+
+    def _partitioning_probe(self, org: Organization) -> None:
+        """What the open day costs through the (organization, time) index at this size."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM usage_query WHERE organization_id = %s", [org.pk])
+            (records,) = cursor.fetchone()
+            today = datetime.combine(
+                timezone.now().astimezone(UTC).date(), datetime.min.time(), UTC
+            )
+            samples = []
+            for _ in range(5):
+                started = time.perf_counter()
+                cursor.execute(
+                    "SELECT model_id, count(*), sum(total_tokens) FROM usage_query "
+                    "WHERE organization_id = %s AND occurred_at >= %s GROUP BY model_id",
+                    [org.pk, today],
+                )
+                cursor.fetchall()
+                samples.append(time.perf_counter() - started)
+            cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('usage_query'))")
+            (size,) = cursor.fetchone()
+        self._say(
+            f"partitioning probe: {records:,} queries ({size} with indexes); the open day's "
+            f"aggregate via the index: median {statistics.median(samples) * 1000:.1f} ms"
+        )
+
+    def _rollup_big_day(self, org: Organization) -> None:
+        day = timezone.now().astimezone(UTC).date() - timedelta(days=BIG_DAY_BACK)
+        lo = datetime.combine(day, datetime.min.time(), UTC)
+        hi = lo + timedelta(days=1)
+        records = sum(
+            model.objects.filter(
+                organization=org, **{f"{field}__gte": lo, f"{field}__lt": hi}
+            ).count()
+            for model, field in (
+                (Query, "occurred_at"),
+                (Job, "submitted_at"),
+                (WorkerSession, "started_at"),
+                (MatchingRun, "started_at"),
+            )
+        )
+
+        def snapshot():
+            return {
+                kind.name: sorted(
+                    kind.model.objects.filter(organization=org, day=day).values_list(
+                        *kind.dimensions, *kind.figures
+                    ),
+                    key=repr,
+                )
+                for kind in KINDS
+            }
+
+        timings = []
+        for _ in range(2):
+            before = snapshot()
+            started = time.monotonic()
+            result = rollup_day(org=org, day=day)
+            timings.append(time.monotonic() - started)
+            after = snapshot()
+        changed = sum(len(set(before[k]) ^ set(after[k])) for k in before)
+        self._say(
+            f"rollup of {day} ({records:,} records, {result.rows} rollup rows): "
+            f"first {timings[0]:.2f} s, second {timings[1]:.2f} s; second run changed "
+            f"{changed} rows, {result.restatements} restatements (target < 15 s)"
+        )
+
+    def _time_pages(self, org: Organization, requests: int) -> dict[str, tuple[float, float]]:
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(User.objects.get(email=f"owner@{org.slug}.example"))
+        pages = {
+            "usage panel (30 days)": reverse("usage:panel", args=[org.slug]),
+            "main page": reverse("main", args=[org.slug]),
+        }
+        out = {}
+        for name, url in pages.items():
+            for _ in range(3):
+                assert client.get(url).status_code == 200
+            samples = []
+            for _ in range(requests):
+                started = time.perf_counter()
+                response = client.get(url)
+                samples.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200
+            samples.sort()
+            p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+            out[name] = (statistics.median(samples), p95)
+        return out
+
+    def _pages(self, small: Organization, large: Organization, requests: int) -> None:
+        counts = {}
+        for org in (small, large):
+            counts[org.slug] = sum(
+                m.objects.filter(organization=org).count()
+                for m in (Query, Job, WorkerSession, MatchingRun)
+            )
+        results = {org.slug: self._time_pages(org, requests) for org in (small, large)}
+        for page in results[SMALL]:
+            s50, s95 = results[SMALL][page]
+            l50, l95 = results[LARGE][page]
+            self._say(
+                f"{page}: {counts[SMALL]:,} records p50 {s50:.1f} ms p95 {s95:.1f} ms | "
+                f"{counts[LARGE]:,} records p50 {l50:.1f} ms p95 {l95:.1f} ms | "
+                f"p95 ratio {l95 / s95:.2f} (target <= 2)"
+            )
+
+    def _csv(self, small: Organization, large: Organization) -> None:
+        figures = {}
+        for org in (small, large):
+            client = Client(HTTP_HOST="localhost")
+            client.force_login(User.objects.get(email=f"owner@{org.slug}.example"))
+            url = reverse("billing:transactions_csv", args=[org.slug])
+            client.get(url)  # warm up: imports, templates, connection
+            rows = 0
+            with _PeakRss() as peak:
+                started = time.monotonic()
+                response = client.get(url)
+                for chunk in response.streaming_content:
+                    rows += chunk.count(b"\n")
+            figures[org.slug] = (rows - 1, peak.growth, time.monotonic() - started)
+        (small_rows, small_mb, small_s), (large_rows, large_mb, large_s) = figures.values()
+        self._say(
+            f"transactions CSV: {small_rows:,} rows peak RSS growth {small_mb:.1f} MB "
+            f"({small_s:.1f} s) | {large_rows:,} rows {large_mb:.1f} MB ({large_s:.1f} s) | "
+            f"difference {large_mb - small_mb:.1f} MB (targets < 50 MB, within 10 MB)"
+        )
