@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.models import APIKey, Membership, Organization, User
+from accounts.models import APIKey, Membership, Organization, SessionToken, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -87,3 +87,36 @@ class APIKeyAdmin(admin.ModelAdmin):
         for key in queryset.filter(revoked_at__isnull=True):
             apikey_revoke(key=key)
         self.message_user(request, "Revoked.")
+
+
+@admin.register(SessionToken)
+class SessionTokenAdmin(admin.ModelAdmin):
+    """Account session tokens (only their hashes are stored): operators can see and
+    revoke them; people issue and renew their own in Settings."""
+
+    list_display = ["display", "user", "organization", "created_at", "expires_at", "revoked_at"]
+    list_filter = ["organization"]
+    search_fields = ["user__email", "last_four", "name"]
+    readonly_fields = [
+        "user",
+        "organization",
+        "name",
+        "prefix",
+        "last_four",
+        "created_at",
+        "expires_at",
+        "renewed_at",
+        "last_used_at",
+    ]
+    exclude = ["token_hash"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected session tokens")
+    def revoke(self, request, queryset) -> None:
+        from django.utils import timezone
+
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} session token(s).")

@@ -190,3 +190,84 @@ class APIKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+# How long an account session token lasts from when it is issued or last renewed.
+SESSION_TOKEN_LIFETIME_DAYS = 30
+
+
+class SessionToken(models.Model):
+    """An account session token: a person's API access to one organization, valid for 30
+    days, renewable until it expires, revocable. Only the secret's SHA-256 is stored."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="session_tokens")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="session_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(max_length=12)
+    last_four = models.CharField(max_length=4)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    renewed_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")),
+                name="session_token_expires_after_creation",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["user", "organization", "-created_at"], name="session_token_owner"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'Session token'} ({self.display})"
+
+    @property
+    def display(self) -> str:
+        return f"{self.prefix}••••••••{self.last_four}"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return timezone.now() >= self.expires_at
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_revoked and not self.is_expired
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to an API request sent with an `Idempotency-Key`: the same key with
+    the same body gets it again; the same key with another body is refused."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    endpoint = models.CharField(max_length=100)
+    key = models.CharField(max_length=200)
+    # HMAC of the canonical request body (it may hold card details: never stored as is).
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "endpoint", "key"], name="idempotency_key_per_endpoint"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.key} → {self.status_code}"

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from accounts.models import APIKey, Membership, Organization, User
+from accounts.models import APIKey, IdempotencyRecord, Membership, Organization, SessionToken, User
 
 
 def membership_for(*, user: User, org_slug: str) -> Membership | None:
@@ -40,3 +40,29 @@ def apikey_for_secret(*, secret: str) -> APIKey | None:
         .filter(secret_hash=secret_hash(secret))
         .first()
     )
+
+
+def session_token_for_secret(*, secret: str) -> SessionToken | None:
+    """The session token whose secret this is (expired or revoked too), with its user and
+    organization; else None."""
+    from accounts.services import secret_hash
+
+    if not secret or len(secret) > 200:
+        return None
+    return (
+        SessionToken.objects.select_related("user", "organization")
+        .filter(token_hash=secret_hash(secret))
+        .first()
+    )
+
+
+def session_tokens_of(*, user: User, org: Organization) -> QuerySet[SessionToken]:
+    """The person's own session tokens for the organization, newest first."""
+    return SessionToken.objects.filter(user=user, organization=org)
+
+
+def idempotency_record_get(
+    *, org: Organization, endpoint: str, key: str
+) -> IdempotencyRecord | None:
+    """The first answer kept for this Idempotency-Key, if any."""
+    return IdempotencyRecord.objects.filter(organization=org, endpoint=endpoint, key=key).first()

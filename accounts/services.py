@@ -10,7 +10,18 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.models import APIKey, APIKeyKind, Membership, Organization, Role, Tier, User
+from accounts.models import (
+    SESSION_TOKEN_LIFETIME_DAYS,
+    APIKey,
+    APIKeyKind,
+    IdempotencyRecord,
+    Membership,
+    Organization,
+    Role,
+    SessionToken,
+    Tier,
+    User,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,9 @@ def organization_create(
     )
     owner, password = user_get_or_create(email=owner_email, password=owner_password)
     membership_set(organization=organization, user=owner, role=Role.OWNER)
+    from billing.alerts.services import alert_defaults_create  # billing depends on accounts
+
+    alert_defaults_create(org=organization)
     return NewOrganization(organization=organization, owner=owner, password=password)
 
 
@@ -156,3 +170,110 @@ def apikey_mark_used(*, key: APIKey, at: datetime | None = None) -> None:
         return
     APIKey.objects.filter(pk=key.pk).update(last_used_at=at)
     key.last_used_at = at
+
+
+# Account session tokens ------------------------------------------------------------------
+
+SESSION_TOKEN_PREFIX = "st-av"  # noqa: S105 - a public prefix, not a secret
+
+
+@dataclass(frozen=True)
+class IssuedSessionToken:
+    token: SessionToken
+    secret: str  # shown to the person once; only its hash is stored
+
+
+class SessionTokenUnusable(Exception):
+    """A token that can no longer be renewed (expired or revoked); the message says which."""
+
+
+def session_token_lifetime() -> timedelta:
+    return timedelta(days=SESSION_TOKEN_LIFETIME_DAYS)
+
+
+@transaction.atomic
+def session_token_issue(
+    *, user: User, org: Organization, name: str = "", at: datetime | None = None
+) -> IssuedSessionToken:
+    """Issue a 30-day session token for a member of org; the secret is returned once.
+
+    Raises Membership.DoesNotExist when the user is not a member of the organization.
+    """
+    Membership.objects.get(user=user, organization=org)
+    at = at or timezone.now()
+    secret = secret_generate(prefix=SESSION_TOKEN_PREFIX)
+    token = SessionToken.objects.create(
+        user=user,
+        organization=org,
+        name=name.strip()[:100],
+        prefix=SESSION_TOKEN_PREFIX,
+        last_four=secret[-4:],
+        token_hash=secret_hash(secret),
+        created_at=at,
+        expires_at=at + session_token_lifetime(),
+    )
+    return IssuedSessionToken(token=token, secret=secret)
+
+
+@transaction.atomic
+def session_token_renew(*, token: SessionToken, at: datetime | None = None) -> SessionToken:
+    """Extend a live token to 30 days from now (same secret). An expired or revoked token
+    cannot be renewed (SessionTokenUnusable): issue a new one instead."""
+    at = at or timezone.now()
+    locked = SessionToken.objects.select_for_update().get(pk=token.pk)
+    if locked.revoked_at is not None:
+        raise SessionTokenUnusable("this session token was revoked")
+    if locked.expires_at <= at:
+        raise SessionTokenUnusable("this session token expired; issue a new one")
+    locked.expires_at = at + session_token_lifetime()
+    locked.renewed_at = at
+    locked.save(update_fields=["expires_at", "renewed_at"])
+    return locked
+
+
+@transaction.atomic
+def session_token_revoke(*, token: SessionToken) -> SessionToken:
+    """Revoke the token from now on (idempotent: the first revocation time stays)."""
+    SessionToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    token.refresh_from_db(fields=["revoked_at"])
+    return token
+
+
+def session_token_mark_used(*, token: SessionToken, at: datetime | None = None) -> None:
+    """Record that the token was just used (at most one write a minute per token)."""
+    at = at or timezone.now()
+    if token.last_used_at is not None and at - token.last_used_at < API_KEY_LAST_USED_RESOLUTION:
+        return
+    SessionToken.objects.filter(pk=token.pk).update(last_used_at=at)
+    token.last_used_at = at
+
+
+# Idempotency-Key answers -------------------------------------------------------------------
+
+
+def idempotency_record_save(
+    *,
+    org: Organization,
+    endpoint: str,
+    key: str,
+    request_hash: str,
+    status_code: int,
+    response_body: dict,
+) -> IdempotencyRecord:
+    """Keep the first answer for (org, endpoint, key); a concurrent first answer wins."""
+    from django.db import IntegrityError
+
+    try:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(
+                organization=org,
+                endpoint=endpoint,
+                key=key,
+                request_hash=request_hash,
+                status_code=status_code,
+                response_body=response_body,
+            )
+    except IntegrityError:
+        return IdempotencyRecord.objects.get(organization=org, endpoint=endpoint, key=key)

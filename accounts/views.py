@@ -5,8 +5,15 @@ from django.views.decorators.http import require_POST
 
 from accounts.forms import APIKeyCreateForm
 from accounts.models import APIKeyKind
-from accounts.selectors import apikeys_of, organization_members
-from accounts.services import apikey_create, apikey_revoke
+from accounts.selectors import apikeys_of, organization_members, session_tokens_of
+from accounts.services import (
+    SessionTokenUnusable,
+    apikey_create,
+    apikey_revoke,
+    session_token_issue,
+    session_token_renew,
+    session_token_revoke,
+)
 from console.http import OrgRequest, org_view
 
 
@@ -70,3 +77,66 @@ def api_key_revoke(request: OrgRequest, key_id: int) -> HttpResponse:
     apikey_revoke(key=key)
     messages.success(request, f"Revoked {key.name} ({key.display}).")
     return redirect("accounts:api_keys", org_slug=request.organization.slug)
+
+
+# Account session tokens: each person manages their own --------------------------------
+
+
+def _session_tokens_page(request: OrgRequest, *, issued=None, status: int = 200) -> HttpResponse:
+    response = render(
+        request,
+        "accounts/session_tokens.html",
+        {
+            "nav": "settings",
+            "tokens": session_tokens_of(user=request.user, org=request.organization),
+            "issued": issued,
+        },
+        status=status,
+    )
+    response["Cache-Control"] = "no-store"  # may carry a secret shown once
+    return response
+
+
+@org_view()
+def session_tokens(request: OrgRequest) -> HttpResponse:
+    """Your account session tokens for this organization (for the API and the SDK)."""
+    return _session_tokens_page(request)
+
+
+@org_view()
+@require_POST
+def session_token_create(request: OrgRequest) -> HttpResponse:
+    """Issue a 30-day token for yourself and show its secret this once."""
+    name = request.POST.get("name", "").strip()[:100]
+    issued = session_token_issue(user=request.user, org=request.organization, name=name)
+    return _session_tokens_page(request, issued=issued)
+
+
+@org_view()
+@require_POST
+def session_token_renew_view(request: OrgRequest, token_id: int) -> HttpResponse:
+    """Extend one of your live tokens to 30 days from now."""
+    token = get_object_or_404(
+        session_tokens_of(user=request.user, org=request.organization), pk=token_id
+    )
+    try:
+        token = session_token_renew(token=token)
+    except SessionTokenUnusable as exc:
+        messages.error(request, f"{token.display}: {exc}.")
+    else:
+        messages.success(
+            request, f"Renewed {token.display} until {token.expires_at:%d %b %Y %H:%M} UTC."
+        )
+    return redirect("accounts:session_tokens", org_slug=request.organization.slug)
+
+
+@org_view()
+@require_POST
+def session_token_revoke_view(request: OrgRequest, token_id: int) -> HttpResponse:
+    """Revoke one of your tokens; programs using it get 401 from now on."""
+    token = get_object_or_404(
+        session_tokens_of(user=request.user, org=request.organization), pk=token_id
+    )
+    session_token_revoke(token=token)
+    messages.success(request, f"Revoked {token.display}.")
+    return redirect("accounts:session_tokens", org_slug=request.organization.slug)

@@ -51,6 +51,9 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    # django-ninja: the API (usage/api_urls.py); listed so its Swagger UI files are served
+    # from static/ (no CDN).
+    "ninja",
     "console",
     "accounts",
     "billing",
@@ -157,6 +160,8 @@ EMAIL_BACKEND = os.environ.get(
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend",
 )
+# Where the file-based backend (EMAIL_BACKEND=...filebased.EmailBackend) writes messages.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "sent-mail"))
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
@@ -168,13 +173,22 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 # The beat schedule lives here, each entry explained in words. Entries arrive with the
 # capabilities that own them (nightly rollup, alert evaluation, controller sweep).
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Every five minutes, check every organization's alert rules (each fires once per
+    # crossing, so running often only shortens the time to the first email).
+    "alerts-evaluate": {"task": "billing.tasks.alerts_evaluate_due", "schedule": 300.0},
+    # Every hour at five past, roll up each organization's previous day once its own
+    # midnight has passed (hourly, so every time zone gets its "nightly" run), plus the
+    # days late records or job status moves marked dirty.
+    "usage-rollup-sweep": {"task": "usage.rollup_sweep", "schedule": 3600.0},
+}
 
 # Billing. Payments go through the embedded sandbox (a card processor's test mode)
 # unless Stripe keys are set, then through Stripe Checkout and its signed webhook.
@@ -188,6 +202,15 @@ BILLING_CURRENCY = "USD"
 BILLING_MIN_PAYMENT_MINOR = int(os.environ.get("BILLING_MIN_PAYMENT_MINOR", "500"))
 BILLING_MAX_PAYMENT_MINOR = int(os.environ.get("BILLING_MAX_PAYMENT_MINOR", "1000000"))
 BILLING_PRESET_AMOUNTS = [10, 25, 50, 100, 250]
+
+# Alerts. Links in alert emails start with CONSOLE_BASE_URL. Webhooks to private,
+# loopback or link-local addresses are refused unless ALERT_WEBHOOK_ALLOW_PRIVATE is on
+# (a receiver on the same host or network). Batches arriving within
+# ALERT_EVALUATE_DEBOUNCE_SECONDS of each other share one evaluation.
+CONSOLE_BASE_URL = os.environ.get("CONSOLE_BASE_URL", "http://localhost:8000")
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = 5
+ALERT_EVALUATE_DEBOUNCE_SECONDS = int(os.environ.get("ALERT_EVALUATE_DEBOUNCE_SECONDS", "5"))
 
 # Content-Security-Policy (Django 6 built in): only the console's own files. Plotly
 # sets inline styles on the chart elements it draws, hence 'unsafe-inline' for styles.

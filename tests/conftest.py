@@ -79,12 +79,14 @@ def celery_worker_process(settings, transactional_db):
         pytest.skip("a real Celery worker needs REDIS_URL and PostgreSQL (DATABASE_URL)")
     db = connection.settings_dict
     database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
+    queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
     env = {
         **os.environ,
         "DATABASE_URL": database_url + db["NAME"],
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        # Tasks the worker itself enqueues (a task starting another) go to this queue too.
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
-    queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
     app.conf.task_default_queue = queue

@@ -150,3 +150,17 @@ def make_worker_session(*, org, started_at, ended_at, model: str = "llama-3.1-8b
         runtime_seconds=Decimal((ended_at - started_at).total_seconds()),
         **fields,
     )
+
+
+# ---- alerts (issue 8)
+
+
+def make_alert_rule(*, org, kind: str = "tokens", threshold="80", **fields):
+    """An alert rule as stored (email on, no webhook unless given)."""
+    from decimal import Decimal
+
+    from billing.alerts.models import AlertRule
+
+    return AlertRule.objects.create(
+        organization=org, kind=kind, threshold=Decimal(str(threshold)), **fields
+    )

@@ -1,96 +1,176 @@
 """The usage write API: batch ingestion, the jobs endpoints and controller heartbeats.
 
 Authenticated by `Authorization: Bearer <API key>` (heartbeats: the controller's token).
-Every answer is JSON; every answer to an authenticated key carries the
-X-RateLimit-{Limit,Remaining,Reset}-{RPM,TPM} headers.
+The wire shapes are a contract (DESIGN.md): these views parse their bodies themselves,
+exactly as before the API had a schema, and the schema documents them.
 """
 
 import json
 import math
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from functools import wraps
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
+from ninja import Router
+from ninja.security import HttpBearer
 
-from accounts.models import APIKey
-from accounts.selectors import apikey_for_secret
-from accounts.services import apikey_mark_used
+from billing.alerts import evaluate_soon
 from billing.services import InsufficientCredits, LedgerError
+from usage.api_core import API_KEY_ONLY, CredentialRejected, Principal, Refuse, error
+from usage.api_schemas import (
+    ErrorOut,
+    HeartbeatOut,
+    IngestOut,
+    IngestRefusedOut,
+    JobConflictOut,
+    JobOut,
+)
 from usage.models import Job
-from usage.ratelimit import ratelimit_record_refusal, ratelimit_request, ratelimit_tokens
 from usage.selectors import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
 from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
 from usage.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition
 
+router = Router(tags=["Ingestion and jobs"], auth=API_KEY_ONLY)
+
+
+# Request bodies, documented (the views parse them themselves: see the module docstring).
+_TIME = {"type": "string", "format": "date-time", "examples": ["2026-11-20T10:00:00Z"]}
+_RECORD = {
+    "type": "object",
+    "required": ["id", "kind"],
+    "description": (
+        "One usage record. Fields by kind: query (occurred_at, model, input_tokens, "
+        "output_tokens, endpoint?, member?); worker_session (model, started_at, ended_at); "
+        "matching (task IDR|CDM, num_records, started_at, ended_at); job (status, cores, "
+        "controller?, submitted_at, started_at?, ended_at?, core_hours?). A record with a "
+        "bad field is rejected alone, naming the field; the others are stored."
+    ),
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "kind": {"type": "string", "enum": ["query", "worker_session", "matching", "job"]},
+        "occurred_at": _TIME,
+        "started_at": _TIME,
+        "ended_at": _TIME,
+        "submitted_at": _TIME,
+        "model": {"type": "string", "examples": ["llama-3.1-8b"]},
+        "input_tokens": {"type": "integer", "minimum": 0},
+        "output_tokens": {"type": "integer", "minimum": 0},
+        "endpoint": {"type": "string"},
+        "member": {"type": "string"},
+        "task": {"type": "string", "enum": ["IDR", "CDM"]},
+        "num_records": {"type": "integer", "minimum": 0},
+        "status": {
+            "type": "string",
+            "enum": ["submitted", "running", "completed", "failed", "cancelled"],
+        },
+        "cores": {"type": "integer", "minimum": 1},
+        "controller": {"type": "string"},
+        "core_hours": {"type": "number", "minimum": 0},
+    },
+}
+RECORDS_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["records"],
+                "properties": {
+                    "records": {"type": "array", "maxItems": MAX_BATCH_RECORDS, "items": _RECORD}
+                },
+            }
+        }
+    },
+}
+JOB_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["id", "cores"],
+                "description": "A job record; status defaults to submitted.",
+                "properties": {
+                    key: _RECORD["properties"][key]
+                    for key in (
+                        "id",
+                        "status",
+                        "cores",
+                        "controller",
+                        "submitted_at",
+                        "started_at",
+                        "ended_at",
+                        "core_hours",
+                    )
+                },
+            }
+        }
+    },
+}
+TRANSITION_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {
+                    "status": _RECORD["properties"]["status"],
+                    "at": {**_TIME, "description": "When it happened (default: now)."},
+                    "core_hours": {"type": "number", "minimum": 0},
+                },
+            }
+        }
+    },
+}
+HEARTBEAT_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "cores": {"type": "integer", "minimum": 1},
+                    "memory_gb": {"type": "integer", "minimum": 0},
+                },
+            }
+        }
+    },
+}
+
 
 class APIRequest(HttpRequest):
-    api_key: APIKey
+    auth: Principal
     tokens_used: int
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
-    return JsonResponse({"error": code, "message": message, **extra}, status=status)
+def _key(request: APIRequest):
+    assert request.auth.api_key is not None
+    return request.auth.api_key
 
 
-def _bearer(request: HttpRequest) -> str:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" else ""
+class ControllerTokenAuth(HttpBearer):
+    """Authorization: Bearer <controller token> (heartbeats only)."""
+
+    openapi_description = "A controller's own token, shown when it is registered."
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        controller = controller_for_token(token=token)
+        if controller is None:
+            raise CredentialRejected(
+                "invalid_controller_token", "unknown controller token", realm="controllers"
+            )
+        return controller
 
 
-def _unauthorized(message: str) -> JsonResponse:
-    response = error(401, "invalid_api_key", message)
-    response["WWW-Authenticate"] = 'Bearer realm="api"'
-    return response
-
-
-def api_view(*methods: str) -> Callable:
-    """Method check, API-key auth (401), rate limits (429) and their headers on every answer."""
-
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @csrf_exempt
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
-                response = error(405, "method_not_allowed", f"use {' or '.join(methods)}")
-                response["Allow"] = ", ".join(methods)
-                return response
-            secret = _bearer(request)
-            if not secret:
-                return _unauthorized("send your API key as 'Authorization: Bearer <key>'")
-            key = apikey_for_secret(secret=secret)
-            if key is None:
-                return _unauthorized("unknown API key")
-            if key.is_revoked:
-                return _unauthorized("this API key was revoked")
-            state = ratelimit_request(key=key)
-            if state.limited:
-                ratelimit_record_refusal(key=key)
-                response = error(
-                    429,
-                    "rate_limited",
-                    "rate limit reached for this API key; retry after the window resets",
-                )
-                response["Retry-After"] = str(state.retry_after)
-            else:
-                apikey_mark_used(key=key)
-                request.api_key = key  # type: ignore[attr-defined]
-                request.tokens_used = 0  # type: ignore[attr-defined]
-                response = view(request, *args, **kwargs)
-                state = ratelimit_tokens(key=key, state=state, tokens=request.tokens_used)  # type: ignore[attr-defined]
-            for header, value in state.headers().items():
-                response[header] = value
-            return response
-
-        return wrapper
-
-    return decorator
+CONTROLLER_ONLY = [
+    ControllerTokenAuth(),
+    Refuse("invalid_controller_token", "unknown controller token", realm="controllers"),
+]
 
 
 def _json_body(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
@@ -101,9 +181,58 @@ def _json_body(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
     if not body:
         return {}, None
     try:
-        return json.loads(body), None
-    except (ValueError, UnicodeDecodeError):
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, error(400, "invalid_json", "the body is not valid JSON")
+    where = _nul_at(parsed, "")
+    if where is not None:  # no database stores NUL in text; refuse it as bad input
+        return None, error(
+            400, "invalid_json", f"{where or 'body'}: text must not contain NUL", field=where
+        )
+    return parsed, None
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    """Where the first string (or key) holding a NUL character is, else None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return here
+            found = _nul_at(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+RECORD_TIME_FIELDS = ("occurred_at", "submitted_at", "started_at", "ended_at")
+
+
+def _utc_times(record: Any) -> Any:
+    """The record with its times restated in UTC (the same instants). PostgreSQL refuses
+    offsets past ±15:59 that ISO 8601 allows; anything unparseable is left for the
+    ingestion service to reject, naming the field."""
+    if not isinstance(record, dict):
+        return record
+    restated = dict(record)
+    for name in RECORD_TIME_FIELDS:
+        value = restated.get(name)
+        if not isinstance(value, str):
+            continue
+        try:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is not None and moment.utcoffset():
+                restated[name] = moment.astimezone(UTC).isoformat()
+        except (ValueError, OverflowError):
+            continue
+    return restated
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -127,7 +256,19 @@ def job_json(job: Job) -> dict[str, Any]:
     }
 
 
-@api_view("POST")
+@router.post(
+    "/usage/records",
+    url_name="usage_records",
+    summary="Send a batch of usage records",
+    response={
+        200: IngestOut,
+        400: ErrorOut,
+        409: ErrorOut,
+        413: ErrorOut,
+        429: IngestRefusedOut | ErrorOut,
+    },
+    openapi_extra={"requestBody": RECORDS_BODY},
+)
 def usage_records(request: APIRequest) -> HttpResponse:
     """POST /api/v1/usage/records: a batch of up to 1,000 records (DESIGN.md wire shape)."""
     body, problem = _json_body(request)
@@ -142,11 +283,15 @@ def usage_records(request: APIRequest) -> HttpResponse:
             "too_many_records",
             f"at most {MAX_BATCH_RECORDS} records per batch, got {len(records)}",
         )
-    key = request.api_key
+    key = _key(request)
     try:
-        result = usage_records_ingest(org=key.organization, records=records, api_key=key)
+        result = usage_records_ingest(
+            org=key.organization, records=[_utc_times(r) for r in records], api_key=key
+        )
     except LedgerError as exc:  # the balance moved under a concurrent adjustment: retry
         return error(409, "balance_changed", str(exc))
+    if result.accepted:  # alerts (issue 8): check the rules right after a batch
+        evaluate_soon(key.organization_id)
     request.tokens_used = result.tokens
     payload = result.as_dict()
     if result.allocation_exhausted:
@@ -163,7 +308,13 @@ def usage_records(request: APIRequest) -> HttpResponse:
     return JsonResponse(payload)
 
 
-@api_view("POST")
+@router.post(
+    "/jobs",
+    url_name="jobs_submit",
+    summary="Submit a job",
+    response={200: JobOut, 201: JobOut, 400: ErrorOut},
+    openapi_extra={"requestBody": JOB_BODY},
+)
 def jobs_submit(request: APIRequest) -> HttpResponse:
     """POST /api/v1/jobs: submit a job (a job record; status defaults to submitted)."""
     body, problem = _json_body(request)
@@ -171,7 +322,9 @@ def jobs_submit(request: APIRequest) -> HttpResponse:
         return problem
     if not isinstance(body, dict):
         return error(400, "invalid_job", "send a JSON object")
-    submitted = job_submit(org=request.api_key.organization, api_key=request.api_key, record=body)
+    submitted = job_submit(
+        org=_key(request).organization, api_key=_key(request), record=_utc_times(body)
+    )
     if submitted.rejection is not None:
         r = submitted.rejection
         return error(400, "invalid_job", f"{r.field}: {r.error}", field=r.field)
@@ -179,10 +332,15 @@ def jobs_submit(request: APIRequest) -> HttpResponse:
     return JsonResponse(job_json(submitted.job), status=201 if submitted.created else 200)
 
 
-@api_view("GET")
+@router.get(
+    "/jobs/{client_id}",
+    url_name="jobs_detail",
+    summary="A job's current state",
+    response={200: JobOut, 404: ErrorOut},
+)
 def jobs_detail(request: APIRequest, client_id: str) -> HttpResponse:
     """GET /api/v1/jobs/<id>: the job's current state."""
-    job = job_get(org=request.api_key.organization, client_id=client_id)
+    job = job_get(org=_key(request).organization, client_id=client_id)
     if job is None:
         return error(404, "not_found", f"no job {client_id!r}")
     return JsonResponse(job_json(job))
@@ -199,7 +357,10 @@ def _parse_time(value: Any) -> datetime | None:
         raise JobInvalid("at", "must be an ISO 8601 time, e.g. 2026-11-20T10:00:00Z") from None
     if parsed.tzinfo is None:
         raise JobInvalid("at", "must carry a time zone")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise JobInvalid("at", "is out of range") from None
 
 
 def _parse_core_hours(value: Any) -> Decimal | None:
@@ -216,7 +377,13 @@ def _parse_core_hours(value: Any) -> Decimal | None:
     return parsed
 
 
-@api_view("POST")
+@router.post(
+    "/jobs/{client_id}/transition",
+    url_name="jobs_transition",
+    summary="Move a job along its lifecycle",
+    response={200: JobOut, 400: ErrorOut, 402: ErrorOut, 404: ErrorOut, 409: JobConflictOut},
+    openapi_extra={"requestBody": TRANSITION_BODY},
+)
 def jobs_transition(request: APIRequest, client_id: str) -> HttpResponse:
     """POST /api/v1/jobs/<id>/transition {"status": ..., "at"?, "core_hours"?}."""
     body, problem = _json_body(request)
@@ -224,7 +391,7 @@ def jobs_transition(request: APIRequest, client_id: str) -> HttpResponse:
         return problem
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
         return error(400, "invalid_transition", 'send {"status": "running"} (or another status)')
-    org = request.api_key.organization
+    org = _key(request).organization
     try:
         job = job_transition(
             org=org,
@@ -253,18 +420,17 @@ def _optional_count(body: dict, name: str) -> int | None:
     return value
 
 
-@csrf_exempt
+@router.post(
+    "/controllers/heartbeat",
+    auth=CONTROLLER_ONLY,
+    url_name="controller_heartbeat",
+    summary="A controller reports that it is alive (and its capacity)",
+    response={200: HeartbeatOut, 400: ErrorOut},
+    openapi_extra={"requestBody": HEARTBEAT_BODY},
+)
 def controller_heartbeat_view(request: HttpRequest) -> HttpResponse:
     """POST /api/v1/controllers/heartbeat, authenticated by the controller's own token."""
-    if request.method != "POST":
-        response = error(405, "method_not_allowed", "use POST")
-        response["Allow"] = "POST"
-        return response
-    controller = controller_for_token(token=_bearer(request))
-    if controller is None:
-        response = error(401, "invalid_controller_token", "unknown controller token")
-        response["WWW-Authenticate"] = 'Bearer realm="controllers"'
-        return response
+    controller = request.auth  # type: ignore[attr-defined]
     body: Any = {}
     if request.content_type == "application/json":  # the capacity report is optional
         body, problem = _json_body(request)

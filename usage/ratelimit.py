@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
-from accounts.models import APIKey, Tier
+from accounts.models import APIKey, SessionToken, Tier
 
 WINDOW_SECONDS = 60
 
@@ -83,14 +83,26 @@ def _bump(name: str, window: int, amount: int) -> int:
 def ratelimit_request(*, key: APIKey) -> RateState:
     """Count one request for the key and say whether it is within both limits."""
     rpm, tpm = limits_for(key)
+    return _count_request(str(key.pk), rpm, tpm)
+
+
+def _count_request(subject: str, rpm: int, tpm: int) -> RateState:
     window, reset = _window()
-    requests = _bump(f"{key.pk}:rpm", window, 1)
-    tokens = cache.get(_counter(f"{key.pk}:tpm", window), 0)
+    requests = _bump(f"{subject}:rpm", window, 1)
+    tokens = cache.get(_counter(f"{subject}:tpm", window), 0)
     return RateState(
         requests=Quota(rpm, max(0, rpm - requests), reset),
         tokens=Quota(tpm, max(0, tpm - tokens), reset),
         limited=requests > rpm or tokens >= tpm,
     )
+
+
+def ratelimit_request_session(*, token: SessionToken) -> RateState:
+    """Count one request for an account session token, at its organization tier's limits
+    (its own counters: a person's reads never eat a program's API-key quota)."""
+    table = {**DEFAULT_RATE_LIMITS, **getattr(settings, "USAGE_RATE_LIMITS", {})}
+    rpm, tpm = table.get(token.organization.tier, DEFAULT_RATE_LIMITS[Tier.FREE])
+    return _count_request(f"session-{token.pk}", rpm, tpm)
 
 
 def ratelimit_live_counts(*, key_ids: list[int]) -> dict[int, tuple[int, int]]:

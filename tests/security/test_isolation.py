@@ -13,16 +13,19 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.models import Role
+from accounts.services import session_token_issue
+from billing.alerts.models import AlertDismissal, AlertNotification
 from billing.models import LedgerEntry, Payment
 from tests.factories import (
     grant_credits,
+    make_alert_rule,
     make_api_key,
     make_controller,
     make_member,
     make_org,
     make_payment,
 )
-from usage.models import Controller, Job
+from usage.models import Controller, Job, Query
 from usage.services.ingest import usage_records_ingest
 
 pytestmark = pytest.mark.django_db
@@ -65,6 +68,10 @@ def world():
     assert result.accepted, result.rejected
     payment = make_payment(org=org_a, amount_minor=4200)
     job = Job.objects.get(organization=org_a)
+    rule = make_alert_rule(org=org_a, kind="balance", threshold=10)
+    notification = AlertNotification.objects.create(
+        organization=org_a, rule=rule, kind=rule.kind, message=f"alert {A_MARK}"
+    )
     ids = {
         "key_id": key.pk,
         "controller_id": controller.pk,
@@ -73,6 +80,11 @@ def world():
         "payment_id": payment.pk,
         "client_id": job.client_id,
         "org_id": org_a.pk,
+        "rule_id": rule.pk,
+        "notification_id": notification.pk,
+        # The usage API's LLM record and a member's session token (issue 7).
+        "id": Query.objects.get(organization=org_a).pk,
+        "token_id": session_token_issue(user=a.user, org=org_a).token.pk,
     }
     return {"a": a, "b": b, "ids": ids, "a_key": key, "a_secret": secret}
 
@@ -101,6 +113,8 @@ def snapshot_of_a(org) -> tuple:
         sorted(Controller.objects.filter(organization=org).values_list("id", "token_hash")),
         sorted(Job.objects.filter(organization=org).values_list("id", "status")),
         sorted(org.api_keys.values_list("id", "revoked_at")),
+        sorted(org.alert_rules.values_list("id", "threshold", "enabled")),
+        sorted(AlertDismissal.objects.filter(notification__organization=org).values_list("id")),
     )
 
 

@@ -1,0 +1,330 @@
+"""What every API endpoint shares: credentials, rate limits and their headers, errors.
+
+Two credentials, both sent as `Authorization: Bearer <secret>`:
+- an API key (`sk-av-…`, Settings → API keys): programs; the only credential that may
+  send usage;
+- an account session token (`st-av-…`, Settings → Session tokens): a person's access to
+  one organization for 30 days, renewable, revocable.
+
+Every answer to an authenticated request carries X-RateLimit-{Limit,Remaining,Reset}-
+{RPM,TPM}; a request over the limit is a 429 with Retry-After. Errors are JSON:
+{"error": code, "message": text, "field": the parameter or body field at fault}.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+from ninja.throttling import BaseThrottle
+
+from accounts.models import APIKey, Membership, Organization, SessionToken
+from accounts.selectors import apikey_for_secret, session_token_for_secret
+from accounts.services import SESSION_TOKEN_PREFIX, apikey_mark_used, session_token_mark_used
+from usage.ratelimit import (
+    RateState,
+    ratelimit_record_refusal,
+    ratelimit_request,
+    ratelimit_request_session,
+    ratelimit_tokens,
+)
+
+logger = logging.getLogger(__name__)
+
+RATE_LIMIT_HEADERS = tuple(
+    f"X-RateLimit-{what}-{unit}"
+    for unit in ("RPM", "TPM")
+    for what in ("Limit", "Remaining", "Reset")
+)
+
+
+# --- Errors ---------------------------------------------------------------------------
+
+
+class APIError(Exception):
+    """An answer other than success, as JSON naming the field at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def bad_parameter(field: str, message: str) -> APIError:
+    return APIError(400, "invalid_parameter", f"{field}: {message}", field=field)
+
+
+def not_found(message: str) -> APIError:
+    return APIError(404, "not_found", message)
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": code, "message": message, **extra}, status=status)
+
+
+class CredentialRejected(Exception):
+    """401: missing, unknown, revoked or expired credentials."""
+
+    def __init__(self, code: str, message: str, *, realm: str = "api") -> None:
+        super().__init__(message)
+        self.code, self.message, self.realm = code, message, realm
+
+
+# --- Who is asking --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: an API key, or a person's session token."""
+
+    organization: Organization
+    api_key: APIKey | None = None
+    session_token: SessionToken | None = None
+    membership: Membership | None = None
+
+    @property
+    def kind(self) -> str:
+        return "api_key" if self.api_key is not None else "session_token"
+
+    @property
+    def can_manage(self) -> bool:
+        """An owner or admin acting through their own session token."""
+        return self.membership is not None and self.membership.can_manage
+
+
+def _is_session_token(secret: str) -> bool:
+    return secret.startswith(SESSION_TOKEN_PREFIX + "-")
+
+
+class ApiKeyAuth(HttpBearer):
+    """Authorization: Bearer <API key>."""
+
+    openapi_description = (
+        "An API key (sk-av-…) from Settings → API keys. Usage sent with it is attributed "
+        "to the key."
+    )
+
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
+        if _is_session_token(token):
+            return None  # the next scheme's
+        key = apikey_for_secret(secret=token)
+        if key is None:
+            raise CredentialRejected("invalid_api_key", "unknown API key")
+        if key.is_revoked:
+            raise CredentialRejected("invalid_api_key", "this API key was revoked")
+        return Principal(organization=key.organization, api_key=key)
+
+
+class SessionTokenAuth(HttpBearer):
+    """Authorization: Bearer <account session token>."""
+
+    openapi_description = (
+        "An account session token (st-av-…) issued to a logged-in member in Settings → "
+        "Session tokens or by POST /api/v1/auth/session-tokens. Valid 30 days from issue "
+        "or last renewal; renew it before it expires (POST /api/v1/auth/session-token/"
+        "renew). An expired token is a 401 with error session_token_expired."
+    )
+
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
+        if not _is_session_token(token):
+            return None
+        session = session_token_for_secret(secret=token)
+        if session is None:
+            raise CredentialRejected("invalid_session_token", "unknown session token")
+        if session.is_revoked:
+            raise CredentialRejected("session_token_revoked", "this session token was revoked")
+        if session.is_expired:
+            raise CredentialRejected(
+                "session_token_expired",
+                f"this session token expired at {session.expires_at:%Y-%m-%dT%H:%M:%SZ}; "
+                "issue a new one in Settings → Session tokens",
+            )
+        membership = (
+            Membership.objects.filter(user=session.user, organization=session.organization)
+            .select_related("organization")
+            .first()
+        )
+        if membership is None or not session.user.is_active:
+            raise CredentialRejected(
+                "invalid_session_token",
+                "this token's person is no longer a member of its organization",
+            )
+        return Principal(
+            organization=session.organization, session_token=session, membership=membership
+        )
+
+
+class Refuse:
+    """The last of an operation's schemes: nothing matched, so say what to send."""
+
+    def __init__(self, code: str, message: str, *, realm: str = "api") -> None:
+        self.code, self.message, self.realm = code, message, realm
+
+    def __call__(self, request: HttpRequest) -> None:
+        raise CredentialRejected(self.code, self.message, realm=self.realm)
+
+
+API_KEY_ONLY = [
+    ApiKeyAuth(),
+    Refuse("invalid_api_key", "send your API key as 'Authorization: Bearer <key>'"),
+]
+API_KEY_OR_SESSION = [
+    ApiKeyAuth(),
+    SessionTokenAuth(),
+    Refuse(
+        "invalid_credentials",
+        "send an API key or an account session token as 'Authorization: Bearer <secret>'",
+    ),
+]
+SESSION_ONLY = [
+    SessionTokenAuth(),
+    Refuse("invalid_session_token", "send your session token as 'Authorization: Bearer <token>'"),
+]
+
+
+# --- Rate limits ----------------------------------------------------------------------
+
+
+class PrincipalRateLimit(BaseThrottle):
+    """Requests and tokens per minute per API key (or per session token), as the
+    ingestion endpoint has always counted them; refusals are recorded for the panel."""
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        principal = getattr(request, "auth", None)
+        if not isinstance(principal, Principal):
+            return True  # controller heartbeats: not metered
+        if principal.api_key is not None:
+            state = ratelimit_request(key=principal.api_key)
+        else:
+            assert principal.session_token is not None
+            state = ratelimit_request_session(token=principal.session_token)
+        request.ratelimit_state = state  # type: ignore[attr-defined]
+        if state.limited:
+            if principal.api_key is not None:
+                ratelimit_record_refusal(key=principal.api_key)
+            else:
+                logger.info(
+                    "api.ratelimit.refused",
+                    extra={"session_token": principal.session_token.pk},  # type: ignore[union-attr]
+                )
+            return False
+        if principal.api_key is not None:
+            apikey_mark_used(key=principal.api_key)
+        else:
+            session_token_mark_used(token=principal.session_token)  # type: ignore[arg-type]
+        return True
+
+
+def rate_limit_headers(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wraps every operation: after it answers (success, error or refusal), count the
+    tokens it used and put the rate-limit headers (and Retry-After on a 429) on it."""
+
+    @wraps(run)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        request.tokens_used = 0  # type: ignore[attr-defined]
+        response = run(request, *args, **kwargs)
+        state: RateState | None = getattr(request, "ratelimit_state", None)
+        if state is None:
+            return response
+        principal: Principal = request.auth  # type: ignore[attr-defined]
+        if state.limited:
+            response["Retry-After"] = str(state.retry_after)
+        elif request.tokens_used and principal.api_key is not None:  # type: ignore[attr-defined]
+            state = ratelimit_tokens(
+                key=principal.api_key,
+                state=state,
+                tokens=request.tokens_used,  # type: ignore[attr-defined]
+            )
+        for header, value in state.headers().items():
+            response[header] = value
+        return response
+
+    return wrapper
+
+
+# --- Exception handlers ----------------------------------------------------------------
+
+
+def _field_of(entry: dict) -> str:
+    loc = [str(part) for part in entry.get("loc", ())]
+    if not loc:
+        return ""
+    source, rest = loc[0], loc[1:]
+    if source == "body" and len(rest) > 1:
+        rest = rest[1:]  # drop the body parameter's own name
+    return ".".join(rest) or source
+
+
+def install_exception_handlers(api: NinjaAPI) -> None:
+    """Errors as {"error", "message", "field"}: 400 for bad parameters and bodies."""
+
+    @api.exception_handler(APIError)
+    def _api_error(request: HttpRequest, exc: APIError) -> HttpResponse:
+        body: dict[str, Any] = {"error": exc.code, "message": exc.message}
+        if exc.field is not None:
+            body["field"] = exc.field
+        response = JsonResponse({**body, **exc.extra}, status=exc.status)
+        for header, value in exc.headers.items():
+            response[header] = value
+        return response
+
+    @api.exception_handler(CredentialRejected)
+    def _rejected(request: HttpRequest, exc: CredentialRejected) -> HttpResponse:
+        response = error(401, exc.code, exc.message)
+        response["WWW-Authenticate"] = f'Bearer realm="{exc.realm}"'
+        return response
+
+    @api.exception_handler(AuthenticationError)
+    def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        response = error(401, "invalid_credentials", "authentication required")
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
+
+    @api.exception_handler(ValidationError)
+    def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        errors = [
+            {
+                "field": _field_of(entry),
+                "in": str(entry.get("loc", ("",))[0]),
+                "message": str(entry.get("msg", "is invalid")),
+            }
+            for entry in exc.errors
+        ]
+        first = errors[0] if errors else {"field": "", "in": "query", "message": "is invalid"}
+        code = "invalid_body" if first["in"] == "body" else "invalid_parameter"
+        return error(
+            400,
+            code,
+            f"{first['field']}: {first['message']}",
+            field=first["field"],
+            errors=errors,
+        )
+
+    @api.exception_handler(Http404)
+    def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return error(404, "not_found", str(exc) or "not found")
+
+    @api.exception_handler(HttpError)
+    def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == 429:
+            return error(
+                429,
+                "rate_limited",
+                "rate limit reached for this credential; retry after the window resets",
+            )
+        return error(exc.status_code, "error", str(exc))

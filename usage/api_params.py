@@ -1,0 +1,129 @@
+"""Query parameters: time ranges (Unix milliseconds or dates) and page-number pagination.
+
+Every bad parameter is a 400 naming it (core.bad_parameter).
+"""
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import QuerySet
+
+from accounts.models import Organization
+from usage.api_core import bad_parameter, not_found
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+# Unix milliseconds the API accepts: 1970 to the end of 9999.
+MAX_MILLIS = 253_402_300_799_999
+
+
+def org_zone(org: Organization) -> ZoneInfo:
+    try:
+        return ZoneInfo(org.time_zone or "UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def from_millis(value: int, *, field: str) -> datetime:
+    if not 0 <= value <= MAX_MILLIS:
+        raise bad_parameter(field, f"must be Unix milliseconds from 0 to {MAX_MILLIS}")
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def to_millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def millis_range(start_date: int, end_date: int) -> tuple[datetime, datetime]:
+    """[start, end) from Unix milliseconds; start after end is a 400 naming start_date."""
+    start = from_millis(start_date, field="start_date")
+    end = from_millis(end_date, field="end_date")
+    if start > end:
+        raise bad_parameter("start_date", "must not be after end_date")
+    return start, end
+
+
+def parse_moment(value: str, *, field: str, zone: ZoneInfo, end: bool) -> datetime:
+    """A date (YYYY-MM-DD: the whole day in the organization's zone) or an ISO 8601 time
+    (without an offset: in the organization's zone). An end date includes its day."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.min, tzinfo=zone)
+            if end:
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(text.replace(" ", "+") if "T" in text else text)
+    except (ValueError, OverflowError):
+        raise bad_parameter(
+            field, "must be a date (YYYY-MM-DD) or an ISO 8601 time (2026-11-20T10:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    if not 1970 <= moment.year <= 9998:
+        raise bad_parameter(field, "must be between 1970 and 9998")
+    return moment
+
+
+def date_range(
+    *,
+    org: Organization,
+    start_date: str | None,
+    end_date: str | None,
+    now: datetime,
+    default_month: bool,
+) -> tuple[datetime | None, datetime | None]:
+    """The [start, end) a start_date/end_date pair names.
+
+    With default_month (the LLM endpoints, as the reference says): when neither is given,
+    the start of the current month to the end of today in the organization's zone; when
+    only one is given, the other is open (the beginning, or the end of today).
+    """
+    zone = org_zone(org)
+    start = (
+        parse_moment(start_date, field="start_date", zone=zone, end=False) if start_date else None
+    )
+    end = parse_moment(end_date, field="end_date", zone=zone, end=True) if end_date else None
+    if default_month:
+        local = now.astimezone(zone)
+        if start is None and end is None:
+            start = datetime.combine(local.date().replace(day=1), time.min, tzinfo=zone)
+        if end is None:
+            end = datetime.combine(local.date() + timedelta(days=1), time.min, tzinfo=zone)
+    if start is not None and end is not None and start >= end:
+        raise bad_parameter("start_date", "must be before end_date")
+    return (
+        start.astimezone(UTC) if start is not None else None,
+        end.astimezone(UTC) if end is not None else None,
+    )
+
+
+def check_org_id(org: Organization, org_id: int | None) -> None:
+    """An org_id other than the caller's own organization is a 404, never a 403."""
+    if org_id is not None and org_id != org.pk:
+        raise not_found(f"no organization {org_id}")
+
+
+def paginate(
+    rows: QuerySet | Sequence, *, page: int, page_size: int
+) -> tuple[dict[str, Any], list]:
+    """The page's metadata and its rows; a page past the last is a 400 naming page."""
+    count = rows.count() if isinstance(rows, QuerySet) else len(rows)
+    pages = math.ceil(count / page_size)
+    if page > max(pages, 1):
+        raise bad_parameter("page", f"is out of range: there are {pages} pages of {page_size}")
+    offset = (page - 1) * page_size
+    items = list(rows[offset : offset + page_size])
+    meta = {
+        "count": count,
+        "page": page,
+        "page_size": page_size,
+        "pages": pages,
+        "next_page": page + 1 if page < pages else None,
+        "previous_page": page - 1 if page > 1 else None,
+    }
+    return meta, items
