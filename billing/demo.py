@@ -6,7 +6,8 @@ payment has a fixed idempotency key, and the timeline is anchored on the
 organization's creation time, so running the demo again changes no rows.
 """
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -36,35 +37,59 @@ def _saved_card(org: Organization, anchor_year: int) -> PaymentMethod:
     return method or payment_method_save(org=org, card=_card("4242424242424242", anchor_year))
 
 
-@transaction.atomic
-def billing_demo_seed(org: Organization) -> None:
-    """Payments, a declined attempt and an auto-recharge rule."""
+DemoEvent = tuple[datetime, Callable[[], object]]
+
+
+def billing_demo_events(org: Organization) -> list[DemoEvent]:
+    """The demo's payments as (time, action) in time order, for a caller that interleaves
+    them with usage so every ledger entry is posted in the order of its time (and each
+    "balance after" follows from the one before)."""
     anchor = org.created_at
     method = _saved_card(org, anchor.year)
-    events: list[tuple] = []
-    for n, (days_ago, dollars) in enumerate(PAYMENTS, start=1):
-        events.append((anchor - timedelta(days=days_ago), "payment", n, dollars))
-    events.append((anchor - timedelta(days=DECLINED_ATTEMPT_DAYS), "declined", 0, 75))
-    events.sort(key=lambda event: (event[0], event[1]))
 
-    for at, what, ident, value in events:
-        if what == "payment":
-            credits_purchase(
-                org=org,
-                amount_minor=value * 100,
-                method=method,
-                idempotency_key=f"demo-payment-{ident}",
-                source=PaymentSource.MANUAL,
-                at=at,
-            )
-        else:
+    def purchase(n: int, dollars: int, at: datetime) -> Callable[[], object]:
+        return lambda: credits_purchase(
+            org=org,
+            amount_minor=dollars * 100,
+            method=method,
+            idempotency_key=f"demo-payment-{n}",
+            source=PaymentSource.MANUAL,
+            at=at,
+        )
+
+    def declined(dollars: int, at: datetime) -> Callable[[], object]:
+        def attempt() -> object:
             payment = payment_prepare(
                 org=org,
-                amount_minor=value * 100,
+                amount_minor=dollars * 100,
                 idempotency_key="demo-payment-declined",
                 card=_card("4000000000000002", anchor.year),
                 at=at,
             )
-            payment_confirm(org=org, payment_id=payment.pk, at=at)
+            return payment_confirm(org=org, payment_id=payment.pk, at=at)
+
+        return attempt
+
+    events: list[DemoEvent] = []
+    for n, (days_ago, dollars) in enumerate(PAYMENTS, start=1):
+        at = anchor - timedelta(days=days_ago)
+        events.append((at, purchase(n, dollars, at)))
+    at = anchor - timedelta(days=DECLINED_ATTEMPT_DAYS)
+    events.append((at, declined(75, at)))
+    events.sort(key=lambda event: event[0])
+    return events
+
+
+def billing_demo_auto_recharge(org: Organization) -> None:
+    """The demo's auto-recharge rule (below 50 credits, buy $100 with the saved card)."""
+    method = _saved_card(org, org.created_at.year)
     if not CreditAccount.objects.filter(organization=org, auto_recharge_below__isnull=False):
         auto_recharge_set(org=org, below=Decimal("50"), amount_minor=10000, method=method)
+
+
+@transaction.atomic
+def billing_demo_seed(org: Organization) -> None:
+    """Payments, a declined attempt and an auto-recharge rule, on their own."""
+    for _at, action in billing_demo_events(org):
+        action()
+    billing_demo_auto_recharge(org)

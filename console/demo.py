@@ -10,7 +10,7 @@ from django.db import transaction
 
 from accounts.models import Organization, Role, Tier
 from accounts.services import membership_set, organization_create, user_get_or_create
-from billing.demo import billing_demo_seed
+from billing.demo import billing_demo_auto_recharge, billing_demo_events
 
 DEMO_PASSWORD = "demo-usage-console"  # noqa: S105 - printed for the demo login on purpose
 
@@ -63,10 +63,11 @@ def demo_seed() -> DemoLogins:
         user, _ = user_get_or_create(email=email, password=DEMO_PASSWORD)
         if not user.memberships.filter(organization=main).exists():
             membership_set(organization=main, user=user, role=role)
-    billing_demo_seed(main)
     from usage.demo import usage_demo_seed
 
-    usage = usage_demo_seed(org=main)
+    # Payments and usage go to the ledger in the order of their times.
+    usage = usage_demo_seed(org=main, events=billing_demo_events(main))
+    billing_demo_auto_recharge(main)
     return DemoLogins(
         api_key=usage.api_key,
         organization=main,

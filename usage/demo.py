@@ -15,6 +15,7 @@ import hmac
 import random
 import string
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -264,15 +265,33 @@ def _last_time(record: dict) -> datetime:
 
 
 @transaction.atomic
-def usage_demo_seed(*, org: Organization, days: int = DEMO_DAYS) -> DemoUsage:
-    """Give the demo organization keys, controllers, credits and `days` days of usage."""
+def usage_demo_seed(
+    *,
+    org: Organization,
+    days: int = DEMO_DAYS,
+    events: Sequence[tuple[datetime, Callable[[], object]]] = (),
+) -> DemoUsage:
+    """Give the demo organization keys, controllers, credits and `days` days of usage.
+
+    Everything is posted in time order, `events` (other dated actions, such as the
+    billing demo's payments) included, so the ledger reads as it would have happened.
+    """
     now = timezone.now()
+    first_day = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    pending = sorted(events, key=lambda event: event[0])
+
+    def run_events_before(moment: datetime) -> None:
+        while pending and pending[0][0] < moment:
+            pending.pop(0)[1]()
+
+    run_events_before(first_day)
     ledger_post(
         org=org,
         kind=EntryKind.GRANT,
         amount=DEMO_CREDITS,
         reason="Demo credits",
         idempotency_key="demo-usage-credits",
+        at=first_day,
     )
     keys: dict[str, APIKey | None] = {None: None}  # type: ignore[dict-item]
     printed = ""
@@ -300,11 +319,13 @@ def usage_demo_seed(*, org: Organization, days: int = DEMO_DAYS) -> DemoUsage:
             if current is not None:
                 by_key[key_name][day].append(current)
     sent = accepted = 0
-    for key_name, by_day in by_key.items():
-        records = [record for day_records in by_day.values() for record in day_records]
-        for day, day_records in by_day.items():
-            day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-            charged_at = min(day_end - timedelta(seconds=1), now)
+    days_in_order = sorted({day for by_day in by_key.values() for day in by_day})
+    for day in days_in_order:
+        day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        charged_at = min(day_end - timedelta(seconds=1), now)
+        run_events_before(charged_at)
+        for key_name, by_day in by_key.items():
+            day_records = by_day.get(day, [])
             for start in range(0, len(day_records), MAX_BATCH_RECORDS):
                 chunk = day_records[start : start + MAX_BATCH_RECORDS]
                 result = usage_records_ingest(
@@ -312,7 +333,10 @@ def usage_demo_seed(*, org: Organization, days: int = DEMO_DAYS) -> DemoUsage:
                 )
                 sent += len(chunk)
                 accepted += len(result.accepted)
+    run_events_before(now + timedelta(seconds=1))
+    for key_name, by_day in by_key.items():
         key = keys[key_name]
+        records = [record for day_records in by_day.values() for record in day_records]
         if key is not None and records:  # as if the key had sent them through the API
             last = max(_last_time(r) for r in records)
             APIKey.objects.filter(pk=key.pk).update(last_used_at=last)

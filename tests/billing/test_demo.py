@@ -29,6 +29,17 @@ def test_demo_adds_payments_and_a_realistic_balance_and_is_idempotent():
     debits = LedgerEntry.objects.filter(organization=org, kind="usage")
     assert debits.exists()
     assert not debits.exclude(reference__regex=r"^(usage-batch|job):[0-9]+$").exists()
+    # Posted in the order of their times: read by time, each "balance after" follows
+    # from the one before, as on a bank statement.
+    running = None
+    for amount, after in (
+        LedgerEntry.objects.filter(organization=org)
+        .order_by("created_at", "id")
+        .values_list("amount", "balance_after")
+    ):
+        assert running is None or after == running + amount
+        running = after
+    assert running == balance
     before = snapshot()
     demo_seed()
     assert snapshot() == before
