@@ -18,6 +18,7 @@ from billing.models import (
     Payment,
     PaymentMethod,
     PriceModel,
+    ReconciliationIssue,
     WorkerType,
 )
 from billing.services import LedgerError, PaymentError, ledger_adjust, payment_refund
@@ -217,3 +218,15 @@ class AlertNotificationAdmin(ReadOnlyAdmin):
     search_fields = ["organization__name", "organization__slug", "message"]
     list_select_related = ["organization"]
     inlines = [AlertDeliveryInline]
+
+
+@admin.register(ReconciliationIssue)
+class ReconciliationIssueAdmin(ReadOnlyAdmin):
+    """What `manage.py reconcile` and the nightly task found; investigate, then fix by
+    recomputing the rollup day or posting an adjustment, never by editing a row."""
+
+    list_display = ["detected_at", "organization", "kind", "day", "rollup", "message"]
+    list_filter = ["kind", "rollup"]
+    search_fields = ["organization__name", "organization__slug", "message"]
+    list_select_related = ["organization"]
+    date_hierarchy = "detected_at"

@@ -270,6 +270,39 @@ class Payment(models.Model):
         return Decimal(self.amount_minor) / 100
 
 
+class ReconciliationKind(models.TextChoices):
+    BALANCE = "balance", "Cached balance against the ledger sum"
+    ROLLUP = "rollup", "Daily rollup against the raw records"
+
+
+class ReconciliationIssue(models.Model):
+    """A mismatch the reconciliation found (billing.services.reconciliation): what was
+    expected, what was found. Written once per finding and never used to fix anything;
+    an operator investigates."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="reconciliation_issues"
+    )
+    kind = models.CharField(max_length=20, choices=ReconciliationKind.choices)
+    # Rollup issues: the organization's local day and the rollup table ("job", "query"...).
+    day = models.DateField(null=True, blank=True)
+    rollup = models.CharField(max_length=20, blank=True, default="")
+    message = models.CharField(max_length=500)
+    # What the source of truth says, what the derived figure holds (JSON-safe strings).
+    expected = models.JSONField(default=dict)
+    found = models.JSONField(default=dict)
+    detected_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-detected_at"], name="reconcile_issue_org_time")
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+
 # Alerts live in their own module; imported here so Django finds them in the billing app.
 from billing.alerts.models import (  # noqa: E402, F401
     AlertDelivery,

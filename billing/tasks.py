@@ -80,3 +80,15 @@ def alert_webhook_deliver(self, notification_id: int) -> str | None:
     if delivery.status == DeliveryStatus.FAILED and self.request.retries < self.max_retries:
         raise self.retry(countdown=alert_webhook_backoff(self.request.retries))
     return delivery.status
+
+
+# Reconciliation -------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def reconcile_nightly(days: int = 7) -> int:
+    """Check every organization's cached balance and recent clean rollup days against
+    their source of truth; the number of mismatches (reported, never fixed)."""
+    from billing.services.reconciliation import reconcile_all
+
+    return len(reconcile_all(days=days).issues)

@@ -4,18 +4,29 @@ The cache is Redis in production (REDIS_URL), so every web process shares the co
 cache.add + cache.incr are atomic there. A request counts as soon as it arrives; tokens
 count when the records they belong to are accepted, and a key whose window is already
 spent is refused until the window resets (so a batch is never refused for being large).
+
+Fail open: when the cache cannot be reached (Redis down or restarting), a request is
+served unmetered rather than refused, with a warning logged ("usage.ratelimit.unavailable")
+and an `X-RateLimit-Status: unavailable` header in place of counts that would be wrong.
+Counting starts again by itself once the cache answers.
 """
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 
 from accounts.models import APIKey, SessionToken, Tier
 
+logger = logging.getLogger(__name__)
+
 WINDOW_SECONDS = 60
+# What a cache that cannot be reached raises (redis-py's errors; OSError covers sockets).
+CACHE_UNAVAILABLE = (RedisError, OSError)
 
 # (requests per minute, tokens per minute) by tier; settings.USAGE_RATE_LIMITS overrides.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
@@ -38,12 +49,15 @@ class RateState:
     requests: Quota
     tokens: Quota
     limited: bool  # over either limit: refuse this request
+    available: bool = True  # False: the cache was unreachable, the request went unmetered
 
     @property
     def retry_after(self) -> int:
         return max(1, math.ceil(self.requests.reset - time.time()))
 
     def headers(self) -> dict[str, str]:
+        if not self.available:
+            return {"X-RateLimit-Status": "unavailable"}
         return {
             "X-RateLimit-Limit-RPM": str(self.requests.limit),
             "X-RateLimit-Remaining-RPM": str(self.requests.remaining),
@@ -86,10 +100,26 @@ def ratelimit_request(*, key: APIKey) -> RateState:
     return _count_request(str(key.pk), rpm, tpm)
 
 
+def _unavailable(subject: str, exc: Exception, rpm: int, tpm: int, reset: int) -> RateState:
+    logger.warning(
+        "usage.ratelimit.unavailable",
+        extra={"subject": subject, "error": f"{type(exc).__name__}: {exc}"[:300]},
+    )
+    return RateState(
+        requests=Quota(rpm, rpm, reset),
+        tokens=Quota(tpm, tpm, reset),
+        limited=False,
+        available=False,
+    )
+
+
 def _count_request(subject: str, rpm: int, tpm: int) -> RateState:
     window, reset = _window()
-    requests = _bump(f"{subject}:rpm", window, 1)
-    tokens = cache.get(_counter(f"{subject}:tpm", window), 0)
+    try:
+        requests = _bump(f"{subject}:rpm", window, 1)
+        tokens = cache.get(_counter(f"{subject}:tpm", window), 0)
+    except CACHE_UNAVAILABLE as exc:
+        return _unavailable(subject, exc, rpm, tpm, reset)
     return RateState(
         requests=Quota(rpm, max(0, rpm - requests), reset),
         tokens=Quota(tpm, max(0, tpm - tokens), reset),
@@ -111,7 +141,11 @@ def ratelimit_live_counts(*, key_ids: list[int]) -> dict[int, tuple[int, int]]:
     names = {
         kid: (_counter(f"{kid}:rpm", window), _counter(f"{kid}:tpm", window)) for kid in key_ids
     }
-    counts = cache.get_many([name for pair in names.values() for name in pair]) if names else {}
+    try:
+        counts = cache.get_many([n for pair in names.values() for n in pair]) if names else {}
+    except CACHE_UNAVAILABLE as exc:
+        logger.warning("usage.ratelimit.unavailable", extra={"error": str(exc)[:300]})
+        counts = {}
     return {
         kid: (int(counts.get(rpm, 0)), int(counts.get(tpm, 0))) for kid, (rpm, tpm) in names.items()
     }
@@ -140,10 +174,13 @@ def ratelimit_record_refusal(*, key: APIKey) -> None:
 
 def ratelimit_tokens(*, key: APIKey, state: RateState, tokens: int) -> RateState:
     """Count the tokens a request used; the state to report in its headers."""
-    if tokens <= 0:
+    if tokens <= 0 or not state.available:
         return state
     window, reset = _window()
-    used = _bump(f"{key.pk}:tpm", window, tokens)
+    try:
+        used = _bump(f"{key.pk}:tpm", window, tokens)
+    except CACHE_UNAVAILABLE as exc:  # went away during the request: served, not counted
+        return _unavailable(str(key.pk), exc, state.requests.limit, state.tokens.limit, reset)
     return RateState(
         requests=state.requests,
         tokens=Quota(state.tokens.limit, max(0, state.tokens.limit - used), reset),

@@ -27,4 +27,6 @@ def evaluate_soon(org_id: int) -> None:
         elif cache.add(f"alerts:evaluate-soon:{org_id}", 1, timeout=delay):
             alerts_evaluate_org.apply_async((org_id,), countdown=delay)
 
-    transaction.on_commit(enqueue)
+    # Robust: with Redis (cache and broker) down, the batch is stored and answered all the
+    # same; the beat's evaluation every few minutes catches up (logged by Django).
+    transaction.on_commit(enqueue, robust=True)
