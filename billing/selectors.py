@@ -20,6 +20,7 @@ from billing.models import (
     PaymentStatus,
     WorkerType,
 )
+from billing.money import credits_round
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,12 @@ def credit_balance(*, org: Organization) -> Decimal:
 
 
 def ledger_sum(*, org: Organization) -> Decimal:
-    """The balance recomputed from the ledger itself (for reconciliation and tests)."""
+    """The balance recomputed from the ledger itself (for reconciliation and tests).
+
+    Rounded to the ledger's scale: SQLite sums decimals in floating point (off by ~1e-15);
+    PostgreSQL's sum is exact and rounding leaves it unchanged."""
     total = LedgerEntry.objects.filter(organization=org).aggregate(total=Sum("amount"))["total"]
-    return total if total is not None else Decimal("0")
+    return credits_round(Decimal(total)) if total is not None else Decimal("0")
 
 
 def last_payment_at(*, org: Organization) -> datetime | None:
