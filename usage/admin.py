@@ -7,6 +7,7 @@ from usage.models import (
     MatchingRun,
     Query,
     Restatement,
+    RollupHour,
     RollupState,
     WorkerSession,
 )
@@ -173,6 +174,17 @@ class RollupStateAdmin(_ReadOnlyAdmin):
         "duration_ms",
         "dirtied_at",
     ]
+    list_filter = ["dirty", "time_zone"]
+    search_fields = ["organization__name", "organization__slug"]
+    date_hierarchy = "day"
+    list_select_related = ["organization"]
+
+
+@admin.register(RollupHour)
+class RollupHourAdmin(_ReadOnlyAdmin):
+    """Each organization-hour's rollup (hours from the day's first instant): clean or dirty."""
+
+    list_display = ["day", "hour", "organization", "dirty", "time_zone", "computed_at", "rows"]
     list_filter = ["dirty", "time_zone"]
     search_fields = ["organization__name", "organization__slug"]
     date_hierarchy = "day"

@@ -31,7 +31,7 @@ from usage.api_schemas import (
 from usage.models import Job
 from usage.selectors import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
-from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
+from usage.services.ingest import MAX_BATCH_RECORDS, MAX_CORE_HOURS, usage_records_ingest
 from usage.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition
 
 router = Router(tags=["Ingestion and jobs"], auth=API_KEY_ONLY)
@@ -374,6 +374,8 @@ def _parse_core_hours(value: Any) -> Decimal | None:
         raise JobInvalid("core_hours", "must be a number") from None
     if not parsed.is_finite() or parsed < 0:
         raise JobInvalid("core_hours", "must be a finite number, not negative")
+    if parsed > MAX_CORE_HOURS:  # what the core_hours column (and its credits) can hold
+        raise JobInvalid("core_hours", f"is too large (at most {MAX_CORE_HOURS:,})")
     return parsed
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -315,6 +316,12 @@ def install_exception_handlers(api: NinjaAPI) -> None:
             errors=errors,
         )
 
+    @api.exception_handler(RequestDataTooBig)
+    def _too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        # A body over DATA_UPLOAD_MAX_MEMORY_SIZE, met while the API parses it: the same
+        # answer the ingestion endpoint gives (Django alone would say 400, in HTML).
+        return error(413, "too_large", "request body too large")
+
     @api.exception_handler(Http404)
     def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
         return error(404, "not_found", str(exc) or "not found")
@@ -327,4 +334,6 @@ def install_exception_handlers(api: NinjaAPI) -> None:
                 "rate_limited",
                 "rate limit reached for this credential; retry after the window resets",
             )
+        if exc.status_code == 400:  # django-ninja could not parse the body (not UTF-8 JSON)
+            return error(400, "invalid_json", f"the body is not valid JSON: {exc}", field="body")
         return error(exc.status_code, "error", str(exc))

@@ -1,22 +1,24 @@
-"""Which parts of a time range the daily rollups answer, and which the raw records do.
+"""Which parts of a time range the rollups answer, and which the raw records do.
 
 A range [start, end) splits into whole local days that are rolled up and clean (read
-from the rollup tables) and everything else (read from the raw records through their
-(organization, time) indexes): the open day, a window's partial first and last days
-("24 hours" starts mid-day), and any day not rolled up yet, marked dirty by late
-records, or computed in another time zone than the organization's current one.
-Sums over the two parts give exactly what the raw records alone give.
+from the rollup tables' day rows), whole clean hours of the rest (the hour rows: the
+open day's finished hours, a sliding window's partial first day), and everything else
+(read from the raw records through their (organization, time) indexes): the current
+hour, the partial hours at a window's edges, and any day or hour not rolled up yet,
+marked dirty by late records, or computed in another time zone than the organization's
+current one. Sums over the parts give exactly what the raw records alone give.
 """
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
 from accounts.models import Organization
-from usage.windows import local_day_start
+from usage.windows import local_day_start, local_hours
 
 # An interval of instants; None is unbounded (the beginning, or no end).
 Interval = tuple[datetime | None, datetime | None]
@@ -36,15 +38,60 @@ class Split:
     # than the rest of the day. `trimmed` is that day and the range's real start.
     minus: list[Interval] = field(default_factory=list)
     trimmed: tuple[date, datetime] | None = None
+    # Runs of clean hours outside the day runs: (day, first hour, end hour).
+    hours: list[tuple[date, int, int]] = field(default_factory=list)
+    # The clean hour that starts exactly where the range does (carried-in, as above).
+    first_hour_at_start: tuple[date, int] | None = None
 
 
 @dataclass(frozen=True)
 class RollupCoverage:
-    """The organization's clean rollup days (computed in `tz`, before `today`)."""
+    """The organization's clean rollup days (computed in `tz`, before `today`) and clean
+    hours (day, hour counted from the day's first instant)."""
 
     tz: str
     today: date
     clean_days: tuple[date, ...] = ()
+    clean_hours: tuple[tuple[date, int], ...] = ()
+
+    @cached_property
+    def _slots(self) -> list[tuple[datetime, datetime, date, int]]:
+        """The clean hours as instants [lo, hi), in order."""
+        by_day: dict[date, list] = {}
+        slots = []
+        for day, hour in sorted(self.clean_hours):
+            hours = by_day.setdefault(day, local_hours(day, tz=self.tz))
+            if hour < len(hours):
+                slots.append((*hours[hour], day, hour))
+        return slots
+
+    @cached_property
+    def _slot_starts(self) -> list[datetime]:
+        return [slot[0] for slot in self._slots]
+
+    @cached_property
+    def _hour_days(self) -> frozenset[date]:
+        return frozenset(day for day, _hour in self.clean_hours)
+
+    def _carve(self, lo: datetime | None, hi: datetime | None) -> tuple[list[Interval], list]:
+        """Cut the clean hours lying whole inside [lo, hi) out of it: (raw rest, slots)."""
+        slots = self._slots
+        i = 0 if lo is None else bisect_left(self._slot_starts, lo)
+        raw: list[Interval] = []
+        used = []
+        cursor = lo
+        while i < len(slots) and (hi is None or slots[i][1] <= hi):
+            slot = slots[i]
+            if cursor is None or cursor < slot[0]:
+                raw.append((cursor, slot[0]))
+            used.append(slot)
+            cursor = slot[1]
+            i += 1
+        if not used:
+            return [(lo, hi)], []
+        if hi is None or cursor < hi:  # type: ignore[operator]
+            raw.append((cursor, hi))
+        return raw, used
 
     def split(
         self,
@@ -72,7 +119,9 @@ class RollupCoverage:
             day_start = local_day_start(day, tz=self.tz)
             day_end = local_day_start(day + timedelta(days=1), tz=self.tz)
             early = day_start < start and start - day_start < day_end - start
-            if early and day_end <= boundary and day in self.clean_days:
+            # A day with clean hours has its partial part read hour by hour instead.
+            hourly = day in self._hour_days
+            if early and day_end <= boundary and day in self.clean_days and not hourly:
                 minus, trimmed = [(day_start, start)], (day, start)
                 start = day_start
         if start is None:
@@ -101,25 +150,66 @@ class RollupCoverage:
         first_day_at_start = None
         if runs and start is not None and local_day_start(runs[0][0], tz=self.tz) == start:
             first_day_at_start = None if trimmed else runs[0][0]
+        hours: list[tuple[date, int, int]] = []
+        first_hour_at_start = None
+        if self.clean_hours:
+            carved: list[Interval] = []
+            for lo, hi in raw:
+                rest, used = self._carve(lo, hi)
+                carved.extend(rest)
+                for _lo, _hi, day, hour in used:
+                    if hours and hours[-1][0] == day and hours[-1][2] == hour:
+                        hours[-1] = (day, hours[-1][1], hour + 1)
+                    else:
+                        hours.append((day, hour, hour + 1))
+                    if _lo == start and not trimmed:
+                        first_hour_at_start = (day, hour)
+            raw = carved
         return Split(
             raw=raw,
             days=runs,
             first_day_at_start=first_day_at_start,
             minus=minus,
             trimmed=trimmed,
+            hours=hours,
+            first_hour_at_start=first_hour_at_start,
         )
 
 
 def rollup_coverage(*, org: Organization, now: datetime | None = None) -> RollupCoverage:
-    """The organization's clean rollup days, in one query."""
-    from usage.models import RollupState
+    """The organization's clean rollup days and hours, in one query."""
+    from django.db.models import IntegerField, Value
+
+    from usage.models import RollupHour, RollupState
+    from usage.services.rollup import HOUR_DAYS
 
     tz = org.time_zone or "UTC"
     today = (now or timezone.now()).astimezone(ZoneInfo(tz)).date()
-    days = RollupState.objects.filter(
-        organization=org, time_zone=tz, dirty=False, computed_at__isnull=False, day__lt=today
-    ).order_by("day")
-    return RollupCoverage(tz=tz, today=today, clean_days=tuple(days.values_list("day", flat=True)))
+    clean = {"organization": org, "time_zone": tz, "dirty": False, "computed_at__isnull": False}
+    days = (
+        RollupState.objects.filter(**clean, day__lt=today)
+        .annotate(h=Value(-1, output_field=IntegerField()))
+        .values_list("day", "h")
+        .order_by()
+    )
+    hours = (
+        RollupHour.objects.filter(**clean, day__gte=today - timedelta(days=HOUR_DAYS))
+        .values_list("day", "hour")
+        .order_by()
+    )
+    clean_days, clean_hours = [], []
+    for day, hour in days.union(hours, all=True):
+        day = day if isinstance(day, date) else date.fromisoformat(str(day))
+        if hour == -1:
+            clean_days.append(day)
+        else:
+            clean_hours.append((day, hour))
+    return RollupCoverage(
+        tz=tz,
+        today=today,
+        clean_days=tuple(sorted(clean_days)),
+        clean_hours=tuple(sorted(clean_hours)),
+    )
 
 
 def raw_only(*, org: Organization, now: datetime | None = None) -> RollupCoverage:

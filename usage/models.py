@@ -282,9 +282,10 @@ class RateLimitRefusal(models.Model):
 #
 # One table per record kind (the "kind" dimension), one row per organization, local day
 # and combination of the kind's other dimensions (model, API key, controller, member,
-# endpoint, task). Rows are written only by usage/services/rollup.py, a whole org-day at
-# a time (delete and insert in one transaction), and read by the panel selectors for the
-# days RollupState calls clean. See usage/services/rollup.py for the design.
+# endpoint, task); hour rows (`hour` set) hold one finished hour of a day the same way.
+# Rows are written only by usage/services/rollup.py, a whole org-day or org-hour at a time
+# (delete and insert in one transaction), and read by the panel selectors for the days
+# RollupState and the hours RollupHour call clean. See usage/services/rollup.py.
 
 
 class RollupState(models.Model):
@@ -326,9 +327,47 @@ class RollupState(models.Model):
         return not self.dirty and self.computed_at is not None
 
 
+class RollupHour(models.Model):
+    """Where one finished hour of an organization's day stands (like RollupState for a
+    day): the hour's rows in the rollup tables are read while it is clean and computed in
+    the organization's zone. Kept for the last HOUR_DAYS days (usage/services/rollup.py):
+    the open day's finished hours, and the hours at the edges of sliding windows."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    hour = models.PositiveSmallIntegerField()
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    dirty = models.BooleanField(default=True)
+    dirtied_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "-hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "hour"], name="rollup_hour_per_hour"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["dirty", "organization", "day"],
+                name="rollup_hour_dirty",
+                condition=Q(dirty=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} +{self.hour}h ({'dirty' if self.dirty else 'clean'})"
+
+
 class DailyRollup(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
+    # None: the row covers the whole day. Else the row covers one finished hour of the
+    # day, counted from the day's first instant (0-24: a 25-hour day has an hour 24; the
+    # last hour of a day is cut at the day's end). See RollupHour.
+    hour = models.PositiveSmallIntegerField(null=True, blank=True)
     api_key = models.ForeignKey(
         APIKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -345,6 +384,24 @@ def _coalesced(*names: str):
     from django.db.models.functions import Coalesce
 
     return [Coalesce(name, models.Value(0)) for name in names]
+
+
+def _hour():
+    """The row's hour, a whole-day row's as -1 (so hour rows and day rows never clash)."""
+    from django.db.models.functions import Coalesce
+
+    return Coalesce("hour", models.Value(-1))
+
+
+def _day_and_hour_indexes(name: str, *fields: str) -> list[models.Index]:
+    """Day rows and hour rows indexed apart: reading a month of day rows never walks the
+    (24 times more) hour rows of those days."""
+    return [
+        models.Index(fields=list(fields), name=f"{name}_day", condition=Q(hour__isnull=True)),
+        models.Index(
+            fields=[*fields, "hour"], name=f"{name}_hour", condition=Q(hour__isnull=False)
+        ),
+    ]
 
 
 class JobDaily(DailyRollup):
@@ -374,11 +431,12 @@ class JobDaily(DailyRollup):
             models.UniqueConstraint(
                 "organization",
                 "day",
+                _hour(),
                 *_coalesced("api_key", "controller"),
                 name="job_daily_dimensions",
             )
         ]
-        indexes = [models.Index(fields=["organization", "day"], name="job_daily_org_day")]
+        indexes = _day_and_hour_indexes("job_rollup", "organization", "day")
 
 
 class QueryDimension(models.TextChoices):
@@ -415,15 +473,12 @@ class QueryDaily(DailyRollup):
                 "dimension",
                 "endpoint",
                 "member",
+                _hour(),
                 *_coalesced("model", "api_key"),
                 name="query_daily_dimensions",
             )
         ]
-        indexes = [
-            models.Index(
-                fields=["organization", "dimension", "day"], name="query_daily_org_dim_day"
-            )
-        ]
+        indexes = _day_and_hour_indexes("query_rollup", "organization", "dimension", "day")
 
 
 class WorkerDaily(DailyRollup):
@@ -442,10 +497,15 @@ class WorkerDaily(DailyRollup):
         verbose_name_plural = "worker dailies"
         constraints = [
             models.UniqueConstraint(
-                "organization", "day", "model", *_coalesced("api_key"), name="worker_daily_dims"
+                "organization",
+                "day",
+                _hour(),
+                "model",
+                *_coalesced("api_key"),
+                name="worker_daily_dims",
             )
         ]
-        indexes = [models.Index(fields=["organization", "day"], name="worker_daily_org_day")]
+        indexes = _day_and_hour_indexes("worker_rollup", "organization", "day")
 
 
 class MatchingDaily(DailyRollup):
@@ -461,10 +521,15 @@ class MatchingDaily(DailyRollup):
         verbose_name_plural = "matching dailies"
         constraints = [
             models.UniqueConstraint(
-                "organization", "day", "task", *_coalesced("api_key"), name="matching_daily_dims"
+                "organization",
+                "day",
+                _hour(),
+                "task",
+                *_coalesced("api_key"),
+                name="matching_daily_dims",
             )
         ]
-        indexes = [models.Index(fields=["organization", "day"], name="matching_daily_org_day")]
+        indexes = _day_and_hour_indexes("matching_rollup", "organization", "day")
 
 
 class Restatement(models.Model):

@@ -10,9 +10,10 @@ Jobs belong to a window by when they were submitted: a window's core-hours, fail
 and running counts are those of the jobs submitted in it.
 
 Rollups: each figure is one query, a UNION ALL of an aggregate over the clean rollup
-days inside the range and an aggregate over the raw records of the rest (the open day,
-partial edge days, days not rolled up or dirty; see usage/coverage.py), summed here per
-group (aggregated rows only, never records). So a page costs about the same at ten
+rows inside the range (day rows of whole days, hour rows of whole finished hours) and an
+aggregate over the raw records of the rest (the current hour, partial edge hours, days
+and hours not rolled up or dirty; see usage/coverage.py), summed here per group
+(aggregated rows only, never records). So a page costs about the same at ten
 million records as at ten thousand. Callers pass one `coverage` per page (one query);
 without it each selector looks it up itself.
 """
@@ -104,10 +105,15 @@ def _raw_q(field_name: str, intervals: list[Interval]) -> Q | None:
     return q
 
 
-def _days_q(runs: list[tuple[date, date]]) -> Q | None:
+def _days_q(split: Split) -> Q | None:
+    """The rollup rows a split reads: whole-day rows of its day runs, hour rows of its
+    hour runs (None: none)."""
     q: Q | None = None
-    for first, end in runs:
-        part = Q(day__gte=first, day__lt=end)
+    for first, end in split.days:
+        part = Q(day__gte=first, day__lt=end, hour__isnull=True)
+        q = part if q is None else q | part
+    for day, first_hour, end_hour in split.hours:
+        part = Q(day=day, hour__gte=first_hour, hour__lt=end_hour)
         q = part if q is None else q | part
     return q
 
@@ -231,7 +237,7 @@ def _job_parts(org: Organization, split: Split, group: list[str]) -> list:
         )
     org_q = Q(organization=org)
     raw_where = _raw_q("submitted_at", split.raw)
-    days_where = _days_q(split.days)
+    days_where = _days_q(split)
     minus_where = _raw_q("submitted_at", split.minus)
     return [
         (Job.objects.all(), None if raw_where is None else org_q & raw_where, group, raw),
@@ -271,7 +277,7 @@ def _query_parts(
     }
     org_q = Q(organization=org)
     raw_where = _raw_q("occurred_at", split.raw)
-    days_where = _days_q(split.days)
+    days_where = _days_q(split)
     minus_where = _raw_q("occurred_at", split.minus)
     return [
         (Query.objects.all(), None if raw_where is None else org_q & raw_where, group, raw),
@@ -619,7 +625,9 @@ def controller_load(
     window, ever = cover.split(start, end), cover.split(None, None)
     org_q = Q(organization=org, controller__isnull=False)
     raw_window, raw_ever = _raw_q("submitted_at", window.raw), _raw_q("submitted_at", ever.raw)
-    days_window, days_ever = _days_q(window.days), _days_q(ever.days)
+    days_window, days_ever = _days_q(window), _days_q(ever)
+    # The window's hour rows at its edges lie inside the all-time split's clean days.
+    days_read = days_ever if days_window is None else _or_never(days_ever) | days_window
     minus_where = _raw_q("submitted_at", window.minus)
     # An empty Q is "no bounds"; `Q(...) | Q()` would drop it, so it is tested first.
     raw_window, raw_ever = _or_never(raw_window), _or_never(raw_ever)
@@ -640,14 +648,14 @@ def controller_load(
             ),
             (
                 JobDaily.objects.all(),
-                None if days_ever is None else org_q & days_ever,
+                None if days_read is None else org_q & days_read,
                 ["controller_id"],
                 {
                     "f_handled": Sum("submitted", filter=days_window),
                     "f_running": Sum("running", filter=days_window),
                     "f_completed": Sum("completed", filter=days_window),
                     "f_core_hours": Sum("core_hours", filter=days_window),
-                    "f_last_at": Max("last_submitted_at"),
+                    "f_last_at": Max("last_submitted_at", filter=_or_never(days_ever)),
                 },
             ),
             (
@@ -941,7 +949,8 @@ def worker_runtime_by_model(
         if hi is not None:
             started &= Q(started_at__lt=hi)
         raw_aggregates[f"f_sessions_{n}"] = Count("id", filter=started)
-    carried_raw = start is not None and split.first_day_at_start is None
+    first, first_hour = split.first_day_at_start, split.first_hour_at_start
+    carried_raw = start is not None and first is None and first_hour is None
     carried = Q(started_at__lt=start, ended_at__gt=start) if carried_raw else _NEVER
     raw_aggregates["f_carried"] = Count("id", filter=carried)
     # Both parts need the same columns: pad the shorter with empty sums.
@@ -950,11 +959,13 @@ def worker_runtime_by_model(
     for n in range(width):
         rolled[f"f_runtime_{n}"] = Sum("runtime") if n == 0 else Sum("runtime", filter=_NEVER)
         rolled[f"f_sessions_{n}"] = Sum("sessions_started") if n == 0 else Value(0)
-    first = split.first_day_at_start
-    rolled["f_carried"] = (
-        Sum("sessions_carried_in", filter=Q(day=first)) if first is not None else Value(0)
-    )
-    days_where = _days_q(split.days)
+    rolled["f_carried"] = Value(0)
+    if first is not None:
+        rolled["f_carried"] = Sum("sessions_carried_in", filter=Q(day=first, hour__isnull=True))
+    elif first_hour is not None:
+        day, hour = first_hour
+        rolled["f_carried"] = Sum("sessions_carried_in", filter=Q(day=day, hour=hour))
+    days_where = _days_q(split)
     org_q = Q(organization=org)
     rows = _union(
         [

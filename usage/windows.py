@@ -97,6 +97,17 @@ def local_day_range(day: date, *, tz: str = "UTC") -> tuple[datetime, datetime]:
     return local_day_start(day, tz=tz), local_day_start(day + timedelta(days=1), tz=tz)
 
 
+def local_hours(day: date, *, tz: str = "UTC") -> list[tuple[datetime, datetime]]:
+    """The day's hours [start, end), counted from its first instant: 23 to 25 of them on
+    DST changes, the last one cut at the day's end (a 24.5-hour day ends on a half hour)."""
+    start, end = local_day_range(day, tz=tz)
+    hours = []
+    while start < end:
+        hours.append((start, min(start + timedelta(hours=1), end)))
+        start += timedelta(hours=1)
+    return hours
+
+
 def last_days(n: int, *, now: datetime, tz: str = "UTC") -> list[date]:
     """The last n calendar days in tz, oldest first, ending with today."""
     today = _aware(now).astimezone(ZoneInfo(tz)).date()

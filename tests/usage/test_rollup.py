@@ -22,10 +22,10 @@ from tests.factories import (
 )
 from usage import panel_selectors as sel
 from usage.coverage import raw_only, rollup_coverage
-from usage.models import JobDaily, QueryDaily, Restatement, RollupState, WorkerDaily
+from usage.models import JobDaily, QueryDaily, Restatement, RollupHour, RollupState, WorkerDaily
 from usage.services.ingest import usage_records_ingest
 from usage.services.jobs import job_transition
-from usage.services.rollup import KINDS, rollup_day, rollup_due
+from usage.services.rollup import KINDS, rollup_day, rollup_due, rollup_hour
 from usage.tasks import rollup_sweep
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +94,14 @@ session_st = st.tuples(minutes, st.integers(0, 3 * 24 * 60), st.sampled_from(MOD
 window_st = st.tuples(
     st.one_of(st.none(), minutes), st.integers(min_value=0, max_value=9 * 24 * 60)
 )
+# Windows on the organization's hour grid (hours from the open day's first instant, then
+# a length in hours), nudged off it by a few minutes or not: windows starting and ending
+# on hour edges, inside an hour, at midnight, in the open day's current hour.
+edge_window_st = st.tuples(
+    st.integers(min_value=-8 * 24, max_value=13),
+    st.integers(min_value=0, max_value=9 * 24),
+    st.sampled_from([0, 0, 1, 30, -1]),
+)
 
 
 @settings(
@@ -106,10 +114,14 @@ window_st = st.tuples(
     jobs=st.lists(job_st, max_size=12),
     queries=st.lists(query_st, max_size=12),
     sessions=st.lists(session_st, max_size=6),
-    windows=st.lists(window_st, min_size=1, max_size=3),
+    windows=st.lists(window_st, min_size=1, max_size=2),
+    edge_windows=st.lists(edge_window_st, min_size=1, max_size=2),
     left_dirty=st.sets(st.integers(1, 8), max_size=3),
+    dirty_hours=st.sets(st.integers(0, 47), max_size=3),
 )
-def test_rollups_plus_raw_equal_raw_alone(tz, jobs, queries, sessions, windows, left_dirty):
+def test_rollups_plus_raw_equal_raw_alone(
+    tz, jobs, queries, sessions, windows, edge_windows, left_dirty, dirty_hours
+):
     with transaction.atomic():
         org = make_org(time_zone=tz)
         keys = {"k1": make_api_key(org=org, name="k1")[0], "k2": make_api_key(org=org)[0]}
@@ -147,15 +159,33 @@ def test_rollups_plus_raw_equal_raw_alone(tz, jobs, queries, sessions, windows, 
         today = rollup_coverage(org=org).today
         for back in range(1, 10):
             rollup_day(org=org, day=today - timedelta(days=back))
-        # Some days stay dirty (as after late records): they must be read raw.
+        # The open day's finished hours, as the hourly beat leaves them.
+        today_start = sel.local_day_start(today, tz=tz)
+        for hour in range(int((NOW - today_start) / timedelta(hours=1))):
+            rollup_hour(org=org, day=today, hour=hour)
+        # Some days and hours stay dirty (as after late records): they must be read raw.
         RollupState.objects.filter(
             organization=org, day__in=[today - timedelta(days=n) for n in left_dirty]
         ).update(dirty=True)
+        recent = list(
+            RollupHour.objects.filter(organization=org, day__gte=today - timedelta(days=1))
+            .order_by("day", "hour")
+            .values_list("pk", flat=True)
+        )
+        RollupHour.objects.filter(pk__in=[recent[n % len(recent)] for n in dirty_hours]).update(
+            dirty=True
+        )
         coverage = rollup_coverage(org=org)
         assert len(coverage.clean_days) == 9 - len(left_dirty)
+        assert coverage.clean_hours
+        ranges = []
         for start_minutes, length in windows:
             start = None if start_minutes is None else NOW + timedelta(minutes=start_minutes)
-            end = (start or NOW - timedelta(days=8)) + timedelta(minutes=length)
+            ranges.append((start, (start or NOW - timedelta(days=8)) + timedelta(minutes=length)))
+        for start_hours, length, nudge in edge_windows:
+            start = today_start + timedelta(hours=start_hours, minutes=nudge)
+            ranges.append((start, start + timedelta(hours=length)))
+        for start, end in ranges:
             assert figures(org, start, end, coverage) == figures(org, start, end, raw_only(org=org))
         transaction.set_rollback(True)
 
@@ -186,12 +216,15 @@ def test_recomputing_twice_gives_identical_rows_and_no_restatement():
     day = date(2026, 11, 18)
     rollup_day(org=org, day=day)
     first = rows_of(org)
-    # A job row, a worker row, and the query's detail, model, endpoint and member rows.
-    assert sum(len(rows) for rows in first.values()) == 6
+    # A job row, a worker row, and the query's detail, model, endpoint and member rows
+    # for the day; its hours' rows besides (the day is among the hours kept).
+    day_rows = [r for rows in first.values() for r in rows if dict(r)["hour"] is None]
+    assert len(day_rows) == 6
+    assert sum(len(rows) for rows in first.values()) > 6
     rollup_day(org=org, day=day)
     assert rows_of(org) == first
     assert not Restatement.objects.exists()
-    worker = WorkerDaily.objects.get(organization=org)
+    worker = WorkerDaily.objects.get(organization=org, hour=None)
     assert (worker.sessions_carried_in, worker.runtime) == (1, timedelta(hours=12))
 
 
@@ -210,19 +243,23 @@ def test_a_late_record_for_a_closed_day_changes_it_after_the_next_run_and_is_res
     usage_records_ingest(org=org, records=[record | {"id": "q-1"}])
     assert RollupState.objects.get(organization=org, day=day).dirty
     rollup_sweep.delay()
-    assert QueryDaily.objects.get(organization=org, day=day, dimension="model").queries == 1
+    assert (
+        QueryDaily.objects.get(organization=org, day=day, hour=None, dimension="model").queries == 1
+    )
     assert not RollupState.objects.get(organization=org, day=day).dirty
 
     # The late record: the day is dirty again and read raw until the next run.
     usage_records_ingest(org=org, records=[record | {"id": "q-late", "input_tokens": 7}])
     assert RollupState.objects.get(organization=org, day=day).dirty
-    assert QueryDaily.objects.get(organization=org, day=day, dimension="model").queries == 1
+    assert (
+        QueryDaily.objects.get(organization=org, day=day, hour=None, dimension="model").queries == 1
+    )
     start = datetime(2026, 11, 18, tzinfo=UTC)
     total = sel.queries_by_model(org=org, start=start, end=start + timedelta(days=1))
     assert total[0].queries == 2  # exact meanwhile (the dirty day is read raw)
 
     rollup_sweep.delay()
-    daily = QueryDaily.objects.get(organization=org, day=day, dimension="model")
+    daily = QueryDaily.objects.get(organization=org, day=day, hour=None, dimension="model")
     assert (daily.queries, daily.input_tokens, daily.output_tokens) == (2, 107, 100)
     # One restatement per changed dimension: the detail row, the model, endpoint, member.
     assert Restatement.objects.filter(organization=org, day=day).count() == 4
@@ -245,13 +282,13 @@ def test_a_job_moving_forward_marks_its_submission_day_dirty():
     }
     usage_records_ingest(org=org, records=[job])
     rollup_sweep.delay()
-    assert JobDaily.objects.get(organization=org).running == 1
+    assert JobDaily.objects.get(organization=org, hour=None).running == 1
     job_transition(org=org, client_id="j-1", status="completed")
     assert RollupState.objects.get(organization=org, day=date(2026, 11, 18)).dirty
     overview = sel.jobs_overview(org=org, start=None, end=NOW)
     assert (overview.running, overview.completed) == (0, 1)
     rollup_sweep.delay()
-    daily = JobDaily.objects.get(organization=org)
+    daily = JobDaily.objects.get(organization=org, hour=None)
     # 52 hours on 2 cores.
     assert (daily.running, daily.completed, daily.core_hours) == (0, 1, D("104"))
     assert Restatement.objects.filter(organization=org, kind="job").count() == 1

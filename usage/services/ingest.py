@@ -15,9 +15,10 @@ overdraw cannot pay is not written: the records that do not fit in the balance a
 rejected with field "credits" (in record order: a record is accepted while the
 balance still covers it), the rest of the batch goes through.
 
-Rollups: records landing on a closed day (before today in the organization's zone), and
-jobs moving forward (their submission day), mark those days dirty in the same
-transaction (one upsert); the next rollup run recomputes them (usage/services/rollup.py).
+Rollups: records landing on a closed day (before today in the organization's zone) or a
+finished hour, and jobs moving forward (their submission day and hour), mark those days
+and hours dirty in the same transaction (one upsert each); the next rollup runs
+recompute them (usage/services/rollup.py).
 
 Token allocation: an organization whose tier allows no overage (free) has each query
 checked against its calendar month's allocation (in its time zone); a query that would
@@ -30,7 +31,7 @@ import time
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -68,13 +69,21 @@ from usage.pricing import (
     worker_session_credits,
 )
 from usage.selectors import next_month
-from usage.services.rollup import local_days, rollup_days_mark_dirty
+from usage.services.rollup import rollup_spans_mark_dirty
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_RECORDS = 1000
 KINDS = ("query", "worker_session", "matching", "job")
 _MAX_INT = 2**62
+# Bounds that keep every stored sum inside its column: tokens per field (input plus
+# output fits a bigint, and their credits the ledger's numeric), billed core-hours per
+# job (core_hours numeric(18, 6), credits numeric(24, 10)).
+_MAX_TOKENS = 10**12
+MAX_CORE_HOURS = Decimal(10**9)
+# The read API's ranges start at the Unix epoch; older times also overflow day
+# arithmetic in time zones east of UTC.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_CORES = 1_000_000
 
 
@@ -153,7 +162,9 @@ def _get(record: dict, name: str, *, required: bool = True) -> Any:
     return value
 
 
-def _integer(record: dict, name: str, *, minimum: int = 0, required: bool = True) -> int | None:
+def _integer(
+    record: dict, name: str, *, minimum: int = 0, maximum: int = _MAX_INT, required: bool = True
+) -> int | None:
     value = _get(record, name, required=required)
     if value is None:
         return None
@@ -169,8 +180,8 @@ def _integer(record: dict, name: str, *, minimum: int = 0, required: bool = True
         raise _Invalid(
             name, "must not be negative" if minimum == 0 else f"must be at least {minimum}"
         )
-    if value > _MAX_INT:
-        raise _Invalid(name, "is too large")
+    if value > maximum:
+        raise _Invalid(name, f"is too large (at most {maximum:,})")
     return value
 
 
@@ -184,9 +195,26 @@ def _quantity(record: dict, name: str) -> Decimal | None:
         raise _Invalid(name, "must be a finite number")
     if value < 0:
         raise _Invalid(name, "must not be negative")
-    if value > _MAX_INT:
-        raise _Invalid(name, "is too large")
+    if value > MAX_CORE_HOURS:
+        raise _Invalid(name, f"is too large (at most {MAX_CORE_HOURS:,})")
     return Decimal(str(value))
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable_text(name: str, value: str) -> None:
+    """Refuse text no database column can hold: NUL (PostgreSQL refuses it) and lone
+    surrogates from JSON escapes like "\\ud800" (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise _Invalid(name, "must not contain NUL characters")
+    if not _encodable(value):
+        raise _Invalid(name, "must be valid Unicode text (no lone surrogates)")
 
 
 def _string(record: dict, name: str, *, max_length: int, required: bool = True) -> str | None:
@@ -195,6 +223,7 @@ def _string(record: dict, name: str, *, max_length: int, required: bool = True) 
         return None
     if not isinstance(value, str):
         raise _Invalid(name, f"must be a string, not {type(value).__name__}")
+    _storable_text(name, value)
     if required and not value.strip():
         raise _Invalid(name, "must not be empty")
     if len(value) > max_length:
@@ -225,8 +254,16 @@ class _Context:
             raise _Invalid(name, "must be an ISO 8601 time, e.g. 2026-11-20T10:00:00Z") from None
         if parsed.tzinfo is None:
             raise _Invalid(name, "must carry a time zone (e.g. a trailing Z for UTC)")
+        # Stored in UTC: ISO 8601 allows offsets up to ±23:59 that PostgreSQL refuses
+        # (past ±15:59), and an instant whose UTC form falls outside years 1-9999 has none.
+        try:
+            parsed = parsed.astimezone(UTC)
+        except OverflowError:
+            raise _Invalid(name, "is out of range (it has no UTC time)") from None
         if parsed > self.latest:
             raise _Invalid(name, "is in the future")
+        if parsed < _EARLIEST:
+            raise _Invalid(name, "is before 1970-01-01T00:00:00Z")
         return parsed
 
     def model(self, record: dict) -> PriceModel:
@@ -251,8 +288,8 @@ def _ordered(start: datetime, end: datetime, *, end_field: str, start_field: str
 def _parse_query(ctx: _Context, record: dict, default_member: str) -> tuple[dict, Decimal, int]:
     occurred_at = ctx.time(record, "occurred_at")
     model = ctx.model(record)
-    input_tokens = _integer(record, "input_tokens")
-    output_tokens = _integer(record, "output_tokens")
+    input_tokens = _integer(record, "input_tokens", maximum=_MAX_TOKENS)
+    output_tokens = _integer(record, "output_tokens", maximum=_MAX_TOKENS)
     endpoint = _string(record, "endpoint", max_length=200, required=False) or ""
     member = _string(record, "member", max_length=254, required=False) or default_member
     assert input_tokens is not None and output_tokens is not None
@@ -367,6 +404,9 @@ def _controllers_named(org: Organization, records: list) -> dict[str, Controller
         for r in records
         if isinstance(r, dict) and r.get("kind") == "job" and isinstance(r.get("controller"), str)
     }
+    # Looked up before validation: leave out names no query can carry (validation
+    # rejects those records, naming the field).
+    names = {name for name in names if "\x00" not in name and _encodable(name)}
     if not names:
         return {}
     return {c.name: c for c in Controller.objects.filter(organization=org, name__in=names)}
@@ -422,6 +462,7 @@ def usage_records_ingest(
                 raise _Invalid("id", f"must be a string, not {type(raw_id).__name__}")
             if not client_id.strip() or len(client_id) > CLIENT_ID_MAX:
                 raise _Invalid("id", f"must be 1 to {CLIENT_ID_MAX} characters")
+            _storable_text("id", client_id)
             kind = record.get("kind")
             if kind not in KINDS:
                 raise _Invalid("kind", f"must be one of {', '.join(KINDS)}")
@@ -500,6 +541,16 @@ def usage_records_ingest(
                 c.values["core_hours"], c.credits = _job_charge(
                     _merged_job_values(job, c.values), ctx.prices
                 )
+                if c.values["core_hours"] > MAX_CORE_HOURS:  # cores × a very long run
+                    rejected_more.append(
+                        Rejection(
+                            index,
+                            client_id,
+                            "core_hours",
+                            f"cores × wall-clock hours is over {MAX_CORE_HOURS:,} core-hours",
+                        )
+                    )
+                    continue
             else:
                 c.values["core_hours"] = None
         elif client_id in stored.get(kind, ()):
@@ -575,7 +626,7 @@ def usage_records_ingest(
         model.objects.bulk_create(rows, batch_size=500)
     if job_updates:
         _jobs_move_forward(job_updates, batch=batch, now=ctx.now)
-    rollup_days_mark_dirty(org=org, days=_days_touched(new, job_updates, ctx), now=ctx.now)
+    rollup_spans_mark_dirty(org=org, spans=_spans_touched(new, job_updates), now=ctx.now)
     if total > 0:
         ledger_post(
             org=org,
@@ -592,26 +643,26 @@ def usage_records_ingest(
     return result
 
 
-def _days_touched(
-    new: dict[str, list[_Candidate]], job_updates: list[tuple[Job, _Candidate]], ctx: _Context
-) -> set:
-    """The local days whose rollups the batch changes (closed ones are marked dirty)."""
-    tz = str(ctx.zone)
-    days: set = set()
+def _spans_touched(
+    new: dict[str, list[_Candidate]], job_updates: list[tuple[Job, _Candidate]]
+) -> set[tuple[datetime, datetime]]:
+    """The [start, end] spans whose rollups the batch changes (their closed days and
+    finished hours are marked dirty)."""
+    spans: set[tuple[datetime, datetime]] = set()
     for kind, items in new.items():
         for c in items:
             v = c.values
             if kind == "query":
-                days.add(v["occurred_at"].astimezone(ctx.zone).date())
+                spans.add((v["occurred_at"], v["occurred_at"]))
             elif kind == "job":
-                days.add(v["submitted_at"].astimezone(ctx.zone).date())
+                spans.add((v["submitted_at"], v["submitted_at"]))
             elif kind == "worker_session":
-                days.update(local_days(v["started_at"], v["ended_at"], tz=tz))
+                spans.add((v["started_at"], v["ended_at"]))
             else:
-                days.add(v["started_at"].astimezone(ctx.zone).date())
+                spans.add((v["started_at"], v["started_at"]))
     for job, _c in job_updates:
-        days.add(job.submitted_at.astimezone(ctx.zone).date())
-    return days
+        spans.add((job.submitted_at, job.submitted_at))
+    return spans
 
 
 def _merged_job_values(job: Job | None, values: dict) -> dict:
@@ -704,6 +755,7 @@ def _log(org: Organization, api_key: APIKey | None, result: IngestResult, starte
 
 __all__ = [
     "MAX_BATCH_RECORDS",
+    "MAX_CORE_HOURS",
     "IngestResult",
     "Rejection",
     "usage_records_ingest",

@@ -9,7 +9,6 @@ ledger entry "job:<pk>", on the same organization lock as batch ingestion.
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -32,7 +31,7 @@ from usage.services.ingest import (
     organization_usage_lock,
     usage_records_ingest,
 )
-from usage.services.rollup import rollup_days_mark_dirty
+from usage.services.rollup import rollup_spans_mark_dirty
 
 LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
     JobStatus.SUBMITTED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
@@ -135,8 +134,7 @@ def job_transition(
                 reference=job.charge_reference,
             )
     job.save()
-    # Its submission day's rollup holds the old status: recompute it if that day is closed.
-    rollup_days_mark_dirty(
-        org=org, days=[job.submitted_at.astimezone(ZoneInfo(org.time_zone or "UTC")).date()]
-    )
+    # Its submission day's and hour's rollups hold the old status: recompute them if that
+    # day is closed, or that hour finished.
+    rollup_spans_mark_dirty(org=org, spans=[(job.submitted_at, job.submitted_at)])
     return job
