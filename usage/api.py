@@ -212,29 +212,6 @@ def _nul_at(value: Any, path: str) -> str | None:
     return None
 
 
-RECORD_TIME_FIELDS = ("occurred_at", "submitted_at", "started_at", "ended_at")
-
-
-def _utc_times(record: Any) -> Any:
-    """The record with its times restated in UTC (the same instants). PostgreSQL refuses
-    offsets past ±15:59 that ISO 8601 allows; anything unparseable is left for the
-    ingestion service to reject, naming the field."""
-    if not isinstance(record, dict):
-        return record
-    restated = dict(record)
-    for name in RECORD_TIME_FIELDS:
-        value = restated.get(name)
-        if not isinstance(value, str):
-            continue
-        try:
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is not None and moment.utcoffset():
-                restated[name] = moment.astimezone(UTC).isoformat()
-        except (ValueError, OverflowError):
-            continue
-    return restated
-
-
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -285,9 +262,7 @@ def usage_records(request: APIRequest) -> HttpResponse:
         )
     key = _key(request)
     try:
-        result = usage_records_ingest(
-            org=key.organization, records=[_utc_times(r) for r in records], api_key=key
-        )
+        result = usage_records_ingest(org=key.organization, records=records, api_key=key)
     except LedgerError as exc:  # the balance moved under a concurrent adjustment: retry
         return error(409, "balance_changed", str(exc))
     if result.accepted:  # alerts (issue 8): check the rules right after a batch
@@ -322,9 +297,7 @@ def jobs_submit(request: APIRequest) -> HttpResponse:
         return problem
     if not isinstance(body, dict):
         return error(400, "invalid_job", "send a JSON object")
-    submitted = job_submit(
-        org=_key(request).organization, api_key=_key(request), record=_utc_times(body)
-    )
+    submitted = job_submit(org=_key(request).organization, api_key=_key(request), record=body)
     if submitted.rejection is not None:
         r = submitted.rejection
         return error(400, "invalid_job", f"{r.field}: {r.error}", field=r.field)
