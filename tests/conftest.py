@@ -67,50 +67,21 @@ def celery_worker_process(settings, transactional_db):
     """
     import signal
     import subprocess
-    import sys
     import time
 
     from django.db import connection
 
     from console.celery import app
+    from tests.workers import celery_worker_start
 
     redis_url = os.environ.get("REDIS_URL")
     if not redis_url or connection.vendor != "postgresql":
         pytest.skip("a real Celery worker needs REDIS_URL and PostgreSQL (DATABASE_URL)")
-    db = connection.settings_dict
-    database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
     queue = f"test-{os.getpid()}-{time.monotonic_ns()}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url + db["NAME"],
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        # Tasks the worker itself enqueues (a task starting another) go to this queue too.
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-    }
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
     app.conf.task_default_queue = queue
-    proc = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "console",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "warning",
-        ],
-        env=env,
-        cwd=settings.BASE_DIR,
-    )
+    proc = celery_worker_start(queue)
     try:
         deadline = time.monotonic() + 30
         while not app.control.ping(timeout=0.5, destination=None):

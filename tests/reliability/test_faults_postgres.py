@@ -23,17 +23,13 @@ from django.utils import timezone
 from billing.models import CoreHourRate, CreditAccount, LedgerEntry
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.reliability.faults import fault_injected, fault_summary, timed  # noqa: F401
+from tests.workers import current_database_url
 from usage.models import IngestBatch, Job, MatchingRun, Query, RollupState, WorkerSession
 from usage.services import ingest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 QUERIES = 20  # 25 input + 100 output tokens each, llama-3.1-8b at 0.10 per million
-
-
-def _dsn() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _iso(moment) -> str:
@@ -93,7 +89,7 @@ def _state(org) -> dict:
 
 def _terminate(pid: int) -> None:
     """Kill a backend from another connection, and wait until it is gone."""
-    with psycopg.connect(_dsn(), autocommit=True) as killer:
+    with psycopg.connect(current_database_url(), autocommit=True) as killer:
         assert killer.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
         deadline = time.monotonic() + 10
         while killer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
@@ -173,7 +169,7 @@ def test_a_connection_dropped_mid_batch_writes_nothing_and_a_retry_is_exactly_on
 
 
 def _waiting_on_lock(pid: int, table: str) -> bool:
-    with psycopg.connect(_dsn(), autocommit=True) as conn:
+    with psycopg.connect(current_database_url(), autocommit=True) as conn:
         row = conn.execute(
             "SELECT wait_event_type, query FROM pg_stat_activity WHERE pid = %s", [pid]
         ).fetchone()
@@ -197,7 +193,7 @@ def test_a_batch_killed_from_outside_while_it_waits_for_a_lock_writes_nothing(fu
         finally:
             connection.close()
 
-    blocker = psycopg.connect(_dsn())
+    blocker = psycopg.connect(current_database_url())
     try:
         blocker.execute(
             "SELECT 1 FROM billing_creditaccount WHERE organization_id = %s FOR UPDATE", [org.pk]
@@ -209,7 +205,7 @@ def test_a_batch_killed_from_outside_while_it_waits_for_a_lock_writes_nothing(fu
             assert time.monotonic() < deadline and thread.is_alive(), outcome
             time.sleep(0.02)
         # Its records are in, uncommitted: the batch is mid-way.
-        with psycopg.connect(_dsn(), autocommit=True) as peek:
+        with psycopg.connect(current_database_url(), autocommit=True) as peek:
             locks = peek.execute(
                 "SELECT count(*) FROM pg_locks WHERE pid = %s AND mode = 'RowExclusiveLock' "
                 "AND relation = 'usage_query'::regclass",

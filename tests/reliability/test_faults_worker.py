@@ -14,18 +14,14 @@ lands inside the task's transaction:
   task waits before sending anything.
 """
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from email import message_from_bytes
 
 import psycopg
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from accounts.services import organization_create
@@ -34,6 +30,7 @@ from billing.alerts.services import alerts_evaluate
 from billing.tasks import alert_email_deliver, alerts_evaluate_org
 from tests.factories import grant_credits, make_member, make_query
 from tests.reliability.faults import fault_injected, fault_summary, timed  # noqa: F401
+from tests.workers import celery_worker_start, current_database_url
 
 pytestmark = [
     pytest.mark.postgres,
@@ -42,11 +39,6 @@ pytestmark = [
 ]
 
 ADVISORY_KEY = 874_211
-
-
-def _dsn() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -85,22 +77,6 @@ def _backends(dsn: str, *, query_start: str, waiting: bool) -> int:
             "AND (NOT %s OR wait_event_type = 'Lock')",
             [query_start, waiting],
         ).fetchone()[0]
-
-
-def _start_worker(queue: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": _dsn(),
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", queue]
-        + ["--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle"]
-        + ["-l", "warning"],
-        env=env,
-        cwd=settings.BASE_DIR,
-    )
 
 
 def _kill(worker: subprocess.Popen) -> None:
@@ -150,7 +126,7 @@ def test_a_worker_killed_mid_evaluation_then_rerun_mails_each_crossing_once(requ
 
     worker = request.getfixturevalue("celery_worker_process")
     org = _crossing_org()
-    dsn = _dsn()
+    dsn = current_database_url()
     insert = 'INSERT INTO "billing_alertnotification"'
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(
@@ -181,7 +157,7 @@ def test_a_worker_killed_mid_evaluation_then_rerun_mails_each_crossing_once(requ
     assert not AlertDelivery.objects.filter(notification__organization=org).exists()
     assert _mail(mail_dir) == []
 
-    fresh = _start_worker(app.conf.task_default_queue)
+    fresh = celery_worker_start(app.conf.task_default_queue)
     try:
         with timed("alert evaluation rerun after SIGKILL, until both mailed"):
             alerts_evaluate_org.delay(org.pk).get(timeout=60)
@@ -200,7 +176,7 @@ def test_a_worker_killed_while_delivering_an_alert_email_then_rerun_mails_once(r
 
     worker = request.getfixturevalue("celery_worker_process")
     org = _crossing_org()
-    dsn = _dsn()
+    dsn = current_database_url()
     select = 'SELECT "billing_alertnotification"'
     blocker = psycopg.connect(dsn)
     try:
@@ -219,7 +195,7 @@ def test_a_worker_killed_while_delivering_an_alert_email_then_rerun_mails_once(r
     assert not AlertDelivery.objects.filter(notification__organization=org).exists()
     assert _mail(mail_dir) == []
 
-    fresh = _start_worker(app.conf.task_default_queue)
+    fresh = celery_worker_start(app.conf.task_default_queue)
     try:
         # The killed task runs again (as its redelivery or a retry would), and once more
         # for good measure; the other task was still queued and runs as well.

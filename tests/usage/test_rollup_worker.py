@@ -1,19 +1,15 @@
 """A rollup task whose Celery worker is killed mid-run (SIGKILL), then run again, leaves
 the same rows a clean run does (PostgreSQL and a real worker on Redis)."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from tests.factories import make_api_key, make_job, make_org, make_query, make_worker_session
+from tests.workers import celery_worker_start, current_database_url
 from usage.models import RollupState
 from usage.services.rollup import rollup_day, rollup_days_mark_dirty
 from usage.tasks import rollup_day_run
@@ -27,36 +23,6 @@ pytestmark = [
 ]
 
 DAY = date(2026, 1, 10)
-
-
-def _dsn() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _start_worker(queue: str) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": _dsn(), "CELERY_TASK_ALWAYS_EAGER": "false"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "console",
-            "worker",
-            "-Q",
-            queue,
-            "--pool",
-            "solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "warning",
-        ],
-        env=env,
-        cwd=settings.BASE_DIR,
-    )
 
 
 def _wait_for(predicate, seconds: float = 30) -> None:
@@ -112,7 +78,7 @@ def test_a_worker_killed_mid_rollup_then_rerun_leaves_the_rows_of_a_clean_run(
     # A late record: the day is recomputed by the task below.
     make_query(org=org, occurred_at=datetime(2026, 1, 10, 23, tzinfo=UTC), member="late")
     rollup_days_mark_dirty(org=org, days=[DAY])
-    dsn = _dsn()
+    dsn = current_database_url()
     # Hold a row the recomputation deletes after it has begun (its job rows are deleted
     # and written again by then): the task stops there, inside its transaction.
     blocker = psycopg.connect(dsn)
@@ -134,7 +100,7 @@ def test_a_worker_killed_mid_rollup_then_rerun_leaves_the_rows_of_a_clean_run(
     assert RollupState.objects.get(organization=org, day=DAY).dirty
 
     # Run it again on a fresh worker.
-    worker = _start_worker(app.conf.task_default_queue)
+    worker = celery_worker_start(app.conf.task_default_queue)
     try:
         rows = rollup_day_run.delay(org.pk, DAY.isoformat()).get(timeout=60)
     finally:

@@ -1,0 +1,34 @@
+"""The test database's address and a real Celery worker process, for the tests about
+Celery and faults (PostgreSQL and Redis): one launcher, used by the fixture and by the
+tests that kill and restart workers themselves."""
+
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+from django.db import connection
+
+
+def current_database_url() -> str:
+    """A DATABASE_URL for the database this test run is using (other processes need it)."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def celery_worker_start(queue: str) -> subprocess.Popen:
+    """A solo-pool Celery worker on `queue`, against the test database; tasks it enqueues
+    itself go to the same queue."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": current_database_url(),
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+    }
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", queue]
+        + ["--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle"]
+        + ["-l", "warning"],
+        env=env,
+        cwd=settings.BASE_DIR,
+    )
