@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import (
+    CharField,
     Count,
     DateTimeField,
     DurationField,
@@ -884,6 +885,64 @@ def usage_by_member(
     rows = _queries_grouped(org, start, end, coverage, "member")
     rows.sort(key=lambda item: (-item[1]["total_tokens"], item[0]))
     return [GroupUsage(name=name, **figures) for name, figures in rows[:limit]]
+
+
+# --- Credits by model (the finance dashboard's spend by model) ------------------------
+
+
+@dataclass(frozen=True)
+class ModelCredits:
+    name: str
+    credits: Decimal
+
+
+JOBS_LABEL = "Jobs (core-hours)"
+
+
+def credits_by_model(
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    coverage: RollupCoverage | None = None,
+) -> list[ModelCredits]:
+    """Credits charged for usage in [start, end) by model: queries when they occurred,
+    worker sessions by their start, and jobs (one line) by their submission; largest
+    first, in one query. Whole days and hours come from the rollups, the rest raw."""
+    split = _coverage(org, coverage).split(start, end)
+    org_q = Q(organization=org)
+    days_where = _days_q(split)
+    querysets = []
+
+    def part(queryset: QuerySet, where: Q | None, label, *, negate: bool = False) -> None:
+        if where is None:
+            return
+        total = Value(0) - Sum("credits") if negate else Sum("credits")
+        querysets.append(
+            queryset.filter(org_q & where)
+            .annotate(label=label)
+            .values("label")
+            .annotate(f_credits=total)
+            .order_by()
+        )
+
+    sources = (
+        (Query, QueryDaily, "occurred_at", F("model__name"), Q(dimension=QueryDimension.MODEL)),
+        (WorkerSession, WorkerDaily, "started_at", F("model__name"), Q()),
+        (Job, JobDaily, "submitted_at", Value(JOBS_LABEL, output_field=CharField()), Q()),
+    )
+    for raw, rolled, time_field, label, rolled_q in sources:
+        part(raw.objects.all(), _raw_q(time_field, split.raw), label)
+        part(rolled.objects.all(), None if days_where is None else rolled_q & days_where, label)
+        part(raw.objects.all(), _raw_q(time_field, split.minus), label, negate=True)
+    if not querysets:
+        return []
+    rows = querysets[0].union(*querysets[1:], all=True).values_list("label", "f_credits")
+    totals: dict[str, Decimal] = {}
+    for name, credits in rows:
+        totals[name] = totals.get(name, ZERO) + _dec(credits)
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return [ModelCredits(name=name, credits=credits) for name, credits in ranked if credits]
 
 
 # --- Main page: worker runtime and end-user queries per period ------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import CharField, Count, F, QuerySet, Sum, Value
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -175,36 +175,3 @@ def job_charges(*, org: Organization, job_pk: int) -> tuple[Job, Charges] | None
         credits=job.credits,
     )
     return job, Charges(reference=f"job:{job.pk}", lines=[line])
-
-
-@dataclass(frozen=True)
-class ModelCredits:
-    name: str
-    credits: Decimal
-
-
-JOBS_LABEL = "Jobs (core-hours)"
-
-
-def credits_by_model(
-    *, org: Organization, start: datetime | None, end: datetime
-) -> list[ModelCredits]:
-    """Credits charged for usage in [start, end) by model (queries and worker sessions),
-    with jobs as one more line; largest first, in one query. Matching runs are free."""
-
-    def per_name(model, time_field: str, name):
-        rows = model.objects.filter(organization=org, **{f"{time_field}__lt": end})
-        if start is not None:
-            rows = rows.filter(**{f"{time_field}__gte": start})
-        return rows.annotate(label=name).values("label").annotate(c=Sum("credits")).order_by()
-
-    parts = per_name(Query, "occurred_at", F("model__name")).union(
-        per_name(WorkerSession, "started_at", F("model__name")),
-        per_name(Job, "submitted_at", Value(JOBS_LABEL, output_field=CharField())),
-        all=True,
-    )
-    totals: dict[str, Decimal] = {}
-    for label, credits in parts.values_list("label", "c"):
-        totals[label] = totals.get(label, Decimal("0")) + (credits or Decimal("0"))
-    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
-    return [ModelCredits(name=name, credits=credits) for name, credits in ranked if credits]

@@ -142,8 +142,10 @@ def test_spend_by_month_and_model():
     assert by_month[date(2026, 9, 1)] == D("4.5")  # 4 + 0.5
 
 
-def test_spend_by_model_sums_the_charged_usage_records_of_the_last_12_months():
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw", "rolled-up"])
+def test_spend_by_model_sums_the_charged_usage_records_of_the_last_12_months(rolled_up):
     from tests.factories import make_job, make_query, make_worker_session
+    from usage.services.rollup import rollup_day
 
     org = make_org(tier=Tier.ENTERPRISE, allow_overdraft=True)
     other = make_org()
@@ -160,6 +162,10 @@ def test_spend_by_model_sums_the_charged_usage_records_of_the_last_12_months():
     make_job(org=org, submitted_at=at, credits="0.5")
     make_query(org=org, occurred_at=datetime(2025, 11, 30, tzinfo=UTC), credits="9")  # 12+ months
     make_query(org=other, occurred_at=at, model="phi-3-mini", credits="100")  # someone else's
+    if rolled_up:  # the same figures when the days are read from the daily rollups
+        for day in (date(2026, 11, 3), date(2025, 11, 30)):
+            rollup_day(org=org, day=day)
+            rollup_day(org=other, day=day)
     models = [(m.model_name, m.spend) for m in spend_by_model(org=org, months=12, now=NOW)]
     assert models == [
         ("llama-3.1-70b", D("6.75")),

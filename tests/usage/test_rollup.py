@@ -61,6 +61,7 @@ def figures(org, start, end, coverage) -> dict:
             org=org, start=start, end=end, now=NOW, coverage=coverage
         ),
         "models": sel.queries_by_model(org=org, start=start, end=end, coverage=coverage),
+        "spend": sel.credits_by_model(org=org, start=start, end=end, coverage=coverage),
         "endpoints": sel.top_endpoints(org=org, start=start, end=end, coverage=coverage),
         "members": sel.usage_by_member(org=org, start=start, end=end, coverage=coverage),
         "trend": sel.token_trend(org=org, start=start, end=end, tz=tz, coverage=coverage),
