@@ -1,4 +1,5 @@
 import pytest
+from playwright.sync_api import expect
 
 from tests.factories import PASSWORD, make_member
 
@@ -24,5 +25,7 @@ def test_wrong_password_stays_on_the_login_form_with_an_error(live_server, page)
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Log in").click()
 
-    assert page.get_by_role("alert").is_visible()
+    # The form posts and the page reloads: wait for the error (expect retries) rather
+    # than look once, before the answer has arrived.
+    expect(page.get_by_role("alert")).to_be_visible()
     assert page.get_by_test_id("chip-email").count() == 0

@@ -121,7 +121,7 @@ def test_the_controller_placeholder_shows_for_an_organization_without_one(live_s
     assert "No controllers connected yet" in placeholder.inner_text()
     page.get_by_role("link", name="24 hours").click()
     page.wait_for_url("**/usage/?window=24h")
-    assert page.get_by_test_id("controller-placeholder").is_visible()
+    expect(page.get_by_test_id("controller-placeholder")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "usage-panel-empty.png"), full_page=True)
 
 
