@@ -198,7 +198,7 @@ def rollup_coverage(*, org: Organization, now: datetime | None = None) -> Rollup
         .order_by()
     )
     clean_days, clean_hours = [], []
-    for day, hour in days.union(hours, all=True):
+    for day, hour in days.union(hours, all=True).order_by():
         day = day if isinstance(day, date) else date.fromisoformat(str(day))
         if hour == -1:
             clean_days.append(day)
