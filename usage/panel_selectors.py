@@ -134,8 +134,10 @@ def _union(parts: list[tuple[QuerySet, Q | None, list, dict]]) -> list[dict]:
         querysets.append(qs.annotate(**aggregates).order_by())
     if not querysets:
         return []
-    combined = querysets[0] if len(querysets) == 1 else querysets[0].union(*querysets[1:], all=True).order_by()
-    return list(combined)
+    if len(querysets) == 1:
+        return list(querysets[0])
+    # Django 6.1 gives a combined query its model's default ordering: drop it.
+    return list(querysets[0].union(*querysets[1:], all=True).order_by())
 
 
 def _merge(
@@ -937,9 +939,7 @@ def credits_by_model(
         part(raw.objects.all(), _raw_q(time_field, split.minus), label, negate=True)
     if not querysets:
         return []
-    rows = (
-        querysets[0].union(*querysets[1:], all=True).order_by().values_list("label", "f_credits")
-    )
+    rows = querysets[0].union(*querysets[1:], all=True).order_by().values_list("label", "f_credits")
     totals: dict[str, Decimal] = {}
     for name, credits in rows:
         totals[name] = totals.get(name, ZERO) + _dec(credits)
