@@ -22,12 +22,29 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "500"))
 # Load the app once in the master, then fork: faster starts, shared memory.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") not in {"0", "false", "no"}
-# The access log goes to stdout; the application's own JSON log lines go to stderr
-# (settings.LOGGING), and each carries the request id that the access log repeats.
+# gunicorn's own lines (its access log and its errors) are JSON objects on stdout, like
+# the application's (settings.LOGGING); the access line repeats the request id.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+_JSON = {
+    "()": "pythonjsonlogger.json.JsonFormatter",
+    "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+    "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+}
+_STDOUT = {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": _JSON},
+    "handlers": {"console": _STDOUT, "error_console": _STDOUT},
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+}
 # Behind a proxy: trust its X-Forwarded-* headers (set FORWARDED_ALLOW_IPS to its address).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Workers' heartbeat files in memory, as gunicorn advises where /tmp may be a slow disk.

@@ -1,8 +1,10 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.utils import timezone
 
+from accounts.request_context import request_id_var
 from accounts.selectors import membership_for, memberships_of
 from console.http import SESSION_ORG_KEY, OrgRequest, org_view
 
@@ -34,3 +36,11 @@ def main(request: OrgRequest) -> HttpResponse:
         ),
     }
     return render(request, "console/main.html", context)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 page: no database, no session chip, and the request id to quote."""
+    body = loader.get_template("500.html").render(
+        {"request_id": getattr(request, "request_id", None) or request_id_var.get() or "-"}
+    )
+    return HttpResponse(body, status=500)
