@@ -123,11 +123,12 @@ def served(tmp_path, redis_server):
         _wait_until_listening(server, time.monotonic() + 30)
         yield server
     finally:
-        proc.terminate()
+        # A test may have restarted it under other settings: stop whichever runs now.
+        server.proc.terminate()
         try:
-            proc.wait(timeout=30)
+            server.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            server.proc.kill()
 
 
 def _login(served: Served, email: str) -> bytes:
