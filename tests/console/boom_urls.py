@@ -9,5 +9,5 @@ def boom(request):
     raise RuntimeError("the disk caught fire")
 
 
-urlpatterns = [path("boom/", boom), *console_patterns]
+urlpatterns = [path("boom/", boom), path("api/v1/boom/", boom), *console_patterns]
 handler500 = "console.views.server_error"

@@ -48,6 +48,14 @@ def test_a_500_shows_the_request_id_and_logs_the_traceback_under_it(client, sett
     assert "RuntimeError: the disk caught fire" in errors[0]["exc_info"]
 
 
+def test_an_api_500_is_json_with_the_request_id(client, settings):
+    settings.ROOT_URLCONF = "tests.console.boom_urls"
+    client.raise_request_exception = False
+    response = client.get("/api/v1/boom/", headers={"X-Request-ID": "api-case-9"})
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal server error", "request_id": "api-case-9"}
+
+
 def test_log_lines_name_the_organization_once_a_page_has_resolved_it(client, json_log):
     from tests.factories import make_member, make_org, make_user
 
