@@ -127,3 +127,72 @@ def dense_days[V](
 ) -> list[tuple[date, V]]:
     """Pair each day with its value, or with empty where nothing happened (no gaps)."""
     return [(day, values.get(day, empty)) for day in days]
+
+
+# --- Report buckets (the explorer and GET /api/v1/usage/report) -------------------------
+
+BUCKETS = ("1h", "1d", "1w", "1mo")
+BUCKET_LABELS = {"1h": "Hour", "1d": "Day", "1w": "Week", "1mo": "Month"}
+# Hours only for ranges up to 31 days; no more buckets than this in one report.
+MAX_HOUR_RANGE = timedelta(days=31)
+MAX_BUCKETS = 1000
+
+
+def _bucket_floor(moment: datetime, bucket: str, zone: ZoneInfo) -> datetime:
+    """The start of the bucket holding `moment`: a local hour, day, Monday or 1st."""
+    local = moment.astimezone(zone)
+    if bucket == "1h":
+        # Whole hours since the local hour began: exact across DST and half-hour zones.
+        return (
+            moment
+            - timedelta(minutes=local.minute, seconds=local.second)
+            - timedelta(microseconds=local.microsecond)
+        )
+    day = local.date()
+    if bucket == "1w":
+        day -= timedelta(days=day.weekday())
+    elif bucket == "1mo":
+        day = day.replace(day=1)
+    return _local_midnight(day, zone)
+
+
+def _bucket_next(lo: datetime, bucket: str, zone: ZoneInfo) -> datetime:
+    if bucket == "1h":
+        return lo + timedelta(hours=1)
+    day = lo.astimezone(zone).date()
+    if bucket == "1d":
+        day += timedelta(days=1)
+    elif bucket == "1w":
+        day += timedelta(days=7)
+    else:
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return _local_midnight(day, zone)
+
+
+def report_buckets(
+    start: datetime, end: datetime, *, bucket: str, tz: str = "UTC"
+) -> list[tuple[datetime, datetime]]:
+    """Dense buckets covering [start, end) in tz, the first and last cut at the range's
+    edges: [(lo, hi), ...]. Raises ValueError naming what is wrong."""
+    start, end = _aware(start), _aware(end)
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}")
+    if end <= start:
+        raise ValueError("end must be after start")
+    if bucket == "1h" and end - start > MAX_HOUR_RANGE:
+        raise ValueError("hourly buckets are for ranges of up to 31 days")
+    zone = ZoneInfo(tz)
+    buckets = []
+    lo = _bucket_floor(start, bucket, zone)
+    while lo < end:
+        hi = _bucket_next(lo, bucket, zone)
+        buckets.append((max(lo, start), min(hi, end)))
+        if len(buckets) > MAX_BUCKETS:
+            raise ValueError(f"more than {MAX_BUCKETS} buckets: choose a coarser bucket")
+        lo = hi
+    return buckets
+
+
+def previous_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The range of equal length just before [start, end)."""
+    return start - (end - start), start
