@@ -273,6 +273,8 @@ def _field_of(entry: dict) -> str:
     source, rest = loc[0], loc[1:]
     if source == "body" and len(rest) > 1:
         rest = rest[1:]  # drop the body parameter's own name
+    if source == "query":
+        rest = rest[:1]  # a repeated parameter's position is not part of its name
     return ".".join(rest) or source
 
 

@@ -16,7 +16,7 @@ controller keeps jobs only).
 
 from bisect import bisect_right
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
@@ -312,12 +312,14 @@ def _figures(
     metric: str,
     group_by: tuple[str, ...],
     filters: dict[str, list],
+    tz: str,
 ) -> dict[tuple, list[Decimal]]:
     """{group key: [value per bucket]} over [start, end)."""
     if bucket == "1h":
         # A day row cannot be cut into hours: read hour rows, and raw where there are none.
         coverage = replace(coverage, clean_days=())
-    split = coverage.split(start, end, complement=False)
+    # Buckets in another zone than the rollups' are read from the records alone.
+    split = coverage.split(start, end, tz=tz, complement=False)
     spans = _spans(split, buckets)
     series: dict[tuple, list[Decimal]] = {}
     for source in _sources():
@@ -402,6 +404,7 @@ def usage_report(
     group_by: tuple[str, ...] = (),
     filters: dict[str, list] | None = None,
     bucket: str = "1d",
+    tz: str | None = None,
     now: datetime,
     coverage: RollupCoverage | None = None,
 ) -> UsageReport:
@@ -413,7 +416,8 @@ def usage_report(
         if dim not in DIMENSIONS:
             raise ValueError(f"group_by must be among {', '.join(DIMENSIONS)}")
     filters = {k: list(v) for k, v in (filters or {}).items() if v}
-    tz = org.time_zone or "UTC"
+    tz = tz or org.time_zone or "UTC"
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     buckets = report_buckets(start, end, bucket=bucket, tz=tz)
     coverage = coverage if coverage is not None else rollup_coverage(org=org, now=now)
     common = {
@@ -423,6 +427,7 @@ def usage_report(
         "metric": metric,
         "group_by": tuple(group_by),
         "filters": filters,
+        "tz": tz,
     }
     series = _figures(start=start, end=end, buckets=buckets, **common)
     previous_start, previous_end = previous_range(start, end)
@@ -469,3 +474,119 @@ def usage_report(
         data_through=_data_through(org, end),
         live=end >= now - timedelta(hours=1) and start < now,
     )
+
+
+# --- Parameters, as the page and the API receive them -----------------------------------
+
+
+class ReportParamError(ValueError):
+    """A bad report parameter: `field` names it as the caller sent it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+MAX_FILTER_VALUES = 50
+
+
+def report_filters_resolve(
+    *, org: Organization, filters: dict[str, list[str]], field_name=lambda dim: dim
+) -> dict[str, list]:
+    """The filters as the engine takes them (ids for models, keys and controllers),
+    checked against the organization: another organization's key or controller, an
+    unknown model or kind is a ReportParamError naming `field_name(dim)`."""
+    resolved: dict[str, list] = {}
+    for dim, raw_values in filters.items():
+        values = [v.strip() for v in raw_values if v and v.strip()]
+        if not values:
+            continue
+        name = field_name(dim)
+        if dim not in DIMENSIONS:
+            raise ReportParamError(name, f"unknown dimension; one of {', '.join(DIMENSIONS)}")
+        if len(values) > MAX_FILTER_VALUES:
+            raise ReportParamError(name, f"at most {MAX_FILTER_VALUES} values")
+        resolved[dim] = _filter_values(org, dim, set(values), name)
+    return resolved
+
+
+def _ids(values: set[str], name: str) -> set[int]:
+    try:
+        return {int(v) for v in values}
+    except ValueError:
+        raise ReportParamError(name, "must be ids (whole numbers)") from None
+
+
+def _filter_values(org: Organization, dim: str, values: set[str], name: str) -> list:
+    if dim == "kind":
+        unknown = values - set(KIND_LABELS)
+        if unknown:
+            raise ReportParamError(name, f"one of {', '.join(KIND_LABELS)}")
+        return sorted(values)
+    if dim == "model":
+        found = dict(PriceModel.objects.filter(name__in=values).values_list("name", "pk"))
+        if len(found) != len(values):
+            raise ReportParamError(name, f"unknown model {sorted(values - set(found))[0]!r}")
+        return sorted(found.values())
+    if dim == "api_key":
+        ids = _ids(values, name)
+        keys = APIKey.objects.filter(organization=org, pk__in=ids)
+        found = set(keys.values_list("pk", flat=True))
+        if found != ids:
+            raise ReportParamError(name, "no such API key in this organization")
+        return sorted(found)
+    if dim == "controller":
+        ids = _ids(values, name)
+        found = set(
+            Controller.objects.filter(organization=org, pk__in=ids).values_list("pk", flat=True)
+        )
+        if found != ids:
+            raise ReportParamError(name, "no such controller in this organization")
+        return sorted(found)
+    if any(len(v) > 254 for v in values):
+        raise ReportParamError(name, "values are at most 254 characters")
+    return sorted(values)
+
+
+@dataclass(frozen=True)
+class FilterOption:
+    value: str
+    label: str
+
+
+def report_filter_options(*, org: Organization, now: datetime) -> dict[str, list[FilterOption]]:
+    """What the page offers to filter on: this organization's keys, controllers,
+    members and endpoints (from the rollups and today's records), every model, the kinds."""
+    keys = [
+        FilterOption(str(k.pk), f"{k.name} ({k.display})")
+        for k in APIKey.objects.filter(organization=org).order_by("name", "pk")
+    ]
+    controllers = [
+        FilterOption(str(pk), name)
+        for pk, name in Controller.objects.filter(organization=org)
+        .order_by("name")
+        .values_list("pk", "name")
+    ]
+    names = PriceModel.objects.order_by("name").values_list("name", flat=True)
+    models = [FilterOption(n, n) for n in names]
+    since = now - timedelta(days=2)
+
+    def distinct(column: str, dimension: str) -> list[FilterOption]:
+        rolled = QueryDaily.objects.filter(organization=org, dimension=dimension).exclude(
+            **{column: ""}
+        )
+        recent = Query.objects.filter(organization=org, occurred_at__gte=since).exclude(
+            **{column: ""}
+        )
+        names = set(rolled.values_list(column, flat=True).distinct()[:500])
+        names |= set(recent.values_list(column, flat=True).distinct()[:500])
+        return [FilterOption(n, n) for n in sorted(names)]
+
+    return {
+        "model": models,
+        "api_key": keys,
+        "member": distinct("member", QueryDimension.MEMBER),
+        "endpoint": distinct("endpoint", QueryDimension.ENDPOINT),
+        "controller": controllers,
+        "kind": [FilterOption(k, label) for k, label in KIND_LABELS.items()],
+    }

@@ -158,7 +158,7 @@ def _bucket_floor(moment: datetime, bucket: str, zone: ZoneInfo) -> datetime:
 
 def _bucket_next(lo: datetime, bucket: str, zone: ZoneInfo) -> datetime:
     if bucket == "1h":
-        return lo + timedelta(hours=1)
+        return lo.astimezone(UTC) + timedelta(hours=1)
     day = lo.astimezone(zone).date()
     if bucket == "1d":
         day += timedelta(days=1)
@@ -174,7 +174,9 @@ def report_buckets(
 ) -> list[tuple[datetime, datetime]]:
     """Dense buckets covering [start, end) in tz, the first and last cut at the range's
     edges: [(lo, hi), ...]. Raises ValueError naming what is wrong."""
-    start, end = _aware(start), _aware(end)
+    # In UTC: arithmetic on times in a zone is wall-clock arithmetic in Python, which
+    # would skip the repeated hour when DST ends.
+    start, end = _aware(start).astimezone(UTC), _aware(end).astimezone(UTC)
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}")
     if end <= start:
@@ -195,4 +197,40 @@ def report_buckets(
 
 def previous_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """The range of equal length just before [start, end)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     return start - (end - start), start
+
+
+QUICK_RANGES = {
+    "today": "Today",
+    "yesterday": "Yesterday",
+    "this_week": "This week",
+    "last_week": "Last week",
+    "this_month": "This month",
+    "last_month": "Last month",
+    "last_90_days": "Last 90 days",
+}
+
+
+def quick_range(name: str, *, now: datetime, tz: str = "UTC") -> tuple[datetime, datetime]:
+    """A named range in tz: calendar days, Monday weeks and months; the current ones end
+    now. Raises KeyError for an unknown name."""
+    if name not in QUICK_RANGES:
+        raise KeyError(name)
+    zone = ZoneInfo(tz)
+    now = _aware(now)
+    today = now.astimezone(zone).date()
+    monday = today - timedelta(days=today.weekday())
+    first = today.replace(day=1)
+    previous_first = (first - timedelta(days=1)).replace(day=1)
+    spans = {
+        "today": (today, None),
+        "yesterday": (today - timedelta(days=1), today),
+        "this_week": (monday, None),
+        "last_week": (monday - timedelta(days=7), monday),
+        "this_month": (first, None),
+        "last_month": (previous_first, first),
+        "last_90_days": (today - timedelta(days=89), None),
+    }
+    lo, hi = spans[name]
+    return _local_midnight(lo, zone), now if hi is None else _local_midnight(hi, zone)

@@ -206,7 +206,8 @@ def test_logs_are_json_lines_carrying_the_callers_request_id(served):
     assert re.fullmatch(r"[0-9a-f]{32}", made)
 
     deadline = time.monotonic() + 5
-    while not any("lb-trace-42" in line for line in served.log_lines()):
+    # Access lines are written after each answer is sent: wait for both.
+    while not all(any(rid in line for line in served.log_lines()) for rid in ("lb-trace-42", made)):
         assert time.monotonic() < deadline, served.log.read_text()[-2000:]
         time.sleep(0.1)
     records = [json.loads(line) for line in served.log_lines()]  # every line is JSON

@@ -3,117 +3,20 @@
 The organization is in New York, where DST ended on 2026-11-01 at 02:00 (01:00-02:00
 happened twice). The range starts and ends mid-hour, crosses that change and the
 October/November month boundary. Every expected figure below is added up by hand
-from the seeded records, and each case runs twice: on raw records only, and with the
+from the explorer_seeded records, and each case runs twice: on raw records only, and with the
 days (and the hours of the DST night) rolled up.
 """
 
 from datetime import UTC, date, datetime
-from decimal import Decimal
 
 import pytest
-import time_machine
 
-from tests.factories import (
-    make_api_key,
-    make_controller,
-    make_job,
-    make_org,
-    make_query,
-    make_worker_session,
-)
+from tests.usage.explorer_seed import END, NOW, START, D
 from usage.coverage import raw_only
 from usage.explorer import NOT_APPLICABLE, usage_report
 from usage.services.rollup import rollup_day, rollup_hour
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 11, 20, 14, 40, tzinfo=UTC)
-# 2026-10-31 12:45 EDT to 2026-11-02 10:30 EST.
-START = datetime(2026, 10, 31, 16, 45, tzinfo=UTC)
-END = datetime(2026, 11, 2, 15, 30, tzinfo=UTC)
-D = Decimal
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def seeded():
-    org = make_org(time_zone="America/New_York")
-    a, _secret = make_api_key(org=org, name="Alpha")
-    b, _secret = make_api_key(org=org, name="Beta")
-    dgx, _token = make_controller(org=org, name="dgx-01")
-
-    def at(*args):
-        return datetime(*args, tzinfo=UTC)
-
-    # Before the range: the previous period (2026-10-29 18:00 to 10-31 16:45 UTC).
-    make_query(org=org, occurred_at=at(2026, 10, 30, 12), api_key=a, credits="2.00")
-    # Oct 31 13:10 EDT
-    make_query(
-        org=org,
-        occurred_at=at(2026, 10, 31, 17, 10),
-        api_key=a,
-        member="ana@x.example",
-        endpoint="/v1/chat",
-        input_tokens=100,
-        output_tokens=10,
-        credits="1.50",
-    )
-    # Nov 1 01:30 EDT (the first 01:30)
-    make_query(
-        org=org,
-        occurred_at=at(2026, 11, 1, 5, 30),
-        model="llama-3.1-70b",
-        api_key=b,
-        member="bo@x.example",
-        input_tokens=200,
-        output_tokens=20,
-        credits="2.25",
-    )
-    # Nov 1 01:30 EST (the second 01:30): no key, no member
-    make_query(
-        org=org,
-        occurred_at=at(2026, 11, 1, 6, 30),
-        input_tokens=50,
-        output_tokens=5,
-        credits="0.75",
-    )
-    # Nov 2 10:00 EST; and one at 10:40 EST, after the range's end
-    make_query(
-        org=org,
-        occurred_at=at(2026, 11, 2, 15),
-        api_key=a,
-        member="ana@x.example",
-        input_tokens=10,
-        output_tokens=1,
-        credits="0.10",
-    )
-    make_query(org=org, occurred_at=at(2026, 11, 2, 15, 40), api_key=a, credits="9.00")
-    # Jobs: Nov 1 12:00 EST on dgx-01; Oct 31 23:30 EDT managed
-    make_job(
-        org=org,
-        submitted_at=at(2026, 11, 1, 17),
-        controller=dgx,
-        api_key=a,
-        core_hours="2.5",
-        credits="0.30",
-    )
-    make_job(
-        org=org, submitted_at=at(2026, 11, 1, 3, 30), api_key=b, core_hours="4", credits="0.48"
-    )
-    # A worker from Oct 31 23:00 EDT to Nov 1 01:00 EDT: an hour on each local day.
-    make_worker_session(
-        org=org,
-        started_at=at(2026, 11, 1, 3),
-        ended_at=at(2026, 11, 1, 5),
-        api_key=a,
-        credits=D("1.00"),
-    )
-    return {"org": org, "a": a, "b": b, "dgx": dgx}
 
 
 def _roll_up(org):
@@ -125,14 +28,14 @@ def _roll_up(org):
 
 
 @pytest.fixture(params=["raw", "rollups"])
-def source(request, seeded):
+def source(request, explorer_seeded):
     if request.param == "rollups":
-        _roll_up(seeded["org"])
+        _roll_up(explorer_seeded["org"])
     return request.param
 
 
-def _report(seeded, source, **kwargs):
-    org = seeded["org"]
+def _report(explorer_seeded, source, **kwargs):
+    org = explorer_seeded["org"]
     kwargs.setdefault("start", START)
     kwargs.setdefault("end", END)
     coverage = raw_only(org=org, now=NOW) if source == "raw" else None
@@ -143,8 +46,8 @@ def _by_label(report):
     return {g.label: g.total for g in report.groups}
 
 
-def test_credits_per_local_day_across_dst_and_month_end(seeded, source):
-    report = _report(seeded, source, metric="credits", bucket="1d")
+def test_credits_per_local_day_across_dst_and_month_end(explorer_seeded, source):
+    report = _report(explorer_seeded, source, metric="credits", bucket="1d")
     assert [lo for lo, _hi in report.buckets] == [
         START,
         datetime(2026, 11, 1, 4, tzinfo=UTC),  # midnight EDT
@@ -184,27 +87,33 @@ def test_credits_per_local_day_across_dst_and_month_end(seeded, source):
         ("credits", ("model",), {"kind": ["query"], "model": "70b"}, {"llama-3.1-70b": D("2.25")}),
     ],
 )
-def test_metric_by_grouping_with_filters(seeded, source, metric, group_by, filters, expected):
+def test_metric_by_grouping_with_filters(
+    explorer_seeded, source, metric, group_by, filters, expected
+):
     resolved = {}
     for dim, value in filters.items():
         if dim in ("api_key", "controller"):
-            resolved[dim] = [seeded[value].pk]
+            resolved[dim] = [explorer_seeded[value].pk]
         elif dim == "model":
             from billing.models import PriceModel
 
             resolved[dim] = [PriceModel.objects.get(name=f"llama-3.1-{value}").pk]
         else:
             resolved[dim] = value
-    report = _report(seeded, source, metric=metric, group_by=group_by, filters=resolved)
+    report = _report(explorer_seeded, source, metric=metric, group_by=group_by, filters=resolved)
     assert _by_label(report) == expected
 
 
-def test_keys_are_labelled_by_name_and_masked_secret_and_unattributed(seeded, source):
+def test_keys_are_labelled_by_name_and_masked_secret_and_unattributed(explorer_seeded, source):
     report = _report(
-        seeded, source, metric="credits", group_by=("api_key",), filters={"kind": ["query"]}
+        explorer_seeded,
+        source,
+        metric="credits",
+        group_by=("api_key",),
+        filters={"kind": ["query"]},
     )
     got = _by_label(report)
-    a, b = seeded["a"], seeded["b"]
+    a, b = explorer_seeded["a"], explorer_seeded["b"]
     assert got == {
         f"Alpha ({a.display})": D("1.60"),
         f"Beta ({b.display})": D("2.25"),
@@ -214,25 +123,27 @@ def test_keys_are_labelled_by_name_and_masked_secret_and_unattributed(seeded, so
     assert shares[f"Beta ({b.display})"] == D("48.9")  # 2.25 / 4.60
 
 
-def test_hours_across_the_repeated_hour_keep_both_0130s_apart(seeded, source):
+def test_hours_across_the_repeated_hour_keep_both_0130s_apart(explorer_seeded, source):
     # 2026-11-01 00:15 EDT to 03:00 EST: 00:15-01:00, 01:00 EDT, 01:00 EST, 02:00 EST.
     start = datetime(2026, 11, 1, 4, 15, tzinfo=UTC)
     end = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-    tokens = _report(seeded, source, metric="tokens", bucket="1h", start=start, end=end)
+    tokens = _report(explorer_seeded, source, metric="tokens", bucket="1h", start=start, end=end)
     assert len(tokens.buckets) == 4
     (group,) = tokens.groups
     assert list(group.series) == [0, 220, 55, 0]
-    runtime = _report(seeded, source, metric="worker_runtime", bucket="1h", start=start, end=end)
+    runtime = _report(
+        explorer_seeded, source, metric="worker_runtime", bucket="1h", start=start, end=end
+    )
     (group,) = runtime.groups
     assert list(group.series) == [D("0.75"), 0, 0, 0]
 
 
-def test_weeks_and_months_are_local_calendar_buckets(seeded, source):
-    weekly = _report(seeded, source, metric="credits", bucket="1w")
+def test_weeks_and_months_are_local_calendar_buckets(explorer_seeded, source):
+    weekly = _report(explorer_seeded, source, metric="credits", bucket="1w")
     # Sat Oct 31 starts the range; Monday Nov 2 (00:00 EST) starts the next week.
     assert [lo for lo, _ in weekly.buckets] == [START, datetime(2026, 11, 2, 5, tzinfo=UTC)]
     assert list(weekly.groups[0].series) == [D("6.28"), D("0.10")]
-    monthly = _report(seeded, source, metric="credits", bucket="1mo")
+    monthly = _report(explorer_seeded, source, metric="credits", bucket="1mo")
     assert [lo for lo, _ in monthly.buckets] == [START, datetime(2026, 11, 1, 4, tzinfo=UTC)]
     assert list(monthly.groups[0].series) == [D("2.98"), D("3.40")]
 
@@ -247,19 +158,19 @@ def test_weeks_and_months_are_local_calendar_buckets(seeded, source):
         ({"group_by": ("project",)}, "group_by must be among"),
     ],
 )
-def test_bad_parameters_say_which(seeded, kwargs, message):
+def test_bad_parameters_say_which(explorer_seeded, kwargs, message):
     kwargs.setdefault("metric", "credits")
     with pytest.raises(ValueError, match=message):
-        _report(seeded, "raw", **kwargs)
+        _report(explorer_seeded, "raw", **kwargs)
 
 
 def test_a_year_by_day_grouped_by_model_costs_a_bounded_number_of_queries(
-    seeded, django_assert_max_num_queries
+    explorer_seeded, django_assert_max_num_queries
 ):
-    _roll_up(seeded["org"])
+    _roll_up(explorer_seeded["org"])
     with django_assert_max_num_queries(16):
         report = usage_report(
-            org=seeded["org"],
+            org=explorer_seeded["org"],
             start=datetime(2025, 11, 20, 5, tzinfo=UTC),
             end=NOW,
             metric="credits",
@@ -268,5 +179,5 @@ def test_a_year_by_day_grouped_by_model_costs_a_bounded_number_of_queries(
             now=NOW,
         )
     assert len(report.buckets) == 366
-    # Everything seeded: the range's 6.38, the previous period's 2.00 and the 9.00 after END.
+    # All seeded: the range's 6.38, the previous period's 2.00 and the 9.00 after END.
     assert report.total == D("17.38")
