@@ -101,3 +101,44 @@ def token_trend_figure(trend: TokenTrend) -> dict:
         ),
     )
     return figure.to_plotly_json()
+
+
+# The explorer stacks at most this many groups; the rest are summed as "Other".
+EXPLORE_TRACES = 12
+
+
+def explore_figure(report) -> dict:
+    """The explorer's groups stacked per bucket (usage.explorer.UsageReport)."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(report.tz)
+    x = [lo.astimezone(zone).isoformat() for lo, _hi in report.buckets]
+    shown = list(report.groups[:EXPLORE_TRACES])
+    rest = report.groups[EXPLORE_TRACES:]
+    traces = [(g.label, g.series) for g in shown]
+    if rest:
+        summed = [sum(values) for values in zip(*(g.series for g in rest), strict=True)]
+        traces.append((f"Other ({len(rest)})", summed))
+    fmt = ",d" if report.integral else ",.4~f"
+    data = [
+        go.Bar(
+            x=x,
+            y=[float(v) for v in series],
+            name=label,
+            marker={"color": MODEL_COLOURS[i % len(MODEL_COLOURS)]},
+            # The group name shows as the trace name; never inside the template.
+            hovertemplate=f"%{{y:{fmt}}}",
+        )
+        for i, (label, series) in enumerate(traces)
+    ]
+    tick = {"1h": "%-d %b %H:%M", "1d": "%-d %b", "1w": "%-d %b", "1mo": "%b %Y"}[report.bucket]
+    figure = go.Figure(
+        data=data,
+        layout=_layout(
+            barmode="stack",
+            xaxis={"type": "date", "tickformat": tick},
+            yaxis={"rangemode": "tozero", "gridcolor": "#eceff3", "tickformat": fmt},
+            showlegend=len(traces) > 1,
+        ),
+    )
+    return figure.to_plotly_json()

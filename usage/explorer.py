@@ -155,7 +155,7 @@ class UsageReport:
     previous_start: datetime
     previous_total: Decimal
     change: Decimal | None
-    # How current the figures are: the last ingested batch the report could include.
+    # How current the figures are: the newest ingested batch they include.
     data_through: datetime | None
     live: bool
 
@@ -370,7 +370,8 @@ def _labels(org: Organization, group_by: tuple[str, ...], keys) -> dict[tuple, s
         for position, dim in enumerate(group_by):
             value = key[position]
             if value == NOT_APPLICABLE:
-                parts.append(NOT_APPLICABLE)
+                # Records of a kind without this dimension (jobs have no model).
+                parts.append(f"(no {DIMENSIONS[dim].lower()})")
             elif dim == "kind":
                 parts.append(KIND_LABELS.get(value, value))
             elif value in (None, ""):
@@ -387,12 +388,10 @@ def _percent(part: Decimal, whole: Decimal) -> Decimal | None:
     return (part * 100 / whole).quantize(Decimal("0.1"))
 
 
-def _data_through(org: Organization, end: datetime) -> datetime | None:
-    return (
-        IngestBatch.objects.filter(organization=org, received_at__lt=end)
-        .aggregate(at=Max("received_at"))
-        .get("at")
-    )
+def _data_through(org: Organization) -> datetime | None:
+    """When the newest batch the figures include was received (the figures are read at
+    request time, so they include every batch received until then)."""
+    return IngestBatch.objects.filter(organization=org).aggregate(at=Max("received_at"))["at"]
 
 
 def usage_report(
@@ -471,7 +470,7 @@ def usage_report(
         previous_start=previous_start,
         previous_total=previous_total,
         change=_percent(total - previous_total, previous_total),
-        data_through=_data_through(org, end),
+        data_through=_data_through(org),
         live=end >= now - timedelta(hours=1) and start < now,
     )
 

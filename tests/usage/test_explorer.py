@@ -13,7 +13,7 @@ import pytest
 
 from tests.usage.explorer_seed import END, NOW, START, D
 from usage.coverage import raw_only
-from usage.explorer import NOT_APPLICABLE, usage_report
+from usage.explorer import usage_report
 from usage.services.rollup import rollup_day, rollup_hour
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +74,7 @@ def test_credits_per_local_day_across_dst_and_month_end(explorer_seeded, source)
             "credits",
             ("model",),
             {},
-            {"llama-3.1-8b": D("3.35"), "llama-3.1-70b": D("2.25"), NOT_APPLICABLE: D("0.78")},
+            {"llama-3.1-8b": D("3.35"), "llama-3.1-70b": D("2.25"), "(no model)": D("0.78")},
         ),
         ("tokens", ("member",), {}, {"ana@x.example": 121, "bo@x.example": 220, "(no member)": 55}),
         ("input_tokens", ("endpoint",), {}, {"/v1/chat": 100, "(no endpoint)": 260}),
