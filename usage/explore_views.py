@@ -2,7 +2,7 @@
 a stacked chart, a table of groups against the previous period, and its CSV.
 
 Every state is a URL (the form is a GET); with htmx the form and the quick picks swap
-only the results (`#explore-results`) and push the URL, so back and forward work.
+the form and its results (`#explore`) and push the URL, so back and forward work.
 """
 
 from collections.abc import Iterator
@@ -120,7 +120,7 @@ def explore(request: OrgRequest) -> HttpResponse:
     org = request.organization
     template = "usage/explore.html"
     if request.htmx and not request.htmx.history_restore_request:
-        template += "#explore-results"
+        template += "#explore"
     context = {
         "nav": "usage",
         "form": form,

@@ -56,10 +56,10 @@ def test_htmx_swaps_only_the_results(member_client, explorer_seeded):
     response = member_client.get(
         _url(explorer_seeded),
         {**RANGE, "group_by": "model"},
-        headers={"HX-Request": "true", "HX-Target": "explore-results"},
+        headers={"HX-Request": "true", "HX-Target": "explore"},
     )
     html = response.content.decode()
-    assert html.lstrip().startswith('<div id="explore-results"')
+    assert html.lstrip().startswith('<div id="explore">')
     assert "<html" not in html
     assert "llama-3.1-70b" in html
 
