@@ -4,6 +4,7 @@ Templates embed the dict with json_script; static/js/console.js draws it with th
 plotly.js served from static/. template "none" keeps each figure a few kilobytes.
 """
 
+import zlib
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -125,11 +126,12 @@ def explore_figure(report) -> dict:
             x=x,
             y=[float(v) for v in series],
             name=label,
-            marker={"color": MODEL_COLOURS[i % len(MODEL_COLOURS)]},
+            # A group keeps its colour whatever else is shown (by its name, not its rank).
+            marker={"color": MODEL_COLOURS[zlib.crc32(label.encode()) % len(MODEL_COLOURS)]},
             # The group name shows as the trace name; never inside the template.
             hovertemplate=f"%{{y:{fmt}}}",
         )
-        for i, (label, series) in enumerate(traces)
+        for label, series in traces
     ]
     tick = {"1h": "%-d %b %H:%M", "1d": "%-d %b", "1w": "%-d %b", "1mo": "%b %Y"}[report.bucket]
     figure = go.Figure(
