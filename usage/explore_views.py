@@ -36,7 +36,6 @@ DEFAULTS = {"metric": "credits", "group_by": "model", "bucket": "1d"}
 
 def _choices() -> dict:
     return {
-        "range": list(QUICK_RANGES.items()),
         "metric": list(METRICS.items()),
         "group_by": list(DIMENSIONS.items()),
         "bucket": list(BUCKET_LABELS.items()),

@@ -9,12 +9,8 @@ class ControllerRegisterForm(forms.Form):
 
 class ExploreForm(forms.Form):
     """Usage → Explore's parameters, read from the query string (every state is a URL).
+    Dates are in the organization's zone; the quick picks are links that set them."""
 
-    `range` is a quick pick (today … last 90 days) that sets start and end; "custom"
-    uses the two dates as given, in the organization's zone.
-    """
-
-    range = forms.ChoiceField(required=False)
     start = forms.DateTimeField(
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -31,7 +27,6 @@ class ExploreForm(forms.Form):
 
     def __init__(self, data, *, choices: dict, options: dict, **kwargs):
         super().__init__(data, **kwargs)
-        self.fields["range"].choices = [("custom", "Custom"), *choices["range"]]
         self.fields["metric"].choices = choices["metric"]
         self.fields["group_by"].choices = [("", "None"), *choices["group_by"]]
         self.fields["bucket"].choices = choices["bucket"]
