@@ -39,8 +39,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Model, Q, Sum
-from django.db.models.expressions import RawSQL
+from django.db.models import Model, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
@@ -421,13 +420,38 @@ def _controllers_named(org: Organization, records: list) -> dict[str, Controller
 _MODELS = {"query": Query, "worker_session": WorkerSession, "matching": MatchingRun, "job": Job}
 
 
-def _ids_in(client_ids: Iterable[str]) -> Q | RawSQL:
-    """client_id among these ids. On PostgreSQL the ids travel as one array parameter:
-    quoting a thousand parameters one by one costs more than the lookup itself."""
+def _stored_ids(model: type[Model], org: Organization, client_ids: Iterable[str]) -> set[str]:
+    """Which of these ids the organization already has records of this kind for."""
     if connection.vendor != "postgresql":
-        return Q(client_id__in=list(client_ids))
-    return RawSQL(
-        "client_id = ANY(%s::text[])", [_text_array(client_ids)], output_field=BooleanField()
+        return set(
+            model._default_manager.filter(organization=org, client_id__in=list(client_ids))
+            .order_by()
+            .values_list("client_id", flat=True)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_replays_sql(model, "r.client_id"), [_text_array(client_ids), org.pk])
+        return {client_id for (client_id,) in cursor.fetchall()}
+
+
+def _stored_jobs(org: Organization, client_ids: Iterable[str]) -> dict[str, Job]:
+    """The organization's stored jobs among these ids, by id."""
+    if connection.vendor != "postgresql":
+        jobs = Job.objects.filter(organization=org, client_id__in=list(client_ids))
+    else:
+        jobs = Job.objects.raw(_replays_sql(Job, "r.*"), [_text_array(client_ids), org.pk])
+    return {job.client_id: job for job in jobs}
+
+
+def _replays_sql(model: type[Model], columns: str) -> str:
+    """One probe of the (organization, client id) unique index per id. The ids travel as
+    one array parameter (quoting a thousand parameters one by one costs more than the
+    lookup), and the LATERAL ... LIMIT 1 keeps the plan on that index whatever the
+    table's statistics say about the organization (never a scan of all its rows)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    return (
+        f"SELECT {columns} FROM unnest(%s::text[]) AS ids(client_id) "  # noqa: S608
+        f"CROSS JOIN LATERAL (SELECT * FROM {table} AS t WHERE t.organization_id = %s "
+        "AND t.client_id = ids.client_id LIMIT 1) AS r"
     )
 
 
@@ -523,17 +547,10 @@ def usage_records_ingest(
         if not by_id:
             continue
         if kind == "job":
-            existing_jobs = {
-                j.client_id: j for j in Job.objects.filter(organization=org).filter(_ids_in(by_id))
-            }
+            existing_jobs = _stored_jobs(org, by_id)
             stored[kind] = set(existing_jobs)
         else:
-            stored[kind] = set(
-                _MODELS[kind]
-                .objects.filter(organization=org)
-                .filter(_ids_in(by_id))
-                .values_list("client_id", flat=True)
-            )
+            stored[kind] = _stored_ids(_MODELS[kind], org, by_id)
 
     # 3. Decide each candidate in record order: new, a forward job update, or a replay.
     allocation = org.monthly_token_allocation
