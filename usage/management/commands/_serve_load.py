@@ -183,20 +183,16 @@ class ReaderLog:
 def reader(
     *,
     port: int,
-    email: str,
-    password: str,
+    cookies: dict[str, str],
     paths: list[str],
     stop: threading.Event,
     pause: float,
     log: ReaderLog,
 ) -> None:
-    """A logged-in person loading the pages in turn, pausing between them, until stopped."""
+    """A logged-in person (their session's cookies) loading the pages in turn, pausing
+    between them, until stopped."""
     client = Client(port)
-    try:
-        client.login(email, password)
-    except (RuntimeError, http.client.HTTPException, OSError) as exc:
-        log.errors.append(f"login: {exc}")
-        return
+    client.cookies = dict(cookies)
     n = 0
     while not stop.is_set():
         path = paths[n % len(paths)]
@@ -216,12 +212,17 @@ def reader(
 
 
 def readers_run(
-    *, count: int, stop: threading.Event, **kwargs
+    *, sessions: list[dict[str, str]], stop: threading.Event, **kwargs
 ) -> tuple[list[threading.Thread], list[ReaderLog]]:
-    logs = [ReaderLog() for _ in range(count)]
+    """One reader thread per logged-in session."""
+    logs = [ReaderLog() for _ in sessions]
     threads = [
-        threading.Thread(target=reader, kwargs={**kwargs, "stop": stop, "log": log}, daemon=True)
-        for log in logs
+        threading.Thread(
+            target=reader,
+            kwargs={**kwargs, "cookies": cookies, "stop": stop, "log": log},
+            daemon=True,
+        )
+        for cookies, log in zip(sessions, logs, strict=True)
     ]
     for thread in threads:
         thread.start()

@@ -61,7 +61,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reader-pause",
             type=float,
-            default=0.25,
+            default=1.0,
             help="seconds a reader waits between two pages (a person clicking around)",
         )
         parser.add_argument("--idle-seconds", type=float, default=8, help="pages before load")
@@ -199,8 +199,6 @@ class Command(BaseCommand):
         slug = setup["org"].slug
         reader_args = {
             "port": port,
-            "email": setup["email"],
-            "password": setup["password"],
             "paths": [f"/o/{slug}/", f"/o/{slug}/usage/"],
             "pause": opts["reader_pause"],
         }
@@ -213,8 +211,14 @@ class Command(BaseCommand):
                 f"logs in {logs}"
             )
             warm = self._warm_up(port, setup, int(workers), reader_args)
-            idle = self._pages(opts, reader_args, opts["idle_seconds"])
+            # Each reader logs in once, as a person does, and keeps the session.
+            reader_args["sessions"] = [
+                self._login(port, setup) for _ in range(max(opts["readers"], 1))
+            ]
+            idle = self._pages(reader_args, opts["idle_seconds"])
             loaded, log, elapsed = self._load(stamp, setup, templates, opts, reader_args, port)
+            # The same pages on the data the load left (what the records alone cost them).
+            after = self._pages(reader_args, opts["idle_seconds"])
         finally:
             stack.stop()
         return {
@@ -222,15 +226,22 @@ class Command(BaseCommand):
             "warm": warm,
             "idle": idle,
             "loaded": loaded,
+            "after": after,
             "writers": log,
             "elapsed": elapsed,
         }
+
+    def _login(self, port: int, setup: dict) -> dict[str, str]:
+        client = load.Client(port)
+        client.login(setup["email"], setup["password"])
+        client.close()
+        return client.cookies
 
     def _warm_up(self, port: int, setup: dict, workers: int, reader_args: dict) -> list:
         """Every worker imports its views and opens its connections before the timings:
         a few small batches (counted with the others) and pages."""
         client = load.Client(port)
-        client.login(setup["email"], setup["password"])
+        client.cookies = self._login(port, setup)
         for path in reader_args["paths"] * workers:
             client.request("GET", path)
         log = load.WriterLog()
@@ -246,9 +257,9 @@ class Command(BaseCommand):
         )
         return [(template, log)]
 
-    def _pages(self, opts: dict, reader_args: dict, seconds: float) -> load.ReaderLog:
+    def _pages(self, reader_args: dict, seconds: float) -> load.ReaderLog:
         stop = threading.Event()
-        threads, logs = load.readers_run(count=max(opts["readers"], 1), stop=stop, **reader_args)
+        threads, logs = load.readers_run(stop=stop, **reader_args)
         time.sleep(seconds)
         stop.set()
         for thread in threads:
@@ -260,7 +271,7 @@ class Command(BaseCommand):
         deadline finish and count."""
         stop = threading.Event()
         reader_threads, reader_logs = load.readers_run(
-            count=opts["readers"], stop=stop, **reader_args
+            stop=stop, **{**reader_args, "sessions": reader_args["sessions"][: opts["readers"]]}
         )
         log = load.WriterLog()
         started = time.monotonic()
@@ -351,12 +362,19 @@ class Command(BaseCommand):
             f"p95 {loaded95 * ms:.0f} ms ({len(loaded.latencies)} pages); "
             f"p95 under load / idle: {ratio:.2f}"
         )
+        after = report["after"]
+        after95 = load.percentile(after.latencies, 0.95)
+        self.stdout.write(
+            f"pages idle after:    p50 {load.percentile(after.latencies, 0.5) * ms:.0f} ms, "
+            f"p95 {after95 * ms:.0f} ms ({len(after.latencies)} pages, on the data the load "
+            f"left); p95 under load / idle after: {loaded95 / after95 if after95 else 0:.2f}"
+        )
         if copy_rate:
             self.stdout.write(
                 f"raw COPY:            {copy_rate:,.0f} records/s (same rows, same tables, one "
                 f"connection); HTTP / COPY: {rate / copy_rate:.2f}"
             )
-        errors = log.errors + idle.errors + loaded.errors
+        errors = log.errors + idle.errors + loaded.errors + after.errors
         for error in errors[:10]:
             self.stdout.write(f"error: {error}")
         if errors:
