@@ -168,6 +168,28 @@ def test_a_connection_dropped_mid_batch_writes_nothing_and_a_retry_is_exactly_on
     _assert_exactly_once(org, key, before)
 
 
+def test_a_connection_dropped_between_two_copies_writes_nothing(funded_org, monkeypatch):
+    """The batch's queries are COPYed; the connection dies before its job's COPY."""
+    org, key, _ = funded_org
+    before = _state(org)
+    real = ingest._copy
+    copies: list = []
+
+    def dropped(model, rows):
+        copies.append(model)
+        if len(copies) == 2:
+            _terminate_own_backend()
+        return real(model, rows)
+
+    monkeypatch.setattr(ingest, "_copy", dropped)
+    with pytest.raises(OperationalError):
+        ingest.usage_records_ingest(org=org, records=_batch(), api_key=key)
+    monkeypatch.undo()
+    assert copies == [Query, Job]
+    assert _state(org) == before
+    _assert_exactly_once(org, key, before)
+
+
 def _waiting_on_lock(pid: int, table: str) -> bool:
     with psycopg.connect(current_database_url(), autocommit=True) as conn:
         row = conn.execute(

@@ -2,7 +2,8 @@
 
 The whole batch is set-based: the records are validated in Python, then a fixed number
 of queries does the rest whatever the batch size (one lookup per kind for replays,
-one bulk insert per kind, one bulk update of jobs moving forward, one ledger debit).
+one COPY per kind on PostgreSQL or one multi-row INSERT elsewhere, one bulk update of
+jobs moving forward, one ledger debit), all in one transaction.
 
 Concurrency: batches of one organization are serialized by a row lock on the
 organization (FOR NO KEY UPDATE, which does not block foreign-key checks), taken
@@ -30,6 +31,7 @@ import math
 import time
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,7 +39,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Model, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
@@ -418,6 +420,51 @@ def _controllers_named(org: Organization, records: list) -> dict[str, Controller
 _MODELS = {"query": Query, "worker_session": WorkerSession, "matching": MatchingRun, "job": Job}
 
 
+def _stored_ids(model: type[Model], org: Organization, client_ids: Iterable[str]) -> set[str]:
+    """Which of these ids the organization already has records of this kind for."""
+    if connection.vendor != "postgresql":
+        return set(
+            model._default_manager.filter(organization=org, client_id__in=list(client_ids))
+            .order_by()
+            .values_list("client_id", flat=True)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_replays_sql(model, "r.client_id"), [_text_array(client_ids), org.pk])
+        return {client_id for (client_id,) in cursor.fetchall()}
+
+
+def _stored_jobs(org: Organization, client_ids: Iterable[str]) -> dict[str, Job]:
+    """The organization's stored jobs among these ids, by id."""
+    if connection.vendor != "postgresql":
+        jobs = Job.objects.filter(organization=org, client_id__in=list(client_ids))
+    else:
+        jobs = Job.objects.raw(_replays_sql(Job, "r.*"), [_text_array(client_ids), org.pk])
+    return {job.client_id: job for job in jobs}
+
+
+def _replays_sql(model: type[Model], columns: str) -> str:
+    """One probe of the (organization, client id) unique index per id. The ids travel as
+    one array parameter (quoting a thousand parameters one by one costs more than the
+    lookup), and the LATERAL ... LIMIT 1 keeps the plan on that index whatever the
+    table's statistics say about the organization (never a scan of all its rows)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    return (
+        f"SELECT {columns} FROM unnest(%s::text[]) AS ids(client_id) "  # noqa: S608
+        f"CROSS JOIN LATERAL (SELECT * FROM {table} AS t WHERE t.organization_id = %s "
+        "AND t.client_id = ids.client_id LIMIT 1) AS r"
+    )
+
+
+def _text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal of texts: each element quoted, its quotes and
+    backslashes escaped (no NUL: validation refuses it)."""
+    return (
+        "{"
+        + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+        + "}"
+    )
+
+
 def organization_usage_lock(org: Organization) -> None:
     """Serialize this organization's ingestion (see the module docstring)."""
     no_key = connection.features.has_select_for_no_key_update
@@ -500,17 +547,10 @@ def usage_records_ingest(
         if not by_id:
             continue
         if kind == "job":
-            existing_jobs = {
-                j.client_id: j
-                for j in Job.objects.filter(organization=org, client_id__in=list(by_id))
-            }
+            existing_jobs = _stored_jobs(org, by_id)
             stored[kind] = set(existing_jobs)
         else:
-            stored[kind] = set(
-                _MODELS[kind]
-                .objects.filter(organization=org, client_id__in=list(by_id))
-                .values_list("client_id", flat=True)
-            )
+            stored[kind] = _stored_ids(_MODELS[kind], org, by_id)
 
     # 3. Decide each candidate in record order: new, a forward job update, or a replay.
     allocation = org.monthly_token_allocation
@@ -611,19 +651,7 @@ def usage_records_ingest(
         rejected=len(result.rejected),
         credits=total,
     )
-    common = {"organization": org, "api_key": api_key, "batch": batch, "created_at": ctx.now}
-    for kind, items in new.items():
-        model = _MODELS[kind]
-        rows = []
-        for c in items:
-            values = c.values
-            if kind == "job":
-                values = {**values, "core_hours": values["core_hours"] or Decimal(0)}
-                values["updated_at"] = ctx.now
-                if c.credits:
-                    values["charge_reference"] = batch.ledger_key
-            rows.append(model(client_id=c.client_id, credits=c.credits, **common, **values))
-        model.objects.bulk_create(rows, batch_size=500)
+    _records_insert(new, org=org, api_key=api_key, batch=batch, now=ctx.now)
     if job_updates:
         _jobs_move_forward(job_updates, batch=batch, now=ctx.now)
     rollup_spans_mark_dirty(org=org, spans=_spans_touched(new, job_updates), now=ctx.now)
@@ -641,6 +669,73 @@ def usage_records_ingest(
     result.credits = total
     _log(org, api_key, result, started)
     return result
+
+
+def _records_insert(
+    new: dict[str, list[_Candidate]],
+    *,
+    org: Organization,
+    api_key: APIKey | None,
+    batch: IngestBatch,
+    now: datetime,
+) -> None:
+    """Insert the batch's new records: one COPY per kind on PostgreSQL, one bulk INSERT
+    per kind elsewhere (SQLite), inside the caller's transaction."""
+    common = {
+        "organization_id": org.pk,
+        "api_key_id": api_key.pk if api_key is not None else None,
+        "batch_id": batch.pk,
+        "created_at": now,
+    }
+    for kind, items in new.items():
+        if not items:
+            continue
+        rows = [_row(kind, c, common, batch=batch, now=now) for c in items]
+        model = _MODELS[kind]
+        if connection.vendor == "postgresql":
+            _copy(model, rows)
+        else:
+            model.objects.bulk_create([model(**row) for row in rows], batch_size=500)
+
+
+def _row(kind: str, c: _Candidate, common: dict, *, batch: IngestBatch, now: datetime) -> dict:
+    """A new record's column values by attribute name (foreign keys as ids)."""
+    row = {**common, **c.values, "client_id": c.client_id, "credits": c.credits}
+    if kind == "job":
+        controller = row.pop("controller")
+        row["controller_id"] = controller.pk if controller is not None else None
+        row["core_hours"] = row["core_hours"] or Decimal(0)
+        row["updated_at"] = now
+        row["charge_reference"] = batch.ledger_key if c.credits else ""
+    elif kind in ("query", "worker_session"):
+        row["model_id"] = row.pop("model").pk
+    return row
+
+
+def _copy(model: type[Model], rows: list[dict]) -> None:
+    """COPY rows (dicts by attribute name) into the model's table, in one statement.
+
+    Every column is written: a field the rows leave out takes its model default,
+    computed once; a field with neither fails loudly here, before any row is sent.
+    """
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    defaults = {f.attname: f.get_default() for f in fields if f.has_default()}
+    names = [f.attname for f in fields]
+    missing = [n for n in names if n not in rows[0] and n not in defaults]
+    if missing:
+        raise ValueError(f"{model.__name__} rows lack {', '.join(missing)}")
+    quote = connection.ops.quote_name
+    sql = (
+        f"COPY {quote(model._meta.db_table)} "
+        f"({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
+    )
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.copy(sql) as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[n] if n in row else defaults[n] for n in names])
 
 
 def _spans_touched(

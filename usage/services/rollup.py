@@ -639,17 +639,23 @@ def rollup_spans_mark_dirty(
     """
     now = now or timezone.now()
     tz = org.time_zone or "UTC"
-    spans = list(spans)
+    zone = ZoneInfo(tz)
+    # Each span's local days, computed once (a batch brings up to a thousand spans).
+    located: list[tuple[datetime, datetime, list[date]]] = []
     days: set[date] = set()
     for start, end in spans:
-        days.update(local_days(start, end, tz=tz))
+        first_day = start.astimezone(zone).date()
+        last_day = first_day if end == start else end.astimezone(zone).date()
+        span_days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+        located.append((start, end, span_days))
+        days.update(span_days)
     rollup_days_mark_dirty(org=org, days=days, now=now)
     oldest = org_today(org, now=now) - timedelta(days=HOUR_DAYS)
     slots = {day: local_hours(day, tz=tz) for day in days if day >= oldest}
     starts = {day: [lo for lo, _hi in hours] for day, hours in slots.items()}
     hours: set[tuple[date, int]] = set()
-    for start, end in spans:
-        for day in local_days(start, end, tz=tz):
+    for start, end, span_days in located:
+        for day in span_days:
             if day not in slots:
                 continue
             # The day's hours overlapping [start, end] (a single instant: its hour).
