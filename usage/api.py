@@ -15,11 +15,17 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import Router
-from ninja.security import HttpBearer
 
 from billing.alerts import evaluate_soon
 from billing.services import InsufficientCredits, LedgerError
-from usage.api_core import API_KEY_ONLY, CredentialRejected, Principal, Refuse, error
+from usage.api_core import (
+    API_KEY_ONLY,
+    BearerScheme,
+    CredentialRejected,
+    Principal,
+    Refuse,
+    error,
+)
 from usage.api_schemas import (
     ErrorOut,
     HeartbeatOut,
@@ -153,7 +159,7 @@ def _key(request: APIRequest):
     return request.auth.api_key
 
 
-class ControllerTokenAuth(HttpBearer):
+class ControllerTokenAuth(BearerScheme):
     """Authorization: Bearer <controller token> (heartbeats only)."""
 
     openapi_description = "A controller's own token, shown when it is registered."
