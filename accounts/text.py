@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 
 # Other, control (Cc); other, format (Cf: bidi controls, zero-width, soft hyphen, BOM);
 # line and paragraph separators (Zl, Zp).
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def invisible_character(value: str) -> str | None:
@@ -22,7 +22,7 @@ def invisible_character(value: str) -> str | None:
     if value.isprintable():  # the common case, checked in C
         return None
     for char in value:
-        if unicodedata.category(char) in _REFUSED_CATEGORIES:
+        if unicodedata.category(char) in REFUSED_CATEGORIES:
             return f"U+{ord(char):04X}"
     return None
 

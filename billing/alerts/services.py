@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Organization, User
+from accounts.text import REFUSED_CATEGORIES
 from billing.alerts.models import (
     AlertDelivery,
     AlertDismissal,
@@ -307,7 +308,7 @@ def header_safe(text: str, *, limit: int = 200) -> str:
     """Text fit for a mail header: control, bidi and zero-width characters (CR/LF among
     them: a header break) become spaces, runs of spaces one; cut at limit."""
     cleaned = "".join(
-        " " if unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} else char for char in text
+        " " if unicodedata.category(char) in REFUSED_CATEGORIES else char for char in text
     )
     return " ".join(cleaned.split())[:limit]
 
