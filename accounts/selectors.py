@@ -36,7 +36,7 @@ def apikey_for_secret(*, secret: str) -> APIKey | None:
     if not secret or len(secret) > 200:
         return None
     return (
-        APIKey.objects.select_related("organization")
+        APIKey.objects.select_related("organization", "user")
         .filter(secret_hash=secret_hash(secret))
         .first()
     )

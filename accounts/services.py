@@ -172,6 +172,52 @@ def apikey_mark_used(*, key: APIKey, at: datetime | None = None) -> None:
     key.last_used_at = at
 
 
+# Leaving: removed members and deactivated people lose their credentials ------------------
+
+
+def _credentials_revoke(*, user: User, org: Organization | None, at: datetime) -> tuple[int, int]:
+    """Revoke the person's personal API keys and session tokens (in org, or everywhere)."""
+    keys = APIKey.objects.filter(user=user, kind=APIKeyKind.PERSONAL, revoked_at__isnull=True)
+    tokens = SessionToken.objects.filter(user=user, revoked_at__isnull=True)
+    if org is not None:
+        keys, tokens = keys.filter(organization=org), tokens.filter(organization=org)
+    return keys.update(revoked_at=at), tokens.update(revoked_at=at)
+
+
+@transaction.atomic
+def member_credentials_revoke(*, user: User, org: Organization | None = None) -> tuple[int, int]:
+    """Revoke the person's personal keys and session tokens in org (None: in every
+    organization); returns (keys, tokens) revoked. Workspace keys stay: they belong to
+    the organization, not to the person who made them."""
+    return _credentials_revoke(user=user, org=org, at=timezone.now())
+
+
+@transaction.atomic
+def session_tokens_revoke_all(*, user: User) -> int:
+    """Revoke every live session token of the person (after a password change)."""
+    return SessionToken.objects.filter(user=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    """Remove a member from the organization, revoking their personal API keys and
+    session tokens there in the same transaction."""
+    member_credentials_revoke(user=membership.user, org=membership.organization)
+    membership.delete()
+
+
+@transaction.atomic
+def user_deactivate(*, user: User) -> User:
+    """Deactivate the person (no login), revoking their personal API keys and session
+    tokens in every organization in the same transaction."""
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    user.is_active = False
+    member_credentials_revoke(user=user)
+    return user
+
+
 # Account session tokens ------------------------------------------------------------------
 
 SESSION_TOKEN_PREFIX = "st-av"  # noqa: S105 - a public prefix, not a secret

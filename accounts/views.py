@@ -1,8 +1,11 @@
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponse
+from django.contrib.auth.views import PasswordResetView
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.client_ip import client_ip
 from accounts.forms import APIKeyCreateForm
 from accounts.models import APIKeyKind
 from accounts.selectors import apikeys_of, organization_members, session_tokens_of
@@ -14,6 +17,7 @@ from accounts.services import (
     session_token_renew,
     session_token_revoke,
 )
+from accounts.throttle import throttle_hit
 from console.http import OrgRequest, org_view
 
 
@@ -140,3 +144,34 @@ def session_token_revoke_view(request: OrgRequest, token_id: int) -> HttpRespons
     session_token_revoke(token=token)
     messages.success(request, f"Revoked {token.display}.")
     return redirect("accounts:session_tokens", org_slug=request.organization.slug)
+
+
+# Password reset, rate limited --------------------------------------------------------
+
+
+class ThrottledPasswordResetView(PasswordResetView):
+    """Django's password reset, limited per client address (429 past the limit) and per
+    email address (past it the page answers as usual but sends nothing, so it neither
+    floods a mailbox nor tells whether the address has an account)."""
+
+    def post(self, request, *args, **kwargs):
+        address = client_ip(request) or "unknown"
+        if not throttle_hit(
+            scope="password-reset-ip",
+            key=address,
+            limit=settings.PASSWORD_RESET_LIMIT_PER_IP,
+            window_seconds=settings.PASSWORD_RESET_WINDOW_SECONDS,
+        ):
+            return render(request, "registration/password_reset_throttled.html", status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        email = form.cleaned_data["email"].strip().lower()
+        if throttle_hit(
+            scope="password-reset-email",
+            key=email,
+            limit=settings.PASSWORD_RESET_LIMIT_PER_EMAIL,
+            window_seconds=settings.PASSWORD_RESET_WINDOW_SECONDS,
+        ):
+            return super().form_valid(form)
+        return HttpResponseRedirect(self.get_success_url())

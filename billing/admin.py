@@ -19,6 +19,7 @@ from billing.models import (
     PaymentMethod,
     PriceModel,
     ReconciliationIssue,
+    SweepFailure,
     WorkerType,
 )
 from billing.services import LedgerError, PaymentError, ledger_adjust, payment_refund
@@ -230,3 +231,15 @@ class ReconciliationIssueAdmin(ReadOnlyAdmin):
     search_fields = ["organization__name", "organization__slug", "message"]
     list_select_related = ["organization"]
     date_hierarchy = "detected_at"
+
+
+@admin.register(SweepFailure)
+class SweepFailureAdmin(ReadOnlyAdmin):
+    """An organization's part of a periodic sweep that raised (the others went on): the
+    error, the attempt, and whether retries are over."""
+
+    list_display = ["failed_at", "organization", "sweep", "target", "attempt", "final", "error"]
+    list_filter = ["sweep", "final"]
+    search_fields = ["organization__name", "organization__slug", "error"]
+    list_select_related = ["organization"]
+    date_hierarchy = "failed_at"

@@ -3,13 +3,21 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from billing.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def auto_recharge_run(org_id: int, trigger_entry_id: int) -> int | None:
-    """Auto-recharge for the debit that crossed the threshold; safe to run twice."""
+
+@shared_task(bind=True, acks_late=True, max_retries=SWEEP_MAX_RETRIES)
+def auto_recharge_run(self, org_id: int, trigger_entry_id: int) -> int | None:
+    """Auto-recharge for the debit that crossed the threshold; safe to run twice. A failure
+    is recorded and retried with backoff (one organization's task, as every sweep's)."""
     from billing.services import auto_recharge_fire
 
-    payment = auto_recharge_fire(org_id=org_id, trigger_entry_id=trigger_entry_id)
+    def work():
+        return auto_recharge_fire(org_id=org_id, trigger_entry_id=trigger_entry_id)
+
+    payment = sweep_org_run(
+        self, org_id=org_id, sweep="auto_recharge", target=f"entry {trigger_entry_id}", work=work
+    )
     return payment.pk if payment else None
 
 
@@ -23,16 +31,20 @@ def alert_webhook_backoff(retries: int) -> int:
     return min(600, 10 * 2**retries)
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def alerts_evaluate_org(org_id: int) -> int:
-    """Evaluate one organization's alert rules; the number of new notifications."""
+@shared_task(bind=True, acks_late=True, max_retries=SWEEP_MAX_RETRIES)
+def alerts_evaluate_org(self, org_id: int) -> int:
+    """Evaluate one organization's alert rules; the number of new notifications. A
+    failure is recorded and retried with backoff; other organizations' tasks go on."""
     from accounts.models import Organization
     from billing.alerts.services import alerts_evaluate
 
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:
         return 0
-    return len(alerts_evaluate(org=org))
+    fired = sweep_org_run(
+        self, org_id=org_id, sweep="alerts", work=lambda: alerts_evaluate(org=org)
+    )
+    return len(fired or [])
 
 
 @shared_task(acks_late=True)
@@ -85,10 +97,35 @@ def alert_webhook_deliver(self, notification_id: int) -> str | None:
 # Reconciliation -------------------------------------------------------------------------
 
 
+@shared_task(bind=True, acks_late=True, max_retries=SWEEP_MAX_RETRIES)
+def reconcile_org(self, org_id: int, days: int = 7) -> int:
+    """Check one organization's cached balance and recent clean rollup days against their
+    source of truth; the number of mismatches (reported, never fixed). A failure to check
+    is recorded and retried with backoff; other organizations' checks go on."""
+    from accounts.models import Organization
+    from billing.services.reconciliation import reconcile_organization, reconcile_report
+
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:
+        return 0
+    report = sweep_org_run(
+        self,
+        org_id=org_id,
+        sweep="reconcile",
+        work=lambda: reconcile_organization(org=org, days=days),
+    )
+    if report is None:
+        return 0
+    reconcile_report(report)
+    return len(report.issues)
+
+
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def reconcile_nightly(days: int = 7) -> int:
-    """Check every organization's cached balance and recent clean rollup days against
-    their source of truth; the number of mismatches (reported, never fixed)."""
-    from billing.services.reconciliation import reconcile_all
+    """The beat's entry: one reconciliation task per organization; returns how many."""
+    from accounts.models import Organization
 
-    return len(reconcile_all(days=days).issues)
+    org_ids = list(Organization.objects.order_by("pk").values_list("pk", flat=True))
+    for org_id in org_ids:
+        reconcile_org.delay(org_id, days)
+    return len(org_ids)

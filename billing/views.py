@@ -49,6 +49,7 @@ from billing.selectors import (
 )
 from billing.services import (
     PaymentError,
+    StripeEventMalformed,
     auto_recharge_disable,
     auto_recharge_set,
     payment_confirm,
@@ -306,5 +307,9 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     except WebhookSignatureError as exc:
         logger.warning("billing.stripe.bad_signature", extra={"error": str(exc)})
         return HttpResponseBadRequest("invalid signature")
-    payment = stripe_event_apply(event=event)
+    try:
+        payment = stripe_event_apply(event=event)
+    except StripeEventMalformed as exc:
+        logger.warning("billing.stripe.malformed_event", extra={"error": str(exc)})
+        return HttpResponseBadRequest("malformed event")
     return JsonResponse({"received": True, "payment": payment.pk if payment else None})

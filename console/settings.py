@@ -148,14 +148,29 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Repeated failed logins lock the account name out for a while (django-axes).
+# Repeated failed logins lock out (django-axes, handler in accounts/lockout.py): an
+# account name after AXES_FAILURE_LIMIT failures from anywhere, and a client address
+# after AXES_IP_FAILURE_LIMIT failures whatever names they were for (higher, so a shared
+# address does not lock out everyone on it). A success clears only that name's failures
+# from that address.
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_IP_FAILURE_LIMIT = int(os.environ.get("AXES_IP_FAILURE_LIMIT", "50"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_HANDLER = "accounts.lockout.ConsoleLockoutHandler"
 AXES_RESET_ON_SUCCESS = True
 # Count "Ana@x" and "ana@x" as one account, as login does.
 AXES_USERNAME_CALLABLE = "accounts.auth.lockout_username"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+# The client's address: behind TRUSTED_PROXY_COUNT reverse proxies, the entry they added
+# to X-Forwarded-For (accounts/client_ip.py); with none, REMOTE_ADDR and the header is
+# ignored (a client could write anything there).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
+# Password reset requests: per client address and per email address, in an hour.
+PASSWORD_RESET_LIMIT_PER_IP = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_IP", "10"))
+PASSWORD_RESET_LIMIT_PER_EMAIL = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_EMAIL", "3"))
+PASSWORD_RESET_WINDOW_SECONDS = 3600
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"

@@ -19,17 +19,21 @@ def current_database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def celery_worker_start(queue: str) -> subprocess.Popen:
+def celery_worker_start(
+    queue: str, *, app: str = "console", env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """A solo-pool Celery worker on `queue`, against the test database; tasks it enqueues
-    itself go to the same queue."""
+    itself go to the same queue. `app` and `env`: another app module (e.g. one that
+    patches services in the worker's process) and more environment."""
     env = {
         **os.environ,
+        **(env or {}),
         "DATABASE_URL": current_database_url(),
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
     return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "celery", "-A", "console", "worker", "-Q", queue]
+        [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue]
         + ["--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle"]
         + ["-l", "warning"],
         env=env,

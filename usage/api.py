@@ -7,6 +7,7 @@ exactly as before the API had a schema, and the schema documents them.
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -15,11 +16,17 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import Router
-from ninja.security import HttpBearer
 
 from billing.alerts import evaluate_soon
 from billing.services import InsufficientCredits, LedgerError
-from usage.api_core import API_KEY_ONLY, CredentialRejected, Principal, Refuse, error
+from usage.api_core import (
+    API_KEY_ONLY,
+    BearerScheme,
+    CredentialRejected,
+    Principal,
+    Refuse,
+    error,
+)
 from usage.api_schemas import (
     ErrorOut,
     HeartbeatOut,
@@ -28,10 +35,11 @@ from usage.api_schemas import (
     JobConflictOut,
     JobOut,
 )
+from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import Job
 from usage.selectors import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
-from usage.services.ingest import MAX_BATCH_RECORDS, MAX_CORE_HOURS, usage_records_ingest
+from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
 from usage.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition
 
 router = Router(tags=["Ingestion and jobs"], auth=API_KEY_ONLY)
@@ -50,26 +58,34 @@ _RECORD = {
         "bad field is rejected alone, naming the field; the others are stored."
     ),
     "properties": {
-        "id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": (
+                "Unique per organization and kind. No control, bidirectional-override or "
+                "zero-width characters; a job's id has no '/'."
+            ),
+        },
         "kind": {"type": "string", "enum": ["query", "worker_session", "matching", "job"]},
         "occurred_at": _TIME,
         "started_at": _TIME,
         "ended_at": _TIME,
         "submitted_at": _TIME,
         "model": {"type": "string", "examples": ["llama-3.1-8b"]},
-        "input_tokens": {"type": "integer", "minimum": 0},
-        "output_tokens": {"type": "integer", "minimum": 0},
+        "input_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS},
+        "output_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS},
         "endpoint": {"type": "string"},
         "member": {"type": "string"},
         "task": {"type": "string", "enum": ["IDR", "CDM"]},
-        "num_records": {"type": "integer", "minimum": 0},
+        "num_records": {"type": "integer", "minimum": 0, "maximum": MAX_NUM_RECORDS},
         "status": {
             "type": "string",
             "enum": ["submitted", "running", "completed", "failed", "cancelled"],
         },
-        "cores": {"type": "integer", "minimum": 1},
+        "cores": {"type": "integer", "minimum": 1, "maximum": MAX_CORES},
         "controller": {"type": "string"},
-        "core_hours": {"type": "number", "minimum": 0},
+        "core_hours": {"type": "number", "minimum": 0, "maximum": int(MAX_CORE_HOURS)},
     },
 }
 RECORDS_BODY = {
@@ -121,7 +137,7 @@ TRANSITION_BODY = {
                 "properties": {
                     "status": _RECORD["properties"]["status"],
                     "at": {**_TIME, "description": "When it happened (default: now)."},
-                    "core_hours": {"type": "number", "minimum": 0},
+                    "core_hours": {"type": "number", "minimum": 0, "maximum": int(MAX_CORE_HOURS)},
                 },
             }
         }
@@ -134,8 +150,8 @@ HEARTBEAT_BODY = {
             "schema": {
                 "type": "object",
                 "properties": {
-                    "cores": {"type": "integer", "minimum": 1},
-                    "memory_gb": {"type": "integer", "minimum": 0},
+                    "cores": {"type": "integer", "minimum": 1, "maximum": MAX_CORES},
+                    "memory_gb": {"type": "integer", "minimum": 0, "maximum": MAX_MEMORY_GB},
                 },
             }
         }
@@ -153,7 +169,7 @@ def _key(request: APIRequest):
     return request.auth.api_key
 
 
-class ControllerTokenAuth(HttpBearer):
+class ControllerTokenAuth(BearerScheme):
     """Authorization: Bearer <controller token> (heartbeats only)."""
 
     openapi_description = "A controller's own token, shown when it is registered."
@@ -173,6 +189,38 @@ CONTROLLER_ONLY = [
 ]
 
 
+# JSON nesting allowed in a request body: records are two levels deep; 32 leaves room.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+
+
+def json_too_deep(body: bytes, *, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text nests arrays and objects deeper than limit, found without
+    parsing it (the parser, and anything walking its result, recurse per level): strings
+    are cut out, then the innermost bracket pairs peeled off one level a pass."""
+    shape = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    for _ in range(limit):
+        peeled = _INNERMOST.sub(b"", shape)
+        if peeled == shape:  # empty, or unbalanced (the parser will say so)
+            return False
+        shape = peeled
+    return _INNERMOST.search(shape) is not None
+
+
+def unsupported_media_type(request: HttpRequest) -> JsonResponse | None:
+    """415 unless the body is declared JSON (a text/plain body is not parsed as JSON)."""
+    if request.content_type == "application/json":
+        return None
+    return error(
+        415,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+        field="Content-Type",
+    )
+
+
 def _json_body(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
     try:
         body = request.body
@@ -180,6 +228,13 @@ def _json_body(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
         return None, error(413, "too_large", "request body too large")
     if not body:
         return {}, None
+    if json_too_deep(body):
+        return None, error(
+            400,
+            "invalid_json",
+            f"the body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels",
+            field="body",
+        )
     try:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -244,12 +299,15 @@ def job_json(job: Job) -> dict[str, Any]:
         400: ErrorOut,
         409: ErrorOut,
         413: ErrorOut,
+        415: ErrorOut,
         429: IngestRefusedOut | ErrorOut,
     },
     openapi_extra={"requestBody": RECORDS_BODY},
 )
 def usage_records(request: APIRequest) -> HttpResponse:
     """POST /api/v1/usage/records: a batch of up to 1,000 records (DESIGN.md wire shape)."""
+    if (refused := unsupported_media_type(request)) is not None:
+        return refused
     body, problem = _json_body(request)
     if problem:
         return problem
@@ -289,11 +347,13 @@ def usage_records(request: APIRequest) -> HttpResponse:
     "/jobs",
     url_name="jobs_submit",
     summary="Submit a job",
-    response={200: JobOut, 201: JobOut, 400: ErrorOut},
+    response={200: JobOut, 201: JobOut, 400: ErrorOut, 415: ErrorOut},
     openapi_extra={"requestBody": JOB_BODY},
 )
 def jobs_submit(request: APIRequest) -> HttpResponse:
     """POST /api/v1/jobs: submit a job (a job record; status defaults to submitted)."""
+    if (refused := unsupported_media_type(request)) is not None:
+        return refused
     body, problem = _json_body(request)
     if problem:
         return problem
@@ -358,11 +418,20 @@ def _parse_core_hours(value: Any) -> Decimal | None:
     "/jobs/{client_id}/transition",
     url_name="jobs_transition",
     summary="Move a job along its lifecycle",
-    response={200: JobOut, 400: ErrorOut, 402: ErrorOut, 404: ErrorOut, 409: JobConflictOut},
+    response={
+        200: JobOut,
+        400: ErrorOut,
+        402: ErrorOut,
+        404: ErrorOut,
+        409: JobConflictOut,
+        415: ErrorOut,
+    },
     openapi_extra={"requestBody": TRANSITION_BODY},
 )
 def jobs_transition(request: APIRequest, client_id: str) -> HttpResponse:
     """POST /api/v1/jobs/<id>/transition {"status": ..., "at"?, "core_hours"?}."""
+    if (refused := unsupported_media_type(request)) is not None:
+        return refused
     body, problem = _json_body(request)
     if problem:
         return problem
@@ -388,12 +457,14 @@ def jobs_transition(request: APIRequest, client_id: str) -> HttpResponse:
     return JsonResponse(job_json(job))
 
 
-def _optional_count(body: dict, name: str) -> int | None:
+def _optional_count(body: dict, name: str, *, maximum: int) -> int | None:
     value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a whole number, not negative")
+    if value > maximum:
+        raise ValueError(f"{name} is too large (at most {maximum:,})")
     return value
 
 
@@ -415,7 +486,8 @@ def controller_heartbeat_view(request: HttpRequest) -> HttpResponse:
             return problem
     body = body if isinstance(body, dict) else {}
     try:
-        cores, memory = _optional_count(body, "cores"), _optional_count(body, "memory_gb")
+        cores = _optional_count(body, "cores", maximum=MAX_CORES)
+        memory = _optional_count(body, "memory_gb", maximum=MAX_MEMORY_GB)
     except ValueError as exc:
         return error(400, "invalid_heartbeat", str(exc))
     if cores == 0:

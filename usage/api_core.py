@@ -24,7 +24,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from ninja.throttling import BaseThrottle
 
-from accounts.models import APIKey, Membership, Organization, SessionToken
+from accounts.models import APIKey, APIKeyKind, Membership, Organization, SessionToken
 from accounts.request_context import organization_var
 from accounts.selectors import apikey_for_secret, session_token_for_secret
 from accounts.services import SESSION_TOKEN_PREFIX, apikey_mark_used, session_token_mark_used
@@ -113,11 +113,34 @@ class Principal:
         return self.membership is not None and self.membership.can_manage
 
 
+class BearerScheme(HttpBearer):
+    """HttpBearer without its DEBUG log line, which writes the whole Authorization header
+    (the credential) when the scheme is not "Bearer": nothing here logs a credential."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        scheme, _, token = request.headers.get(self.header, "").partition(" ")
+        if not scheme or scheme.lower() != self.openapi_scheme:
+            return None
+        return self.authenticate(request, token)
+
+
+INVALID_API_KEY = "invalid API key"
+INVALID_SESSION_TOKEN = "invalid session token"  # noqa: S105 - a message, not a secret
+
+
+def _personal_key_usable(key: APIKey) -> bool:
+    """A personal key works only while its person exists and is active (leaving revokes
+    it too: accounts.signals; this covers rows changed behind the services' back)."""
+    if key.kind != APIKeyKind.PERSONAL:
+        return True
+    return key.user is not None and key.user.is_active
+
+
 def _is_session_token(secret: str) -> bool:
     return secret.startswith(SESSION_TOKEN_PREFIX + "-")
 
 
-class ApiKeyAuth(HttpBearer):
+class ApiKeyAuth(BearerScheme):
     """Authorization: Bearer <API key>."""
 
     openapi_description = (
@@ -129,14 +152,14 @@ class ApiKeyAuth(HttpBearer):
         if _is_session_token(token):
             return None  # the next scheme's
         key = apikey_for_secret(secret=token)
-        if key is None:
-            raise CredentialRejected("invalid_api_key", "unknown API key")
-        if key.is_revoked:
-            raise CredentialRejected("invalid_api_key", "this API key was revoked")
+        # Unknown, revoked, or a personal key whose person left: one answer, so a leaked
+        # secret is not confirmed to have been valid once.
+        if key is None or key.is_revoked or not _personal_key_usable(key):
+            raise CredentialRejected("invalid_api_key", INVALID_API_KEY)
         return Principal(organization=key.organization, api_key=key)
 
 
-class SessionTokenAuth(HttpBearer):
+class SessionTokenAuth(BearerScheme):
     """Authorization: Bearer <account session token>."""
 
     openapi_description = (
@@ -150,10 +173,8 @@ class SessionTokenAuth(HttpBearer):
         if not _is_session_token(token):
             return None
         session = session_token_for_secret(secret=token)
-        if session is None:
-            raise CredentialRejected("invalid_session_token", "unknown session token")
-        if session.is_revoked:
-            raise CredentialRejected("session_token_revoked", "this session token was revoked")
+        if session is None or session.is_revoked:
+            raise CredentialRejected("invalid_session_token", INVALID_SESSION_TOKEN)
         if session.is_expired:
             raise CredentialRejected(
                 "session_token_expired",

@@ -4,6 +4,7 @@ the webhook secret, and delivery by email and webhook."""
 import json
 import logging
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -17,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Organization, User
+from accounts.text import REFUSED_CATEGORIES
 from billing.alerts.models import (
     AlertDelivery,
     AlertDismissal,
@@ -302,9 +304,18 @@ _SUBJECTS = {
 }
 
 
+def header_safe(text: str, *, limit: int = 200) -> str:
+    """Text fit for a mail header: control, bidi and zero-width characters (CR/LF among
+    them: a header break) become spaces, runs of spaces one; cut at limit."""
+    cleaned = "".join(
+        " " if unicodedata.category(char) in REFUSED_CATEGORIES else char for char in text
+    )
+    return " ".join(cleaned.split())[:limit]
+
+
 def alert_email_subject(notification: AlertNotification) -> str:
     figures = {"threshold": "", "controller": "", **notification.figures}
-    return _SUBJECTS[notification.kind].format(**figures)
+    return header_safe(_SUBJECTS[notification.kind].format(**figures))
 
 
 def alert_email_send(*, notification_id: int) -> AlertDelivery | None:
@@ -339,7 +350,9 @@ def alert_email_send(*, notification_id: int) -> AlertDelivery | None:
                 error="the organization has no owner or admin to mail",
             )
         message = EmailMessage(
-            subject=f"[Usage Console] {org.name}: {alert_email_subject(notification)}",
+            subject=header_safe(
+                f"[Usage Console] {org.name}: {alert_email_subject(notification)}", limit=250
+            ),
             body=(
                 f"{notification.message}\n\n"
                 f"Organization: {org.name}\n"

@@ -39,7 +39,7 @@ def alerts_page(request: OrgRequest) -> HttpResponse:
     org = request.organization
     can_manage = request.membership.can_manage
     settings_row = alert_settings_for(org=org) if can_manage else None
-    return render(
+    response = render(
         request,
         "billing/alerts.html",
         {
@@ -50,6 +50,9 @@ def alerts_page(request: OrgRequest) -> HttpResponse:
             "webhook_secret": settings_row.webhook_secret if settings_row else None,
         },
     )
+    # The page shows the webhook signing secret: never kept in a cache or the history.
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _form_page(request: OrgRequest, form: AlertRuleForm, rule=None, status: int = 200):

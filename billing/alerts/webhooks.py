@@ -5,12 +5,19 @@ organization's webhook secret, over "<timestamp>.<raw body>", comparing it with 
 signature header in constant time and refusing timestamps too far from its clock
 (replays): see webhook_signature_verify.
 
-Server-side request forgery: a URL whose host resolves to a private, loopback,
-link-local or otherwise non-public address is refused, when the rule is saved and
-again at every delivery; the request then connects to the very address that was
-checked, so a DNS answer that changes in between (rebinding) cannot redirect it.
-Redirects are not followed. ALERT_WEBHOOK_ALLOW_PRIVATE lifts the address check
-(for a receiver on the same host or network, and the tests' local receiver).
+Server-side request forgery: only global unicast addresses are called. IPv6 forms that
+carry an IPv4 address (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d, NAT64
+64:ff9b::/96, 6to4 2002::/16) are judged by that IPv4 address; the local-use NAT64
+prefix 64:ff9b:1::/48, site-local fec0::/10 and the IETF protocol assignments
+192.0.0.0/24 are refused outright, as is anything private, loopback, link-local,
+shared, reserved, multicast or unspecified. When a rule is saved only the URL's form is
+checked, and an address written in it (a name is not resolved then: the form must not
+tell what an internal name resolves to, nor make the request wait on DNS); at every
+delivery the host is resolved, every address checked, and the request connects to the
+very address that was checked, so a DNS answer that changes in between (rebinding)
+cannot redirect it. A refusal never says what a name resolved to. Redirects are not
+followed. ALERT_WEBHOOK_ALLOW_PRIVATE lifts the address check (for a receiver on the
+same host or network, and the tests' local receiver).
 """
 
 import hashlib
@@ -73,12 +80,38 @@ def _private_allowed() -> bool:
     return bool(getattr(settings, "ALERT_WEBHOOK_ALLOW_PRIVATE", False))
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_REFUSED_NETWORKS = (
+    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64 (RFC 8215)
+    ipaddress.ip_network("fec0::/10"),  # site-local (deprecated, still routed inside)
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments (incl. .9, .10)
+)
+REFUSED_MESSAGE = "webhooks go to public internet addresses only; this host is not one"
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 transition form carries, if it is one."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or (int(ip) >> 32 == 0 and int(ip) > 1):  # NAT64, IPv4-compatible
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def address_is_public(address: str) -> bool:
-    """Whether an IP address is globally routable (not private, loopback, link-local,
-    shared, reserved, multicast or unspecified; IPv4-mapped IPv6 judged as IPv4)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Whether an IP address is global unicast, after normalising the IPv6 forms that
+    carry an IPv4 address (see the module docstring)."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+        address.split("%", 1)[0]
+    )
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _REFUSED_NETWORKS):
+            return False
+        ip = _embedded_ipv4(ip) or ip
+    if any(ip in network for network in _REFUSED_NETWORKS):
+        return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -105,18 +138,14 @@ def webhook_target(url: str) -> WebhookTarget:
     try:
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise WebhookRefused(f"the host {parts.hostname} could not be resolved") from None
+        # The same words as a private answer: nothing about internal names leaks.
+        raise WebhookRefused(REFUSED_MESSAGE) from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
-        raise WebhookRefused(f"the host {parts.hostname} has no address")
-    if not _private_allowed():
-        # Every address must be public: a host with one private answer could be steered to it.
-        private = [a for a in addresses if not address_is_public(a)]
-        if private:
-            raise WebhookRefused(
-                f"{parts.hostname} resolves to a private, loopback or link-local address "
-                f"({private[0]}); webhooks go to public addresses only"
-            )
+        raise WebhookRefused(REFUSED_MESSAGE)
+    # Every address must be public: a host with one private answer could be steered to it.
+    if not _private_allowed() and not all(address_is_public(a) for a in addresses):
+        raise WebhookRefused(REFUSED_MESSAGE)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -124,8 +153,29 @@ def webhook_target(url: str) -> WebhookTarget:
 
 
 def webhook_url_check(url: str) -> None:
-    """Raise WebhookRefused when the URL may not receive alerts."""
-    webhook_target(url)
+    """Raise WebhookRefused when the URL may not receive alerts, judging what can be
+    judged without resolving the name (scheme, credentials, port, an address written in
+    the URL, localhost): deliveries check the resolved addresses (webhook_target)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookRefused("use an http:// or https:// URL with a host name")
+    if parts.username or parts.password:
+        raise WebhookRefused("put no credentials in the URL; deliveries are signed instead")
+    try:
+        parts.port  # noqa: B018 - raises ValueError when out of range
+    except ValueError:
+        raise WebhookRefused("the port is not valid") from None
+    if _private_allowed():
+        return
+    host = parts.hostname.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        raise WebhookRefused(REFUSED_MESSAGE)
+    try:
+        literal = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return  # a name: resolved and checked at every delivery
+    if not address_is_public(str(literal)):
+        raise WebhookRefused(REFUSED_MESSAGE)
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

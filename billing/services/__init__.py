@@ -21,6 +21,7 @@ from billing.services.ledger import (
 )
 from billing.services.payments import (
     PaymentError,
+    StripeEventMalformed,
     credits_purchase,
     payment_confirm,
     payment_prepare,
@@ -30,6 +31,7 @@ from billing.services.payments import (
 )
 
 __all__ = [
+    "StripeEventMalformed",
     "IdempotencyConflict",
     "InsufficientCredits",
     "LedgerError",

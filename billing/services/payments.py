@@ -6,6 +6,7 @@ times a payment is confirmed, settled by a webhook or replayed, it buys credits 
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -292,10 +293,33 @@ STRIPE_PAID_EVENTS = {"checkout.session.completed", "checkout.session.async_paym
 STRIPE_FAILED_EVENTS = {"checkout.session.expired", "checkout.session.async_payment_failed"}
 
 
+class StripeEventMalformed(ValueError):
+    """A correctly signed event whose body is not shaped like Stripe's (nothing applied)."""
+
+
+def _stripe_session(event: Any) -> dict:
+    """The event's checkout session, its fields' types checked (StripeEventMalformed)."""
+    if not isinstance(event, dict) or not isinstance(event.get("type", ""), str):
+        raise StripeEventMalformed("the event is not an object with a type")
+    data = event.get("data") or {}
+    session = data.get("object") if isinstance(data, dict) else None
+    session = {} if session is None and not data else session
+    if not isinstance(session, dict):
+        raise StripeEventMalformed("data.object is not an object")
+    amount = session.get("amount_total")
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
+        raise StripeEventMalformed("amount_total is not a whole number")
+    for name in ("id", "currency", "payment_intent", "payment_status"):
+        if session.get(name) is not None and not isinstance(session[name], str):
+            raise StripeEventMalformed(f"{name} is not a string")
+    return session
+
+
 def stripe_event_apply(*, event: dict) -> Payment | None:
-    """Apply a verified Stripe event to its payment (other events are ignored)."""
+    """Apply a verified Stripe event to its payment (other events are ignored);
+    StripeEventMalformed when its body does not have Stripe's shape."""
+    session = _stripe_session(event)
     kind = event.get("type", "")
-    session = (event.get("data") or {}).get("object") or {}
     if kind in STRIPE_PAID_EVENTS and session.get("payment_status") == "paid":
         return payment_settle_from_provider(
             provider="stripe",

@@ -48,6 +48,8 @@ class ReconcileReport:
     days_checked: int = 0
     days_skipped: int = 0  # dirtied while the run went (they read raw until recomputed)
     issues: list[ReconciliationIssue] = field(default_factory=list)
+    # Organizations whose check raised (recorded as SweepFailure rows; the rest went on).
+    failed_organizations: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -274,26 +276,41 @@ def reconcile_all(
     if org_slug is not None:
         orgs = orgs.filter(slug=org_slug)
     for org in orgs.iterator():
-        one = reconcile_organization(org=org, days=days, now=now)
+        try:
+            one = reconcile_organization(org=org, days=days, now=now)
+        except Exception as exc:  # one organization's failure never stops the others
+            from billing.sweeps import sweep_failure_record
+
+            sweep_failure_record(
+                org_id=org.pk, sweep="reconcile", target="", error=exc, attempt=1, final=True
+            )
+            report.failed_organizations.append(org.slug)
+            continue
         report.organizations += 1
         report.balances_checked += one.balances_checked
         report.days_checked += one.days_checked
         report.days_skipped += one.days_skipped
         report.issues.extend(one.issues)
-    duration_ms = round((timezone.now() - started).total_seconds() * 1000)
+    reconcile_report(report, started=started)
+    return report
+
+
+def reconcile_report(report: ReconcileReport, *, started=None) -> None:
+    """Log the run's outcome; mail the operators when something does not match."""
+    duration_ms = round((timezone.now() - (started or timezone.now())).total_seconds() * 1000)
     logger.log(
-        logging.ERROR if report.issues else logging.INFO,
+        logging.ERROR if report.issues or report.failed_organizations else logging.INFO,
         "billing.reconcile.done",
         extra={
             "organizations": report.organizations,
             "days_checked": report.days_checked,
             "issues": len(report.issues),
+            "failed_organizations": len(report.failed_organizations),
             "duration_ms": duration_ms,
         },
     )
     if report.issues:
         _operators_alert(report)
-    return report
 
 
 def _operators_alert(report: ReconcileReport) -> None:
@@ -317,5 +334,6 @@ __all__ = [
     "reconcile_all",
     "reconcile_balance",
     "reconcile_organization",
+    "reconcile_report",
     "reconcile_rollup_day",
 ]

@@ -178,7 +178,7 @@ def test_session_token_calls(world):
     client = Client(console.default_client().base_url, session_token=world.token_secret)
     with pytest.raises(console.AuthenticationError) as revoked:
         client.get_credits_balance()
-    assert revoked.value.code == "session_token_revoked"
+    assert revoked.value.code == "invalid_session_token"
 
 
 def test_an_expired_token_raises_its_own_error(world):

@@ -32,6 +32,7 @@ from accounts.models import Role, Tier
 from accounts.services import session_token_issue
 from billing.models import Payment, PriceModel
 from tests.factories import grant_credits, make_api_key, make_controller, make_member, make_org
+from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import Job, MatchingRun, Query, WorkerSession
 from usage.services.ingest import MAX_BATCH_RECORDS
 
@@ -133,9 +134,27 @@ wrong_types = st.one_of(
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 not_finite = st.sampled_from([math.nan, math.inf, -math.inf])
+# The extremes every numeric field is tried with (each past every bound in usage/limits.py).
+EXTREMES = (2**31, 2**53, 2**63, 10**30)
+extreme_integers = st.sampled_from(EXTREMES)
 huge_numbers = st.one_of(
-    st.integers(min_value=10**13, max_value=10**40),
-    st.floats(min_value=1e13, max_value=1e308),
+    extreme_integers,
+    st.integers(min_value=int(MAX_CORE_HOURS) + 1, max_value=10**40),
+    st.floats(min_value=float(MAX_CORE_HOURS) * 1.001, max_value=1e308),
+)
+# Control characters (CR/LF, escape), bidirectional overrides and isolates, zero-width
+# characters and line separators, somewhere in otherwise fine text.
+INVISIBLE = (
+    "\r\n\t\x1b\x07\x7f\u0085"  # controls
+    "\u200e\u200f\u202a\u202e\u2066\u2069"  # bidi marks, overrides, isolates
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad"  # zero-width, soft hyphen
+    "\u2028\u2029"  # line and paragraph separators
+)
+invisible_text = st.builds(
+    lambda before, char, after: before + char + after,
+    st.text(alphabet="abc-01", max_size=4),
+    st.sampled_from(INVISIBLE),
+    st.text(alphabet="abc-01", min_size=1, max_size=4),
 )
 unstorable_text = st.one_of(
     st.text(max_size=5).map(lambda s: s + "\x00"),
@@ -173,6 +192,8 @@ bad_times = st.one_of(
 
 def bad_integer(*, minimum: int, maximum: int):
     return st.one_of(
+        extreme_integers,
+        st.sampled_from(EXTREMES).map(float),
         st.integers(max_value=minimum - 1),
         st.integers(min_value=maximum + 1, max_value=maximum * 10**6),
         st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
@@ -187,6 +208,7 @@ def bad_text(*, choices=None, max_length: int, required: bool):
     options = [
         st.text(min_size=max_length + 1, max_size=max_length + 20),
         unstorable_text,
+        invisible_text,
         st.integers(),
         st.floats(),
         wrong_types,
@@ -203,8 +225,8 @@ BAD_FIELDS: dict[str, dict[str, st.SearchStrategy]] = {
     "query": {
         "occurred_at": bad_times,
         "model": bad_text(choices=MODELS, max_length=100, required=True),
-        "input_tokens": bad_integer(minimum=0, maximum=10**12),
-        "output_tokens": bad_integer(minimum=0, maximum=10**12),
+        "input_tokens": bad_integer(minimum=0, maximum=MAX_TOKENS),
+        "output_tokens": bad_integer(minimum=0, maximum=MAX_TOKENS),
         "endpoint": bad_text(max_length=200, required=False),
         "member": bad_text(max_length=254, required=False),
     },
@@ -215,7 +237,7 @@ BAD_FIELDS: dict[str, dict[str, st.SearchStrategy]] = {
     },
     "matching": {
         "task": bad_text(choices=("IDR", "CDM"), max_length=3, required=True),
-        "num_records": bad_integer(minimum=0, maximum=2**62),
+        "num_records": bad_integer(minimum=0, maximum=MAX_NUM_RECORDS),
         "started_at": bad_times,
         "ended_at": bad_times,
     },
@@ -225,7 +247,7 @@ BAD_FIELDS: dict[str, dict[str, st.SearchStrategy]] = {
             max_length=20,
             required=True,
         ),
-        "cores": bad_integer(minimum=1, maximum=1_000_000),
+        "cores": bad_integer(minimum=1, maximum=MAX_CORES),
         "controller": st.one_of(
             bad_text(max_length=100, required=False), st.just("no-such-controller")
         ),
@@ -247,6 +269,7 @@ BAD_ID = st.one_of(
     st.sampled_from(["", "  "]),
     st.text(min_size=201, max_size=230),
     unstorable_text,
+    invisible_text,
     st.integers(),
     wrong_types,
 )

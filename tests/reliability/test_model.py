@@ -164,15 +164,10 @@ class Model:
     def ingest(self, records: list[dict]) -> dict:
         """What the service must answer: accepted, duplicates, rejected (index, field)."""
         accepted, duplicates, rejected = [], [], []
-        seen: set = set()
         total = Decimal(0)
         changes = []
-        for index, record in enumerate(records):
+        for index, record in self._batch_merged(records, duplicates, rejected):
             key = (record["kind"], record["id"])
-            if key in seen:
-                duplicates.append(record["id"])
-                continue
-            seen.add(key)
             existing = self.records.get(key)
             moves_forward = (
                 existing is not None
@@ -194,7 +189,34 @@ class Model:
             for day in self.records[key].days_touched:
                 self.rolled.discard(day)
         self.balance -= total
+        rejected.sort()
         return {"accepted": accepted, "duplicates": sorted(duplicates), "rejected": rejected}
+
+    @staticmethod
+    def _batch_merged(records: list[dict], duplicates: list, rejected: list) -> list:
+        """The batch with each id once, at its first index: a later record for a job in
+        the same batch with a later status moves it forward (the first submission time
+        stays), an equal or earlier one is a duplicate, another end a conflict."""
+        first: dict = {}
+        for index, record in enumerate(records):
+            key = (record["kind"], record["id"])
+            if key not in first:
+                first[key] = (index, record)
+                continue
+            at, earlier = first[key]
+            if record["kind"] != "job" or not _forward(earlier["status"], record["status"]):
+                if record["kind"] == "job" and _other_end(earlier["status"], record["status"]):
+                    rejected.append((index, "status"))
+                else:
+                    duplicates.append(record["id"])
+                continue
+            merged = {**record, "submitted_at": earlier["submitted_at"]}
+            merged["_submitted"] = earlier["_submitted"]
+            merged["controller"] = record.get("controller") or earlier.get("controller")
+            if merged["controller"] is None:
+                del merged["controller"]
+            first[key] = (at, merged)
+        return sorted(first.values(), key=lambda pair: pair[0])
 
     def _stored(self, record: dict, credits: Decimal, core_hours: Decimal) -> Stored:
         kind = record["kind"]
@@ -248,6 +270,10 @@ STEP_OF = {"submitted": 0, "running": 1, "completed": 2, "failed": 2, "cancelled
 
 def _forward(current: str, wanted: str) -> bool:
     return STEP_OF[wanted] > STEP_OF[current]
+
+
+def _other_end(current: str, wanted: str) -> bool:
+    return current != wanted and STEP_OF[wanted] == STEP_OF[current] == 2
 
 
 # --- Random operations ----------------------------------------------------------------------

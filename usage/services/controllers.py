@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.services import secret_generate, secret_hash
+from accounts.text import invisible_character, invisible_character_message
+from usage.limits import MAX_CORES, MAX_MEMORY_GB
 from usage.models import Controller
 
 CONTROLLER_TOKEN_PREFIX = "ctl"  # noqa: S105 - a prefix, not a secret
@@ -29,6 +31,10 @@ def controller_register(
         raise ValueError("A controller needs a name")
     if cores < 1 or memory_gb < 0:
         raise ValueError("Cores must be at least 1 and memory not negative")
+    if cores > MAX_CORES or memory_gb > MAX_MEMORY_GB:
+        raise ValueError(f"At most {MAX_CORES:,} cores and {MAX_MEMORY_GB:,} GB of memory")
+    if (refused := invisible_character(name)) is not None:
+        raise ValueError("The name " + invisible_character_message(refused))
     if Controller.objects.filter(organization=org, name=name).exists():
         raise ValueError(f"There is already a controller named {name!r}")
     token = token or secret_generate(prefix=CONTROLLER_TOKEN_PREFIX)
@@ -61,7 +67,12 @@ def controller_heartbeat(
     cores: int | None = None,
     memory_gb: int | None = None,
 ) -> Controller:
-    """Record that the controller is alive (and its capacity, when it reports one)."""
+    """Record that the controller is alive (and its capacity, when it reports one, within
+    usage/limits.py's bounds: ValueError past them)."""
+    if (cores is not None and not 1 <= cores <= MAX_CORES) or (
+        memory_gb is not None and not 0 <= memory_gb <= MAX_MEMORY_GB
+    ):
+        raise ValueError(f"cores 1 to {MAX_CORES:,}, memory_gb 0 to {MAX_MEMORY_GB:,}")
     controller.last_heartbeat_at = at or timezone.now()
     fields = ["last_heartbeat_at"]
     if cores is not None:

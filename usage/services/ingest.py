@@ -44,9 +44,11 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from accounts.models import APIKey, APIKeyKind, Organization
+from accounts.text import invisible_character, invisible_character_message
 from billing.models import EntryKind, PriceModel
 from billing.selectors import credit_balance
 from billing.services import ledger_post
+from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import (
     CLIENT_ID_MAX,
     JOB_STATUS_STEP,
@@ -78,15 +80,13 @@ logger = logging.getLogger(__name__)
 MAX_BATCH_RECORDS = 1000
 KINDS = ("query", "worker_session", "matching", "job")
 _MAX_INT = 2**62
-# Bounds that keep every stored sum inside its column: tokens per field (input plus
-# output fits a bigint, and their credits the ledger's numeric), billed core-hours per
-# job (core_hours numeric(18, 6), credits numeric(24, 10)).
-_MAX_TOKENS = 10**12
-MAX_CORE_HOURS = Decimal(10**9)
+# Bounds that keep every stored figure and every rollup sum of it inside its column:
+# usage/limits.py says how they were chosen.
+_MAX_TOKENS = MAX_TOKENS
 # The read API's ranges start at the Unix epoch; older times also overflow day
 # arithmetic in time zones east of UTC.
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_CORES = 1_000_000
+_MAX_CORES = MAX_CORES
 
 
 def max_future_skew() -> timedelta:
@@ -217,6 +217,10 @@ def _storable_text(name: str, value: str) -> None:
         raise _Invalid(name, "must not contain NUL characters")
     if not _encodable(value):
         raise _Invalid(name, "must be valid Unicode text (no lone surrogates)")
+    # Names reach pages, CSV and email headers: no CR/LF, bidi overrides, zero-widths.
+    refused = invisible_character(value)
+    if refused is not None:
+        raise _Invalid(name, invisible_character_message(refused))
 
 
 def _string(record: dict, name: str, *, max_length: int, required: bool = True) -> str | None:
@@ -328,7 +332,7 @@ def _parse_matching(ctx: _Context, record: dict) -> dict:
     task = _string(record, "task", max_length=3)
     if task not in MatchingTask.values:
         raise _Invalid("task", f"must be one of {', '.join(MatchingTask.values)}")
-    num_records = _integer(record, "num_records")
+    num_records = _integer(record, "num_records", maximum=MAX_NUM_RECORDS)
     started_at = ctx.time(record, "started_at")
     ended_at = ctx.time(record, "ended_at")
     assert started_at is not None and ended_at is not None
@@ -349,7 +353,7 @@ def _parse_job(ctx: _Context, record: dict) -> dict:
     cores = _integer(record, "cores", minimum=1)
     assert cores is not None
     if cores > _MAX_CORES:
-        raise _Invalid("cores", "is too large")
+        raise _Invalid("cores", f"is too large (at most {_MAX_CORES:,})")
     controller = None
     name = _string(record, "controller", max_length=100, required=False)
     if name is not None:
@@ -513,7 +517,9 @@ def usage_records_ingest(
             kind = record.get("kind")
             if kind not in KINDS:
                 raise _Invalid("kind", f"must be one of {', '.join(KINDS)}")
-            if client_id in candidates[kind]:
+            if kind == "job" and "/" in client_id:
+                raise _Invalid("id", "a job id must not contain '/' (it goes in a URL path)")
+            if client_id in candidates[kind] and kind != "job":
                 # The same id twice in one batch: the first one counts.
                 result.duplicates.append(client_id)
                 continue
@@ -531,6 +537,11 @@ def usage_records_ingest(
                 candidate.values = _parse_job(ctx, record)
         except _Invalid as invalid:
             result.rejected.append(Rejection(index, client_id, invalid.field, invalid.error))
+            continue
+        if kind == "job" and client_id in candidates["job"]:
+            conflict = _job_batch_merge(candidates["job"][client_id], candidate, result)
+            if conflict is not None:
+                result.rejected.append(Rejection(index, client_id, "status", conflict))
             continue
         candidates[kind][client_id] = candidate
         order.append((index, kind, client_id))
@@ -758,6 +769,30 @@ def _spans_touched(
     for job, _c in job_updates:
         spans.add((job.submitted_at, job.submitted_at))
     return spans
+
+
+def _job_batch_merge(earlier: _Candidate, later: _Candidate, result: IngestResult) -> str | None:
+    """A second record for a job already in this batch: a later status moves the batch's
+    job forward (as it would a stored job: the first record's submission time stays, the
+    start and controller carry over unless the later record gives them); an equal or
+    earlier status is a duplicate. Returns why the two conflict (two different ends),
+    else None. The merged record keeps the first one's place in the batch."""
+    now, wanted = earlier.values["status"], later.values["status"]
+    step_now, step_wanted = JOB_STATUS_STEP[now], JOB_STATUS_STEP[wanted]
+    if step_wanted < step_now or now == wanted:
+        result.duplicates.append(later.client_id)
+        return None
+    if step_wanted == step_now:
+        return (
+            f"job {later.client_id!r} already ended {now} in this batch; it cannot become {wanted}"
+        )
+    earlier.values = {
+        **later.values,
+        "submitted_at": earlier.values["submitted_at"],
+        "started_at": later.values["started_at"] or earlier.values["started_at"],
+        "controller": later.values["controller"] or earlier.values["controller"],
+    }
+    return None
 
 
 def _merged_job_values(job: Job | None, values: dict) -> dict:

@@ -37,6 +37,8 @@ class Command(BaseCommand):
         report = reconcile_all(days=days, org_slug=org)
         for issue in report.issues:
             self.stderr.write(f"MISMATCH {issue.message} (issue #{issue.pk})")
+        for slug in report.failed_organizations:
+            self.stderr.write(f"FAILED {slug}: the check raised (see Sweep failures in admin)")
         self.stdout.write(
             f"Reconciled {report.organizations} organization(s): {report.balances_checked} "
             f"balance(s), {report.days_checked} rollup day(s) checked"
@@ -47,8 +49,11 @@ class Command(BaseCommand):
             )
             + f"; {len(report.issues)} mismatch(es) in {time.monotonic() - started:.1f}s"
         )
-        if report.issues:
+        if report.issues or report.failed_organizations:
+            failed = len(report.failed_organizations)
             raise CommandError(
-                f"{len(report.issues)} mismatch(es) found; nothing was changed",
+                f"{len(report.issues)} mismatch(es) found"
+                + (f", {failed} organization(s) failed to check" if failed else "")
+                + "; nothing was changed",
                 returncode=MISMATCH_EXIT_CODE,
             )
