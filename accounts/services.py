@@ -14,6 +14,7 @@ from accounts.models import (
     SESSION_TOKEN_LIFETIME_DAYS,
     APIKey,
     APIKeyKind,
+    ColorScheme,
     IdempotencyRecord,
     Membership,
     Organization,
@@ -277,3 +278,12 @@ def idempotency_record_save(
             )
     except IntegrityError:
         return IdempotencyRecord.objects.get(organization=org, endpoint=endpoint, key=key)
+
+
+def user_color_scheme_set(*, user: User, color_scheme: str) -> User:
+    """Remember the user's colour scheme ("" follows the device); refuses unknown values."""
+    if color_scheme not in ColorScheme.values:
+        raise ValueError(f"unknown colour scheme {color_scheme!r}")
+    user.color_scheme = color_scheme
+    user.save(update_fields=["color_scheme"])
+    return user

@@ -1,6 +1,8 @@
 from django.contrib import messages
-from django.http import HttpResponse
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.forms import APIKeyCreateForm
@@ -13,6 +15,7 @@ from accounts.services import (
     session_token_issue,
     session_token_renew,
     session_token_revoke,
+    user_color_scheme_set,
 )
 from console.http import OrgRequest, org_view
 
@@ -140,3 +143,18 @@ def session_token_revoke_view(request: OrgRequest, token_id: int) -> HttpRespons
     session_token_revoke(token=token)
     messages.success(request, f"Revoked {token.display}.")
     return redirect("accounts:session_tokens", org_slug=request.organization.slug)
+
+
+@login_required
+@require_POST
+def color_scheme_set(request: HttpRequest) -> HttpResponse:
+    """The session chip's Appearance buttons: remember the choice, go back to the page."""
+    try:
+        user_color_scheme_set(user=request.user, color_scheme=request.POST.get("color_scheme", ""))
+    except ValueError:
+        return HttpResponseBadRequest("Unknown colour scheme")
+    back = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return redirect(back if safe else "home")

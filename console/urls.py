@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.views import color_scheme_set
 from console import views
 
 org_patterns = [
@@ -20,6 +21,7 @@ urlpatterns = [
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
         name="login",
     ),
+    path("accounts/color-scheme/", color_scheme_set, name="color_scheme"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("webhooks/", include("billing.webhook_urls")),
