@@ -115,7 +115,8 @@ def timeline_summary(days: Sequence[JobDay]) -> str:
     core_hours = sum((d.core_hours for d in days), start=Decimal(0))
     text = (
         f"{submitted:,} job{'s' if submitted != 1 else ''} submitted and "
-        f"{core_hours:,.1f} core-hours billed over the last {len(days)} days"
+        f"{core_hours:,.1f} core-hours billed over the last "
+        f"{len(days)} day{'s' if len(days) != 1 else ''}"
     )
     busiest = max(days, key=lambda d: (d.submitted, d.day), default=None)
     if busiest is not None and busiest.submitted:

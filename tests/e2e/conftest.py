@@ -85,6 +85,7 @@ AXE_OPTIONS = {
     },
     "resultTypes": ["violations"],
 }
+NARROWEST = 360  # the narrowest phone the console is laid out for
 _CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-plotly-figure]')]
     .every(el => el.querySelector('.main-svg'))"""
 _TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
@@ -147,3 +148,16 @@ class Screen:
                     path=ARTIFACTS / f"{self.viewport}-{scheme}-{name}.png", full_page=True
                 )
         page.emulate_media(color_scheme="light")
+        if self.viewport == "phone":
+            self._fits_at(NARROWEST, name)
+
+    def _fits_at(self, width: int, name: str) -> None:
+        """No sideways scrolling at the narrowest phone either (a resize, no reload)."""
+        page = self.page
+        size = page.viewport_size
+        page.set_viewport_size({"width": width, "height": size["height"]})
+        page.evaluate(_TWO_FRAMES)
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        if scroll > width:
+            self.problems.append(f"{width}px {name}: scrollWidth {scroll} > {width}")
+        page.set_viewport_size(size)
