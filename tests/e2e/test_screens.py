@@ -1,6 +1,6 @@
 """Every screen, on a phone (390 px, and 360 px for width) and a desktop, light and dark:
-no sideways scrolling, zero
-axe-core violations (WCAG 2.2 AA and best practices), and the dark palette applied.
+no sideways scrolling, zero axe-core violations (WCAG 2.2 AA and best practices), and
+the dark palette applied.
 
 One browser, one seeded organization and one login per viewport; each screen is checked
 in both colour schemes without reloading (emulated prefers-color-scheme), and all the
