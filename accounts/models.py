@@ -30,6 +30,14 @@ class UserManager(BaseUserManager["User"]):
         return self._create_user(email, password, **extra)
 
 
+class ColorScheme(models.TextChoices):
+    """The console's colours: the device's preference ("System") or one chosen for good."""
+
+    SYSTEM = "", "System"
+    LIGHT = "light", "Light"
+    DARK = "dark", "Dark"
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who logs in by email; belongs to organizations through memberships."""
 
@@ -38,6 +46,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Remembered per user, on every device they log in from (the session chip sets it).
+    color_scheme = models.CharField(
+        max_length=5, choices=ColorScheme.choices, blank=True, default=ColorScheme.SYSTEM
+    )
 
     objects = UserManager()
 

@@ -14,6 +14,7 @@ from accounts.models import (
     SESSION_TOKEN_LIFETIME_DAYS,
     APIKey,
     APIKeyKind,
+    ColorScheme,
     IdempotencyRecord,
     Membership,
     Organization,
@@ -323,3 +324,26 @@ def idempotency_record_save(
             )
     except IntegrityError:
         return IdempotencyRecord.objects.get(organization=org, endpoint=endpoint, key=key)
+
+
+def user_color_scheme_set(*, user: User, color_scheme: str) -> User:
+    """Remember the user's colour scheme ("" follows the device); refuses unknown values."""
+    if color_scheme not in ColorScheme.values:
+        raise ValueError(f"unknown colour scheme {color_scheme!r}")
+    user.color_scheme = color_scheme
+    user.save(update_fields=["color_scheme"])
+    return user
+
+
+@transaction.atomic
+def operator_ensure(*, email: str, password: str) -> User:
+    """A platform operator (a superuser for Django admin), as createsuperuser makes one;
+    found again by email, so running it twice changes nothing."""
+    email = User.objects.normalize_email(email).lower()
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        return User.objects.create_superuser(email=email, password=password)
+    if not (user.is_staff and user.is_superuser):
+        user.is_staff = user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+    return user

@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import PasswordResetView
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.client_ip import client_ip
@@ -16,6 +18,7 @@ from accounts.services import (
     session_token_issue,
     session_token_renew,
     session_token_revoke,
+    user_color_scheme_set,
 )
 from accounts.throttle import throttle_hit
 from console.http import OrgRequest, org_view
@@ -175,3 +178,18 @@ class ThrottledPasswordResetView(PasswordResetView):
         ):
             return super().form_valid(form)
         return HttpResponseRedirect(self.get_success_url())
+
+
+@login_required
+@require_POST
+def color_scheme_set(request: HttpRequest) -> HttpResponse:
+    """The session chip's Appearance buttons: remember the choice, go back to the page."""
+    try:
+        user_color_scheme_set(user=request.user, color_scheme=request.POST.get("color_scheme", ""))
+    except ValueError:
+        return HttpResponseBadRequest("Unknown colour scheme")
+    back = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return redirect(back if safe else "home")

@@ -31,6 +31,7 @@ def spend_by_month_figure(months: Sequence[MonthSpend]) -> dict | None:
             x=[m.month.strftime("%b %Y") for m in months],
             y=[float(m.spend) for m in months],
             marker_color="#2456d6",
+            meta="accent",  # console.js colours it with the page's palette
             hovertemplate="%{x}: %{y:,.2f} credits<extra></extra>",
         )
     )
@@ -50,6 +51,7 @@ def spend_by_model_figure(models: Sequence[ModelSpend]) -> dict | None:
             y=[m.model_name or UNATTRIBUTED_MODEL for m in rows],
             orientation="h",
             marker_color="#067647",
+            meta="good",
             hovertemplate="%{y}: %{x:,.2f} credits<extra></extra>",
         )
     )

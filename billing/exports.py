@@ -19,7 +19,9 @@ def csv_cell(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Decimal | int | float):
+    if isinstance(value, Decimal):
+        return format(value, "f")  # exact, and never an exponent ("1E-10")
+    if isinstance(value, int | float):
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()

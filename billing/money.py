@@ -1,10 +1,13 @@
 """The one place credits are rounded, and conversions between money and credits."""
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 
 CREDIT_QUANTUM = Decimal("1e-10")
+CENT = Decimal("0.01")
+# Amounts below a cent (a query's token price) show this many significant digits.
+SUB_CENT_DIGITS = 2
 
 
 def credits_round(value: Decimal) -> Decimal:
@@ -20,3 +23,33 @@ def credits_per_dollar() -> Decimal:
 def credits_for_minor_units(amount_minor: int) -> Decimal:
     """Credits bought by a payment of amount_minor cents."""
     return credits_round(Decimal(amount_minor) / 100 * credits_per_dollar())
+
+
+def credits_display(value: Decimal, *, signed: bool = False) -> str:
+    """A credit amount for people: grouped with two decimals from a cent up, and two
+    significant digits below a cent (0.000048), so a fraction of a cent never reads 0.00.
+
+    Display only (half up, as people round); the ledger keeps the exact amount, shown by
+    credits_exact. `signed` puts "+" before a positive amount (ledger credits).
+    """
+    value = Decimal(value)
+    shown = value
+    if value and abs(value) < CENT:
+        digits = Decimal(1).scaleb(value.adjusted() - (SUB_CENT_DIGITS - 1))
+        shown = value.quantize(digits, rounding=ROUND_HALF_UP)
+    if value.is_zero() or abs(shown) >= CENT:
+        # A sub-cent amount that rounds up to a cent reads as one (0.00999 -> 0.01).
+        text = f"{value.quantize(CENT, rounding=ROUND_HALF_UP):,.2f}"
+    else:
+        text = format(shown, "f")
+    if text.startswith("-") and not text.strip("-0.,"):
+        text = text[1:]  # no "-0.00"
+    return f"+{text}" if signed and value > 0 and text.strip("0.,") else text
+
+
+def credits_exact(value: Decimal) -> str:
+    """The exact amount, grouped, without trailing zeros past the cents (1,234.5 -> 1,234.50)."""
+    value = Decimal(value).normalize()
+    if value.as_tuple().exponent > -2:  # type: ignore[operator]
+        value = value.quantize(CENT)
+    return f"{value:,f}" if not value.is_zero() else "0.00"

@@ -84,13 +84,17 @@ def finance_dashboard(request: OrgRequest) -> HttpResponse:
     ledger = Paginator(ledger_entries(org=org), LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     if request.htmx and request.htmx.target == "ledger":
         return render(request, "billing/dashboard.html#ledger", {"ledger": ledger})
+    months, models = spend_by_month(org=org), spend_by_model(org=org)
     context = {
         "nav": "finance",
         "overview": finance_overview(org=org),
         "payments": payment_history(org=org),
         "ledger": ledger,
-        "month_figure": charts.spend_by_month_figure(spend_by_month(org=org)),
-        "model_figure": charts.spend_by_model_figure(spend_by_model(org=org)),
+        # Each chart's figures are also a table on the page (its text alternative).
+        "month_spend": months,
+        "model_spend": models,
+        "month_figure": charts.spend_by_month_figure(months),
+        "model_figure": charts.spend_by_model_figure(models),
         "can_manage": request.membership.can_manage,
         "is_owner": request.membership.role == Role.OWNER,
     }

@@ -2,19 +2,25 @@
 
 from django.http import HttpRequest
 
+from accounts.models import ColorScheme
 from accounts.selectors import memberships_of
 
 
 def session_chip(request: HttpRequest) -> dict:
     organization = getattr(request, "organization", None)
     user = getattr(request, "user", None)
-    if organization is None or user is None or not user.is_authenticated:
+    if user is None or not user.is_authenticated:
         return {}
+    # The user's remembered colour scheme ("" follows the device): on every page, admin too.
+    scheme = {"color_scheme": user.color_scheme, "color_scheme_choices": ColorScheme.choices}
+    if organization is None:
+        return scheme
     from billing.selectors import account_summary
     from usage.panel_selectors import core_hour_balance
 
     chip = account_summary(org=organization)
     return {
+        **scheme,
         "current_org": organization,
         "current_membership": request.membership,
         "chip": chip,

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from accounts.models import Organization, Role, Tier
-from accounts.services import membership_set, organization_create, user_get_or_create
+from accounts.services import (
+    membership_set,
+    operator_ensure,
+    organization_create,
+    user_get_or_create,
+)
 from billing.demo import billing_demo_auto_recharge, billing_demo_events
 
 DEMO_PASSWORD = "demo-usage-console"  # noqa: S105 - printed for the demo login on purpose
@@ -28,6 +33,8 @@ MAIN = DemoOrg("acme-labs", "Acme Labs", Tier.STARTUP, "owner@acme.example")
 SANDBOX = DemoOrg("acme-sandbox", "Acme Sandbox", Tier.FREE, "owner@acme.example")
 # A smaller organization the demo owner does NOT belong to: try opening its pages.
 OTHER = DemoOrg("globex", "Globex", Tier.DEVELOPER, "owner@globex.example")
+# The platform's operator: Django admin (/admin/), across every organization.
+OPERATOR_EMAIL = "operator@usage-console.example"
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class DemoLogins:
     other_organization: Organization
     other_email: str
     api_key: str = ""  # a working workspace key of the demo organization
+    operator_email: str = OPERATOR_EMAIL  # a superuser for Django admin, same password
 
 
 def _ensure(spec: DemoOrg) -> Organization:
@@ -59,6 +67,7 @@ def demo_seed() -> DemoLogins:
     main = _ensure(MAIN)
     _ensure(SANDBOX)
     other = _ensure(OTHER)
+    operator_ensure(email=OPERATOR_EMAIL, password=DEMO_PASSWORD)
     for email, role in [("ana@acme.example", Role.ADMIN), ("ben@acme.example", Role.MEMBER)]:
         user, _ = user_get_or_create(email=email, password=DEMO_PASSWORD)
         if not user.memberships.filter(organization=main).exists():

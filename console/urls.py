@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from accounts.views import ThrottledPasswordResetView
+from accounts.views import ThrottledPasswordResetView, color_scheme_set
 from console import views
 
 org_patterns = [
@@ -26,6 +26,7 @@ urlpatterns = [
         ThrottledPasswordResetView.as_view(),
         name="password_reset",
     ),
+    path("accounts/color-scheme/", color_scheme_set, name="color_scheme"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("webhooks/", include("billing.webhook_urls")),

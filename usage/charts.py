@@ -6,13 +6,16 @@ plotly.js served from static/. template "none" keeps each figure a few kilobytes
 
 import zlib
 from collections.abc import Sequence
+from decimal import Decimal
 
 import plotly.graph_objects as go
 
 from usage.panel_selectors import JobDay, TokenTrend
 
+# The light palette's chart colours; console.js swaps traces marked with meta "accent" or
+# "line" to the page's palette (dark mode), so these are only the no-script default.
 BAR = "#2456d6"
-LINE = "#e07b00"
+LINE = "#b35c00"
 # Distinct, colour-blind friendly model colours (Okabe–Ito), reused in order.
 MODEL_COLOURS = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442"]
 
@@ -44,6 +47,7 @@ def timeline_figure(days: Sequence[JobDay]) -> dict:
                 y=[d.submitted for d in days],
                 name="Submitted jobs",
                 marker={"color": BAR},
+                meta="accent",
                 hovertemplate="%{y:,} jobs<extra></extra>",
             ),
             go.Scatter(
@@ -53,6 +57,8 @@ def timeline_figure(days: Sequence[JobDay]) -> dict:
                 yaxis="y2",
                 mode="lines+markers",
                 line={"color": LINE, "width": 2},
+                marker={"color": LINE},
+                meta="line",
                 hovertemplate="%{y:,.2f} core-hours<extra></extra>",
             ),
         ],
@@ -144,3 +150,36 @@ def explore_figure(report) -> dict:
         ),
     )
     return figure.to_plotly_json()
+
+
+def timeline_summary(days: Sequence[JobDay]) -> str:
+    """The timeline in one sentence, for screen readers (the daily table has the rest)."""
+    submitted = sum(d.submitted for d in days)
+    core_hours = sum((d.core_hours for d in days), start=Decimal(0))
+    text = (
+        f"{submitted:,} job{'s' if submitted != 1 else ''} submitted and "
+        f"{core_hours:,.1f} core-hours billed over the last "
+        f"{len(days)} day{'s' if len(days) != 1 else ''}"
+    )
+    busiest = max(days, key=lambda d: (d.submitted, d.day), default=None)
+    if busiest is not None and busiest.submitted:
+        text += f"; the busiest day was {busiest.day:%a} {busiest.day.day} {busiest.day:%b}"
+        text += f" with {busiest.submitted:,} job{'s' if busiest.submitted != 1 else ''}"
+    return text + "."
+
+
+def token_trend_summary(trend: TokenTrend) -> str:
+    """Daily tokens by model in one sentence: the total and each model's share, largest first."""
+    totals = {model: sum(trend.tokens[model]) for model in trend.models}
+    total = sum(totals.values())
+    parts = (
+        [
+            f"{model} {count:,} ({count * 100 / total:.0f}%)"
+            for model, count in sorted(totals.items(), key=lambda item: -item[1])
+        ]
+        if total
+        else []
+    )
+    days = len(trend.days)
+    text = f"{total:,} tokens over {days} day{'s' if days != 1 else ''}"
+    return text + (": " + ", ".join(parts) if parts else "") + "."

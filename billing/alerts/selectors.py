@@ -22,6 +22,7 @@ from billing.alerts.models import (
     AlertSettings,
 )
 from billing.models import EntryKind, LedgerEntry
+from billing.money import credits_display
 from billing.selectors import credit_balance, default_worker_type, org_timezone
 
 ZERO = Decimal("0")
@@ -47,7 +48,8 @@ def _num(value: Decimal) -> str:
 
 
 def _money(value: Decimal) -> str:
-    return f"{value:,.2f}"
+    """Credits in a message: the console's one rule (billing.money.credits_display)."""
+    return credits_display(value)
 
 
 def daily_usage_credits(
@@ -163,7 +165,7 @@ def usage_time_condition(
     return Condition(
         "",
         hours < threshold_hours,
-        f"About {_num(shown)} hours of usage time remain at {_num(hourly_rate)} credits "
+        f"About {_num(shown)} hours of usage time remain at {_money(hourly_rate)} credits "
         f"an hour, below {_num(threshold_hours)} hours.",
         {"hours": _num(shown), "hourly_rate": _num(hourly_rate), "balance": _num(balance)},
     )

@@ -1,9 +1,13 @@
-"""Template helpers for credits and for linking ledger entries to what they were for."""
+"""Template helpers: `credits` (the one rule for showing credits) and links from ledger
+entries to what they were for."""
 
 from decimal import Decimal
 
 from django import template
 from django.urls import reverse
+from django.utils.html import format_html
+
+from billing.money import credits_display, credits_exact
 
 register = template.Library()
 
@@ -27,17 +31,19 @@ def reference_url(reference: str, org_slug: str) -> str:
 
 
 @register.filter
-def credits(value: Decimal | None, places: int = 2) -> str:
-    """A credit amount for people: grouped, `places` decimals; tiny amounts keep their digits."""
-    if value is None:
-        return "—"
-    if value and abs(value) < Decimal("0.01"):
-        return f"{value.normalize():f}"
-    return f"{value:,.{int(places)}f}"
+def credits(value: Decimal | float | int | None, arg: str = "") -> str:
+    """The one way the console shows credits (chip, ledger, panel, alerts, payments).
 
-
-@register.filter
-def signed_credits(value: Decimal | None) -> str:
-    if value is None:
+    Two decimals from a cent up, two significant digits below a cent, right-aligned by the
+    tables' .num cells; when the display rounds, the exact amount is the title (hover).
+    `|credits:"signed"` marks a positive amount with "+" (ledger credits).
+    """
+    if value is None or value == "":
         return "—"
-    return f"+{credits(value)}" if value > 0 else credits(value)
+    if not isinstance(value, Decimal):
+        value = Decimal(str(value))
+    shown = credits_display(value, signed=arg == "signed")
+    exact = credits_exact(value)
+    if shown.lstrip("+") == exact:
+        return shown
+    return format_html('<span class="credits" title="{} credits">{}</span>', exact, shown)

@@ -183,3 +183,38 @@ def test_changing_the_case_of_the_email_does_not_dodge_the_lockout(client, setti
         email = member.user.email.upper() if i % 2 else member.user.email
         login(client, email, "wrong-password")
     assert login(client, member.user.email).status_code == 429
+
+
+# ---- colour scheme (issue 19): the session chip's Appearance buttons, remembered per user
+
+
+def test_the_colour_scheme_is_remembered_per_user_and_drawn_on_every_page(client):
+    member = make_member()
+    client.force_login(member.user)
+    main = f"/o/{member.organization.slug}/"
+    page = client.get(main).content.decode()
+    assert '<html lang="en">' in page  # no choice yet: the device's preference rules
+    assert 'content="light dark"' in page
+
+    response = client.post("/accounts/color-scheme/", {"color_scheme": "dark", "next": main})
+    assert response.status_code == 302 and response["Location"] == main
+    member.user.refresh_from_db()
+    assert member.user.color_scheme == "dark"
+    page = client.get(f"/o/{member.organization.slug}/usage/").content.decode()
+    assert '<html lang="en" data-theme="dark">' in page
+    assert 'value="dark" aria-pressed="true">Dark</button>' in page
+
+    client.post("/accounts/color-scheme/", {"color_scheme": "", "next": main})
+    member.user.refresh_from_db()
+    assert member.user.color_scheme == ""
+
+
+def test_the_colour_scheme_refuses_unknown_values_and_foreign_redirects(client):
+    member = make_member()
+    client.force_login(member.user)
+    assert client.post("/accounts/color-scheme/", {"color_scheme": "pink"}).status_code == 400
+    response = client.post(
+        "/accounts/color-scheme/", {"color_scheme": "light", "next": "https://evil.example/"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/accounts/color-scheme/").status_code == 405

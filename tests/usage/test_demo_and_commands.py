@@ -77,6 +77,21 @@ def test_the_demo_command_prints_a_working_api_key(client):
     assert key.organization.slug == "acme-labs"
     for line in ("URL: ", "Email: ", "Password: "):
         assert re.search(rf"^{line}\S+$", out.getvalue(), re.M)
+    # The four lines are a contract (scripts read them); the operator's login comes after.
+    labels = [line.split(": ", 1)[0] for line in out.getvalue().splitlines()]
+    assert labels[:6] == [
+        "URL", "Email", "Password", "API key", "Operator email", "Operator password",
+    ]  # fmt: skip
+    operator = dict(line.split(": ", 1) for line in out.getvalue().splitlines()[4:6])
+    login = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": operator["Operator email"], "password": operator["Operator password"]},
+    )
+    assert login.status_code == 302 and login["Location"] == "/admin/"
+    admin = client.get("/admin/")
+    assert admin.status_code == 200
+    assert "Usage Console administration" in admin.content.decode()
+    assert 'data-testid="platform-overview"' in admin.content.decode()
 
 
 def test_createorg_prints_a_working_workspace_key(client):

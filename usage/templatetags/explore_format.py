@@ -4,8 +4,9 @@ from decimal import Decimal
 
 from django import template
 
+from billing.templatetags.billing_tags import credits
 from usage.explorer import DIMENSIONS, METRICS, UsageReport
-from usage.templatetags.usage_format import credit_amount, grouped
+from usage.templatetags.usage_format import grouped
 from usage.windows import BUCKET_LABELS
 
 register = template.Library()
@@ -31,7 +32,7 @@ def bucket_label(bucket: str) -> str:
 def metric_value(report: UsageReport, value: Decimal) -> str:
     """Credits as credits, counts whole, hours and core-hours to two places."""
     if report.metric == "credits":
-        return credit_amount(value)
+        return credits(value)
     if report.integral:
         return grouped(value)
     return grouped(value, 2)

@@ -74,15 +74,3 @@ def ago(value: datetime | None) -> str:
     if seconds < 86_400:
         return f"{int(seconds // 3600)}h ago"
     return f"{int(seconds // 86_400):,}d ago"
-
-
-@register.filter
-def credit_amount(value: Decimal | None) -> str:
-    """Credits with two decimals, grouped; amounts below a cent show up to six places."""
-    if value is None:
-        return "—"
-    if value and abs(value) < Decimal("0.01"):
-        # Sub-cent amounts (token prices) keep six places rather than showing as 0.00.
-        small = f"{value:.6f}".rstrip("0")
-        return small if small.strip("-0.") else "< 0.000001"
-    return f"{value:,.2f}"

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Migrate, load the demo organizations and print a login (idempotent)."
+    help = "Migrate, load the demo organizations and print the logins (idempotent)."
 
     def add_arguments(self, parser):
         parser.add_argument("--serve", action="store_true", help="then start the server")
@@ -33,6 +33,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Email: {logins.email}")
         self.stdout.write(f"Password: {logins.password}")
         self.stdout.write(f"API key: {logins.api_key}")
+        # Operators run the platform from Django admin (README: Operators).
+        self.stdout.write(f"Operator email: {logins.operator_email}")
+        self.stdout.write(f"Operator password: {logins.password}")
         self.stdout.write(
             f"Other organization (for trying isolation): {logins.other_organization.name}, "
             f"owner {logins.other_email}, same password"
