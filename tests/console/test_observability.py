@@ -122,3 +122,17 @@ def test_readyz_is_503_naming_the_database_when_it_cannot_be_reached(client, mon
     assert ready.status_code == 503
     assert ready.json()["status"] == "unavailable"
     assert ready.json()["checks"]["database"] == "unreachable"
+
+
+def test_the_500_page_needs_no_static_files(client, settings, tmp_path):
+    """Even when what failed is the static files (no collectstatic), the page renders."""
+    settings.ROOT_URLCONF = "tests.console.boom_urls"
+    settings.STATIC_ROOT = tmp_path  # no manifest in it
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    client.raise_request_exception = False
+    response = client.get("/boom/", headers={"X-Request-ID": "no-static-1"})
+    assert response.status_code == 500
+    assert "no-static-1" in response.content.decode()

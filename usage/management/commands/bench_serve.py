@@ -22,6 +22,8 @@ import json
 import os
 import random
 import secrets
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -195,7 +197,17 @@ class Command(BaseCommand):
         templates = self._templates(opts["batch_size"])
         port = load.free_port()
         logs = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-        stack = load.Stack(base_dir=settings.BASE_DIR, env=self._stack_env(port, opts), logs=logs)
+        env = self._stack_env(port, opts)
+        # Without DEBUG, pages link collectstatic's hashed files, as in production.
+        env["STATIC_ROOT"] = str(logs / "static")
+        subprocess.run(  # noqa: S603
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            check=True,
+            timeout=300,
+        )
+        stack = load.Stack(base_dir=settings.BASE_DIR, env=env, logs=logs)
         slug = setup["org"].slug
         reader_args = {
             "port": port,
