@@ -308,3 +308,14 @@ def ledger_export_rows(*, org: Organization) -> Iterator[tuple]:
         .values_list(*LEDGER_EXPORT_FIELDS)
         .iterator(chunk_size=2000)
     )
+
+
+def usage_charged_through(*, org: Organization) -> datetime | None:
+    """When the newest usage debit was posted: the finance figures include usage charged
+    until then (how current they are, from the ledger itself)."""
+    return (
+        LedgerEntry.objects.filter(organization=org, kind=EntryKind.USAGE)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )

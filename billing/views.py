@@ -46,6 +46,7 @@ from billing.selectors import (
     payment_methods,
     spend_by_model,
     spend_by_month,
+    usage_charged_through,
 )
 from billing.services import (
     PaymentError,
@@ -88,6 +89,7 @@ def finance_dashboard(request: OrgRequest) -> HttpResponse:
     context = {
         "nav": "finance",
         "overview": finance_overview(org=org),
+        "charged_through": usage_charged_through(org=org),
         "payments": payment_history(org=org),
         "ledger": ledger,
         # Each chart's figures are also a table on the page (its text alternative).

@@ -25,6 +25,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def main(request: OrgRequest) -> HttpResponse:
     """The main page: balance, remaining usage time, last payment and usage summaries."""
     from billing.selectors import finance_overview
+    from usage.explorer import usage_received_through
     from usage.panel_selectors import usage_summaries
 
     context = {
@@ -34,6 +35,7 @@ def main(request: OrgRequest) -> HttpResponse:
         "usage_summaries": usage_summaries(
             org=request.organization, now=timezone.now(), tz=request.organization.time_zone
         ),
+        "received_through": usage_received_through(org=request.organization),
     }
     return render(request, "console/main.html", context)
 

@@ -388,9 +388,9 @@ def _percent(part: Decimal, whole: Decimal) -> Decimal | None:
     return (part * 100 / whole).quantize(Decimal("0.1"))
 
 
-def _data_through(org: Organization) -> datetime | None:
-    """When the newest batch the figures include was received (the figures are read at
-    request time, so they include every batch received until then)."""
+def usage_received_through(*, org: Organization) -> datetime | None:
+    """When the newest ingested batch was received: pages read at request time include
+    every batch received until then, so this says how current their figures are."""
     return IngestBatch.objects.filter(organization=org).aggregate(at=Max("received_at"))["at"]
 
 
@@ -470,7 +470,7 @@ def usage_report(
         previous_start=previous_start,
         previous_total=previous_total,
         change=_percent(total - previous_total, previous_total),
-        data_through=_data_through(org),
+        data_through=usage_received_through(org=org),
         live=end >= now - timedelta(hours=1) and start < now,
     )
 

@@ -22,6 +22,7 @@ from console.http import OrgRequest, org_view
 from usage import charts
 from usage import panel_selectors as selectors
 from usage.coverage import RollupCoverage, rollup_coverage
+from usage.explorer import usage_received_through
 from usage.windows import PANEL_WINDOWS, Window, panel_window
 
 # The partials a htmx request may ask for, by the id of the element they replace.
@@ -101,6 +102,8 @@ def usage_panel(request: OrgRequest) -> HttpResponse:
         "window": window,
         "windows": [(key, label) for key, (label, _length) in PANEL_WINDOWS.items()],
         "now": now,
+        # How current the figures are: the newest batch they include.
+        "received_through": usage_received_through(org=org),
         **data,
     }
     with timezone.override(ZoneInfo(org.time_zone)):
