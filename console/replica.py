@@ -103,6 +103,7 @@ def replica_usable() -> bool:
 def replica_mark_down(reason: str) -> None:
     """Take the replica out until the next check (a query on it just failed)."""
     global _status
+    connections[REPLICA_DB_ALIAS].close()
     with _lock:
         _status = ReplicaStatus(False, None, reason, time.monotonic())
     logger.warning("db.replica.status", extra={"usable": False, "reason": reason})
@@ -139,7 +140,7 @@ def _mark_wrote(request: HttpRequest, response: HttpResponse) -> None:
     seconds = settings.REPLICA_STICKY_SECONDS
     response.set_cookie(
         STICKY_COOKIE,
-        f"{time.time() + seconds:.0f}",
+        str(int(time.time()) + seconds),
         max_age=seconds,
         httponly=True,
         samesite="Lax",
@@ -190,7 +191,6 @@ class ReplicaRoutingMiddleware:
         ):
             return None
         replica_mark_down(f"query failed: {type(exception).__name__}")
-        connections[REPLICA_DB_ALIAS].close()
         state.replica_allowed = False
         match = request.resolver_match
         return match.func(request, *match.args, **match.kwargs)

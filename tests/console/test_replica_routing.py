@@ -118,3 +118,36 @@ def test_a_read_that_wrote_bookkeeping_does_not_pin_its_client(with_replica):
 
     response = ReplicaRoutingMiddleware(view)(RequestFactory().get("/api/v1/account"))
     assert STICKY_COOKIE not in response.cookies
+
+
+def test_a_read_that_failed_on_the_replica_is_served_again_from_the_primary(
+    with_replica, monkeypatch
+):
+    from django.db import OperationalError
+    from django.urls import ResolverMatch
+
+    downs = []
+    monkeypatch.setattr(replica, "replica_mark_down", downs.append)
+    served_from = []
+
+    def view(request, org_slug):
+        served_from.append(router.db_for_read(Organization))
+        if served_from[-1] == "replica":
+            raise OperationalError("server closed the connection unexpectedly")
+        return HttpResponse(org_slug)
+
+    request = RequestFactory().get("/o/acme/")
+    request.resolver_match = ResolverMatch(view, (), {"org_slug": "acme"})
+    middleware = ReplicaRoutingMiddleware(lambda r: HttpResponse())
+    token = routing_var.set(ReadRouting(replica_allowed=True))
+    try:
+        with pytest.raises(OperationalError) as failure:
+            view(request, "acme")
+        response = middleware.process_exception(request, failure.value)
+        # Not a connection problem: not retried.
+        assert middleware.process_exception(request, ValueError("a bug")) is None
+    finally:
+        routing_var.reset(token)
+    assert response.content == b"acme"
+    assert served_from == ["replica", "default"]
+    assert downs == ["query failed: OperationalError"]
