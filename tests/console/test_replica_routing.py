@@ -151,3 +151,54 @@ def test_a_read_that_failed_on_the_replica_is_served_again_from_the_primary(
     assert response.content == b"acme"
     assert served_from == ["replica", "default"]
     assert downs == ["query failed: OperationalError"]
+
+
+def _settings_with(env: dict[str, str]):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL"}
+    }
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c"]
+        + [
+            "import json; from django.conf import settings as s; "
+            "r = s.DATABASES.get('replica', {}); "
+            "print(json.dumps([r.get('HOST'), r.get('PORT'), r.get('TEST'), "
+            "r.get('OPTIONS', {}).get('connect_timeout'), s.DATABASE_ROUTERS]))"
+        ],
+        cwd=settings.BASE_DIR,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_database_replica_url_adds_a_replica_alias_that_tests_mirror():
+    import json
+
+    result = _settings_with(
+        {
+            "DATABASE_URL": "postgres://u@db-primary:5432/uc",
+            "DATABASE_REPLICA_URL": "postgres://u@db-replica:5433/uc",
+        }
+    )
+    assert result.returncode == 0, result.stderr
+    host, port, test, timeout, routers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (host, port, timeout) == ("db-replica", 5433, 2)
+    assert test["MIRROR"] == "default"
+    assert routers == ["console.db_router.PrimaryReplicaRouter"]
+
+
+def test_a_replica_without_a_primary_url_is_refused():
+    result = _settings_with({"DATABASE_REPLICA_URL": "postgres://u@db-replica:5433/uc"})
+    assert result.returncode != 0
+    assert "DATABASE_REPLICA_URL needs DATABASE_URL" in result.stderr

@@ -147,7 +147,7 @@ def stack(tmp_path_factory):
     if account is None:
         pytest.skip("running as root needs a `postgres` account to run the private servers")
     pair = PrimaryAndReplica(bindir, account)
-    gunicorn = None
+    gunicorn = made = None
     try:
         pair.start_primary()
         with pair.primary.connect() as conn:
@@ -192,8 +192,11 @@ def stack(tmp_path_factory):
                 return False
 
         wait_for(answers, 30, "gunicorn answers", step=0.1)
-        yield Stack(pair, base, slug, api_key)
+        made = Stack(pair, base, slug, api_key)
+        yield made
     finally:
+        if made is not None:
+            made.primary_db.close()
         if gunicorn is not None:
             gunicorn.terminate()
             try:
