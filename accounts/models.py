@@ -175,8 +175,10 @@ class APIKey(models.Model):
     prefix = models.CharField(max_length=12)
     last_four = models.CharField(max_length=4)
     # SHA-256 of the whole secret, hex. Secrets carry ~238 random bits, so a fast hash
-    # is enough (nothing to brute-force) and lookups stay one indexed equality.
-    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # is enough (nothing to brute-force) and lookups stay one indexed equality. Unique per
+    # organization (a sharded schema can only enforce keys holding organization_id);
+    # ~238 random bits make it unique everywhere all the same.
+    secret_hash = models.CharField(max_length=64, editable=False)
     # Per-key rate limits; empty means the organization tier's default.
     rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True)
     rate_limit_tpm = models.PositiveBigIntegerField(null=True, blank=True)
@@ -190,7 +192,16 @@ class APIKey(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "API key"
-        indexes = [models.Index(fields=["organization", "-created_at"], name="apikey_org_created")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "secret_hash"], name="apikey_secret_per_org"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="apikey_org_created"),
+            # Authentication finds a key by its hash alone.
+            models.Index(fields=["secret_hash"], name="apikey_secret_hash"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.display})"
@@ -219,7 +230,8 @@ class SessionToken(models.Model):
     name = models.CharField(max_length=100, blank=True, default="")
     prefix = models.CharField(max_length=12)
     last_four = models.CharField(max_length=4)
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Unique per organization, like an API key's hash (see APIKey.secret_hash).
+    token_hash = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     renewed_at = models.DateTimeField(null=True, blank=True)
@@ -233,11 +245,16 @@ class SessionToken(models.Model):
                 condition=models.Q(expires_at__gt=models.F("created_at")),
                 name="session_token_expires_after_creation",
             ),
+            models.UniqueConstraint(
+                fields=["organization", "token_hash"], name="session_token_hash_per_org"
+            ),
         ]
         indexes = [
             models.Index(
                 fields=["user", "organization", "-created_at"], name="session_token_owner"
             ),
+            # Authentication finds a token by its hash alone.
+            models.Index(fields=["token_hash"], name="session_token_hash"),
         ]
 
     def __str__(self) -> str:

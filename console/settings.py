@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "console.observability.HealthCheckMiddleware",
     # A request id on every answer and every log line written while serving it.
     "console.observability.RequestIdMiddleware",
+    # Before the session is read: lets a read request read from the replica, if any.
+    "console.replica.ReplicaRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from the app server itself (hashed, compressed, cached for a year).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -121,6 +123,31 @@ else:
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
         }
     }
+# A streaming replica of the primary takes what pages and the read API read
+# (console/db_router.py): DATABASE_REPLICA_URL, PostgreSQL like DATABASE_URL. A client
+# that wrote reads the primary for REPLICA_STICKY_SECONDS after, so it sees its write;
+# the replica is asked every REPLICA_CHECK_SECONDS how far behind it is, and reads go
+# back to the primary while it is down or more than REPLICA_MAX_LAG_SECONDS behind.
+# Keep STICKY >= MAX_LAG + CHECK: a client's write is then on the replica, or the
+# replica is not used, by the time its stickiness ends.
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+REPLICA_STICKY_SECONDS = int(os.environ.get("REPLICA_STICKY_SECONDS", "10"))
+REPLICA_MAX_LAG_SECONDS = float(os.environ.get("REPLICA_MAX_LAG_SECONDS", "5"))
+REPLICA_CHECK_SECONDS = float(os.environ.get("REPLICA_CHECK_SECONDS", "2"))
+if DATABASE_REPLICA_URL:
+    if not DATABASE_URL:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL (its primary)")
+    replica = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=60)
+    replica["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        **replica.get("OPTIONS", {}),
+        # A replica that does not answer is skipped quickly, not waited for.
+        "connect_timeout": 2,
+    }
+    # Tests read the primary's test database through this alias: no database of its own.
+    replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = replica
+DATABASE_ROUTERS = ["console.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis is the cache and the Celery broker when REDIS_URL is set.

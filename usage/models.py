@@ -37,7 +37,8 @@ class Controller(models.Model):
     name = models.CharField(max_length=100)
     cores = models.PositiveIntegerField()
     memory_gb = models.PositiveIntegerField()
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Unique per organization, like an API key's hash (see accounts.APIKey.secret_hash).
+    token_hash = models.CharField(max_length=64, editable=False)
     token_last_four = models.CharField(max_length=4, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -48,8 +49,13 @@ class Controller(models.Model):
             models.UniqueConstraint(
                 fields=["organization", "name"], name="controller_name_per_org"
             ),
+            models.UniqueConstraint(
+                fields=["organization", "token_hash"], name="controller_token_per_org"
+            ),
             models.CheckConstraint(condition=Q(cores__gt=0), name="controller_cores_positive"),
         ]
+        # Heartbeats find a controller by its token's hash alone.
+        indexes = [models.Index(fields=["token_hash"], name="controller_token_hash")]
 
     def __str__(self) -> str:
         return self.name
@@ -270,7 +276,9 @@ class RateLimitRefusal(models.Model):
     class Meta:
         ordering = ["-minute"]
         constraints = [
-            models.UniqueConstraint(fields=["api_key", "minute"], name="refusal_per_key_minute"),
+            models.UniqueConstraint(
+                fields=["organization", "api_key", "minute"], name="refusal_per_key_minute"
+            ),
         ]
         indexes = [models.Index(fields=["organization", "minute"], name="refusal_org_time")]
 

@@ -113,7 +113,7 @@ class AlertNotification(models.Model):
         ordering = ["-fired_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["rule", "subject"],
+                fields=["organization", "rule", "subject"],
                 condition=Q(cleared_at__isnull=True),
                 name="alert_one_open_crossing",
             ),
@@ -133,13 +133,17 @@ class AlertNotification(models.Model):
 class AlertDismissal(models.Model):
     """A member hid the notification's banner (for themselves only)."""
 
+    # The notification's organization, so the row lives with its tenant's (docs/scaling.md).
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     notification = models.ForeignKey(AlertNotification, on_delete=models.CASCADE)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     dismissed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["notification", "user"], name="alert_dismissal_once"),
+            models.UniqueConstraint(
+                fields=["organization", "notification", "user"], name="alert_dismissal_once"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -160,6 +164,8 @@ class DeliveryStatus(models.TextChoices):
 class AlertDelivery(models.Model):
     """One attempt to deliver a notification by email or to a webhook."""
 
+    # The notification's organization, so the row lives with its tenant's (docs/scaling.md).
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     notification = models.ForeignKey(
         AlertNotification, on_delete=models.CASCADE, related_name="deliveries"
     )

@@ -277,7 +277,9 @@ def _deliveries_enqueue(notification_id: int, email: bool, webhook: bool) -> Non
 @transaction.atomic
 def alert_notification_dismiss(*, notification: AlertNotification, user: User) -> None:
     """Hide the notification's banner for this member (idempotent)."""
-    AlertDismissal.objects.get_or_create(notification=notification, user=user)
+    AlertDismissal.objects.get_or_create(
+        organization_id=notification.organization_id, notification=notification, user=user
+    )
 
 
 # ------------------------------------------------------------------------ delivery
@@ -290,7 +292,11 @@ def _notifications_url(org: Organization) -> str:
 
 def _record(notification: AlertNotification, channel: str, target: str, **fields) -> AlertDelivery:
     return AlertDelivery.objects.create(
-        notification=notification, channel=channel, target=target[:1000], **fields
+        organization_id=notification.organization_id,
+        notification=notification,
+        channel=channel,
+        target=target[:1000],
+        **fields,
     )
 
 

@@ -219,6 +219,7 @@ def test_notifications_list_with_delivery_attempts_for_managers(client):
         organization=org, rule=rule, kind=rule.kind, message="The credit balance is 3.00"
     )
     AlertDelivery.objects.create(
+        organization=org,
         notification=n,
         channel="webhook",
         target="https://x.test/h",
@@ -228,6 +229,7 @@ def test_notifications_list_with_delivery_attempts_for_managers(client):
         error="answered 500",
     )
     AlertDelivery.objects.create(
+        organization=org,
         notification=n,
         channel="webhook",
         target="https://x.test/h",
