@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django_htmx.middleware import HtmxDetails
 
 from accounts.models import Membership, Organization, User
+from accounts.request_context import organization_var
 from accounts.selectors import membership_for
 
 SESSION_ORG_KEY = "current_org_slug"
@@ -42,6 +43,7 @@ def org_view(*, manage: bool = False) -> Callable:
                 raise PermissionDenied("Only owners and admins of this organization can do this")
             request.membership = membership  # type: ignore[attr-defined]
             request.organization = membership.organization  # type: ignore[attr-defined]
+            organization_var.set(membership.organization.slug)
             if request.session.get(SESSION_ORG_KEY) != org_slug:
                 request.session[SESSION_ORG_KEY] = org_slug
             return view(request, *args, **kwargs)

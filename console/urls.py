@@ -30,3 +30,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("billing.webhook_urls")),
 ]
+
+handler500 = "console.views.server_error"

@@ -1,8 +1,10 @@
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.utils import timezone
 
+from accounts.request_context import request_id_var
 from accounts.selectors import membership_for, memberships_of
 from console.http import SESSION_ORG_KEY, OrgRequest, org_view
 
@@ -34,3 +36,15 @@ def main(request: OrgRequest) -> HttpResponse:
         ),
     }
     return render(request, "console/main.html", context)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 answer: the request id to quote, and no internals. Programs calling the
+    API get it as JSON; people get a page that needs no database or session."""
+    request_id = getattr(request, "request_id", None) or request_id_var.get() or "-"
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": "internal server error", "request_id": request_id}, status=500
+        )
+    body = loader.get_template("500.html").render({"request_id": request_id})
+    return HttpResponse(body, status=500)

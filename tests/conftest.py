@@ -3,6 +3,9 @@ import os
 import pytest
 from django.conf import settings
 
+# Shared seeded data, as fixtures any test may ask for.
+pytest_plugins = ["tests.usage.explorer_seed"]
+
 
 def pytest_collection_modifyitems(config, items):
     """Say why a test skips when the service it is about is not configured."""

@@ -25,6 +25,7 @@ from ninja.security import HttpBearer
 from ninja.throttling import BaseThrottle
 
 from accounts.models import APIKey, APIKeyKind, Membership, Organization, SessionToken
+from accounts.request_context import organization_var
 from accounts.selectors import apikey_for_secret, session_token_for_secret
 from accounts.services import SESSION_TOKEN_PREFIX, apikey_mark_used, session_token_mark_used
 from usage.ratelimit import (
@@ -97,6 +98,10 @@ class Principal:
     api_key: APIKey | None = None
     session_token: SessionToken | None = None
     membership: Membership | None = None
+
+    def __post_init__(self) -> None:
+        # Log lines written while this caller is served name its organization.
+        organization_var.set(self.organization.slug)
 
     @property
     def kind(self) -> str:
@@ -289,6 +294,8 @@ def _field_of(entry: dict) -> str:
     source, rest = loc[0], loc[1:]
     if source == "body" and len(rest) > 1:
         rest = rest[1:]  # drop the body parameter's own name
+    if source == "query":
+        rest = rest[:1]  # a repeated parameter's position is not part of its name
     return ".".join(rest) or source
 
 

@@ -10,7 +10,7 @@ from django.urls import URLPattern
 from ninja import NinjaAPI, Swagger
 
 from usage import api as write_api
-from usage import api_read
+from usage import api_read, api_report
 from usage.api_core import (
     RATE_LIMIT_HEADERS,
     PrincipalRateLimit,
@@ -114,6 +114,7 @@ api.add_decorator(rate_limit_headers, mode="view")
 api.add_router("", write_api.router)
 api.add_router("/account", api_read.account)
 api.add_router("/usage", api_read.usage)
+api.add_router("/usage", api_report.router)
 api.add_router("/auth", api_read.sessions)
 
 

@@ -4,6 +4,7 @@ Templates embed the dict with json_script; static/js/console.js draws it with th
 plotly.js served from static/. template "none" keeps each figure a few kilobytes.
 """
 
+import zlib
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -98,6 +99,48 @@ def token_trend_figure(trend: TokenTrend) -> dict:
             barmode="stack",
             xaxis={"type": "date", "tickformat": "%-d %b"},
             yaxis={"title": {"text": "Tokens"}, "rangemode": "tozero", "gridcolor": "#eceff3"},
+        ),
+    )
+    return figure.to_plotly_json()
+
+
+# The explorer stacks at most this many groups; the rest are summed as "Other".
+EXPLORE_TRACES = 12
+
+
+def explore_figure(report) -> dict:
+    """The explorer's groups stacked per bucket (usage.explorer.UsageReport)."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(report.tz)
+    x = [lo.astimezone(zone).isoformat() for lo, _hi in report.buckets]
+    shown = list(report.groups[:EXPLORE_TRACES])
+    rest = report.groups[EXPLORE_TRACES:]
+    traces = [(g.label, g.series) for g in shown]
+    if rest:
+        summed = [sum(values) for values in zip(*(g.series for g in rest), strict=True)]
+        traces.append((f"Other ({len(rest)})", summed))
+    fmt = ",d" if report.integral else ",.4~f"
+    data = [
+        go.Bar(
+            x=x,
+            y=[float(v) for v in series],
+            name=label,
+            # A group keeps its colour whatever else is shown (by its name, not its rank).
+            marker={"color": MODEL_COLOURS[zlib.crc32(label.encode()) % len(MODEL_COLOURS)]},
+            # The group name shows as the trace name; never inside the template.
+            hovertemplate=f"%{{y:{fmt}}}",
+        )
+        for label, series in traces
+    ]
+    tick = {"1h": "%-d %b %H:%M", "1d": "%-d %b", "1w": "%-d %b", "1mo": "%b %Y"}[report.bucket]
+    figure = go.Figure(
+        data=data,
+        layout=_layout(
+            barmode="stack",
+            xaxis={"type": "date", "tickformat": tick},
+            yaxis={"rangemode": "tozero", "gridcolor": "#eceff3", "tickformat": fmt},
+            showlegend=len(traces) > 1,
         ),
     )
     return figure.to_plotly_json()

@@ -127,3 +127,110 @@ def dense_days[V](
 ) -> list[tuple[date, V]]:
     """Pair each day with its value, or with empty where nothing happened (no gaps)."""
     return [(day, values.get(day, empty)) for day in days]
+
+
+# --- Report buckets (the explorer and GET /api/v1/usage/report) -------------------------
+
+BUCKETS = ("1h", "1d", "1w", "1mo")
+BUCKET_LABELS = {"1h": "Hour", "1d": "Day", "1w": "Week", "1mo": "Month"}
+# Hours only for ranges up to 31 days; no more buckets than this in one report.
+MAX_HOUR_RANGE = timedelta(days=31)
+MAX_BUCKETS = 1000
+
+
+def _bucket_floor(moment: datetime, bucket: str, zone: ZoneInfo) -> datetime:
+    """The start of the bucket holding `moment`: a local hour, day, Monday or 1st."""
+    local = moment.astimezone(zone)
+    if bucket == "1h":
+        # Whole hours since the local hour began: exact across DST and half-hour zones.
+        return (
+            moment
+            - timedelta(minutes=local.minute, seconds=local.second)
+            - timedelta(microseconds=local.microsecond)
+        )
+    day = local.date()
+    if bucket == "1w":
+        day -= timedelta(days=day.weekday())
+    elif bucket == "1mo":
+        day = day.replace(day=1)
+    return _local_midnight(day, zone)
+
+
+def _bucket_next(lo: datetime, bucket: str, zone: ZoneInfo) -> datetime:
+    if bucket == "1h":
+        return lo.astimezone(UTC) + timedelta(hours=1)
+    day = lo.astimezone(zone).date()
+    if bucket == "1d":
+        day += timedelta(days=1)
+    elif bucket == "1w":
+        day += timedelta(days=7)
+    else:
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return _local_midnight(day, zone)
+
+
+def report_buckets(
+    start: datetime, end: datetime, *, bucket: str, tz: str = "UTC"
+) -> list[tuple[datetime, datetime]]:
+    """Dense buckets covering [start, end) in tz, the first and last cut at the range's
+    edges: [(lo, hi), ...]. Raises ValueError naming what is wrong."""
+    # In UTC: arithmetic on times in a zone is wall-clock arithmetic in Python, which
+    # would skip the repeated hour when DST ends.
+    start, end = _aware(start).astimezone(UTC), _aware(end).astimezone(UTC)
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}")
+    if end <= start:
+        raise ValueError("end must be after start")
+    if bucket == "1h" and end - start > MAX_HOUR_RANGE:
+        raise ValueError("hourly buckets are for ranges of up to 31 days")
+    zone = ZoneInfo(tz)
+    buckets = []
+    lo = _bucket_floor(start, bucket, zone)
+    while lo < end:
+        hi = _bucket_next(lo, bucket, zone)
+        buckets.append((max(lo, start), min(hi, end)))
+        if len(buckets) > MAX_BUCKETS:
+            raise ValueError(f"more than {MAX_BUCKETS} buckets: choose a coarser bucket")
+        lo = hi
+    return buckets
+
+
+def previous_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The range of equal length just before [start, end)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    return start - (end - start), start
+
+
+QUICK_RANGES = {
+    "today": "Today",
+    "yesterday": "Yesterday",
+    "this_week": "This week",
+    "last_week": "Last week",
+    "this_month": "This month",
+    "last_month": "Last month",
+    "last_90_days": "Last 90 days",
+}
+
+
+def quick_range(name: str, *, now: datetime, tz: str = "UTC") -> tuple[datetime, datetime]:
+    """A named range in tz: calendar days, Monday weeks and months; the current ones end
+    now. Raises KeyError for an unknown name."""
+    if name not in QUICK_RANGES:
+        raise KeyError(name)
+    zone = ZoneInfo(tz)
+    now = _aware(now)
+    today = now.astimezone(zone).date()
+    monday = today - timedelta(days=today.weekday())
+    first = today.replace(day=1)
+    previous_first = (first - timedelta(days=1)).replace(day=1)
+    spans = {
+        "today": (today, None),
+        "yesterday": (today - timedelta(days=1), today),
+        "this_week": (monday, None),
+        "last_week": (monday - timedelta(days=7), monday),
+        "this_month": (first, None),
+        "last_month": (previous_first, first),
+        "last_90_days": (today - timedelta(days=89), None),
+    }
+    lo, hi = spans[name]
+    return _local_midnight(lo, zone), now if hi is None else _local_midnight(hi, zone)

@@ -393,3 +393,90 @@ class SessionTokenInfo:
         for name in ("created_at", "expires_at", "renewed_at", "last_used_at"):
             known[name] = _time(known[name])
         return cls(**known)
+
+
+@dataclass(frozen=True)
+class ReportGroup:
+    """One group of a usage report: its dimensions' values, total, share and change."""
+
+    group: dict[str, Any]
+    label: str
+    value: Decimal
+    share_percent: Decimal | None
+    previous: Decimal
+    change_percent: Decimal | None
+
+
+@dataclass(frozen=True)
+class ReportBucket:
+    start: datetime
+    end: datetime
+    # One value per group, keyed by the group's label.
+    values: dict[str, Decimal]
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """GET /usage/report: a metric per group and bucket, against the previous period."""
+
+    metric: str
+    unit: str
+    start: datetime
+    end: datetime
+    time_zone: str
+    bucket: str
+    group_by: list[str]
+    total: Decimal
+    previous_total: Decimal
+    change_percent: Decimal | None
+    data_through: datetime | None
+    live: bool
+    groups: list[ReportGroup]
+    buckets: list[ReportBucket] = field(default_factory=list)
+
+    @classmethod
+    def from_pages(cls, pages: list[dict]) -> "UsageReport":
+        first = pages[0]
+
+        def opt(value: Any) -> Decimal | None:
+            return None if value is None else _dec(value)
+
+        groups = [
+            ReportGroup(
+                group=g["group"],
+                label=g["label"],
+                value=_dec(g["value"]),
+                share_percent=opt(g["share_percent"]),
+                previous=_dec(g["previous"]),
+                change_percent=opt(g["change_percent"]),
+            )
+            for g in first["groups"]
+        ]
+        labels = {tuple(sorted(g.group.items())): g.label for g in groups}
+        buckets = [
+            ReportBucket(
+                start=_time(b["start"]),  # type: ignore[arg-type]
+                end=_time(b["end"]),  # type: ignore[arg-type]
+                values={
+                    labels[tuple(sorted(v["group"].items()))]: _dec(v["value"]) for v in b["values"]
+                },
+            )
+            for page in pages
+            for b in page["buckets"]
+        ]
+        return cls(
+            metric=first["metric"],
+            unit=first["unit"],
+            start=_time(first["start"]),  # type: ignore[arg-type]
+            end=_time(first["end"]),  # type: ignore[arg-type]
+            time_zone=first["time_zone"],
+            bucket=first["bucket"],
+            group_by=list(first["group_by"]),
+            total=_dec(first["total"]),
+            previous_total=_dec(first["previous_total"]),
+            change_percent=opt(first["change_percent"]),
+            data_through=_time(first["data_through"]),
+            live=first["live"],
+            groups=groups,
+            buckets=buckets,
+        )

@@ -11,6 +11,7 @@ from usage_console_client.models import (
     LLMUsage,
     MatchingUsage,
     MonthToDateUsage,
+    UsageReport,
 )
 
 
@@ -64,3 +65,8 @@ def get_job(id: str) -> Job:  # noqa: A002
 
 def transition_job(id: str, status: str, **kwargs: Any) -> Job:  # noqa: A002
     return default_client().transition_job(id, status, **kwargs)
+
+
+def get_usage_report(start: Any, end: Any, **kwargs: Any) -> UsageReport:
+    """Usage over [start, end) grouped and bucketed: Usage → Explore's figures."""
+    return default_client().get_usage_report(start, end, **kwargs)

@@ -192,3 +192,28 @@ def test_an_expired_token_raises_its_own_error(world):
         with pytest.raises(console.SessionTokenExpiredError) as expired:
             console.get_credits_balance()
     assert "expired" in expired.value.message
+
+
+def test_get_usage_report_gives_the_explorers_figures(live_server, explorer_seeded):
+    from tests.factories import make_api_key
+    from tests.usage.explorer_seed import END, START
+
+    _key, secret = make_api_key(org=explorer_seeded["org"])
+    client = Client(live_server.url, api_key=secret)
+    report = client.get_usage_report(START, END, group_by="kind")
+    assert report.time_zone == "America/New_York"
+    assert report.total == Decimal("6.38") and report.previous_total == Decimal("2.00")
+    by_kind = {g.group["kind"]: g.value for g in report.groups}
+    assert by_kind == {"query": Decimal("4.6"), "job": Decimal("0.78"), "worker_session": 1}
+    assert [b.values["Queries"] for b in report.buckets] == [
+        Decimal("1.5"),
+        Decimal("3"),
+        Decimal("0.1"),
+    ]
+    tokens = client.get_usage_report(
+        START, END, metric="tokens", filters={"member": "ana@x.example"}, bucket="1w"
+    )
+    assert tokens.total == 121 and len(tokens.buckets) == 2
+    with pytest.raises(console.BadRequestError) as error:
+        client.get_usage_report(START, END, bucket="1h", metric="tokens", group_by=["project"])
+    assert error.value.field == "group_by"

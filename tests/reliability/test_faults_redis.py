@@ -10,9 +10,6 @@ resumes once Redis is back. A unit test does the same with a cache that raises.
 import json
 import logging
 import shutil
-import socket
-import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +17,7 @@ import time_machine
 
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.reliability.faults import fault_injected, fault_summary, timed  # noqa: F401
+from tests.workers import PrivateRedis, free_port
 from usage import ratelimit
 from usage.models import Query
 from usage.ratelimit import DEFAULT_RATE_LIMITS
@@ -115,61 +113,11 @@ def test_an_unreachable_cache_serves_the_batch_unmetered_and_says_so(
     assert Query.objects.filter(organization=org).count() == 9
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of this test's own on a free port: nothing persisted."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                pytest.fail(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()  # SIGKILL: no goodbye to connected clients
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture
 def private_redis(settings):
     if shutil.which("redis-server") is None:
         pytest.skip("needs the redis-server program")
-    server = PrivateRedis(_free_port())
+    server = PrivateRedis(free_port())
     server.start()
     settings.CACHES = {
         "default": {

@@ -23,6 +23,7 @@ import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.core.management import call_command
@@ -394,13 +395,23 @@ class Command(BaseCommand):
             client = Client(HTTP_HOST="localhost")
             client.force_login(User.objects.get(email=f"owner@{org.slug}.example"))
             clients[org.slug] = client
+        now = timezone.now()
+        year = {
+            "start": (now - timedelta(days=365)).strftime("%Y-%m-%dT%H:%M"),
+            "end": now.strftime("%Y-%m-%dT%H:%M"),
+            "bucket": "1d",
+            "metric": "credits",
+            "group_by": "model",
+        }
         pages = {
-            "usage panel (30 days)": "usage:panel",
-            "main page": "main",
+            "usage panel (30 days)": ("usage:panel", ""),
+            "main page": ("main", ""),
+            # Usage → Explore over a year by day, credits by model (target p95 < 300 ms).
+            "explorer (a year by day, by model)": ("usage:explore", "?" + urlencode(year)),
         }
         out: dict[str, dict[str, tuple[float, float]]] = {org.slug: {} for org in orgs}
-        for name, view in pages.items():
-            urls = {org.slug: reverse(view, args=[org.slug]) for org in orgs}
+        for name, (view, query) in pages.items():
+            urls = {org.slug: reverse(view, args=[org.slug]) + query for org in orgs}
             for org in orgs:
                 for _ in range(3):
                     assert clients[org.slug].get(urls[org.slug]).status_code == 200

@@ -1,0 +1,15 @@
+"""The request a log line is written for: its id and, once known, the organization.
+
+Context variables, so every log line written while a request is served carries both
+(console.observability's filter reads them), whichever app writes it. Here, in the
+lowest app, because the organization is resolved by accounts' callers in every app.
+"""
+
+import contextvars
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+organization_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "organization", default=None
+)

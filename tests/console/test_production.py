@@ -1,0 +1,257 @@
+"""The production stack, started for real: collectstatic, then gunicorn with the repo's
+config and DEBUG=0 on PostgreSQL and a private Redis, spoken to over HTTP.
+
+What README's "Deploying" says is what these tests run: the same commands, the same
+environment variables, the same probes.
+"""
+
+import http.client
+import http.cookiejar
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.factories import PASSWORD, make_member, make_org, make_user
+from tests.workers import PrivateRedis, current_database_url, free_port
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(settings.BASE_DIR)
+YEAR = 365 * 24 * 3600
+
+
+class Served:
+    def __init__(self, base: str, log: Path, proc: subprocess.Popen):
+        self.base, self.log, self.proc = base, log, proc
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path: str, headers: dict | None = None):
+        request = urllib.request.Request(self.base + path, headers=headers or {})
+        try:
+            with self.opener.open(request, timeout=15) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def post_form(self, path: str, fields: dict):
+        body = urllib.parse.urlencode(fields).encode()
+        request = urllib.request.Request(
+            self.base + path, data=body, headers={"Referer": self.base + path}
+        )
+        with self.opener.open(request, timeout=15) as response:
+            return response.status, response.geturl(), response.read()
+
+    def log_lines(self) -> list[str]:
+        return [line for line in self.log.read_text().splitlines() if line.strip()]
+
+
+def _environment(redis_port: int, static_root: Path) -> dict:
+    return {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": "production-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DATABASE_URL": current_database_url(),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "STATIC_ROOT": str(static_root),
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+
+
+def _wait_until_listening(served: Served, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if served.proc.poll() is not None:
+            pytest.fail("gunicorn exited:\n" + served.log.read_text()[-3000:])
+        try:
+            if served.get("/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail("gunicorn did not answer /healthz within 30 s")
+
+
+@pytest.fixture
+def redis_server():
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs the redis-server program")
+    server = PrivateRedis(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.kill()
+
+
+@pytest.fixture
+def served(tmp_path, redis_server):
+    """collectstatic, then gunicorn -c console/gunicorn.conf.py console.wsgi, DEBUG=0."""
+    env = _environment(redis_server.port, tmp_path / "static")
+    subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "gunicorn", "-c", "console/gunicorn.conf.py"]
+            + ["--bind", f"127.0.0.1:{port}", "--workers", "2", "console.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Served(f"http://127.0.0.1:{port}", log, proc)
+    try:
+        _wait_until_listening(server, time.monotonic() + 30)
+        yield server
+    finally:
+        # A test may have restarted it under other settings: stop whichever runs now.
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+
+
+def _login(served: Served, email: str) -> bytes:
+    status, _, page = served.get("/accounts/login/")
+    assert status == 200
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+    status, url, body = served.post_form(
+        "/accounts/login/",
+        {"csrfmiddlewaretoken": token, "username": email, "password": PASSWORD},
+    )
+    assert status == 200
+    return url, body
+
+
+def test_login_and_every_static_asset_the_main_page_references_is_served_for_a_year(
+    served, settings
+):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    org = make_org(name="Served Labs")
+    make_member(org=org, user=make_user(email="owner@served.example"), role="owner")
+
+    url, page = _login(served, "owner@served.example")
+    assert url.endswith(f"/o/{org.slug}/"), url
+    assert b"Served Labs" in page and b"owner@served.example" in page
+
+    assets = sorted(set(re.findall(rb'(?:src|href)="(/static/[^"]+)"', page)))
+    assert any(a.endswith(b".css") for a in assets) and any(a.endswith(b".js") for a in assets)
+    for asset in assets:
+        # Content-hashed names: a new deploy is a new URL, so a year's caching is safe.
+        assert re.search(rb"\.[0-9a-f]{12}\.(css|js)$", asset), asset
+        status, headers, body = served.get(asset.decode(), {"Accept-Encoding": "gzip"})
+        assert status == 200, asset
+        assert body, asset
+        cache = headers["Cache-Control"]
+        max_age = int(re.search(r"max-age=(\d+)", cache).group(1))
+        assert max_age >= YEAR and "immutable" in cache, (asset, cache)
+        assert headers.get("Content-Encoding") == "gzip", asset
+
+
+def test_health_and_readiness_follow_redis_going_away_and_coming_back(served, redis_server):
+    assert served.get("/healthz")[0] == 200
+    status, headers, body = served.get("/readyz")
+    assert status == 200, body
+    assert json.loads(body) == {
+        "status": "ok",
+        "checks": {"database": "ok", "migrations": "ok", "redis": "ok", "static": "ok"},
+    }
+    assert headers["Cache-Control"] == "no-store"
+
+    redis_server.kill()
+    status, _, body = served.get("/readyz")
+    assert status == 503
+    answer = json.loads(body)
+    assert answer["status"] == "unavailable"
+    assert answer["checks"]["redis"] == "unreachable"
+    assert answer["checks"]["database"] == "ok"
+    # Nothing about what runs where: no versions, hosts or ports.
+    assert str(redis_server.port).encode() not in body and b"127.0.0.1" not in body
+    # Alive all the same: the process answers, so nobody restarts it for Redis' sake.
+    assert served.get("/healthz")[0] == 200
+
+    redis_server.start()
+    deadline = time.monotonic() + 15
+    while served.get("/readyz")[0] != 200:
+        assert time.monotonic() < deadline, "readyz stayed 503 after Redis came back"
+        time.sleep(0.2)
+
+
+def test_logs_are_json_lines_carrying_the_callers_request_id(served):
+    status, headers, _ = served.get("/accounts/login/", {"X-Request-ID": "lb-trace-42"})
+    assert status == 200
+    assert headers["X-Request-ID"] == "lb-trace-42"
+    status, headers, _ = served.get("/accounts/login/", {"X-Request-ID": "<script>" + "x" * 200})
+    made = headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+
+    deadline = time.monotonic() + 5
+    # Access lines are written after each answer is sent: wait for both.
+    while not all(any(rid in line for line in served.log_lines()) for rid in ("lb-trace-42", made)):
+        assert time.monotonic() < deadline, served.log.read_text()[-2000:]
+        time.sleep(0.1)
+    records = [json.loads(line) for line in served.log_lines()]  # every line is JSON
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    access = [r for r in records if r["logger"] == "gunicorn.access"]
+    assert any("lb-trace-42" in r["message"] and "/accounts/login/" in r["message"] for r in access)
+    assert any(made in r["message"] for r in access)
+
+
+def test_the_probes_answer_a_load_balancer_in_production_mode(served, tmp_path, redis_server):
+    """Probes come by IP address over plain HTTP: no redirect to HTTPS, no host check."""
+    served.proc.terminate()
+    served.proc.wait(timeout=30)
+    env = {
+        **_environment(redis_server.port, tmp_path / "static"),
+        "CONSOLE_MODE": "production",
+        "ALLOWED_HOSTS": "console.example",
+    }
+    port = free_port()
+    with served.log.open("a") as out:
+        served.proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "gunicorn", "-c", "console/gunicorn.conf.py"]
+            + ["--bind", f"127.0.0.1:{port}", "--workers", "1", "console.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    served.base = f"http://127.0.0.1:{port}"
+    _wait_until_listening(served, time.monotonic() + 30)
+    assert served.get("/readyz")[0] == 200
+    # Everything else is redirected to HTTPS, or refused for an unknown host, as before.
+    assert _status_of(port, "/accounts/login/", "console.example") == (
+        301,
+        "https://console.example/accounts/login/",
+    )
+    assert _status_of(port, "/accounts/login/", "127.0.0.1")[0] == 400
+
+
+def _status_of(port: int, path: str, host: str) -> tuple[int, str | None]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        connection.request("GET", path, headers={"Host": host})
+        response = connection.getresponse()
+        return response.status, response.getheader("Location")
+    finally:
+        connection.close()

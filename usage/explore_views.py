@@ -1,0 +1,186 @@
+"""Usage → Explore: any range, metric, grouping, filters and granularity, as a page with
+a stacked chart, a table of groups against the previous period, and its CSV.
+
+Every state is a URL (the form is a GET); with htmx the form and the quick picks swap
+the form and its results (`#explore`) and push the URL, so back and forward work.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+
+from billing.exports import csv_lines
+from console.http import OrgRequest, org_view
+from usage import charts
+from usage.explorer import (
+    DIMENSIONS,
+    METRICS,
+    ReportParamError,
+    UsageReport,
+    report_filter_options,
+    report_filters_resolve,
+    usage_report,
+)
+from usage.forms import ExploreForm
+from usage.windows import BUCKET_LABELS, QUICK_RANGES, quick_range
+
+DEFAULTS = {"metric": "credits", "group_by": "model", "bucket": "1d"}
+
+
+def _choices() -> dict:
+    return {
+        "range": list(QUICK_RANGES.items()),
+        "metric": list(METRICS.items()),
+        "group_by": list(DIMENSIONS.items()),
+        "bucket": list(BUCKET_LABELS.items()),
+    }
+
+
+def _params(request: OrgRequest, now: datetime, zone: ZoneInfo) -> QueryDict:
+    """The query string with defaults filled in: this month, credits by model, per day."""
+    data = request.GET.copy()
+    for name, value in DEFAULTS.items():
+        if name not in data:
+            data[name] = value
+    if not data.get("start"):
+        start, _end = quick_range("this_month", now=now, tz=str(zone))
+        data["start"] = start.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+    if not data.get("end"):
+        end = (now + timedelta(minutes=1)).astimezone(zone)
+        data["end"] = end.strftime("%Y-%m-%dT%H:%M")
+    return data
+
+
+def _report(form: ExploreForm, org, now: datetime) -> UsageReport | None:
+    if not form.is_valid():
+        return None
+    data = form.cleaned_data
+    filters = {dim: data.get(dim) or [] for dim in form.filter_names}
+    try:
+        resolved = report_filters_resolve(org=org, filters=filters)
+        return usage_report(
+            org=org,
+            start=data["start"],
+            end=data["end"],
+            metric=data["metric"],
+            group_by=(data["group_by"],) if data["group_by"] else (),
+            filters=resolved,
+            bucket=data["bucket"],
+            now=now,
+        )
+    except ReportParamError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+    except ValueError as exc:
+        message = str(exc)
+        form.add_error("bucket" if "bucket" in message or "hourly" in message else "end", message)
+    return None
+
+
+def _quick_links(request: OrgRequest, params: QueryDict, now: datetime, zone: ZoneInfo):
+    base = reverse("usage:explore", args=[request.organization.slug])
+    links = []
+    for name, label in QUICK_RANGES.items():
+        start, end = quick_range(name, now=now, tz=str(zone))
+        query = params.copy()
+        query["start"] = start.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+        query["end"] = (
+            (end if end < now else now + timedelta(minutes=1))
+            .astimezone(zone)
+            .strftime("%Y-%m-%dT%H:%M")
+        )
+        current = query["start"] == params.get("start") and query["end"] == params.get("end")
+        links.append({"label": label, "url": f"{base}?{query.urlencode()}", "current": current})
+    return links
+
+
+def _explore(request: OrgRequest) -> tuple[ExploreForm, UsageReport | None, QueryDict, dict]:
+    org = request.organization
+    now = timezone.now()
+    zone = ZoneInfo(org.time_zone or "UTC")
+    params = _params(request, now, zone)
+    options = report_filter_options(org=org, now=now)
+    with timezone.override(zone):
+        form = ExploreForm(params, choices=_choices(), options=options)
+        report = _report(form, org, now)
+    extra = {"now": now, "zone": zone, "quick_links": _quick_links(request, params, now, zone)}
+    return form, report, params, extra
+
+
+@org_view()
+def explore(request: OrgRequest) -> HttpResponse:
+    """Usage → Explore, or only its results for htmx."""
+    form, report, params, extra = _explore(request)
+    org = request.organization
+    template = "usage/explore.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#explore"
+    context = {
+        "nav": "usage",
+        "form": form,
+        "report": report,
+        "figure": charts.explore_figure(report) if report and report.groups else None,
+        "csv_url": reverse("usage:explore_csv", args=[org.slug]) + "?" + params.urlencode(),
+        "explore_url": reverse("usage:explore", args=[org.slug]),
+        **extra,
+    }
+    with timezone.override(extra["zone"]):
+        response = render(request, template, context, status=200 if form.is_valid() else 400)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def _value(report: UsageReport, value):
+    """A number cell: whole for counts, the exact decimal (no exponent) otherwise."""
+    if report.integral:
+        return int(value)
+    return Decimal(format(value.normalize(), "f")) if value else Decimal(0)
+
+
+def _csv_rows(report: UsageReport) -> Iterator[list]:
+    zone = ZoneInfo(report.tz)
+    yield ["table"]
+    yield ["group", METRICS[report.metric], "share_percent", "previous_period", "change_percent"]
+    for g in report.groups:
+        yield [
+            g.label,
+            _value(report, g.total),
+            "" if g.share is None else g.share,
+            _value(report, g.previous),
+            "" if g.change is None else g.change,
+        ]
+    yield ["total", _value(report, report.total), "", _value(report, report.previous_total), ""]
+    yield []
+    yield ["series"]
+    yield ["bucket_start", "bucket_end", "group", METRICS[report.metric]]
+    for index, (lo, hi) in enumerate(report.buckets):
+        for g in report.groups:
+            yield [
+                lo.astimezone(zone).isoformat(),
+                hi.astimezone(zone).isoformat(),
+                g.label,
+                _value(report, g.series[index]),
+            ]
+
+
+@org_view()
+def explore_csv(request: OrgRequest) -> HttpResponse:
+    """Exactly the explorer's table and series, streamed."""
+    form, report, _params_used, _extra = _explore(request)
+    if report is None:
+        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
+    rows = _csv_rows(report)
+    header = next(rows)
+    response = StreamingHttpResponse(
+        csv_lines(header, rows), content_type="text/csv; charset=utf-8"
+    )
+    stamp = report.start.astimezone(ZoneInfo(report.tz)).strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="usage-{report.metric}-{stamp}.csv"'
+    return response

@@ -1,0 +1,591 @@
+"""The usage explorer's reads: any range, metric, grouping, filters and bucket width.
+
+One report is a few aggregate queries whatever the range, the grouping or the number of
+groups: per record kind that has the metric, one over the clean rollup rows inside the
+range (day rows, or hour rows for hourly buckets) grouped by (day, hour, dimensions), and
+one over the raw records of the rest (the open hour, edge hours, dirty or not yet
+rolled-up spans; usage/coverage.py) grouped by (bucket, dimensions), where the bucket is
+a CASE over the raw spans cut at bucket edges. Rows come back aggregated, never as
+records; they are summed into buckets here. Buckets are local to the organization's zone
+(usage/windows.py: `report_buckets`), so a day is the customer's day, DST included.
+
+Dimensions: model, api_key, member, endpoint, controller and kind. A kind that lacks a
+dimension shows "—" when grouped by it and drops out when filtered on it (a filter on a
+controller keeps jobs only).
+"""
+
+from bisect import bisect_right
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
+
+from accounts.models import APIKey, Organization
+from billing.models import PriceModel
+from usage.coverage import RollupCoverage, Split, rollup_coverage
+from usage.models import (
+    Controller,
+    IngestBatch,
+    Job,
+    JobDaily,
+    Query,
+    QueryDaily,
+    QueryDimension,
+    WorkerDaily,
+    WorkerSession,
+)
+from usage.panel_selectors import _clipped, _overlaps
+from usage.windows import local_day_start, local_hours, previous_range, report_buckets
+
+DIMENSIONS = {
+    "model": "Model",
+    "api_key": "API key",
+    "member": "Member",
+    "endpoint": "Endpoint",
+    "controller": "Controller",
+    "kind": "Kind",
+}
+METRICS = {
+    "credits": "Credits",
+    "input_tokens": "Tokens in",
+    "output_tokens": "Tokens out",
+    "tokens": "Tokens (in + out)",
+    "queries": "Queries",
+    "core_hours": "Core-hours",
+    "jobs": "Jobs",
+    "worker_runtime": "Worker runtime (hours)",
+}
+KIND_LABELS = {"query": "Queries", "worker_session": "Worker sessions", "job": "Jobs"}
+NOT_APPLICABLE = "—"
+ZERO = Decimal("0")
+_HOUR = Decimal(3600)
+# Raw spans per query for worker runtime (one column each): well inside every
+# database's column limit.
+_SPANS_PER_QUERY = 300
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One record kind: its raw and rollup tables and what the explorer reads of them."""
+
+    kind: str
+    raw: type
+    rolled: type
+    time_field: str
+    dims: dict[str, str]  # dimension -> column, the same name on both tables
+    metrics: dict[str, tuple]  # metric -> (raw aggregate, rollup aggregate)
+    rolled_where: Q = field(default_factory=Q)
+
+
+def _sources() -> list[_Source]:
+    return [
+        _Source(
+            kind="query",
+            raw=Query,
+            rolled=QueryDaily,
+            time_field="occurred_at",
+            dims={
+                "model": "model_id",
+                "api_key": "api_key_id",
+                "member": "member",
+                "endpoint": "endpoint",
+            },
+            metrics={
+                "credits": (Sum("credits"), Sum("credits")),
+                "input_tokens": (Sum("input_tokens"), Sum("input_tokens")),
+                "output_tokens": (Sum("output_tokens"), Sum("output_tokens")),
+                "tokens": (Sum("total_tokens"), Sum("total_tokens")),
+                "queries": (Count("id"), Sum("queries")),
+            },
+            # The detail rows carry every dimension (model × key × endpoint × member).
+            rolled_where=Q(dimension=QueryDimension.DETAIL),
+        ),
+        _Source(
+            kind="worker_session",
+            raw=WorkerSession,
+            rolled=WorkerDaily,
+            time_field="started_at",
+            dims={"model": "model_id", "api_key": "api_key_id"},
+            metrics={
+                "credits": (Sum("credits"), Sum("credits")),
+                "worker_runtime": (None, Sum("runtime")),
+            },
+        ),
+        _Source(
+            kind="job",
+            raw=Job,
+            rolled=JobDaily,
+            time_field="submitted_at",
+            dims={"api_key": "api_key_id", "controller": "controller_id"},
+            metrics={
+                "credits": (Sum("credits"), Sum("credits")),
+                "core_hours": (Sum("core_hours"), Sum("core_hours")),
+                "jobs": (Count("id"), Sum("submitted")),
+            },
+        ),
+    ]
+
+
+# --- Results ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportGroup:
+    key: tuple  # the dimensions' values (ids for keys, controllers and models)
+    label: str
+    total: Decimal
+    share: Decimal | None  # percent of the report's total
+    previous: Decimal
+    change: Decimal | None  # percent against the previous period (None: it was zero)
+    series: tuple[Decimal, ...]
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    metric: str
+    group_by: tuple[str, ...]
+    bucket: str
+    tz: str
+    start: datetime
+    end: datetime
+    buckets: tuple[tuple[datetime, datetime], ...]
+    groups: tuple[ReportGroup, ...]
+    total: Decimal
+    previous_start: datetime
+    previous_total: Decimal
+    change: Decimal | None
+    # How current the figures are: the newest ingested batch they include.
+    data_through: datetime | None
+    live: bool
+
+    @property
+    def integral(self) -> bool:
+        return self.metric in {"input_tokens", "output_tokens", "tokens", "queries", "jobs"}
+
+
+# --- The engine -------------------------------------------------------------------------
+
+
+def _spans(split: Split, buckets: list[tuple[datetime, datetime]]) -> list[tuple]:
+    """The split's raw intervals cut at bucket edges: [(lo, hi, bucket index)]."""
+    starts = [lo for lo, _hi in buckets]
+    spans = []
+    for lo, hi in split.raw:
+        lo = buckets[0][0] if lo is None else lo
+        hi = buckets[-1][1] if hi is None else hi
+        index = max(bisect_right(starts, lo) - 1, 0)
+        while lo < hi and index < len(buckets):
+            cut = min(hi, buckets[index][1])
+            if lo < cut:
+                spans.append((lo, cut, index))
+            lo = cut
+            index += 1
+    return spans
+
+
+def _dim_filter(source: _Source, filters: dict[str, list]) -> Q | None:
+    """The filters as a Q on the source (None: the source cannot match them)."""
+    q = Q()
+    for dim, values in filters.items():
+        if not values:
+            continue
+        if dim == "kind":
+            if source.kind not in values:
+                return None
+            continue
+        column = source.dims.get(dim)
+        if column is None:
+            return None
+        q &= Q(**{f"{column}__in": values})
+    return q
+
+
+def _group_columns(source: _Source, group_by: tuple[str, ...]) -> list[str]:
+    return [source.dims[d] for d in group_by if d in source.dims]
+
+
+def _group_key(source: _Source, group_by: tuple[str, ...], row: dict) -> tuple:
+    key = []
+    for dim in group_by:
+        if dim == "kind":
+            key.append(source.kind)
+        elif dim in source.dims:
+            key.append(row[source.dims[dim]])
+        else:
+            key.append(NOT_APPLICABLE)
+    return tuple(key)
+
+
+def _number(value) -> Decimal:
+    if value is None:
+        return ZERO
+    if isinstance(value, timedelta):
+        return Decimal(value.total_seconds()) / _HOUR
+    return Decimal(value)
+
+
+def _raw_point_rows(source, metric, org, spans, where, columns):
+    """Raw records of a point-in-time kind, summed per (span's bucket, dimensions)."""
+    raw_aggregate = source.metrics[metric][0]
+    if not spans:
+        return []
+    time = source.time_field
+    within = Q()
+    whens = []
+    for lo, hi, index in spans:
+        span_q = Q(**{f"{time}__gte": lo, f"{time}__lt": hi})
+        whens.append(When(span_q, then=Value(index)))
+        within |= span_q
+    rows = (
+        source.raw.objects.filter(within, where, organization=org)
+        .annotate(x_bucket=Case(*whens, default=Value(-1), output_field=IntegerField()))
+        .values("x_bucket", *columns)
+        .annotate(x_value=raw_aggregate)
+        .order_by()
+    )
+    return [(row["x_bucket"], row) for row in rows]
+
+
+def _raw_runtime_rows(source, org, spans, where, columns):
+    """Worker runtime clipped to each raw span, per (span's bucket, dimensions): one
+    column per span, a few hundred spans a query."""
+    out = []
+    for first in range(0, len(spans), _SPANS_PER_QUERY):
+        chunk = spans[first : first + _SPANS_PER_QUERY]
+        overlap = Q()
+        aggregates = {}
+        for n, (lo, hi, _index) in enumerate(chunk):
+            overlap |= _overlaps(lo, hi)
+            aggregates[f"x_{n}"] = Sum(_clipped(lo, hi), filter=_overlaps(lo, hi))
+        rows = (
+            source.raw.objects.filter(overlap, where, organization=org)
+            .values(*columns)
+            .annotate(**aggregates)
+            .order_by()
+        )
+        for row in rows:
+            for n, (_lo, _hi, index) in enumerate(chunk):
+                out.append((index, {**row, "x_value": row[f"x_{n}"]}))
+    return out
+
+
+def _rolled_rows(source, metric, org, split, where, columns, buckets, tz):
+    """Clean rollup rows inside the range, per (day, hour, dimensions), with the bucket
+    each falls in."""
+    days_q: Q | None = None
+    for first, end in split.days:
+        part = Q(day__gte=first, day__lt=end, hour__isnull=True)
+        days_q = part if days_q is None else days_q | part
+    for day, first_hour, end_hour in split.hours:
+        part = Q(day=day, hour__gte=first_hour, hour__lt=end_hour)
+        days_q = part if days_q is None else days_q | part
+    if days_q is None:
+        return []
+    rows = (
+        source.rolled.objects.filter(days_q, source.rolled_where, where, organization=org)
+        .values("day", "hour", *columns)
+        .annotate(x_value=source.metrics[metric][1])
+        .order_by()
+    )
+    starts = [lo for lo, _hi in buckets]
+    hours_of: dict = {}
+    out = []
+    for row in rows:
+        if row["hour"] is None:
+            at = local_day_start(row["day"], tz=tz)
+        else:
+            hours = hours_of.setdefault(row["day"], local_hours(row["day"], tz=tz))
+            at = hours[row["hour"]][0]
+        out.append((bisect_right(starts, at) - 1, row))
+    return out
+
+
+def _figures(
+    *,
+    org: Organization,
+    coverage: RollupCoverage,
+    start: datetime,
+    end: datetime,
+    buckets: list[tuple[datetime, datetime]],
+    bucket: str,
+    metric: str,
+    group_by: tuple[str, ...],
+    filters: dict[str, list],
+    tz: str,
+) -> dict[tuple, list[Decimal]]:
+    """{group key: [value per bucket]} over [start, end)."""
+    if bucket == "1h":
+        # A day row cannot be cut into hours: read hour rows, and raw where there are none.
+        coverage = replace(coverage, clean_days=())
+    # Buckets in another zone than the rollups' are read from the records alone.
+    split = coverage.split(start, end, tz=tz, complement=False)
+    spans = _spans(split, buckets)
+    series: dict[tuple, list[Decimal]] = {}
+    for source in _sources():
+        if metric not in source.metrics:
+            continue
+        where = _dim_filter(source, filters)
+        if where is None:
+            continue
+        columns = _group_columns(source, group_by)
+        if source.metrics[metric][0] is None:
+            raw = _raw_runtime_rows(source, org, spans, where, columns)
+        else:
+            raw = _raw_point_rows(source, metric, org, spans, where, columns)
+        rolled = _rolled_rows(source, metric, org, split, where, columns, buckets, coverage.tz)
+        for index, row in raw + rolled:
+            if not 0 <= index < len(buckets):
+                continue
+            values = series.setdefault(_group_key(source, group_by, row), [ZERO] * len(buckets))
+            values[index] += _number(row["x_value"])
+    return series
+
+
+def _labels(org: Organization, group_by: tuple[str, ...], keys) -> dict[tuple, str]:
+    """Readable names for group keys: one query per id dimension present."""
+    names: dict[str, dict] = {}
+    for position, dim in enumerate(group_by):
+        ids = {k[position] for k in keys if k[position] not in (None, NOT_APPLICABLE)}
+        if dim == "api_key" and ids:
+            names[dim] = {
+                k.pk: f"{k.name} ({k.display})"
+                for k in APIKey.objects.filter(organization=org, pk__in=ids)
+            }
+        elif dim == "controller" and ids:
+            names[dim] = dict(
+                Controller.objects.filter(organization=org, pk__in=ids).values_list("pk", "name")
+            )
+        elif dim == "model" and ids:
+            names[dim] = dict(PriceModel.objects.filter(pk__in=ids).values_list("pk", "name"))
+    empty = {
+        "api_key": "Unattributed",
+        "controller": "Managed",
+        "member": "(no member)",
+        "endpoint": "(no endpoint)",
+    }
+    labels = {}
+    for key in keys:
+        parts = []
+        for position, dim in enumerate(group_by):
+            value = key[position]
+            if value == NOT_APPLICABLE:
+                # Records of a kind without this dimension (jobs have no model).
+                parts.append(f"(no {DIMENSIONS[dim].lower()})")
+            elif dim == "kind":
+                parts.append(KIND_LABELS.get(value, value))
+            elif value in (None, ""):
+                parts.append(empty.get(dim, NOT_APPLICABLE))
+            else:
+                parts.append(str(names.get(dim, {}).get(value, value)))
+        labels[key] = " · ".join(parts) if parts else "All usage"
+    return labels
+
+
+def _percent(part: Decimal, whole: Decimal) -> Decimal | None:
+    if not whole:
+        return None
+    return (part * 100 / whole).quantize(Decimal("0.1"))
+
+
+def _data_through(org: Organization) -> datetime | None:
+    """When the newest batch the figures include was received (the figures are read at
+    request time, so they include every batch received until then)."""
+    return IngestBatch.objects.filter(organization=org).aggregate(at=Max("received_at"))["at"]
+
+
+def usage_report(
+    *,
+    org: Organization,
+    start: datetime,
+    end: datetime,
+    metric: str,
+    group_by: tuple[str, ...] = (),
+    filters: dict[str, list] | None = None,
+    bucket: str = "1d",
+    tz: str | None = None,
+    now: datetime,
+    coverage: RollupCoverage | None = None,
+) -> UsageReport:
+    """The metric over [start, end) per group and bucket, with the previous period of the
+    same length. Raises ValueError naming a bad bucket or range (report_buckets)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}")
+    for dim in group_by:
+        if dim not in DIMENSIONS:
+            raise ValueError(f"group_by must be among {', '.join(DIMENSIONS)}")
+    filters = {k: list(v) for k, v in (filters or {}).items() if v}
+    tz = tz or org.time_zone or "UTC"
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    buckets = report_buckets(start, end, bucket=bucket, tz=tz)
+    coverage = coverage if coverage is not None else rollup_coverage(org=org, now=now)
+    common = {
+        "org": org,
+        "coverage": coverage,
+        "bucket": bucket,
+        "metric": metric,
+        "group_by": tuple(group_by),
+        "filters": filters,
+        "tz": tz,
+    }
+    series = _figures(start=start, end=end, buckets=buckets, **common)
+    previous_start, previous_end = previous_range(start, end)
+    before = _figures(
+        start=previous_start,
+        end=previous_end,
+        buckets=[(previous_start, previous_end)],
+        **common,
+    )
+    keys = set(series) | set(before)
+    labels = _labels(org, tuple(group_by), keys)
+    total = sum((sum(v, ZERO) for v in series.values()), ZERO)
+    previous_total = sum((v[0] for v in before.values()), ZERO)
+    groups = []
+    for key in keys:
+        values = series.get(key, [ZERO] * len(buckets))
+        group_total = sum(values, ZERO)
+        previous = before.get(key, [ZERO])[0]
+        groups.append(
+            ReportGroup(
+                key=key,
+                label=labels[key],
+                total=group_total,
+                share=_percent(group_total, total),
+                previous=previous,
+                change=_percent(group_total - previous, previous),
+                series=tuple(values),
+            )
+        )
+    groups.sort(key=lambda g: (-g.total, -g.previous, g.label))
+    return UsageReport(
+        metric=metric,
+        group_by=tuple(group_by),
+        bucket=bucket,
+        tz=tz,
+        start=start,
+        end=end,
+        buckets=tuple(buckets),
+        groups=tuple(groups),
+        total=total,
+        previous_start=previous_start,
+        previous_total=previous_total,
+        change=_percent(total - previous_total, previous_total),
+        data_through=_data_through(org),
+        live=end >= now - timedelta(hours=1) and start < now,
+    )
+
+
+# --- Parameters, as the page and the API receive them -----------------------------------
+
+
+class ReportParamError(ValueError):
+    """A bad report parameter: `field` names it as the caller sent it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+MAX_FILTER_VALUES = 50
+
+
+def report_filters_resolve(
+    *, org: Organization, filters: dict[str, list[str]], field_name=lambda dim: dim
+) -> dict[str, list]:
+    """The filters as the engine takes them (ids for models, keys and controllers),
+    checked against the organization: another organization's key or controller, an
+    unknown model or kind is a ReportParamError naming `field_name(dim)`."""
+    resolved: dict[str, list] = {}
+    for dim, raw_values in filters.items():
+        values = [v.strip() for v in raw_values if v and v.strip()]
+        if not values:
+            continue
+        name = field_name(dim)
+        if dim not in DIMENSIONS:
+            raise ReportParamError(name, f"unknown dimension; one of {', '.join(DIMENSIONS)}")
+        if len(values) > MAX_FILTER_VALUES:
+            raise ReportParamError(name, f"at most {MAX_FILTER_VALUES} values")
+        resolved[dim] = _filter_values(org, dim, set(values), name)
+    return resolved
+
+
+def _ids(values: set[str], name: str) -> set[int]:
+    try:
+        return {int(v) for v in values}
+    except ValueError:
+        raise ReportParamError(name, "must be ids (whole numbers)") from None
+
+
+def _filter_values(org: Organization, dim: str, values: set[str], name: str) -> list:
+    if dim == "kind":
+        unknown = values - set(KIND_LABELS)
+        if unknown:
+            raise ReportParamError(name, f"one of {', '.join(KIND_LABELS)}")
+        return sorted(values)
+    if dim == "model":
+        found = dict(PriceModel.objects.filter(name__in=values).values_list("name", "pk"))
+        if len(found) != len(values):
+            raise ReportParamError(name, f"unknown model {sorted(values - set(found))[0]!r}")
+        return sorted(found.values())
+    if dim == "api_key":
+        ids = _ids(values, name)
+        keys = APIKey.objects.filter(organization=org, pk__in=ids)
+        found = set(keys.values_list("pk", flat=True))
+        if found != ids:
+            raise ReportParamError(name, "no such API key in this organization")
+        return sorted(found)
+    if dim == "controller":
+        ids = _ids(values, name)
+        found = set(
+            Controller.objects.filter(organization=org, pk__in=ids).values_list("pk", flat=True)
+        )
+        if found != ids:
+            raise ReportParamError(name, "no such controller in this organization")
+        return sorted(found)
+    if any(len(v) > 254 for v in values):
+        raise ReportParamError(name, "values are at most 254 characters")
+    return sorted(values)
+
+
+@dataclass(frozen=True)
+class FilterOption:
+    value: str
+    label: str
+
+
+def report_filter_options(*, org: Organization, now: datetime) -> dict[str, list[FilterOption]]:
+    """What the page offers to filter on: this organization's keys, controllers,
+    members and endpoints (from the rollups and today's records), every model, the kinds."""
+    keys = [
+        FilterOption(str(k.pk), f"{k.name} ({k.display})")
+        for k in APIKey.objects.filter(organization=org).order_by("name", "pk")
+    ]
+    controllers = [
+        FilterOption(str(pk), name)
+        for pk, name in Controller.objects.filter(organization=org)
+        .order_by("name")
+        .values_list("pk", "name")
+    ]
+    names = PriceModel.objects.order_by("name").values_list("name", flat=True)
+    models = [FilterOption(n, n) for n in names]
+    since = now - timedelta(days=2)
+
+    def distinct(column: str, dimension: str) -> list[FilterOption]:
+        rolled = QueryDaily.objects.filter(organization=org, dimension=dimension).exclude(
+            **{column: ""}
+        )
+        recent = Query.objects.filter(organization=org, occurred_at__gte=since).exclude(
+            **{column: ""}
+        )
+        names = set(rolled.values_list(column, flat=True).distinct()[:500])
+        names |= set(recent.values_list(column, flat=True).distinct()[:500])
+        return [FilterOption(n, n) for n in sorted(names)]
+
+    return {
+        "model": models,
+        "api_key": keys,
+        "member": distinct("member", QueryDimension.MEMBER),
+        "endpoint": distinct("endpoint", QueryDimension.ENDPOINT),
+        "controller": controllers,
+        "kind": [FilterOption(k, label) for k, label in KIND_LABELS.items()],
+    }

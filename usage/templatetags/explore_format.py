@@ -1,0 +1,37 @@
+"""The explorer's labels and figures in its templates."""
+
+from decimal import Decimal
+
+from django import template
+
+from usage.explorer import DIMENSIONS, METRICS, UsageReport
+from usage.templatetags.usage_format import credit_amount, grouped
+from usage.windows import BUCKET_LABELS
+
+register = template.Library()
+
+
+@register.filter
+def metric_label(metric: str) -> str:
+    return METRICS.get(metric, metric)
+
+
+@register.filter
+def dimension_labels(names: str) -> str:
+    """ "model, api_key" as "Model, API key"."""
+    return ", ".join(DIMENSIONS.get(n.strip(), n.strip()) for n in names.split(","))
+
+
+@register.filter
+def bucket_label(bucket: str) -> str:
+    return BUCKET_LABELS.get(bucket, bucket)
+
+
+@register.simple_tag
+def metric_value(report: UsageReport, value: Decimal) -> str:
+    """Credits as credits, counts whole, hours and core-hours to two places."""
+    if report.metric == "credits":
+        return credit_amount(value)
+    if report.integral:
+        return grouped(value)
+    return grouped(value, 2)
