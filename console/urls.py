@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.team_views import invitation_accept_view
 from accounts.views import ThrottledPasswordResetView
 from console import views
 
 org_patterns = [
     path("", views.main, name="main"),
+    path("settings/billing-details/", include("billing.details_urls")),
     path("settings/", include("accounts.urls")),
     path("finance/", include("billing.urls")),
     path("usage/", include("usage.urls")),
@@ -25,6 +27,11 @@ urlpatterns = [
         "accounts/password_reset/",
         ThrottledPasswordResetView.as_view(),
         name="password_reset",
+    ),
+    path(
+        "accounts/invitations/<slug:org_slug>/<str:token>/",
+        invitation_accept_view,
+        name="invitation_accept",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
