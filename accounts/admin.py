@@ -1,7 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.models import APIKey, Membership, Organization, SessionToken, User
+from accounts.models import (
+    APIKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    SessionToken,
+    User,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -85,7 +93,7 @@ class APIKeyAdmin(admin.ModelAdmin):
         from accounts.services import apikey_revoke
 
         for key in queryset.filter(revoked_at__isnull=True):
-            apikey_revoke(key=key)
+            apikey_revoke(key=key, actor=request.user)
         self.message_user(request, "Revoked.")
 
 
@@ -116,7 +124,42 @@ class SessionTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected session tokens")
     def revoke(self, request, queryset) -> None:
-        from django.utils import timezone
+        from accounts.services import session_token_revoke
 
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} session token(s).")
+        live = list(queryset.filter(revoked_at__isnull=True).select_related("user", "organization"))
+        for token in live:
+            session_token_revoke(token=token, actor=request.user)
+        self.message_user(request, f"Revoked {len(live)} session token(s).")
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(_ReadOnly):
+    """Invitations are sent from Settings → Members; operators look."""
+
+    list_display = ["email", "organization", "role", "sent_at", "expires_at", "accepted_at"]
+    list_filter = ["role"]
+    search_fields = ["email", "organization__name"]
+    exclude = ["nonce"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(_ReadOnly):
+    """The audit log is append-only: operators read it; nobody edits or deletes a row."""
+
+    list_display = ["created_at", "organization", "actor_email", "action", "summary", "ip_address"]
+    list_filter = ["action", "by_operator"]
+    search_fields = ["organization__name", "organization__slug", "actor_email", "summary"]
+    list_select_related = ["organization"]
+    date_hierarchy = "created_at"
+    actions = None

@@ -1,6 +1,8 @@
 from django import forms
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
 
-from accounts.models import APIKeyKind
+from accounts.models import APIKeyKind, AuditAction, Role, User
 from accounts.text import validate_visible_text
 
 
@@ -15,3 +17,49 @@ class APIKeyCreateForm(forms.Form):
         initial=APIKeyKind.WORKSPACE,
         help_text="A personal key acts for you; a workspace key for the organization.",
     )
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(max_length=254, label="Email")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER, label="Role")
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, label="Role")
+
+
+class AcceptSignupForm(forms.Form):
+    """A new account for the invited address."""
+
+    full_name = forms.CharField(
+        max_length=150, required=False, label="Your name", validators=[validate_visible_text]
+    )
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
+
+    def __init__(self, *args, email: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean(self):
+        cleaned = super().clean()
+        first, second = cleaned.get("password1"), cleaned.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", "The two passwords differ.")
+        elif first:
+            try:
+                password_validation.validate_password(first, User(email=self.email))
+            except ValidationError as exc:
+                self.add_error("password1", exc)
+        return cleaned
+
+
+class AuditFilterForm(forms.Form):
+    person = forms.ChoiceField(required=False, label="Person")
+    kind = forms.ChoiceField(
+        required=False, label="Kind", choices=[("", "All kinds"), *AuditAction.choices]
+    )
+
+    def __init__(self, *args, people: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["person"].choices = [("", "Everyone"), *((p, p) for p in people)]

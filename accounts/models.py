@@ -125,12 +125,20 @@ class Organization(models.Model):
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
     ADMIN = "admin", "Admin"
+    # Finance: pays, keeps the billing details and documents; sees no API keys.
+    BILLING = "billing", "Billing"
     MEMBER = "member", "Member"
     VIEWER = "viewer", "Viewer"
 
 
-# Roles that manage money, keys and settings.
+# Roles that manage keys, settings, the team and read the audit log.
 MANAGER_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+# Roles that add credits and read statements and receipts.
+FINANCE_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})
+# Roles that change the billing details printed on documents.
+BILLING_DETAILS_ROLES = frozenset({Role.OWNER, Role.BILLING})
+# Roles that see the organization's API keys.
+KEY_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER, Role.VIEWER})
 
 
 class Membership(models.Model):
@@ -153,6 +161,22 @@ class Membership(models.Model):
     @property
     def can_manage(self) -> bool:
         return self.role in MANAGER_ROLES
+
+    @property
+    def can_pay(self) -> bool:
+        return self.role in FINANCE_ROLES
+
+    @property
+    def can_edit_billing_details(self) -> bool:
+        return self.role in BILLING_DETAILS_ROLES
+
+    @property
+    def can_see_keys(self) -> bool:
+        return self.role in KEY_ROLES
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == Role.OWNER
 
 
 class APIKeyKind(models.TextChoices):
@@ -300,3 +324,161 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint} {self.key} → {self.status_code}"
+
+
+# Team: invitations -------------------------------------------------------------------------
+
+INVITATION_LIFETIME_DAYS = 7
+
+
+class Invitation(models.Model):
+    """An invitation to join an organization with a role, sent by email as a signed link.
+
+    The link carries the invitation's id and nonce; resending draws a new nonce (the old
+    link stops working) and a new 7-day expiry. Accepting or revoking closes it for good.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices)
+    nonce = models.CharField(max_length=32, editable=False)
+    invited_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            # One open invitation per address: inviting again renews it.
+            models.UniqueConstraint(
+                fields=["organization", "email"],
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="one_open_invitation_per_email",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("sent_at")),
+                name="invitation_expires_after_sending",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(accepted_at__isnull=True) | models.Q(revoked_at__isnull=True),
+                name="invitation_accepted_or_revoked_not_both",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=["owner", "admin", "billing", "member", "viewer"]),
+                name="invitation_role_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.organization} ({self.role})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
+
+    @property
+    def is_expired(self) -> bool:
+        return timezone.now() >= self.expires_at
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        return "expired" if self.is_expired else "pending"
+
+
+# Audit log ---------------------------------------------------------------------------------
+
+
+class AuditAction(models.TextChoices):
+    API_KEY_CREATED = "api_key.created", "API key created"
+    API_KEY_REVOKED = "api_key.revoked", "API key revoked"
+    SESSION_TOKEN_ISSUED = "session_token.issued", "Session token issued"
+    SESSION_TOKEN_REVOKED = "session_token.revoked", "Session token revoked"
+    MEMBER_INVITED = "member.invited", "Member invited"
+    INVITATION_RESENT = "member.invitation_resent", "Invitation resent"
+    INVITATION_REVOKED = "member.invitation_revoked", "Invitation revoked"
+    MEMBER_JOINED = "member.joined", "Member joined"
+    MEMBER_ROLE_CHANGED = "member.role_changed", "Role changed"
+    MEMBER_REMOVED = "member.removed", "Member removed"
+    PAYMENT_SUCCEEDED = "payment.succeeded", "Payment succeeded"
+    PAYMENT_FAILED = "payment.failed", "Payment failed"
+    PAYMENT_REFUNDED = "payment.refunded", "Payment refunded"
+    PAYMENT_METHOD_SAVED = "payment_method.saved", "Card saved"
+    AUTO_RECHARGE_ENABLED = "auto_recharge.enabled", "Auto-recharge turned on"
+    AUTO_RECHARGE_DISABLED = "auto_recharge.disabled", "Auto-recharge turned off"
+    ALERT_RULE_CREATED = "alert_rule.created", "Alert rule created"
+    ALERT_RULE_UPDATED = "alert_rule.updated", "Alert rule changed"
+    ALERT_RULE_DELETED = "alert_rule.deleted", "Alert rule deleted"
+    CREDITS_ADJUSTED = "credits.adjusted", "Credits adjusted by an operator"
+    BILLING_DETAILS_UPDATED = "billing_details.updated", "Billing details changed"
+
+
+class AuditLogAppendOnly(Exception):
+    """An attempt to change or delete an audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Append-only: rows are created, never updated or deleted through the ORM."""
+
+    def update(self, **kwargs):
+        raise AuditLogAppendOnly("audit events cannot be changed")
+
+    def delete(self):
+        raise AuditLogAppendOnly("audit events cannot be deleted")
+
+
+class AuditEvent(models.Model):
+    """One change a person (or an operator) made to an organization: who, when, what and
+    from which address. Written by accounts.audit.audit_record only; never changed."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    # The person; their email is kept as it was, so the row still says who after they go.
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_email = models.CharField(max_length=254, blank=True, default="")
+    # True for changes made by the platform's operators in Django admin.
+    by_operator = models.BooleanField(default=False)
+    action = models.CharField(max_length=40, choices=AuditAction.choices)
+    summary = models.CharField(max_length=300)
+    # What it was done to: "api_key:12", "membership:3", "payment:8"...
+    target = models.CharField(max_length=100, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="audit_org_time"),
+            models.Index(fields=["organization", "action"], name="audit_org_action"),
+            models.Index(fields=["organization", "actor"], name="audit_org_actor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} by {self.actor_email or '-'}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AuditLogAppendOnly("audit events cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogAppendOnly("audit events cannot be deleted")

@@ -2,7 +2,15 @@
 
 from django.db.models import QuerySet
 
-from accounts.models import APIKey, IdempotencyRecord, Membership, Organization, SessionToken, User
+from accounts.models import (
+    APIKey,
+    IdempotencyRecord,
+    Invitation,
+    Membership,
+    Organization,
+    SessionToken,
+    User,
+)
 
 
 def membership_for(*, user: User, org_slug: str) -> Membership | None:
@@ -22,6 +30,18 @@ def memberships_of(*, user: User) -> QuerySet[Membership]:
 def organization_members(*, org: Organization) -> QuerySet[Membership]:
     """The organization's members with their roles."""
     return Membership.objects.select_related("user").filter(organization=org)
+
+
+def invitations_pending(*, org: Organization) -> QuerySet[Invitation]:
+    """The organization's open invitations (expired ones too, to resend), newest first."""
+    return Invitation.objects.select_related("invited_by").filter(
+        organization=org, accepted_at__isnull=True, revoked_at__isnull=True
+    )
+
+
+def account_exists_for(*, email: str) -> bool:
+    """Whether someone already has an account with this address."""
+    return User.objects.filter(email__iexact=email.strip()).exists()
 
 
 def apikeys_of(*, org: Organization) -> QuerySet[APIKey]:

@@ -10,10 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.audit import audit_record
 from accounts.models import (
     SESSION_TOKEN_LIFETIME_DAYS,
     APIKey,
     APIKeyKind,
+    AuditAction,
     ColorScheme,
     IdempotencyRecord,
     Membership,
@@ -152,15 +154,31 @@ def apikey_create(
         secret_hash=secret_hash(secret),
         created_by=created_by,
     )
+    audit_record(
+        org=org,
+        actor=created_by,
+        action=AuditAction.API_KEY_CREATED,
+        summary=f"Created {key.get_kind_display().lower()} {key.name} ({key.display})",
+        target=f"api_key:{key.pk}",
+        data={"name": key.name, "kind": key.kind, "display": key.display},
+    )
     return IssuedKey(key=key, secret=secret)
 
 
 @transaction.atomic
-def apikey_revoke(*, key: APIKey) -> APIKey:
+def apikey_revoke(*, key: APIKey, actor: User | None = None) -> APIKey:
     """Revoke the key from now on (idempotent: the first revocation time stays)."""
     now = timezone.now()
-    APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    revoked = APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
     key.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        audit_record(
+            org=key.organization,
+            actor=actor,
+            action=AuditAction.API_KEY_REVOKED,
+            summary=f"Revoked {key.name} ({key.display})",
+            target=f"api_key:{key.pk}",
+        )
     return key
 
 
@@ -259,6 +277,13 @@ def session_token_issue(
         created_at=at,
         expires_at=at + session_token_lifetime(),
     )
+    audit_record(
+        org=org,
+        actor=user,
+        action=AuditAction.SESSION_TOKEN_ISSUED,
+        summary=f"Issued session token {token.display} for {user.email}",
+        target=f"session_token:{token.pk}",
+    )
     return IssuedSessionToken(token=token, secret=secret)
 
 
@@ -279,12 +304,21 @@ def session_token_renew(*, token: SessionToken, at: datetime | None = None) -> S
 
 
 @transaction.atomic
-def session_token_revoke(*, token: SessionToken) -> SessionToken:
-    """Revoke the token from now on (idempotent: the first revocation time stays)."""
-    SessionToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+def session_token_revoke(*, token: SessionToken, actor: User | None = None) -> SessionToken:
+    """Revoke the token from now on (idempotent: the first revocation time stays).
+    The actor defaults to the token's own person."""
+    revoked = SessionToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
     token.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        audit_record(
+            org=token.organization,
+            actor=actor or token.user,
+            action=AuditAction.SESSION_TOKEN_REVOKED,
+            summary=f"Revoked session token {token.display} of {token.user.email}",
+            target=f"session_token:{token.pk}",
+        )
     return token
 
 

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from accounts import views
+from accounts import team_views, views
 
 app_name = "accounts"
 
@@ -15,5 +15,21 @@ urlpatterns = [
     path(
         "tokens/<int:token_id>/revoke", views.session_token_revoke_view, name="session_token_revoke"
     ),
+    path("members/", team_views.members, name="members"),
+    path("members/invite", team_views.member_invite, name="member_invite"),
+    path("members/<int:member_id>/role", team_views.member_role, name="member_role"),
+    path("members/<int:member_id>/remove", team_views.member_remove_view, name="member_remove"),
+    path(
+        "invitations/<int:invitation_id>/resend",
+        team_views.invitation_resend_view,
+        name="invitation_resend",
+    ),
+    path(
+        "invitations/<int:invitation_id>/revoke",
+        team_views.invitation_revoke_view,
+        name="invitation_revoke",
+    ),
+    path("audit/", team_views.audit_log, name="audit_log"),
+    path("audit/audit-log.csv", team_views.audit_log_csv, name="audit_log_csv"),
     path("alerts/", include("billing.alerts.urls")),
 ]

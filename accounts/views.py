@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.client_ip import client_ip
 from accounts.forms import APIKeyCreateForm
-from accounts.models import APIKeyKind
+from accounts.models import KEY_ROLES, APIKeyKind
 from accounts.selectors import apikeys_of, organization_members, session_tokens_of
 from accounts.services import (
     SessionTokenUnusable,
@@ -52,7 +52,7 @@ def _api_keys_page(request: OrgRequest, *, form, issued=None, status: int = 200)
     return response
 
 
-@org_view()
+@org_view(roles=KEY_ROLES)
 def api_keys(request: OrgRequest) -> HttpResponse:
     """API keys: every member sees them (never their secrets); owners and admins manage."""
     return _api_keys_page(request, form=APIKeyCreateForm())
@@ -81,7 +81,7 @@ def api_key_create(request: OrgRequest) -> HttpResponse:
 def api_key_revoke(request: OrgRequest, key_id: int) -> HttpResponse:
     """Revoke one of the organization's keys; programs using it get 401 from now on."""
     key = get_object_or_404(apikeys_of(org=request.organization), pk=key_id)
-    apikey_revoke(key=key)
+    apikey_revoke(key=key, actor=request.user)
     messages.success(request, f"Revoked {key.name} ({key.display}).")
     return redirect("accounts:api_keys", org_slug=request.organization.slug)
 

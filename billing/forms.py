@@ -7,6 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.text import validate_visible_text
 from billing.cards import (
     CardDetails,
     CardError,
@@ -204,3 +205,24 @@ class AdjustmentForm(forms.Form):
         if not reason:
             raise forms.ValidationError("Say why: the reason is recorded in the ledger.")
         return reason
+
+
+class BillingDetailsForm(forms.Form):
+    legal_name = forms.CharField(
+        max_length=200, required=False, label="Legal name",
+        help_text="As registered; the organization's name when empty.",
+        validators=[validate_visible_text],
+    )  # fmt: skip
+    address = forms.CharField(
+        max_length=500, required=False, label="Address", widget=forms.Textarea(attrs={"rows": 3})
+    )
+    country = forms.CharField(
+        max_length=100, required=False, label="Country", validators=[validate_visible_text]
+    )
+    tax_id = forms.CharField(
+        max_length=50, required=False, label="Tax ID", help_text="VAT, GST or EIN number.",
+        validators=[validate_visible_text],
+    )  # fmt: skip
+    billing_email = forms.EmailField(
+        required=False, label="Billing email", help_text="Where finance mail should go."
+    )

@@ -331,6 +331,124 @@ class SweepFailure(models.Model):
         return f"{self.sweep} {self.target}: {self.error}"
 
 
+class BillingDetails(models.Model):
+    """The buyer's details printed on receipts and statements (copied into each document
+    when it is issued, so a later change applies to later documents only)."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="billing_details"
+    )
+    legal_name = models.CharField(max_length=200, blank=True, default="")
+    address = models.TextField(max_length=500, blank=True, default="")
+    country = models.CharField(max_length=100, blank=True, default="")
+    tax_id = models.CharField(max_length=50, blank=True, default="")
+    billing_email = models.EmailField(blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "billing details"
+
+    def __str__(self) -> str:
+        return self.legal_name or str(self.organization)
+
+
+class ReceiptKind(models.TextChoices):
+    PAYMENT = "payment", "Payment"
+    REFUND = "refund", "Refund"
+
+
+class Receipt(models.Model):
+    """A receipt for a successful payment or a refund. Numbers run 1, 2, 3... per
+    organization, are taken under the credit account's row lock, and are never reused
+    (receipts are never deleted). Seller and buyer are copied as they were at issue."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="receipts"
+    )
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=ReceiptKind.choices)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="receipts")
+    amount_minor = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    credits = credit_field()
+    card_brand = models.CharField(max_length=20, blank=True, default="")
+    card_last4 = models.CharField(max_length=4, blank=True, default="")
+    seller = models.JSONField(default=dict)
+    buyer = models.JSONField(default=dict)
+    issued_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "number"], name="receipt_number_per_org"
+            ),
+            models.UniqueConstraint(
+                fields=["payment", "kind"], name="one_receipt_per_payment_kind"
+            ),
+            models.CheckConstraint(condition=Q(number__gt=0), name="receipt_number_positive"),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="receipt_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_number
+
+    @property
+    def display_number(self) -> str:
+        return f"R-{self.number:06d}"
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.amount_minor) / 100
+
+
+class Statement(models.Model):
+    """A closed calendar month's statement (in the organization's time zone), issued once
+    and never changed: its opening is the previous statement's closing, its closing the
+    ledger's sum at the month's end as of issue. `last_entry_id` is the newest ledger
+    entry it saw: an entry dated in a stated month but posted later (a restatement)
+    appears on the next statement as its own line."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="statements"
+    )
+    month = models.DateField()  # the month's first day, local to the organization
+    time_zone = models.CharField(max_length=64)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    opening_balance = credit_field()
+    closing_balance = credit_field()
+    last_entry_id = models.BigIntegerField(default=0)
+    # Lines, sums and the usage breakdowns as issued (decimal strings): see
+    # billing.services.statements.
+    content = models.JSONField(default=dict)
+    seller = models.JSONField(default=dict)
+    buyer = models.JSONField(default=dict)
+    issued_at = models.DateTimeField(default=timezone.now)
+    # When its email went out (the task sends it once); not part of the statement.
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-month"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "month"], name="statement_per_month"),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=models.F("period_start")),
+                name="statement_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization} {self.month:%B %Y}"
+
+    @property
+    def display_number(self) -> str:
+        return f"S-{self.month:%Y-%m}"
+
+
 # Alerts live in their own module; imported here so Django finds them in the billing app.
 from billing.alerts.models import (  # noqa: E402, F401
     AlertDelivery,

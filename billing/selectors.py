@@ -12,12 +12,15 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from billing.models import (
+    BillingDetails,
     CreditAccount,
     EntryKind,
     LedgerEntry,
     Payment,
     PaymentMethod,
     PaymentStatus,
+    Receipt,
+    Statement,
     WorkerType,
 )
 from billing.money import credits_round
@@ -206,7 +209,8 @@ def payment_history(*, org: Organization, limit: int = 20) -> QuerySet[Payment]:
     return (
         Payment.objects.filter(organization=org)
         .exclude(status=PaymentStatus.REQUIRES_CONFIRMATION)
-        .select_related("actor")[:limit]
+        .select_related("actor")
+        .prefetch_related("receipts")[:limit]
     )
 
 
@@ -319,3 +323,23 @@ def usage_charged_through(*, org: Organization) -> datetime | None:
         .values_list("created_at", flat=True)
         .first()
     )
+
+
+# ------------------------------------------------------------------ documents
+
+
+def statements_of(*, org: Organization) -> QuerySet[Statement]:
+    """The organization's statements, newest month first."""
+    return Statement.objects.filter(organization=org)
+
+
+def statement_for(*, org: Organization, statement_id: int) -> Statement | None:
+    return Statement.objects.filter(organization=org, pk=statement_id).first()
+
+
+def receipt_for(*, org: Organization, receipt_id: int) -> Receipt | None:
+    return Receipt.objects.select_related("payment").filter(organization=org, pk=receipt_id).first()
+
+
+def billing_details_of(*, org: Organization) -> BillingDetails | None:
+    return BillingDetails.objects.filter(organization=org).first()

@@ -129,3 +129,50 @@ def reconcile_nightly(days: int = 7) -> int:
     for org_id in org_ids:
         reconcile_org.delay(org_id, days)
     return len(org_ids)
+
+
+# Statements ------------------------------------------------------------------------------
+
+
+@shared_task(bind=True, acks_late=True, max_retries=SWEEP_MAX_RETRIES)
+def statements_issue_org(self, org_id: int) -> int:
+    """Issue one organization's statements for every closed month that has none; the
+    number issued. Safe to run twice (a month's statement is issued once)."""
+    from accounts.models import Organization
+    from billing.services.statements import statements_issue_due
+
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:
+        return 0
+    issued = sweep_org_run(
+        self, org_id=org_id, sweep="statements", work=lambda: statements_issue_due(org=org)
+    )
+    return len(issued or [])
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def statements_issue_due_all() -> int:
+    """The beat's entry: one statement task per organization with a ledger; how many."""
+    from billing.models import LedgerEntry
+
+    org_ids = list(
+        LedgerEntry.objects.values_list("organization_id", flat=True)
+        .distinct()
+        .order_by("organization_id")
+    )
+    for org_id in org_ids:
+        statements_issue_org.delay(org_id)
+    return len(org_ids)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OSError, OperationalError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def statement_notify(statement_id: int) -> int:
+    """Email a new statement's link to the owners and billing members, once."""
+    from billing.services.statements import statement_notify as notify
+
+    return notify(statement_id=statement_id)

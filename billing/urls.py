@@ -12,4 +12,10 @@ urlpatterns = [
     path("add/<int:payment_id>/confirm/", views.add_credit_confirm, name="add_credit_confirm"),
     path("add/<int:payment_id>/", views.add_credit_result, name="payment"),
     path("auto-recharge/", views.auto_recharge, name="auto_recharge"),
+    path("statements/", views.statements, name="statements"),
+    path("statements/<int:statement_id>/", views.statement, name="statement"),
+    path("statements/<int:statement_id>/pdf", views.statement_pdf_view, name="statement_pdf"),
+    path("statements/<int:statement_id>/csv", views.statement_csv, name="statement_csv"),
+    path("receipts/<int:receipt_id>/", views.receipt, name="receipt"),
+    path("receipts/<int:receipt_id>/pdf", views.receipt_pdf_view, name="receipt_pdf"),
 ]

@@ -22,13 +22,22 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import Role
+from accounts.models import BILLING_DETAILS_ROLES, FINANCE_ROLES, Role
 from billing import charts
 from billing.cards import CardError
+from billing.documents import (
+    STATEMENT_CSV_HEADER,
+    receipt_context,
+    receipt_pdf,
+    statement_context,
+    statement_csv_rows,
+    statement_pdf,
+)
 from billing.exports import csv_lines
 from billing.forms import (
     AmountForm,
     AutoRechargeForm,
+    BillingDetailsForm,
     CardForm,
     HostedCheckoutForm,
     SavedCardForm,
@@ -37,6 +46,7 @@ from billing.models import PaymentStatus
 from billing.providers import TEST_CARDS, WebhookSignatureError, provider_get, stripe_event_verify
 from billing.selectors import (
     LEDGER_EXPORT_FIELDS,
+    billing_details_of,
     credit_balance,
     finance_overview,
     ledger_entries,
@@ -44,15 +54,20 @@ from billing.selectors import (
     payment_for,
     payment_history,
     payment_methods,
+    receipt_for,
     spend_by_model,
     spend_by_month,
+    statement_for,
+    statements_of,
     usage_charged_through,
 )
 from billing.services import (
+    BillingDetailsFields,
     PaymentError,
     StripeEventMalformed,
     auto_recharge_disable,
     auto_recharge_set,
+    billing_details_update,
     payment_confirm,
     payment_method_save,
     payment_prepare,
@@ -98,6 +113,7 @@ def finance_dashboard(request: OrgRequest) -> HttpResponse:
         "month_figure": charts.spend_by_month_figure(months),
         "model_figure": charts.spend_by_model_figure(models),
         "can_manage": request.membership.can_manage,
+        "can_pay": request.membership.can_pay,
         "is_owner": request.membership.role == Role.OWNER,
     }
     return render(request, "billing/dashboard.html", context)
@@ -124,7 +140,7 @@ def _flow_context(request: OrgRequest, **extra) -> dict:
     return {"nav": "finance", "test_cards": TEST_CARDS, "provider": provider_get(), **extra}
 
 
-@org_view(manage=True)
+@org_view(roles=FINANCE_ROLES)
 @require_GET
 def add_credit(request: OrgRequest) -> HttpResponse:
     """Step 1: choose an amount."""
@@ -132,7 +148,7 @@ def add_credit(request: OrgRequest) -> HttpResponse:
     return render(request, "billing/add_credit_amount.html", _flow_context(request, form=form))
 
 
-@org_view(manage=True)
+@org_view(roles=FINANCE_ROLES)
 @require_http_methods(["GET", "POST"])
 def add_credit_details(request: OrgRequest) -> HttpResponse:
     """Step 2: the card (sandbox) or a hand-over to the provider's page (Stripe)."""
@@ -187,7 +203,7 @@ def _dollars(amount_minor) -> str:
         return ""
 
 
-@org_view(manage=True)
+@org_view(roles=FINANCE_ROLES)
 @require_http_methods(["GET", "POST"])
 def add_credit_confirm(request: OrgRequest, payment_id: int) -> HttpResponse:
     """Step 3: amount, credits and the balance after; confirming charges once."""
@@ -217,7 +233,7 @@ def add_credit_confirm(request: OrgRequest, payment_id: int) -> HttpResponse:
     )
 
 
-@org_view(manage=True)
+@org_view(roles=FINANCE_ROLES)
 @require_GET
 def add_credit_result(request: OrgRequest, payment_id: int) -> HttpResponse:
     """Step 4: the outcome, with the new balance or what went wrong."""
@@ -297,6 +313,120 @@ def auto_recharge(request: OrgRequest) -> HttpResponse:
             card_form=card_form,
             rule_form=rule_form,
         ),
+    )
+
+
+# Documents: statements, receipts and the billing details they print -----------------------
+
+
+@org_view(roles=FINANCE_ROLES)
+@require_GET
+def statements(request: OrgRequest) -> HttpResponse:
+    """Finance → Statements: one per closed month, newest first."""
+    return render(
+        request,
+        "billing/documents/statements.html",
+        {"nav": "finance", "statements": statements_of(org=request.organization)},
+    )
+
+
+def _statement(request: OrgRequest, statement_id: int):
+    statement = statement_for(org=request.organization, statement_id=statement_id)
+    if statement is None:
+        raise Http404("No such statement")
+    return statement
+
+
+@org_view(roles=FINANCE_ROLES)
+@require_GET
+def statement(request: OrgRequest, statement_id: int) -> HttpResponse:
+    """One statement as issued (it never changes)."""
+    context = statement_context(_statement(request, statement_id))
+    return render(request, "billing/documents/statement.html", {"nav": "finance", **context})
+
+
+def _attachment(body: bytes, *, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@org_view(roles=FINANCE_ROLES)
+@require_GET
+def statement_pdf_view(request: OrgRequest, statement_id: int) -> HttpResponse:
+    statement = _statement(request, statement_id)
+    return _attachment(
+        statement_pdf(statement),
+        content_type="application/pdf",
+        filename=f"{request.organization.slug}-statement-{statement.month:%Y-%m}.pdf",
+    )
+
+
+@org_view(roles=FINANCE_ROLES)
+@require_GET
+def statement_csv(request: OrgRequest, statement_id: int) -> StreamingHttpResponse:
+    statement = _statement(request, statement_id)
+    lines = chain(["\ufeff"], csv_lines(STATEMENT_CSV_HEADER, statement_csv_rows(statement)))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    filename = f"{request.organization.slug}-statement-{statement.month:%Y-%m}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _receipt(request: OrgRequest, receipt_id: int):
+    receipt = receipt_for(org=request.organization, receipt_id=receipt_id)
+    if receipt is None:
+        raise Http404("No such receipt")
+    return receipt
+
+
+@org_view(roles=FINANCE_ROLES)
+@require_GET
+def receipt(request: OrgRequest, receipt_id: int) -> HttpResponse:
+    """A payment's or a refund's receipt, as issued."""
+    context = receipt_context(_receipt(request, receipt_id))
+    return render(request, "billing/documents/receipt.html", {"nav": "finance", **context})
+
+
+@org_view(roles=FINANCE_ROLES)
+@require_GET
+def receipt_pdf_view(request: OrgRequest, receipt_id: int) -> HttpResponse:
+    receipt = _receipt(request, receipt_id)
+    return _attachment(
+        receipt_pdf(receipt),
+        content_type="application/pdf",
+        filename=f"{request.organization.slug}-receipt-{receipt.display_number}.pdf",
+    )
+
+
+@org_view(roles=FINANCE_ROLES)
+@require_http_methods(["GET", "POST"])
+def billing_details(request: OrgRequest) -> HttpResponse:
+    """Settings → Billing details: owners and billing members edit; admins read."""
+    org = request.organization
+    can_edit = request.membership.role in BILLING_DETAILS_ROLES
+    details = billing_details_of(org=org)
+    initial = {
+        name: getattr(details, name, "")
+        for name in ("legal_name", "address", "country", "tax_id", "billing_email")
+    }
+    form = BillingDetailsForm(initial=initial)
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied("Only owners and billing members change the billing details")
+        form = BillingDetailsForm(request.POST)
+        if form.is_valid():
+            billing_details_update(
+                org=org, fields=BillingDetailsFields(**form.cleaned_data), actor=request.user
+            )
+            messages.success(request, "Billing details saved: new documents carry them.")
+            return redirect("billing_details:edit", org.slug)
+    return render(
+        request,
+        "billing/billing_details.html",
+        {"nav": "settings", "form": form, "can_edit": can_edit},
+        status=400 if form.errors else 200,
     )
 
 

@@ -28,8 +28,9 @@ class OrgRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def org_view(*, manage: bool = False) -> Callable:
-    """Require a logged-in member of the URL's organization (an owner or admin if manage)."""
+def org_view(*, manage: bool = False, roles: frozenset[str] | None = None) -> Callable:
+    """Require a logged-in member of the URL's organization (an owner or admin if manage;
+    one of `roles` when given): anyone else in the organization gets a 403."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -41,6 +42,8 @@ def org_view(*, manage: bool = False) -> Callable:
                 raise Http404("No such organization")
             if manage and not membership.can_manage:
                 raise PermissionDenied("Only owners and admins of this organization can do this")
+            if roles is not None and membership.role not in roles:
+                raise PermissionDenied("Your role in this organization does not allow this")
             request.membership = membership  # type: ignore[attr-defined]
             request.organization = membership.organization  # type: ignore[attr-defined]
             organization_var.set(membership.organization.slug)

@@ -76,6 +76,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The client's address for the audit log (accounts.audit).
+    "accounts.middleware.ClientAddressMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -272,6 +274,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "billing.tasks.reconcile_nightly",
         "schedule": crontab(hour=3, minute=30),
     },
+    # Hourly at twenty past, around the turn of each month (the 28th to the 2nd: a month
+    # closes between UTC+14 and UTC-12), issue each organization's statement for every
+    # month closed in its own zone that has none yet (a missed run catches up at the
+    # next turn); each is issued once and its link emailed to owners and billing.
+    "billing-statements": {
+        "task": "billing.tasks.statements_issue_due_all",
+        "schedule": crontab(minute=20, day_of_month="1-2,28-31"),
+    },
 }
 
 # Billing. Payments go through the embedded sandbox (a card processor's test mode)
@@ -286,6 +296,17 @@ BILLING_CURRENCY = "USD"
 BILLING_MIN_PAYMENT_MINOR = int(os.environ.get("BILLING_MIN_PAYMENT_MINOR", "500"))
 BILLING_MAX_PAYMENT_MINOR = int(os.environ.get("BILLING_MAX_PAYMENT_MINOR", "1000000"))
 BILLING_PRESET_AMOUNTS = [10, 25, 50, 100, 250]
+# The seller printed on receipts and statements, and whether statement emails carry the
+# PDF (by default they carry a link: documents stay behind the login).
+BILLING_SELLER = {
+    "name": os.environ.get("BILLING_SELLER_NAME", "Usage Console, Inc."),
+    "address": os.environ.get(
+        "BILLING_SELLER_ADDRESS", "100 Example Street, San Francisco, CA 94105, United States"
+    ),
+    "tax_id": os.environ.get("BILLING_SELLER_TAX_ID", ""),
+    "email": os.environ.get("BILLING_SELLER_EMAIL", "billing@usage-console.example"),
+}
+BILLING_STATEMENT_ATTACH_PDF = env_bool("BILLING_STATEMENT_ATTACH_PDF", default=False)
 
 # Alerts. Links in alert emails start with CONSOLE_BASE_URL. Webhooks to private,
 # loopback or link-local addresses are refused unless ALERT_WEBHOOK_ALLOW_PRIVATE is on

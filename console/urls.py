@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.team_views import invitation_accept_view
 from accounts.views import ThrottledPasswordResetView, color_scheme_set
 from console import views
 
 org_patterns = [
     path("", views.main, name="main"),
+    path("settings/billing-details/", include("billing.details_urls")),
     path("settings/", include("accounts.urls")),
     path("finance/", include("billing.urls")),
     path("usage/", include("usage.urls")),
@@ -27,6 +29,11 @@ urlpatterns = [
         name="password_reset",
     ),
     path("accounts/color-scheme/", color_scheme_set, name="color_scheme"),
+    path(
+        "accounts/invitations/<slug:org_slug>/<str:token>/",
+        invitation_accept_view,
+        name="invitation_accept",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("webhooks/", include("billing.webhook_urls")),

@@ -32,6 +32,7 @@ def main(request: OrgRequest) -> HttpResponse:
         "nav": "main",
         "overview": finance_overview(org=request.organization),
         "can_manage": request.membership.can_manage,
+        "can_pay": request.membership.can_pay,
         "usage_summaries": usage_summaries(
             org=request.organization, now=timezone.now(), tz=request.organization.time_zone
         ),

@@ -112,6 +112,11 @@ class Principal:
         """An owner or admin acting through their own session token."""
         return self.membership is not None and self.membership.can_manage
 
+    @property
+    def can_pay(self) -> bool:
+        """An owner, admin or billing member acting through their own session token."""
+        return self.membership is not None and self.membership.can_pay
+
 
 class BearerScheme(HttpBearer):
     """HttpBearer without its DEBUG log line, which writes the whole Authorization header

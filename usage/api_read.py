@@ -211,14 +211,15 @@ def add_credits(
 ):
     """Charge the organization's saved card (or the card sent) through the payment
     service, once per Idempotency-Key: 201 succeeded, 202 pending at a hosted checkout,
-    402 declined or failed. Needs an owner's or admin's session token."""
+    402 declined or failed. Needs an owner's, admin's or billing member's session token."""
     principal = request.auth
     org = principal.organization
-    if not principal.can_manage:
+    if not principal.can_pay:
         raise APIError(
             403,
             "forbidden",
-            "adding credits needs the session token of an owner or admin of the organization",
+            "adding credits needs the session token of an owner, admin or billing member of "
+            "the organization",
         )
     fingerprint = _body_fingerprint(payload)
     if idempotency_key is not None:

@@ -17,7 +17,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Organization, User
+from accounts.audit import audit_record
+from accounts.models import AuditAction, Organization, User
 from accounts.text import REFUSED_CATEGORIES
 from billing.alerts.models import (
     AlertDelivery,
@@ -167,7 +168,19 @@ def alert_rule_create(
             "threshold", "a rule of this kind with this threshold exists"
         ) from None
     logger.info("billing.alerts.rule_created", extra={"org": org.pk, "rule": rule.pk})
+    audit_record(
+        org=org,
+        actor=actor,
+        action=AuditAction.ALERT_RULE_CREATED,
+        summary=f"Added alert rule: {_rule_words(rule)}",
+        target=f"alert_rule:{rule.pk}",
+    )
     return rule
+
+
+def _rule_words(rule: AlertRule) -> str:
+    state = "" if rule.enabled else " (off)"
+    return f"{rule.get_kind_display()} at {rule.threshold.normalize():f}{state}"
 
 
 @transaction.atomic
@@ -189,14 +202,29 @@ def alert_rule_update(
     rule.notify_email, rule.webhook_url = fields.notify_email, url
     rule.updated_at = timezone.now()
     rule.save()
+    audit_record(
+        org=rule.organization,
+        actor=actor,
+        action=AuditAction.ALERT_RULE_UPDATED,
+        summary=f"Changed alert rule: {_rule_words(rule)}",
+        target=f"alert_rule:{rule.pk}",
+    )
     return rule
 
 
 @transaction.atomic
-def alert_rule_delete(*, rule: AlertRule) -> None:
+def alert_rule_delete(*, rule: AlertRule, actor: User | None = None) -> None:
     """Delete a rule; its notifications stay in the list, closed."""
     _clear(AlertNotification.objects.filter(rule=rule), timezone.now())
+    words, target, org = _rule_words(rule), f"alert_rule:{rule.pk}", rule.organization
     rule.delete()
+    audit_record(
+        org=org,
+        actor=actor,
+        action=AuditAction.ALERT_RULE_DELETED,
+        summary=f"Deleted alert rule: {words}",
+        target=target,
+    )
 
 
 def _clear(notifications, now: datetime) -> int:

@@ -132,7 +132,7 @@ def rule_delete(request: OrgRequest, rule_id: int) -> HttpResponse:
     rule = alert_rule_for(org=request.organization, rule_id=rule_id)
     if rule is None:
         raise Http404("No such alert rule")
-    alert_rule_delete(rule=rule)
+    alert_rule_delete(rule=rule, actor=request.user)
     messages.success(request, "Alert rule deleted.")
     return redirect("accounts:alerts:rules", request.organization.slug)
 

@@ -10,6 +10,11 @@ from billing.services.auto_recharge import (
     auto_recharge_set,
     payment_method_save,
 )
+from billing.services.documents import (
+    BillingDetailsFields,
+    billing_details_update,
+    receipt_issue,
+)
 from billing.services.ledger import (
     IdempotencyConflict,
     InsufficientCredits,
@@ -29,8 +34,23 @@ from billing.services.payments import (
     payment_settle_from_provider,
     stripe_event_apply,
 )
+from billing.services.statements import (
+    StatementError,
+    UsageBreakdownRow,
+    statement_issue,
+    statement_usage_breakdown_register,
+    statements_issue_due,
+)
 
 __all__ = [
+    "BillingDetailsFields",
+    "StatementError",
+    "UsageBreakdownRow",
+    "billing_details_update",
+    "receipt_issue",
+    "statement_issue",
+    "statement_usage_breakdown_register",
+    "statements_issue_due",
     "StripeEventMalformed",
     "IdempotencyConflict",
     "InsufficientCredits",

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from accounts.models import Organization, User
+from accounts.audit import audit_record
+from accounts.models import AuditAction, Organization, User
 from billing.cards import CardDetails
 from billing.models import CreditAccount, Payment, PaymentMethod, PaymentSource
 from billing.money import credits_round
@@ -33,7 +34,7 @@ def payment_method_save(
     if not provider.collects_card_details:
         raise PaymentError("Saved cards need the sandbox provider; Stripe saves none here yet.")
     saved = provider.tokenize(card)
-    return PaymentMethod.objects.create(
+    method = PaymentMethod.objects.create(
         organization=org,
         provider=provider.name,
         token=saved.token,
@@ -42,6 +43,14 @@ def payment_method_save(
         exp_month=saved.exp_month,
         exp_year=saved.exp_year,
     )
+    audit_record(
+        org=org,
+        actor=actor,
+        action=AuditAction.PAYMENT_METHOD_SAVED,
+        summary=f"Saved card {method}",
+        target=f"payment_method:{method.pk}",
+    )
+    return method
 
 
 @transaction.atomic
@@ -67,6 +76,15 @@ def auto_recharge_set(
         update_fields=["auto_recharge_below", "auto_recharge_amount_minor", "auto_recharge_method"]
     )
     logger.info("billing.auto_recharge.set", extra={"org": org.pk, "below": str(below)})
+    audit_record(
+        org=org,
+        actor=actor,
+        action=AuditAction.AUTO_RECHARGE_ENABLED,
+        summary=f"Auto-recharge: below {account.auto_recharge_below.normalize():f} credits, "
+        f"buy ${amount_minor / 100:,.2f} with {method}",
+        target=f"payment_method:{method.pk}",
+        data={"below": str(account.auto_recharge_below), "amount_minor": amount_minor},
+    )
     return account
 
 
@@ -74,9 +92,15 @@ def auto_recharge_set(
 def auto_recharge_disable(*, org: Organization, actor: User | None = None) -> CreditAccount:
     """Turn auto-recharge off (the saved card stays)."""
     account = _locked_account(org)
+    was_on = account.auto_recharge_below is not None
     account.auto_recharge_below = None
     account.auto_recharge_amount_minor = None
     account.save(update_fields=["auto_recharge_below", "auto_recharge_amount_minor"])
+    if was_on:
+        audit_record(
+            org=org, actor=actor, action=AuditAction.AUTO_RECHARGE_DISABLED,
+            summary="Turned auto-recharge off",
+        )  # fmt: skip
     return account
 
 

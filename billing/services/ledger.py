@@ -9,7 +9,8 @@ from functools import partial
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Organization, User
+from accounts.audit import audit_record
+from accounts.models import AuditAction, Organization, User
 from billing.models import CreditAccount, EntryKind, LedgerEntry
 from billing.money import credits_round
 
@@ -146,11 +147,23 @@ def ledger_adjust(
     """An operator's adjustment (either sign); the reason is required and recorded."""
     if not (reason or "").strip():
         raise LedgerError("an adjustment needs a reason")
-    return ledger_post(
-        org=org,
-        kind=EntryKind.ADJUSTMENT,
-        amount=amount,
-        reason=reason.strip(),
-        idempotency_key=idempotency_key,
-        actor=actor,
-    )
+    with transaction.atomic():
+        posted = ledger_post(
+            org=org,
+            kind=EntryKind.ADJUSTMENT,
+            amount=amount,
+            reason=reason.strip(),
+            idempotency_key=idempotency_key,
+            actor=actor,
+        )
+        if posted.created:
+            audit_record(
+                org=org,
+                actor=actor,
+                action=AuditAction.CREDITS_ADJUSTED,
+                summary=f"Adjusted credits by {posted.entry.amount.normalize():+f}: "
+                f"{reason.strip()}",
+                target=f"ledger_entry:{posted.entry.pk}",
+                data={"amount": str(posted.entry.amount)},
+            )
+    return posted

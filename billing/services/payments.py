@@ -12,7 +12,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Organization, User
+from accounts.audit import audit_record
+from accounts.models import AuditAction, Organization, User
 from billing.cards import CardDetails, CardError
 from billing.models import (
     EntryKind,
@@ -20,6 +21,7 @@ from billing.models import (
     PaymentMethod,
     PaymentSource,
     PaymentStatus,
+    ReceiptKind,
 )
 from billing.money import credits_for_minor_units
 from billing.providers import (
@@ -29,6 +31,7 @@ from billing.providers import (
     ProviderError,
     provider_get,
 )
+from billing.services.documents import receipt_issue
 from billing.services.ledger import ledger_post
 
 logger = logging.getLogger(__name__)
@@ -132,6 +135,25 @@ def _purchase_post(payment: Payment, *, at: datetime | None) -> None:
     )
 
 
+def _payment_audit(payment: Payment, action: str, **data: str) -> None:
+    what = "Auto-recharge" if payment.source == PaymentSource.AUTO_RECHARGE else "Payment"
+    card = f" · {payment.card_brand} •••• {payment.card_last4}" if payment.card_last4 else ""
+    outcome = {
+        AuditAction.PAYMENT_SUCCEEDED: "succeeded",
+        AuditAction.PAYMENT_FAILED: f"{payment.get_status_display().lower()}",
+        AuditAction.PAYMENT_REFUNDED: "refunded",
+    }[action]
+    audit_record(
+        org=payment.organization,
+        actor=payment.actor,
+        action=action,
+        summary=f"{what} of ${payment.amount:,.2f} for {payment.credits.normalize():f} credits"
+        f"{card} {outcome}",
+        target=f"payment:{payment.pk}",
+        data={"amount_minor": payment.amount_minor, "status": payment.status, **data},
+    )
+
+
 def _settle(payment: Payment, result: ChargeResult, *, at: datetime | None) -> Payment:
     """Record the provider's answer on a locked payment; a success buys the credits."""
     payment.provider_reference = result.provider_reference or payment.provider_reference
@@ -142,6 +164,8 @@ def _settle(payment: Payment, result: ChargeResult, *, at: datetime | None) -> P
         payment.failure_message = ""
         payment.save()
         _purchase_post(payment, at=at)
+        receipt = receipt_issue(payment=payment, kind=ReceiptKind.PAYMENT)
+        _payment_audit(payment, AuditAction.PAYMENT_SUCCEEDED, receipt=receipt.display_number)
     elif result.status == ChargeStatus.PENDING:
         payment.status = PaymentStatus.PENDING
         payment.redirect_url = result.redirect_url
@@ -155,6 +179,7 @@ def _settle(payment: Payment, result: ChargeResult, *, at: datetime | None) -> P
         payment.failure_message = (result.message or "The payment failed.")[:300]
         payment.completed_at = at or timezone.now()
         payment.save()
+        _payment_audit(payment, AuditAction.PAYMENT_FAILED)
     logger.info(
         "billing.payment.settled",
         extra={"payment": payment.pk, "org": payment.organization_id, "status": payment.status},
@@ -262,6 +287,16 @@ def payment_refund(*, payment_id: int, actor: User | None, reason: str = "") -> 
     payment.status = PaymentStatus.REFUNDED
     payment.refunded_at = timezone.now()
     payment.save(update_fields=["status", "refunded_at"])
+    receipt = receipt_issue(payment=payment, kind=ReceiptKind.REFUND)
+    audit_record(
+        org=payment.organization,
+        actor=actor,
+        action=AuditAction.PAYMENT_REFUNDED,
+        summary=f"Refunded ${payment.amount:,.2f} ({payment.credits.normalize():f} credits) "
+        f"of payment {payment.pk}",
+        target=f"payment:{payment.pk}",
+        data={"amount_minor": payment.amount_minor, "receipt": receipt.display_number},
+    )
     return payment
 
 

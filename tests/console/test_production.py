@@ -100,12 +100,15 @@ def redis_server():
 def served(tmp_path, redis_server):
     """collectstatic, then gunicorn -c console/gunicorn.conf.py console.wsgi, DEBUG=0."""
     env = _environment(redis_server.port, tmp_path / "static")
+    # Brotli is installed now (WeasyPrint's fonttools[woff] brings it), so WhiteNoise also
+    # writes .br files: plotly.min.js at Brotli's best quality, twice, is about a minute of
+    # CPU on a busy machine.
     subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=ROOT,
         env=env,
         check=True,
-        timeout=120,
+        timeout=300,
     )
     port = free_port()
     log = tmp_path / "gunicorn.log"

@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -29,10 +30,11 @@ from django.db import models
 from django.db.models.functions import Cast
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from accounts.models import APIKey, Role
 from accounts.services import session_token_issue
-from billing.services import ledger_adjust, ledger_post
+from billing.services import ledger_adjust, ledger_post, statement_issue
 from tests.factories import (
     grant_credits,
     make_api_key,
@@ -229,11 +231,16 @@ def test_every_csv_escapes_cells_a_spreadsheet_would_run_as_formulas(client, own
     )  # fmt: skip
     client.force_login(owner.user)
 
+    # This month's statement, issued as if the month had closed: its lines carry the
+    # hostile reasons too (issue 18).
+    month = timezone.localdate().replace(day=1)
+    statement = statement_issue(org=org, month=month, now=timezone.now() + timedelta(days=32))
     routes = csv_routes()
     assert len(routes) >= 2, routes  # transactions and the usage timeline at least
     seen_hostile = set()
     for route in routes:
         url = "/" + route.replace("<slug:org_slug>", org.slug)
+        url = url.replace("<int:statement_id>", str(statement.pk))
         assert "<" not in url, f"cannot fill {route}: add its keyword here"
         response = client.get(url)
         assert response.status_code == 200, url

@@ -7,15 +7,19 @@ URL names an object). A URL keyword this file cannot fill fails the test, naming
 """
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from accounts.models import Role
 from accounts.services import session_token_issue
+from accounts.team import invitation_create
 from billing.alerts.models import AlertDismissal, AlertNotification
-from billing.models import LedgerEntry, Payment
+from billing.models import LedgerEntry, Payment, Receipt
+from billing.services import statement_issue
 from tests.factories import (
     grant_credits,
     make_alert_rule,
@@ -85,8 +89,20 @@ def world():
         # The usage API's LLM record and a member's session token (issue 7).
         "id": Query.objects.get(organization=org_a).pk,
         "token_id": session_token_issue(user=a.user, org=org_a).token.pk,
+        # Team and documents (issue 18): a member, an invitation, a statement, a receipt.
+        "member_id": make_member(org=org_a, role=Role.MEMBER).pk,
+        "invitation_id": invitation_create(
+            org=org_a, email=f"{A_MARK}@example.com", role=Role.MEMBER, invited_by=a.user
+        ).invitation.pk,
+        "statement_id": statement_issue(org=org_a, month=_last_month()).pk,
+        "receipt_id": Receipt.objects.get(payment=payment).pk,
     }
     return {"a": a, "b": b, "ids": ids, "a_key": key, "a_secret": secret}
+
+
+def _last_month():
+    first = timezone.localdate().replace(day=1)
+    return (first - timedelta(days=1)).replace(day=1)
 
 
 def fill(route: str, slug: str, ids: dict) -> tuple[str, bool]:
@@ -115,6 +131,8 @@ def snapshot_of_a(org) -> tuple:
         sorted(org.api_keys.values_list("id", "revoked_at")),
         sorted(org.alert_rules.values_list("id", "threshold", "enabled")),
         sorted(AlertDismissal.objects.filter(notification__organization=org).values_list("id")),
+        sorted(org.memberships.values_list("id", "role")),
+        sorted(org.invitations.values_list("id", "nonce", "revoked_at")),
     )
 
 
