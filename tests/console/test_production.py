@@ -96,20 +96,27 @@ def redis_server():
             server.kill()
 
 
-@pytest.fixture
-def served(tmp_path, redis_server):
-    """collectstatic, then gunicorn -c console/gunicorn.conf.py console.wsgi, DEBUG=0."""
-    env = _environment(redis_server.port, tmp_path / "static")
-    # Brotli is installed now (WeasyPrint's fonttools[woff] brings it), so WhiteNoise also
-    # writes .br files: plotly.min.js at Brotli's best quality, twice, is about a minute of
-    # CPU on a busy machine.
+@pytest.fixture(scope="module")
+def static_root(tmp_path_factory):
+    """`manage.py collectstatic` once for the module's servers, as a deploy does once."""
+    root = tmp_path_factory.mktemp("static")
+    # Brotli is installed (WeasyPrint's fonttools[woff] brings it), so WhiteNoise also
+    # writes .br files: plotly.min.js at Brotli's best quality is about a minute of CPU
+    # on a busy machine, hence once per module.
     subprocess.run(  # noqa: S603
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "DEBUG": "0", "STATIC_ROOT": str(root)},
         check=True,
-        timeout=300,
+        timeout=600,
     )
+    return root
+
+
+@pytest.fixture
+def served(tmp_path, redis_server, static_root):
+    """gunicorn -c console/gunicorn.conf.py console.wsgi, DEBUG=0, on collected files."""
+    env = _environment(redis_server.port, static_root)
     port = free_port()
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
@@ -220,12 +227,12 @@ def test_logs_are_json_lines_carrying_the_callers_request_id(served):
     assert any(made in r["message"] for r in access)
 
 
-def test_the_probes_answer_a_load_balancer_in_production_mode(served, tmp_path, redis_server):
+def test_the_probes_answer_a_load_balancer_in_production_mode(served, static_root, redis_server):
     """Probes come by IP address over plain HTTP: no redirect to HTTPS, no host check."""
     served.proc.terminate()
     served.proc.wait(timeout=30)
     env = {
-        **_environment(redis_server.port, tmp_path / "static"),
+        **_environment(redis_server.port, static_root),
         "CONSOLE_MODE": "production",
         "ALLOWED_HOSTS": "console.example",
     }
