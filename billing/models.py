@@ -387,7 +387,7 @@ class Receipt(models.Model):
                 fields=["organization", "number"], name="receipt_number_per_org"
             ),
             models.UniqueConstraint(
-                fields=["payment", "kind"], name="one_receipt_per_payment_kind"
+                fields=["organization", "payment", "kind"], name="one_receipt_per_payment_kind"
             ),
             models.CheckConstraint(condition=Q(number__gt=0), name="receipt_number_positive"),
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="receipt_amount_positive"),

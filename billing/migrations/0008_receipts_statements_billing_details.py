@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-number'],
-                'constraints': [models.UniqueConstraint(fields=('organization', 'number'), name='receipt_number_per_org'), models.UniqueConstraint(fields=('payment', 'kind'), name='one_receipt_per_payment_kind'), models.CheckConstraint(condition=models.Q(('number__gt', 0)), name='receipt_number_positive'), models.CheckConstraint(condition=models.Q(('amount_minor__gt', 0)), name='receipt_amount_positive')],
+                'constraints': [models.UniqueConstraint(fields=('organization', 'number'), name='receipt_number_per_org'), models.UniqueConstraint(fields=('organization', 'payment', 'kind'), name='one_receipt_per_payment_kind'), models.CheckConstraint(condition=models.Q(('number__gt', 0)), name='receipt_number_positive'), models.CheckConstraint(condition=models.Q(('amount_minor__gt', 0)), name='receipt_amount_positive')],
             },
         ),
         migrations.CreateModel(

@@ -287,8 +287,9 @@ def test_dashboard_query_count_does_not_grow_with_the_data(client, django_assert
     _fill_ledger(org, 5)
     client.get(url("dashboard", org))  # the first visit also records the org in the session
     # 17: spend by model reads the rollup coverage first (one query, whatever the data);
-    # 18: the payment history's receipts, one prefetch for the whole page.
-    bound = 18
+    # 18: the payment history's receipts, one prefetch for the whole page;
+    # 19: the freshness line (when the newest usage debit was posted).
+    bound = 19
     with django_assert_max_num_queries(bound):
         small = client.get(url("dashboard", org))
     for i in range(5):
