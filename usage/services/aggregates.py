@@ -142,7 +142,7 @@ _JOB_FIGURES = [
 ]
 
 
-def _job_sql(where: str, sign: str, width: int) -> str:
+def _job_sql(sign: str, width: int) -> str:
     b = _bucket("submitted_at", width)
     wasted = "status IN ('failed', 'cancelled')"
     select = (
@@ -154,8 +154,7 @@ def _job_sql(where: str, sign: str, width: int) -> str:
         + f", {sign}SUM(core_hours), {sign}SUM(credits), "
         f"{sign}SUM(CASE WHEN {wasted} THEN core_hours ELSE 0 END), "
         f"{sign}SUM(CASE WHEN {wasted} THEN credits ELSE 0 END), MAX(submitted_at) "
-        f"FROM {Job._meta.db_table} WHERE organization_id = %s AND submitted_at >= %s "
-        f"AND submitted_at < %s AND ({where}) "
+        "FROM b WHERE organization_id = %s AND submitted_at >= %s AND submitted_at < %s "
         f"GROUP BY organization_id, {b}, api_key_id, controller_id"
     )
     return _upsert(
@@ -171,13 +170,10 @@ def _job_sql(where: str, sign: str, width: int) -> str:
 _QUERY_FIGURES = ["queries", "input_tokens", "output_tokens", "total_tokens", "credits"]
 
 
-def _query_sql(where: str, width: int) -> str:
+def _query_sql(width: int) -> str:
     b = _bucket("occurred_at", width)
     sums = "COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), SUM(credits)"
-    source = (
-        f"FROM {Query._meta.db_table} WHERE organization_id = %s AND occurred_at >= %s "
-        f"AND occurred_at < %s AND ({where})"
-    )
+    source = "FROM b WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s"
     null = "CAST(NULL AS integer)" if _pg() else "NULL"
     shapes = (
         (QueryDimension.DETAIL, "model_id", "api_key_id", "endpoint", "member", ""),
@@ -208,7 +204,7 @@ _WORKER_COLUMNS = ["organization_id", "bucket", "model_id", "api_key_id", *_WORK
 _WORKER_CONFLICT = "organization_id, bucket, model_id, COALESCE(api_key_id, 0)"
 
 
-def _worker_sql_pg(where: str, width: int) -> str:
+def _worker_sql_pg(width: int) -> str:
     """Each session spread over the buckets of [lo, hi) it overlaps (a zero-length one:
     the bucket it starts in), one row per bucket, model and key."""
     step = f"interval '{width} seconds'"
@@ -223,11 +219,11 @@ def _worker_sql_pg(where: str, width: int) -> str:
         "SUM(CASE WHEN w.started_at < b.bucket THEN 1 ELSE 0 END), "
         f"SUM(LEAST(w.ended_at, b.bucket + {step}) - GREATEST(w.started_at, b.bucket)), "
         "SUM(CASE WHEN w.started_at >= b.bucket THEN w.credits ELSE 0 END) "
-        f"FROM {WorkerSession._meta.db_table} w CROSS JOIN LATERAL generate_series("
+        "FROM b w CROSS JOIN LATERAL generate_series("
         f"GREATEST({_bucket('w.started_at', width)}, %s), "
         f"LEAST({last}, %s - {step}), {step}) AS b(bucket) "
         "WHERE w.organization_id = %s AND (w.ended_at > %s OR w.started_at >= %s) "
-        f"AND w.started_at < %s AND ({where}) "
+        "AND w.started_at < %s "
         "GROUP BY w.organization_id, b.bucket, w.model_id, w.api_key_id"
     )
     return _upsert(
@@ -243,7 +239,7 @@ def _micros(column: str) -> str:
     )
 
 
-def _worker_sql_sqlite(where: str, width: int) -> str:
+def _worker_sql_sqlite(width: int) -> str:
     s, e = _micros("started_at"), _micros("ended_at")
     first = f"({s} / 1000000 / {width}) * {width}"
     last = f"CASE WHEN {e} > {s} THEN (({e} - 1) / 1000000 / {width}) * {width} ELSE {first} END"
@@ -256,13 +252,12 @@ def _worker_sql_sqlite(where: str, width: int) -> str:
         "FROM span WHERE true GROUP BY organization_id, b, model_id, api_key_id"
     )
     return (
-        "WITH RECURSIVE span(organization_id, model_id, api_key_id, credits, s, e, b, last) AS ("
+        ", span(organization_id, model_id, api_key_id, credits, s, e, b, last) AS ("
         f"SELECT organization_id, model_id, api_key_id, credits, {s}, {e}, "
         f"MAX({first}, CAST(strftime('%%s', %s) AS INTEGER)), "
         f"MIN({last}, CAST(strftime('%%s', %s) AS INTEGER) - {width}) "
-        f"FROM {WorkerSession._meta.db_table} WHERE organization_id = %s "
+        "FROM b WHERE organization_id = %s "
         "AND (ended_at > %s OR started_at >= %s) AND started_at < %s "
-        f"AND ({where}) "
         "UNION ALL SELECT organization_id, model_id, api_key_id, credits, s, e, "
         f"b + {width}, last FROM span WHERE b + {width} <= last) "
         + _upsert(
@@ -278,12 +273,12 @@ def _worker_sql_sqlite(where: str, width: int) -> str:
 _MATCHING_FIGURES = ["runs", "num_records", "run_time_seconds"]
 
 
-def _matching_sql(where: str, width: int) -> str:
+def _matching_sql(width: int) -> str:
     b = _bucket("started_at", width)
     select = (
         f"SELECT organization_id, {b}, task, api_key_id, COUNT(*), SUM(num_records), "
-        f"SUM(run_time_seconds) FROM {MatchingRun._meta.db_table} WHERE organization_id = %s "
-        f"AND started_at >= %s AND started_at < %s AND ({where}) "
+        "SUM(run_time_seconds) FROM b WHERE organization_id = %s "
+        "AND started_at >= %s AND started_at < %s "
         f"GROUP BY organization_id, {b}, task, api_key_id"
     )
     return _upsert(
@@ -308,20 +303,57 @@ def _execute(sql: str, params: list) -> None:
         cursor.execute(sql, params)
 
 
-def _run(kind: str, where: str, where_params: list, lo: datetime, hi: datetime, sign: str = ""):
-    """One upsert of `kind`'s records matching `where` within [lo, hi) into its buckets."""
+_TABLES = {
+    "job": Job._meta.db_table,
+    "query": Query._meta.db_table,
+    "worker_session": WorkerSession._meta.db_table,
+    "matching": MatchingRun._meta.db_table,
+}
+# What a rebuild of [lo, hi) reads, by kind (with the organization and lo, hi).
+_RANGES = {
+    "job": "organization_id = %s AND submitted_at >= %s AND submitted_at < %s",
+    "query": "organization_id = %s AND occurred_at >= %s AND occurred_at < %s",
+    "worker_session": "organization_id = %s AND (ended_at > %s OR started_at >= %s) "
+    "AND started_at < %s",
+    "matching": "organization_id = %s AND started_at >= %s AND started_at < %s",
+}
+
+
+def _run(
+    kind: str,
+    org: Organization,
+    where: str,
+    where_params: list,
+    lo: datetime,
+    hi: datetime,
+    sign: str = "",
+):
+    """One upsert into `kind`'s buckets of its records selected by `where` (the batch's,
+    some ids, or a range), counted within [lo, hi).
+
+    The selected rows are materialized first, so the planner looks them up by the
+    selection's own index (a batch id, primary keys) rather than by the organization's
+    time index with the selection as a filter (which reads every record since `lo`).
+    """
     width = bucket_seconds()
-    org_id = where_params[0]
-    extra = where_params[1:]
+    recursive = "RECURSIVE " if kind == "worker_session" and not _pg() else ""
+    cte = f"WITH {recursive}b AS MATERIALIZED (SELECT * FROM {_TABLES[kind]} WHERE {where})"
     if kind == "job":
-        _execute(_job_sql(where, sign, width), [org_id, lo, hi, *extra])
+        sql, params = _job_sql(sign, width), [org.pk, lo, hi]
     elif kind == "query":
-        _execute(_query_sql(where, width), [org_id, lo, hi, *extra] * 4)
+        sql, params = _query_sql(width), [org.pk, lo, hi] * 4
     elif kind == "matching":
-        _execute(_matching_sql(where, width), [org_id, lo, hi, *extra])
+        sql, params = _matching_sql(width), [org.pk, lo, hi]
+    elif _pg():
+        sql, params = _worker_sql_pg(width), [lo, hi, org.pk, lo, lo, hi]
     else:
-        sql = _worker_sql_pg(where, width) if _pg() else _worker_sql_sqlite(where, width)
-        _execute(sql, [lo, hi, org_id, lo, lo, hi, *extra])
+        sql, params = _worker_sql_sqlite(width), [lo, hi, org.pk, lo, lo, hi]
+    separator = "" if sql.startswith(",") else " "
+    _execute(cte + separator + sql, [*where_params, *params])
+
+
+def _range_params(kind: str, org: Organization, lo: datetime, hi: datetime) -> list:
+    return [org.pk, lo, lo, hi] if kind == "worker_session" else [org.pk, lo, hi]
 
 
 def aggregates_add(
@@ -341,13 +373,12 @@ def aggregates_add(
         if kind == "job" and job_ids:
             marks = ", ".join(["%s"] * len(job_ids))
             if batch_id is None:
-                _run(kind, f"id IN ({marks})", [org.pk, *job_ids], lo, FAR)
+                _run(kind, org, f"id IN ({marks})", list(job_ids), lo, FAR)
             else:
-                _run(
-                    kind, f"batch_id = %s OR id IN ({marks})", [org.pk, batch_id, *job_ids], lo, FAR
-                )
+                where = f"batch_id = %s OR id IN ({marks})"
+                _run(kind, org, where, [batch_id, *job_ids], lo, FAR)
         elif batch_id is not None:
-            _run(kind, "batch_id = %s", [org.pk, batch_id], lo, FAR)
+            _run(kind, org, "batch_id = %s", [batch_id], lo, FAR)
 
 
 def aggregates_jobs_subtract(
@@ -358,7 +389,7 @@ def aggregates_jobs_subtract(
         return
     lo = buckets_horizon(org=org, now=now)
     marks = ", ".join(["%s"] * len(job_ids))
-    _run("job", f"id IN ({marks})", [org.pk, *job_ids], lo, FAR, sign="-")
+    _run("job", org, f"id IN ({marks})", list(job_ids), lo, FAR, sign="-")
 
 
 def aggregates_records_add(*, org: Organization, kind: str, ids: list[int]) -> None:
@@ -366,7 +397,7 @@ def aggregates_records_add(*, org: Organization, kind: str, ids: list[int]) -> N
     if not buckets_enabled() or not ids:
         return
     marks = ", ".join(["%s"] * len(ids))
-    _run(kind, f"id IN ({marks})", [org.pk, *ids], buckets_horizon(org=org), FAR)
+    _run(kind, org, f"id IN ({marks})", list(ids), buckets_horizon(org=org), FAR)
 
 
 def _snapshot(org: Organization, lo: datetime, hi: datetime) -> set[tuple]:
@@ -396,7 +427,7 @@ def aggregates_rebuild(
     for model in BUCKET_TABLES:
         model.objects.filter(organization_id=org.pk, bucket__gte=lo, bucket__lt=hi).delete()
     for kind in ("job", "query", "worker_session", "matching"):
-        _run(kind, "1 = 1", [org.pk], lo, hi)
+        _run(kind, org, _RANGES[kind], _range_params(kind, org, lo, hi), lo, hi)
     differing = before ^ _snapshot(org, lo, hi)
     if differing:
         Restatement.objects.create(
