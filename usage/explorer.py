@@ -575,7 +575,8 @@ class FilterOption:
 
 def report_filter_options(*, org: Organization, now: datetime) -> dict[str, list[FilterOption]]:
     """What the page offers to filter on: this organization's keys, controllers,
-    members and endpoints (from the rollups and today's records), every model, the kinds."""
+    members and endpoints (from the rollups and the last two days' bucket aggregates),
+    every model, the kinds."""
     keys = [
         FilterOption(str(k.pk), f"{k.name} ({k.display})")
         for k in APIKey.objects.filter(organization=org).order_by("name", "pk")
@@ -594,9 +595,9 @@ def report_filter_options(*, org: Organization, now: datetime) -> dict[str, list
         rolled = QueryDaily.objects.filter(organization=org, dimension=dimension).exclude(
             **{column: ""}
         )
-        recent = Query.objects.filter(organization=org, occurred_at__gte=since).exclude(
-            **{column: ""}
-        )
+        recent = QueryBucket.objects.filter(
+            organization=org, dimension=dimension, bucket__gte=since
+        ).exclude(**{column: ""})
         names = set(rolled.values_list(column, flat=True).distinct()[:500])
         names |= set(recent.values_list(column, flat=True).distinct()[:500])
         return [FilterOption(n, n) for n in sorted(names)]

@@ -315,8 +315,8 @@ class Command(bench_serve.Command):
                     rate = self._with_stack(
                         opts,
                         {"USAGE_BUCKETS": state},
-                        lambda port, s=setup, st=state, k=n: self._ingest_round(
-                            port, s, built, opts, f"i{k}{st}"
+                        lambda port, s=setup, st=state, k=n, b=built: self._ingest_round(
+                            port, s, b, opts, f"i{k}{st}"
                         ),
                     )
                     rates[state].append(rate)
