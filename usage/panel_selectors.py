@@ -11,9 +11,11 @@ and running counts are those of the jobs submitted in it.
 
 Rollups: each figure is one query, a UNION ALL of an aggregate over the clean rollup
 rows inside the range (day rows of whole days, hour rows of whole finished hours) and an
-aggregate over the raw records of the rest (the current hour, partial edge hours, days
-and hours not rolled up or dirty; see usage/coverage.py), summed here per group
-(aggregated rows only, never records). So a page costs about the same at ten
+aggregate over the per-minute bucket aggregates of the rest (the current hour, partial
+edge hours, days and hours not rolled up or dirty; usage/services/aggregates.py), with
+raw records only for what lies before the buckets' horizon and is not rolled up (see
+usage/coverage.py, which also says how a range edge inside a minute is read), summed
+here per group (aggregated rows only, never records). So a page costs about the same at ten
 million records as at ten thousand. Callers pass one `coverage` per page (one query);
 without it each selector looks it up itself.
 """
