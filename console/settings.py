@@ -317,6 +317,14 @@ ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=Fa
 ALERT_WEBHOOK_TIMEOUT_SECONDS = 5
 ALERT_EVALUATE_DEBOUNCE_SECONDS = int(os.environ.get("ALERT_EVALUATE_DEBOUNCE_SECONDS", "5"))
 
+# Usage aggregates kept current at ingestion (usage/services/aggregates.py): the width of
+# a bucket in seconds (a divisor of 900 so every time zone's hours and days are whole
+# buckets; changing it needs `manage.py usage_buckets_rebuild`), and a switch that turns
+# them off (ingestion skips the upsert, pages read raw records as before) for benchmarks
+# that measure what they cost. Never off in production.
+USAGE_BUCKET_SECONDS = int(os.environ.get("USAGE_BUCKET_SECONDS", "60"))
+USAGE_BUCKETS = env_bool("USAGE_BUCKETS", True)
+
 # Content-Security-Policy (Django 6 built in): only the console's own files. Plotly
 # sets inline styles on the chart elements it draws, hence 'unsafe-inline' for styles.
 SECURE_CSP = {

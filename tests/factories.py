@@ -96,6 +96,14 @@ def make_payment(*, org, amount_minor: int = 2500, number: str = "42424242424242
 # ---- usage panel (issue 5): rows written straight to the tables, for known figures
 
 
+def _aggregate(org, kind: str, record) -> None:
+    """Add a row written straight to its table to the bucket aggregates, as ingestion
+    does for the records it writes (pages read the buckets, not the records)."""
+    from usage.services.aggregates import aggregates_records_add
+
+    aggregates_records_add(org=org, kind=kind, ids=[record.pk])
+
+
 def make_job(*, org, submitted_at, status: str = "completed", cores: int = 1, **fields):
     """A job row as stored (no ingestion, no charge): core_hours and credits as given."""
     from decimal import Decimal
@@ -107,9 +115,11 @@ def make_job(*, org, submitted_at, status: str = "completed", cores: int = 1, **
     fields["credits"] = Decimal(str(fields.get("credits", "0")))
     if status in ("completed", "failed", "cancelled"):
         fields.setdefault("ended_at", submitted_at)
-    return Job.objects.create(
+    job = Job.objects.create(
         organization=org, submitted_at=submitted_at, status=status, cores=cores, **fields
     )
+    _aggregate(org, "job", job)
+    return job
 
 
 def make_query(
@@ -123,7 +133,7 @@ def make_query(
 
     fields.setdefault("client_id", f"q-{next(_seq)}")
     fields["credits"] = Decimal(str(fields.get("credits", "0")))
-    return Query.objects.create(
+    query = Query.objects.create(
         organization=org,
         model=PriceModel.objects.get(name=model),
         occurred_at=occurred_at,
@@ -132,6 +142,8 @@ def make_query(
         total_tokens=input_tokens + output_tokens,
         **fields,
     )
+    _aggregate(org, "query", query)
+    return query
 
 
 def make_worker_session(*, org, started_at, ended_at, model: str = "llama-3.1-8b", **fields):
@@ -142,7 +154,7 @@ def make_worker_session(*, org, started_at, ended_at, model: str = "llama-3.1-8b
     from usage.models import WorkerSession
 
     fields.setdefault("client_id", f"w-{next(_seq)}")
-    return WorkerSession.objects.create(
+    session = WorkerSession.objects.create(
         organization=org,
         model=PriceModel.objects.get(name=model),
         started_at=started_at,
@@ -150,6 +162,8 @@ def make_worker_session(*, org, started_at, ended_at, model: str = "llama-3.1-8b
         runtime_seconds=Decimal((ended_at - started_at).total_seconds()),
         **fields,
     )
+    _aggregate(org, "worker_session", session)
+    return session
 
 
 # ---- alerts (issue 8)

@@ -7,10 +7,20 @@ open day's finished hours, a sliding window's partial first day), and everything
 hour, the partial hours at a window's edges, and any day or hour not rolled up yet,
 marked dirty by late records, or computed in another time zone than the organization's
 current one. Sums over the parts give exactly what the raw records alone give.
+
+**Buckets, not records.** Everything the day and hour rows leave is read from the bucket
+aggregates kept current by ingestion (usage/services/aggregates.py) wherever they are
+kept (`buckets_from`: the organization's last HOUR_DAYS days), so a page reads raw
+records only for intervals older than that which are not rolled up (a very late record's
+day until the rollup recomputes it) and never for the open hour. A range edge inside a
+bucket moves to the bucket's end: a bucket belongs to [start, end) when its first instant
+does, so the figures are those of [ceil(start), ceil(end)) with ceil to the bucket width
+(one minute by default: exact to the minute; a window ending now includes the open
+bucket whole). Adjacent ranges share no bucket, so a range's sub-ranges sum to it.
 """
 
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
@@ -42,6 +52,13 @@ class Split:
     hours: list[tuple[date, int, int]] = field(default_factory=list)
     # The clean hour that starts exactly where the range does (carried-in, as above).
     first_hour_at_start: tuple[date, int] | None = None
+    # Intervals read from the bucket aggregates (edges on bucket boundaries), and the
+    # `minus` ones to take off; `raw` and `minus` keep only what the buckets do not hold.
+    buckets: list[Interval] = field(default_factory=list)
+    minus_buckets: list[Interval] = field(default_factory=list)
+    # Where the range's figures start once its edge moved to a bucket boundary (the
+    # instant sessions carried in are counted at), when its start is read from buckets.
+    bucket_start: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,53 @@ class RollupCoverage:
     today: date
     clean_days: tuple[date, ...] = ()
     clean_hours: tuple[tuple[date, int], ...] = ()
+    # The first instant the bucket aggregates hold (None: none are read) and their width.
+    buckets_from: datetime | None = None
+    bucket_seconds: int = 60
+
+    def _ceil(self, moment: datetime) -> datetime:
+        from usage.services.aggregates import bucket_ceil
+
+        return bucket_ceil(moment, self.bucket_seconds)
+
+    def _bucketed(self, intervals: list[Interval]) -> tuple[list[Interval], list[Interval]]:
+        """(raw rest, bucket intervals) of `intervals`: what lies at or after
+        `buckets_from` is read from buckets, its edges moved to bucket boundaries."""
+        since = self.buckets_from
+        if since is None:
+            return intervals, []
+        raw: list[Interval] = []
+        buckets: list[Interval] = []
+        for lo, hi in intervals:
+            if hi is not None and hi <= since:
+                raw.append((lo, hi))
+                continue
+            if lo is None or lo < since:
+                raw.append((lo, since))
+                lo = since
+            b_lo, b_hi = self._ceil(lo), None if hi is None else self._ceil(hi)
+            if b_hi is None or b_lo < b_hi:
+                buckets.append((b_lo, b_hi))
+        return raw, buckets
+
+    def _with_buckets(
+        self, split: "Split", start: datetime | None, end: datetime | None
+    ) -> "Split":
+        raw, buckets = self._bucketed(split.raw)
+        minus, minus_buckets = self._bucketed(split.minus)
+        bucket_start = None
+        if start is not None and self.buckets_from is not None and start >= self.buckets_from:
+            bucket_start = self._ceil(start)
+            if end is not None and self._ceil(end) <= bucket_start:
+                bucket_start = None  # the range holds no whole bucket: it is empty
+        return replace(
+            split,
+            raw=raw,
+            minus=minus,
+            buckets=buckets,
+            minus_buckets=minus_buckets,
+            bucket_start=bucket_start,
+        )
 
     @cached_property
     def _slots(self) -> list[tuple[datetime, datetime, date, int]]:
@@ -107,7 +171,7 @@ class RollupCoverage:
         if start is not None and end is not None and end <= start:
             return Split()
         if tz is not None and tz != self.tz:
-            return Split(raw=[(start, end)])
+            return self._with_buckets(Split(raw=[(start, end)]), start, end)
         close = local_day_start(self.today, tz=self.tz)
         boundary = close if end is None else min(end, close)
         zone = ZoneInfo(self.tz)
@@ -165,7 +229,7 @@ class RollupCoverage:
                     if _lo == start and not trimmed:
                         first_hour_at_start = (day, hour)
             raw = carved
-        return Split(
+        split = Split(
             raw=raw,
             days=runs,
             first_day_at_start=first_day_at_start,
@@ -174,6 +238,7 @@ class RollupCoverage:
             hours=hours,
             first_hour_at_start=first_hour_at_start,
         )
+        return self._with_buckets(split, start, end)
 
 
 def rollup_coverage(*, org: Organization, now: datetime | None = None) -> RollupCoverage:
@@ -204,15 +269,20 @@ def rollup_coverage(*, org: Organization, now: datetime | None = None) -> Rollup
             clean_days.append(day)
         else:
             clean_hours.append((day, hour))
+    from usage.services.aggregates import bucket_seconds, buckets_enabled, buckets_horizon
+
     return RollupCoverage(
         tz=tz,
         today=today,
         clean_days=tuple(sorted(clean_days)),
         clean_hours=tuple(sorted(clean_hours)),
+        buckets_from=buckets_horizon(org=org, now=now) if buckets_enabled() else None,
+        bucket_seconds=bucket_seconds(),
     )
 
 
 def raw_only(*, org: Organization, now: datetime | None = None) -> RollupCoverage:
-    """Coverage with no rollup days (everything read raw): the reference in tests."""
+    """Coverage with no rollup days nor buckets (everything read raw): the reference in
+    tests."""
     tz = org.time_zone or "UTC"
     return RollupCoverage(tz=tz, today=(now or timezone.now()).astimezone(ZoneInfo(tz)).date())

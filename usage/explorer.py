@@ -5,7 +5,11 @@ groups: per record kind that has the metric, one over the clean rollup rows insi
 range (day rows, or hour rows for hourly buckets) grouped by (day, hour, dimensions), and
 one over the raw records of the rest (the open hour, edge hours, dirty or not yet
 rolled-up spans; usage/coverage.py) grouped by (bucket, dimensions), where the bucket is
-a CASE over the raw spans cut at bucket edges. Rows come back aggregated, never as
+a CASE over the raw spans cut at bucket edges. What the rollup rows leave inside the
+bucket aggregates' horizon (usage/services/aggregates.py) is read from those instead of
+the records, grouped the same way (their minute buckets fall whole inside report buckets,
+which are whole local minutes; a range edge inside a minute moves to its end, as
+usage/coverage.py says). Rows come back aggregated, never as
 records; they are summed into buckets here. Buckets are local to the organization's zone
 (usage/windows.py: `report_buckets`), so a day is the customer's day, DST included.
 
@@ -23,15 +27,18 @@ from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
 
 from accounts.models import APIKey, Organization
 from billing.models import PriceModel
-from usage.coverage import RollupCoverage, Split, rollup_coverage
+from usage.coverage import RollupCoverage, rollup_coverage
 from usage.models import (
     Controller,
     IngestBatch,
     Job,
+    JobBucket,
     JobDaily,
     Query,
+    QueryBucket,
     QueryDaily,
     QueryDimension,
+    WorkerBucket,
     WorkerDaily,
     WorkerSession,
 )
@@ -72,6 +79,7 @@ class _Source:
     kind: str
     raw: type
     rolled: type
+    bucketed: type
     time_field: str
     dims: dict[str, str]  # dimension -> column, the same name on both tables
     metrics: dict[str, tuple]  # metric -> (raw aggregate, rollup aggregate)
@@ -84,6 +92,7 @@ def _sources() -> list[_Source]:
             kind="query",
             raw=Query,
             rolled=QueryDaily,
+            bucketed=QueryBucket,
             time_field="occurred_at",
             dims={
                 "model": "model_id",
@@ -105,6 +114,7 @@ def _sources() -> list[_Source]:
             kind="worker_session",
             raw=WorkerSession,
             rolled=WorkerDaily,
+            bucketed=WorkerBucket,
             time_field="started_at",
             dims={"model": "model_id", "api_key": "api_key_id"},
             metrics={
@@ -116,6 +126,7 @@ def _sources() -> list[_Source]:
             kind="job",
             raw=Job,
             rolled=JobDaily,
+            bucketed=JobBucket,
             time_field="submitted_at",
             dims={"api_key": "api_key_id", "controller": "controller_id"},
             metrics={
@@ -167,11 +178,12 @@ class UsageReport:
 # --- The engine -------------------------------------------------------------------------
 
 
-def _spans(split: Split, buckets: list[tuple[datetime, datetime]]) -> list[tuple]:
-    """The split's raw intervals cut at bucket edges: [(lo, hi, bucket index)]."""
+def _spans(intervals: list, buckets: list[tuple[datetime, datetime]]) -> list[tuple]:
+    """Intervals (the split's raw or bucket ones) cut at bucket edges:
+    [(lo, hi, bucket index)]."""
     starts = [lo for lo, _hi in buckets]
     spans = []
-    for lo, hi in split.raw:
+    for lo, hi in intervals:
         lo = buckets[0][0] if lo is None else lo
         hi = buckets[-1][1] if hi is None else hi
         index = max(bisect_right(starts, lo) - 1, 0)
@@ -225,12 +237,16 @@ def _number(value) -> Decimal:
     return Decimal(value)
 
 
-def _raw_point_rows(source, metric, org, spans, where, columns):
-    """Raw records of a point-in-time kind, summed per (span's bucket, dimensions)."""
-    raw_aggregate = source.metrics[metric][0]
+def _raw_point_rows(source, metric, org, spans, where, columns, *, aggregates=False):
+    """Raw records of a point-in-time kind (or, `aggregates`, its bucket aggregate rows:
+    worker runtime too, clipped to each minute), summed per (span's bucket, dimensions)."""
+    raw_aggregate = source.metrics[metric][1 if aggregates else 0]
     if not spans:
         return []
-    time = source.time_field
+    time = "bucket" if aggregates else source.time_field
+    table = source.bucketed if aggregates else source.raw
+    if aggregates:
+        where = where & source.rolled_where
     within = Q()
     whens = []
     for lo, hi, index in spans:
@@ -238,7 +254,7 @@ def _raw_point_rows(source, metric, org, spans, where, columns):
         whens.append(When(span_q, then=Value(index)))
         within |= span_q
     rows = (
-        source.raw.objects.filter(within, where, organization=org)
+        table.objects.filter(within, where, organization=org)
         .annotate(x_bucket=Case(*whens, default=Value(-1), output_field=IntegerField()))
         .values("x_bucket", *columns)
         .annotate(x_value=raw_aggregate)
@@ -320,7 +336,8 @@ def _figures(
         coverage = replace(coverage, clean_days=())
     # Buckets in another zone than the rollups' are read from the records alone.
     split = coverage.split(start, end, tz=tz, complement=False)
-    spans = _spans(split, buckets)
+    spans = _spans(split.raw, buckets)
+    bucket_spans = _spans(split.buckets, buckets)
     series: dict[tuple, list[Decimal]] = {}
     for source in _sources():
         if metric not in source.metrics:
@@ -334,6 +351,9 @@ def _figures(
         else:
             raw = _raw_point_rows(source, metric, org, spans, where, columns)
         rolled = _rolled_rows(source, metric, org, split, where, columns, buckets, coverage.tz)
+        rolled += _raw_point_rows(
+            source, metric, org, bucket_spans, where, columns, aggregates=True
+        )
         for index, row in raw + rolled:
             if not 0 <= index < len(buckets):
                 continue
@@ -555,7 +575,8 @@ class FilterOption:
 
 def report_filter_options(*, org: Organization, now: datetime) -> dict[str, list[FilterOption]]:
     """What the page offers to filter on: this organization's keys, controllers,
-    members and endpoints (from the rollups and today's records), every model, the kinds."""
+    members and endpoints (from the rollups and the last two days' bucket aggregates),
+    every model, the kinds."""
     keys = [
         FilterOption(str(k.pk), f"{k.name} ({k.display})")
         for k in APIKey.objects.filter(organization=org).order_by("name", "pk")
@@ -574,9 +595,9 @@ def report_filter_options(*, org: Organization, now: datetime) -> dict[str, list
         rolled = QueryDaily.objects.filter(organization=org, dimension=dimension).exclude(
             **{column: ""}
         )
-        recent = Query.objects.filter(organization=org, occurred_at__gte=since).exclude(
-            **{column: ""}
-        )
+        recent = QueryBucket.objects.filter(
+            organization=org, dimension=dimension, bucket__gte=since
+        ).exclude(**{column: ""})
         names = set(rolled.values_list(column, flat=True).distinct()[:500])
         names |= set(recent.values_list(column, flat=True).distinct()[:500])
         return [FilterOption(n, n) for n in sorted(names)]

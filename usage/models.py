@@ -559,3 +559,127 @@ class Restatement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.day} restated"
+
+
+# --- Bucket aggregates ------------------------------------------------------------------
+#
+# The rollup tables' figures per organization, bucket (USAGE_BUCKET_SECONDS wide, aligned
+# to the Unix epoch) and the same dimensions, kept current by ingestion in its own
+# transaction (one upsert adding per table per batch; a job's status move subtracts its
+# old figures and adds its new ones) for the last HOUR_DAYS days. Readers take every
+# interval the day and hour rows do not cover from here instead of the raw records. See
+# usage/services/aggregates.py. Counts are signed: a subtraction is a delta like any other.
+
+
+class BucketAggregate(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # The bucket's first instant.
+    bucket = models.DateTimeField()
+    api_key = models.ForeignKey(
+        APIKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:%M}"
+
+
+class JobBucket(BucketAggregate):
+    """Jobs submitted in the bucket per API key and controller, statuses as of now."""
+
+    controller = models.ForeignKey(
+        Controller, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    submitted = models.IntegerField(default=0)
+    completed = models.IntegerField(default=0)
+    running = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    core_hours = core_hours_field(default=Decimal("0"))
+    credits = credit_field(default=Decimal("0"))
+    wasted_core_hours = core_hours_field(default=Decimal("0"))
+    wasted_credits = credit_field(default=Decimal("0"))
+    last_submitted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "bucket",
+                *_coalesced("api_key", "controller"),
+                name="job_bucket_dimensions",
+            )
+        ]
+
+
+class QueryBucket(BucketAggregate):
+    """Queries in the bucket per dimension, as QueryDaily."""
+
+    dimension = models.CharField(max_length=10, choices=QueryDimension.choices)
+    model = models.ForeignKey(
+        PriceModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    endpoint = models.CharField(max_length=200, blank=True, default="")
+    member = models.CharField(max_length=254, blank=True, default="")
+    queries = models.IntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    credits = credit_field(default=Decimal("0"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "dimension",
+                "bucket",
+                "endpoint",
+                "member",
+                *_coalesced("model", "api_key"),
+                name="query_bucket_dimensions",
+            )
+        ]
+
+
+class WorkerBucket(BucketAggregate):
+    """Worker sessions per model and API key: runtime clipped to the bucket, sessions
+    that started in it, sessions already running at its first instant (carried in)."""
+
+    model = models.ForeignKey(PriceModel, on_delete=models.PROTECT, related_name="+")
+    sessions_started = models.IntegerField(default=0)
+    sessions_carried_in = models.IntegerField(default=0)
+    runtime = models.DurationField()
+    credits = credit_field(default=Decimal("0"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "bucket",
+                "model",
+                *_coalesced("api_key"),
+                name="worker_bucket_dimensions",
+            )
+        ]
+
+
+class MatchingBucket(BucketAggregate):
+    """Matching runs started in the bucket per task and API key."""
+
+    task = models.CharField(max_length=3, choices=MatchingTask.choices)
+    runs = models.IntegerField(default=0)
+    num_records = models.BigIntegerField(default=0)
+    run_time_seconds = models.DecimalField(max_digits=18, decimal_places=3, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                "bucket",
+                "task",
+                *_coalesced("api_key"),
+                name="matching_bucket_dimensions",
+            )
+        ]

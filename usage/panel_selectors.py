@@ -11,9 +11,11 @@ and running counts are those of the jobs submitted in it.
 
 Rollups: each figure is one query, a UNION ALL of an aggregate over the clean rollup
 rows inside the range (day rows of whole days, hour rows of whole finished hours) and an
-aggregate over the raw records of the rest (the current hour, partial edge hours, days
-and hours not rolled up or dirty; see usage/coverage.py), summed here per group
-(aggregated rows only, never records). So a page costs about the same at ten
+aggregate over the per-minute bucket aggregates of the rest (the current hour, partial
+edge hours, days and hours not rolled up or dirty; usage/services/aggregates.py), with
+raw records only for what lies before the buckets' horizon and is not rolled up (see
+usage/coverage.py, which also says how a range edge inside a minute is read), summed
+here per group (aggregated rows only, never records). So a page costs about the same at ten
 million records as at ten thousand. Callers pass one `coverage` per page (one query);
 without it each selector looks it up itself.
 """
@@ -45,11 +47,14 @@ from usage.coverage import Interval, RollupCoverage, Split, rollup_coverage
 from usage.models import (
     Controller,
     Job,
+    JobBucket,
     JobDaily,
     JobStatus,
     Query,
+    QueryBucket,
     QueryDaily,
     QueryDimension,
+    WorkerBucket,
     WorkerDaily,
     WorkerSession,
     controller_online_window,
@@ -242,6 +247,9 @@ def _job_parts(org: Organization, split: Split, group: list[str]) -> list:
     raw_where = _raw_q("submitted_at", split.raw)
     days_where = _days_q(split)
     minus_where = _raw_q("submitted_at", split.minus)
+    bucketed = {**rolled, "f_last_at": Max("last_submitted_at")}
+    # A job's status move can leave a bucket row at zero jobs (and an old last time).
+    live = org_q & ~Q(submitted=0)
     return [
         (Job.objects.all(), None if raw_where is None else org_q & raw_where, group, raw),
         (
@@ -256,6 +264,18 @@ def _job_parts(org: Organization, split: Split, group: list[str]) -> list:
             group,
             _negated(raw),
         ),
+        *_bucket_parts(JobBucket.objects.all(), live, split, group, bucketed),
+    ]
+
+
+def _bucket_parts(queryset: QuerySet, where: Q, split: Split, group: list, aggregates: dict):
+    """The bucket-aggregate parts of a split: its bucket intervals, and its `minus` ones
+    taken off."""
+    inside = _raw_q("bucket", split.buckets)
+    minus = _raw_q("bucket", split.minus_buckets)
+    return [
+        (queryset, None if inside is None else where & inside, group, aggregates),
+        (queryset, None if minus is None else where & minus, group, _negated(aggregates)),
     ]
 
 
@@ -282,7 +302,9 @@ def _query_parts(
     raw_where = _raw_q("occurred_at", split.raw)
     days_where = _days_q(split)
     minus_where = _raw_q("occurred_at", split.minus)
+    bucket_where = org_q & Q(dimension=dimension)
     return [
+        *_bucket_parts(QueryBucket.objects.all(), bucket_where, split, group, rolled),
         (Query.objects.all(), None if raw_where is None else org_q & raw_where, group, raw),
         (
             QueryDaily.objects.all(),
@@ -410,12 +432,17 @@ def jobs_by_day(
 ) -> dict[date, JobDay]:
     """Jobs submitted in [start, end) per calendar day in tz; days without jobs absent."""
     split = _coverage(org, coverage).split(start, end, tz=tz)
-    raw, rolled, minus = _job_parts(org, split, ["f_day"])
+    raw, rolled, minus, bucketed, minus_bucketed = _job_parts(org, split, ["f_day"])
     day_of = TruncDate("submitted_at", tzinfo=ZoneInfo(tz))
-    raw = (Job.objects.annotate(f_day=day_of), *raw[1:])
-    rolled = (JobDaily.objects.annotate(f_day=F("day")), *rolled[1:])
-    minus = (Job.objects.annotate(f_day=day_of), *minus[1:])
-    merged = _merge(_union([raw, rolled, minus]), ["f_day"], count="submitted")
+    bucket_day = TruncDate("bucket", tzinfo=ZoneInfo(tz))
+    parts = [
+        (Job.objects.annotate(f_day=day_of), *raw[1:]),
+        (JobDaily.objects.annotate(f_day=F("day")), *rolled[1:]),
+        (Job.objects.annotate(f_day=day_of), *minus[1:]),
+        (JobBucket.objects.annotate(f_day=bucket_day), *bucketed[1:]),
+        (JobBucket.objects.annotate(f_day=bucket_day), *minus_bucketed[1:]),
+    ]
+    merged = _merge(_union(parts), ["f_day"], count="submitted")
     per_day = {}
     for (day,), figures in sorted(merged.items(), key=lambda item: _as_date(item[0][0])):
         values = _job_figures(figures)
@@ -635,8 +662,36 @@ def controller_load(
     # An empty Q is "no bounds"; `Q(...) | Q()` would drop it, so it is tested first.
     raw_window, raw_ever = _or_never(raw_window), _or_never(raw_ever)
     days_window = _or_never(days_window)
+    b_window = _or_never(_raw_q("bucket", window.buckets))
+    b_ever = _or_never(_raw_q("bucket", ever.buckets))
+    b_minus = _raw_q("bucket", window.minus_buckets)
+    live = org_q & ~Q(submitted=0)
     rows = _union(
         [
+            (
+                JobBucket.objects.all(),
+                live & (b_window | b_ever),
+                ["controller_id"],
+                {
+                    "f_handled": Sum("submitted", filter=b_window),
+                    "f_running": Sum("running", filter=b_window),
+                    "f_completed": Sum("completed", filter=b_window),
+                    "f_core_hours": Sum("core_hours", filter=b_window),
+                    "f_last_at": Max("last_submitted_at", filter=b_ever),
+                },
+            ),
+            (
+                JobBucket.objects.all(),
+                None if b_minus is None else live & b_minus,
+                ["controller_id"],
+                {
+                    "f_handled": Value(0) - Sum("submitted"),
+                    "f_running": Value(0) - Sum("running"),
+                    "f_completed": Value(0) - Sum("completed"),
+                    "f_core_hours": Value(ZERO) - Sum("core_hours"),
+                    "f_last_at": Max("last_submitted_at", filter=_NEVER),
+                },
+            ),
             (
                 Job.objects.all(),
                 org_q & (Q() if not raw_ever else raw_window | raw_ever),
@@ -796,12 +851,17 @@ def tokens_by_day_and_model(
     """Tokens per (calendar day in tz, model) in [start, end) (one query)."""
     split = _coverage(org, coverage).split(start, end, tz=tz)
     group = ["f_day", "model__name"]
-    raw, rolled, minus = _query_parts(org, split, group)
+    bucketed, minus_bucketed, raw, rolled, minus = _query_parts(org, split, group)
     day_of = TruncDate("occurred_at", tzinfo=ZoneInfo(tz))
-    raw = (Query.objects.annotate(f_day=day_of), *raw[1:])
-    rolled = (QueryDaily.objects.annotate(f_day=F("day")), *rolled[1:])
-    minus = (Query.objects.annotate(f_day=day_of), *minus[1:])
-    merged = _merge(_union([raw, rolled, minus]), group, count="queries")
+    bucket_day = TruncDate("bucket", tzinfo=ZoneInfo(tz))
+    parts = [
+        (Query.objects.annotate(f_day=day_of), *raw[1:]),
+        (QueryDaily.objects.annotate(f_day=F("day")), *rolled[1:]),
+        (Query.objects.annotate(f_day=day_of), *minus[1:]),
+        (QueryBucket.objects.annotate(f_day=bucket_day), *bucketed[1:]),
+        (QueryBucket.objects.annotate(f_day=bucket_day), *minus_bucketed[1:]),
+    ]
+    merged = _merge(_union(parts), group, count="queries")
     return {
         (_as_date(day), model): _int(figures.get("total_tokens"))
         for (day, model), figures in sorted(
@@ -929,14 +989,36 @@ def credits_by_model(
         )
 
     sources = (
-        (Query, QueryDaily, "occurred_at", F("model__name"), Q(dimension=QueryDimension.MODEL)),
-        (WorkerSession, WorkerDaily, "started_at", F("model__name"), Q()),
-        (Job, JobDaily, "submitted_at", Value(JOBS_LABEL, output_field=CharField()), Q()),
+        (
+            Query,
+            QueryDaily,
+            QueryBucket,
+            "occurred_at",
+            F("model__name"),
+            Q(dimension=QueryDimension.MODEL),
+        ),
+        (WorkerSession, WorkerDaily, WorkerBucket, "started_at", F("model__name"), Q()),
+        (
+            Job,
+            JobDaily,
+            JobBucket,
+            "submitted_at",
+            Value(JOBS_LABEL, output_field=CharField()),
+            Q(),
+        ),
     )
-    for raw, rolled, time_field, label, rolled_q in sources:
+    buckets, minus_buckets = _raw_q("bucket", split.buckets), _raw_q("bucket", split.minus_buckets)
+    for raw, rolled, bucketed, time_field, label, rolled_q in sources:
         part(raw.objects.all(), _raw_q(time_field, split.raw), label)
         part(rolled.objects.all(), None if days_where is None else rolled_q & days_where, label)
         part(raw.objects.all(), _raw_q(time_field, split.minus), label, negate=True)
+        part(bucketed.objects.all(), None if buckets is None else rolled_q & buckets, label)
+        part(
+            bucketed.objects.all(),
+            None if minus_buckets is None else rolled_q & minus_buckets,
+            label,
+            negate=True,
+        )
     if not querysets:
         return []
     rows = querysets[0].union(*querysets[1:], all=True).order_by().values_list("label", "f_credits")
@@ -1011,7 +1093,8 @@ def worker_runtime_by_model(
             started &= Q(started_at__lt=hi)
         raw_aggregates[f"f_sessions_{n}"] = Count("id", filter=started)
     first, first_hour = split.first_day_at_start, split.first_hour_at_start
-    carried_raw = start is not None and first is None and first_hour is None
+    carried_at = split.bucket_start if first is None and first_hour is None else None
+    carried_raw = start is not None and first is None and first_hour is None and not carried_at
     carried = Q(started_at__lt=start, ended_at__gt=start) if carried_raw else _NEVER
     raw_aggregates["f_carried"] = Count("id", filter=carried)
     # Both parts need the same columns: pad the shorter with empty sums.
@@ -1028,8 +1111,22 @@ def worker_runtime_by_model(
         rolled["f_carried"] = Sum("sessions_carried_in", filter=Q(day=day, hour=hour))
     days_where = _days_q(split)
     org_q = Q(organization=org)
+    inside = _or_never(_raw_q("bucket", split.buckets))
+    bucketed: dict = {}
+    for n in range(width):
+        bucketed[f"f_runtime_{n}"] = Sum("runtime", filter=inside if n == 0 else _NEVER)
+        bucketed[f"f_sessions_{n}"] = Sum("sessions_started", filter=inside) if n == 0 else Value(0)
+    at_start = _NEVER if carried_at is None else Q(bucket=carried_at)
+    bucketed["f_carried"] = Sum("sessions_carried_in", filter=at_start)
+    bucket_where = None if not split.buckets and carried_at is None else inside | at_start
     rows = _union(
         [
+            (
+                WorkerBucket.objects.all(),
+                None if bucket_where is None else org_q & bucket_where,
+                ["model__name"],
+                bucketed,
+            ),
             (
                 WorkerSession.objects.all(),
                 None if raw_where is None else org_q & raw_where,

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import F, Min, RowRange, Sum, Value, Window
-from django.db.models.functions import Lag, TruncDate, TruncHour
+from django.db.models.functions import Lag, TruncHour
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -69,7 +69,7 @@ def _percent(used: int, allocation: int) -> str:
 
 
 def _tokens(org: Organization, threshold: Decimal, now: datetime) -> Preview:
-    from usage.models import Query
+    from usage.panel_selectors import tokens_by_day_and_model
 
     allocation = org.monthly_token_allocation
     if not allocation:
@@ -79,14 +79,13 @@ def _tokens(org: Organization, threshold: Decimal, now: datetime) -> Preview:
     first = today - timedelta(days=PREVIEW_DAYS - 1)
     month_start = first.replace(day=1)
     since = datetime(month_start.year, month_start.month, 1, tzinfo=tz)
-    rows = (
-        Query.objects.filter(organization=org, occurred_at__gte=since, occurred_at__lte=now)
-        .annotate(day=TruncDate("occurred_at", tzinfo=tz))
-        .values("day")
-        .annotate(tokens=Sum("total_tokens"))
-        .order_by()
+    # Day rows, hour rows and bucket aggregates, as the token card reads them.
+    per_day: dict = {}
+    by_model = tokens_by_day_and_model(
+        org=org, start=since, end=now + timedelta(microseconds=1), tz=str(tz)
     )
-    per_day = {row["day"]: row["tokens"] for row in rows}
+    for (day, _model), tokens in by_model.items():
+        per_day[day] = per_day.get(day, 0) + tokens
     series, used = [], 0
     for day in _days(month_start, today):
         if day.day == 1:

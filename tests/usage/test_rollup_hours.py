@@ -68,7 +68,9 @@ def test_the_open_days_finished_hours_are_read_from_their_rollups():
     coverage = rollup_coverage(org=org)
     split = coverage.split(datetime(2026, 11, 20, tzinfo=UTC), NOW)
     assert split.hours == [(TODAY, 0, 14)]
-    assert split.raw == [(datetime(2026, 11, 20, 14, tzinfo=UTC), NOW)]
+    # The open hour comes from the bucket aggregates, not the records.
+    assert split.raw == []
+    assert split.buckets == [(datetime(2026, 11, 20, 14, tzinfo=UTC), NOW)]
     # The rollup answers with the finished hour's record gone (proof it is not read).
     sel.Query.objects.filter(organization=org, occurred_at__hour=3).delete()
     models = sel.queries_by_model(org=org, start=datetime(2026, 11, 20, tzinfo=UTC), end=NOW)
@@ -166,7 +168,8 @@ def test_a_closed_days_hours_serve_a_window_starting_inside_it():
     assert RollupHour.objects.filter(organization=org, day=yesterday, dirty=False).count() == 24
     split = rollup_coverage(org=org).split(NOW - timedelta(hours=24), NOW)
     assert split.hours == [(yesterday, 15, 24)]
-    assert split.raw == [
+    assert split.raw == []
+    assert split.buckets == [
         (NOW - timedelta(hours=24), datetime(2026, 11, 19, 15, tzinfo=UTC)),
         (datetime(2026, 11, 20, tzinfo=UTC), NOW),
     ]

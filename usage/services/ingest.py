@@ -19,7 +19,9 @@ balance still covers it), the rest of the batch goes through.
 Rollups: records landing on a closed day (before today in the organization's zone) or a
 finished hour, and jobs moving forward (their submission day and hour), mark those days
 and hours dirty in the same transaction (one upsert each); the next rollup runs
-recompute them (usage/services/rollup.py).
+recompute them (usage/services/rollup.py). The records are also added to the bucket
+aggregates the pages read (usage/services/aggregates.py): one upsert per kind written,
+and for jobs moving forward one more that takes their old figures off first.
 
 Token allocation: an organization whose tier allows no overage (free) has each query
 checked against its calendar month's allocation (in its time zone); a query that would
@@ -73,6 +75,7 @@ from usage.pricing import (
     worker_session_credits,
 )
 from usage.selectors import next_month
+from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
 from usage.services.rollup import rollup_spans_mark_dirty
 
 logger = logging.getLogger(__name__)
@@ -662,9 +665,14 @@ def usage_records_ingest(
         rejected=len(result.rejected),
         credits=total,
     )
+    moved = [job.pk for job, _c in job_updates]
+    # Bucket aggregates: moved jobs' old figures off, then every written row's on.
+    aggregates_jobs_subtract(org=org, job_ids=moved, now=ctx.now)
     _records_insert(new, org=org, api_key=api_key, batch=batch, now=ctx.now)
     if job_updates:
         _jobs_move_forward(job_updates, batch=batch, now=ctx.now)
+    touched = tuple(k for k in KINDS if new.get(k) or (k == "job" and moved))
+    aggregates_add(org=org, batch_id=batch.pk, kinds=touched, job_ids=moved, now=ctx.now)
     rollup_spans_mark_dirty(org=org, spans=_spans_touched(new, job_updates), now=ctx.now)
     if total > 0:
         ledger_post(

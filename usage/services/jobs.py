@@ -25,6 +25,7 @@ from usage.pricing import (
     price_book_load,
 )
 from usage.selectors import job_get
+from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
 from usage.services.ingest import (
     Rejection,
     max_future_skew,
@@ -133,7 +134,10 @@ def job_transition(
                 idempotency_key=job.charge_reference,
                 reference=job.charge_reference,
             )
+    # Its buckets hold the old status: its figures come off before and on after.
+    aggregates_jobs_subtract(org=org, job_ids=[job.pk], now=now)
     job.save()
+    aggregates_add(org=org, kinds=("job",), job_ids=[job.pk], now=now)
     # Its submission day's and hour's rollups hold the old status: recompute them if that
     # day is closed, or that hour finished.
     rollup_spans_mark_dirty(org=org, spans=[(job.submitted_at, job.submitted_at)])

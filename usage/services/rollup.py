@@ -49,6 +49,13 @@ began before the hour's end is still open could miss that ingestion's records (i
 not mark the hour, which had not ended); HOUR_SETTLE (5 minutes) rules that out for any
 ingestion transaction shorter than that. Hour rows are not restated (days are).
 
+**Bucket aggregates (usage/services/aggregates.py).** Ingestion keeps per-minute
+aggregates current in its transaction; readers take from them whatever day and hour rows
+leave. `rollup_day` and `rollup_hour` are their verifier: they recompute the day's (or
+hour's) buckets from the records in the same transaction, and a difference is rewritten
+and recorded as a Restatement of kind "buckets" (RollupResult.bucket_rows_restated);
+`rollup_hours_prune` drops buckets with the hour rows past HOUR_DAYS.
+
 **Late records and job moves.** Ingestion marks a closed day dirty (RollupState.dirty)
 when a record lands on it, and a job's status move marks its submission day (and hour)
 dirty (a rollup row holds statuses as of its computation). Selectors read dirty days
@@ -118,6 +125,7 @@ from usage.models import (
     WorkerDaily,
     WorkerSession,
 )
+from usage.services.aggregates import aggregates_prune, aggregates_rebuild
 from usage.windows import local_day_range, local_hours
 
 logger = logging.getLogger(__name__)
@@ -192,6 +200,8 @@ class RollupResult:
     duration_ms: int
     # Rows of the day's hours rebuilt with it (within HOUR_DAYS), not counted in `rows`.
     hour_rows: int = 0
+    # Bucket aggregate rows the recomputation found different (0: ingestion kept them).
+    bucket_rows_restated: int = 0
 
 
 def _sum(name: str, model: type[models.Model], **kwargs) -> Coalesce:
@@ -471,6 +481,8 @@ def rollup_day(*, org: Organization, day: date) -> RollupResult:
         )
     else:
         hour_rows = 0
+    # The bucket aggregates of the day (those kept) verified and rebuilt from the records.
+    bucket_rows = aggregates_rebuild(org=org, lo=lo, hi=hi, now=now)
     duration_ms = round((time.monotonic() - started) * 1000)
     state.dirty = False
     state.time_zone = tz
@@ -495,6 +507,7 @@ def rollup_day(*, org: Organization, day: date) -> RollupResult:
         restatements=len(restated),
         duration_ms=duration_ms,
         hour_rows=hour_rows,
+        bucket_rows_restated=bucket_rows,
     )
 
 
@@ -611,6 +624,7 @@ def rollup_hour(*, org: Organization, day: date, hour: int) -> RollupResult:
     if day < org_today(org, now=now) - timedelta(days=HOUR_DAYS):
         raise ValueError(f"{day} is older than the {HOUR_DAYS} days whose hours are kept")
     rows = _rollup_hours_locked(org=org, day=day, hours=[hour], tz=tz, now=now)
+    bucket_rows = aggregates_rebuild(org=org, lo=slots[hour][0], hi=slots[hour][1], now=now)
     duration_ms = round((time.monotonic() - started) * 1000)
     logger.info(
         "usage.rollup.hour",
@@ -622,7 +636,13 @@ def rollup_hour(*, org: Organization, day: date, hour: int) -> RollupResult:
             "duration_ms": duration_ms,
         },
     )
-    return RollupResult(day=day, rows=rows, restatements=0, duration_ms=duration_ms)
+    return RollupResult(
+        day=day,
+        rows=rows,
+        restatements=0,
+        duration_ms=duration_ms,
+        bucket_rows_restated=bucket_rows,
+    )
 
 
 def rollup_spans_mark_dirty(
@@ -806,5 +826,6 @@ def rollup_hours_prune(*, now: datetime | None = None) -> int:
     oldest = now.astimezone(ZoneInfo("UTC")).date() - timedelta(days=HOUR_DAYS + 2)
     for kind in KINDS:
         kind.model.objects.filter(hour__isnull=False, day__lt=oldest).delete()
+    aggregates_prune(before=datetime.combine(oldest, datetime.min.time(), tzinfo=ZoneInfo("UTC")))
     deleted, _ = RollupHour.objects.filter(day__lt=oldest).delete()
     return deleted

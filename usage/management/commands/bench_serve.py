@@ -45,6 +45,7 @@ from billing.services import organization_grant_starting_credits
 from usage.management.commands import _serve_load as load
 from usage.management.commands.bench_ingest import make_batch
 from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
+from usage.services.aggregates import BUCKET_TABLES
 from usage.services.controllers import controller_register
 
 STARTING_CREDITS = Decimal("1000000000")
@@ -466,7 +467,7 @@ class Command(BaseCommand):
         for org in orgs:
             owners = list(User.objects.filter(memberships__organization=org))
             with transaction.atomic():
-                for model in (*_MODELS.values(), IngestBatch, LedgerEntry):
+                for model in (*_MODELS.values(), *BUCKET_TABLES, IngestBatch, LedgerEntry):
                     model.objects.filter(organization=org).delete()
                 Controller.objects.filter(organization=org).delete()
                 org.delete()

@@ -1,0 +1,338 @@
+"""Benchmark the bucket aggregates through the real server, printing in one run:
+
+    DATABASE_URL=postgres://... REDIS_URL=redis://... python manage.py bench_aggregates
+
+1. Pages against the open hour's size: two enterprise organizations, one with
+   --small (1,000) records in its open hour, one with --big (1,000,000), written by the
+   ingestion service in 1,000-record batches (the usual mix: 70% queries, 15% jobs, 10%
+   worker sessions, 5% matching runs; times in the last 50 minutes, sessions up to an
+   hour long). gunicorn (production config) then serves each organization's usage panel
+   and main page --samples times in turn to one logged-in reader: p50/p95 per page and
+   the big/small ratio. With --compare-raw the server is restarted with the aggregates
+   off (USAGE_BUCKETS=off: the open hour read from the records, as before them) and the
+   big organization's pages are timed again.
+2. Ingestion cost: --writers clients post 1,000-record batches over HTTP for --seconds,
+   with the aggregates off and on in alternation (--rounds of each, a fresh server each
+   time, one organization seeded with 20,000 records and analyzed first), for the
+   streaming mix (records of the last minutes) and bench_serve's mix (records spread over
+   a day two days back: about one bucket per record, the worst case for the upserts).
+   Records/s accepted per round, the medians, and on/off.
+
+Nothing else is verified here (bench_serve verifies records, ledger and reconcile with
+the aggregates on); the organizations are deleted afterwards unless --keep.
+"""
+
+import json
+import random
+import secrets
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import CommandError
+from django.db import connection
+from django.utils import timezone
+
+from usage.management.commands import _serve_load as load
+from usage.management.commands import bench_serve
+from usage.management.commands.bench_ingest import MODELS, make_batch
+from usage.services.ingest import usage_records_ingest
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def stream_batch(rng: random.Random, prefix: str, size: int, lo: datetime, hi: datetime):
+    """A batch of the usual mix with every time in [lo, hi) (sessions and jobs end by hi)."""
+    span = max(int((hi - lo).total_seconds()) - 1, 1)
+    records = []
+    for n in range(size):
+        at = lo + timedelta(seconds=rng.randint(0, span), microseconds=rng.randint(0, 999_999))
+        room = max(int((hi - at).total_seconds()) - 1, 0)
+        roll = rng.random()
+        rid = f"{prefix}-{n}"
+        if roll < 0.70:
+            records.append(
+                {
+                    "id": rid,
+                    "kind": "query",
+                    "occurred_at": _iso(at),
+                    "model": rng.choice(MODELS),
+                    "input_tokens": rng.randint(10, 2000),
+                    "output_tokens": rng.randint(0, 1000),
+                    "endpoint": rng.choice(["/v1/chat/completions", "/v1/embeddings"]),
+                    "member": f"user{rng.randint(1, 20)}@bench.example",
+                }
+            )
+        elif roll < 0.85:
+            run = min(room, rng.randint(60, 1800))
+            record = {
+                "id": rid,
+                "kind": "job",
+                "status": "completed",
+                "cores": rng.choice([4, 8, 16]),
+                "submitted_at": _iso(at),
+                "started_at": _iso(at),
+                "ended_at": _iso(at + timedelta(seconds=run)),
+            }
+            if rng.random() < 0.5:
+                record["controller"] = "bench-ctl"
+            records.append(record)
+        elif roll < 0.95:
+            length = min(room, rng.randint(60, 3600))
+            records.append(
+                {
+                    "id": rid,
+                    "kind": "worker_session",
+                    "model": rng.choice(MODELS),
+                    "started_at": _iso(at),
+                    "ended_at": _iso(at + timedelta(seconds=length)),
+                }
+            )
+        else:
+            records.append(
+                {
+                    "id": rid,
+                    "kind": "matching",
+                    "task": rng.choice(["IDR", "CDM"]),
+                    "num_records": rng.randint(100, 100_000),
+                    "started_at": _iso(at),
+                    "ended_at": _iso(at + timedelta(seconds=min(room, 60))),
+                }
+            )
+    return records
+
+
+class Command(bench_serve.Command):
+    help = "Benchmark the bucket aggregates: pages against the open hour's size, ingestion cost."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--small", type=int, default=1_000)
+        parser.add_argument("--big", type=int, default=1_000_000)
+        parser.add_argument("--samples", type=int, default=100, help="loads of each page")
+        parser.add_argument("--compare-raw", action="store_true")
+        parser.add_argument("--seconds", type=float, default=20, help="each ingestion round")
+        parser.add_argument("--rounds", type=int, default=2, help="ingestion rounds on and off")
+        parser.add_argument("--writers", type=int, default=4)
+        parser.add_argument("--batch-size", type=int, default=1000)
+        parser.add_argument("--workers", type=int, default=None)
+        parser.add_argument("--skip-pages", action="store_true")
+        parser.add_argument("--skip-ingest", action="store_true")
+        parser.add_argument("--keep", action="store_true")
+
+    def handle(self, *args, **opts):
+        self._require_services()
+        settings.DEBUG = False
+        orgs = []
+        try:
+            if not opts["skip_pages"]:
+                self._pages_phase(opts, orgs)
+            if not opts["skip_ingest"]:
+                self._ingest_phase(opts, orgs)
+        finally:
+            if not opts["keep"]:
+                self._clean([o["org"] for o in orgs])
+
+    # --- 1. Pages against the open hour's size -----------------------------------------
+
+    def _seed(self, setup: dict, count: int, stamp: str) -> float:
+        """`count` records in the last 50 minutes, in 1,000-record batches through the
+        ingestion service (its aggregates included); returns records/s."""
+        rng = random.Random(11)  # noqa: S311 - benchmark data
+        now = timezone.now()
+        lo, hi = now - timedelta(minutes=50), now - timedelta(seconds=5)
+        started = time.monotonic()
+        done, n = 0, 0
+        while done < count:
+            size = min(1000, count - done)
+            records = stream_batch(rng, f"{stamp}s{n}", size, lo, hi)
+            result = usage_records_ingest(org=setup["org"], records=records, api_key=setup["key"])
+            if result.rejected:
+                raise CommandError(f"seed rejected: {result.rejected[:3]}")
+            done += size
+            n += 1
+            if n in (20, 100, 300):
+                # The new organization's rows are not in the statistics yet (autoanalyze
+                # lags on a busy machine), and the replay lookup then probes the
+                # organization's foreign-key index filtering every row (seconds a batch).
+                with connection.cursor() as cursor:
+                    cursor.execute("ANALYZE usage_query, usage_job, usage_workersession")
+            if n % 100 == 0:
+                self.stdout.write(f"  seeded {done:,} of {count:,}")
+        connection.close()  # the server's connections see the committed rows
+        return count / (time.monotonic() - started)
+
+    def _page_times(self, port: int, setup: dict, samples: int) -> dict[str, list[float]]:
+        client = load.Client(port)
+        client.cookies = self._login(port, setup)
+        slug = setup["org"].slug
+        paths = {"main page": f"/o/{slug}/", "usage panel": f"/o/{slug}/usage/"}
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        for name, path in paths.items():  # warm: every worker's first request is dearer
+            for _ in range(3):
+                client.request("GET", path)
+            for _ in range(samples):
+                started = time.monotonic()
+                status, _ = client.request("GET", path)
+                if status != 200:
+                    raise CommandError(f"{path}: HTTP {status}")
+                times[name].append(time.monotonic() - started)
+        client.close()
+        return times
+
+    def _with_stack(self, opts: dict, extra_env: dict[str, str], run):
+        port = load.free_port()
+        logs = Path(tempfile.mkdtemp(prefix="bench-aggregates-"))
+        env = {**self._stack_env(port, opts), **extra_env}
+        stack = load.Stack(base_dir=settings.BASE_DIR, env=env, logs=logs)
+        try:
+            self._stack_start(stack, port)
+            return run(port)
+        finally:
+            stack.stop()
+
+    def _pages_phase(self, opts: dict, orgs: list) -> None:
+        stamp = timezone.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
+        small = self._organization(f"{stamp}a")
+        big = self._organization(f"{stamp}b")
+        orgs.extend([small, big])
+        self.stdout.write(f"Seeding {opts['small']:,} and {opts['big']:,} records in the open hour")
+        rate_small = self._seed(small, opts["small"], f"{stamp}a")
+        rate_big = self._seed(big, opts["big"], f"{stamp}b")
+        self.stdout.write(
+            f"  seeded through the ingestion service: {rate_big:,.0f} records/s (big), "
+            f"{rate_small:,.0f} (small)"
+        )
+
+        def measure(port):
+            return {
+                "small": self._page_times(port, small, opts["samples"]),
+                "big": self._page_times(port, big, opts["samples"]),
+            }
+
+        timed = self._with_stack(opts, {}, measure)
+        ms = 1000
+        self.stdout.write(
+            f"Pages, aggregates on (gunicorn, one reader, {opts['samples']} loads each):"
+        )
+        for page in ("usage panel", "main page"):
+            s95 = load.percentile(timed["small"][page], 0.95)
+            b95 = load.percentile(timed["big"][page], 0.95)
+            self.stdout.write(
+                f"  {page:12} {opts['small']:>9,} records: p50 "
+                f"{statistics.median(timed['small'][page]) * ms:.0f} ms, p95 {s95 * ms:.0f} ms; "
+                f"{opts['big']:,}: p50 {statistics.median(timed['big'][page]) * ms:.0f} ms, "
+                f"p95 {b95 * ms:.0f} ms; ratio p95 {b95 / s95:.2f}"
+            )
+        if opts["compare_raw"]:
+            raw = self._with_stack(
+                opts,
+                {"USAGE_BUCKETS": "off"},
+                lambda port: self._page_times(port, big, max(opts["samples"] // 4, 5)),
+            )
+            for page in ("usage panel", "main page"):
+                self.stdout.write(
+                    f"  {page:12} aggregates off (open hour read raw), {opts['big']:,} records: "
+                    f"p50 {statistics.median(raw[page]) * ms:.0f} ms, "
+                    f"p95 {load.percentile(raw[page], 0.95) * ms:.0f} ms"
+                )
+
+    # --- 2. Ingestion cost -----------------------------------------------------------------
+
+    def _stream_templates(self, size: int, count: int = 8) -> list[load.Template]:
+        rng = random.Random(5)  # noqa: S311 - benchmark data
+        now = timezone.now()
+        templates = []
+        for _ in range(count):
+            records = stream_batch(rng, load.PLACEHOLDER, size, now - timedelta(minutes=5), now)
+            body = json.dumps({"records": records}).encode()
+            templates.append(load.Template(records=records, body=body, credits=Decimal(0)))
+        return templates
+
+    def _spread_templates(self, size: int, count: int = 8) -> list[load.Template]:
+        rng = random.Random(7)  # noqa: S311 - benchmark data
+        base = (timezone.now() - timedelta(days=2)).astimezone(UTC)
+        templates = []
+        for _ in range(count):
+            records = make_batch(rng, load.PLACEHOLDER, size, base)
+            body = json.dumps({"records": records}).encode()
+            templates.append(load.Template(records=records, body=body, credits=Decimal(0)))
+        return templates
+
+    def _ingest_round(self, port: int, setup: dict, templates, opts: dict, run: str) -> float:
+        log = load.WriterLog()
+        load.writer(  # warm every worker
+            port=port,
+            number=0,
+            run=f"{run}warm",
+            secret=setup["secret"],
+            templates=templates[:1],
+            deadline=time.monotonic() + 1.0,
+            log=load.WriterLog(),
+        )
+        started = time.monotonic()
+        deadline = started + opts["seconds"]
+        writers = [
+            threading.Thread(
+                target=load.writer,
+                kwargs={
+                    "port": port,
+                    "number": n,
+                    "run": run,
+                    "secret": setup["secret"],
+                    "templates": templates,
+                    "deadline": deadline,
+                    "log": log,
+                },
+                daemon=True,
+            )
+            for n in range(opts["writers"])
+        ]
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        if log.errors:
+            raise CommandError(f"writers failed: {log.errors[:3]}")
+        elapsed = max((b.finished for b in log.sent), default=time.monotonic()) - started
+        return sum(b.accepted for b in log.sent) / elapsed
+
+    def _ingest_phase(self, opts: dict, orgs: list) -> None:
+        stamp = timezone.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
+        self.stdout.write(
+            f"Ingestion over HTTP: {opts['writers']} writers, {opts['batch_size']:,}-record "
+            f"batches, {opts['seconds']:.0f} s a round, aggregates off and on alternately"
+        )
+        for mix, templates in (
+            ("streaming (records of the last 5 minutes)", self._stream_templates),
+            ("bench_serve's (a day, two days back)", self._spread_templates),
+        ):
+            built = templates(opts["batch_size"])
+            rates: dict[str, list[float]] = {"off": [], "on": []}
+            # One organization for every round, known to the planner's statistics first
+            # (a new one's replay lookups take the wrong index until analyzed).
+            setup = self._organization(f"{stamp}{mix[:2]}", owner=False)
+            orgs.append(setup)
+            self._seed(setup, 20_000, f"{stamp}{mix[:2]}")
+            for n in range(opts["rounds"]):
+                for state in ("off", "on"):
+                    rate = self._with_stack(
+                        opts,
+                        {"USAGE_BUCKETS": state},
+                        lambda port, s=setup, st=state, k=n, b=built: self._ingest_round(
+                            port, s, b, opts, f"i{k}{st}"
+                        ),
+                    )
+                    rates[state].append(rate)
+                    self.stdout.write(f"  {mix}: round {n + 1}, aggregates {state}: {rate:,.0f}/s")
+            off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
+            self.stdout.write(
+                f"  {mix}: median off {off:,.0f} records/s, on {on:,.0f} records/s; "
+                f"cost {100 * (1 - on / off):.1f}%"
+            )
