@@ -76,7 +76,7 @@ from usage.pricing import (
 )
 from usage.selectors import next_month
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
-from usage.services.rollup import rollup_spans_mark_dirty
+from usage.services.rollup import organization_usage_lock, rollup_spans_mark_dirty
 
 logger = logging.getLogger(__name__)
 
@@ -470,12 +470,6 @@ def _text_array(values: Iterable[str]) -> str:
         + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
         + "}"
     )
-
-
-def organization_usage_lock(org: Organization) -> None:
-    """Serialize this organization's ingestion (see the module docstring)."""
-    no_key = connection.features.has_select_for_no_key_update
-    list(Organization.objects.select_for_update(no_key=no_key).filter(pk=org.pk).values("pk"))
 
 
 @transaction.atomic

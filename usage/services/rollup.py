@@ -442,6 +442,14 @@ def org_today(org: Organization, *, now: datetime | None = None) -> date:
     return (now or timezone.now()).astimezone(ZoneInfo(org.time_zone or "UTC")).date()
 
 
+def organization_usage_lock(org: Organization) -> None:
+    """Serialize what writes this organization's usage: ingestion, job moves and the
+    rollups that rebuild its bucket aggregates. Always taken first, before any rollup
+    state row, so the two never wait on each other in opposite orders (a deadlock)."""
+    no_key = connections[DEFAULT_DB_ALIAS].features.has_select_for_no_key_update
+    list(Organization.objects.select_for_update(no_key=no_key).filter(pk=org.pk).values("pk"))
+
+
 @transaction.atomic
 def rollup_day(*, org: Organization, day: date) -> RollupResult:
     """Recompute one closed day of the organization's rollups; the same rows every time.
@@ -457,7 +465,9 @@ def rollup_day(*, org: Organization, day: date) -> RollupResult:
         [RollupState(organization_id=org.pk, day=day, dirty=True, dirtied_at=now)],
         ignore_conflicts=True,
     )
-    # The lock per org-day (see the module docstring).
+    # The organization's usage lock first (ingestion's order), then the lock per org-day
+    # (see the module docstring).
+    organization_usage_lock(org)
     state = RollupState.objects.select_for_update().get(organization_id=org.pk, day=day)
     restate = state.computed_at is not None and state.time_zone == tz
     before = _snapshot(org, day) if restate else None
@@ -623,6 +633,7 @@ def rollup_hour(*, org: Organization, day: date, hour: int) -> RollupResult:
         raise ValueError(f"hour {hour} of {day} has not ended yet in {tz}")
     if day < org_today(org, now=now) - timedelta(days=HOUR_DAYS):
         raise ValueError(f"{day} is older than the {HOUR_DAYS} days whose hours are kept")
+    organization_usage_lock(org)  # before the hour's lock, as ingestion orders them
     rows = _rollup_hours_locked(org=org, day=day, hours=[hour], tz=tz, now=now)
     bucket_rows = aggregates_rebuild(org=org, lo=slots[hour][0], hi=slots[hour][1], now=now)
     duration_ms = round((time.monotonic() - started) * 1000)
