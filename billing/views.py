@@ -345,8 +345,12 @@ def statement(request: OrgRequest, statement_id: int) -> HttpResponse:
     return render(request, "billing/documents/statement.html", {"nav": "finance", **context})
 
 
-def _attachment(body: bytes, *, content_type: str, filename: str) -> HttpResponse:
-    response = HttpResponse(body, content_type=content_type)
+def _attachment(
+    body, *, content_type: str, filename: str, streaming: bool = False
+) -> HttpResponse | StreamingHttpResponse:
+    """A document download (PDF, or a streamed CSV): named, and never kept by caches."""
+    response_class = StreamingHttpResponse if streaming else HttpResponse
+    response = response_class(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "private, no-store"
     return response
@@ -368,10 +372,12 @@ def statement_pdf_view(request: OrgRequest, statement_id: int) -> HttpResponse:
 def statement_csv(request: OrgRequest, statement_id: int) -> StreamingHttpResponse:
     statement = _statement(request, statement_id)
     lines = chain(["\ufeff"], csv_lines(STATEMENT_CSV_HEADER, statement_csv_rows(statement)))
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    filename = f"{request.organization.slug}-statement-{statement.month:%Y-%m}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return _attachment(
+        lines,
+        content_type="text/csv; charset=utf-8",
+        filename=f"{request.organization.slug}-statement-{statement.month:%Y-%m}.csv",
+        streaming=True,
+    )
 
 
 def _receipt(request: OrgRequest, receipt_id: int):
