@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from accounts import signals  # noqa: F401  (connects the credential handlers)
+        from accounts import receivers  # noqa: F401  (connects the credential handlers)

@@ -25,6 +25,7 @@ from accounts.models import (
     Tier,
     User,
 )
+from accounts.signals import organization_created
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,7 @@ def organization_create(
     )
     owner, password = user_get_or_create(email=owner_email, password=owner_password)
     membership_set(organization=organization, user=owner, role=Role.OWNER)
-    from billing.alerts.services import alert_defaults_create  # billing depends on accounts
-
-    alert_defaults_create(org=organization)
+    organization_created.send(sender=organization_created, organization=organization)
     return NewOrganization(organization=organization, owner=owner, password=password)
 
 

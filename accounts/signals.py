@@ -1,55 +1,8 @@
-"""Credentials follow the person, however the change is made (the services, the admin,
-a cascade): connected in AccountsConfig.ready. Each handler calls a service; the
-deletes and saves they hook into run in a transaction, so the revocation commits (or
-rolls back) with the change itself."""
+"""What accounts announce to the apps above them (they connect in their AppConfig.ready):
+accounts never import a higher app, so a higher app's work on an accounts event (default
+alert rules for a new organization) hangs on one of these."""
 
-from django.db.models.signals import post_save, pre_delete, pre_save
-from django.dispatch import receiver
+from django.dispatch import Signal
 
-from accounts.models import Membership, User
-
-
-@receiver(pre_delete, sender=Membership, dispatch_uid="accounts.membership_deleted")
-def _membership_deleted(sender, instance: Membership, **kwargs) -> None:
-    from accounts.services import member_credentials_revoke
-
-    member_credentials_revoke(user=instance.user, org=instance.organization)
-
-
-@receiver(pre_delete, sender=User, dispatch_uid="accounts.user_deleted")
-def _user_deleted(sender, instance: User, **kwargs) -> None:
-    # Before the delete: APIKey.user is SET_NULL, which would leave a personal key with
-    # no person, still working.
-    from accounts.services import member_credentials_revoke
-
-    member_credentials_revoke(user=instance)
-
-
-@receiver(pre_save, sender=User, dispatch_uid="accounts.user_changing")
-def _user_changing(sender, instance: User, raw: bool = False, **kwargs) -> None:
-    """Note what the save changes that credentials depend on (read in post_save)."""
-    instance._credential_changes = set()
-    update_fields = kwargs.get("update_fields")
-    if raw or instance.pk is None:
-        return
-    if update_fields is not None and not {"password", "is_active"} & set(update_fields):
-        return  # e.g. last_login at every login: nothing to compare
-    before = User.objects.filter(pk=instance.pk).values("password", "is_active").first()
-    if before is None:
-        return
-    if before["password"] != instance.password:
-        instance._credential_changes.add("password")
-    if before["is_active"] and not instance.is_active:
-        instance._credential_changes.add("deactivated")
-
-
-@receiver(post_save, sender=User, dispatch_uid="accounts.user_changed")
-def _user_changed(sender, instance: User, created: bool = False, **kwargs) -> None:
-    from accounts.services import member_credentials_revoke, session_tokens_revoke_all
-
-    changes = getattr(instance, "_credential_changes", set())
-    instance._credential_changes = set()
-    if "deactivated" in changes:
-        member_credentials_revoke(user=instance)
-    elif "password" in changes:
-        session_tokens_revoke_all(user=instance)
+# Sent inside organization_create's transaction, with `organization`.
+organization_created = Signal()

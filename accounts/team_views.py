@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.audit import AUDIT_EXPORT_FIELDS, audit_events, audit_export_rows, audit_people
 from accounts.exports import csv_lines
 from accounts.forms import AcceptSignupForm, AuditFilterForm, InviteForm, RoleForm
+from accounts.http import OrgRequest, org_view
 from accounts.models import Role
 from accounts.selectors import account_exists_for, invitations_pending, organization_members
 from accounts.team import (
@@ -29,7 +30,6 @@ from accounts.team import (
     member_remove,
     member_role_change,
 )
-from console.http import OrgRequest, org_view
 
 AUDIT_PAGE_SIZE = 50
 AUDIT_CSV_HEADER = ["time", "person", "operator", "action", "summary", "target", "ip_address"]

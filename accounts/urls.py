@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import path
 
 from accounts import team_views, views
 
@@ -31,5 +31,4 @@ urlpatterns = [
     ),
     path("audit/", team_views.audit_log, name="audit_log"),
     path("audit/audit-log.csv", team_views.audit_log_csv, name="audit_log_csv"),
-    path("alerts/", include("billing.alerts.urls")),
 ]

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.client_ip import client_ip
 from accounts.forms import APIKeyCreateForm
+from accounts.http import OrgRequest, org_view
 from accounts.models import KEY_ROLES, APIKeyKind
 from accounts.selectors import apikeys_of, organization_members, session_tokens_of
 from accounts.services import (
@@ -21,7 +22,6 @@ from accounts.services import (
     user_color_scheme_set,
 )
 from accounts.throttle import throttle_hit
-from console.http import OrgRequest, org_view
 
 
 @org_view()

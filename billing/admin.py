@@ -9,7 +9,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
 
-from billing.alerts.models import AlertDelivery, AlertNotification, AlertRule
 from billing.forms import AdjustmentForm
 from billing.models import (
     CoreHourRate,
@@ -189,36 +188,6 @@ class PaymentAdmin(ReadOnlyAdmin):
 class PaymentMethodAdmin(ReadOnlyAdmin):
     list_display = ["organization", "provider", "brand", "last4", "exp_month", "exp_year"]
     exclude = ["token"]
-
-
-# Alerts: operators see rules, notifications and delivery attempts; customers change them.
-
-
-class AlertDeliveryInline(admin.TabularInline):
-    model = AlertDelivery
-    extra = 0
-    can_delete = False
-    fields = ["attempted_at", "channel", "attempt", "status", "response_code", "error", "target"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-@admin.register(AlertRule)
-class AlertRuleAdmin(ReadOnlyAdmin):
-    list_display = ["organization", "kind", "threshold", "enabled", "notify_email", "webhook_url"]
-    list_filter = ["kind", "enabled"]
-    search_fields = ["organization__name", "organization__slug"]
-
-
-@admin.register(AlertNotification)
-class AlertNotificationAdmin(ReadOnlyAdmin):
-    list_display = ["fired_at", "organization", "kind", "message", "cleared_at"]
-    list_filter = ["kind"]
-    search_fields = ["organization__name", "organization__slug", "message"]
-    list_select_related = ["organization"]
-    inlines = [AlertDeliveryInline]
 
 
 @admin.register(ReconciliationIssue)

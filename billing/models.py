@@ -447,13 +447,3 @@ class Statement(models.Model):
     @property
     def display_number(self) -> str:
         return f"S-{self.month:%Y-%m}"
-
-
-# Alerts live in their own module; imported here so Django finds them in the billing app.
-from billing.alerts.models import (  # noqa: E402, F401
-    AlertDelivery,
-    AlertDismissal,
-    AlertNotification,
-    AlertRule,
-    AlertSettings,
-)

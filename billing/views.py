@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.http import OrgRequest, org_view
 from accounts.models import BILLING_DETAILS_ROLES, FINANCE_ROLES, Role
 from billing import charts
 from billing.cards import CardError
@@ -73,7 +74,6 @@ from billing.services import (
     payment_prepare,
     stripe_event_apply,
 )
-from console.http import OrgRequest, org_view
 
 logger = logging.getLogger(__name__)
 

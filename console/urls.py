@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
+from accounts import urls as accounts_urls
 from accounts.team_views import invitation_accept_view
 from accounts.views import ThrottledPasswordResetView, color_scheme_set
 from console import views
@@ -9,7 +11,17 @@ from console import views
 org_patterns = [
     path("", views.main, name="main"),
     path("settings/billing-details/", include("billing.details_urls")),
-    path("settings/", include("accounts.urls")),
+    # Settings are accounts' pages with alerts' mounted among them ("accounts:alerts:…"):
+    # accounts never names the alerts app above it; this project package joins them.
+    path(
+        "settings/",
+        include(
+            (
+                [*accounts_urls.urlpatterns, path("alerts/", include("alerts.urls"))],
+                accounts_urls.app_name,
+            )
+        ),
+    ),
     path("finance/", include("billing.urls")),
     path("usage/", include("usage.urls")),
 ]
@@ -35,6 +47,11 @@ urlpatterns = [
         name="invitation_accept",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    # Alerts' admin pages moved with their app (billing → alerts): old bookmarks follow.
+    re_path(
+        r"^admin/billing/(?P<rest>alert(?:rule|notification|settings|delivery|dismissal)/.*)$",
+        RedirectView.as_view(url="/admin/alerts/%(rest)s", permanent=True, query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("webhooks/", include("billing.webhook_urls")),
 ]

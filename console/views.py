@@ -4,9 +4,9 @@ from django.shortcuts import redirect, render
 from django.template import loader
 from django.utils import timezone
 
+from accounts.http import SESSION_ORG_KEY, OrgRequest, org_view
 from accounts.request_context import request_id_var
 from accounts.selectors import membership_for, memberships_of
-from console.http import SESSION_ORG_KEY, OrgRequest, org_view
 
 
 @login_required

@@ -173,7 +173,7 @@ def make_alert_rule(*, org, kind: str = "tokens", threshold="80", **fields):
     """An alert rule as stored (email on, no webhook unless given)."""
     from decimal import Decimal
 
-    from billing.alerts.models import AlertRule
+    from alerts.models import AlertRule
 
     return AlertRule.objects.create(
         organization=org, kind=kind, threshold=Decimal(str(threshold)), **fields

@@ -10,7 +10,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 django.setup()
 
-import billing.alerts.services as alert_services  # noqa: E402
+import alerts.services as alert_services  # noqa: E402
 import billing.services.reconciliation as reconciliation  # noqa: E402
 import usage.services.rollup as rollup  # noqa: E402
 from console.celery import app  # noqa: E402, F401

@@ -17,7 +17,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import Router
 
-from billing.alerts import evaluate_soon
 from billing.services import InsufficientCredits, LedgerError
 from usage.api_core import (
     API_KEY_ONLY,
@@ -41,6 +40,7 @@ from usage.selectors import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
 from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
 from usage.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition
+from usage.signals import usage_recorded
 
 router = Router(tags=["Ingestion and jobs"], auth=API_KEY_ONLY)
 
@@ -325,8 +325,8 @@ def usage_records(request: APIRequest) -> HttpResponse:
         result = usage_records_ingest(org=key.organization, records=records, api_key=key)
     except LedgerError as exc:  # the balance moved under a concurrent adjustment: retry
         return error(409, "balance_changed", str(exc))
-    if result.accepted:  # alerts (issue 8): check the rules right after a batch
-        evaluate_soon(key.organization_id)
+    if result.accepted:  # the alert rules are checked right after a batch (alerts app)
+        usage_recorded.send(sender=usage_recorded, organization_id=key.organization_id)
     request.tokens_used = result.tokens
     payload = result.as_dict()
     if result.allocation_exhausted:

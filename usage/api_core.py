@@ -135,7 +135,7 @@ INVALID_SESSION_TOKEN = "invalid session token"  # noqa: S105 - a message, not a
 
 def _personal_key_usable(key: APIKey) -> bool:
     """A personal key works only while its person exists and is active (leaving revokes
-    it too: accounts.signals; this covers rows changed behind the services' back)."""
+    it too: accounts.receivers; this covers rows changed behind the services' back)."""
     if key.kind != APIKeyKind.PERSONAL:
         return True
     return key.user is not None and key.user.is_active

@@ -3,7 +3,7 @@
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
-from console.http import OrgRequest, org_view
+from accounts.http import OrgRequest, org_view
 from usage.selectors import job_charges, usage_batch_charges
 
 

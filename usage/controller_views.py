@@ -4,7 +4,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from console.http import OrgRequest, org_view
+from accounts.http import OrgRequest, org_view
 from usage.forms import ControllerRegisterForm
 from usage.selectors import controllers_of
 from usage.services.controllers import controller_register, controller_token_rotate

@@ -16,8 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
+from accounts.http import OrgRequest, org_view
 from billing.exports import csv_lines
-from console.http import OrgRequest, org_view
 from usage import charts
 from usage.explorer import (
     DIMENSIONS,

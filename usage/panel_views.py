@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
+from accounts.http import OrgRequest, org_view
 from accounts.models import Organization
-from console.http import OrgRequest, org_view
 from usage import charts
 from usage import panel_selectors as selectors
 from usage.coverage import RollupCoverage, rollup_coverage

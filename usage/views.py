@@ -1,7 +1,7 @@
 from django.http import HttpResponse
 from django.shortcuts import render
 
-from console.http import OrgRequest, org_view
+from accounts.http import OrgRequest, org_view
 
 
 @org_view()

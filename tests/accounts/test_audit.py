@@ -23,7 +23,7 @@ from accounts.team import (
     member_remove,
     member_role_change,
 )
-from billing.alerts.services import (
+from alerts.services import (
     RuleFields,
     alert_rule_create,
     alert_rule_delete,

@@ -42,7 +42,7 @@ class Seeded:
 
 def seed_console() -> Seeded:
     """An owner of "Acme Research", with usage, payments, a charged batch and an alert."""
-    from billing.alerts.models import AlertNotification
+    from alerts.models import AlertNotification
     from usage.models import IngestBatch
     from usage.services.ingest import usage_records_ingest
 

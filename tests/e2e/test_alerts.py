@@ -1,8 +1,8 @@
 import pytest
 
 from accounts.models import Role
-from billing.alerts.models import AlertKind, AlertNotification, AlertRule
-from billing.alerts.services import alerts_evaluate
+from alerts.models import AlertKind, AlertNotification, AlertRule
+from alerts.services import alerts_evaluate
 from tests.factories import PASSWORD, make_alert_rule, make_member
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -25,9 +25,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.services import organization_create
-from billing.alerts.models import AlertDelivery, AlertNotification
-from billing.alerts.services import alerts_evaluate
-from billing.tasks import alert_email_deliver, alerts_evaluate_org
+from alerts.models import AlertDelivery, AlertNotification
+from alerts.services import alerts_evaluate
+from alerts.tasks import alert_email_deliver, alerts_evaluate_org
 from tests.factories import grant_credits, make_member, make_query
 from tests.reliability.faults import fault_injected, fault_summary, timed  # noqa: F401
 from tests.workers import celery_worker_start, current_database_url

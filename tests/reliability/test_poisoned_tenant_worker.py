@@ -14,10 +14,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.alerts.models import AlertNotification
-from billing.alerts.services import alert_defaults_create
+from alerts.models import AlertNotification
+from alerts.services import alert_defaults_create
+from alerts.tasks import alerts_evaluate_due
 from billing.models import CreditAccount, ReconciliationIssue, SweepFailure
-from billing.tasks import alerts_evaluate_due, reconcile_nightly
+from billing.tasks import reconcile_nightly
 from tests.factories import grant_credits, make_member, make_org, make_query
 from tests.workers import celery_worker_start
 from usage.models import RollupHour, RollupState

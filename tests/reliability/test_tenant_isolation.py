@@ -12,11 +12,12 @@ from celery.exceptions import Retry
 from django.core import mail
 from django.utils import timezone
 
-from billing.alerts.models import AlertNotification, AlertRule
-from billing.alerts.services import alert_defaults_create, alerts_evaluate
+from alerts.models import AlertNotification, AlertRule
+from alerts.services import alert_defaults_create, alerts_evaluate
+from alerts.tasks import alerts_evaluate_due
 from billing.models import CreditAccount, ReconciliationIssue, SweepFailure
 from billing.sweeps import sweep_backoff, sweep_org_run
-from billing.tasks import alerts_evaluate_due, reconcile_nightly
+from billing.tasks import reconcile_nightly
 from tests.factories import grant_credits, make_member, make_org, make_query
 from usage.models import Controller, RollupHour, RollupState
 from usage.tasks import rollup_hours_sweep, rollup_sweep
@@ -76,7 +77,7 @@ def test_the_hour_sweep_rolls_up_every_healthy_org_past_a_poisoned_one(monkeypat
 
 
 def test_the_alert_sweep_evaluates_every_healthy_org_past_a_poisoned_one(monkeypatch, tenants):
-    import billing.alerts.services as services
+    import alerts.services as services
 
     bad, healthy = tenants
     for org in (bad, *healthy):

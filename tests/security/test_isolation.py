@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Role
 from accounts.services import session_token_issue
 from accounts.team import invitation_create
-from billing.alerts.models import AlertDismissal, AlertNotification
+from alerts.models import AlertDismissal, AlertNotification
 from billing.models import LedgerEntry, Payment, Receipt
 from billing.services import statement_issue
 from tests.factories import (

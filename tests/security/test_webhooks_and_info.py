@@ -10,8 +10,8 @@ import time
 import pytest
 
 from accounts.models import Role
-from billing.alerts.models import AlertRule
-from billing.alerts.webhooks import (
+from alerts.models import AlertRule
+from alerts.webhooks import (
     WebhookRefused,
     address_is_public,
     webhook_target,

@@ -1,9 +1,25 @@
-"""Alerts: rules an organization sets, evaluated every few minutes and right after
-ingestion batches, each crossing recorded once and delivered by email and webhook.
+"""Alerts' part in other apps' events, connected in AlertsConfig.ready."""
 
-This package's __init__ stays import-light (billing.models imports the models from
-here); `evaluate_soon` is the hook other apps call.
-"""
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.dispatch import receiver
+
+from accounts.models import Organization
+from accounts.signals import organization_created
+from alerts.services import alert_defaults_create
+from alerts.tasks import alerts_evaluate_org
+from usage.signals import usage_recorded
+
+
+@receiver(organization_created, dispatch_uid="alerts.organization_created")
+def _organization_created(sender, organization: Organization, **kwargs) -> None:
+    alert_defaults_create(org=organization)
+
+
+@receiver(usage_recorded, dispatch_uid="alerts.usage_recorded")
+def _usage_recorded(sender, organization_id: int, **kwargs) -> None:
+    evaluate_soon(organization_id)
 
 
 def evaluate_soon(org_id: int) -> None:
@@ -13,12 +29,6 @@ def evaluate_soon(org_id: int) -> None:
     short countdown and the rest within that time find it queued (a cache key), so a
     busy organization costs one evaluation per few seconds, not one per batch.
     """
-    from django.conf import settings
-    from django.core.cache import cache
-    from django.db import transaction
-
-    from billing.tasks import alerts_evaluate_org
-
     delay = int(getattr(settings, "ALERT_EVALUATE_DEBOUNCE_SECONDS", 5))
 
     def enqueue() -> None:

@@ -13,14 +13,15 @@ import pytest
 from django.core import mail
 
 from accounts.models import Role
-from billing.alerts.models import AlertDelivery, AlertKind, AlertNotification, AlertSettings
-from billing.alerts.services import (
+from alerts.models import AlertDelivery, AlertKind, AlertNotification, AlertSettings
+from alerts.services import (
     AlertRuleInvalid,
     RuleFields,
     alert_rule_create,
     alerts_evaluate,
 )
-from billing.alerts.webhooks import (
+from alerts.tasks import alert_webhook_backoff, alert_webhook_deliver
+from alerts.webhooks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookRefused,
@@ -30,7 +31,6 @@ from billing.alerts.webhooks import (
     webhook_target,
     webhook_url_check,
 )
-from billing.tasks import alert_webhook_backoff, alert_webhook_deliver
 from tests.factories import make_alert_rule, make_member, make_org
 
 pytestmark = pytest.mark.django_db

@@ -4,14 +4,14 @@ from decimal import Decimal
 
 from django import forms
 
-from billing.alerts.models import THRESHOLD_UNITS, AlertKind, AlertRule
-from billing.alerts.services import (
+from alerts.models import THRESHOLD_UNITS, AlertKind, AlertRule
+from alerts.services import (
     SUGGESTED_THRESHOLDS,
     AlertRuleInvalid,
     RuleFields,
     alert_threshold_check,
 )
-from billing.alerts.webhooks import WebhookRefused, webhook_url_check
+from alerts.webhooks import WebhookRefused, webhook_url_check
 
 
 class AlertRuleForm(forms.Form):

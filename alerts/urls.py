@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing.alerts import views
+from alerts import views
 
 app_name = "alerts"
 

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.services import organization_create
-from billing.alerts.models import AlertDelivery, AlertNotification
-from billing.tasks import alerts_evaluate_due, alerts_evaluate_org
+from alerts.models import AlertDelivery, AlertNotification
+from alerts.tasks import alerts_evaluate_due, alerts_evaluate_org
 from tests.factories import grant_credits, make_api_key, make_member
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.postgres]

@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import AuditAction, Organization, User
 from accounts.text import REFUSED_CATEGORIES
-from billing.alerts.models import (
+from alerts.models import (
     AlertDelivery,
     AlertDismissal,
     AlertKind,
@@ -30,8 +30,9 @@ from billing.alerts.models import (
     DeliveryChannel,
     DeliveryStatus,
 )
-from billing.alerts.selectors import OrgFigures, alert_recipients, rule_conditions
-from billing.alerts.webhooks import WebhookFailed, WebhookRefused, webhook_post, webhook_url_check
+from alerts.selectors import OrgFigures, alert_recipients, rule_conditions
+from alerts.tasks import alert_email_deliver, alert_webhook_deliver
+from alerts.webhooks import WebhookFailed, WebhookRefused, webhook_post, webhook_url_check
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +295,6 @@ def _fire(*, org: Organization, rule: AlertRule, condition, now: datetime):
 
 
 def _deliveries_enqueue(notification_id: int, email: bool, webhook: bool) -> None:
-    from billing.tasks import alert_email_deliver, alert_webhook_deliver
 
     if email:
         alert_email_deliver.delay(notification_id)

@@ -11,22 +11,22 @@ from django.db import connection
 
 from accounts.models import Role, Tier
 from accounts.services import organization_create
-from billing.alerts.models import (
+from alerts.models import (
     AlertDelivery,
     AlertKind,
     AlertNotification,
     AlertRule,
     AlertSettings,
 )
-from billing.alerts.services import (
+from alerts.services import (
     RuleFields,
     alert_rule_delete,
     alert_rule_update,
     alerts_evaluate,
 )
+from alerts.tasks import alert_email_deliver, alerts_evaluate_due
 from billing.models import WorkerType
 from billing.services import ledger_post
-from billing.tasks import alert_email_deliver, alerts_evaluate_due
 from tests.factories import (
     grant_credits,
     make_alert_rule,
@@ -419,8 +419,11 @@ def test_new_organizations_get_the_default_rules():
 def test_the_data_migration_gives_existing_organizations_the_defaults():
     import importlib
 
-    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
 
+    # The models as they were at that migration (alerts were part of billing then).
+    apps = MigrationLoader(connection).project_state(("billing", "0005_alert_defaults")).apps
     org = make_org()
     make_alert_rule(org=org, kind=AlertKind.TOKENS, threshold=80)  # kept, not duplicated
     migration = importlib.import_module("billing.migrations.0005_alert_defaults")
@@ -492,8 +495,8 @@ def test_an_ingestion_batch_that_crosses_80_percent_mails_at_once(
 def test_batches_close_together_share_one_queued_evaluation(
     monkeypatch, settings, django_capture_on_commit_callbacks
 ):
-    from billing.alerts import evaluate_soon
-    from billing.tasks import alerts_evaluate_org
+    from alerts.receivers import evaluate_soon
+    from alerts.tasks import alerts_evaluate_org
 
     settings.ALERT_EVALUATE_DEBOUNCE_SECONDS = 5
     monkeypatch.setitem(alerts_evaluate_org.app.conf, "task_always_eager", False)
@@ -519,6 +522,10 @@ def test_operators_see_rules_and_notifications_in_admin(client, evaluate):
     make_alert_rule(org=org, kind=AlertKind.BALANCE, threshold=10)
     (notification,) = evaluate(org, NOW)
     client.force_login(make_user(is_staff=True, is_superuser=True))
-    assert client.get("/admin/billing/alertrule/").status_code == 200
-    page = client.get(f"/admin/billing/alertnotification/{notification.pk}/change/")
+    assert client.get("/admin/alerts/alertrule/").status_code == 200
+    page = client.get(f"/admin/alerts/alertnotification/{notification.pk}/change/")
     assert page.status_code == 200 and "Sent" in page.text
+    # Operators' bookmarks from when alerts were part of billing still lead there.
+    old = client.get(f"/admin/billing/alertnotification/{notification.pk}/change/")
+    assert old.status_code == 301
+    assert old["Location"] == f"/admin/alerts/alertnotification/{notification.pk}/change/"

@@ -8,10 +8,11 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.alerts.forms import AlertRuleForm
-from billing.alerts.models import AlertKind, DeliveryChannel
-from billing.alerts.preview import alert_rule_preview as preview_for
-from billing.alerts.selectors import (
+from accounts.http import OrgRequest, org_view
+from alerts.forms import AlertRuleForm
+from alerts.models import AlertKind, DeliveryChannel
+from alerts.preview import alert_rule_preview as preview_for
+from alerts.selectors import (
     alert_deliveries,
     alert_notification_for,
     alert_notifications,
@@ -19,7 +20,7 @@ from billing.alerts.selectors import (
     alert_rules,
     alert_settings_for,
 )
-from billing.alerts.services import (
+from alerts.services import (
     AlertRuleInvalid,
     alert_notification_dismiss,
     alert_rule_create,
@@ -27,7 +28,6 @@ from billing.alerts.services import (
     alert_rule_update,
     alert_webhook_secret_rotate,
 )
-from console.http import OrgRequest, org_view
 
 NOTIFICATIONS_PAGE_SIZE = 25
 
@@ -41,7 +41,7 @@ def alerts_page(request: OrgRequest) -> HttpResponse:
     settings_row = alert_settings_for(org=org) if can_manage else None
     response = render(
         request,
-        "billing/alerts.html",
+        "alerts/alerts.html",
         {
             "nav": "settings",
             "rules": alert_rules(org=org),
@@ -64,7 +64,7 @@ def _form_page(request: OrgRequest, form: AlertRuleForm, rule=None, status: int 
     )
     return render(
         request,
-        "billing/alerts_rule_form.html",
+        "alerts/alerts_rule_form.html",
         {"nav": "settings", "form": form, "rule": rule, "preview": preview},
         status=status,
     )
@@ -122,7 +122,7 @@ def rule_preview(request: OrgRequest) -> HttpResponse:
         else None
     )
     return render(
-        request, "billing/alerts_rule_form.html#alert-preview", {"form": form, "preview": preview}
+        request, "alerts/alerts_rule_form.html#alert-preview", {"form": form, "preview": preview}
     )
 
 
@@ -167,8 +167,8 @@ def notifications(request: OrgRequest) -> HttpResponse:
         "webhook": DeliveryChannel.WEBHOOK,
     }
     if request.htmx and request.htmx.target == "notifications":
-        return render(request, "billing/alerts_notifications.html#notifications", context)
-    return render(request, "billing/alerts_notifications.html", context)
+        return render(request, "alerts/alerts_notifications.html#notifications", context)
+    return render(request, "alerts/alerts_notifications.html", context)
 
 
 @org_view()

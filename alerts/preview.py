@@ -15,8 +15,8 @@ from django.db.models.functions import Lag, TruncHour
 from django.utils import timezone
 
 from accounts.models import Organization
-from billing.alerts.models import AlertKind
-from billing.alerts.selectors import (
+from alerts.models import AlertKind
+from alerts.selectors import (
     UNUSUAL_BASELINE_DAYS,
     OrgFigures,
     _money,

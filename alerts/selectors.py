@@ -14,7 +14,7 @@ from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from accounts.models import Membership, Organization, User
-from billing.alerts.models import (
+from alerts.models import (
     AlertDelivery,
     AlertKind,
     AlertNotification,

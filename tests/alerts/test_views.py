@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role, Tier
-from billing.alerts.models import AlertDelivery, AlertKind, AlertNotification, AlertRule
+from alerts.models import AlertDelivery, AlertKind, AlertNotification, AlertRule
 from billing.services import ledger_post
 from tests.factories import grant_credits, make_alert_rule, make_member, make_org, make_query
 
@@ -297,7 +297,7 @@ def test_the_dismiss_redirect_stays_on_this_site(client):
 
 
 def test_settings_links_to_alerts_and_managers_see_and_rotate_the_secret(client):
-    from billing.alerts.models import AlertSettings
+    from alerts.models import AlertSettings
 
     org = login(client).organization
     settings_page = client.get(reverse("accounts:organization_settings", args=[org.slug]))
@@ -313,7 +313,7 @@ def test_settings_links_to_alerts_and_managers_see_and_rotate_the_secret(client)
 
 
 def test_preview_of_rate_limits_per_clock_hour():
-    from billing.alerts.preview import alert_rule_preview
+    from alerts.preview import alert_rule_preview
     from tests.factories import make_api_key
     from usage.models import RateLimitRefusal
 
@@ -336,7 +336,7 @@ def test_preview_of_rate_limits_per_clock_hour():
 
 
 def test_preview_of_unusual_usage_against_the_median_before_each_day():
-    from billing.alerts.preview import alert_rule_preview
+    from alerts.preview import alert_rule_preview
 
     org = make_org(time_zone="UTC")
     grant_credits(org=org, amount="1000")
@@ -354,7 +354,7 @@ def test_preview_of_unusual_usage_against_the_median_before_each_day():
 
 
 def test_preview_of_usage_time_uses_the_balance_at_todays_rate():
-    from billing.alerts.preview import alert_rule_preview
+    from alerts.preview import alert_rule_preview
     from billing.models import WorkerType
 
     org = make_org()
@@ -369,7 +369,7 @@ def test_preview_of_usage_time_uses_the_balance_at_todays_rate():
 
 
 def test_preview_of_controllers_is_their_state_now():
-    from billing.alerts.preview import alert_rule_preview
+    from alerts.preview import alert_rule_preview
     from tests.factories import make_controller
     from usage.models import Controller
 

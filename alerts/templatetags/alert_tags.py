@@ -2,6 +2,8 @@
 
 from django import template
 
+from alerts.selectors import alert_banner
+
 register = template.Library()
 
 
@@ -12,6 +14,4 @@ def alert_banner_for_request(context) -> list:
     user = getattr(request, "user", None)
     if org is None or user is None or not user.is_authenticated:
         return []
-    from billing.alerts.selectors import alert_banner
-
     return alert_banner(org=org, user=user)
