@@ -69,7 +69,7 @@ def _percent(used: int, allocation: int) -> str:
 
 
 def _tokens(org: Organization, threshold: Decimal, now: datetime) -> Preview:
-    from usage.panel_selectors import tokens_by_day_and_model
+    from usage.selectors.panel import tokens_by_day_and_model
 
     allocation = org.monthly_token_allocation
     if not allocation:

@@ -85,7 +85,7 @@ class OrgFigures:
 
     @cached_property
     def tokens(self):
-        from usage.panel_selectors import tokens_month_to_date
+        from usage.selectors.panel import tokens_month_to_date
 
         return tokens_month_to_date(org=self.org, now=self.now, tz=self.org.time_zone)
 

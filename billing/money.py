@@ -53,3 +53,16 @@ def credits_exact(value: Decimal) -> str:
     if value.as_tuple().exponent > -2:  # type: ignore[operator]
         value = value.quantize(CENT)
     return f"{value:,f}" if not value.is_zero() else "0.00"
+
+
+# On the wire (the API, CSV): a decimal string, never a float.
+DecimalStr = str  # a decimal number as a string, e.g. "0.0000025"
+
+
+DECIMAL = {"format": "decimal", "examples": ["12.5"]}
+
+
+def decimal_str(value: Decimal) -> str:
+    """A decimal as a plain string without exponent or trailing zeros."""
+    text = format(value.normalize(), "f")
+    return "0" if text in {"-0", ""} else text

@@ -275,7 +275,7 @@ def spend_by_model(
     """Credits charged per model over the same months as spend_by_month, largest first:
     queries and worker sessions by their model, jobs as one line (usage records carry
     the credits their batch's ledger debit summed)."""
-    from usage.panel_selectors import credits_by_model
+    from usage.selectors.panel import credits_by_model
 
     now = now or timezone.now()
     tz = org_timezone(org)

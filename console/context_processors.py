@@ -16,7 +16,7 @@ def session_chip(request: HttpRequest) -> dict:
     if organization is None:
         return scheme
     from billing.selectors import account_summary
-    from usage.panel_selectors import core_hour_balance
+    from usage.selectors.panel import core_hour_balance
 
     chip = account_summary(org=organization)
     return {

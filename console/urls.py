@@ -26,10 +26,17 @@ org_patterns = [
     path("usage/", include("usage.urls")),
 ]
 
+ALERT_ADMIN_BEFORE_THE_MOVE = (
+    r"^billing/(?P<rest>alert(?:rule|notification|settings|delivery|dismissal)/.*)$"
+)
+ALERT_ADMIN_NOW = RedirectView.as_view(
+    url="/admin/alerts/%(rest)s", permanent=True, query_string=True
+)
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("o/<slug:org_slug>/", include(org_patterns)),
-    path("api/v1/", include("usage.api_urls")),
+    path("api/v1/", include("console.api")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
@@ -48,10 +55,7 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     # Alerts' admin pages moved with their app (billing → alerts): old bookmarks follow.
-    re_path(
-        r"^admin/billing/(?P<rest>alert(?:rule|notification|settings|delivery|dismissal)/.*)$",
-        RedirectView.as_view(url="/admin/alerts/%(rest)s", permanent=True, query_string=True),
-    ),
+    path("admin/", include([re_path(ALERT_ADMIN_BEFORE_THE_MOVE, ALERT_ADMIN_NOW)])),
     path("admin/", admin.site.urls),
     path("webhooks/", include("billing.webhook_urls")),
 ]

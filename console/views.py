@@ -25,8 +25,8 @@ def home(request: HttpRequest) -> HttpResponse:
 def main(request: OrgRequest) -> HttpResponse:
     """The main page: balance, remaining usage time, last payment and usage summaries."""
     from billing.selectors import finance_overview
-    from usage.explorer import usage_received_through
-    from usage.panel_selectors import usage_summaries
+    from usage.selectors.explorer import usage_received_through
+    from usage.selectors.panel import usage_summaries
 
     context = {
         "nav": "main",

@@ -7,7 +7,7 @@ class UsageConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.services.statements import statement_usage_breakdown_register
-        from usage.statement_usage import usage_breakdown
+        from usage.selectors.statements import usage_breakdown
 
         # Statements (billing) itemize usage debits by the records they charged.
         statement_usage_breakdown_register(usage_breakdown)

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import plotly.graph_objects as go
 
-from usage.panel_selectors import JobDay, TokenTrend
+from usage.selectors.panel import JobDay, TokenTrend
 
 # The light palette's chart colours; console.js swaps traces marked with meta "accent" or
 # "line" to the page's palette (dark mode), so these are only the no-script default.
@@ -115,7 +115,7 @@ EXPLORE_TRACES = 12
 
 
 def explore_figure(report) -> dict:
-    """The explorer's groups stacked per bucket (usage.explorer.UsageReport)."""
+    """The explorer's groups stacked per bucket (usage.selectors.explorer.UsageReport)."""
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(report.tz)

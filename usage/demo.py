@@ -29,7 +29,7 @@ from accounts.selectors import apikey_for_secret
 from accounts.services import API_KEY_PREFIX, apikey_create, apikey_revoke
 from billing.models import EntryKind
 from billing.services import ledger_post
-from usage.selectors import controller_for_token
+from usage.selectors.records import controller_for_token
 from usage.services.controllers import (
     CONTROLLER_TOKEN_PREFIX,
     controller_heartbeat,

@@ -1,21 +1,21 @@
 from django.urls import path
 
-from usage import charge_views, controller_views, explore_views, panel_views
+from usage.views import charges, controllers, explore, panel
 
 app_name = "usage"
 
 urlpatterns = [
-    path("", panel_views.usage_panel, name="panel"),
-    path("timeline.csv", panel_views.timeline_csv, name="timeline_csv"),
-    path("explore/", explore_views.explore, name="explore"),
-    path("explore.csv", explore_views.explore_csv, name="explore_csv"),
-    path("charges/batch/<int:batch_id>/", charge_views.batch_charges, name="batch"),
-    path("charges/job/<int:job_pk>/", charge_views.job_charge, name="job"),
-    path("controllers/", controller_views.controllers, name="controllers"),
-    path("controllers/create", controller_views.controller_create, name="controller_create"),
+    path("", panel.usage_panel, name="panel"),
+    path("timeline.csv", panel.timeline_csv, name="timeline_csv"),
+    path("explore/", explore.explore, name="explore"),
+    path("explore.csv", explore.explore_csv, name="explore_csv"),
+    path("charges/batch/<int:batch_id>/", charges.batch_charges, name="batch"),
+    path("charges/job/<int:job_pk>/", charges.job_charge, name="job"),
+    path("controllers/", controllers.controllers, name="controllers"),
+    path("controllers/create", controllers.controller_create, name="controller_create"),
     path(
         "controllers/<int:controller_id>/rotate",
-        controller_views.controller_rotate,
+        controllers.controller_rotate,
         name="controller_rotate",
     ),
 ]

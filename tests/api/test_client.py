@@ -12,7 +12,7 @@ import usage_console_client as console
 from billing.selectors import finance_overview
 from tests.api.conftest import seed
 from tests.factories import make_payment_method
-from usage import panel_selectors
+from usage.selectors import panel as panel_selectors
 from usage_console_client import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)

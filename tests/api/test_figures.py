@@ -8,7 +8,7 @@ import pytest
 
 from billing.selectors import finance_overview
 from tests.api.conftest import NOW, at, bearer, ms
-from usage import panel_selectors
+from usage.selectors import panel as panel_selectors
 
 pytestmark = pytest.mark.django_db
 

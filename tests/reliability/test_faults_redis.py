@@ -136,7 +136,7 @@ def private_redis(settings):
 def test_redis_restarted_during_ingestion_fails_open_and_recovers(
     api_org, client, caplog, private_redis, monkeypatch
 ):
-    from usage import api as usage_api
+    from usage.api import ingest as usage_api
 
     org, secret = api_org
     with time_machine.travel(NOW, tick=True):

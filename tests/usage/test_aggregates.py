@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from tests.factories import grant_credits, make_api_key, make_controller, make_org
 from tests.usage.test_rollup import figures
-from usage import panel_selectors as sel
-from usage.coverage import raw_only, rollup_coverage
-from usage.explorer import usage_report
 from usage.models import JobBucket, QueryBucket, Restatement, WorkerBucket
+from usage.selectors import panel as sel
+from usage.selectors.coverage import raw_only, rollup_coverage
+from usage.selectors.explorer import usage_report
 from usage.services.aggregates import bucket_ceil, bucket_floor
 from usage.services.ingest import usage_records_ingest
 from usage.services.jobs import job_transition

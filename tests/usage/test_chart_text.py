@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from usage.charts import timeline_summary, token_trend_summary
-from usage.panel_selectors import JobDay, TokenTrend
+from usage.selectors.panel import JobDay, TokenTrend
 
 pytestmark = pytest.mark.django_db
 

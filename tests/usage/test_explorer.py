@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from tests.usage.explorer_seed import END, NOW, START, D
-from usage.coverage import raw_only
-from usage.explorer import usage_report
+from usage.selectors.coverage import raw_only
+from usage.selectors.explorer import usage_report
 from usage.services.rollup import rollup_day, rollup_hour
 
 pytestmark = pytest.mark.django_db

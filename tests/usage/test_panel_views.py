@@ -22,7 +22,7 @@ from tests.factories import (
 )
 from tests.usage import panel_seed as seed
 from tests.usage.panel_seed import NOW
-from usage.panel_views import csv_cell
+from usage.views.panel import csv_cell
 
 pytestmark = pytest.mark.django_db
 

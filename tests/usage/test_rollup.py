@@ -20,9 +20,9 @@ from tests.factories import (
     make_query,
     make_worker_session,
 )
-from usage import panel_selectors as sel
-from usage.coverage import raw_only, rollup_coverage
 from usage.models import JobDaily, QueryDaily, Restatement, RollupHour, RollupState, WorkerDaily
+from usage.selectors import panel as sel
+from usage.selectors.coverage import raw_only, rollup_coverage
 from usage.services.ingest import usage_records_ingest
 from usage.services.jobs import job_transition
 from usage.services.rollup import KINDS, rollup_day, rollup_due, rollup_hour

@@ -11,9 +11,9 @@ import time_machine
 from django.db import connection
 
 from tests.factories import grant_credits, make_org, make_query, make_worker_session
-from usage import panel_selectors as sel
-from usage.coverage import rollup_coverage
 from usage.models import QueryDaily, RollupHour, RollupState
+from usage.selectors import panel as sel
+from usage.selectors.coverage import rollup_coverage
 from usage.services.ingest import usage_records_ingest
 from usage.services.rollup import (
     HOUR_DAYS,

@@ -8,8 +8,8 @@ import pytest
 from tests.factories import make_job, make_org, make_query, make_worker_session
 from tests.usage import panel_seed as seed
 from tests.usage.panel_seed import NOW, WINDOW_STARTS
-from usage import panel_selectors as sel
 from usage.models import Job
+from usage.selectors import panel as sel
 
 pytestmark = pytest.mark.django_db
 

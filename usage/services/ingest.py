@@ -74,7 +74,7 @@ from usage.pricing import (
     seconds_between,
     worker_session_credits,
 )
-from usage.selectors import next_month
+from usage.selectors.records import next_month
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
 from usage.services.rollup import organization_usage_lock, rollup_spans_mark_dirty
 

@@ -24,7 +24,7 @@ from usage.pricing import (
     job_credits,
     price_book_load,
 )
-from usage.selectors import job_get
+from usage.selectors.records import job_get
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
 from usage.services.ingest import (
     Rejection,

@@ -5,7 +5,7 @@ from decimal import Decimal
 from django import template
 
 from billing.templatetags.billing_tags import credits
-from usage.explorer import DIMENSIONS, METRICS, UsageReport
+from usage.selectors.explorer import DIMENSIONS, METRICS, UsageReport
 from usage.templatetags.usage_format import grouped
 from usage.windows import BUCKET_LABELS
 

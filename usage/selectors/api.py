@@ -28,7 +28,7 @@ from django.db.models.functions import Coalesce, Greatest, Least
 
 from accounts.models import Membership, Organization
 from usage.models import MatchingRun, Query, WorkerSession
-from usage.panel_selectors import (
+from usage.selectors.panel import (
     ModelRuntime,
     ModelUsage,
     TokenAllocation,

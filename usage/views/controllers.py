@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.http import OrgRequest, org_view
 from usage.forms import ControllerRegisterForm
-from usage.selectors import controllers_of
+from usage.selectors.records import controllers_of
 from usage.services.controllers import controller_register, controller_token_rotate
 
 

@@ -4,7 +4,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
 from accounts.http import OrgRequest, org_view
-from usage.selectors import job_charges, usage_batch_charges
+from usage.selectors.records import job_charges, usage_batch_charges
 
 
 @org_view()

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.utils import timezone
 from ninja import Query, Router, Schema
 
-from usage.api_core import API_KEY_OR_SESSION, bad_parameter
-from usage.api_params import org_zone, paginate, parse_moment
-from usage.explorer import (
+from accounts.api_core import API_KEY_OR_SESSION, bad_parameter, paginate
+from usage.api.params import org_zone, parse_moment
+from usage.selectors.explorer import (
     DIMENSIONS,
     METRICS,
     ReportParamError,

@@ -29,7 +29,6 @@ from django.db.models.functions import TruncDate
 
 from accounts.models import APIKey, Organization
 from billing.models import PriceModel
-from usage.coverage import RollupCoverage, rollup_coverage
 from usage.models import (
     Controller,
     IngestBatch,
@@ -44,7 +43,8 @@ from usage.models import (
     WorkerDaily,
     WorkerSession,
 )
-from usage.panel_selectors import _clipped, _overlaps
+from usage.selectors.coverage import RollupCoverage, rollup_coverage
+from usage.selectors.panel import _clipped, _overlaps
 from usage.windows import local_day_start, local_hours, previous_range, report_buckets
 
 DIMENSIONS = {

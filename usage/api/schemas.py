@@ -5,39 +5,13 @@ console; times are ISO 8601 in UTC; the worker-runtime endpoints take and give U
 milliseconds, as the reference SDK does.
 """
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Literal
 
 from ninja import Field, Schema
-from pydantic import field_validator
 
-DecimalStr = str  # a decimal number as a string, e.g. "0.0000025"
-DECIMAL = {"format": "decimal", "examples": ["12.5"]}
-
-
-def decimal_str(value: Decimal) -> str:
-    """A decimal as a plain string without exponent or trailing zeros."""
-    text = format(value.normalize(), "f")
-    return "0" if text in {"-0", ""} else text
-
-
-class ErrorOut(Schema):
-    error: str = Field(description="A stable code, e.g. invalid_parameter, not_found.")
-    message: str = Field(description="What went wrong, for a person.")
-    field: str | None = Field(None, description="The parameter or body field at fault.")
-
-
-class PageMeta(Schema):
-    """Page-number pagination: ask for `page` (from 1) with `page_size` items."""
-
-    count: int = Field(description="Items in the whole result.")
-    page: int
-    page_size: int
-    pages: int = Field(description="Pages in the whole result (0 when it is empty).")
-    next_page: int | None = Field(description="The next page's number, or null on the last.")
-    previous_page: int | None
-
+from accounts.api_core import ErrorOut, PageMeta
+from billing.money import DECIMAL, DecimalStr
 
 # --- Ingestion and jobs (the write API) ------------------------------------------------
 
@@ -92,72 +66,6 @@ class HeartbeatOut(Schema):
 # --- Account ---------------------------------------------------------------------------
 
 
-class AccountOut(Schema):
-    organization_id: int
-    name: str
-    slug: str
-    tier: str
-    time_zone: str
-    monthly_token_allocation: int | None
-    credential: Literal["api_key", "session_token"]
-
-
-class RemainingUsageTimeOut(Schema):
-    """Total runtime across all workers: 4 days means 1 day for 4 workers in parallel."""
-
-    worker_type: str = Field(description="The default worker type the estimate is based on.")
-    hourly_rate: DecimalStr = Field(json_schema_extra=DECIMAL)
-    total_hours: int = Field(description="Whole hours, rounded down.")
-    days: int
-    hours: int
-
-
-class CreditBalanceOut(Schema):
-    organization_id: int
-    credits: DecimalStr = Field(description="Available credits.", json_schema_extra=DECIMAL)
-    estimated_remaining_usage_time: RemainingUsageTimeOut | None = Field(
-        description="Null when no default worker type is priced."
-    )
-    last_payment_at: datetime | None = Field(description="The last successful payment.")
-    last_payment_date: date | None = Field(description="Its date in the organization's zone.")
-
-
-class CardIn(Schema):
-    number: str = Field(description="Sandbox test cards: 4242 4242 4242 4242 succeeds.")
-    exp_month: int = Field(ge=1, le=12)
-    exp_year: int = Field(ge=2000, le=2200)
-    cvc: str = Field(min_length=3, max_length=4)
-
-
-class AddCreditsIn(Schema):
-    credits: Decimal = Field(
-        gt=0,
-        le=1_000_000,
-        description="Credits to buy (one credit is one US dollar unless configured otherwise).",
-    )
-    payment_method_id: int | None = Field(
-        None,
-        description="A saved card of the organization (default: the auto-recharge card, "
-        "else the newest saved card).",
-    )
-    card: CardIn | None = Field(None, description="A card to charge once instead of a saved one.")
-
-
-class PaymentOut(Schema):
-    payment_id: int
-    status: Literal[
-        "succeeded", "pending", "declined", "failed", "requires_confirmation", "refunded"
-    ]
-    amount: DecimalStr = Field(description="Charged, in the currency.", json_schema_extra=DECIMAL)
-    currency: str
-    credits: DecimalStr = Field(description="Credits bought.", json_schema_extra=DECIMAL)
-    credit_balance: DecimalStr = Field(description="Balance after.", json_schema_extra=DECIMAL)
-    message: str = Field(description="Why it was declined or failed; empty on success.")
-    checkout_url: str | None = Field(
-        description="Where to pay when the provider uses a hosted checkout (status pending)."
-    )
-
-
 class WorkerSessionOut(Schema):
     id: str = Field(description="The session's record id (as the client sent it).")
     model: str
@@ -204,34 +112,6 @@ class QueriesPerModelOut(PageMeta):
 
 
 # --- Session tokens --------------------------------------------------------------------
-
-
-class SessionTokenIn(Schema):
-    organization: str = Field(description="The organization's slug (you must be a member).")
-    name: str = Field("", max_length=100, description="A label to recognise the token by.")
-
-    @field_validator("organization", "name")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
-
-class SessionTokenOut(Schema):
-    id: int
-    organization_id: int
-    email: str
-    name: str
-    display: str = Field(description="The token's prefix and last four characters.")
-    created_at: datetime
-    expires_at: datetime
-    renewed_at: datetime | None
-    last_used_at: datetime | None
-
-
-class IssuedSessionTokenOut(SessionTokenOut):
-    token: str = Field(description="The secret: shown this once, store it safely.")
 
 
 # --- Usage: LLM, matching, month to date -----------------------------------------------

@@ -17,26 +17,20 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import Router
 
-from billing.services import InsufficientCredits, LedgerError
-from usage.api_core import (
+from accounts.api_core import (
     API_KEY_ONLY,
     BearerScheme,
     CredentialRejected,
+    ErrorOut,
     Principal,
     Refuse,
     error,
 )
-from usage.api_schemas import (
-    ErrorOut,
-    HeartbeatOut,
-    IngestOut,
-    IngestRefusedOut,
-    JobConflictOut,
-    JobOut,
-)
+from billing.services import InsufficientCredits, LedgerError
+from usage.api.schemas import HeartbeatOut, IngestOut, IngestRefusedOut, JobConflictOut, JobOut
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import Job
-from usage.selectors import controller_for_token, job_get
+from usage.selectors.records import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
 from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
 from usage.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition

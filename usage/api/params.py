@@ -1,21 +1,14 @@
-"""Query parameters: time ranges (Unix milliseconds or dates) and page-number pagination.
+"""Query parameters: time ranges (Unix milliseconds or dates); pages are accounts.api_core's.
 
 Every bad parameter is a 400 naming it (core.bad_parameter).
 """
 
-import math
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import QuerySet
-
+from accounts.api_core import bad_parameter, not_found
 from accounts.models import Organization
-from usage.api_core import bad_parameter, not_found
 
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 500
 # Unix milliseconds the API accepts: 1970 to the end of 9999.
 MAX_MILLIS = 253_402_300_799_999
 
@@ -106,24 +99,3 @@ def check_org_id(org: Organization, org_id: int | None) -> None:
     """An org_id other than the caller's own organization is a 404, never a 403."""
     if org_id is not None and org_id != org.pk:
         raise not_found(f"no organization {org_id}")
-
-
-def paginate(
-    rows: QuerySet | Sequence, *, page: int, page_size: int
-) -> tuple[dict[str, Any], list]:
-    """The page's metadata and its rows; a page past the last is a 400 naming page."""
-    count = rows.count() if isinstance(rows, QuerySet) else len(rows)
-    pages = math.ceil(count / page_size)
-    if page > max(pages, 1):
-        raise bad_parameter("page", f"is out of range: there are {pages} pages of {page_size}")
-    offset = (page - 1) * page_size
-    items = list(rows[offset : offset + page_size])
-    meta = {
-        "count": count,
-        "page": page,
-        "page_size": page_size,
-        "pages": pages,
-        "next_page": page + 1 if page < pages else None,
-        "previous_page": page - 1 if page > 1 else None,
-    }
-    return meta, items

@@ -19,7 +19,8 @@ from django.utils.cache import patch_vary_headers
 from accounts.http import OrgRequest, org_view
 from billing.exports import csv_lines
 from usage import charts
-from usage.explorer import (
+from usage.forms import ExploreForm
+from usage.selectors.explorer import (
     DIMENSIONS,
     METRICS,
     ReportParamError,
@@ -28,7 +29,6 @@ from usage.explorer import (
     report_filters_resolve,
     usage_report,
 )
-from usage.forms import ExploreForm
 from usage.windows import BUCKET_LABELS, QUICK_RANGES, quick_range
 
 DEFAULTS = {"metric": "credits", "group_by": "model", "bucket": "1d"}

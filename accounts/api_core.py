@@ -12,37 +12,24 @@ Every answer to an authenticated request carries X-RateLimit-{Limit,Remaining,Re
 """
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import wraps
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from ninja import NinjaAPI
+from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
-from ninja.throttling import BaseThrottle
 
 from accounts.models import APIKey, APIKeyKind, Membership, Organization, SessionToken
 from accounts.request_context import organization_var
 from accounts.selectors import apikey_for_secret, session_token_for_secret
-from accounts.services import SESSION_TOKEN_PREFIX, apikey_mark_used, session_token_mark_used
-from usage.ratelimit import (
-    RateState,
-    ratelimit_record_refusal,
-    ratelimit_request,
-    ratelimit_request_session,
-    ratelimit_tokens,
-)
+from accounts.services import SESSION_TOKEN_PREFIX
 
 logger = logging.getLogger(__name__)
-
-RATE_LIMIT_HEADERS = tuple(
-    f"X-RateLimit-{what}-{unit}"
-    for unit in ("RPM", "TPM")
-    for what in ("Limit", "Remaining", "Reset")
-)
 
 
 # --- Errors ---------------------------------------------------------------------------
@@ -229,66 +216,6 @@ SESSION_ONLY = [
 ]
 
 
-# --- Rate limits ----------------------------------------------------------------------
-
-
-class PrincipalRateLimit(BaseThrottle):
-    """Requests and tokens per minute per API key (or per session token), as the
-    ingestion endpoint has always counted them; refusals are recorded for the panel."""
-
-    def allow_request(self, request: HttpRequest) -> bool:
-        principal = getattr(request, "auth", None)
-        if not isinstance(principal, Principal):
-            return True  # controller heartbeats: not metered
-        if principal.api_key is not None:
-            state = ratelimit_request(key=principal.api_key)
-        else:
-            assert principal.session_token is not None
-            state = ratelimit_request_session(token=principal.session_token)
-        request.ratelimit_state = state  # type: ignore[attr-defined]
-        if state.limited:
-            if principal.api_key is not None:
-                ratelimit_record_refusal(key=principal.api_key)
-            else:
-                logger.info(
-                    "api.ratelimit.refused",
-                    extra={"session_token": principal.session_token.pk},  # type: ignore[union-attr]
-                )
-            return False
-        if principal.api_key is not None:
-            apikey_mark_used(key=principal.api_key)
-        else:
-            session_token_mark_used(token=principal.session_token)  # type: ignore[arg-type]
-        return True
-
-
-def rate_limit_headers(run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Wraps every operation: after it answers (success, error or refusal), count the
-    tokens it used and put the rate-limit headers (and Retry-After on a 429) on it."""
-
-    @wraps(run)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        request.tokens_used = 0  # type: ignore[attr-defined]
-        response = run(request, *args, **kwargs)
-        state: RateState | None = getattr(request, "ratelimit_state", None)
-        if state is None:
-            return response
-        principal: Principal = request.auth  # type: ignore[attr-defined]
-        if state.limited:
-            response["Retry-After"] = str(state.retry_after)
-        elif request.tokens_used and principal.api_key is not None:  # type: ignore[attr-defined]
-            state = ratelimit_tokens(
-                key=principal.api_key,
-                state=state,
-                tokens=request.tokens_used,  # type: ignore[attr-defined]
-            )
-        for header, value in state.headers().items():
-            response[header] = value
-        return response
-
-    return wrapper
-
-
 # --- Exception handlers ----------------------------------------------------------------
 
 
@@ -370,3 +297,50 @@ def install_exception_handlers(api: NinjaAPI) -> None:
         if exc.status_code == 400:  # django-ninja could not parse the body (not UTF-8 JSON)
             return error(400, "invalid_json", f"the body is not valid JSON: {exc}", field="body")
         return error(exc.status_code, "error", str(exc))
+
+
+# --- Shapes and pages every app's API shares -------------------------------------------
+
+
+class ErrorOut(Schema):
+    error: str = Field(description="A stable code, e.g. invalid_parameter, not_found.")
+    message: str = Field(description="What went wrong, for a person.")
+    field: str | None = Field(None, description="The parameter or body field at fault.")
+
+
+class PageMeta(Schema):
+    """Page-number pagination: ask for `page` (from 1) with `page_size` items."""
+
+    count: int = Field(description="Items in the whole result.")
+    page: int
+    page_size: int
+    pages: int = Field(description="Pages in the whole result (0 when it is empty).")
+    next_page: int | None = Field(description="The next page's number, or null on the last.")
+    previous_page: int | None
+
+
+DEFAULT_PAGE_SIZE = 100
+
+
+MAX_PAGE_SIZE = 500
+
+
+def paginate(
+    rows: QuerySet | Sequence, *, page: int, page_size: int
+) -> tuple[dict[str, Any], list]:
+    """The page's metadata and its rows; a page past the last is a 400 naming page."""
+    count = rows.count() if isinstance(rows, QuerySet) else len(rows)
+    pages = math.ceil(count / page_size)
+    if page > max(pages, 1):
+        raise bad_parameter("page", f"is out of range: there are {pages} pages of {page_size}")
+    offset = (page - 1) * page_size
+    items = list(rows[offset : offset + page_size])
+    meta = {
+        "count": count,
+        "page": page,
+        "page_size": page_size,
+        "pages": pages,
+        "next_page": page + 1 if page < pages else None,
+        "previous_page": page - 1 if page > 1 else None,
+    }
+    return meta, items

@@ -20,9 +20,9 @@ from django.utils.cache import patch_vary_headers
 from accounts.http import OrgRequest, org_view
 from accounts.models import Organization
 from usage import charts
-from usage import panel_selectors as selectors
-from usage.coverage import RollupCoverage, rollup_coverage
-from usage.explorer import usage_received_through
+from usage.selectors import panel as selectors
+from usage.selectors.coverage import RollupCoverage, rollup_coverage
+from usage.selectors.explorer import usage_received_through
 from usage.windows import PANEL_WINDOWS, Window, panel_window
 
 # The partials a htmx request may ask for, by the id of the element they replace.

@@ -43,7 +43,6 @@ from django.db.models.functions import Coalesce, Greatest, Least, TruncDate
 from django.utils import timezone
 
 from accounts.models import APIKeyKind, Organization, Tier
-from usage.coverage import Interval, RollupCoverage, Split, rollup_coverage
 from usage.models import (
     Controller,
     Job,
@@ -59,6 +58,7 @@ from usage.models import (
     WorkerSession,
     controller_online_window,
 )
+from usage.selectors.coverage import Interval, RollupCoverage, Split, rollup_coverage
 from usage.windows import (
     PERIODS,
     Window,
