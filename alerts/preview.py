@@ -14,6 +14,7 @@ from django.db.models import F, Min, RowRange, Sum, Value, Window
 from django.db.models.functions import Lag, TruncHour
 from django.utils import timezone
 
+from accounts.calendar import local_midnight, month_first, org_zone
 from accounts.models import Organization
 from alerts.models import AlertKind
 from alerts.selectors import (
@@ -26,7 +27,6 @@ from alerts.selectors import (
     median_of_days,
 )
 from billing.models import LedgerEntry
-from billing.selectors import org_timezone
 
 PREVIEW_DAYS = 30
 ZERO = Decimal("0")
@@ -74,11 +74,11 @@ def _tokens(org: Organization, threshold: Decimal, now: datetime) -> Preview:
     allocation = org.monthly_token_allocation
     if not allocation:
         return Preview([], "The plan's monthly tokens are unlimited: this rule never fires.")
-    tz = org_timezone(org)
+    tz = org_zone(org)
     today = now.astimezone(tz).date()
     first = today - timedelta(days=PREVIEW_DAYS - 1)
-    month_start = first.replace(day=1)
-    since = datetime(month_start.year, month_start.month, 1, tzinfo=tz)
+    month_start = month_first(first)
+    since = local_midnight(month_start, tz)
     # Day rows, hour rows and bucket aggregates, as the token card reads them.
     per_day: dict = {}
     by_model = tokens_by_day_and_model(
@@ -183,7 +183,7 @@ def _rate_limits(org: Organization, threshold: Decimal, now: datetime) -> Previe
 
 
 def _unusual(org: Organization, k: Decimal, now: datetime) -> Preview:
-    tz = org_timezone(org)
+    tz = org_zone(org)
     today = now.astimezone(tz).date()
     first = today - timedelta(days=PREVIEW_DAYS - 1)
     credits = daily_usage_credits(

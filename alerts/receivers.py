@@ -1,7 +1,7 @@
 """Alerts' part in other apps' events, connected in AlertsConfig.ready."""
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core import cache as django_cache
 from django.db import transaction
 from django.dispatch import receiver
 
@@ -34,7 +34,9 @@ def evaluate_soon(org_id: int) -> None:
     def enqueue() -> None:
         if alerts_evaluate_org.app.conf.task_always_eager or delay <= 0:
             alerts_evaluate_org.delay(org_id)  # in-process: nothing to coalesce
-        elif cache.add(f"alerts:evaluate-soon:{org_id}", 1, timeout=delay):
+        elif django_cache.cache.add(  # looked up at call time: tests swap the cache
+            f"alerts:evaluate-soon:{org_id}", 1, timeout=delay
+        ):
             alerts_evaluate_org.apply_async((org_id,), countdown=delay)
 
     # Robust: with Redis (cache and broker) down, the batch is stored and answered all the

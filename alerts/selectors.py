@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from accounts.calendar import org_zone
 from accounts.models import Membership, Organization, User
 from alerts.models import (
     AlertDelivery,
@@ -23,7 +24,7 @@ from alerts.models import (
 )
 from billing.models import EntryKind, LedgerEntry
 from billing.money import credits_display
-from billing.selectors import credit_balance, default_worker_type, org_timezone
+from billing.selectors import credit_balance, default_worker_type
 
 ZERO = Decimal("0")
 HOUR = timedelta(hours=1)
@@ -56,7 +57,7 @@ def daily_usage_credits(
     *, org: Organization, since_day: date, until: datetime
 ) -> dict[date, Decimal]:
     """Usage debits per calendar day in the organization's time zone (one grouped query)."""
-    tz = org_timezone(org)
+    tz = org_zone(org)
     since = datetime(since_day.year, since_day.month, since_day.day, tzinfo=tz)
     rows = (
         LedgerEntry.objects.filter(
@@ -109,7 +110,7 @@ class OrgFigures:
 
     @cached_property
     def today(self) -> date:
-        return self.now.astimezone(org_timezone(self.org)).date()
+        return self.now.astimezone(org_zone(self.org)).date()
 
     @cached_property
     def daily_credits(self) -> dict[date, Decimal]:

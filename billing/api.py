@@ -22,12 +22,13 @@ from accounts.api_core import (
     bad_parameter,
     not_found,
 )
+from accounts.calendar import org_zone
 from accounts.selectors import idempotency_record_get
 from accounts.services import idempotency_record_save
 from billing.cards import CardDetails, CardError
 from billing.models import PaymentMethod, PaymentStatus
 from billing.money import DECIMAL, DecimalStr, credits_per_dollar, decimal_str
-from billing.selectors import credit_balance, finance_overview, org_timezone, payment_methods
+from billing.selectors import credit_balance, finance_overview, payment_methods
 from billing.services import PaymentError, payment_confirm, payment_prepare
 
 account = Router(tags=["Account"], auth=API_KEY_OR_SESSION)
@@ -146,7 +147,7 @@ def credits_balance(request: APIRequest):
             "hours": remaining.hours,
         },
         "last_payment_at": last,
-        "last_payment_date": last.astimezone(org_timezone(org)).date() if last else None,
+        "last_payment_date": last.astimezone(org_zone(org)).date() if last else None,
     }
 
 

@@ -2,14 +2,14 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from accounts.calendar import month_starts, org_zone
 from accounts.models import Organization
 from billing.models import (
     BillingDetails,
@@ -24,6 +24,7 @@ from billing.models import (
     WorkerType,
 )
 from billing.money import credits_round
+from billing.usage_sources import credits_by_model
 
 
 @dataclass(frozen=True)
@@ -165,13 +166,6 @@ def usage_burn(*, org: Organization, start: datetime, end: datetime) -> Decimal:
     return -total if total is not None else Decimal("0")
 
 
-def org_timezone(org: Organization) -> tzinfo:
-    try:
-        return ZoneInfo(org.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
 def finance_overview(*, org: Organization, now: datetime | None = None) -> FinanceOverview:
     """Balance, last payment, estimated usage time, runway and the auto-recharge rule."""
     now = now or timezone.now()
@@ -196,7 +190,7 @@ def finance_overview(*, org: Organization, now: datetime | None = None) -> Finan
         remaining_usage_time=remaining_usage_time_for(
             balance=balance, worker_type=default_worker_type()
         ),
-        runway=runway_for(balance=balance, burn_last_7_days=burn, now=now, tz=org_timezone(org)),
+        runway=runway_for(balance=balance, burn_last_7_days=burn, now=now, tz=org_zone(org)),
         auto_recharge=rule,
     )
 
@@ -239,23 +233,12 @@ class ModelSpend:
     spend: Decimal
 
 
-def month_starts(*, now: datetime, tz: tzinfo, months: int) -> list[date]:
-    """The first days of the last `months` calendar months, oldest first, this one last."""
-    local = now.astimezone(tz).date()
-    year, month = local.year, local.month
-    starts = []
-    for _ in range(months):
-        starts.append(date(year, month, 1))
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return starts[::-1]
-
-
 def spend_by_month(
     *, org: Organization, months: int = 12, now: datetime | None = None
 ) -> list[MonthSpend]:
     """Usage debits per calendar month (dense: months without usage are zero)."""
     now = now or timezone.now()
-    tz = org_timezone(org)
+    tz = org_zone(org)
     starts = month_starts(now=now, tz=tz, months=months)
     since = datetime(starts[0].year, starts[0].month, 1, tzinfo=tz)
     rows = (
@@ -275,10 +258,8 @@ def spend_by_model(
     """Credits charged per model over the same months as spend_by_month, largest first:
     queries and worker sessions by their model, jobs as one line (usage records carry
     the credits their batch's ledger debit summed)."""
-    from usage.selectors.panel import credits_by_model
-
     now = now or timezone.now()
-    tz = org_timezone(org)
+    tz = org_zone(org)
     first = month_starts(now=now, tz=tz, months=months)[0]
     since = datetime(first.year, first.month, 1, tzinfo=tz)
     return [

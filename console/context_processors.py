@@ -4,6 +4,8 @@ from django.http import HttpRequest
 
 from accounts.models import ColorScheme
 from accounts.selectors import memberships_of
+from billing.selectors import account_summary
+from usage.selectors.panel import core_hour_balance
 
 
 def session_chip(request: HttpRequest) -> dict:
@@ -15,9 +17,6 @@ def session_chip(request: HttpRequest) -> dict:
     scheme = {"color_scheme": user.color_scheme, "color_scheme_choices": ColorScheme.choices}
     if organization is None:
         return scheme
-    from billing.selectors import account_summary
-    from usage.selectors.panel import core_hour_balance
-
     chip = account_summary(org=organization)
     return {
         **scheme,

@@ -18,37 +18,13 @@ opts in to stale reads only by being a read request.
 
 from __future__ import annotations
 
-import contextvars
-from dataclasses import dataclass
-
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
-REPLICA_DB_ALIAS = "replica"
-
-
-@dataclass
-class ReadRouting:
-    """One request's routing: may it read the replica, has it written, did it read there."""
-
-    replica_allowed: bool
-    wrote: bool = False
-    read_replica: bool = False
-
-
-routing_var: contextvars.ContextVar[ReadRouting | None] = contextvars.ContextVar(
-    "read_routing", default=None
-)
-
-
-def replica_configured() -> bool:
-    return REPLICA_DB_ALIAS in settings.DATABASES
+from console.replica import REPLICA_DB_ALIAS, replica_configured, replica_usable, routing_var
 
 
 def read_alias() -> str:
     """Where a read made now goes: the replica or the primary ("default")."""
-    from console.replica import replica_usable
-
     state = routing_var.get()
     if state is None or not state.replica_allowed or state.wrote:
         return DEFAULT_DB_ALIAS

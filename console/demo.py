@@ -16,6 +16,7 @@ from accounts.services import (
     user_get_or_create,
 )
 from billing.demo import billing_demo_auto_recharge, billing_demo_events
+from usage.demo import usage_demo_seed
 
 DEMO_PASSWORD = "demo-usage-console"  # noqa: S105 - printed for the demo login on purpose
 
@@ -72,8 +73,6 @@ def demo_seed() -> DemoLogins:
         user, _ = user_get_or_create(email=email, password=DEMO_PASSWORD)
         if not user.memberships.filter(organization=main).exists():
             membership_set(organization=main, user=user, role=role)
-    from usage.demo import usage_demo_seed
-
     # Payments and usage go to the ledger in the order of their times.
     usage = usage_demo_seed(org=main, events=billing_demo_events(main))
     billing_demo_auto_recharge(main)

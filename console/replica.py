@@ -12,6 +12,7 @@ growing lag even when the primary has been idle before).
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import threading
@@ -23,7 +24,26 @@ from django.core.cache import cache
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 
-from console.db_router import REPLICA_DB_ALIAS, ReadRouting, replica_configured, routing_var
+REPLICA_DB_ALIAS = "replica"
+
+
+@dataclass
+class ReadRouting:
+    """One request's routing: may it read the replica, has it written, did it read there."""
+
+    replica_allowed: bool
+    wrote: bool = False
+    read_replica: bool = False
+
+
+routing_var: contextvars.ContextVar[ReadRouting | None] = contextvars.ContextVar(
+    "read_routing", default=None
+)
+
+
+def replica_configured() -> bool:
+    return REPLICA_DB_ALIAS in settings.DATABASES
+
 
 logger = logging.getLogger(__name__)
 

@@ -6,12 +6,13 @@ platform as a whole, across the organizations' own time zones.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from accounts.calendar import month_start
 from accounts.models import TIER_MONTHLY_TOKENS
 from billing.models import (
     CreditAccount,
@@ -61,12 +62,6 @@ class PlatformOverview:
     failing_sweeps: list[SweepRun] = field(default_factory=list)
 
 
-def month_start_utc(now: datetime) -> datetime:
-    """The first instant of now's calendar month, in UTC."""
-    now = now.astimezone(timezone.UTC)
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 def _money_this_month(since: datetime) -> dict:
     # Money taken this month: payments completed since, including those refunded later.
     taken = Q(status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED], completed_at__gte=since)
@@ -110,7 +105,7 @@ def _near_allocation(since: datetime) -> list[OrgFigure]:
 def platform_overview(*, now: datetime | None = None) -> PlatformOverview:
     """The figures an operator looks at first, over every organization (9 queries)."""
     now = now or timezone.now()
-    since = month_start_utc(now)
+    since = month_start(now, tz=UTC)
     balances = CreditAccount.objects.aggregate(
         outstanding=Sum("balance", filter=Q(balance__gt=0)),
         in_credit=Count("pk", filter=Q(balance__gt=0)),

@@ -2,10 +2,13 @@
 
 import logging
 
+from celery.signals import task_failure, task_success
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
+
+from console.models import SweepRun
 
 logger = logging.getLogger(__name__)
 
@@ -17,8 +20,6 @@ def scheduled_task_names() -> frozenset[str]:
 
 def sweep_run_record(*, task: str, ok: bool, error: str = "") -> None:
     """Note one finished run of a scheduled task: success resets the failure count."""
-    from console.models import SweepRun
-
     now = timezone.now()
     SweepRun.objects.get_or_create(task=task)
     if ok:
@@ -51,7 +52,5 @@ def _record(task: str, *, ok: bool, error: str = "") -> None:
 
 
 def connect() -> None:
-    from celery.signals import task_failure, task_success
-
     task_success.connect(_on_success, weak=False, dispatch_uid="console.sweep_success")
     task_failure.connect(_on_failure, weak=False, dispatch_uid="console.sweep_failure")

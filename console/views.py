@@ -7,6 +7,9 @@ from django.utils import timezone
 from accounts.http import SESSION_ORG_KEY, OrgRequest, org_view
 from accounts.request_context import request_id_var
 from accounts.selectors import membership_for, memberships_of
+from billing.selectors import finance_overview
+from usage.selectors.explorer import usage_received_through
+from usage.selectors.panel import usage_summaries
 
 
 @login_required
@@ -24,10 +27,6 @@ def home(request: HttpRequest) -> HttpResponse:
 @org_view()
 def main(request: OrgRequest) -> HttpResponse:
     """The main page: balance, remaining usage time, last payment and usage summaries."""
-    from billing.selectors import finance_overview
-    from usage.selectors.explorer import usage_received_through
-    from usage.selectors.panel import usage_summaries
-
     context = {
         "nav": "main",
         "overview": finance_overview(org=request.organization),

@@ -6,8 +6,18 @@ class UsageConfig(AppConfig):
     verbose_name = "Usage"
 
     def ready(self) -> None:
-        from billing.services.statements import statement_usage_breakdown_register
+        from billing.usage_sources import (
+            credits_by_model_register,
+            reconciliation_check_register,
+            statement_usage_breakdown_register,
+        )
+        from usage.selectors.panel import credits_by_model
         from usage.selectors.statements import usage_breakdown
+        from usage.services.rollup.reconcile import rollups_reconcile
 
-        # Statements (billing) itemize usage debits by the records they charged.
+        # What billing, below usage, reads from it (billing/usage_sources.py): statements
+        # itemize usage debits by the records they charged, the finance page shows credits
+        # by model, and the nightly reconciliation checks the rollups too.
         statement_usage_breakdown_register(usage_breakdown)
+        credits_by_model_register(credits_by_model)
+        reconciliation_check_register(rollups_reconcile)

@@ -36,7 +36,7 @@ from usage.services.controllers import (
     controller_register,
 )
 from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
-from usage.services.rollup import rollup_catch_up
+from usage.services.rollup.days import rollup_catch_up
 
 DEMO_DAYS = 90
 DEMO_CREDITS = Decimal("5000")

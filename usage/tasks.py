@@ -37,7 +37,7 @@ def rollup_day_run(org_id: int, day: str) -> int:
     from datetime import date
 
     from accounts.models import Organization
-    from usage.services.rollup import rollup_day
+    from usage.services.rollup.days import rollup_day
 
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:  # deleted since: nothing to roll up
@@ -55,7 +55,7 @@ def rollup_org_run(self, org_id: int, days: list[str]) -> int:
 def _rollup_one_day(org, day: str) -> int:
     from datetime import date
 
-    from usage.services.rollup import rollup_day
+    from usage.services.rollup.days import rollup_day
 
     return rollup_day(org=org, day=date.fromisoformat(day)).rows
 
@@ -106,7 +106,7 @@ def _per_org(due) -> dict[int, list]:
 def rollup_sweep() -> int:
     """Enqueue one rollup task per organization with due days (yesterday, dirty and
     re-zoned days); returns the org-days due."""
-    from usage.services.rollup import rollup_due
+    from usage.services.rollup.days import rollup_due
 
     due = rollup_due()
     for org_id, days in _per_org(due).items():
@@ -128,7 +128,7 @@ def rollup_hour_run(org_id: int, day: str, hour: int) -> int:
     from datetime import date
 
     from accounts.models import Organization
-    from usage.services.rollup import rollup_hour
+    from usage.services.rollup.hours import rollup_hour
 
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:  # deleted since: nothing to roll up
@@ -150,7 +150,7 @@ def rollup_hours_org_run(self, org_id: int, hours: list[list]) -> int:
 def _rollup_one_hour(org, day: str, hour: int) -> int:
     from datetime import date
 
-    from usage.services.rollup import rollup_hour
+    from usage.services.rollup.hours import rollup_hour
 
     return rollup_hour(org=org, day=date.fromisoformat(day), hour=hour).rows
 
@@ -159,7 +159,7 @@ def _rollup_one_hour(org, day: str, hour: int) -> int:
 def rollup_hours_sweep() -> int:
     """Enqueue one hour-rollup task per organization with due hours (the last finished
     ones, dirty ones) and drop the hour rollups older than the days kept."""
-    from usage.services.rollup import rollup_hours_due, rollup_hours_prune
+    from usage.services.rollup.hours import rollup_hours_due, rollup_hours_prune
 
     rollup_hours_prune()
     due = rollup_hours_due()

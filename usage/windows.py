@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from accounts.calendar import local_midnight, month_after, month_first, month_start
+
 
 @dataclass(frozen=True)
 class Window:
@@ -65,47 +67,17 @@ def period_window(period: str, *, now: datetime, tz: str = "UTC") -> Window:
     if period == "daily":
         return Window(period, PERIOD_LABELS[period], now - timedelta(hours=24), now)
     if period == "monthly":
-        this_month = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        last_month = (this_month - timedelta(days=1)).replace(day=1)
-        return Window(
-            period,
-            PERIOD_LABELS[period],
-            _local_midnight(last_month.date(), zone),
-            _local_midnight(this_month.date(), zone),
-        )
+        this_month = month_start(now, tz=zone)
+        last_month = month_first(this_month.date() - timedelta(days=1))
+        return Window(period, PERIOD_LABELS[period], local_midnight(last_month, zone), this_month)
     if period == "yearly":
         return Window(
             period,
             PERIOD_LABELS[period],
-            _local_midnight(date(local.year - 1, 1, 1), zone),
-            _local_midnight(date(local.year, 1, 1), zone),
+            local_midnight(date(local.year - 1, 1, 1), zone),
+            local_midnight(date(local.year, 1, 1), zone),
         )
     raise ValueError(f"unknown period {period!r}; choose one of {', '.join(PERIODS)}")
-
-
-def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=zone)
-
-
-def local_day_start(day: date, *, tz: str = "UTC") -> datetime:
-    """The instant the day begins in tz (as UTC)."""
-    return _local_midnight(day, ZoneInfo(tz)).astimezone(UTC)
-
-
-def local_day_range(day: date, *, tz: str = "UTC") -> tuple[datetime, datetime]:
-    """[start, end) of a calendar day in tz; 23 or 25 hours long on DST changes."""
-    return local_day_start(day, tz=tz), local_day_start(day + timedelta(days=1), tz=tz)
-
-
-def local_hours(day: date, *, tz: str = "UTC") -> list[tuple[datetime, datetime]]:
-    """The day's hours [start, end), counted from its first instant: 23 to 25 of them on
-    DST changes, the last one cut at the day's end (a 24.5-hour day ends on a half hour)."""
-    start, end = local_day_range(day, tz=tz)
-    hours = []
-    while start < end:
-        hours.append((start, min(start + timedelta(hours=1), end)))
-        start += timedelta(hours=1)
-    return hours
 
 
 def last_days(n: int, *, now: datetime, tz: str = "UTC") -> list[date]:
@@ -152,8 +124,8 @@ def _bucket_floor(moment: datetime, bucket: str, zone: ZoneInfo) -> datetime:
     if bucket == "1w":
         day -= timedelta(days=day.weekday())
     elif bucket == "1mo":
-        day = day.replace(day=1)
-    return _local_midnight(day, zone)
+        day = month_first(day)
+    return local_midnight(day, zone)
 
 
 def _bucket_next(lo: datetime, bucket: str, zone: ZoneInfo) -> datetime:
@@ -165,8 +137,8 @@ def _bucket_next(lo: datetime, bucket: str, zone: ZoneInfo) -> datetime:
     elif bucket == "1w":
         day += timedelta(days=7)
     else:
-        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
-    return _local_midnight(day, zone)
+        day = month_after(day)
+    return local_midnight(day, zone)
 
 
 def report_buckets(
@@ -221,8 +193,8 @@ def quick_range(name: str, *, now: datetime, tz: str = "UTC") -> tuple[datetime,
     now = _aware(now)
     today = now.astimezone(zone).date()
     monday = today - timedelta(days=today.weekday())
-    first = today.replace(day=1)
-    previous_first = (first - timedelta(days=1)).replace(day=1)
+    first = month_first(today)
+    previous_first = month_first(first - timedelta(days=1))
     spans = {
         "today": (today, None),
         "yesterday": (today - timedelta(days=1), today),
@@ -233,4 +205,4 @@ def quick_range(name: str, *, now: datetime, tz: str = "UTC") -> tuple[datetime,
         "last_90_days": (today - timedelta(days=89), None),
     }
     lo, hi = spans[name]
-    return _local_midnight(lo, zone), now if hi is None else _local_midnight(hi, zone)
+    return local_midnight(lo, zone), now if hi is None else local_midnight(hi, zone)

@@ -34,22 +34,14 @@ from billing.services.payments import (
     payment_settle_from_provider,
     stripe_event_apply,
 )
-from billing.services.statements import (
-    StatementError,
-    UsageBreakdownRow,
-    statement_issue,
-    statement_usage_breakdown_register,
-    statements_issue_due,
-)
+from billing.services.statements import StatementError, statement_issue, statements_issue_due
 
 __all__ = [
     "BillingDetailsFields",
     "StatementError",
-    "UsageBreakdownRow",
     "billing_details_update",
     "receipt_issue",
     "statement_issue",
-    "statement_usage_breakdown_register",
     "statements_issue_due",
     "StripeEventMalformed",
     "IdempotencyConflict",

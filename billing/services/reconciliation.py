@@ -1,17 +1,11 @@
 """Reconciliation: derived figures checked against their source of truth, never fixed.
 
-Two checks per organization:
+Per organization: billing's own check, then the checks the apps above registered
+(billing/usage_sources.py; usage checks its rollup days, usage/services/rollup_reconcile.py).
 
 - balance: the cached balance (CreditAccount) equals the ledger's sum. Read under the
   account's row lock, so a ledger post landing between the two reads cannot make a
   false alarm (ledger_post moves both under the same lock).
-- rollups: every closed, clean day of the last N days (the days dashboards read from
-  the rollup tables, see usage/coverage.py) holds the rows a fresh aggregate of the raw
-  records gives. The fresh rows are computed into memory with the rollup builder's own
-  SELECTs (no write); the per-model, per-endpoint and per-member query rows are
-  aggregated from the raw queries directly, not from the detail rows. The day's state
-  row is locked while comparing, so ingestion marking it dirty (or a recompute) cannot
-  interleave; a day dirtied meanwhile is skipped (it reads raw until recomputed).
 
 A mismatch is logged at ERROR ("billing.reconcile.mismatch"), recorded as a
 ReconciliationIssue (read-only in admin) and mailed to the operators (settings.ADMINS).
@@ -21,18 +15,19 @@ and `manage.py rollup` or a ledger adjustment is the operator's deliberate fix.
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.core.mail import mail_admins
 from django.db import connection, transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import Organization
 from billing.models import CreditAccount, ReconciliationIssue, ReconciliationKind
 from billing.selectors import ledger_sum
+from billing.sweeps import sweep_failure_record
+from billing.usage_sources import reconciliation_checks
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +55,8 @@ def _money(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _issue(org: Organization, **fields: Any) -> ReconciliationIssue:
+def reconciliation_issue_record(org: Organization, **fields: Any) -> ReconciliationIssue:
+    """Record a mismatch and log it at ERROR (the checks of other apps call this too)."""
     issue = ReconciliationIssue.objects.create(organization=org, **fields)
     logger.error(
         "billing.reconcile.mismatch",
@@ -91,7 +87,7 @@ def reconcile_balance(*, org: Organization) -> ReconciliationIssue | None:
     cached = cached if cached is not None else Decimal("0")
     if cached == total:
         return None
-    return _issue(
+    return reconciliation_issue_record(
         org,
         kind=ReconciliationKind.BALANCE,
         message=(
@@ -103,165 +99,21 @@ def reconcile_balance(*, org: Organization) -> ReconciliationIssue | None:
     )
 
 
-# Rollups ----------------------------------------------------------------------------
-
-
-def _comparable(value: Any) -> Any:
-    # Decimals compare by value whatever their scale; aware datetimes by instant.
-    return value.normalize() if isinstance(value, Decimal) else value
-
-
-def _fresh_rows(org: Organization, day: date, tz: str) -> dict[str, dict[tuple, dict]]:
-    """The day's rollup rows as the raw records give them now, per kind (nothing written)."""
-    from usage.models import Query, QueryDimension
-    from usage.services.rollup import KINDS, _selects, _sum
-    from usage.windows import local_day_range
-
-    lo, hi = local_day_range(day, tz=tz)
-    selects = _selects(org, day, lo, hi)
-    fresh: dict[str, dict[tuple, dict]] = {}
-    for kind in KINDS:
-        rows = fresh.setdefault(kind.name, {})
-        for row in selects[kind.name]:
-            key = tuple(row[d] if d in row else row[f"r_{d}"] for d in kind.dimensions)
-            rows[key] = {f: row[f"r_{f}"] for f in kind.figures}
-    # Per model, endpoint and member straight from the raw queries (the builder sums its
-    # own detail rows, which would hide a wrong detail row from this check).
-    queries = Query.objects.filter(organization_id=org.pk, occurred_at__gte=lo, occurred_at__lt=hi)
-    sums = ("input_tokens", "output_tokens", "total_tokens", "credits")
-    figures = {f"f_{name}": _sum(name, Query) for name in sums}
-    for dimension, column in (
-        (QueryDimension.MODEL, "model_id"),
-        (QueryDimension.ENDPOINT, "endpoint"),
-        (QueryDimension.MEMBER, "member"),
-    ):
-        grouped = queries.values(column).annotate(f_queries=Count("id"), **figures).order_by()
-        for row in grouped:
-            key = (
-                dimension,
-                row[column] if column == "model_id" else None,
-                None,
-                row[column] if column == "endpoint" else "",
-                row[column] if column == "member" else "",
-            )
-            fresh["query"][key] = {name: row[f"f_{name}"] for name in ("queries", *sums)}
-    return fresh
-
-
-def _differences(kind, stored: dict[tuple, dict], fresh: dict[tuple, dict]) -> list[dict]:
-    from usage.services.rollup import _figures_json
-
-    changes = []
-    for key in sorted(set(stored) | set(fresh), key=repr):
-        old, new = stored.get(key), fresh.get(key)
-        same = (
-            old is not None
-            and new is not None
-            and all(_comparable(old[f]) == _comparable(new[f]) for f in kind.figures)
-        )
-        if same:
-            continue
-        changes.append(
-            {
-                "dimension": {
-                    d.removesuffix("_id"): v for d, v in zip(kind.dimensions, key, strict=True)
-                },
-                "expected": _figures_json(new),
-                "found": _figures_json(old),
-            }
-        )
-    return changes
-
-
-def reconcile_rollup_day(*, org: Organization, day: date) -> list[ReconciliationIssue] | None:
-    """Compare one clean rollup day with the raw records: one issue per rollup table that
-    differs. None when the day is not clean (any more): nothing to compare."""
-    from usage.models import RollupState
-    from usage.services.rollup import KINDS, _snapshot
-
-    tz = org.time_zone or "UTC"
-    no_key = connection.features.has_select_for_no_key_update
-    with transaction.atomic():
-        state = (
-            RollupState.objects.select_for_update(no_key=no_key)
-            .filter(
-                organization_id=org.pk,
-                day=day,
-                dirty=False,
-                computed_at__isnull=False,
-                time_zone=tz,
-            )
-            .first()
-        )
-        if state is None:
-            return None
-        stored = _snapshot(org, day)
-        fresh = _fresh_rows(org, day, tz)
-    issues = []
-    for kind in KINDS:
-        changes = _differences(kind, stored[kind.name], fresh[kind.name])
-        if not changes:
-            continue
-        issues.append(
-            _issue(
-                org,
-                kind=ReconciliationKind.ROLLUP,
-                day=day,
-                rollup=kind.name,
-                message=(
-                    f"{org.slug}: {kind.name} rollup of {day} differs from the raw records "
-                    f"in {len(changes)} row(s)"
-                ),
-                expected={
-                    "differing_rows": len(changes),
-                    "rows": [
-                        {"dimension": c["dimension"], "figures": c["expected"]}
-                        for c in changes[:MAX_ROWS_PER_ISSUE]
-                    ],
-                },
-                found={
-                    "rows": [
-                        {"dimension": c["dimension"], "figures": c["found"]}
-                        for c in changes[:MAX_ROWS_PER_ISSUE]
-                    ],
-                },
-            )
-        )
-    return issues
-
-
 def reconcile_organization(
     *, org: Organization, days: int = DEFAULT_DAYS, now: datetime | None = None
 ) -> ReconcileReport:
-    """Check one organization: its balance, and its clean rollup days of the last `days`."""
-    from usage.models import RollupState
-    from usage.services.rollup import org_today
-
+    """Check one organization: its balance, then what the apps above registered (usage:
+    its clean rollup days of the last `days`)."""
     report = ReconcileReport(organizations=1)
     balance_issue = reconcile_balance(org=org)
     report.balances_checked = 1
     if balance_issue is not None:
         report.issues.append(balance_issue)
-    today = org_today(org, now=now)
-    clean_days = (
-        RollupState.objects.filter(
-            organization=org,
-            dirty=False,
-            computed_at__isnull=False,
-            time_zone=org.time_zone or "UTC",
-            day__gte=today - timedelta(days=days),
-            day__lt=today,
-        )
-        .order_by("day")
-        .values_list("day", flat=True)
-    )
-    for day in clean_days:
-        found = reconcile_rollup_day(org=org, day=day)
-        if found is None:
-            report.days_skipped += 1
-            continue
-        report.days_checked += 1
-        report.issues.extend(found)
+    for check in reconciliation_checks():
+        found = check(org=org, days=days, now=now)
+        report.days_checked += found.checked
+        report.days_skipped += found.skipped
+        report.issues.extend(found.issues)
     return report
 
 
@@ -279,8 +131,6 @@ def reconcile_all(
         try:
             one = reconcile_organization(org=org, days=days, now=now)
         except Exception as exc:  # one organization's failure never stops the others
-            from billing.sweeps import sweep_failure_record
-
             sweep_failure_record(
                 org_id=org.pk, sweep="reconcile", target="", error=exc, attempt=1, final=True
             )
@@ -335,5 +185,5 @@ __all__ = [
     "reconcile_balance",
     "reconcile_organization",
     "reconcile_report",
-    "reconcile_rollup_day",
+    "reconciliation_issue_record",
 ]

@@ -18,8 +18,6 @@ which registers its breakdown here (billing sits below usage and cannot import i
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
@@ -28,11 +26,12 @@ from django.db import transaction
 from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
+from accounts.calendar import month_after, month_bounds, month_first, org_zone
 from accounts.models import APIKey, Organization
 from billing.models import CreditAccount, EntryKind, LedgerEntry, Statement
 from billing.money import credits_round
-from billing.selectors import org_timezone
 from billing.services.documents import buyer_details, seller_details
+from billing.usage_sources import usage_breakdowns
 
 logger = logging.getLogger(__name__)
 
@@ -43,66 +42,31 @@ class StatementError(Exception):
     """A statement that cannot be issued (the month is open, or one before it is missing)."""
 
 
-# The usage breakdown, provided by the usage app ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class UsageBreakdownRow:
-    kind: str  # "Queries", "Worker sessions", "Jobs", "Matching runs"
-    model: str  # a price-list model, or "" for kinds without one
-    api_key_id: int | None  # None: unattributed
-    occurred_before: bool  # the usage happened before the statement's month (arrived late)
-    credits: Decimal
-
-
-UsageBreakdown = Callable[..., Iterable[UsageBreakdownRow]]
-_breakdowns: list[UsageBreakdown] = []
-
-
-def statement_usage_breakdown_register(breakdown: UsageBreakdown) -> None:
-    """Register fn(*, org, entries, period_start) -> rows (idempotent per function)."""
-    if breakdown not in _breakdowns:
-        _breakdowns.append(breakdown)
-
-
 # Months ---------------------------------------------------------------------------------------
-
-
-def month_bounds(*, month: date, tz) -> tuple[datetime, datetime]:
-    """[start, end) of the calendar month in the zone, as aware datetimes."""
-    nxt = date(month.year + (month.month == 12), month.month % 12 + 1, 1)
-    return (
-        datetime(month.year, month.month, 1, tzinfo=tz),
-        datetime(nxt.year, nxt.month, 1, tzinfo=tz),
-    )
 
 
 def _month_before(month: date) -> date:
     return date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
 
 
-def _month_after(month: date) -> date:
-    return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
-
-
 def statement_months_due(*, org: Organization, now: datetime | None = None) -> list[date]:
     """Closed months without a statement, oldest first, from the first month the ledger
     has an entry in (a month with no activity still gets its statement)."""
-    tz = org_timezone(org)
+    tz = org_zone(org)
     now = now or timezone.now()
-    this_month = now.astimezone(tz).date().replace(day=1)
+    this_month = month_first(now.astimezone(tz).date())
     last = Statement.objects.filter(organization=org).order_by("-month").first()
     if last is not None:
-        month = _month_after(last.month)
+        month = month_after(last.month)
     else:
         first = LedgerEntry.objects.filter(organization=org).order_by("created_at").first()
         if first is None:
             return []
-        month = first.created_at.astimezone(tz).date().replace(day=1)
+        month = month_first(first.created_at.astimezone(tz).date())
     months = []
     while month < this_month:
         months.append(month)
-        month = _month_after(month)
+        month = month_after(month)
     return months
 
 
@@ -157,7 +121,7 @@ def _restatement_lines(restated: QuerySet[LedgerEntry], tz) -> list[dict]:
     for created_at, amount in restated.filter(kind=EntryKind.USAGE).values_list(
         "created_at", "amount"
     ):
-        usage[created_at.astimezone(tz).date().replace(day=1)] += amount
+        usage[month_first(created_at.astimezone(tz).date())] += amount
     for month, amount in sorted(usage.items()):
         lines.append(
             {
@@ -182,7 +146,7 @@ def _usage_breakdown(org, usage_entries, period_start, usage_total: Decimal) -> 
     by_model: dict[str, Decimal] = defaultdict(lambda: ZERO)
     by_key_id: dict[int | None, Decimal] = defaultdict(lambda: ZERO)
     late = ZERO
-    for breakdown in _breakdowns:
+    for breakdown in usage_breakdowns():
         for row in breakdown(org=org, entries=usage_entries, period_start=period_start):
             debit = -credits_round(Decimal(row.credits))
             by_kind[row.kind] += debit
@@ -233,8 +197,8 @@ def statement_issue(*, org: Organization, month: date, now: datetime | None = No
     """Issue the statement of a closed month (once: issuing again returns it unchanged).
     The month before it must have its statement unless this is the first."""
     now = now or timezone.now()
-    tz = org_timezone(org)
-    month = month.replace(day=1)
+    tz = org_zone(org)
+    month = month_first(month)
     start, end = month_bounds(month=month, tz=tz)
     if end > now:
         raise StatementError(f"{month:%B %Y} has not closed yet")
@@ -245,7 +209,7 @@ def statement_issue(*, org: Organization, month: date, now: datetime | None = No
     previous = Statement.objects.filter(organization=org, month__lt=month).order_by("-month")
     previous = previous.first()
     if previous is not None and previous.month != _month_before(month):
-        raise StatementError(f"issue {_month_after(previous.month):%B %Y} first")
+        raise StatementError(f"issue {month_after(previous.month):%B %Y} first")
     entries = LedgerEntry.objects.filter(organization=org)
     last_id = entries.aggregate(top=Max("pk"))["top"] or 0
     entries = entries.filter(pk__lte=last_id)

@@ -5,12 +5,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
+from accounts.calendar import month_starts
 from accounts.models import Tier
 from billing.models import WorkerType
 from billing.selectors import (
     MonthSpend,
     finance_overview,
-    month_starts,
     remaining_usage_time_for,
     runway_for,
     spend_by_model,
@@ -145,7 +145,7 @@ def test_spend_by_month_and_model():
 @pytest.mark.parametrize("rolled_up", [False, True], ids=["raw", "rolled-up"])
 def test_spend_by_model_sums_the_charged_usage_records_of_the_last_12_months(rolled_up):
     from tests.factories import make_job, make_query, make_worker_session
-    from usage.services.rollup import rollup_day
+    from usage.services.rollup.days import rollup_day
 
     org = make_org(tier=Tier.ENTERPRISE, allow_overdraft=True)
     other = make_org()

@@ -52,7 +52,7 @@ from usage.models import (
     WorkerSession,
 )
 from usage.services.ingest import usage_records_ingest
-from usage.services.rollup import rollup_day
+from usage.services.rollup.days import rollup_day
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,8 @@ from tests.factories import grant_credits, make_api_key, make_org
 from tests.reliability.faults import fault_injected, fault_summary  # noqa: F401
 from usage.models import JobDaily, MatchingDaily, QueryDaily, RollupState, WorkerDaily
 from usage.services.ingest import usage_records_ingest
-from usage.services.rollup import rollup_day, rollup_days_mark_dirty
+from usage.services.rollup.days import rollup_day
+from usage.services.rollup.dirty import rollup_days_mark_dirty
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from accounts.models import Tier
 from tests.factories import grant_credits, make_api_key, make_controller, make_org
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import Job, MatchingDaily, Query
-from usage.services.rollup import rollup_day
+from usage.services.rollup.days import rollup_day
 
 pytestmark = pytest.mark.django_db
 

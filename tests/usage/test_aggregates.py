@@ -19,10 +19,11 @@ from usage.models import JobBucket, QueryBucket, Restatement, WorkerBucket
 from usage.selectors import panel as sel
 from usage.selectors.coverage import raw_only, rollup_coverage
 from usage.selectors.explorer import usage_report
-from usage.services.aggregates import bucket_ceil, bucket_floor
+from usage.services.aggregates import HOUR_DAYS, bucket_ceil, bucket_floor
 from usage.services.ingest import usage_records_ingest
 from usage.services.jobs import job_transition
-from usage.services.rollup import HOUR_DAYS, rollup_day, rollup_hour
+from usage.services.rollup.days import rollup_day
+from usage.services.rollup.hours import rollup_hour
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,8 @@ import pytest
 from tests.usage.explorer_seed import END, NOW, START, D
 from usage.selectors.coverage import raw_only
 from usage.selectors.explorer import usage_report
-from usage.services.rollup import rollup_day, rollup_hour
+from usage.services.rollup.days import rollup_day
+from usage.services.rollup.hours import rollup_hour
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,9 @@ from usage.selectors import panel as sel
 from usage.selectors.coverage import raw_only, rollup_coverage
 from usage.services.ingest import usage_records_ingest
 from usage.services.jobs import job_transition
-from usage.services.rollup import KINDS, rollup_day, rollup_due, rollup_hour
+from usage.services.rollup.build import KINDS
+from usage.services.rollup.days import rollup_day, rollup_due
+from usage.services.rollup.hours import rollup_hour
 from usage.tasks import rollup_sweep
 
 pytestmark = pytest.mark.django_db

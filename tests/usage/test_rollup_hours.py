@@ -10,20 +10,16 @@ import pytest
 import time_machine
 from django.db import connection
 
+from accounts.calendar import local_hours
 from tests.factories import grant_credits, make_org, make_query, make_worker_session
 from usage.models import QueryDaily, RollupHour, RollupState
 from usage.selectors import panel as sel
 from usage.selectors.coverage import rollup_coverage
+from usage.services.aggregates import HOUR_DAYS
 from usage.services.ingest import usage_records_ingest
-from usage.services.rollup import (
-    HOUR_DAYS,
-    rollup_day,
-    rollup_hour,
-    rollup_hours_due,
-    rollup_hours_prune,
-)
+from usage.services.rollup.days import rollup_day
+from usage.services.rollup.hours import rollup_hour, rollup_hours_due, rollup_hours_prune
 from usage.tasks import rollup_hours_sweep
-from usage.windows import local_hours
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,8 @@ import pytest
 from tests.factories import make_api_key, make_job, make_org, make_query, make_worker_session
 from tests.workers import celery_worker_start, current_database_url
 from usage.models import RollupState
-from usage.services.rollup import rollup_day, rollup_days_mark_dirty
+from usage.services.rollup.days import rollup_day
+from usage.services.rollup.dirty import rollup_days_mark_dirty
 from usage.tasks import rollup_day_run
 
 from .test_rollup import rows_of

@@ -4,13 +4,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from usage.windows import (
-    dense_days,
-    last_days,
-    local_day_range,
-    panel_window,
-    period_window,
-)
+from accounts.calendar import local_day_range
+from usage.windows import dense_days, last_days, panel_window, period_window
 
 NOW = datetime(2026, 11, 21, 15, 30, tzinfo=UTC)
 

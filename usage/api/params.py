@@ -7,17 +7,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from accounts.api_core import bad_parameter, not_found
+from accounts.calendar import month_start, org_zone
 from accounts.models import Organization
 
 # Unix milliseconds the API accepts: 1970 to the end of 9999.
 MAX_MILLIS = 253_402_300_799_999
-
-
-def org_zone(org: Organization) -> ZoneInfo:
-    try:
-        return ZoneInfo(org.time_zone or "UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def from_millis(value: int, *, field: str) -> datetime:
@@ -84,7 +78,7 @@ def date_range(
     if default_month:
         local = now.astimezone(zone)
         if start is None and end is None:
-            start = datetime.combine(local.date().replace(day=1), time.min, tzinfo=zone)
+            start = month_start(now, tz=zone)
         if end is None:
             end = datetime.combine(local.date() + timedelta(days=1), time.min, tzinfo=zone)
     if start is not None and end is not None and start >= end:

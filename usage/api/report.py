@@ -15,7 +15,8 @@ from django.utils import timezone
 from ninja import Query, Router, Schema
 
 from accounts.api_core import API_KEY_OR_SESSION, bad_parameter, paginate
-from usage.api.params import org_zone, parse_moment
+from accounts.calendar import org_zone
+from usage.api.params import parse_moment
 from usage.selectors.explorer import (
     DIMENSIONS,
     METRICS,

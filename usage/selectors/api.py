@@ -10,7 +10,6 @@ Ranges are half-open [start, end); start None means "since the beginning".
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.db.models import (
     BigIntegerField,
@@ -170,12 +169,6 @@ def month_to_date_usage(*, org: Organization, now: datetime) -> MonthToDate:
     # The token card counts to a day past now (records may carry a little clock skew).
     rows = queries_by_model(org=org, start=allocation.month_start, end=now + timedelta(days=1))
     return MonthToDate(allocation=allocation, by_model=rows, totals=query_totals(rows))
-
-
-def local_month_start(*, org: Organization, now: datetime) -> datetime:
-    """The first instant of the current calendar month in the organization's time zone."""
-    local = now.astimezone(ZoneInfo(org.time_zone or "UTC"))
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 # --- Matching ------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from accounts.calendar import local_day_start, local_hours
 from accounts.models import Organization
-from usage.windows import local_day_start, local_hours
 
 # An interval of instants; None is unbounded (the beginning, or no end).
 Interval = tuple[datetime | None, datetime | None]
@@ -246,7 +246,7 @@ def rollup_coverage(*, org: Organization, now: datetime | None = None) -> Rollup
     from django.db.models import IntegerField, Value
 
     from usage.models import RollupHour, RollupState
-    from usage.services.rollup import HOUR_DAYS
+    from usage.services.aggregates import HOUR_DAYS
 
     tz = org.time_zone or "UTC"
     today = (now or timezone.now()).astimezone(ZoneInfo(tz)).date()

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 
+from accounts.calendar import local_day_start, local_hours
 from accounts.models import APIKey, Organization
 from billing.models import PriceModel
 from usage.models import (
@@ -45,7 +46,7 @@ from usage.models import (
 )
 from usage.selectors.coverage import RollupCoverage, rollup_coverage
 from usage.selectors.panel import _clipped, _overlaps
-from usage.windows import local_day_start, local_hours, previous_range, report_buckets
+from usage.windows import previous_range, report_buckets
 
 DIMENSIONS = {
     "model": "Model",

@@ -21,7 +21,7 @@ without it each selector looks it up itself.
 """
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -42,7 +42,11 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Least, TruncDate
 from django.utils import timezone
 
+from accounts import calendar
+from accounts.calendar import local_day_start
 from accounts.models import APIKeyKind, Organization, Tier
+from billing.selectors import default_worker_type
+from billing.usage_sources import ModelCredits
 from usage.models import (
     Controller,
     Job,
@@ -59,15 +63,7 @@ from usage.models import (
     controller_online_window,
 )
 from usage.selectors.coverage import Interval, RollupCoverage, Split, rollup_coverage
-from usage.windows import (
-    PERIODS,
-    Window,
-    days_between,
-    dense_days,
-    last_days,
-    local_day_start,
-    period_window,
-)
+from usage.windows import PERIODS, Window, days_between, dense_days, last_days, period_window
 
 ZERO = Decimal("0")
 TIMELINE_DAYS = 14
@@ -784,8 +780,7 @@ def tokens_month_to_date(
     *, org: Organization, now: datetime, tz: str, coverage: RollupCoverage | None = None
 ) -> TokenAllocation:
     """Tokens of queries since the start of the calendar month in tz (one query)."""
-    local = now.astimezone(ZoneInfo(tz))
-    month_start = local_day_start(local.date().replace(day=1), tz=tz)
+    month_start = calendar.month_start(now, tz=tz).astimezone(UTC)
     split = _coverage(org, coverage).split(month_start, now + timedelta(days=1))
     merged = _merge(_union(_query_parts(org, split, [])), [])
     used = _int(merged.get((), {}).get("total_tokens"))
@@ -950,12 +945,6 @@ def usage_by_member(
 
 
 # --- Credits by model (the finance dashboard's spend by model) ------------------------
-
-
-@dataclass(frozen=True)
-class ModelCredits:
-    name: str
-    credits: Decimal
 
 
 JOBS_LABEL = "Jobs (core-hours)"
@@ -1260,8 +1249,6 @@ DEFAULT_WORKER_RATE_CACHE = ("usage:chip:default-worker-rate", 60)
 
 
 def _default_worker_rate() -> tuple[Decimal, int] | None:
-    from billing.selectors import default_worker_type
-
     worker = default_worker_type()
     if worker is None or not worker.hourly_rate:
         return None

@@ -4,7 +4,6 @@ The usage panel's reads live in usage/panel_selectors.py. Every selector that re
 organization's data takes the organization and filters by it.
 """
 
-import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,26 +11,14 @@ from decimal import Decimal
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
+from accounts.calendar import month_start, next_month, org_zone
 from accounts.models import Organization
 from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
 
 
-def next_month(month_start: datetime) -> datetime:
-    """The first instant of the calendar month after the one starting at month_start."""
-    if month_start.month == 12:
-        return month_start.replace(year=month_start.year + 1, month=1)
-    return month_start.replace(month=month_start.month + 1)
-
-
-def month_start_of(*, org: Organization, at: datetime | None = None) -> datetime:
-    """The start of the calendar month containing `at`, in the organization's time zone."""
-    local = (at or timezone.now()).astimezone(zoneinfo.ZoneInfo(org.time_zone or "UTC"))
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 def month_to_date_tokens(*, org: Organization, at: datetime | None = None) -> int:
     """Tokens of the organization's queries in the current calendar month (its time zone)."""
-    start = month_start_of(org=org, at=at)
+    start = month_start(at or timezone.now(), tz=org_zone(org))
     total = Query.objects.filter(
         organization=org, occurred_at__gte=start, occurred_at__lt=next_month(start)
     ).aggregate(tokens=Sum("total_tokens"))["tokens"]

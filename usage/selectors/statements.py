@@ -16,7 +16,7 @@ from django.db.models.functions import Concat
 
 from accounts.models import Organization
 from billing.models import LedgerEntry
-from billing.services.statements import UsageBreakdownRow
+from billing.usage_sources import UsageBreakdownRow
 from usage.models import IngestBatch, Job, MatchingRun, Query, WorkerSession
 
 # (model, label, the field that says when it happened, whether it has a price-list model)

@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from accounts.calendar import local_day_start, org_today
 from accounts.models import Organization
 from usage.models import (
     Job,
@@ -51,12 +52,15 @@ from usage.models import (
     WorkerBucket,
     WorkerSession,
 )
-from usage.windows import local_day_start
 
 logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BUCKET_TABLES = (JobBucket, QueryBucket, WorkerBucket, MatchingBucket)
+# Buckets and hour rollups are kept for the open day and this many days before it: the
+# sliding windows (24 hours, 7 and 30 days) start mid-day up to 30 days back (31 across
+# a DST change), and their partial first day is read hour by hour or bucket by bucket.
+HOUR_DAYS = 32
 
 
 def buckets_enabled() -> bool:
@@ -88,8 +92,6 @@ def bucket_ceil(moment: datetime, width: int | None = None) -> datetime:
 
 def buckets_horizon(*, org: Organization, now: datetime | None = None) -> datetime:
     """The first instant the organization's buckets are kept (and complete) from."""
-    from usage.services.rollup import HOUR_DAYS, org_today
-
     tz = org.time_zone or "UTC"
     return local_day_start(org_today(org, now=now) - timedelta(days=HOUR_DAYS), tz=tz)
 

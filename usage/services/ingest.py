@@ -45,6 +45,7 @@ from django.db.models import Model, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from accounts.calendar import month_start, next_month
 from accounts.models import APIKey, APIKeyKind, Organization
 from accounts.text import invisible_character, invisible_character_message
 from billing.models import EntryKind, PriceModel
@@ -74,9 +75,9 @@ from usage.pricing import (
     seconds_between,
     worker_session_credits,
 )
-from usage.selectors.records import next_month
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
-from usage.services.rollup import organization_usage_lock, rollup_spans_mark_dirty
+from usage.services.rollup.build import organization_usage_lock
+from usage.services.rollup.dirty import rollup_spans_mark_dirty
 
 logger = logging.getLogger(__name__)
 
@@ -285,8 +286,7 @@ class _Context:
         return model
 
     def month_of(self, moment: datetime) -> datetime:
-        local = moment.astimezone(self.zone)
-        return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return month_start(moment, tz=self.zone)
 
 
 def _ordered(start: datetime, end: datetime, *, end_field: str, start_field: str) -> None:

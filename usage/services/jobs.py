@@ -32,7 +32,7 @@ from usage.services.ingest import (
     organization_usage_lock,
     usage_records_ingest,
 )
-from usage.services.rollup import rollup_spans_mark_dirty
+from usage.services.rollup.dirty import rollup_spans_mark_dirty
 
 LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
     JobStatus.SUBMITTED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),

@@ -3,6 +3,8 @@ import logging
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from console.demo import demo_seed
+
 
 class Command(BaseCommand):
     help = "Migrate, load the demo organizations and print the logins (idempotent)."
@@ -15,8 +17,6 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if not opts["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
-        from console.demo import demo_seed
-
         # Seeding posts hundreds of ledger entries and batches; their INFO lines would
         # bury the login this command exists to print.
         quiet = [logging.getLogger(name) for name in ("billing", "usage", "accounts")]

@@ -44,7 +44,9 @@ from usage.models import (
     RollupState,
     WorkerSession,
 )
-from usage.services.rollup import KINDS, rollup_day, rollup_hour, rollup_hours_due
+from usage.services.rollup.build import KINDS
+from usage.services.rollup.days import rollup_day
+from usage.services.rollup.hours import rollup_hour, rollup_hours_due
 
 LARGE, SMALL = "bench-10m", "bench-10k"
 # The CSV export reads the ledger: its own organizations, so the page timings above do

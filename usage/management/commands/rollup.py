@@ -6,8 +6,9 @@ from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.calendar import org_today
 from accounts.models import Organization
-from usage.services.rollup import org_today, rollup_day
+from usage.services.rollup.days import rollup_day
 
 
 def _progress(done: int, total: int, started: float, label: str) -> str:

@@ -1,3 +1,6 @@
+"""`manage.py createorg`: an organization, its owner, starting credits and an API key
+(spans accounts and billing, so it lives in the project package)."""
+
 from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
@@ -5,6 +8,7 @@ from django.db import transaction
 
 from accounts.models import Tier
 from accounts.services import apikey_create, organization_create
+from billing.services import organization_grant_starting_credits
 
 
 class Command(BaseCommand):
@@ -25,8 +29,6 @@ class Command(BaseCommand):
             raise CommandError(f"--credits must be a number, not {opts['credits']!r}") from exc
         if not credits.is_finite() or credits < 0:
             raise CommandError("--credits must be zero or a positive number")
-        from billing.services import organization_grant_starting_credits
-
         with transaction.atomic():
             new = organization_create(
                 name=opts["name"],

@@ -1,0 +1,85 @@
+"""What billing reads from the usage app above it.
+
+Billing never imports usage. Usage registers what billing asks of it here when it
+starts (UsageConfig.ready): the usage debits of a statement itemized by the records
+they charged, credits by model for the finance page, and the checks of its rollups that
+the nightly reconciliation runs beside billing's own balance check.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from accounts.models import Organization
+
+
+@dataclass(frozen=True)
+class UsageBreakdownRow:
+    kind: str  # "Queries", "Worker sessions", "Jobs", "Matching runs"
+    model: str  # a price-list model, or "" for kinds without one
+    api_key_id: int | None  # None: unattributed
+    occurred_before: bool  # the usage happened before the statement's month (arrived late)
+    credits: Decimal
+
+
+UsageBreakdown = Callable[..., Iterable[UsageBreakdownRow]]
+
+
+@dataclass(frozen=True)
+class ModelCredits:
+    name: str
+    credits: Decimal
+
+
+CreditsByModel = Callable[..., list[ModelCredits]]
+
+
+@dataclass(frozen=True)
+class ReconciliationCheck:
+    """What one registered check found for one organization: the issues it recorded
+    (ReconciliationIssue rows), and how many items it checked and skipped."""
+
+    checked: int
+    skipped: int
+    issues: list[Any]
+
+
+ReconciliationChecker = Callable[..., ReconciliationCheck]
+
+_breakdowns: list[UsageBreakdown] = []
+_credits_by_model: list[CreditsByModel] = []
+_reconciliation_checks: list[ReconciliationChecker] = []
+
+
+def statement_usage_breakdown_register(breakdown: UsageBreakdown) -> None:
+    """Register fn(*, org, entries, period_start) -> rows (idempotent per function)."""
+    if breakdown not in _breakdowns:
+        _breakdowns.append(breakdown)
+
+
+def usage_breakdowns() -> list[UsageBreakdown]:
+    return list(_breakdowns)
+
+
+def credits_by_model_register(source: CreditsByModel) -> None:
+    """Register fn(*, org, start, end) -> [ModelCredits], largest first (one source)."""
+    _credits_by_model[:] = [source]
+
+
+def credits_by_model(
+    *, org: Organization, start: datetime | None, end: datetime
+) -> list[ModelCredits]:
+    """Credits charged for usage in [start, end) by model; none before usage registers."""
+    return _credits_by_model[0](org=org, start=start, end=end) if _credits_by_model else []
+
+
+def reconciliation_check_register(check: ReconciliationChecker) -> None:
+    """Register fn(*, org, days, now) -> ReconciliationCheck (idempotent per function)."""
+    if check not in _reconciliation_checks:
+        _reconciliation_checks.append(check)
+
+
+def reconciliation_checks() -> list[ReconciliationChecker]:
+    return list(_reconciliation_checks)
