@@ -10,6 +10,7 @@ from accounts.models import (
     SessionToken,
     User,
 )
+from accounts.services import apikey_revoke, session_token_revoke
 
 
 class MembershipInline(admin.TabularInline):
@@ -90,8 +91,6 @@ class APIKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):
-        from accounts.services import apikey_revoke
-
         for key in queryset.filter(revoked_at__isnull=True):
             apikey_revoke(key=key, actor=request.user)
         self.message_user(request, "Revoked.")
@@ -124,8 +123,6 @@ class SessionTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected session tokens")
     def revoke(self, request, queryset) -> None:
-        from accounts.services import session_token_revoke
-
         live = list(queryset.filter(revoked_at__isnull=True).select_related("user", "organization"))
         for token in live:
             session_token_revoke(token=token, actor=request.user)

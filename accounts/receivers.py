@@ -7,12 +7,11 @@ from django.db.models.signals import post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from accounts.models import Membership, User
+from accounts.services import member_credentials_revoke, session_tokens_revoke_all
 
 
 @receiver(pre_delete, sender=Membership, dispatch_uid="accounts.membership_deleted")
 def _membership_deleted(sender, instance: Membership, **kwargs) -> None:
-    from accounts.services import member_credentials_revoke
-
     member_credentials_revoke(user=instance.user, org=instance.organization)
 
 
@@ -20,8 +19,6 @@ def _membership_deleted(sender, instance: Membership, **kwargs) -> None:
 def _user_deleted(sender, instance: User, **kwargs) -> None:
     # Before the delete: APIKey.user is SET_NULL, which would leave a personal key with
     # no person, still working.
-    from accounts.services import member_credentials_revoke
-
     member_credentials_revoke(user=instance)
 
 
@@ -45,8 +42,6 @@ def _user_changing(sender, instance: User, raw: bool = False, **kwargs) -> None:
 
 @receiver(post_save, sender=User, dispatch_uid="accounts.user_changed")
 def _user_changed(sender, instance: User, created: bool = False, **kwargs) -> None:
-    from accounts.services import member_credentials_revoke, session_tokens_revoke_all
-
     changes = getattr(instance, "_credential_changes", set())
     instance._credential_changes = set()
     if "deactivated" in changes:

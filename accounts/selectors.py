@@ -2,6 +2,7 @@
 
 from django.db.models import QuerySet
 
+from accounts.credentials import secret_hash
 from accounts.models import (
     APIKey,
     IdempotencyRecord,
@@ -51,8 +52,6 @@ def apikeys_of(*, org: Organization) -> QuerySet[APIKey]:
 
 def apikey_for_secret(*, secret: str) -> APIKey | None:
     """The key whose secret this is (revoked or not), with its organization; else None."""
-    from accounts.services import secret_hash
-
     if not secret or len(secret) > 200:
         return None
     return (
@@ -65,8 +64,6 @@ def apikey_for_secret(*, secret: str) -> APIKey | None:
 def session_token_for_secret(*, secret: str) -> SessionToken | None:
     """The session token whose secret this is (expired or revoked too), with its user and
     organization; else None."""
-    from accounts.services import secret_hash
-
     if not secret or len(secret) > 200:
         return None
     return (

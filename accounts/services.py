@@ -1,8 +1,6 @@
 """Writes for accounts: organizations, owners and memberships."""
 
-import hashlib
 import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,6 +9,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.audit import audit_record
+from accounts.credentials import secret_generate, secret_hash
 from accounts.models import (
     SESSION_TOKEN_LIFETIME_DAYS,
     APIKey,
@@ -97,7 +96,6 @@ def organization_create(
 # API keys ------------------------------------------------------------------------------
 
 API_KEY_PREFIX = "sk-av"
-_SECRET_ALPHABET = string.ascii_letters + string.digits
 # A key's last-used time is written at most this often, so a busy key costs no write
 # per request.
 API_KEY_LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -107,16 +105,6 @@ API_KEY_LAST_USED_RESOLUTION = timedelta(seconds=60)
 class IssuedKey:
     key: APIKey
     secret: str  # shown to the person once; only its hash is stored
-
-
-def secret_hash(secret: str) -> str:
-    """The stored form of an API key or controller token (SHA-256, hex)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def secret_generate(*, prefix: str) -> str:
-    """A new random secret: the prefix, a dash and 40 base62 characters (~238 bits)."""
-    return prefix + "-" + "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
 
 
 @transaction.atomic

@@ -27,6 +27,8 @@ from alerts.selectors import (
     median_of_days,
 )
 from billing.models import LedgerEntry
+from usage.models import RateLimitRefusal
+from usage.selectors.panel import tokens_by_day_and_model
 
 PREVIEW_DAYS = 30
 ZERO = Decimal("0")
@@ -69,8 +71,6 @@ def _percent(used: int, allocation: int) -> str:
 
 
 def _tokens(org: Organization, threshold: Decimal, now: datetime) -> Preview:
-    from usage.selectors.panel import tokens_by_day_and_model
-
     allocation = org.monthly_token_allocation
     if not allocation:
         return Preview([], "The plan's monthly tokens are unlimited: this rule never fires.")
@@ -160,8 +160,6 @@ def _usage_time(org: Organization, threshold: Decimal, now: datetime) -> Preview
 
 
 def _rate_limits(org: Organization, threshold: Decimal, now: datetime) -> Preview:
-    from usage.models import RateLimitRefusal
-
     start = (now - timedelta(days=PREVIEW_DAYS)).replace(minute=0, second=0, microsecond=0)
     rows = (
         RateLimitRefusal.objects.filter(organization=org, minute__gte=start, minute__lte=now)

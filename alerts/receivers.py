@@ -8,7 +8,8 @@ from django.dispatch import receiver
 from accounts.models import Organization
 from accounts.signals import organization_created
 from alerts.services import alert_defaults_create
-from alerts.tasks import alerts_evaluate_org
+from alerts.signals import notification_fired
+from alerts.tasks import alert_email_deliver, alert_webhook_deliver, alerts_evaluate_org
 from usage.signals import usage_recorded
 
 
@@ -20,6 +21,14 @@ def _organization_created(sender, organization: Organization, **kwargs) -> None:
 @receiver(usage_recorded, dispatch_uid="alerts.usage_recorded")
 def _usage_recorded(sender, organization_id: int, **kwargs) -> None:
     evaluate_soon(organization_id)
+
+
+@receiver(notification_fired, dispatch_uid="alerts.notification_fired")
+def _notification_fired(sender, notification_id: int, email: bool, webhook: bool, **kwargs) -> None:
+    if email:
+        alert_email_deliver.delay(notification_id)
+    if webhook:
+        alert_webhook_deliver.delay(notification_id)
 
 
 def evaluate_soon(org_id: int) -> None:

@@ -14,7 +14,7 @@ from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from accounts.calendar import org_zone
-from accounts.models import Membership, Organization, User
+from accounts.models import MANAGER_ROLES, Membership, Organization, User
 from alerts.models import (
     AlertDelivery,
     AlertKind,
@@ -25,6 +25,8 @@ from alerts.models import (
 from billing.models import EntryKind, LedgerEntry
 from billing.money import credits_display
 from billing.selectors import credit_balance, default_worker_type
+from usage.models import Controller, RateLimitRefusal
+from usage.selectors.panel import tokens_month_to_date
 
 ZERO = Decimal("0")
 HOUR = timedelta(hours=1)
@@ -86,8 +88,6 @@ class OrgFigures:
 
     @cached_property
     def tokens(self):
-        from usage.selectors.panel import tokens_month_to_date
-
         return tokens_month_to_date(org=self.org, now=self.now, tz=self.org.time_zone)
 
     @cached_property
@@ -101,8 +101,6 @@ class OrgFigures:
 
     @cached_property
     def refusals_last_hour(self) -> int:
-        from usage.models import RateLimitRefusal
-
         total = RateLimitRefusal.objects.filter(
             organization=self.org, minute__gt=self.now - HOUR, minute__lte=self.now
         ).aggregate(total=Sum("count"))["total"]
@@ -124,8 +122,6 @@ class OrgFigures:
 
     @cached_property
     def controllers(self) -> list[dict]:
-        from usage.models import Controller
-
         return list(
             Controller.objects.filter(organization=self.org).values(
                 "id", "name", "last_heartbeat_at", "created_at"
@@ -294,8 +290,6 @@ def alert_deliveries(*, org: Organization, notification_ids: list[int]) -> Query
 
 def alert_recipients(*, org: Organization) -> list[str]:
     """The emails of the organization's owners and admins (active users only)."""
-    from accounts.models import MANAGER_ROLES
-
     return list(
         Membership.objects.filter(
             organization=org, role__in=list(MANAGER_ROLES), user__is_active=True

@@ -31,7 +31,7 @@ from alerts.models import (
     DeliveryStatus,
 )
 from alerts.selectors import OrgFigures, alert_recipients, rule_conditions
-from alerts.tasks import alert_email_deliver, alert_webhook_deliver
+from alerts.signals import notification_fired
 from alerts.webhooks import WebhookFailed, WebhookRefused, webhook_post, webhook_url_check
 
 logger = logging.getLogger(__name__)
@@ -289,17 +289,15 @@ def _fire(*, org: Organization, rule: AlertRule, condition, now: datetime):
     except IntegrityError:  # another evaluation recorded this crossing first
         return None
     transaction.on_commit(
-        partial(_deliveries_enqueue, notification.pk, rule.notify_email, bool(rule.webhook_url))
+        partial(
+            notification_fired.send,
+            sender=notification_fired,
+            notification_id=notification.pk,
+            email=rule.notify_email,
+            webhook=bool(rule.webhook_url),
+        )
     )
     return notification
-
-
-def _deliveries_enqueue(notification_id: int, email: bool, webhook: bool) -> None:
-
-    if email:
-        alert_email_deliver.delay(notification_id)
-    if webhook:
-        alert_webhook_deliver.delay(notification_id)
 
 
 @transaction.atomic

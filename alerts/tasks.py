@@ -7,6 +7,8 @@ The tasks keep the names they had when alerts were part of billing
 from celery import shared_task
 from django.db import OperationalError
 
+from accounts.models import Organization
+from alerts.models import AlertRule, DeliveryStatus
 from billing.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
 
 # Webhook retries wait 10 s, 20 s, 40 s ... up to 10 minutes: six attempts in about 5 min.
@@ -26,7 +28,6 @@ def alert_webhook_backoff(retries: int) -> int:
 def alerts_evaluate_org(self, org_id: int) -> int:
     """Evaluate one organization's alert rules; the number of new notifications. A
     failure is recorded and retried with backoff; other organizations' tasks go on."""
-    from accounts.models import Organization
     from alerts.services import alerts_evaluate
 
     org = Organization.objects.filter(pk=org_id).first()
@@ -44,8 +45,6 @@ def alerts_evaluate_org(self, org_id: int) -> int:
 )
 def alerts_evaluate_due() -> int:
     """The beat's entry: one evaluation task per organization with an enabled rule."""
-    from alerts.models import AlertRule
-
     org_ids = list(
         AlertRule.objects.filter(enabled=True)
         .values_list("organization_id", flat=True)
@@ -81,7 +80,6 @@ def alert_email_deliver(notification_id: int) -> int | None:
 def alert_webhook_deliver(self, notification_id: int) -> str | None:
     """POST a notification to its rule's webhook; a failed attempt is retried with backoff
     (each attempt is recorded), a refused address is not."""
-    from alerts.models import DeliveryStatus
     from alerts.services import alert_webhook_attempt
 
     delivery = alert_webhook_attempt(

@@ -3,6 +3,8 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from accounts.models import Organization
+from billing.models import LedgerEntry
 from billing.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
 
 
@@ -29,7 +31,6 @@ def reconcile_org(self, org_id: int, days: int = 7) -> int:
     """Check one organization's cached balance and recent clean rollup days against their
     source of truth; the number of mismatches (reported, never fixed). A failure to check
     is recorded and retried with backoff; other organizations' checks go on."""
-    from accounts.models import Organization
     from billing.services.reconciliation import reconcile_organization, reconcile_report
 
     org = Organization.objects.filter(pk=org_id).first()
@@ -50,8 +51,6 @@ def reconcile_org(self, org_id: int, days: int = 7) -> int:
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def reconcile_nightly(days: int = 7) -> int:
     """The beat's entry: one reconciliation task per organization; returns how many."""
-    from accounts.models import Organization
-
     org_ids = list(Organization.objects.order_by("pk").values_list("pk", flat=True))
     for org_id in org_ids:
         reconcile_org.delay(org_id, days)
@@ -65,7 +64,6 @@ def reconcile_nightly(days: int = 7) -> int:
 def statements_issue_org(self, org_id: int) -> int:
     """Issue one organization's statements for every closed month that has none; the
     number issued. Safe to run twice (a month's statement is issued once)."""
-    from accounts.models import Organization
     from billing.services.statements import statements_issue_due
 
     org = Organization.objects.filter(pk=org_id).first()
@@ -80,8 +78,6 @@ def statements_issue_org(self, org_id: int) -> int:
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def statements_issue_due_all() -> int:
     """The beat's entry: one statement task per organization with a ledger; how many."""
-    from billing.models import LedgerEntry
-
     org_ids = list(
         LedgerEntry.objects.values_list("organization_id", flat=True)
         .distinct()

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from console.replica import REPLICA_DB_ALIAS, replica_configured, replica_usable, routing_var
+from console import replica
+from console.replica import REPLICA_DB_ALIAS, replica_configured, routing_var
 
 
 def read_alias() -> str:
@@ -30,7 +31,7 @@ def read_alias() -> str:
         return DEFAULT_DB_ALIAS
     if not replica_configured() or connections[DEFAULT_DB_ALIAS].in_atomic_block:
         return DEFAULT_DB_ALIAS
-    if not replica_usable():
+    if not replica.replica_usable():  # looked up at call time: tests stand in for it
         return DEFAULT_DB_ALIAS
     state.read_replica = True
     return REPLICA_DB_ALIAS

@@ -21,6 +21,7 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 
 from accounts.models import APIKey, SessionToken, Tier
+from usage.models import RateLimitRefusal
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +157,6 @@ def ratelimit_record_refusal(*, key: APIKey) -> None:
     from django.db import IntegrityError, transaction
     from django.db.models import F
     from django.utils import timezone
-
-    from usage.models import RateLimitRefusal
 
     minute = timezone.now().replace(second=0, microsecond=0)
     rows = RateLimitRefusal.objects.filter(api_key=key, minute=minute)

@@ -12,6 +12,7 @@ from collections import defaultdict
 from celery import shared_task
 from django.db import OperationalError
 
+from accounts.models import Organization
 from billing.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
 
 
@@ -36,7 +37,6 @@ def rollup_day_run(org_id: int, day: str) -> int:
     """Recompute one organization's closed day (ISO date); returns the rows written."""
     from datetime import date
 
-    from accounts.models import Organization
     from usage.services.rollup.days import rollup_day
 
     org = Organization.objects.filter(pk=org_id).first()
@@ -61,8 +61,6 @@ def _rollup_one_day(org, day: str) -> int:
 
 
 def _each_isolated(task, *, org_id: int, sweep: str, items: list, run) -> int:
-    from accounts.models import Organization
-
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:  # deleted since: nothing to roll up
         return 0
@@ -127,7 +125,6 @@ def rollup_hour_run(org_id: int, day: str, hour: int) -> int:
     the day's first instant); returns the rows written."""
     from datetime import date
 
-    from accounts.models import Organization
     from usage.services.rollup.hours import rollup_hour
 
     org = Organization.objects.filter(pk=org_id).first()

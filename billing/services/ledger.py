@@ -13,6 +13,7 @@ from accounts.audit import audit_record
 from accounts.models import AuditAction, Organization, User
 from billing.models import CreditAccount, EntryKind, LedgerEntry
 from billing.money import credits_round
+from billing.signals import auto_recharge_due
 
 logger = logging.getLogger(__name__)
 
@@ -111,18 +112,19 @@ def ledger_post(
     threshold = account.auto_recharge_below
     if amount < 0 and threshold is not None and account.balance >= threshold > new_balance:
         # Once per crossing: only the debit that goes from at-or-above to below fires.
-        transaction.on_commit(partial(_auto_recharge_enqueue, org.pk, entry.pk))
+        transaction.on_commit(
+            partial(
+                auto_recharge_due.send,
+                sender=auto_recharge_due,
+                organization_id=org.pk,
+                entry_id=entry.pk,
+            )
+        )
     logger.info(
         "billing.ledger.posted",
         extra={"org": org.pk, "kind": kind, "amount": str(amount), "entry": entry.pk},
     )
     return Posted(entry=entry, created=True)
-
-
-def _auto_recharge_enqueue(org_id: int, entry_id: int) -> None:
-    from billing.tasks import auto_recharge_run
-
-    auto_recharge_run.delay(org_id, entry_id)
 
 
 def organization_grant_starting_credits(

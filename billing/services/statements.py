@@ -27,10 +27,12 @@ from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.calendar import month_after, month_bounds, month_first, org_zone
-from accounts.models import APIKey, Organization
+from accounts.models import APIKey, Membership, Organization, Role
+from billing.documents import statement_pdf
 from billing.models import CreditAccount, EntryKind, LedgerEntry, Statement
 from billing.money import credits_round
 from billing.services.documents import buyer_details, seller_details
+from billing.signals import statement_issued
 from billing.usage_sources import usage_breakdowns
 
 logger = logging.getLogger(__name__)
@@ -243,14 +245,10 @@ def statement_issue(*, org: Organization, month: date, now: datetime | None = No
         "billing.statement.issued",
         extra={"org": org.pk, "month": month.isoformat(), "closing": str(closing)},
     )
-    transaction.on_commit(partial(_notify_enqueue, statement.pk))
+    transaction.on_commit(
+        partial(statement_issued.send, sender=statement_issued, statement_id=statement.pk)
+    )
     return statement
-
-
-def _notify_enqueue(statement_id: int) -> None:
-    from billing.tasks import statement_notify
-
-    statement_notify.delay(statement_id)
 
 
 def statements_issue_due(*, org: Organization, now: datetime | None = None) -> list[Statement]:
@@ -268,8 +266,6 @@ def statement_notify(*, statement_id: int) -> int:
     from django.conf import settings
     from django.core.mail import EmailMessage
     from django.urls import reverse
-
-    from accounts.models import Membership, Role
 
     claimed = Statement.objects.filter(pk=statement_id, notified_at__isnull=True).update(
         notified_at=timezone.now()
@@ -299,8 +295,6 @@ def statement_notify(*, statement_id: int) -> int:
         to=recipients,
     )
     if getattr(settings, "BILLING_STATEMENT_ATTACH_PDF", False):
-        from billing.documents import statement_pdf
-
         message.attach(
             f"statement-{statement.month:%Y-%m}.pdf", statement_pdf(statement), "application/pdf"
         )

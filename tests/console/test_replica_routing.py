@@ -9,8 +9,8 @@ from django.test import RequestFactory
 
 from accounts.models import Organization
 from console import db_router, replica
-from console.db_router import PrimaryReplicaRouter, ReadRouting, routing_var
-from console.replica import STICKY_COOKIE, ReplicaRoutingMiddleware
+from console.db_router import PrimaryReplicaRouter
+from console.replica import STICKY_COOKIE, ReadRouting, ReplicaRoutingMiddleware, routing_var
 
 router = PrimaryReplicaRouter()
 

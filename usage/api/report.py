@@ -16,6 +16,7 @@ from ninja import Query, Router, Schema
 
 from accounts.api_core import API_KEY_OR_SESSION, bad_parameter, paginate
 from accounts.calendar import org_zone
+from billing.models import PriceModel
 from usage.api.params import parse_moment
 from usage.selectors.explorer import (
     DIMENSIONS,
@@ -116,8 +117,6 @@ def _group(report: UsageReport, key: tuple, model_names: dict) -> dict:
 def report_answer(report: UsageReport, *, filters: dict, page: int, page_size: int) -> dict:
     """The report as the API shows it: times in the report's zone, credits and other
     amounts as decimal strings, counts as whole numbers."""
-    from billing.models import PriceModel
-
     zone = ZoneInfo(report.tz)
     model_names = (
         dict(PriceModel.objects.values_list("pk", "name")) if "model" in report.group_by else {}

@@ -29,6 +29,14 @@ from django.utils import timezone
 
 from accounts.calendar import local_day_start, local_hours
 from accounts.models import Organization
+from usage.models import RollupHour, RollupState
+from usage.services.aggregates import (
+    HOUR_DAYS,
+    bucket_ceil,
+    bucket_seconds,
+    buckets_enabled,
+    buckets_horizon,
+)
 
 # An interval of instants; None is unbounded (the beginning, or no end).
 Interval = tuple[datetime | None, datetime | None]
@@ -75,8 +83,6 @@ class RollupCoverage:
     bucket_seconds: int = 60
 
     def _ceil(self, moment: datetime) -> datetime:
-        from usage.services.aggregates import bucket_ceil
-
         return bucket_ceil(moment, self.bucket_seconds)
 
     def _bucketed(self, intervals: list[Interval]) -> tuple[list[Interval], list[Interval]]:
@@ -245,9 +251,6 @@ def rollup_coverage(*, org: Organization, now: datetime | None = None) -> Rollup
     """The organization's clean rollup days and hours, in one query."""
     from django.db.models import IntegerField, Value
 
-    from usage.models import RollupHour, RollupState
-    from usage.services.aggregates import HOUR_DAYS
-
     tz = org.time_zone or "UTC"
     today = (now or timezone.now()).astimezone(ZoneInfo(tz)).date()
     clean = {"organization": org, "time_zone": tz, "dirty": False, "computed_at__isnull": False}
@@ -269,8 +272,6 @@ def rollup_coverage(*, org: Organization, now: datetime | None = None) -> Rollup
             clean_days.append(day)
         else:
             clean_hours.append((day, hour))
-    from usage.services.aggregates import bucket_seconds, buckets_enabled, buckets_horizon
-
     return RollupCoverage(
         tz=tz,
         today=today,

@@ -47,6 +47,7 @@ from accounts.calendar import local_day_start
 from accounts.models import APIKeyKind, Organization, Tier
 from billing.selectors import default_worker_type
 from billing.usage_sources import ModelCredits
+from usage import ratelimit
 from usage.models import (
     Controller,
     Job,
@@ -57,6 +58,7 @@ from usage.models import (
     QueryBucket,
     QueryDaily,
     QueryDimension,
+    RateLimitRefusal,
     WorkerBucket,
     WorkerDaily,
     WorkerSession,
@@ -577,9 +579,6 @@ def key_recent_load(
     """Limits at a glance: each key's requests and tokens per minute (its own limits, else
     its tier's), what the rate limiter counted in the current minute (one cache round trip
     for all keys) and how many requests it refused with 429 in [start, end) (one query)."""
-    from usage import ratelimit
-    from usage.models import RateLimitRefusal
-
     tier_rpm, tier_tpm = {
         **ratelimit.DEFAULT_RATE_LIMITS,
         **getattr(settings, "USAGE_RATE_LIMITS", {}),

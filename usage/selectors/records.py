@@ -12,6 +12,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.calendar import month_start, next_month, org_zone
+from accounts.credentials import secret_hash
 from accounts.models import Organization
 from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
 
@@ -41,8 +42,6 @@ def controllers_of(*, org: Organization) -> QuerySet[Controller]:
 
 def controller_for_token(*, token: str) -> Controller | None:
     """The controller whose token this is, with its organization; else None."""
-    from accounts.services import secret_hash
-
     if not token or len(token) > 200:
         return None
     return (

@@ -6,8 +6,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.credentials import secret_generate, secret_hash
 from accounts.models import Organization
-from accounts.services import secret_generate, secret_hash
 from accounts.text import invisible_character, invisible_character_message
 from usage.limits import MAX_CORES, MAX_MEMORY_GB
 from usage.models import Controller

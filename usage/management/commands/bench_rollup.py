@@ -34,16 +34,19 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import APIKey, Membership, Organization, Role, User
+from accounts.services import apikey_create
 from billing.models import PriceModel
 from usage.models import (
     Controller,
     Job,
     MatchingRun,
     Query,
+    Restatement,
     RollupHour,
     RollupState,
     WorkerSession,
 )
+from usage.services.controllers import controller_register
 from usage.services.rollup.build import KINDS
 from usage.services.rollup.days import rollup_day
 from usage.services.rollup.hours import rollup_hour, rollup_hours_due
@@ -175,9 +178,6 @@ class Command(BaseCommand):
     def _generate(self, slug: str, total: int) -> None:
         """COPY `total` records for the organization: 90% queries, 8% jobs, 1% worker
         sessions, 1% matching runs, over 90 days (1/10 of them on one day)."""
-        from accounts.services import apikey_create
-        from usage.services.controllers import controller_register
-
         org = self._org(slug)
         if Query.objects.filter(organization=org).exists():
             self._say(f"{slug}: records exist, not generating")
@@ -306,8 +306,6 @@ class Command(BaseCommand):
                     kind.model.objects.filter(organization=org).delete()
                 for model in (Query, Job, WorkerSession, MatchingRun, RollupState, RollupHour):
                     model.objects.filter(organization=org)._raw_delete(model.objects.db)
-                from usage.models import Restatement
-
                 Restatement.objects.filter(organization=org).delete()
                 org.ledger_entries.all()._raw_delete(org.ledger_entries.db)
                 Controller.objects.filter(organization=org).delete()
