@@ -52,7 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
-    # django-ninja: the API (usage/api_urls.py); listed so its Swagger UI files are served
+    # django-ninja: the API (console/api.py); listed so its Swagger UI files are served
     # from static/ (no CDN).
     "ninja",
     "console",

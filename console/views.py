@@ -9,7 +9,7 @@ from accounts.request_context import request_id_var
 from accounts.selectors import membership_for, memberships_of
 from billing.selectors import finance_overview
 from usage.selectors.explorer import usage_received_through
-from usage.selectors.panel import usage_summaries
+from usage.selectors.summaries import usage_summaries
 
 
 @login_required

@@ -11,7 +11,7 @@ class UsageConfig(AppConfig):
             reconciliation_check_register,
             statement_usage_breakdown_register,
         )
-        from usage.selectors.panel import credits_by_model
+        from usage.selectors.finance import credits_by_model
         from usage.selectors.statements import usage_breakdown
         from usage.services.rollup.reconcile import rollups_reconcile
 

@@ -291,9 +291,9 @@ class RateLimitRefusal(models.Model):
 # One table per record kind (the "kind" dimension), one row per organization, local day
 # and combination of the kind's other dimensions (model, API key, controller, member,
 # endpoint, task); hour rows (`hour` set) hold one finished hour of a day the same way.
-# Rows are written only by usage/services/rollup.py, a whole org-day or org-hour at a time
+# Rows are written only by usage/services/rollup/, a whole org-day or org-hour at a time
 # (delete and insert in one transaction), and read by the panel selectors for the days
-# RollupState and the hours RollupHour call clean. See usage/services/rollup.py.
+# RollupState and the hours RollupHour call clean. See usage/services/rollup/.
 
 
 class RollupState(models.Model):
@@ -338,7 +338,7 @@ class RollupState(models.Model):
 class RollupHour(models.Model):
     """Where one finished hour of an organization's day stands (like RollupState for a
     day): the hour's rows in the rollup tables are read while it is clean and computed in
-    the organization's zone. Kept for the last HOUR_DAYS days (usage/services/rollup.py):
+    the organization's zone. Kept for the last HOUR_DAYS days (usage/services/rollup/):
     the open day's finished hours, and the hours at the edges of sliding windows."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")

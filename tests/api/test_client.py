@@ -12,7 +12,7 @@ import usage_console_client as console
 from billing.selectors import finance_overview
 from tests.api.conftest import seed
 from tests.factories import make_payment_method
-from usage.selectors import panel as panel_selectors
+from usage.selectors import summaries as summaries_selectors
 from usage_console_client import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,7 +53,7 @@ def test_the_reference_account_calls(world):
     start = to_unix_millis(datetime(2026, 11, 20, tzinfo=UTC))
     end = to_unix_millis(datetime(2026, 11, 20, 12, tzinfo=UTC))
     runtimes = console.get_worker_sessions(start, end)
-    panel = panel_selectors.worker_runtime_by_model(
+    panel = summaries_selectors.worker_runtime_by_model(
         org=world.org,
         start=datetime(2026, 11, 20, tzinfo=UTC),
         end=datetime(2026, 11, 20, 12, tzinfo=UTC),

@@ -9,6 +9,7 @@ import pytest
 from billing.selectors import finance_overview
 from tests.api.conftest import NOW, at, bearer, ms
 from usage.selectors import panel as panel_selectors
+from usage.selectors import summaries as summaries_selectors
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,9 @@ def test_worker_sessions_are_the_main_pages_runtime_per_model(client, seeded, au
     start, end = "2026-11-20T00:00", "2026-11-20T12:00"
     data = get(client, "/api/v1/account/worker-sessions", auth,
                start_date=ms(start), end_date=ms(end))  # fmt: skip
-    panel = panel_selectors.worker_runtime_by_model(org=seeded.org, start=at(start), end=at(end))
+    panel = summaries_selectors.worker_runtime_by_model(
+        org=seeded.org, start=at(start), end=at(end)
+    )
     assert [(m["model"], m["runtime_seconds"], m["sessions"]) for m in data["models"]] == [
         (row.model, row.runtime.total_seconds(), row.sessions) for row in panel
     ]

@@ -21,7 +21,9 @@ from tests.factories import (
     make_worker_session,
 )
 from usage.models import JobDaily, QueryDaily, Restatement, RollupHour, RollupState, WorkerDaily
+from usage.selectors import finance as finance_selectors
 from usage.selectors import panel as sel
+from usage.selectors import summaries as summaries_selectors
 from usage.selectors.coverage import raw_only, rollup_coverage
 from usage.services.ingest import usage_records_ingest
 from usage.services.jobs import job_transition
@@ -63,14 +65,20 @@ def figures(org, start, end, coverage) -> dict:
             org=org, start=start, end=end, now=NOW, coverage=coverage
         ),
         "models": sel.queries_by_model(org=org, start=start, end=end, coverage=coverage),
-        "spend": sel.credits_by_model(org=org, start=start, end=end, coverage=coverage),
+        "spend": finance_selectors.credits_by_model(
+            org=org, start=start, end=end, coverage=coverage
+        ),
         "endpoints": sel.top_endpoints(org=org, start=start, end=end, coverage=coverage),
         "members": sel.usage_by_member(org=org, start=start, end=end, coverage=coverage),
         "trend": sel.token_trend(org=org, start=start, end=end, tz=tz, coverage=coverage),
-        "runtime": sel.worker_runtime_by_model(org=org, start=start, end=end, coverage=coverage),
+        "runtime": summaries_selectors.worker_runtime_by_model(
+            org=org, start=start, end=end, coverage=coverage
+        ),
         "timeline": sel.job_timeline(org=org, now=NOW, tz=tz, coverage=coverage),
         "month": sel.tokens_month_to_date(org=org, now=NOW, tz=tz, coverage=coverage),
-        "summaries": sel.usage_summaries(org=org, now=NOW, tz=tz, coverage=coverage),
+        "summaries": summaries_selectors.usage_summaries(
+            org=org, now=NOW, tz=tz, coverage=coverage
+        ),
     }
 
 

@@ -9,7 +9,9 @@ from tests.factories import make_job, make_org, make_query, make_worker_session
 from tests.usage import panel_seed as seed
 from tests.usage.panel_seed import NOW, WINDOW_STARTS
 from usage.models import Job
+from usage.selectors import chip as chip_selectors
 from usage.selectors import panel as sel
+from usage.selectors import summaries as summaries_selectors
 
 pytestmark = pytest.mark.django_db
 
@@ -276,7 +278,7 @@ def test_worker_runtime_is_clipped_to_each_period(org):
         org=org, model="phi-3-mini", started_at=_utc(2024, 6, 1), ended_at=_utc(2024, 6, 2)
     )  # in no period
 
-    summaries = sel.usage_summaries(org=org, now=NOW, tz=NY)
+    summaries = summaries_selectors.usage_summaries(org=org, now=NOW, tz=NY)
 
     assert [p.key for p in summaries.periods] == ["daily", "monthly", "yearly"]
     assert summaries.periods[1].start == _utc(2026, 10, 1, 4)
@@ -306,7 +308,7 @@ def test_query_summary_per_period_and_model(org):
     q(_utc(2025, 1, 1, 4, 59, 59), model="e5-large-v2")  # 2024 in New York
     q(_utc(2026, 1, 1, 4, 59, 59), model="phi-3-mini", tokens=(1, 1))  # still 2025 in New York
 
-    summaries = sel.usage_summaries(org=org, now=NOW, tz=NY)
+    summaries = summaries_selectors.usage_summaries(org=org, now=NOW, tz=NY)
 
     assert [(c.queries, c.total_tokens) for c in summaries.queries_total.cells] == [
         (1, 30),
@@ -323,7 +325,7 @@ def test_query_summary_per_period_and_model(org):
 
 
 def test_summaries_are_empty_without_usage(org):
-    summaries = sel.usage_summaries(org=org, now=NOW, tz="UTC")
+    summaries = summaries_selectors.usage_summaries(org=org, now=NOW, tz="UTC")
     assert summaries.runtime_empty and summaries.queries_empty
     assert [c.runtime for c in summaries.runtime_total.cells] == [timedelta(0)] * 3
 
@@ -333,7 +335,7 @@ def test_core_hour_balance_uses_the_default_worker_type():
 
     worker = WorkerType.objects.get(is_default=True)
     expected = D("100") * worker.cores / worker.hourly_rate
-    assert sel.core_hour_balance(credits=D("100")) == expected
+    assert chip_selectors.core_hour_balance(credits=D("100")) == expected
 
 
 def test_jobs_are_counted_in_the_window_they_were_submitted_in(org):

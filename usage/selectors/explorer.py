@@ -4,12 +4,12 @@ One report is a few aggregate queries whatever the range, the grouping or the nu
 groups: per record kind that has the metric, one over the clean rollup rows inside the
 range (day rows, or hour rows for hourly buckets) grouped by (day, hour, dimensions), and
 one over the raw records of the rest (the open hour, edge hours, dirty or not yet
-rolled-up spans; usage/coverage.py) grouped by (bucket, dimensions), where the bucket is
+rolled-up spans; usage/selectors/coverage.py) grouped by (bucket, dimensions), where the bucket is
 a CASE over the raw spans cut at bucket edges. What the rollup rows leave inside the
 bucket aggregates' horizon (usage/services/aggregates.py) is read from those instead of
 the records, grouped the same way (their minute buckets fall whole inside report buckets,
 which are whole local minutes; a range edge inside a minute moves to its end, as
-usage/coverage.py says). Rows come back aggregated, never as
+usage/selectors/coverage.py says). Rows come back aggregated, never as
 records; they are summed into buckets here. Buckets are local to the organization's zone
 (usage/windows.py: `report_buckets`), so a day is the customer's day, DST included.
 
@@ -45,7 +45,7 @@ from usage.models import (
     WorkerSession,
 )
 from usage.selectors.coverage import RollupCoverage, rollup_coverage
-from usage.selectors.panel import _clipped, _overlaps
+from usage.selectors.summaries import clipped_runtime, overlapping
 from usage.windows import previous_range, report_buckets
 
 DIMENSIONS = {
@@ -306,8 +306,8 @@ def _raw_runtime_rows(source, org, spans, where, columns):
         overlap = Q()
         aggregates = {}
         for n, (lo, hi, _index) in enumerate(chunk):
-            overlap |= _overlaps(lo, hi)
-            aggregates[f"x_{n}"] = Sum(_clipped(lo, hi), filter=_overlaps(lo, hi))
+            overlap |= overlapping(lo, hi)
+            aggregates[f"x_{n}"] = Sum(clipped_runtime(lo, hi), filter=overlapping(lo, hi))
         rows = (
             source.raw.objects.filter(overlap, where, organization=org)
             .values(*columns)

@@ -19,7 +19,7 @@ the new ones after it. Worker sessions are spread over every bucket they overlap
 **Horizon.** Buckets are kept for the organization's last HOUR_DAYS days (from the first
 instant of its day HOUR_DAYS before today): older records (a very late arrival) are not
 added, and readers read such intervals raw until the rollup recomputes the day (see
-usage/coverage.py). `aggregates_prune` drops older buckets with the hour rows.
+usage/selectors/coverage.py). `aggregates_prune` drops older buckets with the hour rows.
 
 **Verifier.** The rollups recompute a day's (and an hour's) buckets from the raw records
 (`aggregates_rebuild`): compare, rewrite, and record what differed as a Restatement of

@@ -19,7 +19,7 @@ balance still covers it), the rest of the batch goes through.
 Rollups: records landing on a closed day (before today in the organization's zone) or a
 finished hour, and jobs moving forward (their submission day and hour), mark those days
 and hours dirty in the same transaction (one upsert each); the next rollup runs
-recompute them (usage/services/rollup.py). The records are also added to the bucket
+recompute them (usage/services/rollup/). The records are also added to the bucket
 aggregates the pages read (usage/services/aggregates.py): one upsert per kind written,
 and for jobs moving forward one more that takes their old figures off first.
 

@@ -38,7 +38,7 @@ hour is due HOUR_SETTLE after it ends) and for dirty hours. `rollup_day` rebuild
 day's hours with the day when the day is among the last HOUR_DAYS (32): one more
 INSERT … SELECT per kind grouped by hour as well (a CASE on the record's time), worker
 sessions one statement per hour they overlap. Hour rows of older days are pruned by the
-sweep. Readers (usage/coverage.py) take whole clean days from day rows and, wherever
+sweep. Readers (usage/selectors/coverage.py) take whole clean days from day rows and, wherever
 whole clean hours fit in the rest, hour rows: the open day's finished hours and the
 partial first day of a sliding window (24 hours, 7 and 30 days start mid-day). So a
 page reads raw only the current hour, a window's partial first hour, and dirty hours.

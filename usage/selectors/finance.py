@@ -1,0 +1,104 @@
+"""Credits by model: the finance dashboard's spend by model, registered with billing
+(billing/usage_sources.py), read like every usage figure (usage/selectors/engine.py)."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import (
+    CharField,
+    F,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+
+from accounts.models import Organization
+from billing.usage_sources import ModelCredits
+from usage.models import (
+    Job,
+    JobBucket,
+    JobDaily,
+    Query,
+    QueryBucket,
+    QueryDaily,
+    QueryDimension,
+    WorkerBucket,
+    WorkerDaily,
+    WorkerSession,
+)
+from usage.selectors.coverage import RollupCoverage
+from usage.selectors.engine import ZERO, as_dec, coverage_or_default, days_q, raw_q
+
+# --- Credits by model (the finance dashboard's spend by model) ------------------------
+
+
+JOBS_LABEL = "Jobs (core-hours)"
+
+
+def credits_by_model(
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    coverage: RollupCoverage | None = None,
+) -> list[ModelCredits]:
+    """Credits charged for usage in [start, end) by model: queries when they occurred,
+    worker sessions by their start, and jobs (one line) by their submission; largest
+    first, in one query. Whole days and hours come from the rollups, the rest raw."""
+    split = coverage_or_default(org, coverage).split(start, end)
+    org_q = Q(organization=org)
+    days_where = days_q(split)
+    querysets = []
+
+    def part(queryset: QuerySet, where: Q | None, label, *, negate: bool = False) -> None:
+        if where is None:
+            return
+        total = Value(0) - Sum("credits") if negate else Sum("credits")
+        querysets.append(
+            queryset.filter(org_q & where)
+            .annotate(label=label)
+            .values("label")
+            .annotate(f_credits=total)
+            .order_by()
+        )
+
+    sources = (
+        (
+            Query,
+            QueryDaily,
+            QueryBucket,
+            "occurred_at",
+            F("model__name"),
+            Q(dimension=QueryDimension.MODEL),
+        ),
+        (WorkerSession, WorkerDaily, WorkerBucket, "started_at", F("model__name"), Q()),
+        (
+            Job,
+            JobDaily,
+            JobBucket,
+            "submitted_at",
+            Value(JOBS_LABEL, output_field=CharField()),
+            Q(),
+        ),
+    )
+    buckets, minus_buckets = raw_q("bucket", split.buckets), raw_q("bucket", split.minus_buckets)
+    for raw, rolled, bucketed, time_field, label, rolled_q in sources:
+        part(raw.objects.all(), raw_q(time_field, split.raw), label)
+        part(rolled.objects.all(), None if days_where is None else rolled_q & days_where, label)
+        part(raw.objects.all(), raw_q(time_field, split.minus), label, negate=True)
+        part(bucketed.objects.all(), None if buckets is None else rolled_q & buckets, label)
+        part(
+            bucketed.objects.all(),
+            None if minus_buckets is None else rolled_q & minus_buckets,
+            label,
+            negate=True,
+        )
+    if not querysets:
+        return []
+    rows = querysets[0].union(*querysets[1:], all=True).order_by().values_list("label", "f_credits")
+    totals: dict[str, Decimal] = {}
+    for name, credits in rows:
+        totals[name] = totals.get(name, ZERO) + as_dec(credits)
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return [ModelCredits(name=name, credits=credits) for name, credits in ranked if credits]
