@@ -40,7 +40,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Model, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
@@ -472,7 +472,32 @@ def _text_array(values: Iterable[str]) -> str:
     )
 
 
-@transaction.atomic
+@dataclass
+class _Batch:
+    """One batch on its way through the phases: the candidates by kind and id, and the
+    order records came in (index, kind, id)."""
+
+    candidates: dict[str, dict[str, _Candidate]]
+    order: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Stored:
+    """What the organization already holds of the batch's ids (read under its lock)."""
+
+    jobs: dict[str, Job] = field(default_factory=dict)
+    ids: dict[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class _Decision:
+    """What the batch writes: new records by kind, forward job moves, and the total."""
+
+    new: dict[str, list[_Candidate]] = field(default_factory=lambda: defaultdict(list))
+    job_updates: list[tuple[Job, _Candidate]] = field(default_factory=list)
+    total: Decimal = Decimal("0")
+
+
 def usage_records_ingest(
     *,
     org: Organization,
@@ -483,173 +508,250 @@ def usage_records_ingest(
     """Store a batch's good records and charge them in one ledger debit; replays change nothing.
 
     `records` is the wire batch's list; no key means unattributed. `charged_at` dates the
-    debit (imports and the demo's history; default now).
+    debit (imports and the demo's history; default now). Four phases: validate (no
+    database work), look up what is stored (under the organization's lock), decide each
+    record in order, write.
     """
     started = time.monotonic()
     if len(records) > MAX_BATCH_RECORDS:
         raise ValueError(f"at most {MAX_BATCH_RECORDS} records per batch")
     result = IngestResult()
     ctx = _Context(org=org, prices=price_book_load(), controllers=_controllers_named(org, records))
-    default_member = ""
-    if api_key is not None and api_key.kind == APIKeyKind.PERSONAL and api_key.user_id:
-        default_member = api_key.user.email if api_key.user else ""
+    batch = _validate(records, ctx=ctx, default_member=_default_member(api_key), result=result)
+    if batch.order:
+        organization_usage_lock(org)
+        stored = _look_up(org, batch)
+        decision = _decide(org, ctx, batch, stored, result)
+        if result.accepted:
+            _write(org, ctx, decision, result, api_key=api_key, charged_at=charged_at)
+    _log(org, api_key, result, started)
+    return result
 
-    # 1. Validate every record (no database work).
-    candidates: dict[str, dict[str, _Candidate]] = {kind: {} for kind in KINDS}
-    order: list[tuple[int, str, str]] = []  # (index, kind, client_id) of candidates
+
+def _default_member(api_key: APIKey | None) -> str:
+    """A personal key's usage is its person's unless a record names another member."""
+    if api_key is not None and api_key.kind == APIKeyKind.PERSONAL and api_key.user_id:
+        return api_key.user.email if api_key.user else ""
+    return ""
+
+
+# Phase 1: validate every record (no database work) -----------------------------------------
+
+
+def _validate(records: list, *, ctx: _Context, default_member: str, result: IngestResult) -> _Batch:
+    batch = _Batch(candidates={kind: {} for kind in KINDS})
     for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            result.rejected.append(Rejection(index, None, None, "must be a JSON object"))
+        candidate = _candidate(index, record, ctx, default_member, batch, result)
+        if candidate is None:
             continue
-        raw_id = record.get("id")
-        client_id = raw_id if isinstance(raw_id, str) else None
-        try:
-            if raw_id is None:
-                raise _Invalid("id", "is required")
-            if client_id is None:
-                raise _Invalid("id", f"must be a string, not {type(raw_id).__name__}")
-            if not client_id.strip() or len(client_id) > CLIENT_ID_MAX:
-                raise _Invalid("id", f"must be 1 to {CLIENT_ID_MAX} characters")
-            _storable_text("id", client_id)
-            kind = record.get("kind")
-            if kind not in KINDS:
-                raise _Invalid("kind", f"must be one of {', '.join(KINDS)}")
-            if kind == "job" and "/" in client_id:
-                raise _Invalid("id", "a job id must not contain '/' (it goes in a URL path)")
-            if client_id in candidates[kind] and kind != "job":
-                # The same id twice in one batch: the first one counts.
-                result.duplicates.append(client_id)
-                continue
-            candidate = _Candidate(index=index, kind=kind, client_id=client_id, values={})
-            if kind == "query":
-                candidate.values, candidate.credits, candidate.tokens = _parse_query(
-                    ctx, record, default_member
-                )
-                candidate.month = ctx.month_of(candidate.values["occurred_at"])
-            elif kind == "worker_session":
-                candidate.values, candidate.credits = _parse_worker_session(ctx, record)
-            elif kind == "matching":
-                candidate.values = _parse_matching(ctx, record)
-            else:
-                candidate.values = _parse_job(ctx, record)
-        except _Invalid as invalid:
-            result.rejected.append(Rejection(index, client_id, invalid.field, invalid.error))
-            continue
-        if kind == "job" and client_id in candidates["job"]:
-            conflict = _job_batch_merge(candidates["job"][client_id], candidate, result)
+        kind, client_id = candidate.kind, candidate.client_id
+        if kind == "job" and client_id in batch.candidates["job"]:
+            conflict = _job_batch_merge(batch.candidates["job"][client_id], candidate, result)
             if conflict is not None:
                 result.rejected.append(Rejection(index, client_id, "status", conflict))
             continue
-        candidates[kind][client_id] = candidate
-        order.append((index, kind, client_id))
+        batch.candidates[kind][client_id] = candidate
+        batch.order.append((index, kind, client_id))
+    return batch
 
-    if not order:
-        _log(org, api_key, result, started)
-        return result
 
-    # 2. Under the organization's lock: what is already stored.
-    organization_usage_lock(org)
-    existing_jobs: dict[str, Job] = {}
-    stored: dict[str, set[str]] = {}
-    for kind, by_id in candidates.items():
+def _record_id(record: dict) -> tuple[str | None, str]:
+    """The record's id (None when unusable) and its kind, or _Invalid naming the field."""
+    raw_id = record.get("id")
+    client_id = raw_id if isinstance(raw_id, str) else None
+    if raw_id is None:
+        raise _Invalid("id", "is required")
+    if client_id is None:
+        raise _Invalid("id", f"must be a string, not {type(raw_id).__name__}")
+    if not client_id.strip() or len(client_id) > CLIENT_ID_MAX:
+        raise _Invalid("id", f"must be 1 to {CLIENT_ID_MAX} characters")
+    _storable_text("id", client_id)
+    kind = record.get("kind")
+    if kind not in KINDS:
+        raise _Invalid("kind", f"must be one of {', '.join(KINDS)}")
+    if kind == "job" and "/" in client_id:
+        raise _Invalid("id", "a job id must not contain '/' (it goes in a URL path)")
+    return client_id, kind
+
+
+def _candidate(
+    index: int,
+    record: Any,
+    ctx: _Context,
+    default_member: str,
+    batch: _Batch,
+    result: IngestResult,
+) -> _Candidate | None:
+    """One record parsed into a candidate; None (noted in result) when it is rejected or
+    repeats an id already in the batch (the first one counts)."""
+    if not isinstance(record, dict):
+        result.rejected.append(Rejection(index, None, None, "must be a JSON object"))
+        return None
+    raw_id = record.get("id")
+    try:
+        client_id, kind = _record_id(record)
+        if client_id in batch.candidates[kind] and kind != "job":
+            result.duplicates.append(client_id)
+            return None
+        candidate = _Candidate(index=index, kind=kind, client_id=client_id, values={})
+        _parse_into(candidate, record, ctx, default_member)
+    except _Invalid as invalid:
+        client_id = raw_id if isinstance(raw_id, str) else None
+        result.rejected.append(Rejection(index, client_id, invalid.field, invalid.error))
+        return None
+    return candidate
+
+
+def _parse_into(candidate: _Candidate, record: dict, ctx: _Context, default_member: str) -> None:
+    if candidate.kind == "query":
+        candidate.values, candidate.credits, candidate.tokens = _parse_query(
+            ctx, record, default_member
+        )
+        candidate.month = ctx.month_of(candidate.values["occurred_at"])
+    elif candidate.kind == "worker_session":
+        candidate.values, candidate.credits = _parse_worker_session(ctx, record)
+    elif candidate.kind == "matching":
+        candidate.values = _parse_matching(ctx, record)
+    else:
+        candidate.values = _parse_job(ctx, record)
+
+
+# Phase 2: look up what is stored (the caller holds the organization's lock) ---------------
+
+
+def _look_up(org: Organization, batch: _Batch) -> _Stored:
+    stored = _Stored()
+    for kind, by_id in batch.candidates.items():
         if not by_id:
             continue
         if kind == "job":
-            existing_jobs = _stored_jobs(org, by_id)
-            stored[kind] = set(existing_jobs)
+            stored.jobs = _stored_jobs(org, by_id)
+            stored.ids[kind] = set(stored.jobs)
         else:
-            stored[kind] = _stored_ids(_MODELS[kind], org, by_id)
+            stored.ids[kind] = _stored_ids(_MODELS[kind], org, by_id)
+    return stored
 
-    # 3. Decide each candidate in record order: new, a forward job update, or a replay.
-    allocation = org.monthly_token_allocation
-    check_allocation = allocation is not None and not org.overage_allowed
-    month_tokens = _month_tokens(org, ctx, candidates["query"]) if check_allocation else {}
-    check_credits = not org.may_overdraw
-    available = credit_balance(org=org) if check_credits else Decimal("0")
 
-    new: dict[str, list[_Candidate]] = defaultdict(list)
-    job_updates: list[tuple[Job, _Candidate]] = []
-    accepted_indexes: list[tuple[int, str]] = []
-    rejected_more: list[Rejection] = []
-    total = Decimal("0")
-    for index, kind, client_id in order:
-        c = candidates[kind][client_id]
-        job: Job | None = None
-        if kind == "job":
-            job = existing_jobs.get(client_id)
-            if job is not None:
-                verdict = _job_forward(job, c.values)
-                if verdict is None:
-                    result.duplicates.append(client_id)
-                    continue
-                if verdict != "ok":
-                    rejected_more.append(Rejection(index, client_id, "status", verdict))
-                    continue
-            if c.values["status"] in TERMINAL_JOB_STATUSES:
-                c.values["core_hours"], c.credits = _job_charge(
-                    _merged_job_values(job, c.values), ctx.prices
-                )
-                if c.values["core_hours"] > MAX_CORE_HOURS:  # cores × a very long run
-                    rejected_more.append(
-                        Rejection(
-                            index,
-                            client_id,
-                            "core_hours",
-                            f"cores × wall-clock hours is over {MAX_CORE_HOURS:,} core-hours",
-                        )
-                    )
-                    continue
-            else:
-                c.values["core_hours"] = None
-        elif client_id in stored.get(kind, ()):
-            result.duplicates.append(client_id)
-            continue
-        if check_allocation and kind == "query":
-            assert allocation is not None and c.month is not None
-            used = month_tokens.get(c.month, 0)
-            if used + c.tokens > allocation:
+# Phase 3: decide each candidate in record order: new, a forward job move, or a replay ----
+
+
+class _Limits:
+    """The organization's monthly token allocation (free tier) and its balance (no
+    overdraft), as the batch uses them up in record order."""
+
+    def __init__(self, org: Organization, ctx: _Context, queries: dict[str, _Candidate]):
+        self.org = org
+        self.allocation = org.monthly_token_allocation
+        self.check_allocation = self.allocation is not None and not org.overage_allowed
+        self.month_tokens = _month_tokens(org, ctx, queries) if self.check_allocation else {}
+        self.check_credits = not org.may_overdraw
+        self.available = credit_balance(org=org) if self.check_credits else Decimal("0")
+
+    def refusal(self, c: _Candidate, total: Decimal, result: IngestResult) -> Rejection | None:
+        """Why the candidate does not fit (tokens or credits), or None when it does."""
+        if self.check_allocation and c.kind == "query":
+            assert self.allocation is not None and c.month is not None
+            used = self.month_tokens.get(c.month, 0)
+            if used + c.tokens > self.allocation:
                 result.allocation_exhausted = True
                 result.allocation_resets_at = next_month(c.month)
-                rejected_more.append(
-                    Rejection(
-                        index,
-                        client_id,
-                        "tokens",
-                        f"monthly token allocation of {allocation:,} reached "
-                        f"({used:,} used; this query needs {c.tokens:,}); the "
-                        f"{org.get_tier_display()} tier allows no overage: upgrade to continue",
-                    )
+                return Rejection(
+                    c.index,
+                    c.client_id,
+                    "tokens",
+                    f"monthly token allocation of {self.allocation:,} reached "
+                    f"({used:,} used; this query needs {c.tokens:,}); the "
+                    f"{self.org.get_tier_display()} tier allows no overage: upgrade to continue",
                 )
-                continue
-        if check_credits and c.credits > 0 and total + c.credits > available:
-            rejected_more.append(
-                Rejection(
-                    index,
-                    client_id,
-                    "credits",
-                    f"insufficient credits: this record costs {c.credits.normalize():f}, "
-                    f"{max(available - total, Decimal(0)).normalize():f} left; add credits",
-                )
+        if self.check_credits and c.credits > 0 and total + c.credits > self.available:
+            return Rejection(
+                c.index,
+                c.client_id,
+                "credits",
+                f"insufficient credits: this record costs {c.credits.normalize():f}, "
+                f"{max(self.available - total, Decimal(0)).normalize():f} left; add credits",
             )
+        return None
+
+    def use(self, c: _Candidate) -> None:
+        if self.check_allocation and c.kind == "query":
+            assert c.month is not None
+            self.month_tokens[c.month] = self.month_tokens.get(c.month, 0) + c.tokens
+
+
+def _decide(
+    org: Organization, ctx: _Context, batch: _Batch, stored: _Stored, result: IngestResult
+) -> _Decision:
+    limits = _Limits(org, ctx, batch.candidates["query"])
+    decision = _Decision()
+    refused: list[Rejection] = []
+    for _index, kind, client_id in batch.order:
+        c = batch.candidates[kind][client_id]
+        job = stored.jobs.get(client_id) if kind == "job" else None
+        verdict = _replay_or_move(c, job, stored, ctx.prices)
+        if verdict == "duplicate":
+            result.duplicates.append(client_id)
             continue
-        if check_allocation and kind == "query":
-            month_tokens[c.month] = month_tokens.get(c.month, 0) + c.tokens  # type: ignore[index]
-        total += c.credits
+        if isinstance(verdict, Rejection):
+            refused.append(verdict)
+            continue
+        refusal = limits.refusal(c, decision.total, result)
+        if refusal is not None:
+            refused.append(refusal)
+            continue
+        limits.use(c)
+        decision.total += c.credits
         result.tokens += c.tokens
-        accepted_indexes.append((index, client_id))
+        result.accepted.append(client_id)
         if job is not None:
-            job_updates.append((job, c))
+            decision.job_updates.append((job, c))
         else:
-            new[kind].append(c)
-    result.rejected.extend(rejected_more)
+            decision.new[kind].append(c)
+    result.rejected.extend(refused)
     result.rejected.sort(key=lambda r: r.index)
-    result.accepted = [client_id for _, client_id in accepted_indexes]
+    return decision
 
-    if not result.accepted:
-        _log(org, api_key, result, started)
-        return result
 
-    # 4. Write: the batch, the records, the forward job moves, one ledger debit.
+def _replay_or_move(
+    c: _Candidate, job: Job | None, stored: _Stored, prices: PriceBook
+) -> str | Rejection | None:
+    """ "duplicate" for a replay, a Rejection for a job move that may not happen (or a run
+    too long to bill), None for a record to write (new, or a job moving forward; a job
+    reaching its end is charged here)."""
+    if c.kind != "job":
+        return "duplicate" if c.client_id in stored.ids.get(c.kind, ()) else None
+    if job is not None:
+        verdict = _job_forward(job, c.values)
+        if verdict is None:
+            return "duplicate"
+        if verdict != "ok":
+            return Rejection(c.index, c.client_id, "status", verdict)
+    if c.values["status"] not in TERMINAL_JOB_STATUSES:
+        c.values["core_hours"] = None
+        return None
+    c.values["core_hours"], c.credits = _job_charge(_merged_job_values(job, c.values), prices)
+    if c.values["core_hours"] > MAX_CORE_HOURS:  # cores × a very long run
+        return Rejection(
+            c.index,
+            c.client_id,
+            "core_hours",
+            f"cores × wall-clock hours is over {MAX_CORE_HOURS:,} core-hours",
+        )
+    return None
+
+
+# Phase 4: write the batch, the records, the forward job moves, one ledger debit ------------
+
+
+def _write(
+    org: Organization,
+    ctx: _Context,
+    decision: _Decision,
+    result: IngestResult,
+    *,
+    api_key: APIKey | None,
+    charged_at: datetime | None,
+) -> None:
     batch = IngestBatch.objects.create(
         organization=org,
         api_key=api_key,
@@ -657,8 +759,9 @@ def usage_records_ingest(
         accepted=len(result.accepted),
         duplicates=len(result.duplicates),
         rejected=len(result.rejected),
-        credits=total,
+        credits=decision.total,
     )
+    new, job_updates = decision.new, decision.job_updates
     moved = [job.pk for job, _c in job_updates]
     # Bucket aggregates: moved jobs' old figures off, then every written row's on.
     aggregates_jobs_subtract(org=org, job_ids=moved, now=ctx.now)
@@ -668,20 +771,18 @@ def usage_records_ingest(
     touched = tuple(k for k in KINDS if new.get(k) or (k == "job" and moved))
     aggregates_add(org=org, batch_id=batch.pk, kinds=touched, job_ids=moved, now=ctx.now)
     rollup_spans_mark_dirty(org=org, spans=_spans_touched(new, job_updates), now=ctx.now)
-    if total > 0:
+    if decision.total > 0:
         ledger_post(
             org=org,
             kind=EntryKind.USAGE,
-            amount=-total,
+            amount=-decision.total,
             reason=f"Usage: {len(result.accepted)} records",
             idempotency_key=batch.ledger_key,
             reference=batch.ledger_key,
             at=charged_at,
         )
     result.batch_id = batch.pk
-    result.credits = total
-    _log(org, api_key, result, started)
-    return result
+    result.credits = decision.total
 
 
 def _records_insert(
