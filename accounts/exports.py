@@ -1,10 +1,14 @@
-"""CSV exports that stream in constant memory and open safely in a spreadsheet (here, in
-the lowest app, because the audit log exports too; billing.exports re-exports them)."""
+"""Downloads: CSV exports that stream in constant memory and open safely in a spreadsheet,
+and the one way a page answers with a file. Every export uses this module (here, in the
+lowest app, because the audit log exports too)."""
 
 import csv
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
+from itertools import chain
+
+from django.http import HttpResponse, StreamingHttpResponse
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -45,3 +49,31 @@ def csv_lines(header: Iterable[str], rows: Iterable[Iterable[object]]) -> Iterat
     yield writer.writerow([csv_cell(h) for h in header])
     for row in rows:
         yield writer.writerow([csv_cell(v) for v in row])
+
+
+# Excel reads a file as UTF-8 only with a byte-order mark (reasons carry "•", names accents).
+BOM = "\ufeff"
+
+
+def download(
+    body, *, content_type: str, filename: str, streaming: bool = False
+) -> HttpResponse | StreamingHttpResponse:
+    """A document download (PDF, or a streamed CSV): named, and never kept by caches."""
+    response_class = StreamingHttpResponse if streaming else HttpResponse
+    response = response_class(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def csv_download(
+    header: Iterable[str], rows: Iterable[Iterable[object]], *, filename: str, bom: bool = True
+) -> HttpResponse | StreamingHttpResponse:
+    """A CSV export streamed as a download, with a BOM for Excel unless bom=False."""
+    lines = csv_lines(header, rows)
+    return download(
+        chain([BOM], lines) if bom else lines,
+        content_type="text/csv; charset=utf-8",
+        filename=filename,
+        streaming=True,
+    )

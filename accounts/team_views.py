@@ -1,19 +1,17 @@
 """Settings → Members (invite, change roles, remove) and Settings → Audit log; the public
 page that accepts an invitation link."""
 
-from itertools import chain
-
 from django.contrib import messages
 from django.contrib.auth import login
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.audit import AUDIT_EXPORT_FIELDS, audit_events, audit_export_rows, audit_people
-from accounts.exports import csv_lines
+from accounts.exports import csv_download
 from accounts.forms import AcceptSignupForm, AuditFilterForm, InviteForm, RoleForm
 from accounts.http import OrgRequest, org_view
 from accounts.models import Role
@@ -249,13 +247,10 @@ def audit_log(request: OrgRequest) -> HttpResponse:
 
 @org_view(manage=True)
 @require_GET
-def audit_log_csv(request: OrgRequest) -> StreamingHttpResponse:
+def audit_log_csv(request: OrgRequest) -> HttpResponse:
     """The filtered log as CSV, streamed, text cells escaped against formulas."""
     _form, person, kind = _audit_filters(request)
     org = request.organization
     rows = audit_export_rows(org=org, actor_email=person, action=kind)
-    lines = chain(["\ufeff"], csv_lines(AUDIT_CSV_HEADER, rows))
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     filename = f"{org.slug}-audit-log-{timezone.localdate():%Y-%m-%d}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_download(AUDIT_CSV_HEADER, rows, filename=filename)

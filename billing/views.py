@@ -2,7 +2,6 @@
 
 import logging
 import uuid
-from itertools import chain
 
 from django.conf import settings
 from django.contrib import messages
@@ -14,7 +13,6 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     JsonResponse,
-    StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.exports import csv_download, download
 from accounts.http import OrgRequest, org_view
 from accounts.models import BILLING_DETAILS_ROLES, FINANCE_ROLES, Role
 from billing import charts
@@ -34,7 +33,6 @@ from billing.documents import (
     statement_csv_rows,
     statement_pdf,
 )
-from billing.exports import csv_lines
 from billing.forms import (
     AmountForm,
     AutoRechargeForm,
@@ -121,15 +119,11 @@ def finance_dashboard(request: OrgRequest) -> HttpResponse:
 
 @org_view()
 @require_GET
-def transactions_csv(request: OrgRequest) -> StreamingHttpResponse:
+def transactions_csv(request: OrgRequest) -> HttpResponse:
     """Every ledger entry as CSV, streamed; text cells escaped against formulas."""
     org = request.organization
-    # The BOM makes Excel read the file as UTF-8 (reasons carry "•", names accents).
-    lines = chain(["\ufeff"], csv_lines(CSV_HEADER, ledger_export_rows(org=org)))
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     filename = f"{org.slug}-transactions-{timezone.localdate():%Y-%m-%d}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_download(CSV_HEADER, ledger_export_rows(org=org), filename=filename)
 
 
 def _details_form_class():
@@ -345,22 +339,11 @@ def statement(request: OrgRequest, statement_id: int) -> HttpResponse:
     return render(request, "billing/documents/statement.html", {"nav": "finance", **context})
 
 
-def _attachment(
-    body, *, content_type: str, filename: str, streaming: bool = False
-) -> HttpResponse | StreamingHttpResponse:
-    """A document download (PDF, or a streamed CSV): named, and never kept by caches."""
-    response_class = StreamingHttpResponse if streaming else HttpResponse
-    response = response_class(body, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "private, no-store"
-    return response
-
-
 @org_view(roles=FINANCE_ROLES)
 @require_GET
 def statement_pdf_view(request: OrgRequest, statement_id: int) -> HttpResponse:
     statement = _statement(request, statement_id)
-    return _attachment(
+    return download(
         statement_pdf(statement),
         content_type="application/pdf",
         filename=f"{request.organization.slug}-statement-{statement.month:%Y-%m}.pdf",
@@ -369,14 +352,12 @@ def statement_pdf_view(request: OrgRequest, statement_id: int) -> HttpResponse:
 
 @org_view(roles=FINANCE_ROLES)
 @require_GET
-def statement_csv(request: OrgRequest, statement_id: int) -> StreamingHttpResponse:
+def statement_csv(request: OrgRequest, statement_id: int) -> HttpResponse:
     statement = _statement(request, statement_id)
-    lines = chain(["\ufeff"], csv_lines(STATEMENT_CSV_HEADER, statement_csv_rows(statement)))
-    return _attachment(
-        lines,
-        content_type="text/csv; charset=utf-8",
+    return csv_download(
+        STATEMENT_CSV_HEADER,
+        statement_csv_rows(statement),
         filename=f"{request.organization.slug}-statement-{statement.month:%Y-%m}.csv",
-        streaming=True,
     )
 
 
@@ -399,7 +380,7 @@ def receipt(request: OrgRequest, receipt_id: int) -> HttpResponse:
 @require_GET
 def receipt_pdf_view(request: OrgRequest, receipt_id: int) -> HttpResponse:
     receipt = _receipt(request, receipt_id)
-    return _attachment(
+    return download(
         receipt_pdf(receipt),
         content_type="application/pdf",
         filename=f"{request.organization.slug}-receipt-{receipt.display_number}.pdf",

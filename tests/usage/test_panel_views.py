@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.exports import csv_cell
 from billing.models import PriceModel
 from tests.factories import (
     make_api_key,
@@ -22,7 +23,6 @@ from tests.factories import (
 )
 from tests.usage import panel_seed as seed
 from tests.usage.panel_seed import NOW
-from usage.views.panel import csv_cell
 
 pytestmark = pytest.mark.django_db
 

@@ -10,14 +10,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.http import HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
+from accounts.exports import csv_download
 from accounts.http import OrgRequest, org_view
-from billing.exports import csv_lines
 from usage import charts
 from usage.forms import ExploreForm
 from usage.selectors.explorer import (
@@ -177,9 +177,5 @@ def explore_csv(request: OrgRequest) -> HttpResponse:
         return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
     rows = _csv_rows(report)
     header = next(rows)
-    response = StreamingHttpResponse(
-        csv_lines(header, rows), content_type="text/csv; charset=utf-8"
-    )
     stamp = report.start.astimezone(ZoneInfo(report.tz)).strftime("%Y%m%d")
-    response["Content-Disposition"] = f'attachment; filename="usage-{report.metric}-{stamp}.csv"'
-    return response
+    return csv_download(header, rows, filename=f"usage-{report.metric}-{stamp}.csv", bom=False)

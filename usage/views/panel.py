@@ -5,18 +5,17 @@ page for that window; with htmx they fetch only the partial named by HX-Target (
 partial's name is the id of the element it replaces) and push the window's URL.
 """
 
-import csv
-from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
+from accounts.exports import csv_download
 from accounts.http import OrgRequest, org_view
 from accounts.models import Organization
 from usage import charts
@@ -37,7 +36,6 @@ CSV_HEADER = (
     "core_hours_managed",
     "core_hours_byoc",
 )
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CORE_HOURS_PLACES = Decimal("0.000001")
 
 
@@ -113,51 +111,27 @@ def usage_panel(request: OrgRequest) -> HttpResponse:
     return response
 
 
-def csv_cell(value: object) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(FORMULA_PREFIXES) else text
-
-
-class _Echo:
-    """A file-like object whose write returns what it was given (for csv.writer)."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(rows: Iterable[Iterable[object]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    for row in rows:
-        yield writer.writerow([csv_cell(cell) for cell in row])
-
-
 def _core_hours(value: Decimal) -> str:
     return format(value.quantize(CORE_HOURS_PLACES), "f")
 
 
 @org_view()
-def timeline_csv(request: OrgRequest) -> StreamingHttpResponse:
+def timeline_csv(request: OrgRequest) -> HttpResponse:
     """The 14-day timeline's raw daily figures as CSV (days in the organization's zone)."""
     org = request.organization
     now = timezone.now()
     days = selectors.job_timeline(org=org, now=now, tz=org.time_zone)
-    rows = [
-        CSV_HEADER,
-        *(
-            (
-                d.day.isoformat(),
-                d.submitted,
-                d.completed,
-                d.failed,
-                d.cancelled,
-                _core_hours(d.core_hours_managed),
-                _core_hours(d.core_hours_byoc),
-            )
-            for d in days
-        ),
-    ]
-    response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+    rows = (
+        (
+            d.day.isoformat(),
+            d.submitted,
+            d.completed,
+            d.failed,
+            d.cancelled,
+            _core_hours(d.core_hours_managed),
+            _core_hours(d.core_hours_byoc),
+        )
+        for d in days
+    )
     filename = f"usage-timeline-{org.slug}-{days[-1].day.isoformat()}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_download(CSV_HEADER, rows, filename=filename, bom=False)
