@@ -7,7 +7,7 @@ import hmac
 import json
 import uuid
 from datetime import date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
@@ -27,7 +27,12 @@ from accounts.selectors import idempotency_record_get
 from accounts.services import idempotency_record_save
 from billing.cards import CardDetails, CardError
 from billing.models import PaymentMethod, PaymentStatus
-from billing.money import DECIMAL, DecimalStr, credits_per_dollar, decimal_str
+from billing.money import (
+    DECIMAL,
+    DecimalStr,
+    decimal_str,
+    minor_units_for_credits,
+)
 from billing.selectors import credit_balance, finance_overview, payment_methods
 from billing.services import PaymentError, payment_confirm, payment_prepare
 
@@ -166,10 +171,10 @@ def _replay(status: int, body: dict) -> JsonResponse:
 
 
 def _amount_minor(credits: Decimal) -> int:
-    cents = credits / credits_per_dollar() * 100
-    if cents != cents.to_integral_value(ROUND_HALF_EVEN):
-        raise bad_parameter("credits", "must buy a whole number of cents")
-    return int(cents)
+    try:
+        return minor_units_for_credits(credits)
+    except ValueError as exc:
+        raise bad_parameter("credits", str(exc)) from None
 
 
 def _payment_method(org, payment_method_id: int | None) -> PaymentMethod | None:

@@ -1,6 +1,6 @@
 """Forms of the Add Credit flow, auto-recharge, and the admin's adjustment."""
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
@@ -18,14 +18,14 @@ from billing.cards import (
     expiry_valid,
     luhn_valid,
 )
+from billing.money import dollars_display, minor_units_for_dollars
 
 CUSTOM = "custom"
 
 
 def _bounds_text() -> str:
-    low = settings.BILLING_MIN_PAYMENT_MINOR / 100
-    high = settings.BILLING_MAX_PAYMENT_MINOR / 100
-    return f"${low:,.2f} to ${high:,.0f}"
+    low, high = settings.BILLING_MIN_PAYMENT_MINOR, settings.BILLING_MAX_PAYMENT_MINOR
+    return f"{dollars_display(low)} to {dollars_display(high, places=0)}"
 
 
 def amount_minor_check(amount_minor: int) -> int:
@@ -66,7 +66,7 @@ class AmountForm(forms.Form):
         # A typed amount wins over the ticked preset: without JavaScript the default
         # preset stays ticked while the customer types, and what they typed is what they mean.
         dollars = custom if custom is not None else Decimal(choice)
-        minor = int((dollars * 100).to_integral_value(ROUND_HALF_UP))
+        minor = minor_units_for_dollars(dollars)
         data["amount_minor"] = amount_minor_check(minor)
         return data
 
@@ -174,7 +174,7 @@ class AutoRechargeForm(forms.Form):
 
     def clean_amount(self) -> Decimal:
         amount = self.cleaned_data["amount"]
-        minor = int((amount * 100).to_integral_value(ROUND_HALF_UP))
+        minor = minor_units_for_dollars(amount)
         amount_minor_check(minor)
         self.cleaned_data["amount_minor"] = minor
         return amount

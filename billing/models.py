@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
+from billing.money import dollars_for_minor_units
 
 # Credits carry ten decimal places: enough for per-token prices (0.01 per million
 # tokens is 1e-8 a token). billing.money.credits_round is the one place that rounds.
@@ -262,12 +263,12 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount_minor / 100:.2f} {self.currency} ({self.status})"
+        return f"{dollars_for_minor_units(self.amount_minor):.2f} {self.currency} ({self.status})"
 
     @property
     def amount(self) -> Decimal:
         """The amount in major units (dollars), for display."""
-        return Decimal(self.amount_minor) / 100
+        return dollars_for_minor_units(self.amount_minor)
 
 
 class ReconciliationKind(models.TextChoices):
@@ -402,7 +403,7 @@ class Receipt(models.Model):
 
     @property
     def amount(self) -> Decimal:
-        return Decimal(self.amount_minor) / 100
+        return dollars_for_minor_units(self.amount_minor)
 
 
 class Statement(models.Model):

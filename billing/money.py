@@ -22,7 +22,39 @@ def credits_per_dollar() -> Decimal:
 
 def credits_for_minor_units(amount_minor: int) -> Decimal:
     """Credits bought by a payment of amount_minor cents."""
-    return credits_round(Decimal(amount_minor) / 100 * credits_per_dollar())
+    return credits_round(dollars_for_minor_units(amount_minor) * credits_per_dollar())
+
+
+# Payments: integer minor units (cents) of US dollars --------------------------------------
+
+CENTS_PER_DOLLAR = 100
+
+
+def dollars_for_minor_units(amount_minor: int) -> Decimal:
+    """The exact dollar amount of amount_minor cents."""
+    return Decimal(amount_minor) / CENTS_PER_DOLLAR
+
+
+def minor_units_for_dollars(dollars: Decimal) -> int:
+    """Cents for a dollar amount a person typed, to the nearest cent (half up, as people
+    round)."""
+    return int((Decimal(dollars) * CENTS_PER_DOLLAR).to_integral_value(ROUND_HALF_UP))
+
+
+def minor_units_for_credits(credits: Decimal) -> int:
+    """The cents that buy exactly `credits`; ValueError when that is not a whole number
+    of cents (a purchase is never rounded)."""
+    cents = Decimal(credits) / credits_per_dollar() * CENTS_PER_DOLLAR
+    if cents != cents.to_integral_value(ROUND_HALF_EVEN):
+        raise ValueError("must buy a whole number of cents")
+    return int(cents)
+
+
+def dollars_display(amount_minor: int, *, places: int = 2) -> str:
+    """A payment amount for people: "$1,234.56", a refund "-$25.00" (places=0: "$1,235")."""
+    amount = dollars_for_minor_units(amount_minor)
+    shown = abs(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{'-' if amount < 0 else ''}${shown:,}"
 
 
 def credits_display(value: Decimal, *, signed: bool = False) -> str:

@@ -23,7 +23,7 @@ from billing.models import (
     Statement,
     WorkerType,
 )
-from billing.money import credits_round
+from billing.money import credits_round, dollars_for_minor_units
 from billing.usage_sources import credits_by_model
 
 
@@ -108,7 +108,7 @@ class AutoRechargeRule:
 
     @property
     def amount(self) -> Decimal:
-        return Decimal(self.amount_minor) / 100
+        return dollars_for_minor_units(self.amount_minor)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from billing.forms import (
     SavedCardForm,
 )
 from billing.models import PaymentStatus
+from billing.money import dollars_display
 from billing.providers import TEST_CARDS, WebhookSignatureError, provider_get, stripe_event_verify
 from billing.selectors import (
     LEDGER_EXPORT_FIELDS,
@@ -192,7 +193,7 @@ def add_credit_details(request: OrgRequest) -> HttpResponse:
 
 def _dollars(amount_minor) -> str:
     try:
-        return f"${int(amount_minor) / 100:,.2f}"
+        return dollars_display(int(amount_minor))
     except (TypeError, ValueError):
         return ""
 

@@ -23,7 +23,7 @@ from billing.models import (
     PaymentStatus,
     ReceiptKind,
 )
-from billing.money import credits_for_minor_units
+from billing.money import credits_for_minor_units, dollars_display
 from billing.providers import (
     ChargeResult,
     ChargeStatus,
@@ -47,7 +47,9 @@ def payment_amount_check(amount_minor: int) -> None:
     """Raise PaymentError unless the amount is within the configured bounds."""
     low, high = settings.BILLING_MIN_PAYMENT_MINOR, settings.BILLING_MAX_PAYMENT_MINOR
     if not isinstance(amount_minor, int) or not low <= amount_minor <= high:
-        raise PaymentError(f"Choose an amount from ${low / 100:,.2f} to ${high / 100:,.2f}.")
+        raise PaymentError(
+            f"Choose an amount from {dollars_display(low)} to {dollars_display(high)}."
+        )
 
 
 @transaction.atomic
