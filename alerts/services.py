@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit import audit_record
+from accounts.errors import FieldError
 from accounts.models import AuditAction, Organization, User
 from accounts.text import REFUSED_CATEGORIES
 from alerts.models import (
@@ -64,12 +65,8 @@ THRESHOLD_BOUNDS: dict[str, tuple[Decimal, Decimal, bool]] = {
 }
 
 
-class AlertRuleInvalid(ValueError):
+class AlertRuleInvalid(FieldError):
     """The rule cannot be saved as given; nothing was written."""
-
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def alert_threshold_check(*, kind: str, threshold: Decimal) -> Decimal:

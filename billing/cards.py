@@ -4,14 +4,11 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from accounts.errors import FieldError
 
-class CardError(Exception):
+
+class CardError(FieldError):
     """A card the processor refuses before trying to charge it; the message is for the user."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 @dataclass(frozen=True)
@@ -67,12 +64,12 @@ def expiry_parse(raw: str) -> tuple[int, int]:
     """MM/YY or MM/YYYY to (month, four-digit year); CardError if it is neither."""
     match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", raw or "")
     if not match:
-        raise CardError("Enter the expiry date as MM/YY.", field="expiry")
+        raise CardError("expiry", "Enter the expiry date as MM/YY.")
     month, year = int(match.group(1)), int(match.group(2))
     if year < 100:
         year += 2000
     if not 1 <= month <= 12:
-        raise CardError("The expiry month must be 01 to 12.", field="expiry")
+        raise CardError("expiry", "The expiry month must be 01 to 12.")
     return month, year
 
 
@@ -90,9 +87,9 @@ def cvc_valid(*, cvc: str, number: str) -> bool:
 def card_check(card: CardDetails, *, today: date) -> None:
     """Raise CardError (with the field at fault) unless number, expiry and CVC are valid."""
     if not luhn_valid(card.number):
-        raise CardError("This card number is not valid: check it for typos.", field="number")
+        raise CardError("number", "This card number is not valid: check it for typos.")
     if not expiry_valid(month=card.exp_month, year=card.exp_year, today=today):
-        raise CardError("This card has expired.", field="expiry")
+        raise CardError("expiry", "This card has expired.")
     if not cvc_valid(cvc=card.cvc, number=card.number):
         digits = 4 if card.brand == "Amex" else 3
-        raise CardError(f"The security code (CVC) is {digits} digits.", field="cvc")
+        raise CardError("cvc", f"The security code (CVC) is {digits} digits.")

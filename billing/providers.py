@@ -137,8 +137,7 @@ class SandboxProvider:
         test_card = _TEST_CARDS_BY_NUMBER.get(card.number)
         if test_card is None:
             raise CardError(
-                "This is the sandbox: use one of the test card numbers listed below.",
-                field="number",
+                "number", "This is the sandbox: use one of the test card numbers listed below."
             )
         # The token names the test outcome, like Stripe's tok_chargeDeclined tokens.
         token = f"pm_sandbox_{test_card.code}_{secrets.token_hex(6)}"
@@ -258,7 +257,7 @@ class StripeProvider:
         self.secret_key = secret_key
 
     def tokenize(self, card: CardDetails) -> SavedCard:
-        raise CardError("Stripe takes card details on its own secure page.")
+        raise CardError(None, "Stripe takes card details on its own secure page.")
 
     def charge(
         self,

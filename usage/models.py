@@ -105,14 +105,27 @@ class JobStatus(models.TextChoices):
 
 # A tuple, not a set: the constraint below must render the same in every migration run.
 TERMINAL_JOB_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
-# Position along the lifecycle; a job only ever moves to a higher one.
-JOB_STATUS_STEP = {
-    JobStatus.SUBMITTED: 0,
-    JobStatus.RUNNING: 1,
-    JobStatus.COMPLETED: 2,
-    JobStatus.FAILED: 2,
-    JobStatus.CANCELLED: 2,
+# The job lifecycle, the one table of it: the statuses each status may move to next. The
+# jobs API moves a job one step at a time (running records its start); a usage record may
+# report any status the job can reach from where it is (it carries its own times), so a
+# submitted job can arrive completed. The ends go nowhere.
+JOB_NEXT_STATUSES: dict[str, tuple[str, ...]] = {
+    JobStatus.SUBMITTED: (JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED),
+    JobStatus.RUNNING: (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED),
 }
+
+
+def job_status_reachable(current: str, wanted: str) -> bool:
+    """Whether a job at `current` can get to `wanted` (in one step or more)."""
+    frontier, seen = list(JOB_NEXT_STATUSES.get(current, ())), set()
+    while frontier:
+        status = frontier.pop()
+        if status == wanted:
+            return True
+        if status not in seen:
+            seen.add(status)
+            frontier.extend(JOB_NEXT_STATUSES.get(status, ()))
+    return False
 
 
 class UsageRecord(models.Model):

@@ -82,7 +82,7 @@ def payment_prepare(
         provider_name = provider.name
         if provider.collects_card_details:
             if card is None:
-                raise CardError("Enter the card's details.")
+                raise CardError(None, "Enter the card's details.")
             saved = provider.tokenize(card)
             token, brand, last4 = saved.token, saved.brand, saved.last4
 

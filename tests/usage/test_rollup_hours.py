@@ -12,7 +12,7 @@ from django.db import connection
 
 from accounts.calendar import local_hours
 from tests.factories import grant_credits, make_org, make_query, make_worker_session
-from usage.models import QueryDaily, RollupHour, RollupState
+from usage.models import QueryDaily, RollupHour, RollupState, WorkerDaily
 from usage.selectors import panel as sel
 from usage.selectors.coverage import rollup_coverage
 from usage.services.aggregates import HOUR_DAYS
@@ -95,7 +95,7 @@ def test_the_current_hour_cannot_be_rolled_up_and_twice_gives_the_same_rows():
     assert rows == sorted(
         QueryDaily.objects.filter(organization=org).values_list("dimension", "queries")
     )
-    worker = sel.WorkerDaily.objects.get(organization=org, hour=9)
+    worker = WorkerDaily.objects.get(organization=org, hour=9)
     assert (worker.runtime, worker.sessions_carried_in, worker.sessions_started) == (
         timedelta(hours=1),
         1,

@@ -26,13 +26,19 @@ from accounts.api_core import (
     Refuse,
     error,
 )
+from accounts.errors import FieldError
 from billing.services import InsufficientCredits, LedgerError
 from usage.api.schemas import HeartbeatOut, IngestOut, IngestRefusedOut, JobConflictOut, JobOut
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import Job
 from usage.selectors.records import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
-from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
+from usage.services.ingest import (
+    MAX_BATCH_RECORDS,
+    max_future_skew,
+    record_time,
+    usage_records_ingest,
+)
 from usage.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition
 from usage.signals import usage_recorded
 
@@ -378,18 +384,7 @@ def jobs_detail(request: APIRequest, client_id: str) -> HttpResponse:
 def _parse_time(value: Any) -> datetime | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise JobInvalid("at", "must be an ISO 8601 time string")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise JobInvalid("at", "must be an ISO 8601 time, e.g. 2026-11-20T10:00:00Z") from None
-    if parsed.tzinfo is None:
-        raise JobInvalid("at", "must carry a time zone")
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise JobInvalid("at", "is out of range") from None
+    return record_time(value, field="at", latest=timezone.now() + max_future_skew())
 
 
 def _parse_core_hours(value: Any) -> Decimal | None:
@@ -442,7 +437,7 @@ def jobs_transition(request: APIRequest, client_id: str) -> HttpResponse:
         )
     except Job.DoesNotExist:
         return error(404, "not_found", f"no job {client_id!r}")
-    except JobInvalid as exc:
+    except FieldError as exc:  # JobInvalid, or the step's time
         return error(400, "invalid_transition", f"{exc.field}: {exc.error}", field=exc.field)
     except JobTransitionIllegal as exc:
         return error(409, "illegal_transition", str(exc), job=job_json(exc.job))

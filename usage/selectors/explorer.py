@@ -28,6 +28,7 @@ from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 
 from accounts.calendar import local_day_start, local_hours
+from accounts.errors import FieldError
 from accounts.models import APIKey, Organization
 from billing.models import PriceModel
 from usage.models import (
@@ -533,12 +534,8 @@ def usage_report(
 # --- Parameters, as the page and the API receive them -----------------------------------
 
 
-class ReportParamError(ValueError):
+class ReportParamError(FieldError):
     """A bad report parameter: `field` names it as the caller sent it."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field, self.message = field, message
 
 
 MAX_FILTER_VALUES = 50

@@ -46,6 +46,7 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from accounts.calendar import month_start, next_month
+from accounts.errors import FieldError
 from accounts.models import APIKey, APIKeyKind, Organization
 from accounts.text import invisible_character, invisible_character_message
 from billing.models import EntryKind, PriceModel
@@ -54,7 +55,6 @@ from billing.services import ledger_post
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import (
     CLIENT_ID_MAX,
-    JOB_STATUS_STEP,
     TERMINAL_JOB_STATUSES,
     Controller,
     IngestBatch,
@@ -64,6 +64,7 @@ from usage.models import (
     MatchingTask,
     Query,
     WorkerSession,
+    job_status_reachable,
 )
 from usage.pricing import (
     PriceBook,
@@ -138,13 +139,6 @@ class IngestResult:
 # Validation ----------------------------------------------------------------------------
 
 
-class _Invalid(Exception):
-    def __init__(self, field: str | None, error: str):
-        super().__init__(error)
-        self.field = field
-        self.error = error
-
-
 @dataclass(slots=True)
 class _Candidate:
     index: int
@@ -163,7 +157,7 @@ def _get(record: dict, name: str, *, required: bool = True) -> Any:
     value = record.get(name, _MISSING)
     if value is _MISSING or value is None:
         if required:
-            raise _Invalid(name, "is required")
+            raise FieldError(name, "is required")
         return None
     return value
 
@@ -175,19 +169,19 @@ def _integer(
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(name, f"must be an integer, not {type(value).__name__}")
+        raise FieldError(name, f"must be an integer, not {type(value).__name__}")
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _Invalid(name, "must be a finite number")
+            raise FieldError(name, "must be a finite number")
         if not value.is_integer():
-            raise _Invalid(name, "must be a whole number")
+            raise FieldError(name, "must be a whole number")
         value = int(value)
     if value < minimum:
-        raise _Invalid(
+        raise FieldError(
             name, "must not be negative" if minimum == 0 else f"must be at least {minimum}"
         )
     if value > maximum:
-        raise _Invalid(name, f"is too large (at most {maximum:,})")
+        raise FieldError(name, f"is too large (at most {maximum:,})")
     return value
 
 
@@ -196,13 +190,13 @@ def _quantity(record: dict, name: str) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(name, f"must be a number, not {type(value).__name__}")
+        raise FieldError(name, f"must be a number, not {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise _Invalid(name, "must be a finite number")
+        raise FieldError(name, "must be a finite number")
     if value < 0:
-        raise _Invalid(name, "must not be negative")
+        raise FieldError(name, "must not be negative")
     if value > MAX_CORE_HOURS:
-        raise _Invalid(name, f"is too large (at most {MAX_CORE_HOURS:,})")
+        raise FieldError(name, f"is too large (at most {MAX_CORE_HOURS:,})")
     return Decimal(str(value))
 
 
@@ -218,13 +212,13 @@ def _storable_text(name: str, value: str) -> None:
     """Refuse text no database column can hold: NUL (PostgreSQL refuses it) and lone
     surrogates from JSON escapes like "\\ud800" (not encodable as UTF-8)."""
     if "\x00" in value:
-        raise _Invalid(name, "must not contain NUL characters")
+        raise FieldError(name, "must not contain NUL characters")
     if not _encodable(value):
-        raise _Invalid(name, "must be valid Unicode text (no lone surrogates)")
+        raise FieldError(name, "must be valid Unicode text (no lone surrogates)")
     # Names reach pages, CSV and email headers: no CR/LF, bidi overrides, zero-widths.
     refused = invisible_character(value)
     if refused is not None:
-        raise _Invalid(name, invisible_character_message(refused))
+        raise FieldError(name, invisible_character_message(refused))
 
 
 def _string(record: dict, name: str, *, max_length: int, required: bool = True) -> str | None:
@@ -232,13 +226,38 @@ def _string(record: dict, name: str, *, max_length: int, required: bool = True) 
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Invalid(name, f"must be a string, not {type(value).__name__}")
+        raise FieldError(name, f"must be a string, not {type(value).__name__}")
     _storable_text(name, value)
     if required and not value.strip():
-        raise _Invalid(name, "must not be empty")
+        raise FieldError(name, "must not be empty")
     if len(value) > max_length:
-        raise _Invalid(name, f"must be at most {max_length} characters")
+        raise FieldError(name, f"must be at most {max_length} characters")
     return value
+
+
+def record_time(value: Any, *, field: str, latest: datetime) -> datetime:
+    """An ISO 8601 time with a zone, as UTC, between 1970 and `latest` (now plus the
+    allowed clock skew); FieldError naming `field` otherwise. Records and job steps (the
+    API's transitions) are read by this one rule."""
+    if not isinstance(value, str):
+        raise FieldError(field, f"must be an ISO 8601 time string, not {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise FieldError(field, "must be an ISO 8601 time, e.g. 2026-11-20T10:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise FieldError(field, "must carry a time zone (e.g. a trailing Z for UTC)")
+    # Stored in UTC: ISO 8601 allows offsets up to ±23:59 that PostgreSQL refuses
+    # (past ±15:59), and an instant whose UTC form falls outside years 1-9999 has none.
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise FieldError(field, "is out of range (it has no UTC time)") from None
+    if parsed > latest:
+        raise FieldError(field, "is in the future")
+    if parsed < _EARLIEST:
+        raise FieldError(field, "is before 1970-01-01T00:00:00Z")
+    return parsed
 
 
 class _Context:
@@ -256,33 +275,15 @@ class _Context:
         value = _get(record, name, required=required)
         if value is None:
             return None
-        if not isinstance(value, str):
-            raise _Invalid(name, f"must be an ISO 8601 time string, not {type(value).__name__}")
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise _Invalid(name, "must be an ISO 8601 time, e.g. 2026-11-20T10:00:00Z") from None
-        if parsed.tzinfo is None:
-            raise _Invalid(name, "must carry a time zone (e.g. a trailing Z for UTC)")
-        # Stored in UTC: ISO 8601 allows offsets up to ±23:59 that PostgreSQL refuses
-        # (past ±15:59), and an instant whose UTC form falls outside years 1-9999 has none.
-        try:
-            parsed = parsed.astimezone(UTC)
-        except OverflowError:
-            raise _Invalid(name, "is out of range (it has no UTC time)") from None
-        if parsed > self.latest:
-            raise _Invalid(name, "is in the future")
-        if parsed < _EARLIEST:
-            raise _Invalid(name, "is before 1970-01-01T00:00:00Z")
-        return parsed
+        return record_time(value, field=name, latest=self.latest)
 
     def model(self, record: dict) -> PriceModel:
         name = _string(record, "model", max_length=100)
         model = self.prices.models.get(name)  # type: ignore[arg-type]
         if model is None:
-            raise _Invalid("model", f"unknown model {name!r}: not on the price list")
+            raise FieldError("model", f"unknown model {name!r}: not on the price list")
         if not model.is_active:
-            raise _Invalid("model", f"model {name!r} is retired")
+            raise FieldError("model", f"model {name!r} is retired")
         return model
 
     def month_of(self, moment: datetime) -> datetime:
@@ -291,7 +292,7 @@ class _Context:
 
 def _ordered(start: datetime, end: datetime, *, end_field: str, start_field: str) -> None:
     if end < start:
-        raise _Invalid(end_field, f"must not be before {start_field}")
+        raise FieldError(end_field, f"must not be before {start_field}")
 
 
 def _parse_query(ctx: _Context, record: dict, default_member: str) -> tuple[dict, Decimal, int]:
@@ -334,7 +335,7 @@ def _parse_worker_session(ctx: _Context, record: dict) -> tuple[dict, Decimal]:
 def _parse_matching(ctx: _Context, record: dict) -> dict:
     task = _string(record, "task", max_length=3)
     if task not in MatchingTask.values:
-        raise _Invalid("task", f"must be one of {', '.join(MatchingTask.values)}")
+        raise FieldError("task", f"must be one of {', '.join(MatchingTask.values)}")
     num_records = _integer(record, "num_records", maximum=MAX_NUM_RECORDS)
     started_at = ctx.time(record, "started_at")
     ended_at = ctx.time(record, "ended_at")
@@ -352,28 +353,28 @@ def _parse_matching(ctx: _Context, record: dict) -> dict:
 def _parse_job(ctx: _Context, record: dict) -> dict:
     status = _string(record, "status", max_length=20)
     if status not in JobStatus.values:
-        raise _Invalid("status", f"must be one of {', '.join(JobStatus.values)}")
+        raise FieldError("status", f"must be one of {', '.join(JobStatus.values)}")
     cores = _integer(record, "cores", minimum=1)
     assert cores is not None
     if cores > _MAX_CORES:
-        raise _Invalid("cores", f"is too large (at most {_MAX_CORES:,})")
+        raise FieldError("cores", f"is too large (at most {_MAX_CORES:,})")
     controller = None
     name = _string(record, "controller", max_length=100, required=False)
     if name is not None:
         controller = ctx.controllers.get(name)
         if controller is None:
-            raise _Invalid("controller", f"no controller named {name!r} in this organization")
+            raise FieldError("controller", f"no controller named {name!r} in this organization")
     submitted_at = ctx.time(record, "submitted_at", required=False)
     started_at = ctx.time(record, "started_at", required=status in {"running", "completed"})
     terminal = status in TERMINAL_JOB_STATUSES
     ended_at = ctx.time(record, "ended_at", required=terminal)
     core_hours = _quantity(record, "core_hours")
     if status == JobStatus.SUBMITTED and started_at is not None:
-        raise _Invalid("started_at", "a submitted job has not started yet")
+        raise FieldError("started_at", "a submitted job has not started yet")
     if not terminal and ended_at is not None:
-        raise _Invalid("ended_at", "only a finished job has ended_at")
+        raise FieldError("ended_at", "only a finished job has ended_at")
     if not terminal and core_hours is not None:
-        raise _Invalid("core_hours", "core-hours are reported when the job ends")
+        raise FieldError("core_hours", "core-hours are reported when the job ends")
     submitted_at = submitted_at or started_at or ended_at or ctx.now
     if started_at is not None:
         _ordered(submitted_at, started_at, end_field="started_at", start_field="submitted_at")
@@ -556,21 +557,21 @@ def _validate(records: list, *, ctx: _Context, default_member: str, result: Inge
 
 
 def _record_id(record: dict) -> tuple[str | None, str]:
-    """The record's id (None when unusable) and its kind, or _Invalid naming the field."""
+    """The record's id (None when unusable) and its kind, or FieldError naming the field."""
     raw_id = record.get("id")
     client_id = raw_id if isinstance(raw_id, str) else None
     if raw_id is None:
-        raise _Invalid("id", "is required")
+        raise FieldError("id", "is required")
     if client_id is None:
-        raise _Invalid("id", f"must be a string, not {type(raw_id).__name__}")
+        raise FieldError("id", f"must be a string, not {type(raw_id).__name__}")
     if not client_id.strip() or len(client_id) > CLIENT_ID_MAX:
-        raise _Invalid("id", f"must be 1 to {CLIENT_ID_MAX} characters")
+        raise FieldError("id", f"must be 1 to {CLIENT_ID_MAX} characters")
     _storable_text("id", client_id)
     kind = record.get("kind")
     if kind not in KINDS:
-        raise _Invalid("kind", f"must be one of {', '.join(KINDS)}")
+        raise FieldError("kind", f"must be one of {', '.join(KINDS)}")
     if kind == "job" and "/" in client_id:
-        raise _Invalid("id", "a job id must not contain '/' (it goes in a URL path)")
+        raise FieldError("id", "a job id must not contain '/' (it goes in a URL path)")
     return client_id, kind
 
 
@@ -595,7 +596,7 @@ def _candidate(
             return None
         candidate = _Candidate(index=index, kind=kind, client_id=client_id, values={})
         _parse_into(candidate, record, ctx, default_member)
-    except _Invalid as invalid:
+    except FieldError as invalid:
         client_id = raw_id if isinstance(raw_id, str) else None
         result.rejected.append(Rejection(index, client_id, invalid.field, invalid.error))
         return None
@@ -881,11 +882,10 @@ def _job_batch_merge(earlier: _Candidate, later: _Candidate, result: IngestResul
     earlier status is a duplicate. Returns why the two conflict (two different ends),
     else None. The merged record keeps the first one's place in the batch."""
     now, wanted = earlier.values["status"], later.values["status"]
-    step_now, step_wanted = JOB_STATUS_STEP[now], JOB_STATUS_STEP[wanted]
-    if step_wanted < step_now or now == wanted:
+    if now == wanted or job_status_reachable(wanted, now):
         result.duplicates.append(later.client_id)
         return None
-    if step_wanted == step_now:
+    if not job_status_reachable(now, wanted):
         return (
             f"job {later.client_id!r} already ended {now} in this batch; it cannot become {wanted}"
         )
@@ -910,10 +910,10 @@ def _merged_job_values(job: Job | None, values: dict) -> dict:
 
 def _job_forward(job: Job, values: dict) -> str | None:
     """None for a replay or a stale record; "ok" to move forward; else why it conflicts."""
-    current, wanted = JOB_STATUS_STEP[job.status], JOB_STATUS_STEP[values["status"]]
-    if wanted < current or job.status == values["status"]:
+    current, wanted = job.status, values["status"]
+    if current == wanted or job_status_reachable(wanted, current):
         return None
-    if wanted == current:  # two different ends
+    if not job_status_reachable(current, wanted):  # two different ends
         return (
             f"job {job.client_id!r} already ended {job.status}; it cannot become {values['status']}"
         )

@@ -13,11 +13,12 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.errors import FieldError
 from accounts.models import APIKey, Organization
 from billing.models import EntryKind
 from billing.selectors import credit_balance
 from billing.services import InsufficientCredits, ledger_post
-from usage.models import TERMINAL_JOB_STATUSES, Job, JobStatus
+from usage.models import JOB_NEXT_STATUSES, TERMINAL_JOB_STATUSES, Job, JobStatus
 from usage.pricing import (
     core_hours_for,
     core_hours_normalize,
@@ -34,11 +35,6 @@ from usage.services.ingest import (
 )
 from usage.services.rollup.dirty import rollup_spans_mark_dirty
 
-LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
-    JobStatus.SUBMITTED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
-    JobStatus.RUNNING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
-}
-
 
 class JobTransitionIllegal(Exception):
     """The job cannot move to the requested status from where it is."""
@@ -49,11 +45,8 @@ class JobTransitionIllegal(Exception):
         self.wanted = wanted
 
 
-class JobInvalid(ValueError):
-    def __init__(self, field: str, error: str):
-        super().__init__(f"{field}: {error}")
-        self.field = field
-        self.error = error
+class JobInvalid(FieldError):
+    """A job submission or step refused as given; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +88,7 @@ def job_transition(
         raise Job.DoesNotExist(client_id)
     if status not in JobStatus.values:
         raise JobInvalid("status", f"must be one of {', '.join(JobStatus.values)}")
-    if status not in LEGAL_TRANSITIONS.get(job.status, frozenset()):
+    if status not in JOB_NEXT_STATUSES.get(job.status, ()):
         raise JobTransitionIllegal(job, status)
     now = timezone.now()
     at = at or now
