@@ -12,7 +12,8 @@ django.setup()
 
 import alerts.services as alert_services  # noqa: E402
 import billing.services.reconciliation as reconciliation  # noqa: E402
-import usage.services.rollup as rollup  # noqa: E402
+import usage.services.rollup.days as rollup_days  # noqa: E402
+import usage.services.rollup.hours as rollup_hours  # noqa: E402
 from console.celery import app  # noqa: E402, F401
 
 POISONED = int(os.environ["TEST_POISONED_ORG"])
@@ -34,8 +35,8 @@ def _poison(module, name: str) -> None:
 
 
 for _module, _name in (
-    (rollup, "rollup_day"),
-    (rollup, "rollup_hour"),
+    (rollup_days, "rollup_day"),
+    (rollup_hours, "rollup_hour"),
     (alert_services, "alerts_evaluate"),
     (reconciliation, "reconcile_organization"),
 ):

@@ -51,7 +51,7 @@ def poison(monkeypatch, module, name: str, org_id: int) -> None:
 
 
 def test_the_rollup_sweep_rolls_up_every_healthy_org_past_a_poisoned_one(monkeypatch, tenants):
-    import usage.services.rollup as rollup
+    import usage.services.rollup.days as rollup
 
     bad, healthy = tenants
     poison(monkeypatch, rollup, "rollup_day", bad.pk)
@@ -65,7 +65,7 @@ def test_the_rollup_sweep_rolls_up_every_healthy_org_past_a_poisoned_one(monkeyp
 
 
 def test_the_hour_sweep_rolls_up_every_healthy_org_past_a_poisoned_one(monkeypatch, tenants):
-    import usage.services.rollup as rollup
+    import usage.services.rollup.hours as rollup
 
     bad, healthy = tenants
     poison(monkeypatch, rollup, "rollup_hour", bad.pk)
