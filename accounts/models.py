@@ -167,10 +167,6 @@ class Membership(models.Model):
         return self.role in FINANCE_ROLES
 
     @property
-    def can_edit_billing_details(self) -> bool:
-        return self.role in BILLING_DETAILS_ROLES
-
-    @property
     def can_see_keys(self) -> bool:
         return self.role in KEY_ROLES
 

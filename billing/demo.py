@@ -10,8 +10,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import transaction
-
 from accounts.models import Organization
 from billing.cards import CardDetails
 from billing.models import CreditAccount, PaymentMethod, PaymentSource
@@ -85,11 +83,3 @@ def billing_demo_auto_recharge(org: Organization) -> None:
     method = _saved_card(org, org.created_at.year)
     if not CreditAccount.objects.filter(organization=org, auto_recharge_below__isnull=False):
         auto_recharge_set(org=org, below=Decimal("50"), amount_minor=10000, method=method)
-
-
-@transaction.atomic
-def billing_demo_seed(org: Organization) -> None:
-    """Payments, a declined attempt and an auto-recharge rule, on their own."""
-    for _at, action in billing_demo_events(org):
-        action()
-    billing_demo_auto_recharge(org)

@@ -142,10 +142,6 @@ class CreditAccount(models.Model):
     def __str__(self) -> str:
         return f"{self.organization}: {self.balance}"
 
-    @property
-    def auto_recharge_enabled(self) -> bool:
-        return self.auto_recharge_below is not None
-
 
 class EntryKind(models.TextChoices):
     PURCHASE = "purchase", "Purchase"

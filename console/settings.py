@@ -252,8 +252,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-# The beat schedule lives here, each entry explained in words. Entries arrive with the
-# capabilities that own them (nightly rollup, alert evaluation, controller sweep).
+# The beat schedule lives here, each entry explained in words.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Every five minutes, check every organization's alert rules (each fires once per
     # crossing, so running often only shortens the time to the first email).

@@ -30,7 +30,7 @@ def make_member(
     )
 
 
-# Usage (issue 4) -------------------------------------------------------------------------
+# Usage ----------------------------------------------------------------------------------
 
 
 def make_api_key(*, org=None, name: str = "Test key", kind: str = "workspace", user=None):
@@ -93,7 +93,7 @@ def make_payment(*, org, amount_minor: int = 2500, number: str = "42424242424242
     return payment_confirm(org=org, payment_id=payment.pk)
 
 
-# ---- usage panel (issue 5): rows written straight to the tables, for known figures
+# ---- usage panel: rows written straight to the tables, for known figures
 
 
 def _aggregate(org, kind: str, record) -> None:
@@ -166,7 +166,7 @@ def make_worker_session(*, org, started_at, ended_at, model: str = "llama-3.1-8b
     return session
 
 
-# ---- alerts (issue 8)
+# ---- alerts
 
 
 def make_alert_rule(*, org, kind: str = "tokens", threshold="80", **fields):

@@ -232,7 +232,7 @@ def test_every_csv_escapes_cells_a_spreadsheet_would_run_as_formulas(client, own
     client.force_login(owner.user)
 
     # This month's statement, issued as if the month had closed: its lines carry the
-    # hostile reasons too (issue 18).
+    # hostile reasons too.
     month = timezone.localdate().replace(day=1)
     statement = statement_issue(org=org, month=month, now=timezone.now() + timedelta(days=32))
     routes = csv_routes()

@@ -46,10 +46,6 @@ def in_range(field_name: str, start: datetime | None, end: datetime) -> Q:
     return q
 
 
-def org_jobs(org: Organization, start: datetime | None, end: datetime) -> QuerySet[Job]:
-    return Job.objects.filter(in_range("submitted_at", start, end), organization=org)
-
-
 def org_queries(org: Organization, start: datetime | None, end: datetime) -> QuerySet[Query]:
     return Query.objects.filter(in_range("occurred_at", start, end), organization=org)
 
@@ -292,11 +288,6 @@ def query_usage(figures: dict) -> dict:
         "total_tokens": as_int(figures.get("total_tokens")),
         "credits": as_dec(figures.get("credits")),
     }
-
-
-def dec_sum(name: str, **kwargs) -> Coalesce:
-    """Sum of a decimal column, zero (not None) over no rows."""
-    return Coalesce(Sum(name, **kwargs), Value(ZERO), output_field=Job._meta.get_field(name))
 
 
 def int_sum(name: str, **kwargs) -> Coalesce:

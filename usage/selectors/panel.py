@@ -22,7 +22,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts import calendar
@@ -50,7 +50,6 @@ from usage.selectors.engine import (
     as_int,
     coverage_or_default,
     days_q,
-    int_sum,
     job_parts,
     merge_rows,
     or_never,
@@ -528,18 +527,6 @@ class ModelUsage:
     output_tokens: int = 0
     total_tokens: int = 0
     credits: Decimal = ZERO
-
-
-def _query_figures() -> dict:
-    return {
-        "queries": Count("id"),
-        "input_tokens": int_sum("input_tokens"),
-        "output_tokens": int_sum("output_tokens"),
-        "total_tokens": int_sum("total_tokens"),
-        "credits": Coalesce(
-            Sum("credits"), Value(ZERO), output_field=Query._meta.get_field("credits")
-        ),
-    }
 
 
 def _queries_grouped(

@@ -104,13 +104,6 @@ def rollup_day(*, org: Organization, day: date) -> RollupResult:
     )
 
 
-def local_days(start: datetime, end: datetime, *, tz: str) -> list[date]:
-    """The calendar days in tz that [start, end] touches (a single instant: its day)."""
-    zone = ZoneInfo(tz or "UTC")
-    first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
 def rollup_due(*, now: datetime | None = None) -> list[tuple[int, date]]:
     """(organization id, day) pairs to recompute: every organization's previous day in its
     own zone unless already clean, days marked dirty, and days computed in another zone
