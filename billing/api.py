@@ -26,7 +26,7 @@ from accounts.calendar import org_zone
 from accounts.selectors import idempotency_record_get
 from accounts.services import idempotency_record_save
 from billing.cards import CardDetails, CardError
-from billing.models import PaymentMethod, PaymentStatus
+from billing.models import Payment, PaymentMethod, PaymentStatus
 from billing.money import (
     DECIMAL,
     DecimalStr,
@@ -229,54 +229,96 @@ def add_credits(
             "the organization",
         )
     fingerprint = _body_fingerprint(payload)
-    if idempotency_key is not None:
-        idempotency_key = idempotency_key.strip()
-        if not idempotency_key or not idempotency_key.isprintable():
-            raise bad_parameter("Idempotency-Key", "must be 1 to 150 printable characters")
-        kept = idempotency_record_get(org=org, endpoint="add_credits", key=idempotency_key)
-        if kept is not None:
-            if kept.request_hash != fingerprint:
-                raise APIError(
-                    422,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was already used with a different body",
-                    field="Idempotency-Key",
-                )
-            return _replay(kept.status_code, kept.response_body)
-    amount_minor = _amount_minor(payload.credits)
-    card = None
-    method = None
+    key = _idempotency_key(idempotency_key)
+    kept = _answer_kept(org, key, fingerprint)
+    if kept is not None:
+        return kept
+    payment = _buy(principal, payload, key)
+    status = {PaymentStatus.SUCCEEDED: 201, PaymentStatus.PENDING: 202}.get(payment.status, 402)
+    answer = _payment_answer(org, payment)
+    if key is not None:
+        kept_now = idempotency_record_save(
+            org=org,
+            endpoint="add_credits",
+            key=key,
+            request_hash=fingerprint,
+            status_code=status,
+            response_body=answer,
+        )
+        if kept_now.response_body != answer:  # a concurrent request with this key was first
+            return _replay(kept_now.status_code, kept_now.response_body)
+    return JsonResponse(answer, status=status)
+
+
+def _idempotency_key(header: str | None) -> str | None:
+    if header is None:
+        return None
+    key = header.strip()
+    if not key or not key.isprintable():
+        raise bad_parameter("Idempotency-Key", "must be 1 to 150 printable characters")
+    return key
+
+
+def _answer_kept(org, key: str | None, fingerprint: str) -> JsonResponse | None:
+    """The first answer to this Idempotency-Key, replayed; 422 when the body differs."""
+    if key is None:
+        return None
+    kept = idempotency_record_get(org=org, endpoint="add_credits", key=key)
+    if kept is None:
+        return None
+    if kept.request_hash != fingerprint:
+        raise APIError(
+            422,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different body",
+            field="Idempotency-Key",
+        )
+    return _replay(kept.status_code, kept.response_body)
+
+
+def _card_or_method(org, payload: AddCreditsIn) -> tuple[CardDetails | None, PaymentMethod | None]:
+    """The card sent, or else the saved card to charge (400 when there is none)."""
     if payload.card is not None:
         c = payload.card
         card = CardDetails(number=c.number.replace(" ", ""), exp_month=c.exp_month,
                            exp_year=c.exp_year, cvc=c.cvc)  # fmt: skip
-    else:
-        method = _payment_method(org, payload.payment_method_id)
-        if method is None:
-            raise APIError(
-                400,
-                "no_payment_method",
-                "no saved card: send card details, or save a card in Finance",
-                field="card",
-            )
+        return card, None
+    method = _payment_method(org, payload.payment_method_id)
+    if method is None:
+        raise APIError(
+            400,
+            "no_payment_method",
+            "no saved card: send card details, or save a card in Finance",
+            field="card",
+        )
+    return None, method
+
+
+def _buy(principal: Principal, payload: AddCreditsIn, key: str | None) -> Payment:
+    """Charge the card through the payment service; its refusals as 400s naming the field."""
+    org = principal.organization
+    amount_minor = _amount_minor(payload.credits)
+    card, method = _card_or_method(org, payload)
     try:
         payment = payment_prepare(
             org=org,
             amount_minor=amount_minor,
-            idempotency_key=f"api:{idempotency_key or uuid.uuid4().hex}",
+            idempotency_key=f"api:{key or uuid.uuid4().hex}",
             actor=principal.membership.user if principal.membership else None,
             card=card,
             method=method,
         )
-        payment = payment_confirm(org=org, payment_id=payment.pk)
+        return payment_confirm(org=org, payment_id=payment.pk)
     except CardError as exc:
         raise APIError(
             400, "card_error", exc.message, field=f"card.{exc.field}" if exc.field else "card"
         ) from None
     except PaymentError as exc:
         raise APIError(400, "payment_error", str(exc), field="credits") from None
-    status = {PaymentStatus.SUCCEEDED: 201, PaymentStatus.PENDING: 202}.get(payment.status, 402)
-    body = {
+
+
+def _payment_answer(org, payment: Payment) -> dict:
+    return {
         "payment_id": payment.pk,
         "status": payment.status,
         "amount": decimal_str(payment.amount),
@@ -286,15 +328,3 @@ def add_credits(
         "message": payment.failure_message,
         "checkout_url": payment.redirect_url or None,
     }
-    if idempotency_key is not None:
-        kept = idempotency_record_save(
-            org=org,
-            endpoint="add_credits",
-            key=idempotency_key,
-            request_hash=fingerprint,
-            status_code=status,
-            response_body=body,
-        )
-        if kept.response_body != body:  # a concurrent request with this key answered first
-            return _replay(kept.status_code, kept.response_body)
-    return JsonResponse(body, status=status)
