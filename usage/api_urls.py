@@ -10,7 +10,7 @@ from django.urls import URLPattern
 from ninja import NinjaAPI, Swagger
 
 from usage import api as write_api
-from usage import api_audit, api_read, api_report
+from usage import api_audit, api_read, api_report, api_spend
 from usage.api_core import (
     RATE_LIMIT_HEADERS,
     PrincipalRateLimit,
@@ -117,6 +117,7 @@ api.add_router("/usage", api_read.usage)
 api.add_router("/usage", api_report.router)
 api.add_router("/auth", api_read.sessions)
 api.add_router("", api_audit.router)
+api.add_router("", api_spend.router)
 
 
 def _json_method_not_allowed(view: Any) -> Any:

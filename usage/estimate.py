@@ -44,9 +44,7 @@ def estimate_tokens(text: str) -> int:
 
 def message_tokens(messages: list[dict]) -> int:
     """Input tokens of a list of messages: their contents plus 4 per message."""
-    return sum(estimate_tokens(m["content"]) for m in messages) + TOKENS_PER_MESSAGE * len(
-        messages
-    )
+    return sum(estimate_tokens(m["content"]) for m in messages) + TOKENS_PER_MESSAGE * len(messages)
 
 
 @dataclass(frozen=True)

@@ -784,6 +784,9 @@ class SpendDay(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.dimension}:{self.subject} {self.day}"
+
 
 class SpendHold(models.Model):
     """What live reservations hold per subject (credits and tokens). The organization's
@@ -802,6 +805,9 @@ class SpendHold(models.Model):
             ),
             models.CheckConstraint(condition=Q(credits__gte=0), name="spend_hold_nonneg"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.dimension}:{self.subject}"
 
 
 class ReservationStatus(models.TextChoices):

@@ -77,6 +77,7 @@ from usage.pricing import (
 from usage.selectors import next_month
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
 from usage.services.rollup import organization_usage_lock, rollup_spans_mark_dirty
+from usage.services.spend_ingest import SpendBatch
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class _Candidate:
     credits: Decimal = Decimal("0")
     tokens: int = 0
     month: datetime | None = None  # queries: start of their calendar month (org time)
+    reservation: str = ""  # queries: the authorization they settle (spend controls)
 
 
 _MISSING = object()
@@ -526,6 +528,9 @@ def usage_records_ingest(
                     ctx, record, default_member
                 )
                 candidate.month = ctx.month_of(candidate.values["occurred_at"])
+                candidate.reservation = (
+                    _string(record, "reservation", max_length=40, required=False) or ""
+                )
             elif kind == "worker_session":
                 candidate.values, candidate.credits = _parse_worker_session(ctx, record)
             elif kind == "matching":
@@ -549,6 +554,7 @@ def usage_records_ingest(
 
     # 2. Under the organization's lock: what is already stored.
     organization_usage_lock(org)
+    spend = SpendBatch.begin(org=org, queries=candidates["query"], now=ctx.now)
     existing_jobs: dict[str, Job] = {}
     stored: dict[str, set[str]] = {}
     for kind, by_id in candidates.items():
@@ -565,7 +571,7 @@ def usage_records_ingest(
     check_allocation = allocation is not None and not org.overage_allowed
     month_tokens = _month_tokens(org, ctx, candidates["query"]) if check_allocation else {}
     check_credits = not org.may_overdraw
-    available = credit_balance(org=org) if check_credits else Decimal("0")
+    available = spend.available(credit_balance(org=org)) if check_credits else Decimal("0")
 
     new: dict[str, list[_Candidate]] = defaultdict(list)
     job_updates: list[tuple[Job, _Candidate]] = []
@@ -607,20 +613,8 @@ def usage_records_ingest(
         if check_allocation and kind == "query":
             assert allocation is not None and c.month is not None
             used = month_tokens.get(c.month, 0)
-            if used + c.tokens > allocation:
-                result.allocation_exhausted = True
-                result.allocation_resets_at = next_month(c.month)
-                rejected_more.append(
-                    Rejection(
-                        index,
-                        client_id,
-                        "tokens",
-                        f"monthly token allocation of {allocation:,} reached "
-                        f"({used:,} used; this query needs {c.tokens:,}); the "
-                        f"{org.get_tier_display()} tier allows no overage: upgrade to continue",
-                    )
-                )
-                continue
+            if used + c.tokens > allocation:  # stored, charged within the allocation only
+                c.credits = spend.allocation_overrun(c, used=used, allocation=allocation)
         if check_credits and c.credits > 0 and total + c.credits > available:
             rejected_more.append(
                 Rejection(
@@ -678,6 +672,7 @@ def usage_records_ingest(
             reference=batch.ledger_key,
             at=charged_at,
         )
+    spend.settle(new=new, job_updates=job_updates, batch=batch, api_key=api_key, at=charged_at)
     result.batch_id = batch.pk
     result.credits = total
     _log(org, api_key, result, started)

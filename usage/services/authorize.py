@@ -1,0 +1,285 @@
+"""The gateway's pre-request check: `request_authorize` estimates a request's worst-case
+cost and, under the organization's spend lock, checks the key's pause, every hard budget
+that applies, the balance (organizations that may not overdraw) and the free tier's
+monthly allocation, then holds the cost in a reservation until a usage record settles it
+or it expires.
+
+The guarantee: every allowed authorization leaves spent + reserved <= hard level for each
+budget that applies, and a settlement moves its reservation's amount from reserved to
+spent at the real cost. So settled spend passes a hard level only by what usage records
+charged without a reservation (or beyond theirs), never through authorized requests whose
+records stay within their worst case.
+
+Requests and tokens per minute are counted in the cache (usage/ratelimit.py) before the
+lock, so a refused rate never waits on the database. If the cache is unreachable the
+rate limits fail open (as everywhere in the API: `X-RateLimit-Status: unavailable`);
+budgets, balance and allocation never depend on the cache, so hard levels stay exact.
+"""
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import APIKey, APIKeyKind
+from billing.models import PriceModel
+from billing.selectors import credit_balance, org_timezone
+from usage.estimate import Estimate, request_cost_estimate
+from usage.models import Budget, BudgetScope, KeyPause, Reservation
+from usage.ratelimit import RateState, limits_for, ratelimit_authorize
+from usage.selectors import month_to_date_tokens, next_month
+from usage.services.spend import (
+    KEY,
+    MEMBER,
+    ORG,
+    holds_add,
+    reservation_subjects,
+    reservations_expire,
+    spend_lock,
+)
+from usage.spend_periods import period_of
+
+logger = logging.getLogger(__name__)
+
+RESERVATION_PREFIX = "rsv_"
+
+
+def reservation_ttl() -> timedelta:
+    return timedelta(seconds=getattr(settings, "SPEND_RESERVATION_SECONDS", 600))
+
+
+@dataclass
+class Verdict:
+    allowed: bool
+    status: int = 200
+    reason: str = ""
+    limit: object = None
+    retry_after: int | None = None
+    estimate: Estimate | None = None
+    reservation: Reservation | None = None
+    rate: RateState | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        if self.allowed:
+            assert self.reservation is not None and self.estimate is not None
+            return {
+                "allowed": True,
+                "reservation": self.reservation.public_id,
+                "estimated_cost": format(self.estimate.estimated_cost.normalize(), "f"),
+                "expires_at": int(self.reservation.expires_at.timestamp()),
+            }
+        return {
+            "allowed": False,
+            "reason": self.reason,
+            "limit": self.limit,
+            "retry_after": self.retry_after,
+            **self.extra,
+        }
+
+
+def member_normalize(member: str) -> str:
+    member = member.strip()
+    return member.lower() if "@" in member else member
+
+
+def _refuse(status: int, reason: str, limit: object, retry_after: int | None, **extra) -> Verdict:
+    return Verdict(False, status, reason, limit, retry_after, extra=extra)
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, int((moment - now).total_seconds() + 0.999))
+
+
+def applicable_budgets(*, org_id: int, api_key_id: int | None, member: str) -> list[Budget]:
+    """The organization's budgets, the key's and the member's."""
+    match = Q(scope=BudgetScope.ORGANIZATION)
+    if api_key_id is not None:
+        match |= Q(scope=BudgetScope.API_KEY, api_key_id=api_key_id)
+    if member:
+        match |= Q(scope=BudgetScope.MEMBER, member=member)
+    return list(Budget.objects.filter(match, organization_id=org_id))
+
+
+def _budget_subject(budget: Budget) -> tuple[str, str]:
+    return {
+        BudgetScope.ORGANIZATION: (ORG, ""),
+        BudgetScope.API_KEY: (KEY, str(budget.api_key_id)),
+        BudgetScope.MEMBER: (MEMBER, budget.member),
+    }[budget.scope]
+
+
+def budgets_spent_and_held(
+    *, org, budgets: list[Budget], now: datetime, org_hold: Decimal | None = None
+) -> dict[int, tuple[Decimal, Decimal]]:
+    """(spent in the current period, held by live reservations) for each budget: two
+    queries whatever the number of budgets."""
+    from django.db.models import Case, DecimalField, Sum, When
+
+    from usage.models import SpendDay, SpendHold
+
+    if not budgets:
+        return {}
+    tz = org_timezone(org)
+    periods = {b.pk: period_of(b.period, now=now, tz=tz) for b in budgets}
+    sums = {}
+    for b in budgets:
+        dimension, subject = _budget_subject(b)
+        p = periods[b.pk]
+        sums[f"b{b.pk}"] = Sum(
+            Case(
+                When(
+                    dimension=dimension,
+                    subject=subject,
+                    day__gte=p.first_day,
+                    day__lt=p.end_day,
+                    then="credits",
+                ),
+                output_field=DecimalField(max_digits=30, decimal_places=10),
+            )
+        )
+    first = min(p.first_day for p in periods.values())
+    spent = SpendDay.objects.filter(organization=org, day__gte=first).aggregate(**sums)
+    subjects = {_budget_subject(b) for b in budgets}
+    holds = {
+        (d, s): c
+        for d, s, c in SpendHold.objects.filter(
+            organization=org,
+            dimension__in={d for d, _ in subjects},
+            subject__in={s for _, s in subjects},
+        ).values_list("dimension", "subject", "credits")
+    }
+    if org_hold is not None:
+        holds[(ORG, "")] = org_hold
+    return {
+        b.pk: (Decimal(spent[f"b{b.pk}"] or 0), Decimal(holds.get(_budget_subject(b), 0)))
+        for b in budgets
+    }
+
+
+def _money_check(
+    *, key: APIKey, member: str, estimate: Estimate, now: datetime
+) -> tuple[Verdict | None, Decimal, int]:
+    """Under the spend lock: the first money refusal, or None. Returns the org's hold too."""
+    org = key.organization
+    held_credits, held_tokens = spend_lock(org.pk)
+    if reservations_expire(org_id=org.pk, now=now):
+        held_credits, held_tokens = spend_lock(org.pk)
+    cost = estimate.estimated_cost
+    budgets = [
+        b
+        for b in applicable_budgets(org_id=org.pk, api_key_id=key.pk, member=member)
+        if b.hard_limit is not None
+    ]
+    figures = budgets_spent_and_held(org=org, budgets=budgets, now=now, org_hold=held_credits)
+    tz = org_timezone(org)
+    for budget in budgets:
+        spent, held = figures[budget.pk]
+        assert budget.hard_limit is not None
+        if spent + held + cost > budget.hard_limit:
+            resets = period_of(budget.period, now=now, tz=tz).resets_at
+            return (
+                _refuse(
+                    402,
+                    "budget_exceeded",
+                    format(budget.hard_limit.normalize(), "f"),
+                    _seconds_until(resets, now),
+                    budget=budget.pk,
+                    scope=budget.scope,
+                    period=budget.period,
+                ),
+                held_credits,
+                held_tokens,
+            )
+    if not org.may_overdraw:
+        available = credit_balance(org=org) - held_credits
+        if available < cost:
+            return (
+                _refuse(
+                    402, "insufficient_balance", format(max(available, 0).normalize(), "f"), None
+                ),
+                held_credits,
+                held_tokens,
+            )
+    allocation = org.monthly_token_allocation
+    if allocation is not None and not org.overage_allowed:
+        used = month_to_date_tokens(org=org, at=now)
+        if used + held_tokens + estimate.total_tokens > allocation:
+            month = now.astimezone(tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            return (
+                _refuse(
+                    402,
+                    "allocation_exhausted",
+                    allocation,
+                    _seconds_until(next_month(month), now),
+                ),
+                held_credits,
+                held_tokens,
+            )
+    return None, held_credits, held_tokens
+
+
+def request_authorize(
+    *,
+    key: APIKey,
+    model: PriceModel,
+    input_tokens: int,
+    max_output_tokens: int,
+    member: str = "",
+    endpoint: str = "",
+    now: datetime | None = None,
+) -> Verdict:
+    """Allow the request and hold its worst-case cost, or say why not (402 money, 429 rate)."""
+    now = now or timezone.now()
+    org = key.organization
+    if not member and key.kind == APIKeyKind.PERSONAL and key.user_id and key.user:
+        member = key.user.email
+    member = member_normalize(member)
+    estimate = request_cost_estimate(
+        model=model, input_tokens=input_tokens, max_output_tokens=max_output_tokens
+    )
+    if KeyPause.objects.filter(api_key=key).exists():
+        return _refuse(402, "key_paused", None, None)
+    rate = ratelimit_authorize(key=key, tokens=estimate.total_tokens)
+    if rate.limited:
+        rpm, tpm = limits_for(key)
+        over_requests = rate.tokens.remaining >= estimate.total_tokens
+        verdict = _refuse(
+            429,
+            "rate_limit_requests" if over_requests else "rate_limit_tokens",
+            rpm if over_requests else tpm,
+            rate.retry_after,
+        )
+        verdict.rate = rate
+        return verdict
+    with transaction.atomic():
+        refusal, _held, _tokens = _money_check(key=key, member=member, estimate=estimate, now=now)
+        if refusal is not None:
+            refusal.rate = rate
+            return refusal
+        reservation = Reservation.objects.create(
+            organization_id=org.pk,
+            public_id=RESERVATION_PREFIX + secrets.token_urlsafe(18),
+            api_key=key,
+            member=member,
+            endpoint=endpoint,
+            model=model,
+            credits=estimate.estimated_cost,
+            tokens=estimate.total_tokens,
+            created_at=now,
+            expires_at=now + reservation_ttl(),
+        )
+        holds_add(
+            org_id=org.pk,
+            amounts={
+                s: (estimate.estimated_cost, estimate.total_tokens)
+                for s in reservation_subjects(api_key_id=key.pk, member=member)
+            },
+        )
+    return Verdict(True, 200, estimate=estimate, reservation=reservation, rate=rate)

@@ -1,0 +1,151 @@
+"""Spend controls' ledger of holds and charges: the organization's spend lock, the
+counters every budget reads, reservations expiring, and what ingestion settles.
+
+Two tables carry the figures (usage/models.py):
+- SpendDay: credits and tokens charged per local day and subject (the organization,
+  an API key, a member), written in the ingestion transaction that charges them;
+- SpendHold: what live reservations hold per subject. The organization's own row is
+  also the lock: `authorize` and ingestion both take it (an upsert that locks the row)
+  before they read any figure, so a check and the write it leads to are one step.
+
+A budget's spent is the sum of its subject's SpendDay rows in the current period; its
+reserved is the subject's hold (a live reservation counts against whichever period is
+current: it is money about to be spent now). Both are exact decimals.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from accounts.models import Organization
+from billing.selectors import org_timezone
+from usage.models import Reservation, ReservationStatus, SpendDay, SpendHold
+from usage.spend_periods import local_day
+
+ORG, KEY, MEMBER = "o", "k", "m"
+Subject = tuple[str, str]  # (dimension, subject)
+
+
+def reservation_subjects(*, api_key_id: int | None, member: str) -> list[Subject]:
+    """The counters a charge by this key and member moves: the organization's always."""
+    subjects = [(ORG, "")]
+    if api_key_id is not None:
+        subjects.append((KEY, str(api_key_id)))
+    if member:
+        subjects.append((MEMBER, member))
+    return subjects
+
+
+def _upsert_sql(table: str, keys: list[str], returning: bool) -> str:
+    columns = ["organization_id", *keys, "credits", "tokens"]
+    conflict = ", ".join(["organization_id", *keys])
+    # Table and column names are this module's constants; values go as parameters.
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {{rows}} "  # noqa: S608
+        f"ON CONFLICT ({conflict}) DO UPDATE SET "
+        f"credits = {table}.credits + EXCLUDED.credits, "
+        f"tokens = {table}.tokens + EXCLUDED.tokens"
+    )
+    if returning:
+        sql += " RETURNING credits, tokens"
+    return sql
+
+
+def _increment(table: str, keys: list[str], rows: list[tuple]) -> list[tuple]:
+    """Add (credits, tokens) to each row's counters, making missing rows: one statement."""
+    if not rows:
+        return []
+    width = len(rows[0])
+    template = "(" + ", ".join(["%s"] * width) + ")"
+    sql = _upsert_sql(table, keys, returning=len(rows) == 1).replace(
+        "{rows}", ", ".join([template] * len(rows))
+    )
+    params = [value for row in rows for value in row]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if len(rows) == 1 else []
+
+
+def holds_add(*, org_id: int, amounts: dict[Subject, tuple[Decimal, int]]) -> None:
+    """Add (credits, tokens) to the holds of these subjects (negative to release: an
+    update, the row exists since its reservation made it; an insert of a negative row
+    would fail the table's check before its conflict is seen)."""
+    adds = [(org_id, d, s, c, t) for (d, s), (c, t) in amounts.items() if c > 0 or t > 0]
+    _increment(SpendHold._meta.db_table, ["dimension", "subject"], adds)
+    for (d, s), (c, t) in amounts.items():
+        if c < 0 or t < 0:
+            SpendHold.objects.filter(organization_id=org_id, dimension=d, subject=s).update(
+                credits=F("credits") + c, tokens=F("tokens") + t
+            )
+
+
+def spend_days_add(*, org_id: int, amounts: dict[tuple[str, str, object], tuple]) -> None:
+    rows = [(org_id, d, s, day, c, t) for (d, s, day), (c, t) in amounts.items() if c or t]
+    _increment(SpendDay._meta.db_table, ["dimension", "subject", "day"], rows)
+
+
+def spend_lock(org_id: int) -> tuple[Decimal, int]:
+    """Lock the organization's spend (its hold row, made if missing) until the transaction
+    ends; returns what all its live reservations hold (credits, tokens)."""
+    rows = _increment(
+        SpendHold._meta.db_table,
+        ["dimension", "subject"],
+        [(org_id, ORG, "", Decimal(0), 0)],
+    )
+    credits, tokens = rows[0]
+    return Decimal(credits), int(tokens)
+
+
+def reservations_expire(*, org_id: int, now: datetime | None = None) -> int:
+    """Expire the organization's overdue reservations and release what they held.
+    Call under spend_lock. Returns how many expired."""
+    now = now or timezone.now()
+    overdue = list(
+        Reservation.objects.filter(
+            organization_id=org_id, status=ReservationStatus.HELD, expires_at__lte=now
+        ).values_list("pk", "api_key_id", "member", "credits", "tokens")
+    )
+    if not overdue:
+        return 0
+    release: dict[Subject, list] = defaultdict(lambda: [Decimal(0), 0])
+    for _pk, key_id, member, credits, tokens in overdue:
+        for subject in reservation_subjects(api_key_id=key_id, member=member):
+            release[subject][0] -= credits
+            release[subject][1] -= tokens
+    Reservation.objects.filter(pk__in=[row[0] for row in overdue]).update(
+        status=ReservationStatus.EXPIRED, closed_at=now
+    )
+    holds_add(org_id=org_id, amounts={s: (c, t) for s, (c, t) in release.items()})
+    return len(overdue)
+
+
+def spent_in_days(*, org: Organization, subject: Subject, first_day, end_day) -> Decimal:
+    total = SpendDay.objects.filter(
+        organization=org,
+        dimension=subject[0],
+        subject=subject[1],
+        day__gte=first_day,
+        day__lt=end_day,
+    ).aggregate(total=Sum("credits"))["total"]
+    return Decimal(total or 0)
+
+
+def charges_by_subject(
+    charges: Iterable[tuple[int | None, str, Decimal, int]], *, day
+) -> dict[tuple[str, str, object], tuple[Decimal, int]]:
+    """(api_key_id, member, credits, tokens) charges summed per subject and day."""
+    sums: dict[tuple[str, str, object], list] = defaultdict(lambda: [Decimal(0), 0])
+    for key_id, member, credits, tokens in charges:
+        for dimension, subject in reservation_subjects(api_key_id=key_id, member=member):
+            sums[(dimension, subject, day)][0] += credits
+            sums[(dimension, subject, day)][1] += tokens
+    return {k: (c, t) for k, (c, t) in sums.items()}
+
+
+def charge_day(org: Organization, at: datetime):
+    return local_day(at, org_timezone(org))
