@@ -134,8 +134,13 @@ def test_members_cannot_set_budgets_and_other_orgs_are_404(client, spend):
     headers = bearer(spend.owner_token)
     assert client.get(f"{BUDGETS}/{theirs.pk}", headers=headers).status_code == 404
     assert client.delete(f"{BUDGETS}/{theirs.pk}", headers=headers).status_code == 404
-    assert client.patch(f"{BUDGETS}/{theirs.pk}", {"soft_limit": "5"},
-                        content_type="application/json", headers=headers).status_code == 404  # fmt: skip
+    patch = client.patch(
+        f"{BUDGETS}/{theirs.pk}",
+        {"soft_limit": "5"},
+        content_type="application/json",
+        headers=headers,
+    )
+    assert patch.status_code == 404
     assert (
         post(client, f"/api/v1/keys/{other_key.pk}/pause", {}, spend.owner_token).status_code == 404
     )
