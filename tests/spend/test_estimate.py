@@ -79,4 +79,6 @@ def test_the_estimator_loads_with_the_network_unreachable(no_network, monkeypatc
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     estimate.encoding.cache_clear()
     assert estimate_tokens("Explain quantum computing.") == 5
-    assert list(tmp_path.iterdir()) == []  # nothing fetched, nothing cached
+    # tiktoken may keep a copy of the bundled file in its cache: that, and nothing else.
+    for cached in tmp_path.iterdir():
+        assert hashlib.sha256(cached.read_bytes()).hexdigest() == CL100K_SHA256
