@@ -1,6 +1,6 @@
 from django.urls import path
 
-from usage import charge_views, controller_views, explore_views, panel_views
+from usage import charge_views, controller_views, explore_views, panel_views, spend_views
 
 app_name = "usage"
 
@@ -18,4 +18,12 @@ urlpatterns = [
         controller_views.controller_rotate,
         name="controller_rotate",
     ),
+    # Spend controls (issue 16): Usage → Estimate, Settings → Budgets, key pause.
+    path("estimate/", spend_views.estimate, name="estimate"),
+    path("budgets/", spend_views.budgets, name="budgets"),
+    path("budgets/create", spend_views.budget_add, name="budget_add"),
+    path("budgets/<int:budget_id>/edit", spend_views.budget_edit, name="budget_edit"),
+    path("budgets/<int:budget_id>/remove", spend_views.budget_remove, name="budget_remove"),
+    path("keys/<int:key_id>/pause", spend_views.key_pause, name="key_pause"),
+    path("keys/<int:key_id>/resume", spend_views.key_resume, name="key_resume"),
 ]
