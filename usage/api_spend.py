@@ -121,6 +121,9 @@ class RefusedOut(Schema):
     )
     limit: Any = Field(description="The level refused against (credits, tokens or requests).")
     retry_after: int | None = Field(description="Seconds until it may succeed, if known.")
+    budget: int | None = Field(None, description="budget_exceeded: the budget's id.")
+    scope: str | None = Field(None, description="budget_exceeded: its scope.")
+    period: str | None = Field(None, description="budget_exceeded: its period.")
 
 
 class BudgetIn(Schema):
