@@ -11,3 +11,9 @@ class UsageConfig(AppConfig):
 
         # Statements (billing) itemize usage debits by the records they charged.
         statement_usage_breakdown_register(usage_breakdown)
+
+        # Spend controls: budget thresholds join the alert rules (usage/budget_alerts.py).
+        from billing.alerts.selectors import alert_condition_source_register
+        from usage.budget_alerts import budget_conditions
+
+        alert_condition_source_register("budget", budget_conditions)

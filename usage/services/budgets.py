@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from accounts.models import APIKey, Organization, User
 from billing.money import credits_round
+from usage.budget_alerts import budget_alert_rule_ensure
 from usage.models import Budget, BudgetPeriod, BudgetScope, KeyPause
 from usage.services.authorize import member_normalize
 
@@ -96,6 +97,7 @@ def budget_create(
             budget.save()
     except IntegrityError:
         raise BudgetInvalid("period", "this subject already has a budget for that period") from None
+    budget_alert_rule_ensure(org=org)
     return budget
 
 
