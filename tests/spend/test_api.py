@@ -184,3 +184,21 @@ def test_bad_input_is_a_400_naming_the_field_and_changes_nothing(client, spend, 
     assert response.json()["field"] == field
     assert not Budget.objects.exists() and not Reservation.objects.exists()
     assert not Query.objects.exists()
+
+
+def test_the_beat_task_expires_overdue_reservations_and_releases_their_holds(spend, frozen):
+    from datetime import timedelta
+
+    from billing.models import PriceModel
+    from usage.models import SpendHold
+    from usage.services.authorize import request_authorize
+    from usage.tasks import reservations_expire_due
+
+    model = PriceModel.objects.get(name="llama-3.1-8b")
+    verdict = request_authorize(key=spend.key, model=model, input_tokens=10, max_output_tokens=10)
+    assert verdict.allowed
+    assert reservations_expire_due() == 0
+    frozen.shift(timedelta(minutes=10))
+    assert reservations_expire_due() == 1
+    assert set(SpendHold.objects.values_list("credits", flat=True)) == {Decimal(0)}
+    assert Reservation.objects.get().status == "expired"
