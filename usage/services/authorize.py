@@ -10,8 +10,16 @@ spent at the real cost. So settled spend passes a hard level only by what usage 
 charged without a reservation (or beyond theirs), never through authorized requests whose
 records stay within their worst case.
 
+Durability: on PostgreSQL the authorization's commit does not wait for its WAL flush
+(synchronous_commit off for that one transaction; SPEND_AUTHORIZE_ASYNC_COMMIT=False turns
+it off). A database crash can then forget the last fraction of a second of reservations
+(never half of one: the reservation and its holds are one transaction); the records that
+would have settled them arrive as unreserved usage, are stored, and are flagged over cap if
+they pass a hard level. Everything else about the guarantee holds.
+
 Requests and tokens per minute are counted in the cache (usage/ratelimit.py) before the
-lock, so a refused rate never waits on the database. If the cache is unreachable the
+lock, so a refused rate never waits on the database (a paused key over its rate hears 429
+first). If the cache is unreachable the
 rate limits fail open (as everywhere in the API: `X-RateLimit-Status: unavailable`);
 budgets, balance and allocation never depend on the cache, so hard levels stay exact.
 """
@@ -29,9 +37,9 @@ from django.utils import timezone
 
 from accounts.models import APIKey, APIKeyKind
 from billing.models import PriceModel
-from billing.selectors import credit_balance, org_timezone
+from billing.selectors import org_timezone
 from usage.estimate import Estimate, request_cost_estimate
-from usage.models import Budget, BudgetScope, KeyPause, Reservation
+from usage.models import Budget, BudgetScope, Reservation
 from usage.ratelimit import RateState, limits_for, ratelimit_authorize
 from usage.selectors import month_to_date_tokens, next_month
 from usage.services.spend import (
@@ -42,6 +50,7 @@ from usage.services.spend import (
     reservation_subjects,
     reservations_expire,
     spend_lock,
+    spend_lock_for_authorize,
 )
 from usage.spend_periods import period_of
 
@@ -168,8 +177,16 @@ def _money_check(
 ) -> tuple[Verdict | None, Decimal, int]:
     """Under the spend lock: the first money refusal, or None. Returns the org's hold too."""
     org = key.organization
-    held_credits, held_tokens = spend_lock(org.pk)
-    if reservations_expire(org_id=org.pk, now=now):
+    locked = spend_lock_for_authorize(
+        org_id=org.pk,
+        key_id=key.pk,
+        async_commit=getattr(settings, "SPEND_AUTHORIZE_ASYNC_COMMIT", True),
+    )
+    held_credits, held_tokens = locked.held_credits, locked.held_tokens
+    if locked.paused:
+        return _refuse(402, "key_paused", None, None), held_credits, held_tokens
+    if locked.next_expiry is not None and locked.next_expiry <= now:
+        reservations_expire(org_id=org.pk, now=now)
         held_credits, held_tokens = spend_lock(org.pk)
     cost = estimate.estimated_cost
     budgets = [
@@ -198,7 +215,7 @@ def _money_check(
                 held_tokens,
             )
     if not org.may_overdraw:
-        available = credit_balance(org=org) - held_credits
+        available = locked.balance - held_credits
         if available < cost:
             return (
                 _refuse(
@@ -244,8 +261,6 @@ def request_authorize(
     estimate = request_cost_estimate(
         model=model, input_tokens=input_tokens, max_output_tokens=max_output_tokens
     )
-    if KeyPause.objects.filter(api_key=key).exists():
-        return _refuse(402, "key_paused", None, None)
     rate = ratelimit_authorize(key=key, tokens=estimate.total_tokens)
     if rate.limited:
         rpm, tpm = limits_for(key)

@@ -15,16 +15,19 @@ current: it is money about to be spent now). Both are exact decimals.
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import F, Sum
+from django.db.models import F, Min, Sum
+from django.db.models.functions import Round
 from django.utils import timezone
 
 from accounts.models import Organization
+from billing.models import CreditAccount
 from billing.selectors import org_timezone
-from usage.models import Reservation, ReservationStatus, SpendDay, SpendHold
+from usage.models import KeyPause, Reservation, ReservationStatus, SpendDay, SpendHold
 from usage.spend_periods import local_day
 
 ORG, KEY, MEMBER = "o", "k", "m"
@@ -48,7 +51,8 @@ def _upsert_sql(table: str, keys: list[str], returning: bool) -> str:
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES {{rows}} "  # noqa: S608
         f"ON CONFLICT ({conflict}) DO UPDATE SET "
-        f"credits = {table}.credits + EXCLUDED.credits, "
+        # ROUND to the column's scale: SQLite adds decimals as floats.
+        f"credits = ROUND({table}.credits + EXCLUDED.credits, 10), "
         f"tokens = {table}.tokens + EXCLUDED.tokens"
     )
     if returning:
@@ -80,7 +84,7 @@ def holds_add(*, org_id: int, amounts: dict[Subject, tuple[Decimal, int]]) -> No
     for (d, s), (c, t) in amounts.items():
         if c < 0 or t < 0:
             SpendHold.objects.filter(organization_id=org_id, dimension=d, subject=s).update(
-                credits=F("credits") + c, tokens=F("tokens") + t
+                credits=Round(F("credits") + c, 10), tokens=F("tokens") + t
             )
 
 
@@ -99,6 +103,64 @@ def spend_lock(org_id: int) -> tuple[Decimal, int]:
     )
     credits, tokens = rows[0]
     return Decimal(credits), int(tokens)
+
+
+@dataclass(frozen=True)
+class LockedSpend:
+    """What authorize reads the moment it takes the spend lock."""
+
+    held_credits: Decimal
+    held_tokens: int
+    balance: Decimal
+    paused: bool
+    next_expiry: datetime | None
+
+
+def _authorize_lock_sql() -> str:
+    hold = SpendHold._meta.db_table
+    return (
+        f"INSERT INTO {hold} (organization_id, dimension, subject, credits, tokens) "  # noqa: S608
+        "SELECT %s, 'o', '', 0, 0 FROM (SELECT set_config('synchronous_commit', %s, true)) AS c "
+        f"ON CONFLICT (organization_id, dimension, subject) DO UPDATE SET credits = {hold}.credits "
+        "RETURNING credits, tokens, "
+        f"(SELECT balance FROM {CreditAccount._meta.db_table} WHERE organization_id = %s), "
+        f"EXISTS (SELECT 1 FROM {KeyPause._meta.db_table} WHERE api_key_id = %s), "
+        f"(SELECT min(expires_at) FROM {Reservation._meta.db_table} "
+        "WHERE organization_id = %s AND status = 'held')"
+    )
+
+
+def spend_lock_for_authorize(*, org_id: int, key_id: int, async_commit: bool) -> LockedSpend:
+    """Take the spend lock and read, in the same statement on PostgreSQL, the holds, the
+    balance, whether the key is paused and the next reservation to expire.
+
+    async_commit (PostgreSQL): this transaction's commit does not wait for its WAL flush
+    (synchronous_commit off, for this transaction only): see authorize's docstring."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _authorize_lock_sql(),
+                [org_id, "off" if async_commit else "on", org_id, key_id, org_id],
+            )
+            credits, tokens, balance, paused, next_expiry = cursor.fetchone()
+        return LockedSpend(
+            Decimal(credits), int(tokens), Decimal(balance or 0), bool(paused), next_expiry
+        )
+    credits, tokens = spend_lock(org_id)
+    balance = (
+        CreditAccount.objects.filter(organization_id=org_id)
+        .values_list("balance", flat=True)
+        .first()
+    )
+    return LockedSpend(
+        credits,
+        tokens,
+        Decimal(balance or 0),
+        KeyPause.objects.filter(api_key_id=key_id).exists(),
+        Reservation.objects.filter(organization_id=org_id, status=ReservationStatus.HELD).aggregate(
+            first=Min("expires_at")
+        )["first"],
+    )
 
 
 def reservations_expire(*, org_id: int, now: datetime | None = None) -> int:
