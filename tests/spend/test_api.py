@@ -202,3 +202,19 @@ def test_the_beat_task_expires_overdue_reservations_and_releases_their_holds(spe
     assert reservations_expire_due() == 1
     assert set(SpendHold.objects.values_list("credits", flat=True)) == {Decimal(0)}
     assert Reservation.objects.get().status == "expired"
+
+
+def test_another_organizations_reservation_settles_nothing(client, spend, frozen):
+    other = make_org()
+    from tests.factories import grant_credits
+
+    grant_credits(org=other, amount="10")
+    _, other_secret = make_api_key(org=other)
+    body = {"model": "llama-3.1-8b", "input_tokens": 100, "max_output_tokens": 100}
+    theirs = post(client, AUTHORIZE, body, other_secret).json()["reservation"]
+    record = {"id": "q-x", "kind": "query", "occurred_at": "2026-11-20T11:00:00Z",
+              "model": "llama-3.1-8b", "input_tokens": 100, "output_tokens": 100,
+              "reservation": theirs}  # fmt: skip
+    ok = post(client, "/api/v1/usage/records", {"records": [record]}, spend.key_secret)
+    assert ok.json()["accepted"] == ["q-x"]  # stored as unreserved usage of this org
+    assert Reservation.objects.get(public_id=theirs).status == "held"
