@@ -21,7 +21,6 @@ from billing.models import PriceModel
 from usage.api_core import (
     API_KEY_ONLY,
     API_KEY_OR_SESSION,
-    SESSION_ONLY,
     APIError,
     Principal,
     not_found,
@@ -384,7 +383,7 @@ def _key_of(request: HttpRequest, key_id: int) -> APIKey:
 
 @router.post(
     "/keys/{key_id}/pause",
-    auth=SESSION_ONLY,
+    auth=API_KEY_OR_SESSION,
     url_name="key_pause",
     summary="Pause an API key: authorize answers 402 key_paused",
     response={200: PauseOut, 403: ErrorOut, 404: ErrorOut},
@@ -398,7 +397,7 @@ def keys_pause(request: HttpRequest, key_id: int) -> dict:
 
 @router.post(
     "/keys/{key_id}/resume",
-    auth=SESSION_ONLY,
+    auth=API_KEY_OR_SESSION,
     url_name="key_resume",
     summary="Resume a paused API key",
     response={200: PauseOut, 403: ErrorOut, 404: ErrorOut},
