@@ -17,3 +17,9 @@ class UsageConfig(AppConfig):
         from usage.budget_alerts import budget_conditions
 
         alert_condition_source_register("budget", budget_conditions)
+
+        # ... and reconciliation counts over-cap usage and checks the spend holds.
+        from billing.services.reconciliation import reconcile_counter_register
+        from usage.budget_selectors import spend_reconcile_counts
+
+        reconcile_counter_register(spend_reconcile_counts)

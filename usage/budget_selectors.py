@@ -101,3 +101,30 @@ def keys_spend_flags(*, org: Organization, since: datetime) -> dict[int, dict]:
         .values_list("api_key", "total")
     )
     return {key: {"paused": key in paused, "over_cap": over.get(key)} for key in paused | set(over)}
+
+
+def spend_reconcile_counts(*, org: Organization, days: int, now: datetime | None = None) -> dict:
+    """For reconciliation: over-cap flags of the last `days` days, and whether each
+    subject's hold equals the sum of its live reservations (0 or the mismatches)."""
+    from datetime import timedelta
+
+    from usage.models import Reservation, SpendHold
+    from usage.services.spend import reservation_subjects
+
+    now = now or timezone.now()
+    over = OverCap.objects.filter(organization=org, at__gte=now - timedelta(days=days))
+    expected: dict[tuple[str, str], Decimal] = {}
+    held = Reservation.objects.filter(organization=org, status="held").values_list(
+        "api_key_id", "member", "credits"
+    )
+    for key_id, member, credits in held:
+        for subject in reservation_subjects(api_key_id=key_id, member=member):
+            expected[subject] = expected.get(subject, Decimal(0)) + credits
+    mismatches = sum(
+        1
+        for d, s, credits in SpendHold.objects.filter(organization=org).values_list(
+            "dimension", "subject", "credits"
+        )
+        if credits != expected.get((d, s), Decimal(0))
+    )
+    return {"over_cap_flags": over.count(), "spend_hold_mismatches": mismatches}

@@ -20,6 +20,7 @@ and `manage.py rollup` or a ledger adjustment is the operator's deliberate fix.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -50,6 +51,8 @@ class ReconcileReport:
     issues: list[ReconciliationIssue] = field(default_factory=list)
     # Organizations whose check raised (recorded as SweepFailure rows; the rest went on).
     failed_organizations: list[str] = field(default_factory=list)
+    # Figures the registered counters report (spend controls: over-cap usage), summed.
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -230,6 +233,21 @@ def reconcile_rollup_day(*, org: Organization, day: date) -> list[Reconciliation
     return issues
 
 
+# Counters higher apps register from their AppConfig.ready (usage: over-cap usage and its
+# spend counters): fn(org=, days=, now=) -> {name: count}, reported, never fixed.
+RECONCILE_COUNTERS: list[Callable[..., dict[str, int]]] = []
+
+
+def reconcile_counter_register(counter: Callable[..., dict[str, int]]) -> None:
+    if counter not in RECONCILE_COUNTERS:
+        RECONCILE_COUNTERS.append(counter)
+
+
+def _counted(report: ReconcileReport, counts: dict[str, int]) -> None:
+    for name, value in counts.items():
+        report.counts[name] = report.counts.get(name, 0) + value
+
+
 def reconcile_organization(
     *, org: Organization, days: int = DEFAULT_DAYS, now: datetime | None = None
 ) -> ReconcileReport:
@@ -262,6 +280,8 @@ def reconcile_organization(
             continue
         report.days_checked += 1
         report.issues.extend(found)
+    for counter in RECONCILE_COUNTERS:
+        _counted(report, counter(org=org, days=days, now=now))
     return report
 
 
@@ -291,6 +311,7 @@ def reconcile_all(
         report.days_checked += one.days_checked
         report.days_skipped += one.days_skipped
         report.issues.extend(one.issues)
+        _counted(report, one.counts)
     reconcile_report(report, started=started)
     return report
 

@@ -60,3 +60,17 @@ def test_the_notification_offers_to_pause_the_key(client, spend, frozen):
     url = f"/o/{spend.org.slug}/usage/keys/{spend.key.pk}/pause"
     response = client.post(url, {"next": f"/o/{spend.org.slug}/settings/alerts/notifications/"})
     assert response.status_code == 302 and response["Location"].endswith("/notifications/")
+
+
+def test_reconciliation_counts_over_cap_usage_and_checks_the_holds(spend, frozen):
+    from billing.services.reconciliation import reconcile_organization
+    from usage.models import SpendHold
+
+    budget_create(org=spend.org, scope="organization", period="day",
+                  soft_limit=Decimal("0.001"), hard_limit=Decimal("0.002"))  # fmt: skip
+    # 0.006 credits without a reservation: stored, charged, 0.004 over the hard level.
+    usage_records_ingest(org=spend.org, records=[q(1, 60_000)], api_key=spend.key)
+    report = reconcile_organization(org=spend.org, days=7)
+    assert report.counts == {"over_cap_flags": 1, "spend_hold_mismatches": 0}
+    SpendHold.objects.filter(organization=spend.org).update(credits=Decimal("1"))
+    assert reconcile_organization(org=spend.org, days=7).counts["spend_hold_mismatches"] >= 1
