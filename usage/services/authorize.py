@@ -173,9 +173,11 @@ def budgets_spent_and_held(
 
 
 def _money_check(
-    *, key: APIKey, member: str, estimate: Estimate, now: datetime
+    *, key: APIKey, budgets: list[Budget], estimate: Estimate, now: datetime
 ) -> tuple[Verdict | None, Decimal, int]:
-    """Under the spend lock: the first money refusal, or None. Returns the org's hold too."""
+    """Under the spend lock: the first money refusal, or None. Returns the org's hold too.
+    `budgets` (the hard ones that apply) are read before the lock: an authorization is
+    ordered at that read against concurrent budget changes, and the lock is held shorter."""
     org = key.organization
     locked = spend_lock_for_authorize(
         org_id=org.pk,
@@ -189,11 +191,6 @@ def _money_check(
         reservations_expire(org_id=org.pk, now=now)
         held_credits, held_tokens = spend_lock(org.pk)
     cost = estimate.estimated_cost
-    budgets = [
-        b
-        for b in applicable_budgets(org_id=org.pk, api_key_id=key.pk, member=member)
-        if b.hard_limit is not None
-    ]
     figures = budgets_spent_and_held(org=org, budgets=budgets, now=now, org_hold=held_credits)
     tz = org_timezone(org)
     for budget in budgets:
@@ -273,8 +270,13 @@ def request_authorize(
         )
         verdict.rate = rate
         return verdict
+    budgets = [
+        b
+        for b in applicable_budgets(org_id=org.pk, api_key_id=key.pk, member=member)
+        if b.hard_limit is not None
+    ]
     with transaction.atomic():
-        refusal, _held, _tokens = _money_check(key=key, member=member, estimate=estimate, now=now)
+        refusal, _held, _tokens = _money_check(key=key, budgets=budgets, estimate=estimate, now=now)
         if refusal is not None:
             refusal.rate = rate
             return refusal
