@@ -31,12 +31,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import APIKey, APIKeyKind
 from billing.models import PriceModel
+from billing.money import credits_round
 from billing.selectors import org_timezone
 from usage.estimate import Estimate, request_cost_estimate
 from usage.models import Budget, BudgetScope, Reservation
@@ -46,8 +47,7 @@ from usage.services.spend import (
     KEY,
     MEMBER,
     ORG,
-    holds_add,
-    reservation_subjects,
+    reservation_hold,
     reservations_expire,
     spend_lock,
     spend_lock_for_authorize,
@@ -127,47 +127,41 @@ def _budget_subject(budget: Budget) -> tuple[str, str]:
 def budgets_spent_and_held(
     *, org, budgets: list[Budget], now: datetime, org_hold: Decimal | None = None
 ) -> dict[int, tuple[Decimal, Decimal]]:
-    """(spent in the current period, held by live reservations) for each budget: two
-    queries whatever the number of budgets."""
-    from django.db.models import Case, DecimalField, Sum, When
-
+    """(spent in the current period, held by live reservations) for each budget: one
+    query (a UNION ALL of one sum per budget and one hold per subject)."""
     from usage.models import SpendDay, SpendHold
 
     if not budgets:
         return {}
     tz = org_timezone(org)
-    periods = {b.pk: period_of(b.period, now=now, tz=tz) for b in budgets}
-    sums = {}
+    parts, params = [], []
+    days, holds = SpendDay._meta.db_table, SpendHold._meta.db_table
     for b in budgets:
         dimension, subject = _budget_subject(b)
-        p = periods[b.pk]
-        sums[f"b{b.pk}"] = Sum(
-            Case(
-                When(
-                    dimension=dimension,
-                    subject=subject,
-                    day__gte=p.first_day,
-                    day__lt=p.end_day,
-                    then="credits",
-                ),
-                output_field=DecimalField(max_digits=30, decimal_places=10),
-            )
+        p = period_of(b.period, now=now, tz=tz)
+        parts.append(
+            f"SELECT %s, SUM(credits) FROM {days} WHERE organization_id = %s "  # noqa: S608
+            "AND dimension = %s AND subject = %s AND day >= %s AND day < %s"
         )
-    first = min(p.first_day for p in periods.values())
-    spent = SpendDay.objects.filter(organization=org, day__gte=first).aggregate(**sums)
-    subjects = {_budget_subject(b) for b in budgets}
-    holds = {
-        (d, s): c
-        for d, s, c in SpendHold.objects.filter(
-            organization=org,
-            dimension__in={d for d, _ in subjects},
-            subject__in={s for _, s in subjects},
-        ).values_list("dimension", "subject", "credits")
-    }
+        params += [f"b{b.pk}", org.pk, dimension, subject, p.first_day, p.end_day]
+    for dimension, subject in {_budget_subject(b) for b in budgets}:
+        parts.append(
+            f"SELECT %s, credits FROM {holds} WHERE organization_id = %s "  # noqa: S608
+            "AND dimension = %s AND subject = %s"
+        )
+        params += [f"h{dimension}:{subject}", org.pk, dimension, subject]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        # SQLite sums decimals as floats: back to the ledger's scale.
+        found = {k: credits_round(Decimal(str(v))) for k, v in cursor.fetchall() if v is not None}
     if org_hold is not None:
-        holds[(ORG, "")] = org_hold
+        found[f"h{ORG}:"] = org_hold
+    zero = Decimal(0)
     return {
-        b.pk: (Decimal(spent[f"b{b.pk}"] or 0), Decimal(holds.get(_budget_subject(b), 0)))
+        b.pk: (
+            found.get(f"b{b.pk}", zero),
+            found.get("h{}:{}".format(*_budget_subject(b)), zero),
+        )
         for b in budgets
     }
 
@@ -280,7 +274,7 @@ def request_authorize(
         if refusal is not None:
             refusal.rate = rate
             return refusal
-        reservation = Reservation.objects.create(
+        reservation = Reservation(
             organization_id=org.pk,
             public_id=RESERVATION_PREFIX + secrets.token_urlsafe(18),
             api_key=key,
@@ -292,11 +286,5 @@ def request_authorize(
             created_at=now,
             expires_at=now + reservation_ttl(),
         )
-        holds_add(
-            org_id=org.pk,
-            amounts={
-                s: (estimate.estimated_cost, estimate.total_tokens)
-                for s in reservation_subjects(api_key_id=key.pk, member=member)
-            },
-        )
+        reservation_hold(reservation=reservation)
     return Verdict(True, 200, estimate=estimate, reservation=reservation, rate=rate)

@@ -211,3 +211,36 @@ def charges_by_subject(
 
 def charge_day(org: Organization, at: datetime):
     return local_day(at, org_timezone(org))
+
+
+def reservation_hold(*, reservation: Reservation) -> None:
+    """Insert the reservation and add its worst case to its subjects' holds (one statement
+    on PostgreSQL: a data-modifying WITH, under the caller's spend lock)."""
+    subjects = reservation_subjects(api_key_id=reservation.api_key_id, member=reservation.member)
+    amounts = {s: (reservation.credits, reservation.tokens) for s in subjects}
+    rows = [(d, s, c, t) for (d, s), (c, t) in amounts.items() if c > 0 or t > 0]
+    if connection.vendor != "postgresql" or not rows:
+        reservation.save(force_insert=True)
+        holds_add(org_id=reservation.organization_id, amounts=amounts)
+        return
+    quote = connection.ops.quote_name
+    fields = [f for f in Reservation._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(getattr(reservation, f.attname), connection) for f in fields]
+    hold = SpendHold._meta.db_table
+    columns = ", ".join(quote(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    hold_values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+    # Table and column names come from the models; every value is a parameter.
+    sql = (
+        f"WITH r AS (INSERT INTO {Reservation._meta.db_table} ({columns}) "  # noqa: S608
+        f"VALUES ({placeholders}) RETURNING id) "
+        f"INSERT INTO {hold} (organization_id, dimension, subject, credits, tokens) "
+        f"VALUES {hold_values} ON CONFLICT (organization_id, dimension, subject) DO UPDATE SET "
+        f"credits = ROUND({hold}.credits + EXCLUDED.credits, 10), "
+        f"tokens = {hold}.tokens + EXCLUDED.tokens RETURNING (SELECT id FROM r)"
+    )
+    params = values + [v for d, s, c, t in rows for v in (reservation.organization_id, d, s, c, t)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        reservation.pk = cursor.fetchone()[0]
+    reservation._state.adding = False
