@@ -189,3 +189,6 @@ class RollupHourAdmin(_ReadOnlyAdmin):
     search_fields = ["organization__name", "organization__slug"]
     date_hierarchy = "day"
     list_select_related = ["organization"]
+
+
+from usage import spend_admin  # noqa: E402, F401 - spend controls' admin (issue 16)
