@@ -228,7 +228,7 @@ def _invalid(exc: BudgetInvalid) -> APIError:
     auth=API_KEY_OR_SESSION,
     url_name="usage_estimate",
     summary="Estimate a request's tokens and worst-case cost",
-    response={200: EstimateOut, 400: ErrorOut},
+    response={200: EstimateOut, 400: ErrorOut, 413: ErrorOut},
 )
 def usage_estimate(request: HttpRequest, body: EstimateIn) -> dict:
     """As the reference's estimate_request_cost: cl100k_base tokens of every message's
@@ -248,7 +248,7 @@ def usage_estimate(request: HttpRequest, body: EstimateIn) -> dict:
     throttle=[],
     url_name="usage_authorize",
     summary="Ask before serving a request: hold its worst-case cost, or be told why not",
-    response={200: AuthorizeOut, 400: ErrorOut, 402: RefusedOut, 429: RefusedOut},
+    response={200: AuthorizeOut, 400: ErrorOut, 402: RefusedOut, 413: ErrorOut, 429: RefusedOut},
 )
 def usage_authorize(request: HttpRequest, body: AuthorizeIn) -> Any:
     """Checks, atomically, the key's pause, every hard budget that applies (organization,
@@ -301,7 +301,7 @@ def budgets_list(request: HttpRequest) -> dict:
     auth=API_KEY_OR_SESSION,
     url_name="budget_create",
     summary="Set a budget (owner or admin session token)",
-    response={201: BudgetOut, 400: ErrorOut, 403: ErrorOut},
+    response={201: BudgetOut, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut},
 )
 def budgets_create(request: HttpRequest, body: BudgetIn) -> Any:
     org = _manager(request).organization
@@ -341,7 +341,7 @@ def budgets_detail(request: HttpRequest, budget_id: int) -> dict:
     auth=API_KEY_OR_SESSION,
     url_name="budget_update",
     summary="Change a budget's levels, thresholds or period",
-    response={200: BudgetOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={200: BudgetOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut, 413: ErrorOut},
 )
 def budgets_update(request: HttpRequest, budget_id: int, body: BudgetPatch) -> dict:
     org = request.auth.organization  # type: ignore[attr-defined]
