@@ -22,6 +22,7 @@ class AlertKind(models.TextChoices):
     RATE_LIMITS = "rate_limits", "Rate limits hit in the last hour"
     UNUSUAL_USAGE = "unusual_usage", "Unusual usage: today's credits against the 14-day median"
     CONTROLLER_OFFLINE = "controller_offline", "A controller is offline"
+    BUDGET = "budget", "A budget reaches one of its thresholds"
 
 
 # What the threshold of each kind means, with its unit (forms and messages say it).
@@ -32,6 +33,7 @@ THRESHOLD_UNITS = {
     AlertKind.RATE_LIMITS: "refused requests",
     AlertKind.UNUSUAL_USAGE: "× the trailing 14-day median",
     AlertKind.CONTROLLER_OFFLINE: "minutes",
+    AlertKind.BUDGET: "% of the soft level, at least",
 }
 
 

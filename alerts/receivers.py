@@ -7,15 +7,21 @@ from django.dispatch import receiver
 
 from accounts.models import Organization
 from accounts.signals import organization_created
+from alerts.budgets import budget_alert_rule_ensure
 from alerts.services import alert_defaults_create
 from alerts.signals import notification_fired
 from alerts.tasks import alert_email_deliver, alert_webhook_deliver, alerts_evaluate_org
-from usage.signals import usage_recorded
+from usage.signals import budget_saved, usage_recorded
 
 
 @receiver(organization_created, dispatch_uid="alerts.organization_created")
 def _organization_created(sender, organization: Organization, **kwargs) -> None:
     alert_defaults_create(org=organization)
+
+
+@receiver(budget_saved, dispatch_uid="alerts.budget_saved")
+def _budget_saved(sender, organization: Organization, **kwargs) -> None:
+    budget_alert_rule_ensure(org=organization)
 
 
 @receiver(usage_recorded, dispatch_uid="alerts.usage_recorded")

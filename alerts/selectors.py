@@ -4,6 +4,7 @@ organization: a rule only ever sees its own organization's figures.
 """
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -218,9 +219,20 @@ def controller_conditions(
     return conditions
 
 
+# Kinds whose conditions a higher app computes (budgets: usage), registered from its
+# AppConfig.ready as kind -> fn(rule=, org=, now=) -> list of Condition.
+CONDITION_SOURCES: dict[str, Callable[..., list[Condition]]] = {}
+
+
+def alert_condition_source_register(kind: str, source: Callable[..., list[Condition]]) -> None:
+    CONDITION_SOURCES[kind] = source
+
+
 def rule_conditions(*, rule: AlertRule, figures: OrgFigures) -> list[Condition]:
     """The rule's condition now, one per subject (one per controller for that kind)."""
     t = rule.threshold
+    if rule.kind in CONDITION_SOURCES:
+        return CONDITION_SOURCES[rule.kind](rule=rule, org=figures.org, now=figures.now)
     match rule.kind:
         case AlertKind.TOKENS:
             tokens = figures.tokens

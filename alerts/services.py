@@ -52,6 +52,7 @@ SUGGESTED_THRESHOLDS: dict[str, Decimal] = {
     AlertKind.RATE_LIMITS: Decimal("100"),
     AlertKind.UNUSUAL_USAGE: Decimal("3"),
     AlertKind.CONTROLLER_OFFLINE: Decimal("15"),
+    AlertKind.BUDGET: Decimal("0"),
 }
 
 # Allowed thresholds per kind: (lowest, highest, whole numbers only).
@@ -62,6 +63,7 @@ THRESHOLD_BOUNDS: dict[str, tuple[Decimal, Decimal, bool]] = {
     AlertKind.RATE_LIMITS: (Decimal("0"), Decimal("10000000"), True),
     AlertKind.UNUSUAL_USAGE: (Decimal("1"), Decimal("1000"), False),
     AlertKind.CONTROLLER_OFFLINE: (Decimal("1"), Decimal("100000"), True),
+    AlertKind.BUDGET: (Decimal("0"), Decimal("1000"), True),
 }
 
 

@@ -7,7 +7,7 @@ the nightly reconciliation runs beside billing's own balance check.
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -39,11 +39,13 @@ CreditsByModel = Callable[..., list[ModelCredits]]
 @dataclass(frozen=True)
 class ReconciliationCheck:
     """What one registered check found for one organization: the issues it recorded
-    (ReconciliationIssue rows), and how many items it checked and skipped."""
+    (ReconciliationIssue rows), how many items it checked and skipped, and figures it
+    counts for the report (reported, never fixed)."""
 
     checked: int
     skipped: int
     issues: list[Any]
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 ReconciliationChecker = Callable[..., ReconciliationCheck]

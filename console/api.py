@@ -16,6 +16,7 @@ from billing import api as billing_api
 from usage.api import ingest as usage_ingest_api
 from usage.api import reads as usage_reads_api
 from usage.api import report as usage_report_api
+from usage.api import spend as usage_spend_api
 from usage.api.ratelimit import RATE_LIMIT_HEADERS, PrincipalRateLimit, rate_limit_headers
 
 app_name = "api"
@@ -136,6 +137,7 @@ api.add_router("/usage", usage_reads_api.usage)
 api.add_router("/usage", usage_report_api.router)
 api.add_router("/auth", accounts_api.sessions)
 api.add_router("", accounts_api.audit)
+api.add_router("", usage_spend_api.router)
 
 
 def _json_method_not_allowed(view: Any) -> Any:

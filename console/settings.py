@@ -282,7 +282,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "billing.tasks.statements_issue_due_all",
         "schedule": crontab(minute=20, day_of_month="1-2,28-31"),
     },
+    # Every minute, release the holds of reservations past their expiry (authorize and
+    # ingestion also expire them as they pass, so this only tidies quiet organizations).
+    "usage-reservations-expire": {"task": "usage.reservations_expire_due", "schedule": 60.0},
 }
+# Spend controls: how long an authorization's reservation holds its worst-case cost.
+SPEND_RESERVATION_SECONDS = int(os.environ.get("SPEND_RESERVATION_SECONDS", "600"))
 
 # Billing. Payments go through the embedded sandbox (a card processor's test mode)
 # unless Stripe keys are set, then through Stripe Checkout and its signed webhook.

@@ -1,14 +1,19 @@
 from django.contrib import admin, messages
 
 from usage.models import (
+    Budget,
     Controller,
     IngestBatch,
     Job,
+    KeyPause,
     MatchingRun,
+    OverCap,
     Query,
+    Reservation,
     Restatement,
     RollupHour,
     RollupState,
+    SpendHold,
     WorkerSession,
 )
 from usage.services.controllers import controller_register, controller_token_rotate
@@ -189,3 +194,42 @@ class RollupHourAdmin(_ReadOnlyAdmin):
     search_fields = ["organization__name", "organization__slug"]
     date_hierarchy = "day"
     list_select_related = ["organization"]
+
+
+# Spend controls: budgets, reservations, holds, pauses and over-cap flags, read-only.
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    list_display = ["organization", "scope", "api_key", "member", "period", "soft_limit",
+                    "hard_limit"]  # fmt: skip
+    list_filter = ["scope", "period"]
+    search_fields = ["organization__name", "member", "api_key__name"]
+    raw_id_fields = ["organization", "api_key"]
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyAdmin):
+    list_display = ["public_id", "organization", "api_key", "member", "credits", "status",
+                    "created_at", "expires_at", "settled_credits"]  # fmt: skip
+    list_filter = ["status"]
+    search_fields = ["public_id", "organization__name", "member"]
+
+
+@admin.register(SpendHold)
+class SpendHoldAdmin(ReadOnlyAdmin):
+    list_select_related = ["organization"]
+    list_display = ["organization", "dimension", "subject", "credits", "tokens"]
+
+
+@admin.register(OverCap)
+class OverCapAdmin(ReadOnlyAdmin):
+    list_display = ["organization", "reason", "budget", "api_key", "member", "credits",
+                    "uncharged_credits", "at"]  # fmt: skip
+    list_filter = ["reason"]
+
+
+@admin.register(KeyPause)
+class KeyPauseAdmin(admin.ModelAdmin):
+    list_display = ["api_key", "organization", "paused_at", "paused_by"]
+    raw_id_fields = ["organization", "api_key", "paused_by"]

@@ -185,3 +185,52 @@ def ratelimit_tokens(*, key: APIKey, state: RateState, tokens: int) -> RateState
         tokens=Quota(state.tokens.limit, max(0, state.tokens.limit - used), reset),
         limited=state.limited,
     )
+
+
+# --- Spend controls (issue 16): authorize enforces RPM and TPM; ingestion only a ceiling --
+
+
+def ratelimit_authorize(*, key: APIKey, tokens: int) -> RateState:
+    """Count one authorization and its worst-case tokens in the key's minute: refused when
+    the requests are over RPM or the tokens would pass TPM (refused tokens do not count)."""
+    rpm, tpm = limits_for(key)
+    window, reset = _window()
+    subject = str(key.pk)
+    try:
+        requests = _bump(f"{subject}:rpm", window, 1)
+        used = cache.get(_counter(f"{subject}:tpm", window), 0)
+        over = requests > rpm or used + tokens > tpm
+        if not over and tokens > 0:
+            used = _bump(f"{subject}:tpm", window, tokens)
+    except CACHE_UNAVAILABLE as exc:
+        return _unavailable(subject, exc, rpm, tpm, reset)
+    return RateState(
+        requests=Quota(rpm, max(0, rpm - requests), reset),
+        tokens=Quota(tpm, max(0, tpm - used), reset),
+        limited=over,
+    )
+
+
+def ingest_ceiling(key: APIKey) -> int:
+    """Batches a key may send a minute: protection of the console, well above any
+    customer limit (ten times the key's RPM, at least INGEST_CEILING_PER_MINUTE)."""
+    rpm, _tpm = limits_for(key)
+    return max(10 * rpm, getattr(settings, "INGEST_CEILING_PER_MINUTE", 6000))
+
+
+def ratelimit_ingest(*, key: APIKey) -> RateState:
+    """Count one ingestion request against the console's ceiling (its own counter: batches
+    never use the gateway's RPM); the TPM figures are the key's authorized tokens."""
+    ceiling = ingest_ceiling(key)
+    _rpm, tpm = limits_for(key)
+    window, reset = _window()
+    try:
+        requests = _bump(f"{key.pk}:ingest", window, 1)
+        used = cache.get(_counter(f"{key.pk}:tpm", window), 0)
+    except CACHE_UNAVAILABLE as exc:
+        return _unavailable(str(key.pk), exc, ceiling, tpm, reset)
+    return RateState(
+        requests=Quota(ceiling, max(0, ceiling - requests), reset),
+        tokens=Quota(tpm, max(0, tpm - used), reset),
+        limited=requests > ceiling,
+    )

@@ -163,3 +163,26 @@ def rollup_hours_sweep() -> int:
     for org_id, hours in _per_org(due).items():
         rollup_hours_org_run.delay(org_id, [[day.isoformat(), hour] for day, hour in hours])
     return len(due)
+
+
+@shared_task(name="usage.reservations_expire_due", acks_late=True, ignore_result=True)
+def reservations_expire_due() -> int:
+    """Expire every organization's overdue reservations (spend controls); returns how many."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from usage.models import Reservation, ReservationStatus
+    from usage.services.spend import reservations_expire, spend_lock
+
+    now = timezone.now()
+    org_ids = (
+        Reservation.objects.filter(status=ReservationStatus.HELD, expires_at__lte=now)
+        .values_list("organization_id", flat=True)
+        .distinct()
+    )
+    expired = 0
+    for org_id in org_ids:
+        with transaction.atomic():
+            spend_lock(org_id)
+            expired += reservations_expire(org_id=org_id, now=now)
+    return expired

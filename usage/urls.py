@@ -1,6 +1,6 @@
 from django.urls import path
 
-from usage.views import charges, controllers, explore, panel
+from usage.views import charges, controllers, explore, panel, spend
 
 app_name = "usage"
 
@@ -18,4 +18,12 @@ urlpatterns = [
         controllers.controller_rotate,
         name="controller_rotate",
     ),
+    # Spend controls: Usage → Estimate, Settings → Budgets, pausing a key.
+    path("estimate/", spend.estimate, name="estimate"),
+    path("budgets/", spend.budgets, name="budgets"),
+    path("budgets/create", spend.budget_add, name="budget_add"),
+    path("budgets/<int:budget_id>/edit", spend.budget_edit, name="budget_edit"),
+    path("budgets/<int:budget_id>/remove", spend.budget_remove, name="budget_remove"),
+    path("keys/<int:key_id>/pause", spend.key_pause, name="key_pause"),
+    path("keys/<int:key_id>/resume", spend.key_resume, name="key_resume"),
 ]

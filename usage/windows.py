@@ -8,7 +8,7 @@ buckets are dense: every day of a range is present, with zero when nothing happe
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from accounts.calendar import local_midnight, month_after, month_first, month_start
@@ -206,3 +206,37 @@ def quick_range(name: str, *, now: datetime, tz: str = "UTC") -> tuple[datetime,
     }
     lo, hi = spans[name]
     return local_midnight(lo, zone), now if hi is None else local_midnight(hi, zone)
+
+
+# --- Budget periods (spend controls) -----------------------------------------------------
+
+BUDGET_PERIODS = ("day", "week", "month")
+
+
+@dataclass(frozen=True)
+class Period:
+    """A budget's period (a day, a week from Monday, a calendar month) in a zone."""
+
+    first_day: date  # local, inclusive
+    end_day: date  # local, exclusive
+    start: datetime  # aware, the first instant
+    resets_at: datetime  # aware, the first instant of the next period
+
+    def elapsed_fraction(self, now: datetime) -> float:
+        total = (self.resets_at - self.start).total_seconds()
+        return min(1.0, max(0.0, (now - self.start).total_seconds() / total))
+
+
+def period_of(kind: str, *, now: datetime, tz: tzinfo) -> Period:
+    """The period of this kind ("day", "week", "month") containing now."""
+    today = now.astimezone(tz).date()
+    if kind == "day":
+        first, end = today, today + timedelta(days=1)
+    elif kind == "week":
+        first = today - timedelta(days=today.weekday())
+        end = first + timedelta(days=7)
+    elif kind == "month":
+        first, end = month_first(today), month_after(today)
+    else:
+        raise ValueError(f"unknown period {kind!r}")
+    return Period(first, end, local_midnight(first, tz), local_midnight(end, tz))

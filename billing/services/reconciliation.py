@@ -45,6 +45,8 @@ class ReconcileReport:
     issues: list[ReconciliationIssue] = field(default_factory=list)
     # Organizations whose check raised (recorded as SweepFailure rows; the rest went on).
     failed_organizations: list[str] = field(default_factory=list)
+    # Figures the registered checks count, summed (usage: over-cap usage, spend holds).
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -114,7 +116,13 @@ def reconcile_organization(
         report.days_checked += found.checked
         report.days_skipped += found.skipped
         report.issues.extend(found.issues)
+        _counted(report, found.counts)
     return report
+
+
+def _counted(report: ReconcileReport, counts: dict[str, int]) -> None:
+    for name, value in counts.items():
+        report.counts[name] = report.counts.get(name, 0) + value
 
 
 def reconcile_all(
@@ -141,6 +149,7 @@ def reconcile_all(
         report.days_checked += one.days_checked
         report.days_skipped += one.days_skipped
         report.issues.extend(one.issues)
+        _counted(report, one.counts)
     reconcile_report(report, started=started)
     return report
 

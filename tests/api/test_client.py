@@ -137,7 +137,9 @@ def test_usage_and_jobs_go_with_the_api_key(world):
     )  # fmt: skip
     assert result.accepted == ["live-q"]
     assert [(r.index, r.field) for r in result.rejected] == [(1, "model")]
-    assert console.default_client().last_rate_limit.limit_requests == 3000
+    # Ingestion's only request limit is the console's ceiling: 10 × the tier's 3,000 RPM
+    # (spend controls moved RPM and TPM to authorize).
+    assert console.default_client().last_rate_limit.limit_requests == 30_000
     job = console.submit_job("live-job", 4)
     assert job.status == "submitted" and job.compute == "managed"
     assert console.transition_job("live-job", "running").status == "running"

@@ -64,9 +64,11 @@ def test_reads_and_writes_share_an_api_keys_limit_and_refusals_are_recorded(clie
     key.save()
     headers = bearer(seeded.key_secret)
     assert client.get("/api/v1/usage", headers=headers)["X-RateLimit-Remaining-RPM"] == "1"
+    # Spend controls: ingestion counts against the console's own ceiling, not the RPM.
     ok = client.post("/api/v1/usage/records", {"records": []}, content_type="application/json",
                      headers=headers)  # fmt: skip
-    assert ok.status_code == 200 and ok["X-RateLimit-Remaining-RPM"] == "0"
+    assert ok.status_code == 200 and ok["X-RateLimit-Limit-RPM"] == "6000"
+    assert client.get("/api/v1/usage", headers=headers)["X-RateLimit-Remaining-RPM"] == "0"
     refused = client.get("/api/v1/usage/llm", headers=headers)
     assert refused.status_code == 429
     assert refused.json()["error"] == "rate_limited"

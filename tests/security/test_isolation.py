@@ -29,7 +29,7 @@ from tests.factories import (
     make_org,
     make_payment,
 )
-from usage.models import Controller, Job, Query
+from usage.models import Budget, Controller, Job, KeyPause, Query
 from usage.services.ingest import usage_records_ingest
 
 pytestmark = pytest.mark.django_db
@@ -96,6 +96,10 @@ def world():
         ).invitation.pk,
         "statement_id": statement_issue(org=org_a, month=_last_month()).pk,
         "receipt_id": Receipt.objects.get(payment=payment).pk,
+        # Spend controls (issue 16): a budget.
+        "budget_id": Budget.objects.create(
+            organization=org_a, scope="organization", period="day", soft_limit=1
+        ).pk,
     }
     return {"a": a, "b": b, "ids": ids, "a_key": key, "a_secret": secret}
 
@@ -133,6 +137,8 @@ def snapshot_of_a(org) -> tuple:
         sorted(AlertDismissal.objects.filter(notification__organization=org).values_list("id")),
         sorted(org.memberships.values_list("id", "role")),
         sorted(org.invitations.values_list("id", "nonce", "revoked_at")),
+        sorted(Budget.objects.filter(organization=org).values_list("id", "soft_limit")),
+        sorted(KeyPause.objects.filter(organization=org).values_list("api_key_id")),
     )
 
 

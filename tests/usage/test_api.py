@@ -125,6 +125,33 @@ def test_wrong_method_is_405(client, key):
     assert response.status_code == 405
 
 
+AUTHORIZE = "/api/v1/usage/authorize"
+
+
+def authorize(client, secret, tokens: int = 100):
+    body = {"model": "llama-3.1-8b", "input_tokens": tokens, "max_output_tokens": 0}
+    return post(client, secret, body, url=AUTHORIZE)
+
+
+# Spend controls (issue 16): RPM and TPM are enforced by authorize; ingestion records what
+# happened and keeps only a per-key ceiling that protects the console.
+
+
+def test_ingestion_is_never_refused_for_rpm_only_past_the_consoles_ceiling(
+    client, org, frozen, settings
+):
+    settings.INGEST_CEILING_PER_MINUTE = 0  # the ceiling is then ten times the key's RPM
+    api_key, secret = make_api_key(org=org)
+    api_key.rate_limit_rpm = 1
+    api_key.save()
+    answers = [post(client, secret, {"records": [query(n)]}).status_code for n in range(11)]
+    assert answers == [200] * 10 + [429]
+    assert Query.objects.count() == 10
+    from usage.models import RateLimitRefusal
+
+    assert list(RateLimitRefusal.objects.values_list("api_key", "count")) == [(api_key.pk, 1)]
+
+
 def test_request_limit_counts_down_refuses_with_retry_after_and_resets(client, org, frozen):
     api_key, secret = make_api_key(org=org)
     api_key.rate_limit_rpm = 3
@@ -132,7 +159,7 @@ def test_request_limit_counts_down_refuses_with_retry_after_and_resets(client, o
     window_end = int(NOW.timestamp()) // 60 * 60 + 60
     remaining = []
     for _ in range(3):
-        response = post(client, secret, {"records": []})
+        response = authorize(client, secret)
         assert response.status_code == 200
         assert response["X-RateLimit-Limit-RPM"] == "3"
         assert response["X-RateLimit-Reset-RPM"] == str(window_end)
@@ -140,38 +167,36 @@ def test_request_limit_counts_down_refuses_with_retry_after_and_resets(client, o
     assert remaining == [2, 1, 0]
 
     frozen.shift(timedelta(seconds=15))
-    refused = post(client, secret, {"records": [query(1)]})
+    refused = authorize(client, secret)
     assert refused.status_code == 429
-    assert refused.json()["error"] == "rate_limited"
+    data = refused.json()
+    assert (data["allowed"], data["reason"], data["limit"]) == (False, "rate_limit_requests", 3)
+    assert data["retry_after"] == window_end - int(NOW.timestamp()) - 15
     assert refused["Retry-After"] == str(window_end - int(NOW.timestamp()) - 15)
     assert refused["X-RateLimit-Remaining-RPM"] == "0"
-    assert not Query.objects.exists()
-    from usage.models import RateLimitRefusal
-
-    assert list(RateLimitRefusal.objects.values_list("api_key", "count")) == [(api_key.pk, 1)]
 
     frozen.shift(timedelta(seconds=60))  # the next window
-    response = post(client, secret, {"records": [query(1)]})
+    response = authorize(client, secret)
     assert response.status_code == 200
     assert response["X-RateLimit-Remaining-RPM"] == "2"
     assert response["X-RateLimit-Reset-RPM"] == str(window_end + 60)
 
 
-def test_token_limit_counts_accepted_tokens_and_resets(client, org, frozen):
+def test_token_limit_counts_authorized_tokens_and_resets(client, org, frozen):
     api_key, secret = make_api_key(org=org)
     api_key.rate_limit_tpm = 1000
     api_key.save()
-    first = post(client, secret, {"records": [query(1, tokens=600)]})
+    first = authorize(client, secret, tokens=600)
     assert first["X-RateLimit-Limit-TPM"] == "1000"
     assert first["X-RateLimit-Remaining-TPM"] == "400"
-    # The batch that passes the limit still goes through; the next one waits.
-    second = post(client, secret, {"records": [query(2, tokens=600), query(1, tokens=600)]})
-    assert second.status_code == 200
-    assert second["X-RateLimit-Remaining-TPM"] == "0"  # the duplicate's tokens do not count
-    third = post(client, secret, {"records": [query(3)]})
-    assert third.status_code == 429 and int(third["Retry-After"]) >= 1
+    refused = authorize(client, secret, tokens=600)  # would pass the limit: refused
+    assert refused.status_code == 429 and refused.json()["reason"] == "rate_limit_tokens"
+    assert refused.json()["limit"] == 1000 and int(refused["Retry-After"]) >= 1
+    assert authorize(client, secret, tokens=400).status_code == 200  # exactly the limit
+    # Ingestion does not count tokens any more, and is not refused for them.
+    assert post(client, secret, {"records": [query(1, tokens=5000)]}).status_code == 200
     frozen.shift(timedelta(minutes=1))
-    fourth = post(client, secret, {"records": [query(3)]})
+    fourth = authorize(client, secret, tokens=100)
     assert fourth.status_code == 200
     assert fourth["X-RateLimit-Remaining-TPM"] == "900"
 
@@ -181,12 +206,12 @@ def test_limits_are_per_key(client, org):
     _, secret_b = make_api_key(org=org)
     a.rate_limit_rpm = 1
     a.save()
-    assert post(client, secret_a, {"records": []}).status_code == 200
-    assert post(client, secret_a, {"records": []}).status_code == 429
-    assert post(client, secret_b, {"records": []}).status_code == 200
+    assert authorize(client, secret_a).status_code == 200
+    assert authorize(client, secret_a).status_code == 429
+    assert authorize(client, secret_b).status_code == 200
 
 
-def test_a_free_organization_gets_429_at_its_allocation(client, frozen):
+def test_a_free_organization_is_refused_by_authorize_at_its_allocation(client, frozen):
     org = make_org(tier=Tier.FREE)
     grant_credits(org=org, amount="5")
     api_key, secret = make_api_key(org=org)
@@ -194,17 +219,16 @@ def test_a_free_organization_gets_429_at_its_allocation(client, frozen):
     api_key.save()
     ok = post(client, secret, {"records": [query(n, tokens=25_000) for n in range(4)]})
     assert ok.status_code == 200 and len(ok.json()["accepted"]) == 4  # 100,000: the allocation
-    over = post(client, secret, {"records": [query(9, tokens=1), {"id": "m", "kind": "matching",
-        "task": "CDM", "num_records": 3, "started_at": "2026-11-20T08:00:00Z",
-        "ended_at": "2026-11-20T08:01:00Z"}]})  # fmt: skip
-    assert over.status_code == 429
+    over = authorize(client, secret, tokens=1)
+    assert over.status_code == 402
     data = over.json()
-    assert data["error"] == "token_allocation_exhausted"
-    assert data["accepted"] == ["m"]  # what is not a query still goes through
-    assert data["rejected"][0]["field"] == "tokens"
+    assert (data["reason"], data["limit"]) == ("allocation_exhausted", 100_000)
     # Retry when the month resets: 1 December 00:00 UTC.
-    assert int(over["Retry-After"]) == 11 * 24 * 3600 - 12 * 3600
-    assert Query.objects.filter(organization=org).count() == 4
+    assert data["retry_after"] == 11 * 24 * 3600 - 12 * 3600
+    # A record past it without a reservation is still stored (charged nothing past it).
+    late = post(client, secret, {"records": [query(9, tokens=1)]})
+    assert late.status_code == 200 and late.json()["accepted"] == ["q-9"]
+    assert Query.objects.get(client_id="q-9").credits == 0
 
 
 # Jobs ----------------------------------------------------------------------------------

@@ -264,21 +264,35 @@ def test_an_organization_allowed_to_overdraw_is_charged_below_zero():
     assert credit_balance(org=org) == -(EXPECTED["q-1"] + EXPECTED["w-1"])
 
 
-def test_a_free_organization_stops_at_its_monthly_allocation():
+def test_a_free_organization_past_its_allocation_is_stored_charged_within_it_and_flagged():
+    # Spend controls (issue 16): ingestion records what happened; the refusal is
+    # authorize's. A query past the allocation is stored, charged only for its tokens
+    # within the allocation (input first), and flagged over cap.
+    from usage.models import OverCap
+
     org = make_org(tier=Tier.FREE)
     grant_credits(org=org, amount="10")
     query = good_batch()[0] | {"input_tokens": 1, "output_tokens": 0}
     first = [query | {"id": f"a-{n}", "input_tokens": 40_000} for n in range(2)]  # 80,000
     assert usage_records_ingest(org=org, records=first).accepted == ["a-0", "a-1"]
-    second = [query | {"id": "b-0", "input_tokens": 20_000}, query | {"id": "b-1"}]
+    second = [
+        query | {"id": "b-0", "input_tokens": 15_000},
+        query | {"id": "b-1", "input_tokens": 4_000, "output_tokens": 3_000},
+        query | {"id": "b-2", "input_tokens": 7},
+    ]
     result = usage_records_ingest(org=org, records=second)
-    assert result.accepted == ["b-0"]  # exactly 100,000
-    assert [(r.id, r.field) for r in result.rejected] == [("b-1", "tokens")]
-    assert result.allocation_exhausted
-    assert "allocation" in result.rejected[0].error
+    assert result.accepted == ["b-0", "b-1", "b-2"] and result.rejected == []
+    price = Decimal("0.10") / 10**6
+    charged = dict(Query.objects.filter(organization=org).values_list("client_id", "credits"))
+    assert charged["b-0"] == 15_000 * price
+    assert charged["b-1"] == 5_000 * price  # 4,000 in, then 1,000 of its 3,000 out
+    assert charged["b-2"] == 0
+    flags = OverCap.objects.filter(organization=org, reason="allocation").order_by("pk")
+    assert [f.uncharged_credits for f in flags] == [2_000 * price, 7 * price]
     # Last month's usage does not count against this month.
     old = query | {"id": "old", "occurred_at": "2026-10-31T12:00:00Z"}
     assert usage_records_ingest(org=org, records=[old]).accepted == ["old"]
+    assert Query.objects.get(client_id="old").credits == price
 
 
 def test_a_paid_tier_passes_its_allocation_and_is_charged_at_model_prices():
@@ -305,7 +319,8 @@ def test_a_batch_costs_a_fixed_number_of_queries(org, django_assert_max_num_quer
     grant_credits(org=org, amount="1000")
     # Lookups, lock, one insert per kind, the batch, marking closed days and finished
     # hours dirty for the rollups (one upsert each), one upsert of the bucket aggregates
-    # per kind written and the ledger post: never per record.
-    with django_assert_max_num_queries(31):
+    # per kind written and the ledger post: never per record. Spend controls add four:
+    # the spend lock, overdue reservations, the spend counters, the hard budgets.
+    with django_assert_max_num_queries(35):
         result = usage_records_ingest(org=org, records=records)
     assert len(result.accepted) == 1000

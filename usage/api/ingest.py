@@ -29,6 +29,7 @@ from accounts.api_core import (
 from accounts.errors import FieldError
 from billing.services import InsufficientCredits, LedgerError
 from usage.api.schemas import HeartbeatOut, IngestOut, IngestRefusedOut, JobConflictOut, JobOut
+from usage.api.spend import IngestCeiling
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import Job
 from usage.selectors.records import controller_for_token, job_get
@@ -52,7 +53,8 @@ _RECORD = {
     "required": ["id", "kind"],
     "description": (
         "One usage record. Fields by kind: query (occurred_at, model, input_tokens, "
-        "output_tokens, endpoint?, member?); worker_session (model, started_at, ended_at); "
+        "output_tokens, endpoint?, member?, reservation?); worker_session (model, started_at, "
+        "ended_at); "
         "matching (task IDR|CDM, num_records, started_at, ended_at); job (status, cores, "
         "controller?, submitted_at, started_at?, ended_at?, core_hours?). A record with a "
         "bad field is rejected alone, naming the field; the others are stored."
@@ -77,6 +79,14 @@ _RECORD = {
         "output_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS},
         "endpoint": {"type": "string"},
         "member": {"type": "string"},
+        "reservation": {
+            "type": "string",
+            "maxLength": 40,
+            "description": (
+                "query only: the reservation POST /api/v1/usage/authorize gave; the record "
+                "settles it at its real cost"
+            ),
+        },
         "task": {"type": "string", "enum": ["IDR", "CDM"]},
         "num_records": {"type": "integer", "minimum": 0, "maximum": MAX_NUM_RECORDS},
         "status": {
@@ -303,6 +313,7 @@ def job_json(job: Job) -> dict[str, Any]:
         429: IngestRefusedOut | ErrorOut,
     },
     openapi_extra={"requestBody": RECORDS_BODY},
+    throttle=[IngestCeiling()],  # spend controls: RPM and TPM moved to authorize
 )
 def usage_records(request: APIRequest) -> HttpResponse:
     """POST /api/v1/usage/records: a batch of up to 1,000 records (DESIGN.md wire shape)."""
@@ -327,7 +338,7 @@ def usage_records(request: APIRequest) -> HttpResponse:
         return error(409, "balance_changed", str(exc))
     if result.accepted:  # the alert rules are checked right after a batch (alerts app)
         usage_recorded.send(sender=usage_recorded, organization_id=key.organization_id)
-    request.tokens_used = result.tokens
+    # Tokens no longer count against TPM here: authorize counts them (spend controls).
     payload = result.as_dict()
     if result.allocation_exhausted:
         payload["error"] = "token_allocation_exhausted"

@@ -5,13 +5,25 @@ organization's data takes the organization and filters by it.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Count, QuerySet, Sum
+from django.utils import timezone
 
+from accounts.calendar import month_start, next_month, org_zone
 from accounts.credentials import secret_hash
 from accounts.models import Organization
 from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
+
+
+def month_to_date_tokens(*, org: Organization, at: datetime | None = None) -> int:
+    """Tokens of the organization's queries in the current calendar month (its time zone)."""
+    start = month_start(at or timezone.now(), tz=org_zone(org))
+    total = Query.objects.filter(
+        organization=org, occurred_at__gte=start, occurred_at__lt=next_month(start)
+    ).aggregate(tokens=Sum("total_tokens"))["tokens"]
+    return total or 0
 
 
 def job_get(*, org: Organization, client_id: str) -> Job | None:

@@ -79,6 +79,7 @@ from usage.pricing import (
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
 from usage.services.rollup.build import organization_usage_lock
 from usage.services.rollup.dirty import rollup_spans_mark_dirty
+from usage.services.spend_ingest import SpendBatch
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class _Candidate:
     credits: Decimal = Decimal("0")
     tokens: int = 0
     month: datetime | None = None  # queries: start of their calendar month (org time)
+    reservation: str = ""  # queries: the authorization they settle (spend controls)
 
 
 _MISSING = object()
@@ -521,10 +523,20 @@ def usage_records_ingest(
     batch = _validate(records, ctx=ctx, default_member=_default_member(api_key), result=result)
     if batch.order:
         organization_usage_lock(org)
+        spend = SpendBatch.begin(org=org, queries=batch.candidates["query"], now=ctx.now)
         stored = _look_up(org, batch)
-        decision = _decide(org, ctx, batch, stored, result)
+        decision = _decide(org, ctx, batch, stored, result, spend=spend)
         if result.accepted:
-            _write(org, ctx, decision, result, api_key=api_key, charged_at=charged_at)
+            stored_batch = _write(
+                org, ctx, decision, result, api_key=api_key, charged_at=charged_at
+            )
+            spend.settle(
+                new=decision.new,
+                job_updates=decision.job_updates,
+                batch=stored_batch,
+                api_key=api_key,
+                at=charged_at,
+            )
     _log(org, api_key, result, started)
     return result
 
@@ -609,6 +621,7 @@ def _parse_into(candidate: _Candidate, record: dict, ctx: _Context, default_memb
             ctx, record, default_member
         )
         candidate.month = ctx.month_of(candidate.values["occurred_at"])
+        candidate.reservation = _string(record, "reservation", max_length=40, required=False) or ""
     elif candidate.kind == "worker_session":
         candidate.values, candidate.credits = _parse_worker_session(ctx, record)
     elif candidate.kind == "matching":
@@ -638,15 +651,21 @@ def _look_up(org: Organization, batch: _Batch) -> _Stored:
 
 class _Limits:
     """The organization's monthly token allocation (free tier) and its balance (no
-    overdraft), as the batch uses them up in record order."""
+    overdraft, less what reservations hold), as the batch uses them up in record order.
+    A query past the allocation is stored and charged only for the tokens within it."""
 
-    def __init__(self, org: Organization, ctx: _Context, queries: dict[str, _Candidate]):
+    def __init__(
+        self, org: Organization, ctx: _Context, queries: dict[str, _Candidate], spend: SpendBatch
+    ):
         self.org = org
+        self.spend = spend
         self.allocation = org.monthly_token_allocation
         self.check_allocation = self.allocation is not None and not org.overage_allowed
         self.month_tokens = _month_tokens(org, ctx, queries) if self.check_allocation else {}
         self.check_credits = not org.may_overdraw
-        self.available = credit_balance(org=org) if self.check_credits else Decimal("0")
+        self.available = (
+            spend.available(credit_balance(org=org)) if self.check_credits else Decimal("0")
+        )
 
     def refusal(self, c: _Candidate, total: Decimal, result: IngestResult) -> Rejection | None:
         """Why the candidate does not fit (tokens or credits), or None when it does."""
@@ -654,16 +673,7 @@ class _Limits:
             assert self.allocation is not None and c.month is not None
             used = self.month_tokens.get(c.month, 0)
             if used + c.tokens > self.allocation:
-                result.allocation_exhausted = True
-                result.allocation_resets_at = next_month(c.month)
-                return Rejection(
-                    c.index,
-                    c.client_id,
-                    "tokens",
-                    f"monthly token allocation of {self.allocation:,} reached "
-                    f"({used:,} used; this query needs {c.tokens:,}); the "
-                    f"{self.org.get_tier_display()} tier allows no overage: upgrade to continue",
-                )
+                c.credits = self.spend.allocation_overrun(c, used=used, allocation=self.allocation)
         if self.check_credits and c.credits > 0 and total + c.credits > self.available:
             return Rejection(
                 c.index,
@@ -681,9 +691,15 @@ class _Limits:
 
 
 def _decide(
-    org: Organization, ctx: _Context, batch: _Batch, stored: _Stored, result: IngestResult
+    org: Organization,
+    ctx: _Context,
+    batch: _Batch,
+    stored: _Stored,
+    result: IngestResult,
+    *,
+    spend: SpendBatch,
 ) -> _Decision:
-    limits = _Limits(org, ctx, batch.candidates["query"])
+    limits = _Limits(org, ctx, batch.candidates["query"], spend)
     decision = _Decision()
     refused: list[Rejection] = []
     for _index, kind, client_id in batch.order:
@@ -752,7 +768,7 @@ def _write(
     *,
     api_key: APIKey | None,
     charged_at: datetime | None,
-) -> None:
+) -> IngestBatch:
     batch = IngestBatch.objects.create(
         organization=org,
         api_key=api_key,
@@ -784,6 +800,7 @@ def _write(
         )
     result.batch_id = batch.pk
     result.credits = decision.total
+    return batch
 
 
 def _records_insert(

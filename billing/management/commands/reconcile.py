@@ -49,6 +49,10 @@ class Command(BaseCommand):
             )
             + f"; {len(report.issues)} mismatch(es) in {time.monotonic() - started:.1f}s"
         )
+        if report.counts:
+            self.stdout.write(
+                "Counted: " + ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+            )
         if report.issues or report.failed_organizations:
             failed = len(report.failed_organizations)
             raise CommandError(

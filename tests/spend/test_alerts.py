@@ -1,0 +1,76 @@
+"""Budget thresholds join the alert rules: one notification per crossing."""
+
+from decimal import Decimal
+
+import pytest
+
+from alerts.models import AlertNotification, AlertRule
+from alerts.services import alerts_evaluate
+from usage.services.budgets import budget_create
+from usage.services.ingest import usage_records_ingest
+
+pytestmark = pytest.mark.django_db
+
+
+def q(n: int, tokens: int) -> dict:
+    return {"id": f"q-{n}", "kind": "query", "occurred_at": "2026-11-20T11:00:00Z",
+            "model": "llama-3.1-8b", "input_tokens": tokens, "output_tokens": 0}  # fmt: skip
+
+
+def test_budget_thresholds_fire_once_per_crossing_and_clear_at_the_reset(
+    spend, frozen, django_capture_on_commit_callbacks
+):
+    budget = budget_create(org=spend.org, scope="api_key", api_key_id=spend.key.pk,
+                           period="day", soft_limit=Decimal("0.01"))  # fmt: skip
+    assert AlertRule.objects.filter(organization=spend.org, kind="budget").count() == 1
+    # 0.006 credits: 60% of 0.01.
+    usage_records_ingest(org=spend.org, records=[q(1, 60_000)], api_key=spend.key)
+    with django_capture_on_commit_callbacks():
+        fired = alerts_evaluate(org=spend.org)
+    assert [n.subject for n in fired] == [f"budget:{budget.pk}:50"]
+    assert fired[0].figures["api_key"] == spend.key.pk
+    assert "reached 50%" in fired[0].message
+    with django_capture_on_commit_callbacks():
+        assert alerts_evaluate(org=spend.org) == []  # still over 50%: no second notification
+    usage_records_ingest(org=spend.org, records=[q(2, 50_000)], api_key=spend.key)  # 110%
+    with django_capture_on_commit_callbacks():
+        fired = alerts_evaluate(org=spend.org)
+    assert sorted(n.subject for n in fired) == [
+        f"budget:{budget.pk}:100",
+        f"budget:{budget.pk}:80",
+    ]
+    # The next day the period resets: the crossings clear.
+    frozen.shift(__import__("datetime").timedelta(days=1))
+    with django_capture_on_commit_callbacks():
+        alerts_evaluate(org=spend.org)
+    assert not AlertNotification.objects.filter(
+        organization=spend.org, kind="budget", cleared_at__isnull=True
+    ).exists()
+
+
+def test_the_notification_offers_to_pause_the_key(client, spend, frozen):
+    budget_create(org=spend.org, scope="api_key", api_key_id=spend.key.pk, period="day",
+                  soft_limit=Decimal("0.001"))  # fmt: skip
+    usage_records_ingest(org=spend.org, records=[q(1, 60_000)], api_key=spend.key)
+    alerts_evaluate(org=spend.org)
+    client.force_login(spend.owner)
+    page = client.get(f"/o/{spend.org.slug}/settings/alerts/notifications/")
+    assert page.status_code == 200
+    assert 'data-testid="notification-pause-key"' in page.content.decode()
+    url = f"/o/{spend.org.slug}/usage/keys/{spend.key.pk}/pause"
+    response = client.post(url, {"next": f"/o/{spend.org.slug}/settings/alerts/notifications/"})
+    assert response.status_code == 302 and response["Location"].endswith("/notifications/")
+
+
+def test_reconciliation_counts_over_cap_usage_and_checks_the_holds(spend, frozen):
+    from billing.services.reconciliation import reconcile_organization
+    from usage.models import SpendHold
+
+    budget_create(org=spend.org, scope="organization", period="day",
+                  soft_limit=Decimal("0.001"), hard_limit=Decimal("0.002"))  # fmt: skip
+    # 0.006 credits without a reservation: stored, charged, 0.004 over the hard level.
+    usage_records_ingest(org=spend.org, records=[q(1, 60_000)], api_key=spend.key)
+    report = reconcile_organization(org=spend.org, days=7)
+    assert report.counts == {"over_cap_flags": 1, "spend_hold_mismatches": 0}
+    SpendHold.objects.filter(organization=spend.org).update(credits=Decimal("1"))
+    assert reconcile_organization(org=spend.org, days=7).counts["spend_hold_mismatches"] >= 1

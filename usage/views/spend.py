@@ -1,0 +1,191 @@
+"""Spend controls' pages: Settings → Budgets (budget cards, key pause and resume) and
+Usage → Estimate. Thin: parse, check permission, one service or selector, render."""
+
+import json
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.calendar import org_zone
+from accounts.http import OrgRequest, org_view
+from accounts.models import APIKey
+from billing.models import PriceModel
+from usage.estimate import InvalidMessages, message_tokens, messages_validate
+from usage.estimate import request_cost_estimate as cost_estimate
+from usage.selectors.budgets import (
+    budget_figures,
+    budgets_for_request,
+    budgets_of,
+    keys_spend_flags,
+)
+from usage.services.authorize import member_normalize
+from usage.services.budgets import (
+    BudgetInvalid,
+    apikey_pause,
+    apikey_resume,
+    budget_create,
+    budget_delete,
+    budget_update,
+)
+from usage.spend_forms import BudgetForm, BudgetLevelsForm, EstimateForm
+from usage.windows import period_of
+
+BUDGET_PARTIAL = "budget-cards"
+
+
+def _keys(org):
+    return APIKey.objects.filter(organization=org, revoked_at__isnull=True).order_by("name")
+
+
+def _budgets_context(request: OrgRequest, form: BudgetForm | None = None) -> dict:
+    org = request.organization
+    now = timezone.now()
+    keys = list(_keys(org))
+    month = period_of("month", now=now, tz=org_zone(org)).start
+    flags = keys_spend_flags(org=org, since=month)
+    return {
+        "nav": "settings",
+        "cards": budget_figures(org=org, budgets=list(budgets_of(org=org)), now=now),
+        "keys": [(k, flags.get(k.pk, {})) for k in keys],
+        "form": form or BudgetForm(keys=keys),
+        "now": now,
+    }
+
+
+@org_view()
+def budgets(request: OrgRequest) -> HttpResponse:
+    """Settings → Budgets: each budget's spent, reserved, left, reset and projection."""
+    template = "usage/budgets.html"
+    if request.htmx:  # type: ignore[attr-defined]
+        template += f"#{BUDGET_PARTIAL}"
+    return render(request, template, _budgets_context(request))
+
+
+@org_view(manage=True)
+@require_POST
+def budget_add(request: OrgRequest) -> HttpResponse:
+    org = request.organization
+    form = BudgetForm(request.POST, keys=list(_keys(org)))
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            budget_create(
+                org=org,
+                scope=data["scope"],
+                period=data["period"],
+                soft_limit=data["soft_limit"],
+                hard_limit=data["hard_limit"],
+                api_key_id=data["api_key"] if data["scope"] == "api_key" else None,
+                member=data["member"] if data["scope"] == "member" else "",
+            )
+        except BudgetInvalid as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, "Budget saved.")
+            return redirect("usage:budgets", request.organization.slug)
+    return render(request, "usage/budgets.html", _budgets_context(request, form), status=400)
+
+
+@org_view(manage=True)
+@require_POST
+def budget_edit(request: OrgRequest, budget_id: int) -> HttpResponse:
+    budget = get_object_or_404(budgets_of(org=request.organization), pk=budget_id)
+    form = BudgetLevelsForm(request.POST)
+    if form.is_valid():
+        try:
+            budget_update(budget=budget, changes=form.cleaned_data)
+        except BudgetInvalid as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Budget updated.")
+    else:
+        messages.error(request, "Levels must be zero or more credits.")
+    return redirect("usage:budgets", request.organization.slug)
+
+
+@org_view(manage=True)
+@require_POST
+def budget_remove(request: OrgRequest, budget_id: int) -> HttpResponse:
+    budget = get_object_or_404(budgets_of(org=request.organization), pk=budget_id)
+    budget_delete(budget=budget)
+    messages.success(request, "Budget removed.")
+    return redirect("usage:budgets", request.organization.slug)
+
+
+def _back(request: OrgRequest) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if target.startswith(f"/o/{request.organization.slug}/") and "//" not in target:
+        return redirect(target)
+    return redirect("usage:budgets", request.organization.slug)
+
+
+@org_view(manage=True)
+@require_POST
+def key_pause(request: OrgRequest, key_id: int) -> HttpResponse:
+    """Pause a key: authorize answers 402 key_paused; nothing else about it changes."""
+    key = get_object_or_404(APIKey.objects.filter(organization=request.organization), pk=key_id)
+    apikey_pause(key=key, by=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"{key.name} is paused: its authorizations are refused.")
+    return _back(request)
+
+
+@org_view(manage=True)
+@require_POST
+def key_resume(request: OrgRequest, key_id: int) -> HttpResponse:
+    key = get_object_or_404(APIKey.objects.filter(organization=request.organization), pk=key_id)
+    apikey_resume(key=key)
+    messages.success(request, f"{key.name} is resumed.")
+    return _back(request)
+
+
+def _estimate_messages(prompt: str) -> list[dict]:
+    text = prompt.strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            return messages_validate(parsed)
+    return messages_validate([{"role": "user", "content": prompt}])
+
+
+@org_view()
+def estimate(request: OrgRequest) -> HttpResponse:
+    """Usage → Estimate: tokens and worst-case cost of a request, and what it would be
+    in the budgets that apply (a GET: every estimate is a URL)."""
+    org = request.organization
+    models = list(PriceModel.objects.filter(is_active=True).order_by("name"))
+    keys = list(_keys(org))
+    form = EstimateForm(request.GET or None, models=models, keys=keys)
+    context: dict = {"nav": "usage", "form": form, "result": None}
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        try:
+            msgs = _estimate_messages(data["prompt"])
+        except InvalidMessages as exc:
+            form.add_error("prompt", f"{exc.field}: {exc}")
+        else:
+            model = next(m for m in models if m.name == data["model"])
+            result = cost_estimate(
+                model=model,
+                input_tokens=message_tokens(msgs),
+                max_output_tokens=data["max_output_tokens"],
+            )
+            member = member_normalize(data["member"] or "")
+            cards = budgets_for_request(org=org, api_key_id=data["api_key"], member=member)
+            context |= {
+                "result": result,
+                "message_count": len(msgs),
+                "budget_shares": [
+                    (card, result.estimated_cost / card.level * 100 if card.level else None)
+                    for card in cards
+                ],
+            }
+    template = "usage/estimate.html"
+    if request.htmx and form.is_bound:  # type: ignore[attr-defined]
+        template += "#estimate-result"
+    return render(request, template, context, status=400 if form.errors else 200)
