@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class UsageConfig(AppConfig):
@@ -11,3 +12,23 @@ class UsageConfig(AppConfig):
 
         # Statements (billing) itemize usage debits by the records they charged.
         statement_usage_breakdown_register(usage_breakdown)
+        # Every `migrate` makes the months ahead too (the beat task does it daily).
+        post_migrate.connect(_partitions_make_ahead, sender=self)
+
+
+def _partitions_make_ahead(sender, using, plan=None, **kwargs) -> None:
+    from django.db import connections
+
+    from usage.services.partitions import partitions_make_ahead
+
+    if connections[using].vendor != "postgresql" or using != "default":
+        return
+    # Only once the partitioned tables exist (not while migrating backwards, say).
+    from django.db.migrations.recorder import MigrationRecorder
+
+    if (
+        MigrationRecorder(connections[using])
+        .migration_qs.filter(app="usage", name="0009_partition_raw_records")
+        .exists()
+    ):
+        partitions_make_ahead()

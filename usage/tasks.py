@@ -166,3 +166,18 @@ def rollup_hours_sweep() -> int:
     for org_id, hours in _per_org(due).items():
         rollup_hours_org_run.delay(org_id, [[day.isoformat(), hour] for day, hour in hours])
     return len(due)
+
+
+@shared_task(
+    name="usage.partitions_ahead",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def partitions_ahead_run() -> int:
+    """Make the raw record tables' monthly partitions for this month and the next few
+    where missing (PostgreSQL; nothing on SQLite). Idempotent."""
+    from usage.services.partitions import partitions_make_ahead
+
+    return len(partitions_make_ahead())

@@ -76,6 +76,8 @@ from usage.pricing import (
 )
 from usage.selectors import next_month
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
+from usage.services.record_keys import record_keys_jobs, record_keys_kept, record_keys_stored
+from usage.services.retention import retention_ingest_horizon, retention_refusal
 from usage.services.rollup import organization_usage_lock, rollup_spans_mark_dirty
 
 logger = logging.getLogger(__name__)
@@ -429,6 +431,8 @@ _MODELS = {"query": Query, "worker_session": WorkerSession, "matching": Matching
 
 def _stored_ids(model: type[Model], org: Organization, client_ids: Iterable[str]) -> set[str]:
     """Which of these ids the organization already has records of this kind for."""
+    if record_keys_kept():  # partitioned tables: the key table (usage/services/record_keys.py)
+        return record_keys_stored(model, org, client_ids, text_array=_text_array)
     if connection.vendor != "postgresql":
         return set(
             model._default_manager.filter(organization=org, client_id__in=list(client_ids))
@@ -555,8 +559,11 @@ def usage_records_ingest(
         if not by_id:
             continue
         if kind == "job":
-            existing_jobs = _stored_jobs(org, by_id)
-            stored[kind] = set(existing_jobs)
+            if record_keys_kept():  # a job's key outlives its row once its month is dropped
+                existing_jobs, stored[kind] = record_keys_jobs(org, by_id, text_array=_text_array)
+            else:
+                existing_jobs = _stored_jobs(org, by_id)
+                stored[kind] = set(existing_jobs)
         else:
             stored[kind] = _stored_ids(_MODELS[kind], org, by_id)
 
@@ -566,6 +573,7 @@ def usage_records_ingest(
     month_tokens = _month_tokens(org, ctx, candidates["query"]) if check_allocation else {}
     check_credits = not org.may_overdraw
     available = credit_balance(org=org) if check_credits else Decimal("0")
+    horizon = retention_ingest_horizon(candidates, zone=ctx.zone, now=ctx.now)
 
     new: dict[str, list[_Candidate]] = defaultdict(list)
     job_updates: list[tuple[Job, _Candidate]] = []
@@ -577,6 +585,9 @@ def usage_records_ingest(
         job: Job | None = None
         if kind == "job":
             job = existing_jobs.get(client_id)
+            if job is None and client_id in stored.get(kind, ()):  # its month was dropped
+                result.duplicates.append(client_id)
+                continue
             if job is not None:
                 verdict = _job_forward(job, c.values)
                 if verdict is None:
@@ -603,6 +614,10 @@ def usage_records_ingest(
                 c.values["core_hours"] = None
         elif client_id in stored.get(kind, ()):
             result.duplicates.append(client_id)
+            continue
+        too_old = retention_refusal(kind, c.values, horizon) if job is None else None
+        if too_old is not None:
+            rejected_more.append(Rejection(index, client_id, *too_old))
             continue
         if check_allocation and kind == "query":
             assert allocation is not None and c.month is not None
