@@ -214,6 +214,9 @@ def _month_drop(verdict: MonthVerdict, partitions: dict[str, str]) -> None:
         # Detaching locks each parent table for a moment; wait at most this long behind
         # running statements rather than stall every ingest queued behind us.
         cursor.execute("SET LOCAL lock_timeout = '10s'")
+        # Deferred foreign-key checks of rows written earlier in this transaction (a
+        # caller's, or a test's) would keep the partitions from being dropped: run them.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for table, partition in partitions.items():
             cursor.execute(f"ALTER TABLE {table} DETACH PARTITION {partition}")
             cursor.execute(f"DROP TABLE {partition}")
