@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from billing.selectors import credit_balance
-from tests.factories import grant_credits, make_org
+from tests.factories import grant_credits, make_api_key, make_org
 from usage.models import (
     Job,
     JobDaily,
@@ -245,3 +245,34 @@ def test_rollup_state_of_the_dropped_day_stays_clean(org):
     assert QueryDaily.objects.filter(organization=org, day=DAY, dimension="model").get().queries == 1
     assert WorkerSession.objects.count() == MatchingRun.objects.count() == 0
     assert Decimal(0) < JobDaily.objects.get(organization=org, day=DAY).core_hours
+
+
+def test_record_lists_of_the_api_say_when_detail_is_no_longer_kept(org, client):
+    _key, secret = make_api_key(org=org)
+    headers = {"Authorization": f"Bearer {secret}"}
+    usage_records_ingest(org=org, records=july_batch())
+    rollup_day(org=org, day=DAY)
+    july = "start_date=2026-07-01&end_date=2026-07-31"
+    before = client.get(f"/api/v1/usage/llm?{july}", headers=headers).json()
+    assert before["count"] == 1 and before["detail_notice"] is None
+
+    usage_records_ingest(org=org, records=july_batch())
+    usage_retention_run(keep_months=3)
+
+    after = client.get(f"/api/v1/usage/llm?{july}", headers=headers).json()
+    assert after["count"] == 0
+    assert "no longer kept" in after["detail_notice"]
+    matching = client.get(f"/api/v1/usage/matching?{july}", headers=headers).json()
+    assert "no longer kept" in matching["detail_notice"]
+    sessions = client.get(
+        "/api/v1/account/worker-sessions?start_date=1782864000000&end_date=1785542400000",
+        headers=headers,
+    ).json()
+    assert "no longer kept" in sessions["detail_notice"]
+    assert sessions["total_runtime_seconds"] == 5400  # the rollups' figure, unchanged
+    summary = client.get(
+        f"/api/v1/usage/llm/organization/{org.pk}/summary?{july}", headers=headers
+    ).json()
+    assert (summary["queries"], summary["total_tokens"]) == (1, 4000)
+    recent = client.get("/api/v1/usage/llm", headers=headers).json()
+    assert recent["detail_notice"] is None

@@ -110,6 +110,9 @@ def retention_day_frozen(*, org: Organization, day: date) -> bool:
 def retention_notice(*, start: datetime | None) -> str | None:
     """What per-record lists, CSVs and the API say when a range starts before the
     horizon (None: every record of the range is still kept)."""
+    # Retention always keeps last month: a range starting since then needs no query.
+    if start is not None and start >= month_start(month_add(month_first(timezone.now()), -1)):
+        return None
     horizon = retention_horizon()
     if horizon is None or (start is not None and start >= horizon):
         return None
