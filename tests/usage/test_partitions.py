@@ -242,7 +242,8 @@ def test_rollup_state_of_the_dropped_day_stays_clean(org):
     usage_retention_run(keep_months=3)
     state = RollupState.objects.get(organization=org, day=DAY)
     assert state.clean
-    assert QueryDaily.objects.filter(organization=org, day=DAY, dimension="model").get().queries == 1
+    by_model = QueryDaily.objects.get(organization=org, day=DAY, dimension="model", hour=None)
+    assert by_model.queries == 1
     assert WorkerSession.objects.count() == MatchingRun.objects.count() == 0
     assert Decimal(0) < JobDaily.objects.get(organization=org, day=DAY).core_hours
 
@@ -276,3 +277,8 @@ def test_record_lists_of_the_api_say_when_detail_is_no_longer_kept(org, client):
     assert (summary["queries"], summary["total_tokens"]) == (1, 4000)
     recent = client.get("/api/v1/usage/llm", headers=headers).json()
     assert recent["detail_notice"] is None
+
+
+def test_retention_keeps_at_least_two_full_months():
+    with pytest.raises(ValueError, match="at least 2"):
+        usage_retention_run(keep_months=1)

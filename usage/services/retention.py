@@ -39,6 +39,10 @@ from usage.services.partitions import (
 
 logger = logging.getLogger(__name__)
 
+# The hour rollups and bucket aggregates of the last HOUR_DAYS (32) days are rebuilt from
+# raw records by the verifier: two full months plus the current one keep them all raw.
+MIN_KEEP_MONTHS = 2
+
 
 # The horizon ------------------------------------------------------------------------------
 
@@ -247,8 +251,8 @@ def usage_retention_run(
     """Drop the raw records of months before the last `keep_months` full months (and the
     current one) that are rolled up and reconciled, oldest first, stopping at the first
     that is not; returns a verdict per month looked at."""
-    if keep_months < 1:
-        raise ValueError("keep at least one full month (--keep-months 1 or more)")
+    if keep_months < MIN_KEEP_MONTHS:
+        raise ValueError(f"keep at least {MIN_KEEP_MONTHS} full months")
     if not partitions_enabled():
         return []
     verdicts = []

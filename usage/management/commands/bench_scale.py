@@ -75,7 +75,8 @@ def _records_sql(org_ids_sql: str, per_org: int, lo: datetime, seconds: int, pre
     [lo, lo + seconds): 80% queries, 10% jobs (completed), 10% worker sessions (10 min)."""
     models = list(PriceModel.objects.filter(is_active=True).values_list("pk", flat=True))
     model = f"(ARRAY{models})[1 + (n % {len(models)})]"
-    at = f"'{lo.isoformat()}'::timestamptz + make_interval(secs => (n * 7919) % {seconds})"
+    spread = f"(n::bigint * 7919) % {seconds}"
+    at = f"'{lo.isoformat()}'::timestamptz + make_interval(secs => {spread})"
     queries, jobs = int(per_org * 0.8), int(per_org * 0.1)
     sessions = per_org - queries - jobs
     orgs = f"(SELECT id AS org FROM accounts_organization WHERE {org_ids_sql}) AS o"

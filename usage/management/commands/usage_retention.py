@@ -8,7 +8,7 @@ usage/services/retention.py for what is checked before a month goes, and README
 from django.core.management.base import BaseCommand, CommandError
 
 from usage.services.partitions import partitions_enabled
-from usage.services.retention import usage_retention_run
+from usage.services.retention import MIN_KEEP_MONTHS, usage_retention_run
 
 
 class Command(BaseCommand):
@@ -29,8 +29,11 @@ class Command(BaseCommand):
                 "Give --keep-months N to drop months older than N full months."
             )
             return
-        if keep_months < 1:
-            raise CommandError("--keep-months must be at least 1")
+        if keep_months < MIN_KEEP_MONTHS:
+            raise CommandError(
+                f"--keep-months must be at least {MIN_KEEP_MONTHS} (the last 32 days' hour "
+                "rollups are rebuilt from raw records)"
+            )
         if not partitions_enabled():
             self.stdout.write("Nothing to do: raw usage tables are partitioned on PostgreSQL only.")
             return
