@@ -6,11 +6,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from billing.selectors import credit_balance
-from tests.factories import grant_credits, make_api_key, make_org
+from tests.factories import grant_credits, make_api_key, make_member, make_org
 from usage.models import (
     Job,
     JobDaily,
@@ -282,3 +283,15 @@ def test_record_lists_of_the_api_say_when_detail_is_no_longer_kept(org, client):
 def test_retention_keeps_at_least_two_full_months():
     with pytest.raises(ValueError, match="at least 2"):
         usage_retention_run(keep_months=1)
+
+
+def test_a_dropped_batchs_charge_page_says_its_records_are_no_longer_kept(org, client, frozen):
+    with time_machine.travel(datetime(2026, 7, 10, 12, tzinfo=UTC), tick=False):
+        result = usage_records_ingest(org=org, records=july_batch())
+    rollup_day(org=org, day=DAY)
+    client.force_login(make_member(org=org).user)
+    url = f"/o/{org.slug}/usage/charges/batch/{result.batch_id}/"
+    assert "no longer kept" not in client.get(url).content.decode()
+    usage_retention_run(keep_months=3)
+    page = client.get(url).content.decode()
+    assert 'data-testid="detail-notice"' in page and "no longer kept" in page
