@@ -45,7 +45,8 @@ class Command(BaseCommand):
             if v.dropped:
                 self.stdout.write(
                     f"{v.month:%Y-%m}: dropped {records:,} records "
-                    f"(checked in {v.check_ms:.0f} ms, dropped in {v.drop_ms:.0f} ms)"
+                    f"(checked in {v.check_ms:.0f} ms, detached in {v.detach_ms:.0f} ms, "
+                    f"files dropped in {v.drop_ms:.0f} ms)"
                 )
             elif v.ready:
                 self.stdout.write(f"{v.month:%Y-%m}: ready, {records:,} records (dry run)")
