@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role, User
 from billing.models import PriceModel
-from usage.models import JobDaily, QueryDaily, WorkerDaily
+from usage.models import JobDaily, QueryDaily, RollupState, WorkerDaily
 from usage.services.partitions import month_add, month_first, month_start
 from usage.services.record_keys import _KEYS
 
@@ -106,13 +106,58 @@ def _records_sql(org_ids_sql: str, per_org: int, lo: datetime, seconds: int, pre
     ]
 
 
+def _small_batch(org_n: int, size: int, lo: datetime, span: float) -> list[dict]:
+    """A small organization's records between yesterday's start and an hour ago: 80%
+    queries, 10% completed jobs, 10% ten-minute worker sessions."""
+    records = []
+    for n in range(size):
+        at = lo + timedelta(seconds=(n * 7919 + org_n * 104729) % span)
+        stamp = at.isoformat()
+        if n % 10 < 8:
+            records.append(
+                {
+                    "id": f"q{n}",
+                    "kind": "query",
+                    "occurred_at": stamp,
+                    "model": "llama-3.1-8b",
+                    "input_tokens": 100 + n % 900,
+                    "output_tokens": n % 500,
+                    "endpoint": "/v1/chat/completions",
+                    "member": f"user{n % 7}@bench.example",
+                }
+            )
+        elif n % 10 == 8:
+            records.append(
+                {
+                    "id": f"j{n}",
+                    "kind": "job",
+                    "status": "completed",
+                    "cores": 8,
+                    "submitted_at": stamp,
+                    "started_at": stamp,
+                    "ended_at": (at + timedelta(minutes=30)).isoformat(),
+                }
+            )
+        else:
+            records.append(
+                {
+                    "id": f"w{n}",
+                    "kind": "worker_session",
+                    "model": "llama-3.1-8b",
+                    "started_at": stamp,
+                    "ended_at": (at + timedelta(minutes=10)).isoformat(),
+                }
+            )
+    return records
+
+
 class Command(BaseCommand):
     help = "Benchmark partitioned history, retention and many tenants (PostgreSQL only)."
 
     def add_arguments(self, parser):
         parser.add_argument("--only", default="index,retention,tenants")
         parser.add_argument("--retention-records", type=int, default=3_000_000)
-        parser.add_argument("--orgs", type=int, default=1000)
+        parser.add_argument("--orgs", type=int, default=200)
         parser.add_argument("--org-records", type=int, default=1000)
         parser.add_argument("--ingest-seconds", type=int, default=30)
         parser.add_argument("--requests", type=int, default=60)
@@ -341,27 +386,28 @@ class Command(BaseCommand):
         count, per_org = opts["orgs"], opts["org_records"]
         self._say(f"\n== {count:,} organizations x {per_org:,} records, one big one ingesting ==")
         started = time.monotonic()
-        have = Organization.objects.filter(slug__startswith=SMALL_PREFIX).count()
-        Organization.objects.bulk_create(
-            [
-                Organization(
-                    slug=f"{SMALL_PREFIX}{n}", name=f"small {n}", tier="enterprise", time_zone="UTC"
-                )
-                for n in range(have, count)
-            ]
-        )
+        from billing.models import EntryKind
+        from billing.services import ledger_post
+        from usage.services.ingest import usage_records_ingest
+
         now = timezone.now()
         yesterday = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC) - (
             timedelta(days=1)
         )
-        if have == 0:
-            with connection.cursor() as cursor:
-                seconds = int((now - yesterday).total_seconds()) - 120
-                for sql in _records_sql(
-                    f"slug LIKE '{SMALL_PREFIX}%'", per_org, yesterday, seconds, "s"
-                ):
-                    cursor.execute(sql)
-                cursor.execute("ANALYZE usage_query, usage_job, usage_workersession")
+        span = (now - yesterday).total_seconds() - 3600
+        for n in range(count):
+            org = _org(f"{SMALL_PREFIX}{n}")
+            if RollupState.objects.filter(organization=org).exists():
+                continue  # seeded by an earlier run
+            ledger_post(
+                org=org,
+                kind=EntryKind.GRANT,
+                amount=Decimal("1000"),
+                reason="bench",
+                idempotency_key=f"bench-scale-{org.slug}",
+            )
+            # Through ingestion, as a customer's records arrive: the buckets stay right.
+            usage_records_ingest(org=org, records=_small_batch(n, per_org, yesterday, span))
         self._say(f"seeded in {time.monotonic() - started:.1f} s")
         big = _org(BIG_SLUG)
         sample = [_org(f"{SMALL_PREFIX}{n}") for n in random.Random(1).sample(range(count), 20)]  # noqa: S311
