@@ -266,6 +266,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # current hour of the open day from raw records; also drops hour rollups past the
     # days kept.
     "usage-rollup-hours-sweep": {"task": "usage.rollup_hours_sweep", "schedule": 300.0},
+    # Every day at 01:10 UTC, make the raw usage tables' monthly partitions for this
+    # month and the next three where missing (PostgreSQL; `migrate` makes them too), so
+    # records never land in the catch-all default partition; a month missed one day is
+    # made the next.
+    "usage-partitions-ahead": {
+        "task": "usage.partitions_ahead",
+        "schedule": crontab(hour=1, minute=10),
+    },
     # Every night at 03:30 UTC, after the sweep has rolled up the day just closed in most
     # zones, check each organization's cached balance against its ledger and its clean
     # rollup days of the last week against the raw records; mismatches are reported

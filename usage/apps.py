@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class UsageConfig(AppConfig):
@@ -23,3 +24,23 @@ class UsageConfig(AppConfig):
         credits_by_model_register(credits_by_model)
         reconciliation_check_register(rollups_reconcile)
         reconciliation_check_register(spend_reconciliation_check)
+        # Every `migrate` makes the months ahead too (the beat task does it daily).
+        post_migrate.connect(_partitions_make_ahead, sender=self)
+
+
+def _partitions_make_ahead(sender, using, plan=None, **kwargs) -> None:
+    from django.db import connections
+
+    from usage.services.partitions import partitions_make_ahead
+
+    if connections[using].vendor != "postgresql" or using != "default":
+        return
+    # Only once the partitioned tables exist (not while migrating backwards, say).
+    from django.db.migrations.recorder import MigrationRecorder
+
+    if (
+        MigrationRecorder(connections[using])
+        .migration_qs.filter(app="usage", name="0010_partition_raw_records")
+        .exists()
+    ):
+        partitions_make_ahead()

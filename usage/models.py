@@ -131,7 +131,12 @@ def job_status_reachable(current: str, wanted: str) -> bool:
 class UsageRecord(models.Model):
     """Fields every metered record shares."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: every kind's (organization, client_id) unique key and
+    # (organization, time) index start with it. A lone organization_id index tempted the
+    # planner into scanning an organization's rows for a replay lookup before ANALYZE.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     client_id = models.CharField(max_length=CLIENT_ID_MAX)
     # No key: unattributed (an operator tool or a legacy submission), shown on its own card.
     api_key = models.ForeignKey(
@@ -275,6 +280,65 @@ class MatchingRun(UsageRecord):
 
     def __str__(self) -> str:
         return f"matching run {self.client_id}"
+
+
+# --- Partitioned history -----------------------------------------------------------------
+#
+# On PostgreSQL the four record tables are partitioned by month of their time column
+# (migration 0009, usage/services/partitions.py). A unique key of a partitioned table
+# must hold the partition column, so (organization, client_id) can no longer be unique
+# there by itself: RecordKey holds it instead. Each kind's time column, the partition key:
+PARTITION_COLUMNS = {
+    "usage_job": "submitted_at",
+    "usage_query": "occurred_at",
+    "usage_workersession": "started_at",
+    "usage_matchingrun": "started_at",
+}
+
+
+class RecordKind(models.TextChoices):
+    QUERY = "q", "Query"
+    WORKER_SESSION = "w", "Worker session"
+    MATCHING = "m", "Matching run"
+    JOB = "j", "Job"
+
+
+class RecordKey(models.Model):
+    """Every record's (organization, kind, client id) ever stored: the idempotency key.
+
+    Written by a statement trigger on each partitioned record table in the inserting
+    statement's transaction (PostgreSQL only; SQLite keeps the records' own unique
+    constraints and leaves this table empty). Kept when retention drops a month's
+    records, so a replay of a dropped record is still a duplicate. `at` is the record's
+    partition key value: it finds the record's partition without probing every one.
+    """
+
+    pk = models.CompositePrimaryKey("organization", "kind", "client_id")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    kind = models.CharField(max_length=1, choices=RecordKind.choices)
+    client_id = models.CharField(max_length=CLIENT_ID_MAX)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.client_id}"
+
+
+class RetainedMonth(models.Model):
+    """A calendar month (UTC) whose raw records retention dropped; its days are read from
+    the rollups only, and per-record detail for it is no longer kept."""
+
+    month = models.DateField(primary_key=True)
+    dropped_at = models.DateTimeField(default=timezone.now)
+    # Records per kind the dropped partitions held, e.g. {"usage_query": 3000000}.
+    records = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} (raw records dropped)"
 
 
 class RateLimitRefusal(models.Model):

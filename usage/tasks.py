@@ -186,3 +186,18 @@ def reservations_expire_due() -> int:
             spend_lock(org_id)
             expired += reservations_expire(org_id=org_id, now=now)
     return expired
+
+
+@shared_task(
+    name="usage.partitions_ahead",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def partitions_ahead_run() -> int:
+    """Make the raw record tables' monthly partitions for this month and the next few
+    where missing (PostgreSQL; nothing on SQLite). Idempotent."""
+    from usage.services.partitions import partitions_make_ahead
+
+    return len(partitions_make_ahead())

@@ -15,7 +15,17 @@ from hypothesis import strategies as st
 
 from tests.factories import grant_credits, make_api_key, make_controller, make_org
 from tests.usage.test_rollup import figures
-from usage.models import JobBucket, QueryBucket, Restatement, WorkerBucket
+from usage.models import (
+    JobBucket,
+    JobDaily,
+    MatchingDaily,
+    QueryBucket,
+    QueryDaily,
+    Restatement,
+    RollupState,
+    WorkerBucket,
+    WorkerDaily,
+)
 from usage.selectors import panel as sel
 from usage.selectors.coverage import raw_only, rollup_coverage
 from usage.selectors.explorer import usage_report
@@ -256,6 +266,79 @@ def test_figures_from_aggregates_equal_figures_from_raw_records(
             assert rollup_hour(org=org, day=today, hour=hour).bucket_rows_restated == 0
         assert bucket_rows(org) == before
         assert not Restatement.objects.filter(organization=org, kind="buckets").exists()
+        transaction.set_rollback(True)
+
+
+def rollup_rows(org) -> set:
+    """Every day and hour rollup row of the organization, without its surrogate id."""
+    rows = set()
+    for model in (JobDaily, QueryDaily, WorkerDaily, MatchingDaily):
+        names = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
+        queryset = model.objects.filter(organization=org)
+        rows.update((model.__name__, *values) for values in queryset.values_list(*names))
+    return rows
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    tz=st.sampled_from(ZONES),
+    steps=st.lists(
+        st.tuples(batch_st, st.lists(st.integers(1, HOUR_DAYS + 3), max_size=2)),
+        min_size=1,
+        max_size=4,
+    ),
+    window=window_st,
+)
+def test_rollups_between_batches_then_the_verifier_settles_and_changes_nothing_twice(
+    tz, steps, window
+):
+    """Days rolled up between batches (so later late records and job moves dirty them):
+    pages still equal the raw records, and once the verifier has run over every day and
+    hour, running it again restates nothing and leaves every rollup and bucket row as is."""
+    with transaction.atomic():
+        org = make_org(time_zone=tz, tier="enterprise")
+        grant_credits(org=org, amount="100000")
+        keys = {"k1": make_api_key(org=org, name="k1")[0], "k2": make_api_key(org=org)[0]}
+        keys[None] = None
+        make_controller(org=org, name="c1")
+        jobs: list = []
+        n = 0
+        today = rollup_coverage(org=org).today
+        for (key, specs, moves), days_back in steps:
+            records = []
+            for spec in specs:
+                records.append(_wire(n, spec, jobs))
+                n += 1
+            usage_records_ingest(org=org, records=records + records[-1:], api_key=keys[key])
+            _move(org, keys, moves, jobs)
+            for back in days_back:
+                rollup_day(org=org, day=today - timedelta(days=back))
+        back, length = window
+        start = None if back is None else NOW - timedelta(seconds=back)
+        end = NOW if start is None else min(start + timedelta(seconds=length), NOW)
+        ref_start = None if start is None else bucket_ceil(start)
+        want = figures(org, ref_start, bucket_ceil(end), raw_only(org=org))
+        assert figures(org, start, end, rollup_coverage(org=org)) == want
+
+        def verify() -> None:  # every day ingestion marked or a rollup computed, as sweeps do
+            for day in RollupState.objects.filter(organization=org).values_list("day", flat=True):
+                rollup_day(org=org, day=day)
+            today_start = sel.local_day_start(today, tz=tz)
+            for hour in range(int((NOW - today_start) / timedelta(hours=1))):
+                rollup_hour(org=org, day=today, hour=hour)
+
+        verify()
+        restated = Restatement.objects.filter(organization=org).count()
+        settled = (rollup_rows(org), bucket_rows(org))
+        assert figures(org, start, end, rollup_coverage(org=org)) == want
+        verify()
+        assert Restatement.objects.filter(organization=org).count() == restated
+        assert (rollup_rows(org), bucket_rows(org)) == settled
+        assert figures(org, start, end, rollup_coverage(org=org)) == want
         transaction.set_rollback(True)
 
 

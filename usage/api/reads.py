@@ -44,6 +44,7 @@ from usage.selectors.api import (
     query_totals,
     worker_sessions_report,
 )
+from usage.services.retention import retention_notice
 
 account = Router(tags=["Account"], auth=API_KEY_OR_SESSION)
 usage = Router(tags=["Usage"], auth=API_KEY_OR_SESSION)
@@ -89,6 +90,7 @@ def worker_sessions(
         "start_date": start_date,
         "end_date": end_date,
         "total_runtime_seconds": report.total_runtime.total_seconds(),
+        "detail_notice": retention_notice(start=start),
         "models": [
             {
                 "model": row.model,
@@ -236,7 +238,9 @@ def list_llm(
     )
     assert end is not None
     meta, rows = paginate(llm_usage(org=org, start=start, end=end), page=page, page_size=page_size)
-    return {**meta, "start_date": start, "end_date": end, "items": [_llm_row(r) for r in rows]}
+    items = [_llm_row(r) for r in rows]
+    notice = retention_notice(start=start)
+    return {**meta, "start_date": start, "end_date": end, "items": items, "detail_notice": notice}
 
 
 @usage.get(
@@ -311,6 +315,7 @@ def list_matching(
         "task": task,
         "start_date": start,
         "end_date": end,
+        "detail_notice": retention_notice(start=start),
         "items": [
             {
                 "id": r.pk,

@@ -87,6 +87,11 @@ class WorkerSessionsOut(PageMeta):
     start_date: int = Field(description="Range start, Unix milliseconds (inclusive).")
     end_date: int = Field(description="Range end, Unix milliseconds (exclusive).")
     total_runtime_seconds: float
+    detail_notice: str | None = Field(
+        None,
+        description="Set when the range reaches back before the records still kept "
+        "(retention dropped older months): items are missing for those days, totals are not.",
+    )
     models: list[ModelRuntimeOut] = Field(
         description="Runtime per model over the whole range (one row per model, not paged)."
     )
@@ -138,6 +143,11 @@ class LLMUsageListOut(PageMeta):
     start_date: datetime | None
     end_date: datetime
     items: list[LLMUsageOut]
+    detail_notice: str | None = Field(
+        None,
+        description="Set when the range reaches back before the records still kept "
+        "(retention dropped older months): items are missing for those days, totals are not.",
+    )
 
 
 class LLMSummaryOut(Schema):
@@ -168,6 +178,11 @@ class MatchingUsageListOut(PageMeta):
     start_date: datetime | None
     end_date: datetime | None
     items: list[MatchingUsageOut]
+    detail_notice: str | None = Field(
+        None,
+        description="Set when the range reaches back before the records still kept "
+        "(retention dropped older months): items are missing for those days, totals are not.",
+    )
 
 
 class ModelTokensOut(Schema):

@@ -309,12 +309,14 @@ def _raw_runtime_rows(source, org, spans, where, columns):
         for n, (lo, hi, _index) in enumerate(chunk):
             overlap |= overlapping(lo, hi)
             aggregates[f"x_{n}"] = Sum(clipped_runtime(lo, hi), filter=overlapping(lo, hi))
-        rows = (
-            source.raw.objects.filter(overlap, where, organization=org)
-            .values(*columns)
-            .annotate(**aggregates)
-            .order_by()
-        )
+        records = source.raw.objects.filter(overlap, where, organization=org)
+        if columns:
+            rows = records.values(*columns).annotate(**aggregates).order_by()
+        else:
+            # No dimension: one total. (Grouping by every column would be grouping by
+            # the id, which partitioned tables' (id, started_at) key no longer implies.)
+            totals = records.aggregate(**aggregates)
+            rows = [totals] if any(v is not None for v in totals.values()) else []
         for row in rows:
             for n, (_lo, _hi, index) in enumerate(chunk):
                 out.append((index, {**row, "x_value": row[f"x_{n}"]}))

@@ -77,6 +77,8 @@ from usage.pricing import (
     worker_session_credits,
 )
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
+from usage.services.record_keys import record_keys_jobs, record_keys_kept, record_keys_stored
+from usage.services.retention import retention_ingest_horizon, retention_refusal
 from usage.services.rollup.build import organization_usage_lock
 from usage.services.rollup.dirty import rollup_spans_mark_dirty
 from usage.services.spend_ingest import SpendBatch
@@ -432,37 +434,20 @@ _MODELS = {"query": Query, "worker_session": WorkerSession, "matching": Matching
 
 def _stored_ids(model: type[Model], org: Organization, client_ids: Iterable[str]) -> set[str]:
     """Which of these ids the organization already has records of this kind for."""
-    if connection.vendor != "postgresql":
-        return set(
-            model._default_manager.filter(organization=org, client_id__in=list(client_ids))
-            .order_by()
-            .values_list("client_id", flat=True)
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(_replays_sql(model, "r.client_id"), [_text_array(client_ids), org.pk])
-        return {client_id for (client_id,) in cursor.fetchall()}
+    if record_keys_kept():  # partitioned tables: the key table (usage/services/record_keys.py)
+        return record_keys_stored(model, org, client_ids, text_array=_text_array)
+    return set(
+        model._default_manager.filter(organization=org, client_id__in=list(client_ids))
+        .order_by()
+        .values_list("client_id", flat=True)
+    )
 
 
 def _stored_jobs(org: Organization, client_ids: Iterable[str]) -> dict[str, Job]:
-    """The organization's stored jobs among these ids, by id."""
-    if connection.vendor != "postgresql":
-        jobs = Job.objects.filter(organization=org, client_id__in=list(client_ids))
-    else:
-        jobs = Job.objects.raw(_replays_sql(Job, "r.*"), [_text_array(client_ids), org.pk])
+    """The organization's stored jobs among these ids, by id (where no key table is kept:
+    SQLite)."""
+    jobs = Job.objects.filter(organization=org, client_id__in=list(client_ids))
     return {job.client_id: job for job in jobs}
-
-
-def _replays_sql(model: type[Model], columns: str) -> str:
-    """One probe of the (organization, client id) unique index per id. The ids travel as
-    one array parameter (quoting a thousand parameters one by one costs more than the
-    lookup), and the LATERAL ... LIMIT 1 keeps the plan on that index whatever the
-    table's statistics say about the organization (never a scan of all its rows)."""
-    table = connection.ops.quote_name(model._meta.db_table)
-    return (
-        f"SELECT {columns} FROM unnest(%s::text[]) AS ids(client_id) "  # noqa: S608
-        f"CROSS JOIN LATERAL (SELECT * FROM {table} AS t WHERE t.organization_id = %s "
-        "AND t.client_id = ids.client_id LIMIT 1) AS r"
-    )
 
 
 def _text_array(values: Iterable[str]) -> str:
@@ -638,7 +623,10 @@ def _look_up(org: Organization, batch: _Batch) -> _Stored:
     for kind, by_id in batch.candidates.items():
         if not by_id:
             continue
-        if kind == "job":
+        if kind == "job" and record_keys_kept():
+            # A job's key outlives its row once retention drops its month.
+            stored.jobs, stored.ids[kind] = record_keys_jobs(org, by_id, text_array=_text_array)
+        elif kind == "job":
             stored.jobs = _stored_jobs(org, by_id)
             stored.ids[kind] = set(stored.jobs)
         else:
@@ -700,6 +688,7 @@ def _decide(
     spend: SpendBatch,
 ) -> _Decision:
     limits = _Limits(org, ctx, batch.candidates["query"], spend)
+    horizon = retention_ingest_horizon(batch.candidates, zone=ctx.zone, now=ctx.now)
     decision = _Decision()
     refused: list[Rejection] = []
     for _index, kind, client_id in batch.order:
@@ -711,6 +700,10 @@ def _decide(
             continue
         if isinstance(verdict, Rejection):
             refused.append(verdict)
+            continue
+        too_old = retention_refusal(kind, c.values, horizon) if job is None else None
+        if too_old is not None:  # a day whose raw records retention dropped
+            refused.append(Rejection(c.index, client_id, *too_old))
             continue
         refusal = limits.refusal(c, decision.total, result)
         if refusal is not None:
@@ -737,6 +730,8 @@ def _replay_or_move(
     reaching its end is charged here)."""
     if c.kind != "job":
         return "duplicate" if c.client_id in stored.ids.get(c.kind, ()) else None
+    if job is None and c.client_id in stored.ids.get("job", ()):
+        return "duplicate"  # its key is kept while retention dropped its month's rows
     if job is not None:
         verdict = _job_forward(job, c.values)
         if verdict is None:

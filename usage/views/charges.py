@@ -5,6 +5,7 @@ from django.shortcuts import render
 
 from accounts.http import OrgRequest, org_view
 from usage.selectors.records import job_charges, usage_batch_charges
+from usage.services.retention import retention_notice
 
 
 @org_view()
@@ -13,11 +14,10 @@ def batch_charges(request: OrgRequest, batch_id: int) -> HttpResponse:
     if found is None:
         raise Http404("No such batch")
     batch, charges = found
-    return render(
-        request,
-        "usage/charges.html",
-        {"nav": "finance", "batch": batch, "charges": charges, "title": f"Usage batch {batch.pk}"},
-    )
+    # A batch of a month retention dropped has no records left to list: say so.
+    notice = None if charges.lines else retention_notice(start=batch.received_at)
+    context = {"nav": "finance", "batch": batch, "charges": charges, "detail_notice": notice}
+    return render(request, "usage/charges.html", {**context, "title": f"Usage batch {batch.pk}"})
 
 
 @org_view()

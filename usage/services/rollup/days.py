@@ -16,6 +16,7 @@ from usage.models import (
     RollupState,
 )
 from usage.services.aggregates import HOUR_DAYS, aggregates_rebuild
+from usage.services.retention import retention_day_frozen
 from usage.services.rollup.build import (
     KINDS,
     RollupResult,
@@ -44,6 +45,8 @@ def rollup_day(*, org: Organization, day: date) -> RollupResult:
     now = timezone.now()
     if day >= org_today(org, now=now):
         raise ValueError(f"{day} is not closed yet in {tz}; only past days roll up")
+    if retention_day_frozen(org=org, day=day):  # its raw records are gone: rows are final
+        return RollupResult(day=day, rows=0, restatements=0, duration_ms=0)
     RollupState.objects.bulk_create(
         [RollupState(organization_id=org.pk, day=day, dirty=True, dirtied_at=now)],
         ignore_conflicts=True,
