@@ -897,7 +897,7 @@ class Reservation(models.Model):
     """A worst-case cost held by `authorize` until a usage record settles it or it expires."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    public_id = models.CharField(max_length=40, unique=True)
+    public_id = models.CharField(max_length=40)
     api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, related_name="+")
     member = models.CharField(max_length=254, blank=True, default="")
     endpoint = models.CharField(max_length=200, blank=True, default="")
@@ -922,7 +922,11 @@ class Reservation(models.Model):
             )
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(credits__gte=0), name="reservation_nonneg")
+            # The id the gateway carries on the usage record, unique in its organization.
+            models.UniqueConstraint(
+                fields=["organization", "public_id"], name="reservation_public_id_unique"
+            ),
+            models.CheckConstraint(condition=Q(credits__gte=0), name="reservation_nonneg"),
         ]
 
     def __str__(self) -> str:
@@ -933,11 +937,17 @@ class KeyPause(models.Model):
     """A paused API key: `authorize` answers 402 key_paused; nothing else changes."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    api_key = models.OneToOneField(APIKey, on_delete=models.CASCADE, related_name="pause")
+    api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, related_name="+")
     paused_at = models.DateTimeField(default=timezone.now)
     paused_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    class Meta:
+        constraints = [
+            # A key is paused once; the organization leads the key (shardable by it).
+            models.UniqueConstraint(fields=["organization", "api_key"], name="key_pause_once"),
+        ]
 
     def __str__(self) -> str:
         return f"pause of key {self.api_key_id}"

@@ -9,7 +9,7 @@ from django.db.models.expressions import F
 
 from accounts.models import Organization
 
-APPS = ("accounts", "billing", "usage")
+APPS = ("accounts", "billing", "usage", "alerts")
 
 # Reference tables: small, the same for every organization, copied to every node on Citus.
 REFERENCE_TABLES = {

@@ -40,7 +40,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
@@ -486,6 +486,7 @@ class _Decision:
     total: Decimal = Decimal("0")
 
 
+@transaction.atomic
 def usage_records_ingest(
     *,
     org: Organization,
