@@ -326,7 +326,7 @@ def _record(notification: AlertNotification, channel: str, target: str, **fields
     )
 
 
-_SUBJECTS = {
+_SUBJECTS: dict[str, str] = {
     AlertKind.TOKENS: "monthly tokens reached {threshold}% of the allocation",
     AlertKind.BALANCE: "credit balance below {threshold}",
     AlertKind.USAGE_TIME: "less than {threshold} hours of usage time left",

@@ -106,7 +106,7 @@ class JobStatus(models.TextChoices):
 # A tuple, not a set: the constraint below must render the same in every migration run.
 TERMINAL_JOB_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 # Position along the lifecycle; a job only ever moves to a higher one.
-JOB_STATUS_STEP = {
+JOB_STATUS_STEP: dict[str, int] = {
     JobStatus.SUBMITTED: 0,
     JobStatus.RUNNING: 1,
     JobStatus.COMPLETED: 2,

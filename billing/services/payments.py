@@ -138,11 +138,12 @@ def _purchase_post(payment: Payment, *, at: datetime | None) -> None:
 def _payment_audit(payment: Payment, action: str, **data: str) -> None:
     what = "Auto-recharge" if payment.source == PaymentSource.AUTO_RECHARGE else "Payment"
     card = f" · {payment.card_brand} •••• {payment.card_last4}" if payment.card_last4 else ""
-    outcome = {
+    outcomes: dict[str, str] = {
         AuditAction.PAYMENT_SUCCEEDED: "succeeded",
         AuditAction.PAYMENT_FAILED: f"{payment.get_status_display().lower()}",
         AuditAction.PAYMENT_REFUNDED: "refunded",
-    }[action]
+    }
+    outcome = outcomes[action]
     audit_record(
         org=payment.organization,
         actor=payment.actor,

@@ -34,6 +34,7 @@ from usage.models import (
     QueryDimension,
 )
 from usage.selectors.coverage import Interval, RollupCoverage, Split, rollup_coverage
+from usage.services.rollup.build import concrete_field
 
 ZERO = Decimal("0")
 FAILED = Q(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])
@@ -296,7 +297,7 @@ def query_usage(figures: dict) -> dict:
 
 def dec_sum(name: str, **kwargs) -> Coalesce:
     """Sum of a decimal column, zero (not None) over no rows."""
-    return Coalesce(Sum(name, **kwargs), Value(ZERO), output_field=Job._meta.get_field(name))
+    return Coalesce(Sum(name, **kwargs), Value(ZERO), output_field=concrete_field(Job, name))
 
 
 def int_sum(name: str, **kwargs) -> Coalesce:

@@ -105,7 +105,9 @@ _JOB_AMOUNTS = ("core_hours_managed", "core_hours_byoc", "wasted_credits", "wast
 
 
 def _job_figures(figures: dict, names: tuple[str, ...] = ()) -> dict:
-    out = {name: as_int(figures.get(name)) for name in (*_JOB_COUNTS, *names)}
+    out: dict[str, int | Decimal] = {
+        name: as_int(figures.get(name)) for name in (*_JOB_COUNTS, *names)
+    }
     out.update({name: as_dec(figures.get(name)) for name in _JOB_AMOUNTS})
     return out
 

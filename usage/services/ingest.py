@@ -76,7 +76,7 @@ from usage.pricing import (
     worker_session_credits,
 )
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
-from usage.services.rollup.build import organization_usage_lock
+from usage.services.rollup.build import field_column, organization_usage_lock
 from usage.services.rollup.dirty import rollup_spans_mark_dirty
 
 logger = logging.getLogger(__name__)
@@ -424,7 +424,12 @@ def _controllers_named(org: Organization, records: list) -> dict[str, Controller
 # The service -----------------------------------------------------------------------------
 
 
-_MODELS = {"query": Query, "worker_session": WorkerSession, "matching": MatchingRun, "job": Job}
+_MODELS: dict[str, type[Model]] = {
+    "query": Query,
+    "worker_session": WorkerSession,
+    "matching": MatchingRun,
+    "job": Job,
+}
 
 
 def _stored_ids(model: type[Model], org: Organization, client_ids: Iterable[str]) -> set[str]:
@@ -442,6 +447,7 @@ def _stored_ids(model: type[Model], org: Organization, client_ids: Iterable[str]
 
 def _stored_jobs(org: Organization, client_ids: Iterable[str]) -> dict[str, Job]:
     """The organization's stored jobs among these ids, by id."""
+    jobs: Iterable[Job]
     if connection.vendor != "postgresql":
         jobs = Job.objects.filter(organization=org, client_id__in=list(client_ids))
     else:
@@ -555,7 +561,7 @@ def _validate(records: list, *, ctx: _Context, default_member: str, result: Inge
     return batch
 
 
-def _record_id(record: dict) -> tuple[str | None, str]:
+def _record_id(record: dict) -> tuple[str, str]:
     """The record's id (None when unusable) and its kind, or _Invalid naming the field."""
     raw_id = record.get("id")
     client_id = raw_id if isinstance(raw_id, str) else None
@@ -596,8 +602,8 @@ def _candidate(
         candidate = _Candidate(index=index, kind=kind, client_id=client_id, values={})
         _parse_into(candidate, record, ctx, default_member)
     except _Invalid as invalid:
-        client_id = raw_id if isinstance(raw_id, str) else None
-        result.rejected.append(Rejection(index, client_id, invalid.field, invalid.error))
+        rejected_id = raw_id if isinstance(raw_id, str) else None
+        result.rejected.append(Rejection(index, rejected_id, invalid.field, invalid.error))
         return None
     return candidate
 
@@ -809,7 +815,7 @@ def _records_insert(
         if connection.vendor == "postgresql":
             _copy(model, rows)
         else:
-            model.objects.bulk_create([model(**row) for row in rows], batch_size=500)
+            model._default_manager.bulk_create([model(**row) for row in rows], batch_size=500)
 
 
 def _row(kind: str, c: _Candidate, common: dict, *, batch: IngestBatch, now: datetime) -> dict:
@@ -841,7 +847,7 @@ def _copy(model: type[Model], rows: list[dict]) -> None:
     quote = connection.ops.quote_name
     sql = (
         f"COPY {quote(model._meta.db_table)} "
-        f"({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
+        f"({', '.join(quote(field_column(f)) for f in fields)}) FROM STDIN"
     )
     with (
         connection.cursor() as cursor,

@@ -97,8 +97,23 @@ class RollupResult:
     bucket_rows_restated: int = 0
 
 
+def field_column(field: models.Field) -> str:
+    """A concrete field's column (Django types it optional: some fields have none)."""
+    if field.column is None:
+        raise ValueError(f"{field} has no column")
+    return field.column
+
+
+def concrete_field(model: type[models.Model], name: str) -> models.Field:
+    """The model's field `name`, a column of its table (not a reverse relation)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise ValueError(f"{model.__name__}.{name} has no column")
+    return field
+
+
 def figure_sum(name: str, model: type[models.Model], **kwargs) -> Coalesce:
-    return Coalesce(Sum(name, **kwargs), models.Value(0), output_field=model._meta.get_field(name))
+    return Coalesce(Sum(name, **kwargs), models.Value(0), output_field=concrete_field(model, name))
 
 
 def row_constants(org: Organization, day: date, hour: int | None) -> dict[str, models.Value]:
@@ -270,7 +285,7 @@ def rows_insert_select(kind: RollupKind, queryset: models.QuerySet) -> int:
     columns = []
     for _expression, _sql, alias in compiler.select:
         name = alias.removeprefix("r_")
-        columns.append(kind.model._meta.get_field(name.removesuffix("_id")).column)
+        columns.append(field_column(concrete_field(kind.model, name.removesuffix("_id"))))
     quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
     with connection.cursor() as cursor:
         # Table and column names come from model metadata, never from input.
@@ -282,9 +297,9 @@ def rollup_snapshot(org: Organization, day: date) -> dict[str, dict[tuple, dict]
     """The day's whole-day rollup rows per kind, keyed by their dimension values."""
     snapshot = {}
     for kind in KINDS:
-        rows = kind.model.objects.filter(organization_id=org.pk, day=day, hour=None).values(
-            *kind.dimensions, *kind.figures
-        )
+        rows = kind.model._default_manager.filter(
+            organization_id=org.pk, day=day, hour=None
+        ).values(*kind.dimensions, *kind.figures)
         snapshot[kind.name] = {
             tuple(row[d] for d in kind.dimensions): {f: row[f] for f in kind.figures}
             for row in rows

@@ -55,7 +55,7 @@ def rollup_day(*, org: Organization, day: date) -> RollupResult:
     restate = state.computed_at is not None and state.time_zone == tz
     before = rollup_snapshot(org, day) if restate else None
     for kind in KINDS:
-        kind.model.objects.filter(organization_id=org.pk, day=day, hour=None).delete()
+        kind.model._default_manager.filter(organization_id=org.pk, day=day, hour=None).delete()
     lo, hi = local_day_range(day, tz=tz)
     rows = interval_insert(org, day, None, lo, hi)
     restated: list[Restatement] = []

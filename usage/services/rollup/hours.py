@@ -81,7 +81,7 @@ def hours_rebuild_locked(
         .order_by("hour")
     )
     for kind in KINDS:
-        kind.model.objects.filter(organization_id=org.pk, day=day, hour__in=hours).delete()
+        kind.model._default_manager.filter(organization_id=org.pk, day=day, hour__in=hours).delete()
     slots = local_hours(day, tz=tz)
     if len(hours) < len(slots):
         for state in states:
@@ -101,7 +101,9 @@ def hours_rebuild_locked(
         rows: dict[int, int] = {}
         for kind in KINDS:
             counted = (
-                kind.model.objects.filter(organization_id=org.pk, day=day, hour__isnull=False)
+                kind.model._default_manager.filter(
+                    organization_id=org.pk, day=day, hour__isnull=False
+                )
                 .values_list("hour")
                 .annotate(n=Count("id"))
                 .order_by()
@@ -207,7 +209,7 @@ def rollup_hours_prune(*, now: datetime | None = None) -> int:
     # UTC's date minus one more day is at or before every zone's date minus HOUR_DAYS.
     oldest = now.astimezone(ZoneInfo("UTC")).date() - timedelta(days=HOUR_DAYS + 2)
     for kind in KINDS:
-        kind.model.objects.filter(hour__isnull=False, day__lt=oldest).delete()
+        kind.model._default_manager.filter(hour__isnull=False, day__lt=oldest).delete()
     aggregates_prune(before=datetime.combine(oldest, datetime.min.time(), tzinfo=ZoneInfo("UTC")))
     deleted, _ = RollupHour.objects.filter(day__lt=oldest).delete()
     return deleted
