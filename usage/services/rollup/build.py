@@ -157,7 +157,22 @@ def rollup_selects(
     Values, which add nothing to GROUP BY.
     """
     const = row_constants(org, day, hour)
-    jobs = (
+    return {
+        "job": _job_select(org, lo, hi, slots, const),
+        "query": _query_select(org, lo, hi, slots, const),
+        "worker": _worker_select(org, lo, hi, const),
+        "matching": _matching_select(org, lo, hi, slots, const),
+    }
+
+
+_Slots = list[tuple[datetime, datetime]] | None
+
+
+def _job_select(
+    org: Organization, lo: datetime, hi: datetime, slots: _Slots, const: dict
+) -> models.QuerySet:
+    """Job rollup rows: jobs submitted in [lo, hi) by key and controller."""
+    return (
         by_hour(
             Job.objects.filter(organization_id=org.pk, submitted_at__gte=lo, submitted_at__lt=hi),
             "submitted_at",
@@ -179,7 +194,13 @@ def rollup_selects(
         )
         .order_by()
     )
-    queries = (
+
+
+def _query_select(
+    org: Organization, lo: datetime, hi: datetime, slots: _Slots, const: dict
+) -> models.QuerySet:
+    """Query detail rows: queries in [lo, hi) by model, key, endpoint and member."""
+    return (
         by_hour(
             Query.objects.filter(organization_id=org.pk, occurred_at__gte=lo, occurred_at__lt=hi),
             "occurred_at",
@@ -197,13 +218,18 @@ def rollup_selects(
         )
         .order_by()
     )
+
+
+def _worker_select(org: Organization, lo: datetime, hi: datetime, const: dict) -> models.QuerySet:
+    """Worker rows: sessions' runtime clipped to [lo, hi), those started in it and those
+    carried in, by model and key (never grouped by hour: a session spans several)."""
     started_today = Q(started_at__gte=lo)
     clipped = ExpressionWrapper(
         Least("ended_at", models.Value(hi, output_field=DateTimeField()))
         - Greatest("started_at", models.Value(lo, output_field=DateTimeField())),
         output_field=DurationField(),
     )
-    workers = (
+    return (
         WorkerSession.objects.filter(
             # Overlapping the day, or starting on it (a zero-length session counts where
             # it starts); written as two index range scans (by end, by start).
@@ -220,7 +246,13 @@ def rollup_selects(
         )
         .order_by()
     )
-    matching = (
+
+
+def _matching_select(
+    org: Organization, lo: datetime, hi: datetime, slots: _Slots, const: dict
+) -> models.QuerySet:
+    """Matching rows: runs started in [lo, hi) by task and key."""
+    return (
         by_hour(
             MatchingRun.objects.filter(
                 organization_id=org.pk, started_at__gte=lo, started_at__lt=hi
@@ -237,7 +269,6 @@ def rollup_selects(
         )
         .order_by()
     )
-    return {"job": jobs, "query": queries, "worker": workers, "matching": matching}
 
 
 def query_dimension_selects(
