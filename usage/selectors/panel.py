@@ -255,6 +255,16 @@ def api_key_activity(
     merged = merge_rows(
         union_rows(job_parts(org, split, _KEY_FIELDS)), _KEY_FIELDS, count="submitted"
     )
+    rows = _key_rows(merged)
+    kinds = dict(APIKeyKind.choices)
+    activity = [_key_card(row, kinds) for row in rows]
+    # Unattributed work is its own card, after the keys.
+    activity.sort(key=lambda card: card.unattributed)
+    return activity
+
+
+def _key_rows(merged: dict[tuple, dict]) -> list[dict]:
+    """A row of figures per key (None: no key), busiest first, then by name."""
     rows = []
     for key, figures in merged.items():
         values = _job_figures(figures, ("on_controllers",))
@@ -275,35 +285,30 @@ def api_key_activity(
     rows.sort(
         key=lambda row: (-row["jobs"], row["api_key__name"] is None, row["api_key__name"] or "")
     )
-    kinds = dict(APIKeyKind.choices)
-    activity = []
-    for row in rows:
-        key_id = row["api_key_id"]
-        activity.append(
-            KeyActivity(
-                key_id=key_id,
-                name=row["api_key__name"] if key_id else "Unattributed",
-                display=(
-                    f"{row['api_key__prefix']}••••••••{row['api_key__last_four']}" if key_id else ""
-                ),
-                kind=kinds.get(row["api_key__kind"], "") if key_id else "No API key",
-                revoked=row["api_key__revoked_at"] is not None,
-                jobs=row["jobs"],
-                core_hours=row["hours"],
-                running=row["running"],
-                byoc=row["byoc"],
-                failed=row["failed"],
-                cancelled=row["cancelled"],
-                last_job_at=row["last_job_at"],
-                wasted_credits=row["wasted_credits"],
-                wasted_core_hours=row["wasted_core_hours"],
-                rate_limit_rpm=row["api_key__rate_limit_rpm"],
-                rate_limit_tpm=row["api_key__rate_limit_tpm"],
-            )
-        )
-    # Unattributed work is its own card, after the keys.
-    activity.sort(key=lambda card: card.unattributed)
-    return activity
+    return rows
+
+
+def _key_card(row: dict, kinds: dict[str, str]) -> KeyActivity:
+    """A key's card (or the unattributed work's, without a key) from its row."""
+    key_id = row["api_key_id"]
+    return KeyActivity(
+        key_id=key_id,
+        name=row["api_key__name"] if key_id else "Unattributed",
+        display=(f"{row['api_key__prefix']}••••••••{row['api_key__last_four']}" if key_id else ""),
+        kind=kinds.get(row["api_key__kind"], "") if key_id else "No API key",
+        revoked=row["api_key__revoked_at"] is not None,
+        jobs=row["jobs"],
+        core_hours=row["hours"],
+        running=row["running"],
+        byoc=row["byoc"],
+        failed=row["failed"],
+        cancelled=row["cancelled"],
+        last_job_at=row["last_job_at"],
+        wasted_credits=row["wasted_credits"],
+        wasted_core_hours=row["wasted_core_hours"],
+        rate_limit_rpm=row["api_key__rate_limit_rpm"],
+        rate_limit_tpm=row["api_key__rate_limit_tpm"],
+    )
 
 
 def key_recent_load(
