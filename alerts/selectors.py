@@ -4,7 +4,7 @@ organization: a rule only ever sees its own organization's figures.
 """
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -122,7 +122,7 @@ class OrgFigures:
         return median_of_days(self.daily_credits, days)
 
     @cached_property
-    def controllers(self) -> list[dict]:
+    def controllers(self) -> list[Mapping[str, Any]]:
         return list(
             Controller.objects.filter(organization=self.org).values(
                 "id", "name", "last_heartbeat_at", "created_at"
@@ -193,7 +193,7 @@ def unusual_usage_condition(*, k: Decimal, today: Decimal, median: Decimal) -> C
 
 
 def controller_conditions(
-    *, minutes: Decimal, controllers: list[dict], now: datetime
+    *, minutes: Decimal, controllers: Sequence[Mapping[str, Any]], now: datetime
 ) -> list[Condition]:
     conditions = []
     limit = timedelta(minutes=float(minutes))

@@ -325,7 +325,7 @@ def _record(notification: AlertNotification, channel: str, target: str, **fields
     )
 
 
-_SUBJECTS = {
+_SUBJECTS: dict[str, str] = {
     AlertKind.TOKENS: "monthly tokens reached {threshold}% of the allocation",
     AlertKind.BALANCE: "credit balance below {threshold}",
     AlertKind.USAGE_TIME: "less than {threshold} hours of usage time left",
@@ -349,27 +349,48 @@ def alert_email_subject(notification: AlertNotification) -> str:
     return header_safe(_SUBJECTS[notification.kind].format(**figures))
 
 
+def _email_unsent_locked(notification_id: int) -> AlertNotification | None:
+    """The notification, locked, unless it is gone or its email was already sent."""
+    notification = (
+        AlertNotification.objects.select_for_update()
+        .select_related("organization")
+        .filter(pk=notification_id)
+        .first()
+    )
+    if notification is None:
+        return None
+    sent = notification.deliveries.filter(channel=DeliveryChannel.EMAIL, status=DeliveryStatus.SENT)
+    return None if sent.exists() else notification
+
+
+def _alert_email(notification: AlertNotification, recipients: list[str]) -> EmailMessage:
+    """The email telling the organization's owners and admins of the notification."""
+    org = notification.organization
+    return EmailMessage(
+        subject=header_safe(
+            f"[Usage Console] {org.name}: {alert_email_subject(notification)}", limit=250
+        ),
+        body=(
+            f"{notification.message}\n\n"
+            f"Organization: {org.name}\n"
+            f"Fired at: {notification.fired_at:%Y-%m-%d %H:%M} UTC\n\n"
+            f"All notifications: {_notifications_url(org)}\n\n"
+            "You receive this because you are an owner or admin of the organization.\n"
+        ),
+        to=recipients,
+    )
+
+
 def alert_email_send(*, notification_id: int) -> AlertDelivery | None:
     """Mail the notification to the organization's owners and admins, once: a delivery
     already sent is not repeated (the row lock makes a concurrent run wait and see it).
     Mail errors are recorded as a failed attempt and raised for the task to retry."""
     failure: Exception | None = None
     with transaction.atomic():
-        notification = (
-            AlertNotification.objects.select_for_update()
-            .select_related("organization")
-            .filter(pk=notification_id)
-            .first()
-        )
+        notification = _email_unsent_locked(notification_id)
         if notification is None:
             return None
-        sent = notification.deliveries.filter(
-            channel=DeliveryChannel.EMAIL, status=DeliveryStatus.SENT
-        )
-        if sent.exists():
-            return None
-        org = notification.organization
-        recipients = alert_recipients(org=org)
+        recipients = alert_recipients(org=notification.organization)
         attempt = notification.deliveries.filter(channel=DeliveryChannel.EMAIL).count() + 1
         if not recipients:
             return _record(
@@ -380,19 +401,7 @@ def alert_email_send(*, notification_id: int) -> AlertDelivery | None:
                 status=DeliveryStatus.FAILED,
                 error="the organization has no owner or admin to mail",
             )
-        message = EmailMessage(
-            subject=header_safe(
-                f"[Usage Console] {org.name}: {alert_email_subject(notification)}", limit=250
-            ),
-            body=(
-                f"{notification.message}\n\n"
-                f"Organization: {org.name}\n"
-                f"Fired at: {notification.fired_at:%Y-%m-%d %H:%M} UTC\n\n"
-                f"All notifications: {_notifications_url(org)}\n\n"
-                "You receive this because you are an owner or admin of the organization.\n"
-            ),
-            to=recipients,
-        )
+        message = _alert_email(notification, recipients)
         try:
             message.send()
         except (SMTPException, OSError) as exc:

@@ -246,6 +246,47 @@ def add_credit_result(request: OrgRequest, payment_id: int) -> HttpResponse:
     )
 
 
+def _card_save(request: OrgRequest) -> SavedCardForm | None:
+    """Save the posted card; None when saved, else the form with its errors."""
+    card_form = SavedCardForm(request.POST)
+    if not card_form.is_valid():
+        return card_form
+    try:
+        payment_method_save(org=request.organization, card=card_form.card(), actor=request.user)
+    except CardError as exc:
+        card_form.add_card_error(exc)
+    except PaymentError as exc:
+        card_form.add_error(None, str(exc))
+    else:
+        messages.success(request, "Card saved for auto-recharge.")
+        return None
+    return card_form
+
+
+def _rule_enable(request: OrgRequest, cards: list) -> AutoRechargeForm | None:
+    """Turn on the posted rule with the saved card; None when on, else the form with its
+    errors."""
+    rule_form = AutoRechargeForm(request.POST)
+    if not cards:
+        rule_form.add_error(None, "Save a card first.")
+        return rule_form
+    if not rule_form.is_valid():
+        return rule_form
+    try:
+        auto_recharge_set(
+            org=request.organization,
+            below=rule_form.cleaned_data["below"],
+            amount_minor=rule_form.cleaned_data["amount_minor"],
+            method=cards[0],
+            actor=request.user,
+        )
+    except PaymentError as exc:
+        rule_form.add_error(None, str(exc))
+        return rule_form
+    messages.success(request, "Auto-recharge is on.")
+    return None
+
+
 @org_view(manage=True)
 @require_http_methods(["GET", "POST"])
 def auto_recharge(request: OrgRequest) -> HttpResponse:
@@ -258,35 +299,13 @@ def auto_recharge(request: OrgRequest) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "save_card":
-            card_form = SavedCardForm(request.POST)
-            if card_form.is_valid():
-                try:
-                    payment_method_save(org=org, card=card_form.card(), actor=request.user)
-                except CardError as exc:
-                    card_form.add_card_error(exc)
-                except PaymentError as exc:
-                    card_form.add_error(None, str(exc))
-                else:
-                    messages.success(request, "Card saved for auto-recharge.")
-                    return redirect("billing:auto_recharge", org.slug)
+            card_form = _card_save(request)
+            if card_form is None:
+                return redirect("billing:auto_recharge", org.slug)
         elif action == "enable":
-            rule_form = AutoRechargeForm(request.POST)
-            if not cards:
-                rule_form.add_error(None, "Save a card first.")
-            elif rule_form.is_valid():
-                try:
-                    auto_recharge_set(
-                        org=org,
-                        below=rule_form.cleaned_data["below"],
-                        amount_minor=rule_form.cleaned_data["amount_minor"],
-                        method=cards[0],
-                        actor=request.user,
-                    )
-                except PaymentError as exc:
-                    rule_form.add_error(None, str(exc))
-                else:
-                    messages.success(request, "Auto-recharge is on.")
-                    return redirect("billing:auto_recharge", org.slug)
+            rule_form = _rule_enable(request, cards)
+            if rule_form is None:
+                return redirect("billing:auto_recharge", org.slug)
         elif action == "disable":
             auto_recharge_disable(org=org, actor=request.user)
             messages.success(request, "Auto-recharge is off.")

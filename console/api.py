@@ -82,7 +82,7 @@ class ConsoleAPI(NinjaAPI):
                 "description": description,
                 "content": {"application/json": {"schema": error_ref}},
                 **extra,
-            }  # noqa: E501
+            }
 
         rate_headers = {
             name: {"required": True, "schema": {"type": "integer"}, "description": name}

@@ -152,7 +152,7 @@ def _recently_wrote(request: HttpRequest) -> bool:
         return False
     try:
         return bool(cache.get(key))
-    except Exception:  # noqa: BLE001 - no cache: read the primary, never a stale answer
+    except Exception:  # no cache: read the primary, never a stale answer
         return True
 
 
@@ -170,7 +170,7 @@ def _mark_wrote(request: HttpRequest, response: HttpResponse) -> None:
     if key is not None:
         try:
             cache.set(key, 1, timeout=seconds)
-        except Exception:  # noqa: BLE001 - the cookie (if kept) still holds
+        except Exception:  # the cookie (if kept) still holds
             logger.warning("db.replica.sticky_unavailable")
 
 

@@ -85,16 +85,16 @@ def _top_spenders(since: datetime) -> list[OrgFigure]:
 
 
 def _near_allocation(since: datetime) -> list[OrgFigure]:
-    limited = [tier for tier, tokens in TIER_MONTHLY_TOKENS.items() if tokens]
+    allocations = {tier: tokens for tier, tokens in TIER_MONTHLY_TOKENS.items() if tokens}
     rows = (
-        Query.objects.filter(occurred_at__gte=since, organization__tier__in=limited)
+        Query.objects.filter(occurred_at__gte=since, organization__tier__in=list(allocations))
         .values("organization_id", "organization__name", "organization__tier")
         .annotate(tokens=Sum("total_tokens"))
         .order_by("organization__name")
     )
     near = []
     for row in rows:  # one row per organization, not per record
-        allocation = TIER_MONTHLY_TOKENS[row["organization__tier"]]
+        allocation = allocations[row["organization__tier"]]
         share = Decimal(row["tokens"] or 0) / allocation
         if share >= NEAR_ALLOCATION_SHARE:
             detail = f"{row['tokens']:,} of {allocation:,} tokens ({share:.0%})"

@@ -4,7 +4,7 @@ import itertools
 
 from accounts.models import Membership, Organization, Role, Tier, User
 
-PASSWORD = "correct-horse-battery"  # noqa: S105
+PASSWORD = "correct-horse-battery"
 _seq = itertools.count(1)
 
 

@@ -65,7 +65,7 @@ class PrivateCluster:
 
     def _run(self, *args: str) -> None:
         user = self.account if os.geteuid() == 0 else None
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [str(self.bindir / args[0]), *args[1:]],
             user=user,
             capture_output=True,

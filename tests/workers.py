@@ -32,7 +32,7 @@ def celery_worker_start(
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
-    return subprocess.Popen(  # noqa: S603
+    return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue]
         + ["--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle"]
         + ["-l", "warning"],

@@ -118,21 +118,36 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _day_records(org: Organization, day: date, keys: dict[str, APIKey | None]) -> list:
+def _hour_of_day(rng: random.Random) -> float:
+    """A moment of the day, in hours: office hours dominate; nights and weekends see a
+    trickle."""
+    return rng.triangular(6, 22, 14) if rng.random() < 0.85 else rng.uniform(0, 24)
+
+
+def _day_records(org: Organization, day: date, keys: dict[str | None, APIKey | None]) -> list:
     """(key name or None, record) for everything that happened on this day."""
     rng = random.Random(f"{org.slug}:{day.isoformat()}")  # noqa: S311 - demo data
-    weekday = day.weekday() < 5
-    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    out: list[tuple[str | None, dict]] = []
+    # The same draws in the same order every run: queries, workers, matching, jobs.
+    return [
+        *_day_queries(rng, day),
+        *_day_worker_sessions(rng, day),
+        *_day_matching_runs(rng, day),
+        *_day_jobs(rng, day),
+    ]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _day_queries(rng: random.Random, day: date) -> list[tuple[str | None, dict]]:
+    """Queries: a weekly rhythm (weekends are quiet) and slow growth over the quarter."""
+    midnight = _midnight(day)
     old_key_alive = day < (timezone.now() - timedelta(days=OLD_KEY_REVOKED_DAYS_AGO)).date()
-
-    def hour_of_day() -> float:
-        # Office hours dominate; nights and weekends see a trickle.
-        return rng.triangular(6, 22, 14) if rng.random() < 0.85 else rng.uniform(0, 24)
-
-    # Queries: a weekly rhythm (weekends are quiet) and slow growth over the quarter.
     growth = 1 + (day.toordinal() % 90) / 180
+    weekday = day.weekday() < 5
     count = int((rng.randint(180, 260) if weekday else rng.randint(40, 80)) * growth)
+    out: list[tuple[str | None, dict]] = []
     for n in range(count):
         model, _, endpoint, typical_in, typical_out = rng.choices(
             QUERY_MIX, weights=[m[1] for m in QUERY_MIX]
@@ -146,7 +161,7 @@ def _day_records(org: Organization, day: date, keys: dict[str, APIKey | None]) -
         record = {
             "id": f"demo-{day:%Y%m%d}-q{n:04d}",
             "kind": "query",
-            "occurred_at": _iso(midnight + timedelta(hours=hour_of_day())),
+            "occurred_at": _iso(midnight + timedelta(hours=_hour_of_day(rng))),
             "model": model,
             "input_tokens": max(1, int(rng.lognormvariate(0, 0.6) * typical_in)),
             "output_tokens": int(rng.lognormvariate(0, 0.6) * typical_out),
@@ -155,8 +170,14 @@ def _day_records(org: Organization, day: date, keys: dict[str, APIKey | None]) -
         if key != "Ana's notebook":
             record["member"] = rng.choices(MEMBERS, weights=[2, 4, 3, 1])[0]
         out.append((key, record))
+    return out
 
-    # Worker sessions: the serving workers run on weekdays; phi-3-mini now and then.
+
+def _day_worker_sessions(rng: random.Random, day: date) -> list[tuple[str | None, dict]]:
+    """Worker sessions: the serving workers run on weekdays; phi-3-mini now and then."""
+    midnight = _midnight(day)
+    weekday = day.weekday() < 5
+    out: list[tuple[str | None, dict]] = []
     for n, (model, hours, first) in enumerate(WORKERS):
         if not weekday and model != "e5-large-v2":
             continue
@@ -184,9 +205,14 @@ def _day_records(org: Organization, day: date, keys: dict[str, APIKey | None]) -
                 },
             )
         )
+    return out
 
-    # Matching runs: a couple a weekday.
-    for n in range(rng.randint(1, 3) if weekday else 0):
+
+def _day_matching_runs(rng: random.Random, day: date) -> list[tuple[str | None, dict]]:
+    """Matching runs: a couple a weekday."""
+    midnight = _midnight(day)
+    out: list[tuple[str | None, dict]] = []
+    for n in range(rng.randint(1, 3) if day.weekday() < 5 else 0):
         start = midnight + timedelta(hours=rng.uniform(8, 18))
         num = int(rng.lognormvariate(10, 1.2))
         out.append(
@@ -202,11 +228,16 @@ def _day_records(org: Organization, day: date, keys: dict[str, APIKey | None]) -
                 },
             )
         )
+    return out
 
-    # Jobs: managed or on a controller; failures, cancellations, unattributed ones.
+
+def _day_jobs(rng: random.Random, day: date) -> list[tuple[str | None, dict]]:
+    """Jobs: managed or on a controller; failures, cancellations, unattributed ones."""
+    midnight = _midnight(day)
     offline_since = day >= (timezone.now() - timedelta(days=CONTROLLERS[2][3])).date()
-    for n in range(rng.randint(18, 32) if weekday else rng.randint(3, 8)):
-        submitted = midnight + timedelta(hours=hour_of_day())
+    out: list[tuple[str | None, dict]] = []
+    for n in range(rng.randint(18, 32) if day.weekday() < 5 else rng.randint(3, 8)):
+        submitted = midnight + timedelta(hours=_hour_of_day(rng))
         key = rng.choices(
             ["Lab workstation", "Production backend", "Ana's notebook", None],
             weights=[45, 35, 12, 8],
@@ -293,7 +324,46 @@ def usage_demo_seed(
         idempotency_key="demo-usage-credits",
         at=first_day,
     )
-    keys: dict[str, APIKey | None] = {None: None}  # type: ignore[dict-item]
+    keys, printed = _demo_keys(org)
+    _ensure_controllers(org, now)
+
+    # Usage up to the start of this hour: a rerun within the hour sends exactly the same.
+    by_key = _records_by_key(
+        org, keys, days=days, as_of=now.replace(minute=0, second=0, microsecond=0)
+    )
+    # A batch per key and day, its debit dated at the day's end (or now, today): the
+    # ledger then shows the quarter's burn as it happened (the runway reads the last 7
+    # days' debits), not 90 days charged this instant.
+    sent = accepted = 0
+    days_in_order = sorted({day for by_day in by_key.values() for day in by_day})
+    for day in days_in_order:
+        day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        charged_at = min(day_end - timedelta(seconds=1), now)
+        run_events_before(charged_at)
+        for key_name, by_day in by_key.items():
+            day_sent, day_accepted = _send_day(
+                org, by_day.get(day, []), api_key=keys[key_name], charged_at=charged_at
+            )
+            sent += day_sent
+            accepted += day_accepted
+    run_events_before(now + timedelta(seconds=1))
+    _keys_last_used(by_key, keys)
+
+    # The closed days just ingested are marked dirty; roll them up now, as the sweep would.
+    rollup_catch_up(org=org)
+
+    _old_key_revoke(keys["Old CI key"], now)
+    return DemoUsage(api_key=printed, records_sent=sent, accepted=accepted)
+
+
+# Records of every demo day, by the key name that sends them (None: no key) and day.
+_RecordsByKey = dict[str | None, dict[date, list[dict]]]
+
+
+def _demo_keys(org: Organization) -> tuple[dict[str | None, APIKey | None], str]:
+    """The demo's keys by name (and None for records sent without one), and the secret
+    of the key the demo prints."""
+    keys: dict[str | None, APIKey | None] = {None: None}
     printed = ""
     for name, kind, email in KEYS:
         user = User.objects.filter(email=email).first() if email else None
@@ -303,14 +373,14 @@ def usage_demo_seed(
         keys[name] = key
         if name == PRINTED_KEY:
             printed = secret
-    _ensure_controllers(org, now)
+    return keys, printed
 
-    # Usage up to the start of this hour: a rerun within the hour sends exactly the same.
-    as_of = now.replace(minute=0, second=0, microsecond=0)
-    # A batch per key and day, its debit dated at the day's end (or now, today): the
-    # ledger then shows the quarter's burn as it happened (the runway reads the last 7
-    # days' debits), not 90 days charged this instant.
-    by_key: dict[str | None, dict[date, list[dict]]] = defaultdict(lambda: defaultdict(list))
+
+def _records_by_key(
+    org: Organization, keys: dict[str | None, APIKey | None], *, days: int, as_of: datetime
+) -> _RecordsByKey:
+    """The last `days` days' records as they stand at `as_of`, by key name and day."""
+    by_key: _RecordsByKey = defaultdict(lambda: defaultdict(list))
     today = as_of.date()
     for offset in range(days - 1, -1, -1):
         day = today - timedelta(days=offset)
@@ -318,36 +388,39 @@ def usage_demo_seed(
             current = _as_of(record, as_of)
             if current is not None:
                 by_key[key_name][day].append(current)
+    return by_key
+
+
+def _send_day(
+    org: Organization, records: list[dict], *, api_key: APIKey | None, charged_at: datetime
+) -> tuple[int, int]:
+    """Ingest one key's records of a day in batches the API would take: (sent, accepted)."""
     sent = accepted = 0
-    days_in_order = sorted({day for by_day in by_key.values() for day in by_day})
-    for day in days_in_order:
-        day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-        charged_at = min(day_end - timedelta(seconds=1), now)
-        run_events_before(charged_at)
-        for key_name, by_day in by_key.items():
-            day_records = by_day.get(day, [])
-            for start in range(0, len(day_records), MAX_BATCH_RECORDS):
-                chunk = day_records[start : start + MAX_BATCH_RECORDS]
-                result = usage_records_ingest(
-                    org=org, records=chunk, api_key=keys[key_name], charged_at=charged_at
-                )
-                sent += len(chunk)
-                accepted += len(result.accepted)
-    run_events_before(now + timedelta(seconds=1))
+    for start in range(0, len(records), MAX_BATCH_RECORDS):
+        chunk = records[start : start + MAX_BATCH_RECORDS]
+        result = usage_records_ingest(
+            org=org, records=chunk, api_key=api_key, charged_at=charged_at
+        )
+        sent += len(chunk)
+        accepted += len(result.accepted)
+    return sent, accepted
+
+
+def _keys_last_used(by_key: _RecordsByKey, keys: dict[str | None, APIKey | None]) -> None:
+    """Date each key's last use at its newest record, as if it had sent them through the
+    API."""
     for key_name, by_day in by_key.items():
         key = keys[key_name]
         records = [record for day_records in by_day.values() for record in day_records]
-        if key is not None and records:  # as if the key had sent them through the API
+        if key is not None and records:
             last = max(_last_time(r) for r in records)
             APIKey.objects.filter(pk=key.pk).update(last_used_at=last)
 
-    # The closed days just ingested are marked dirty; roll them up now, as the sweep would.
-    rollup_catch_up(org=org)
 
-    old = keys["Old CI key"]
+def _old_key_revoke(old: APIKey | None, now: datetime) -> None:
+    """Revoke the old CI key, dated as long ago as the demo says."""
     if old is not None and not old.is_revoked:
         apikey_revoke(key=old)
         APIKey.objects.filter(pk=old.pk).update(
             revoked_at=now - timedelta(days=OLD_KEY_REVOKED_DAYS_AGO)
         )
-    return DemoUsage(api_key=printed, records_sent=sent, accepted=accepted)

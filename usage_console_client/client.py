@@ -160,7 +160,7 @@ class Client:
 
     def _pages(
         self, path: str, params: dict[str, Any], page: int | None, page_size: int
-    ) -> Iterator[dict]:  # noqa: E501
+    ) -> Iterator[dict]:
         """The items of one page, or of every page when page is None."""
         number = page or 1
         while True:
@@ -254,7 +254,7 @@ class Client:
         }
         return [LLMUsage.from_json(i) for i in self._pages("/usage/llm", params, page, page_size)]
 
-    def get_llm(self, id: int) -> LLMUsage:  # noqa: A002 - the reference's name
+    def get_llm(self, id: int) -> LLMUsage:  # `id`: the reference client's name
         """One LLM usage statistic."""
         return LLMUsage.from_json(self._get(f"/usage/llm/{int(id)}"))
 
@@ -354,17 +354,17 @@ class Client:
         )
         return IngestResult.from_json(data)
 
-    def submit_job(self, id: str, cores: int, **fields: Any) -> Job:  # noqa: A002
+    def submit_job(self, id: str, cores: int, **fields: Any) -> Job:
         """Submit a job (status submitted unless given) with the API key."""
         body = {"id": id, "cores": cores, **fields}
         return Job.from_json(self.request("POST", "/jobs", body=body, use="api_key")[2])
 
-    def get_job(self, id: str) -> Job:  # noqa: A002
+    def get_job(self, id: str) -> Job:
         return Job.from_json(self.request("GET", f"/jobs/{quote(id, safe='')}", use="api_key")[2])
 
     def transition_job(
         self,
-        id: str,  # noqa: A002
+        id: str,
         status: str,
         *,
         at: datetime | None = None,

@@ -19,7 +19,7 @@ def list_llm(**kwargs: Any) -> list[LLMUsage]:
     return default_client().list_llm(**kwargs)
 
 
-def get_llm(id: int) -> LLMUsage:  # noqa: A002 - the reference's name
+def get_llm(id: int) -> LLMUsage:  # `id`: the reference client's name
     return default_client().get_llm(id)
 
 
@@ -55,15 +55,15 @@ def submit_usage_records(records: list[dict[str, Any]]) -> IngestResult:
     return default_client().submit_usage_records(records)
 
 
-def submit_job(id: str, cores: int, **fields: Any) -> Job:  # noqa: A002
+def submit_job(id: str, cores: int, **fields: Any) -> Job:
     return default_client().submit_job(id, cores, **fields)
 
 
-def get_job(id: str) -> Job:  # noqa: A002
+def get_job(id: str) -> Job:
     return default_client().get_job(id)
 
 
-def transition_job(id: str, status: str, **kwargs: Any) -> Job:  # noqa: A002
+def transition_job(id: str, status: str, **kwargs: Any) -> Job:
     return default_client().transition_job(id, status, **kwargs)
 
 

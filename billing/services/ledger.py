@@ -42,6 +42,48 @@ def _locked_account(org: Organization) -> CreditAccount:
     return CreditAccount.objects.select_for_update().get(organization=org)
 
 
+def _checked_amount(*, kind: str, amount: Decimal, reason: str, key: str) -> Decimal:
+    """The amount rounded to the ledger's scale; LedgerError for a post never valid."""
+    if kind not in EntryKind.values:
+        raise LedgerError(f"unknown entry kind {kind!r}")
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        raise LedgerError("amount must be a finite Decimal")
+    amount = credits_round(amount)
+    if amount == 0:
+        raise LedgerError("amount must not be zero")
+    if not key or len(key) > 200:
+        raise LedgerError("idempotency_key must be 1 to 200 characters")
+    if not reason.strip():
+        raise LedgerError("a reason is required")
+    return amount
+
+
+def _replayed(*, org: Organization, kind: str, amount: Decimal, key: str) -> LedgerEntry | None:
+    """The entry already posted with this key (None if none); IdempotencyConflict when it
+    was another amount or kind."""
+    existing = LedgerEntry.objects.filter(organization=org, idempotency_key=key).first()
+    if existing is not None and (existing.amount != amount or existing.kind != kind):
+        raise IdempotencyConflict(f"key {key!r} was used for {existing.kind} {existing.amount}")
+    return existing
+
+
+def _announce_threshold_crossing(
+    account: CreditAccount, entry: LedgerEntry, new_balance: Decimal
+) -> None:
+    """After commit, announce a debit that took the balance from at-or-above the
+    auto-recharge threshold to below it (once per crossing)."""
+    threshold = account.auto_recharge_below
+    if entry.amount < 0 and threshold is not None and account.balance >= threshold > new_balance:
+        transaction.on_commit(
+            partial(
+                auto_recharge_due.send,
+                sender=auto_recharge_due,
+                organization_id=entry.organization_id,
+                entry_id=entry.pk,
+            )
+        )
+
+
 @transaction.atomic
 def ledger_post(
     *,
@@ -64,26 +106,11 @@ def ledger_post(
     `at` backdates the entry (demo data and imports; default now). A debit that takes
     the balance across the auto-recharge threshold enqueues one recharge after commit.
     """
-    if kind not in EntryKind.values:
-        raise LedgerError(f"unknown entry kind {kind!r}")
-    if not isinstance(amount, Decimal) or not amount.is_finite():
-        raise LedgerError("amount must be a finite Decimal")
-    amount = credits_round(amount)
-    if amount == 0:
-        raise LedgerError("amount must not be zero")
-    if not idempotency_key or len(idempotency_key) > 200:
-        raise LedgerError("idempotency_key must be 1 to 200 characters")
-    if not reason.strip():
-        raise LedgerError("a reason is required")
-
+    amount = _checked_amount(kind=kind, amount=amount, reason=reason, key=idempotency_key)
     account = _locked_account(org)
-    existing = LedgerEntry.objects.filter(organization=org, idempotency_key=idempotency_key).first()
-    if existing is not None:
-        if existing.amount != amount or existing.kind != kind:
-            raise IdempotencyConflict(
-                f"key {idempotency_key!r} was used for {existing.kind} {existing.amount}"
-            )
-        return Posted(entry=existing, created=False)
+    replayed = _replayed(org=org, kind=kind, amount=amount, key=idempotency_key)
+    if replayed is not None:
+        return Posted(entry=replayed, created=False)
 
     new_balance = account.balance + amount
     if amount < 0 and new_balance < 0 and not org.may_overdraw:
@@ -109,17 +136,7 @@ def ledger_post(
     CreditAccount.objects.filter(organization=org).update(
         balance=new_balance, updated_at=timezone.now()
     )
-    threshold = account.auto_recharge_below
-    if amount < 0 and threshold is not None and account.balance >= threshold > new_balance:
-        # Once per crossing: only the debit that goes from at-or-above to below fires.
-        transaction.on_commit(
-            partial(
-                auto_recharge_due.send,
-                sender=auto_recharge_due,
-                organization_id=org.pk,
-                entry_id=entry.pk,
-            )
-        )
+    _announce_threshold_crossing(account, entry, new_balance)
     logger.info(
         "billing.ledger.posted",
         extra={"org": org.pk, "kind": kind, "amount": str(amount), "entry": entry.pk},

@@ -52,6 +52,28 @@ def payment_amount_check(amount_minor: int) -> None:
         )
 
 
+def _payment_card(
+    *,
+    org: Organization,
+    card: CardDetails | None,
+    method: PaymentMethod | None,
+    provider: PaymentProvider | None,
+) -> tuple[str, str, str, str]:
+    """(provider name, card token, brand, last 4) of the saved card or of the card given,
+    tokenized by the provider if it collects card details (else empty)."""
+    if method is not None:
+        if method.organization_id != org.pk:
+            raise PaymentError("That card belongs to another organization.")
+        return method.provider, method.token, method.brand, method.last4
+    provider = provider or provider_get()
+    if not provider.collects_card_details:
+        return provider.name, "", "", ""
+    if card is None:
+        raise CardError(None, "Enter the card's details.")
+    saved = provider.tokenize(card)
+    return provider.name, saved.token, saved.brand, saved.last4
+
+
 @transaction.atomic
 def payment_prepare(
     *,
@@ -71,21 +93,9 @@ def payment_prepare(
     returns the same payment; while it awaits confirmation the card may be replaced.
     """
     payment_amount_check(amount_minor)
-    token = brand = last4 = ""
-    if method is not None:
-        if method.organization_id != org.pk:
-            raise PaymentError("That card belongs to another organization.")
-        provider_name = method.provider
-        token, brand, last4 = method.token, method.brand, method.last4
-    else:
-        provider = provider or provider_get()
-        provider_name = provider.name
-        if provider.collects_card_details:
-            if card is None:
-                raise CardError(None, "Enter the card's details.")
-            saved = provider.tokenize(card)
-            token, brand, last4 = saved.token, saved.brand, saved.last4
-
+    provider_name, token, brand, last4 = _payment_card(
+        org=org, card=card, method=method, provider=provider
+    )
     payment = (
         Payment.objects.select_for_update()
         .filter(organization=org, idempotency_key=idempotency_key)
@@ -140,11 +150,12 @@ def _purchase_post(payment: Payment, *, at: datetime | None) -> None:
 def _payment_audit(payment: Payment, action: str, **data: str) -> None:
     what = "Auto-recharge" if payment.source == PaymentSource.AUTO_RECHARGE else "Payment"
     card = f" · {payment.card_brand} •••• {payment.card_last4}" if payment.card_last4 else ""
-    outcome = {
+    outcomes: dict[str, str] = {
         AuditAction.PAYMENT_SUCCEEDED: "succeeded",
         AuditAction.PAYMENT_FAILED: f"{payment.get_status_display().lower()}",
         AuditAction.PAYMENT_REFUNDED: "refunded",
-    }[action]
+    }
+    outcome = outcomes[action]
     audit_record(
         org=payment.organization,
         actor=payment.actor,

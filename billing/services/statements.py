@@ -119,7 +119,7 @@ def _restatement_lines(restated: QuerySet[LedgerEntry], tz) -> list[dict]:
             f"recorded after its statement: {line['description']}",
         )
         lines.append(line)
-    usage = defaultdict(lambda: ZERO)
+    usage: defaultdict[date, Decimal] = defaultdict(lambda: ZERO)
     for created_at, amount in restated.filter(kind=EntryKind.USAGE).values_list(
         "created_at", "amount"
     ):
@@ -208,8 +208,9 @@ def statement_issue(*, org: Organization, month: date, now: datetime | None = No
     existing = Statement.objects.filter(organization=org, month=month).first()
     if existing is not None:
         return existing
-    previous = Statement.objects.filter(organization=org, month__lt=month).order_by("-month")
-    previous = previous.first()
+    previous = (
+        Statement.objects.filter(organization=org, month__lt=month).order_by("-month").first()
+    )
     if previous is not None and previous.month != _month_before(month):
         raise StatementError(f"issue {month_after(previous.month):%B %Y} first")
     entries = LedgerEntry.objects.filter(organization=org)

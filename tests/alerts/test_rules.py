@@ -341,7 +341,7 @@ def test_two_evaluations_at_once_send_one_email():
         try:
             barrier.wait()
             alerts_evaluate(org=org, now=NOW)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
         finally:
             connection.close()

@@ -56,7 +56,7 @@ def test_the_same_key_with_another_body_is_422(client, seeded):
     assert (
         add(client, seeded.token_secret, {"credits": 20, "card": CARD}, key="k-3").status_code
         == 201
-    )  # noqa: E501
+    )
     response = add(client, seeded.token_secret, {"credits": 30, "card": CARD}, key="k-3")
     assert response.status_code == 422
     assert response.json()["error"] == "idempotency_key_reused"
@@ -104,6 +104,6 @@ def test_keys_are_per_organization(client, seeded):
     assert (
         add(client, seeded.token_secret, {"credits": 20, "card": CARD}, key="same").status_code
         == 201
-    )  # noqa: E501
+    )
     response = add(client, theirs, {"credits": 30, "card": CARD}, key="same")
     assert response.status_code == 201 and response.json()["credits"] == "30"

@@ -31,7 +31,7 @@ READS = [
 @pytest.mark.parametrize(("method", "url", "status"), READS)
 def test_every_answer_carries_the_rate_limit_headers(
     client, seeded, credential, method, url, status
-):  # noqa: E501
+):
     url = url.format(org=seeded.org.pk)
     headers = bearer(getattr(seeded, credential))
     if method == "GET":

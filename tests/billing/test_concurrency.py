@@ -47,7 +47,7 @@ def run_threads(org, *, seed: int):
                     ledger_post(
                         org=org, kind=kind, amount=amount, reason="load", idempotency_key=key
                     )
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
             connection.close()

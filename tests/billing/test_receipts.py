@@ -85,7 +85,7 @@ def test_twenty_concurrent_payments_get_twenty_consecutive_numbers():
         try:
             barrier.wait()
             make_payment(org=org, amount_minor=500 + n, key=f"concurrent-{n}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
             connection.close()

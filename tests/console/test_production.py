@@ -103,7 +103,7 @@ def static_root(tmp_path_factory):
     # Brotli is installed (WeasyPrint's fonttools[woff] brings it), so WhiteNoise also
     # writes .br files: plotly.min.js at Brotli's best quality is about a minute of CPU
     # on a busy machine, hence once per module.
-    subprocess.run(  # noqa: S603
+    subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=ROOT,
         env={**os.environ, "DEBUG": "0", "STATIC_ROOT": str(root)},
@@ -120,7 +120,7 @@ def served(tmp_path, redis_server, static_root):
     port = free_port()
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "console/gunicorn.conf.py"]
             + ["--bind", f"127.0.0.1:{port}", "--workers", "2", "console.wsgi"],
             cwd=ROOT,
@@ -238,7 +238,7 @@ def test_the_probes_answer_a_load_balancer_in_production_mode(served, static_roo
     }
     port = free_port()
     with served.log.open("a") as out:
-        served.proc = subprocess.Popen(  # noqa: S603
+        served.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "console/gunicorn.conf.py"]
             + ["--bind", f"127.0.0.1:{port}", "--workers", "1", "console.wsgi"],
             cwd=ROOT,

@@ -165,7 +165,7 @@ def _settings_with(env: dict[str, str]):
         for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL"}
     }
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "manage.py", "shell", "--no-imports", "-c"]
         + [
             "import json; from django.conf import settings as s; "

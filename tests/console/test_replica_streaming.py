@@ -33,7 +33,7 @@ ROOT = Path(settings.BASE_DIR)
 MAX_LAG = 5.0
 CHECK = 0.5
 STICKY = 10
-PASSWORD = "replica-test-password-42"  # noqa: S105
+PASSWORD = "replica-test-password-42"
 
 
 class Browser:
@@ -114,7 +114,7 @@ class Stack:
         request = urllib.request.Request(
             self.base + "/api/v1/account", headers={"Authorization": f"Bearer {self.api_key}"}
         )
-        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=20) as response:
             return json.loads(response.read())["name"]
 
 
@@ -124,7 +124,7 @@ def _environment(**extra: str) -> dict:
 
 
 def _manage(env: dict, *args: str) -> str:
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
@@ -174,7 +174,7 @@ def stack(tmp_path_factory):
             "REPLICA_STICKY_SECONDS": str(STICKY),
         }
         with log.open("w") as out_file:
-            gunicorn = subprocess.Popen(  # noqa: S603
+            gunicorn = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--workers", "1", "--timeout", "60"]
                 + ["--bind", f"127.0.0.1:{port}", "console.wsgi"],
                 cwd=ROOT,
@@ -187,7 +187,7 @@ def stack(tmp_path_factory):
         def answers():
             assert gunicorn.poll() is None, log.read_text()[-3000:]
             try:
-                return urllib.request.urlopen(base + "/healthz", timeout=2).status == 200  # noqa: S310
+                return urllib.request.urlopen(base + "/healthz", timeout=2).status == 200
             except OSError:
                 return False
 

@@ -14,7 +14,7 @@ ROOT = Path(settings.BASE_DIR)
 
 
 def _find(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         ["bash", "-c", ". script/_python.sh; find_python"],
         cwd=ROOT,
         env=env,
@@ -56,7 +56,7 @@ def test_setup_stops_with_one_line_naming_what_to_install_when_there_is_none(tmp
     # Only interpreters too old for Django 6 (or none) are on this PATH.
     system = ":".join(d for d in ("/bin", "/usr/bin") if not _has_new_python(Path(d)))
     env = _bare_env(tmp_path, f"{old}:{system}")
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [str(project / "script" / "setup")],
         cwd=project,
         env=env,
@@ -76,7 +76,7 @@ def _has_new_python(folder: Path) -> bool:
     for name in ("python3.12", "python3.13", "python3.14", "python3"):
         candidate = folder / name
         if candidate.exists() and os.access(candidate, os.X_OK):
-            check = subprocess.run(  # noqa: S603
+            check = subprocess.run(
                 [str(candidate), "-c", "import sys; sys.exit(sys.version_info < (3, 12))"],
                 capture_output=True,
                 timeout=30,

@@ -30,7 +30,7 @@ def test_beat_starts_with_the_schedule_in_code_as_readme_runs_it(tmp_path):
 
     log = tmp_path / "beat.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "console", "beat", "-l", "debug"]
             + ["--schedule", str(tmp_path / "schedule"), "--max-interval", "1"],
             cwd=settings.BASE_DIR,

@@ -210,7 +210,7 @@ def test_a_batch_killed_from_outside_while_it_waits_for_a_lock_writes_nothing(fu
         outcome["pid"] = connection.cursor().connection.info.backend_pid
         try:
             outcome["result"] = ingest.usage_records_ingest(org=org, records=_batch(), api_key=key)
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
+        except Exception as exc:  # the test inspects it
             outcome["error"] = exc
         finally:
             connection.close()

@@ -249,7 +249,7 @@ def list_llm(
     url_name="get_llm",
     summary="Get an individual usage statistic",
 )
-def get_llm(request: APIRequest, id: int):  # noqa: A002 - the reference's name
+def get_llm(request: APIRequest, id: int):  # `id`: the reference client's name
     row = llm_usage_get(org=_org(request), usage_id=id)
     if row is None:
         raise not_found(f"no LLM usage {id}")

@@ -174,6 +174,43 @@ def _zone(org, time_zone: str | None) -> str:
     return time_zone
 
 
+def _report_or_bad_parameter(
+    org,
+    *,
+    start: datetime,
+    end: datetime,
+    metric: str,
+    group_by: tuple[str, ...],
+    raw_filters: dict[str, list[str]],
+    bucket: str,
+    tz: str,
+) -> UsageReport:
+    """The report; a bad parameter (a filter value, the bucket, the range) is answered
+    as the API's error naming it."""
+    try:
+        filters = report_filters_resolve(
+            org=org,
+            filters=raw_filters,
+            field_name=lambda dim: f"filter[{dim}]",
+        )
+        return usage_report(
+            org=org,
+            start=start,
+            end=end,
+            metric=metric,
+            group_by=group_by,
+            filters=filters,
+            bucket=bucket,
+            tz=tz,
+            now=timezone.now(),
+        )
+    except ReportParamError as exc:
+        raise bad_parameter(exc.field, exc.message) from None
+    except ValueError as exc:
+        field = "bucket" if "bucket" in str(exc) or "hourly" in str(exc) else "end"
+        raise bad_parameter(field, str(exc)) from None
+
+
 @router.get(
     "/report",
     response=UsageReportOut,
@@ -221,27 +258,15 @@ def usage_report_view(
         "controller": filter_controller,
         "kind": filter_kind,
     }
-    try:
-        filters = report_filters_resolve(
-            org=org,
-            filters=raw_filters,
-            field_name=lambda dim: f"filter[{dim}]",
-        )
-        report = usage_report(
-            org=org,
-            start=lo,
-            end=hi,
-            metric=metric,
-            group_by=tuple(dict.fromkeys(group_by)),
-            filters=filters,
-            bucket=bucket,
-            tz=tz,
-            now=timezone.now(),
-        )
-    except ReportParamError as exc:
-        raise bad_parameter(exc.field, exc.message) from None
-    except ValueError as exc:
-        field = "bucket" if "bucket" in str(exc) or "hourly" in str(exc) else "end"
-        raise bad_parameter(field, str(exc)) from None
+    report = _report_or_bad_parameter(
+        org,
+        start=lo,
+        end=hi,
+        metric=metric,
+        group_by=tuple(dict.fromkeys(group_by)),
+        raw_filters=raw_filters,
+        bucket=bucket,
+        tz=tz,
+    )
     shown = {dim: values for dim, values in raw_filters.items() if values}
     return report_answer(report, filters=shown, page=page, page_size=page_size)

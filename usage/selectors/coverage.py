@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
+from django.db.models import IntegerField, Value
 from django.utils import timezone
 
 from accounts.calendar import local_day_start, local_hours
@@ -180,61 +181,21 @@ class RollupCoverage:
             return self._with_buckets(Split(raw=[(start, end)]), start, end)
         close = local_day_start(self.today, tz=self.tz)
         boundary = close if end is None else min(end, close)
-        zone = ZoneInfo(self.tz)
-        last = boundary.astimezone(zone).date()  # days before it are whole inside
         minus: list[Interval] = []
         trimmed = None
         if complement and start is not None:
-            day = start.astimezone(zone).date()
-            day_start = local_day_start(day, tz=self.tz)
-            day_end = local_day_start(day + timedelta(days=1), tz=self.tz)
-            early = day_start < start and start - day_start < day_end - start
-            # A day with clean hours has its partial part read hour by hour instead.
-            hourly = day in self._hour_days
-            if early and day_end <= boundary and day in self.clean_days and not hourly:
-                minus, trimmed = [(day_start, start)], (day, start)
-                start = day_start
-        if start is None:
-            first_index = 0
-        else:
-            first = start.astimezone(zone).date()
-            if local_day_start(first, tz=self.tz) < start:
-                first += timedelta(days=1)
-            first_index = bisect_left(self.clean_days, first)
-        days = self.clean_days[first_index : bisect_left(self.clean_days, last)]
-        runs: list[tuple[date, date]] = []
-        for day in days:
-            if runs and runs[-1][1] == day:
-                runs[-1] = (runs[-1][0], day + timedelta(days=1))
-            else:
-                runs.append((day, day + timedelta(days=1)))
-        raw: list[Interval] = []
-        cursor: datetime | None = start
-        for first_day, end_day in runs:
-            lo = local_day_start(first_day, tz=self.tz)
-            if cursor is None or cursor < lo:
-                raw.append((cursor, lo))
-            cursor = local_day_start(end_day, tz=self.tz)
-        if not runs or end is None or cursor < end:  # type: ignore[operator]
-            raw.append((cursor, end))
+            minus, trimmed = self._complement(start, boundary)
+            if trimmed is not None:
+                start = local_day_start(trimmed[0], tz=self.tz)
+        runs = self._day_runs(start, boundary)
+        raw = self._around_runs(start, end, runs)
         first_day_at_start = None
         if runs and start is not None and local_day_start(runs[0][0], tz=self.tz) == start:
             first_day_at_start = None if trimmed else runs[0][0]
         hours: list[tuple[date, int, int]] = []
         first_hour_at_start = None
         if self.clean_hours:
-            carved: list[Interval] = []
-            for lo, hi in raw:
-                rest, used = self._carve(lo, hi)
-                carved.extend(rest)
-                for _lo, _hi, day, hour in used:
-                    if hours and hours[-1][0] == day and hours[-1][2] == hour:
-                        hours[-1] = (day, hours[-1][1], hour + 1)
-                    else:
-                        hours.append((day, hour, hour + 1))
-                    if _lo == start and not trimmed:
-                        first_hour_at_start = (day, hour)
-            raw = carved
+            raw, hours, first_hour_at_start = self._carve_hours(raw, start, trimmed)
         split = Split(
             raw=raw,
             days=runs,
@@ -246,10 +207,84 @@ class RollupCoverage:
         )
         return self._with_buckets(split, start, end)
 
+    def _complement(
+        self, start: datetime, boundary: datetime
+    ) -> tuple[list[Interval], tuple[date, datetime] | None]:
+        """When start falls early in a clean day (without clean hours) wholly before the
+        boundary, read that day whole minus [day start, start): (minus, (day, start));
+        else ([], None)."""
+        zone = ZoneInfo(self.tz)
+        day = start.astimezone(zone).date()
+        day_start = local_day_start(day, tz=self.tz)
+        day_end = local_day_start(day + timedelta(days=1), tz=self.tz)
+        early = day_start < start and start - day_start < day_end - start
+        # A day with clean hours has its partial part read hour by hour instead.
+        hourly = day in self._hour_days
+        if early and day_end <= boundary and day in self.clean_days and not hourly:
+            return [(day_start, start)], (day, start)
+        return [], None
+
+    def _day_runs(self, start: datetime | None, boundary: datetime) -> list[tuple[date, date]]:
+        """The clean days lying whole inside [start, boundary), as runs [first, end) of
+        consecutive days."""
+        zone = ZoneInfo(self.tz)
+        last = boundary.astimezone(zone).date()  # days before it are whole inside
+        if start is None:
+            first_index = 0
+        else:
+            first = start.astimezone(zone).date()
+            if local_day_start(first, tz=self.tz) < start:
+                first += timedelta(days=1)
+            first_index = bisect_left(self.clean_days, first)
+        runs: list[tuple[date, date]] = []
+        for day in self.clean_days[first_index : bisect_left(self.clean_days, last)]:
+            if runs and runs[-1][1] == day:
+                runs[-1] = (runs[-1][0], day + timedelta(days=1))
+            else:
+                runs.append((day, day + timedelta(days=1)))
+        return runs
+
+    def _around_runs(
+        self, start: datetime | None, end: datetime | None, runs: list[tuple[date, date]]
+    ) -> list[Interval]:
+        """The parts of [start, end) outside the runs of clean days."""
+        raw: list[Interval] = []
+        cursor: datetime | None = start
+        for first_day, end_day in runs:
+            lo = local_day_start(first_day, tz=self.tz)
+            if cursor is None or cursor < lo:
+                raw.append((cursor, lo))
+            cursor = local_day_start(end_day, tz=self.tz)
+        if not runs or end is None or cursor < end:  # type: ignore[operator]
+            raw.append((cursor, end))
+        return raw
+
+    def _carve_hours(
+        self,
+        raw: list[Interval],
+        start: datetime | None,
+        trimmed: tuple[date, datetime] | None,
+    ) -> tuple[list[Interval], list[tuple[date, int, int]], tuple[date, int] | None]:
+        """Cut the clean hours out of the raw intervals: (raw rest, hour runs (day, first
+        hour, end hour), the clean hour beginning at start when it is not trimmed)."""
+        carved: list[Interval] = []
+        hours: list[tuple[date, int, int]] = []
+        first_hour_at_start = None
+        for lo, hi in raw:
+            rest, used = self._carve(lo, hi)
+            carved.extend(rest)
+            for slot_lo, _hi, day, hour in used:
+                if hours and hours[-1][0] == day and hours[-1][2] == hour:
+                    hours[-1] = (day, hours[-1][1], hour + 1)
+                else:
+                    hours.append((day, hour, hour + 1))
+                if slot_lo == start and not trimmed:
+                    first_hour_at_start = (day, hour)
+        return carved, hours, first_hour_at_start
+
 
 def rollup_coverage(*, org: Organization, now: datetime | None = None) -> RollupCoverage:
     """The organization's clean rollup days and hours, in one query."""
-    from django.db.models import IntegerField, Value
 
     tz = org.time_zone or "UTC"
     today = (now or timezone.now()).astimezone(ZoneInfo(tz)).date()

@@ -83,7 +83,11 @@ def days_q(split: Split) -> Q | None:
     return q
 
 
-def union_rows(parts: list[tuple[QuerySet, Q | None, list, dict]]) -> list[dict]:
+# A part of a union: (queryset, filter or None to leave it out, group-by names, aggregates).
+UnionPart = tuple[QuerySet, Q | None, list, dict]
+
+
+def union_rows(parts: list[UnionPart]) -> list[dict]:
     """Rows of every part that has something to read, as one UNION ALL query.
 
     A part is (queryset, filter, group-by expressions by name order, aggregates); every

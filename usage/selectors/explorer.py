@@ -354,33 +354,42 @@ def _rolled_rows(source, metric, org, split, where, columns, buckets, tz):
     return out
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What a report reads, the same for its period and the one before."""
+
+    org: Organization
+    coverage: RollupCoverage
+    bucket: str
+    metric: str
+    group_by: tuple[str, ...]
+    filters: dict[str, list]
+    tz: str
+
+
 def _figures(
+    reading: _Reading,
     *,
-    org: Organization,
-    coverage: RollupCoverage,
     start: datetime,
     end: datetime,
     buckets: list[tuple[datetime, datetime]],
-    bucket: str,
-    metric: str,
-    group_by: tuple[str, ...],
-    filters: dict[str, list],
-    tz: str,
 ) -> dict[tuple, list[Decimal]]:
     """{group key: [value per bucket]} over [start, end)."""
-    if bucket == "1h":
+    coverage, metric, group_by = reading.coverage, reading.metric, reading.group_by
+    if reading.bucket == "1h":
         # A day row cannot be cut into hours: read hour rows, and raw where there are none.
         coverage = replace(coverage, clean_days=())
     # Buckets in another zone than the rollups' are read from the records alone.
-    split = coverage.split(start, end, tz=tz, complement=False)
+    split = coverage.split(start, end, tz=reading.tz, complement=False)
     spans = _spans(split.raw, buckets)
     bucket_spans = _spans(split.buckets, buckets)
-    cut = {"buckets": buckets, "bucket": bucket, "tz": tz}
+    cut = {"buckets": buckets, "bucket": reading.bucket, "tz": reading.tz}
+    org = reading.org
     series: dict[tuple, list[Decimal]] = {}
     for source in _sources():
         if metric not in source.metrics:
             continue
-        where = _dim_filter(source, filters)
+        where = _dim_filter(source, reading.filters)
         if where is None:
             continue
         columns = _group_columns(source, group_by)
@@ -452,6 +461,47 @@ def usage_received_through(*, org: Organization) -> datetime | None:
     return IngestBatch.objects.filter(organization=org).aggregate(at=Max("received_at"))["at"]
 
 
+def _check_metric_and_groups(metric: str, group_by: tuple[str, ...]) -> None:
+    """ValueError unless the metric and every grouping dimension are known."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}")
+    for dim in group_by:
+        if dim not in DIMENSIONS:
+            raise ValueError(f"group_by must be among {', '.join(DIMENSIONS)}")
+
+
+def _report_groups(
+    org: Organization,
+    group_by: tuple[str, ...],
+    series: dict[tuple, list[Decimal]],
+    before: dict[tuple, list[Decimal]],
+    total: Decimal,
+    bucket_count: int,
+) -> list[ReportGroup]:
+    """One group per key seen in either period, largest first, with its share of the
+    total and its change against the previous period."""
+    keys = set(series) | set(before)
+    labels = _labels(org, group_by, keys)
+    groups = []
+    for key in keys:
+        values = series.get(key, [ZERO] * bucket_count)
+        group_total = sum(values, ZERO)
+        previous = before.get(key, [ZERO])[0]
+        groups.append(
+            ReportGroup(
+                key=key,
+                label=labels[key],
+                total=group_total,
+                share=_percent(group_total, total),
+                previous=previous,
+                change=_percent(group_total - previous, previous),
+                series=tuple(values),
+            )
+        )
+    groups.sort(key=lambda g: (-g.total, -g.previous, g.label))
+    return groups
+
+
 def usage_report(
     *,
     org: Organization,
@@ -467,54 +517,27 @@ def usage_report(
 ) -> UsageReport:
     """The metric over [start, end) per group and bucket, with the previous period of the
     same length. Raises ValueError naming a bad bucket or range (report_buckets)."""
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}")
-    for dim in group_by:
-        if dim not in DIMENSIONS:
-            raise ValueError(f"group_by must be among {', '.join(DIMENSIONS)}")
-    filters = {k: list(v) for k, v in (filters or {}).items() if v}
+    _check_metric_and_groups(metric, group_by)
     tz = tz or org.time_zone or "UTC"
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     buckets = report_buckets(start, end, bucket=bucket, tz=tz)
-    coverage = coverage if coverage is not None else rollup_coverage(org=org, now=now)
-    common = {
-        "org": org,
-        "coverage": coverage,
-        "bucket": bucket,
-        "metric": metric,
-        "group_by": tuple(group_by),
-        "filters": filters,
-        "tz": tz,
-    }
-    series = _figures(start=start, end=end, buckets=buckets, **common)
+    reading = _Reading(
+        org=org,
+        coverage=coverage if coverage is not None else rollup_coverage(org=org, now=now),
+        bucket=bucket,
+        metric=metric,
+        group_by=tuple(group_by),
+        filters={k: list(v) for k, v in (filters or {}).items() if v},
+        tz=tz,
+    )
+    series = _figures(reading, start=start, end=end, buckets=buckets)
     previous_start, previous_end = previous_range(start, end)
     before = _figures(
-        start=previous_start,
-        end=previous_end,
-        buckets=[(previous_start, previous_end)],
-        **common,
+        reading, start=previous_start, end=previous_end, buckets=[(previous_start, previous_end)]
     )
-    keys = set(series) | set(before)
-    labels = _labels(org, tuple(group_by), keys)
     total = sum((sum(v, ZERO) for v in series.values()), ZERO)
     previous_total = sum((v[0] for v in before.values()), ZERO)
-    groups = []
-    for key in keys:
-        values = series.get(key, [ZERO] * len(buckets))
-        group_total = sum(values, ZERO)
-        previous = before.get(key, [ZERO])[0]
-        groups.append(
-            ReportGroup(
-                key=key,
-                label=labels[key],
-                total=group_total,
-                share=_percent(group_total, total),
-                previous=previous,
-                change=_percent(group_total - previous, previous),
-                series=tuple(values),
-            )
-        )
-    groups.sort(key=lambda g: (-g.total, -g.previous, g.label))
+    groups = _report_groups(org, tuple(group_by), series, before, total, len(buckets))
     return UsageReport(
         metric=metric,
         group_by=tuple(group_by),
@@ -584,18 +607,18 @@ def _filter_values(org: Organization, dim: str, values: set[str], name: str) -> 
     if dim == "api_key":
         ids = _ids(values, name)
         keys = APIKey.objects.filter(organization=org, pk__in=ids)
-        found = set(keys.values_list("pk", flat=True))
-        if found != ids:
+        found_ids = set(keys.values_list("pk", flat=True))
+        if found_ids != ids:
             raise ReportParamError(name, "no such API key in this organization")
-        return sorted(found)
+        return sorted(found_ids)
     if dim == "controller":
         ids = _ids(values, name)
-        found = set(
+        found_ids = set(
             Controller.objects.filter(organization=org, pk__in=ids).values_list("pk", flat=True)
         )
-        if found != ids:
+        if found_ids != ids:
             raise ReportParamError(name, "no such controller in this organization")
-        return sorted(found)
+        return sorted(found_ids)
     if any(len(v) > 254 for v in values):
         raise ReportParamError(name, "values are at most 254 characters")
     return sorted(values)

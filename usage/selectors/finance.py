@@ -3,6 +3,7 @@
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import (
     CharField,
@@ -49,21 +50,34 @@ def credits_by_model(
     split = coverage_or_default(org, coverage).split(start, end)
     org_q = Q(organization=org)
     days_where = days_q(split)
-    querysets = []
+    buckets, minus_buckets = raw_q("bucket", split.buckets), raw_q("bucket", split.minus_buckets)
+    parts: list[tuple[QuerySet, Q | None, Any, bool]] = []
+    for raw, rolled, bucketed, time_field, label, rolled_q in _credit_sources():
+        rolled_where = None if days_where is None else rolled_q & days_where
+        bucket_where = None if buckets is None else rolled_q & buckets
+        minus_where = None if minus_buckets is None else rolled_q & minus_buckets
+        parts += [
+            (raw.objects.all(), raw_q(time_field, split.raw), label, False),
+            (rolled.objects.all(), rolled_where, label, False),
+            (raw.objects.all(), raw_q(time_field, split.minus), label, True),
+            (bucketed.objects.all(), bucket_where, label, False),
+            (bucketed.objects.all(), minus_where, label, True),
+        ]
+    querysets = [
+        _credits_by_label(queryset, org_q & where, label, negate=negate)
+        for queryset, where, label, negate in parts
+        if where is not None
+    ]
+    if not querysets:
+        return []
+    rows = querysets[0].union(*querysets[1:], all=True).order_by().values_list("label", "f_credits")
+    return _ranked(rows)
 
-    def part(queryset: QuerySet, where: Q | None, label, *, negate: bool = False) -> None:
-        if where is None:
-            return
-        total = Value(0) - Sum("credits") if negate else Sum("credits")
-        querysets.append(
-            queryset.filter(org_q & where)
-            .annotate(label=label)
-            .values("label")
-            .annotate(f_credits=total)
-            .order_by()
-        )
 
-    sources = (
+def _credit_sources() -> tuple:
+    """Per kind: (record model, rollup model, bucket model, the record's time field, the
+    line's label, the rollup rows to read)."""
+    return (
         (
             Query,
             QueryDaily,
@@ -82,21 +96,22 @@ def credits_by_model(
             Q(),
         ),
     )
-    buckets, minus_buckets = raw_q("bucket", split.buckets), raw_q("bucket", split.minus_buckets)
-    for raw, rolled, bucketed, time_field, label, rolled_q in sources:
-        part(raw.objects.all(), raw_q(time_field, split.raw), label)
-        part(rolled.objects.all(), None if days_where is None else rolled_q & days_where, label)
-        part(raw.objects.all(), raw_q(time_field, split.minus), label, negate=True)
-        part(bucketed.objects.all(), None if buckets is None else rolled_q & buckets, label)
-        part(
-            bucketed.objects.all(),
-            None if minus_buckets is None else rolled_q & minus_buckets,
-            label,
-            negate=True,
-        )
-    if not querysets:
-        return []
-    rows = querysets[0].union(*querysets[1:], all=True).order_by().values_list("label", "f_credits")
+
+
+def _credits_by_label(queryset: QuerySet, where: Q, label, *, negate: bool) -> QuerySet:
+    """The rows' credits summed per label (negated for a part to take away)."""
+    total = Value(0) - Sum("credits") if negate else Sum("credits")
+    return (
+        queryset.filter(where)
+        .annotate(label=label)
+        .values("label")
+        .annotate(f_credits=total)
+        .order_by()
+    )
+
+
+def _ranked(rows) -> list[ModelCredits]:
+    """The union's rows added up per label, largest first, those with credits only."""
     totals: dict[str, Decimal] = {}
     for name, credits in rows:
         totals[name] = totals.get(name, ZERO) + as_dec(credits)

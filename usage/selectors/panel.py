@@ -42,10 +42,11 @@ from usage.models import (
     RateLimitRefusal,
     controller_online_window,
 )
-from usage.selectors.coverage import RollupCoverage
+from usage.selectors.coverage import RollupCoverage, Split
 from usage.selectors.engine import (
     NEVER,
     ZERO,
+    UnionPart,
     as_dec,
     as_int,
     coverage_or_default,
@@ -104,7 +105,9 @@ _JOB_AMOUNTS = ("core_hours_managed", "core_hours_byoc", "wasted_credits", "wast
 
 
 def _job_figures(figures: dict, names: tuple[str, ...] = ()) -> dict:
-    out = {name: as_int(figures.get(name)) for name in (*_JOB_COUNTS, *names)}
+    out: dict[str, int | Decimal] = {
+        name: as_int(figures.get(name)) for name in (*_JOB_COUNTS, *names)
+    }
     out.update({name: as_dec(figures.get(name)) for name in _JOB_AMOUNTS})
     return out
 
@@ -251,6 +254,16 @@ def api_key_activity(
     merged = merge_rows(
         union_rows(job_parts(org, split, _KEY_FIELDS)), _KEY_FIELDS, count="submitted"
     )
+    rows = _key_rows(merged)
+    kinds = dict(APIKeyKind.choices)
+    activity = [_key_card(row, kinds) for row in rows]
+    # Unattributed work is its own card, after the keys.
+    activity.sort(key=lambda card: card.unattributed)
+    return activity
+
+
+def _key_rows(merged: dict[tuple, dict]) -> list[dict]:
+    """A row of figures per key (None: no key), busiest first, then by name."""
     rows = []
     for key, figures in merged.items():
         values = _job_figures(figures, ("on_controllers",))
@@ -271,35 +284,30 @@ def api_key_activity(
     rows.sort(
         key=lambda row: (-row["jobs"], row["api_key__name"] is None, row["api_key__name"] or "")
     )
-    kinds = dict(APIKeyKind.choices)
-    activity = []
-    for row in rows:
-        key_id = row["api_key_id"]
-        activity.append(
-            KeyActivity(
-                key_id=key_id,
-                name=row["api_key__name"] if key_id else "Unattributed",
-                display=(
-                    f"{row['api_key__prefix']}••••••••{row['api_key__last_four']}" if key_id else ""
-                ),
-                kind=kinds.get(row["api_key__kind"], "") if key_id else "No API key",
-                revoked=row["api_key__revoked_at"] is not None,
-                jobs=row["jobs"],
-                core_hours=row["hours"],
-                running=row["running"],
-                byoc=row["byoc"],
-                failed=row["failed"],
-                cancelled=row["cancelled"],
-                last_job_at=row["last_job_at"],
-                wasted_credits=row["wasted_credits"],
-                wasted_core_hours=row["wasted_core_hours"],
-                rate_limit_rpm=row["api_key__rate_limit_rpm"],
-                rate_limit_tpm=row["api_key__rate_limit_tpm"],
-            )
-        )
-    # Unattributed work is its own card, after the keys.
-    activity.sort(key=lambda card: card.unattributed)
-    return activity
+    return rows
+
+
+def _key_card(row: dict, kinds: dict[str, str]) -> KeyActivity:
+    """A key's card (or the unattributed work's, without a key) from its row."""
+    key_id = row["api_key_id"]
+    return KeyActivity(
+        key_id=key_id,
+        name=row["api_key__name"] if key_id else "Unattributed",
+        display=(f"{row['api_key__prefix']}••••••••{row['api_key__last_four']}" if key_id else ""),
+        kind=kinds.get(row["api_key__kind"], "") if key_id else "No API key",
+        revoked=row["api_key__revoked_at"] is not None,
+        jobs=row["jobs"],
+        core_hours=row["hours"],
+        running=row["running"],
+        byoc=row["byoc"],
+        failed=row["failed"],
+        cancelled=row["cancelled"],
+        last_job_at=row["last_job_at"],
+        wasted_credits=row["wasted_credits"],
+        wasted_core_hours=row["wasted_core_hours"],
+        rate_limit_rpm=row["api_key__rate_limit_rpm"],
+        rate_limit_tpm=row["api_key__rate_limit_tpm"],
+    )
 
 
 def key_recent_load(
@@ -378,6 +386,54 @@ def controller_load(
     cover = coverage_or_default(org, coverage)
     window, ever = cover.split(start, end), cover.split(None, None)
     org_q = Q(organization=org, controller__isnull=False)
+    rows = union_rows(
+        [
+            *_controller_bucket_parts(org_q, window, ever),
+            *_controller_job_parts(org_q, window, ever),
+        ]
+    )
+    return _controller_cards(org, merge_rows(rows, ["controller_id"]), now)
+
+
+def _controller_bucket_parts(org_q: Q, window: Split, ever: Split) -> list[UnionPart]:
+    """The bucket aggregates' share of the controllers' figures: the window's buckets
+    (less those of a first day read whole) and the all-time last job."""
+    b_window = or_never(raw_q("bucket", window.buckets))
+    b_ever = or_never(raw_q("bucket", ever.buckets))
+    b_minus = raw_q("bucket", window.minus_buckets)
+    live = org_q & ~Q(submitted=0)
+    return [
+        (
+            JobBucket.objects.all(),
+            live & (b_window | b_ever),
+            ["controller_id"],
+            {
+                "f_handled": Sum("submitted", filter=b_window),
+                "f_running": Sum("running", filter=b_window),
+                "f_completed": Sum("completed", filter=b_window),
+                "f_core_hours": Sum("core_hours", filter=b_window),
+                "f_last_at": Max("last_submitted_at", filter=b_ever),
+            },
+        ),
+        (
+            JobBucket.objects.all(),
+            None if b_minus is None else live & b_minus,
+            ["controller_id"],
+            {
+                "f_handled": Value(0) - Sum("submitted"),
+                "f_running": Value(0) - Sum("running"),
+                "f_completed": Value(0) - Sum("completed"),
+                "f_core_hours": Value(ZERO) - Sum("core_hours"),
+                "f_last_at": Max("last_submitted_at", filter=NEVER),
+            },
+        ),
+    ]
+
+
+def _controller_job_parts(org_q: Q, window: Split, ever: Split) -> list[UnionPart]:
+    """The raw jobs' and day rollups' share of the controllers' figures: the window's
+    (less the part of a first day read whole before the window) and the all-time last
+    job."""
     raw_window, raw_ever = raw_q("submitted_at", window.raw), raw_q("submitted_at", ever.raw)
     days_window, days_ever = days_q(window), days_q(ever)
     # The window's hour rows at its edges lie inside the all-time split's clean days.
@@ -386,75 +442,50 @@ def controller_load(
     # An empty Q is "no bounds"; `Q(...) | Q()` would drop it, so it is tested first.
     raw_window, raw_ever = or_never(raw_window), or_never(raw_ever)
     days_window = or_never(days_window)
-    b_window = or_never(raw_q("bucket", window.buckets))
-    b_ever = or_never(raw_q("bucket", ever.buckets))
-    b_minus = raw_q("bucket", window.minus_buckets)
-    live = org_q & ~Q(submitted=0)
-    rows = union_rows(
-        [
-            (
-                JobBucket.objects.all(),
-                live & (b_window | b_ever),
-                ["controller_id"],
-                {
-                    "f_handled": Sum("submitted", filter=b_window),
-                    "f_running": Sum("running", filter=b_window),
-                    "f_completed": Sum("completed", filter=b_window),
-                    "f_core_hours": Sum("core_hours", filter=b_window),
-                    "f_last_at": Max("last_submitted_at", filter=b_ever),
-                },
-            ),
-            (
-                JobBucket.objects.all(),
-                None if b_minus is None else live & b_minus,
-                ["controller_id"],
-                {
-                    "f_handled": Value(0) - Sum("submitted"),
-                    "f_running": Value(0) - Sum("running"),
-                    "f_completed": Value(0) - Sum("completed"),
-                    "f_core_hours": Value(ZERO) - Sum("core_hours"),
-                    "f_last_at": Max("last_submitted_at", filter=NEVER),
-                },
-            ),
-            (
-                Job.objects.all(),
-                org_q & (Q() if not raw_ever else raw_window | raw_ever),
-                ["controller_id"],
-                {
-                    "f_handled": Count("id", filter=raw_window),
-                    "f_running": Count("id", filter=(raw_window) & Q(status=JobStatus.RUNNING)),
-                    "f_completed": Count("id", filter=(raw_window) & Q(status=JobStatus.COMPLETED)),
-                    "f_core_hours": Sum("core_hours", filter=raw_window),
-                    "f_last_at": Max("submitted_at", filter=raw_ever),
-                },
-            ),
-            (
-                JobDaily.objects.all(),
-                None if days_read is None else org_q & days_read,
-                ["controller_id"],
-                {
-                    "f_handled": Sum("submitted", filter=days_window),
-                    "f_running": Sum("running", filter=days_window),
-                    "f_completed": Sum("completed", filter=days_window),
-                    "f_core_hours": Sum("core_hours", filter=days_window),
-                    "f_last_at": Max("last_submitted_at", filter=or_never(days_ever)),
-                },
-            ),
-            (
-                Job.objects.all(),
-                None if minus_where is None else org_q & minus_where,
-                ["controller_id"],
-                {
-                    "f_handled": Value(0) - Count("id"),
-                    "f_running": Value(0) - Count("id", filter=Q(status=JobStatus.RUNNING)),
-                    "f_completed": Value(0) - Count("id", filter=Q(status=JobStatus.COMPLETED)),
-                    "f_core_hours": Value(ZERO) - Sum("core_hours"),
-                    "f_last_at": Max("submitted_at", filter=NEVER),
-                },
-            ),
-        ]
-    )
-    jobs = merge_rows(rows, ["controller_id"])
+    return [
+        (
+            Job.objects.all(),
+            org_q & (Q() if not raw_ever else raw_window | raw_ever),
+            ["controller_id"],
+            {
+                "f_handled": Count("id", filter=raw_window),
+                "f_running": Count("id", filter=(raw_window) & Q(status=JobStatus.RUNNING)),
+                "f_completed": Count("id", filter=(raw_window) & Q(status=JobStatus.COMPLETED)),
+                "f_core_hours": Sum("core_hours", filter=raw_window),
+                "f_last_at": Max("submitted_at", filter=raw_ever),
+            },
+        ),
+        (
+            JobDaily.objects.all(),
+            None if days_read is None else org_q & days_read,
+            ["controller_id"],
+            {
+                "f_handled": Sum("submitted", filter=days_window),
+                "f_running": Sum("running", filter=days_window),
+                "f_completed": Sum("completed", filter=days_window),
+                "f_core_hours": Sum("core_hours", filter=days_window),
+                "f_last_at": Max("last_submitted_at", filter=or_never(days_ever)),
+            },
+        ),
+        (
+            Job.objects.all(),
+            None if minus_where is None else org_q & minus_where,
+            ["controller_id"],
+            {
+                "f_handled": Value(0) - Count("id"),
+                "f_running": Value(0) - Count("id", filter=Q(status=JobStatus.RUNNING)),
+                "f_completed": Value(0) - Count("id", filter=Q(status=JobStatus.COMPLETED)),
+                "f_core_hours": Value(ZERO) - Sum("core_hours"),
+                "f_last_at": Max("submitted_at", filter=NEVER),
+            },
+        ),
+    ]
+
+
+def _controller_cards(
+    org: Organization, jobs: dict[tuple, dict], now: datetime
+) -> list[ControllerLoad]:
+    """Every controller of the organization, by name, with its jobs' figures (one query)."""
     online_since = now - controller_online_window()
     loads = []
     for c in Controller.objects.filter(organization=org).order_by("name"):

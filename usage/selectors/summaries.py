@@ -1,8 +1,9 @@
 """The main page's usage summaries: worker runtime and end-user queries per period
 (daily, monthly, yearly), one query per figure (usage/selectors/engine.py)."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import (
     Count,
@@ -22,7 +23,7 @@ from usage.models import (
     WorkerDaily,
     WorkerSession,
 )
-from usage.selectors.coverage import RollupCoverage
+from usage.selectors.coverage import RollupCoverage, Split
 from usage.selectors.engine import (
     NEVER,
     ZERO,
@@ -86,18 +87,7 @@ def worker_runtime_by_model(
     figure when the range starts on a clean day, else from the raw records.
     """
     split = coverage_or_default(org, coverage).split(start, end, complement=False)
-    raw_aggregates: dict = {}
-    raw_where: Q | None = None
-    for n, (lo, hi) in enumerate(split.raw):
-        overlap = overlapping(lo, hi)
-        raw_where = overlap if raw_where is None else raw_where | overlap
-        raw_aggregates[f"f_runtime_{n}"] = Sum(clipped_runtime(lo, hi), filter=overlap)
-        started = Q()
-        if lo is not None:
-            started &= Q(started_at__gte=lo)
-        if hi is not None:
-            started &= Q(started_at__lt=hi)
-        raw_aggregates[f"f_sessions_{n}"] = Count("id", filter=started)
+    raw_aggregates, raw_where = _session_figures(split)
     first, first_hour = split.first_day_at_start, split.first_hour_at_start
     carried_at = split.bucket_start if first is None and first_hour is None else None
     carried_raw = start is not None and first is None and first_hour is None and not carried_at
@@ -105,25 +95,10 @@ def worker_runtime_by_model(
     raw_aggregates["f_carried"] = Count("id", filter=carried)
     # Both parts need the same columns: pad the shorter with empty sums.
     width = max(len(split.raw), 1)
-    rolled: dict = {}
-    for n in range(width):
-        rolled[f"f_runtime_{n}"] = Sum("runtime") if n == 0 else Sum("runtime", filter=NEVER)
-        rolled[f"f_sessions_{n}"] = Sum("sessions_started") if n == 0 else Value(0)
-    rolled["f_carried"] = Value(0)
-    if first is not None:
-        rolled["f_carried"] = Sum("sessions_carried_in", filter=Q(day=first, hour__isnull=True))
-    elif first_hour is not None:
-        day, hour = first_hour
-        rolled["f_carried"] = Sum("sessions_carried_in", filter=Q(day=day, hour=hour))
     days_where = days_q(split)
     org_q = Q(organization=org)
     inside = or_never(raw_q("bucket", split.buckets))
-    bucketed: dict = {}
-    for n in range(width):
-        bucketed[f"f_runtime_{n}"] = Sum("runtime", filter=inside if n == 0 else NEVER)
-        bucketed[f"f_sessions_{n}"] = Sum("sessions_started", filter=inside) if n == 0 else Value(0)
     at_start = NEVER if carried_at is None else Q(bucket=carried_at)
-    bucketed["f_carried"] = Sum("sessions_carried_in", filter=at_start)
     bucket_where = None if not split.buckets and carried_at is None else inside | at_start
     rows = union_rows(
         [
@@ -131,7 +106,7 @@ def worker_runtime_by_model(
                 WorkerBucket.objects.all(),
                 None if bucket_where is None else org_q & bucket_where,
                 ["model__name"],
-                bucketed,
+                _bucket_figures(width, inside, at_start),
             ),
             (
                 WorkerSession.objects.all(),
@@ -143,10 +118,61 @@ def worker_runtime_by_model(
                 WorkerDaily.objects.all(),
                 None if days_where is None else org_q & days_where,
                 ["model__name"],
-                rolled,
+                _rollup_figures(width, first, first_hour),
             ),
         ]
     )
+    return _model_runtimes(rows)
+
+
+def _session_figures(split: Split) -> tuple[dict, Q | None]:
+    """Per raw interval n, the sessions' runtime clipped to it (f_runtime_n) and the
+    sessions started in it (f_sessions_n); and the filter of sessions overlapping any."""
+    aggregates: dict = {}
+    where: Q | None = None
+    for n, (lo, hi) in enumerate(split.raw):
+        overlap = overlapping(lo, hi)
+        where = overlap if where is None else where | overlap
+        aggregates[f"f_runtime_{n}"] = Sum(clipped_runtime(lo, hi), filter=overlap)
+        started = Q()
+        if lo is not None:
+            started &= Q(started_at__gte=lo)
+        if hi is not None:
+            started &= Q(started_at__lt=hi)
+        aggregates[f"f_sessions_{n}"] = Count("id", filter=started)
+    return aggregates, where
+
+
+def _rollup_figures(width: int, first: date | None, first_hour: tuple[date, int] | None) -> dict:
+    """The rollup rows' runtime and sessions started, in the first of `width` column
+    pairs, and the sessions carried into the range's first clean day or hour."""
+    rolled: dict = {}
+    for n in range(width):
+        rolled[f"f_runtime_{n}"] = Sum("runtime") if n == 0 else Sum("runtime", filter=NEVER)
+        rolled[f"f_sessions_{n}"] = Sum("sessions_started") if n == 0 else Value(0)
+    rolled["f_carried"] = Value(0)
+    if first is not None:
+        rolled["f_carried"] = Sum("sessions_carried_in", filter=Q(day=first, hour__isnull=True))
+    elif first_hour is not None:
+        day, hour = first_hour
+        rolled["f_carried"] = Sum("sessions_carried_in", filter=Q(day=day, hour=hour))
+    return rolled
+
+
+def _bucket_figures(width: int, inside: Q, at_start: Q) -> dict:
+    """The buckets' runtime and sessions started inside the range, in the first of
+    `width` column pairs, and the sessions carried into the bucket at its start."""
+    bucketed: dict = {}
+    for n in range(width):
+        bucketed[f"f_runtime_{n}"] = Sum("runtime", filter=inside if n == 0 else NEVER)
+        bucketed[f"f_sessions_{n}"] = Sum("sessions_started", filter=inside) if n == 0 else Value(0)
+    bucketed["f_carried"] = Sum("sessions_carried_in", filter=at_start)
+    return bucketed
+
+
+def _model_runtimes(rows: Iterable[dict]) -> list[ModelRuntime]:
+    """Add up the union's rows per model: runtime columns and session counts, largest
+    runtime first."""
     runtimes: dict[str, list] = {}
     for row in rows:
         totals = runtimes.setdefault(row["model__name"], [timedelta(0), 0])

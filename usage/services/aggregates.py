@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from accounts.calendar import local_day_start, org_today
@@ -402,14 +403,21 @@ def aggregates_records_add(*, org: Organization, kind: str, ids: list[int]) -> N
     _run(kind, org, f"id IN ({marks})", list(ids), buckets_horizon(org=org), FAR)
 
 
+def _bucket_rows(
+    model: type[Model], org: Organization, lo: datetime, hi: datetime
+) -> QuerySet[Model]:
+    """The organization's rows of a bucket table in [lo, hi) that carry figures."""
+    rows = model._default_manager.filter(organization_id=org.pk, bucket__gte=lo, bucket__lt=hi)
+    if model is JobBucket:  # rows a job's move left at zero are no figures
+        rows = rows.exclude(submitted=0)
+    return rows
+
+
 def _snapshot(org: Organization, lo: datetime, hi: datetime) -> set[tuple]:
     rows: set[tuple] = set()
     for model in BUCKET_TABLES:
         names = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
-        rows_in = model.objects.filter(organization_id=org.pk, bucket__gte=lo, bucket__lt=hi)
-        if model is JobBucket:  # rows a job's move left at zero are no figures
-            rows_in = rows_in.exclude(submitted=0)
-        for values in rows_in.values_list(*names):
+        for values in _bucket_rows(model, org, lo, hi).values_list(*names):
             rows.add((model.__name__, *values))
     return rows
 

@@ -117,11 +117,12 @@ def applicable_budgets(*, org_id: int, api_key_id: int | None, member: str) -> l
 
 
 def _budget_subject(budget: Budget) -> tuple[str, str]:
-    return {
+    subjects: dict[str, tuple[str, str]] = {
         BudgetScope.ORGANIZATION: (ORG, ""),
         BudgetScope.API_KEY: (KEY, str(budget.api_key_id)),
         BudgetScope.MEMBER: (MEMBER, budget.member),
-    }[budget.scope]
+    }
+    return subjects[budget.scope]
 
 
 def budgets_spent_and_held(
@@ -210,7 +211,10 @@ def _money_check(
         if available < cost:
             return (
                 _refuse(
-                    402, "insufficient_balance", format(max(available, 0).normalize(), "f"), None
+                    402,
+                    "insufficient_balance",
+                    format(max(available, Decimal(0)).normalize(), "f"),
+                    None,
                 ),
                 held_credits,
                 held_tokens,

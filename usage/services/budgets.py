@@ -88,7 +88,7 @@ def budget_create(
         budget.member = member
     elif member:
         raise BudgetInvalid("member", "only a member's budget names a member")
-    budget.soft_limit = _amount("soft_limit", soft_limit, required=True)  # type: ignore[assignment]
+    budget.soft_limit = _amount("soft_limit", soft_limit, required=True)
     budget.hard_limit = _amount("hard_limit", hard_limit, required=False)
     budget.thresholds = _thresholds(thresholds)
     _validate(budget)
@@ -105,7 +105,7 @@ def budget_create(
 def budget_update(*, budget: Budget, changes: dict) -> Budget:
     """Change a budget's levels, thresholds or period (its subject stays)."""
     if "soft_limit" in changes:
-        budget.soft_limit = _amount("soft_limit", changes["soft_limit"], required=True)  # type: ignore[assignment]
+        budget.soft_limit = _amount("soft_limit", changes["soft_limit"], required=True)
     if "hard_limit" in changes:
         budget.hard_limit = _amount("hard_limit", changes["hard_limit"], required=False)
     if "thresholds" in changes:

@@ -79,7 +79,7 @@ from usage.pricing import (
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
 from usage.services.record_keys import record_keys_jobs, record_keys_kept, record_keys_stored
 from usage.services.retention import retention_ingest_horizon, retention_refusal
-from usage.services.rollup.build import organization_usage_lock
+from usage.services.rollup.build import field_column, organization_usage_lock
 from usage.services.rollup.dirty import rollup_spans_mark_dirty
 from usage.services.spend_ingest import SpendBatch
 
@@ -429,7 +429,12 @@ def _controllers_named(org: Organization, records: list) -> dict[str, Controller
 # The service -----------------------------------------------------------------------------
 
 
-_MODELS = {"query": Query, "worker_session": WorkerSession, "matching": MatchingRun, "job": Job}
+_MODELS: dict[str, type[Model]] = {
+    "query": Query,
+    "worker_session": WorkerSession,
+    "matching": MatchingRun,
+    "job": Job,
+}
 
 
 def _stored_ids(model: type[Model], org: Organization, client_ids: Iterable[str]) -> set[str]:
@@ -554,8 +559,8 @@ def _validate(records: list, *, ctx: _Context, default_member: str, result: Inge
     return batch
 
 
-def _record_id(record: dict) -> tuple[str | None, str]:
-    """The record's id (None when unusable) and its kind, or FieldError naming the field."""
+def _record_id(record: dict) -> tuple[str, str]:
+    """The record's id and its kind, or FieldError naming the field."""
     raw_id = record.get("id")
     client_id = raw_id if isinstance(raw_id, str) else None
     if raw_id is None:
@@ -595,8 +600,8 @@ def _candidate(
         candidate = _Candidate(index=index, kind=kind, client_id=client_id, values={})
         _parse_into(candidate, record, ctx, default_member)
     except FieldError as invalid:
-        client_id = raw_id if isinstance(raw_id, str) else None
-        result.rejected.append(Rejection(index, client_id, invalid.field, invalid.error))
+        rejected_id = raw_id if isinstance(raw_id, str) else None
+        result.rejected.append(Rejection(index, rejected_id, invalid.field, invalid.error))
         return None
     return candidate
 
@@ -823,7 +828,7 @@ def _records_insert(
         if connection.vendor == "postgresql":
             _copy(model, rows)
         else:
-            model.objects.bulk_create([model(**row) for row in rows], batch_size=500)
+            model._default_manager.bulk_create([model(**row) for row in rows], batch_size=500)
 
 
 def _row(kind: str, c: _Candidate, common: dict, *, batch: IngestBatch, now: datetime) -> dict:
@@ -855,7 +860,7 @@ def _copy(model: type[Model], rows: list[dict]) -> None:
     quote = connection.ops.quote_name
     sql = (
         f"COPY {quote(model._meta.db_table)} "
-        f"({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
+        f"({', '.join(quote(field_column(f)) for f in fields)}) FROM STDIN"
     )
     with (
         connection.cursor() as cursor,

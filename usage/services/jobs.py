@@ -68,6 +68,53 @@ def job_submit(*, org: Organization, api_key: APIKey | None, record: dict) -> Jo
     return JobSubmitted(job=job, created=bool(result.accepted), rejection=None)
 
 
+def _transition_check(
+    job: Job, *, status: str, at: datetime, core_hours: Decimal | None, now: datetime
+) -> None:
+    """JobInvalid or JobTransitionIllegal unless the job may take this step at `at`."""
+    if status not in JobStatus.values:
+        raise JobInvalid("status", f"must be one of {', '.join(JobStatus.values)}")
+    if status not in JOB_NEXT_STATUSES.get(job.status, ()):
+        raise JobTransitionIllegal(job, status)
+    if at > now + max_future_skew():
+        raise JobInvalid("at", "is in the future")
+    if at < (job.started_at or job.submitted_at):
+        raise JobInvalid("at", "must not be before the job's previous step")
+    if core_hours is not None and status not in TERMINAL_JOB_STATUSES:
+        raise JobInvalid("core_hours", "core-hours are reported when the job ends")
+
+
+def _job_end_charge(
+    org: Organization, job: Job, *, at: datetime, core_hours: Decimal | None
+) -> None:
+    """End the job at `at` with its core-hours (reported, or from its cores and run time)
+    and their credits, and debit them once ("job:<pk>"); InsufficientCredits when the
+    balance does not cover them and the organization may not overdraw."""
+    job.ended_at = at
+    job.core_hours = (
+        core_hours_normalize(core_hours)
+        if core_hours is not None
+        else core_hours_for(cores=job.cores, started_at=job.started_at, ended_at=at)
+    )
+    rate = price_book_load().core_hour_rate(on_controller=job.controller_id is not None)
+    job.credits = job_credits(core_hours=job.core_hours, rate=rate)
+    if job.credits <= 0:
+        return
+    if not org.may_overdraw and credit_balance(org=org) < job.credits:
+        raise InsufficientCredits(
+            f"the job costs {job.credits.normalize():f} credits; the balance does not cover it"
+        )
+    job.charge_reference = f"job:{job.pk}"
+    ledger_post(
+        org=org,
+        kind=EntryKind.USAGE,
+        amount=-job.credits,
+        reason=f"Job {job.client_id} {job.status}",
+        idempotency_key=job.charge_reference,
+        reference=job.charge_reference,
+    )
+
+
 @transaction.atomic
 def job_transition(
     *,
@@ -86,47 +133,15 @@ def job_transition(
     job = job_get(org=org, client_id=client_id)
     if job is None:
         raise Job.DoesNotExist(client_id)
-    if status not in JobStatus.values:
-        raise JobInvalid("status", f"must be one of {', '.join(JobStatus.values)}")
-    if status not in JOB_NEXT_STATUSES.get(job.status, ()):
-        raise JobTransitionIllegal(job, status)
     now = timezone.now()
     at = at or now
-    if at > now + max_future_skew():
-        raise JobInvalid("at", "is in the future")
-    if at < (job.started_at or job.submitted_at):
-        raise JobInvalid("at", "must not be before the job's previous step")
-    if core_hours is not None and status not in TERMINAL_JOB_STATUSES:
-        raise JobInvalid("core_hours", "core-hours are reported when the job ends")
-
+    _transition_check(job, status=status, at=at, core_hours=core_hours, now=now)
     job.status = status
     job.updated_at = now
     if status == JobStatus.RUNNING:
         job.started_at = at
     else:
-        job.ended_at = at
-        job.core_hours = (
-            core_hours_normalize(core_hours)
-            if core_hours is not None
-            else core_hours_for(cores=job.cores, started_at=job.started_at, ended_at=at)
-        )
-        rate = price_book_load().core_hour_rate(on_controller=job.controller_id is not None)
-        job.credits = job_credits(core_hours=job.core_hours, rate=rate)
-        if job.credits > 0:
-            if not org.may_overdraw and credit_balance(org=org) < job.credits:
-                raise InsufficientCredits(
-                    f"the job costs {job.credits.normalize():f} credits; the balance does not "
-                    "cover it"
-                )
-            job.charge_reference = f"job:{job.pk}"
-            ledger_post(
-                org=org,
-                kind=EntryKind.USAGE,
-                amount=-job.credits,
-                reason=f"Job {job.client_id} {status}",
-                idempotency_key=job.charge_reference,
-                reference=job.charge_reference,
-            )
+        _job_end_charge(org, job, at=at, core_hours=core_hours)
     # Its buckets hold the old status: its figures come off before and on after.
     aggregates_jobs_subtract(org=org, job_ids=[job.pk], now=now)
     job.save()

@@ -14,6 +14,7 @@ from django.db.models import Model
 
 from accounts.models import Organization
 from usage.models import Job, MatchingRun, Query, RecordKind, WorkerSession
+from usage.services.rollup.build import field_column
 
 RECORD_KINDS: dict[type[Model], str] = {
     Query: RecordKind.QUERY,
@@ -47,7 +48,7 @@ def record_keys_stored(
     """Which of these ids the organization ever stored a record of this kind for."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT k.client_id {_KEYS}",  # noqa: S608
+            f"SELECT k.client_id {_KEYS}",
             [text_array(client_ids), org.pk, RECORD_KINDS[model]],
         )
         return {client_id for (client_id,) in cursor.fetchall()}
@@ -61,7 +62,7 @@ def record_keys_jobs(
     (organization, client_id, submitted_at). A job whose month retention dropped has a
     key and no row."""
     fields = list(Job._meta.concrete_fields)
-    columns = ", ".join(f"j.{connection.ops.quote_name(f.column)}" for f in fields)
+    columns = ", ".join(f"j.{connection.ops.quote_name(field_column(f))}" for f in fields)
     sql = (
         f"SELECT k.client_id, {columns} {_KEYS} "  # noqa: S608
         "LEFT JOIN LATERAL (SELECT * FROM usage_job AS j WHERE j.organization_id = %s "

@@ -28,6 +28,7 @@ from accounts.calendar import org_zone
 from accounts.models import Organization
 from billing.models import CreditAccount
 from usage.models import KeyPause, Reservation, ReservationStatus, SpendDay, SpendHold
+from usage.services.rollup.build import field_column
 
 ORG, KEY, MEMBER = "o", "k", "m"
 Subject = tuple[str, str]  # (dimension, subject)
@@ -226,7 +227,7 @@ def reservation_hold(*, reservation: Reservation) -> None:
     fields = [f for f in Reservation._meta.concrete_fields if not f.primary_key]
     values = [f.get_db_prep_save(getattr(reservation, f.attname), connection) for f in fields]
     hold = SpendHold._meta.db_table
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(quote(field_column(f)) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     hold_values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
     # Table and column names come from the models; every value is a parameter.

@@ -178,11 +178,12 @@ class SpendBatch:
             excess = spent + held - b.hard_limit
             if excess <= 0:
                 continue
-            subject = {
+            subjects: dict[str, tuple[str, str]] = {
                 BudgetScope.ORGANIZATION: (ORG, ""),
                 BudgetScope.API_KEY: (KEY, str(b.api_key_id)),
                 BudgetScope.MEMBER: (MEMBER, b.member),
-            }[b.scope]
+            }
+            subject = subjects[b.scope]
             over = OverCap(
                 organization=self.org,
                 reason=OverCap.Reason.BUDGET,

@@ -179,7 +179,7 @@ class Command(BaseCommand):
                             )  # fmt: skip
                             if answer[0] == 200:
                                 mine_settled.append(rid)
-            except Exception as exc:  # noqa: BLE001 - reported
+            except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
             finally:
                 client.close()

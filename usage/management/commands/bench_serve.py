@@ -201,7 +201,7 @@ class Command(BaseCommand):
         env = self._stack_env(port, opts)
         # Without DEBUG, pages link collectstatic's hashed files, as in production.
         env["STATIC_ROOT"] = str(logs / "static")
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
             cwd=settings.BASE_DIR,
             env=env,

@@ -97,8 +97,23 @@ class RollupResult:
     bucket_rows_restated: int = 0
 
 
+def field_column(field: models.Field) -> str:
+    """A concrete field's column (Django types it optional: some fields have none)."""
+    if field.column is None:
+        raise ValueError(f"{field} has no column")
+    return field.column
+
+
+def concrete_field(model: type[models.Model], name: str) -> models.Field:
+    """The model's field `name`, a column of its table (not a reverse relation)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise ValueError(f"{model.__name__}.{name} has no column")
+    return field
+
+
 def figure_sum(name: str, model: type[models.Model], **kwargs) -> Coalesce:
-    return Coalesce(Sum(name, **kwargs), models.Value(0), output_field=model._meta.get_field(name))
+    return Coalesce(Sum(name, **kwargs), models.Value(0), output_field=concrete_field(model, name))
 
 
 def row_constants(org: Organization, day: date, hour: int | None) -> dict[str, models.Value]:
@@ -142,7 +157,22 @@ def rollup_selects(
     Values, which add nothing to GROUP BY.
     """
     const = row_constants(org, day, hour)
-    jobs = (
+    return {
+        "job": _job_select(org, lo, hi, slots, const),
+        "query": _query_select(org, lo, hi, slots, const),
+        "worker": _worker_select(org, lo, hi, const),
+        "matching": _matching_select(org, lo, hi, slots, const),
+    }
+
+
+_Slots = list[tuple[datetime, datetime]] | None
+
+
+def _job_select(
+    org: Organization, lo: datetime, hi: datetime, slots: _Slots, const: dict
+) -> models.QuerySet:
+    """Job rollup rows: jobs submitted in [lo, hi) by key and controller."""
+    return (
         by_hour(
             Job.objects.filter(organization_id=org.pk, submitted_at__gte=lo, submitted_at__lt=hi),
             "submitted_at",
@@ -164,7 +194,13 @@ def rollup_selects(
         )
         .order_by()
     )
-    queries = (
+
+
+def _query_select(
+    org: Organization, lo: datetime, hi: datetime, slots: _Slots, const: dict
+) -> models.QuerySet:
+    """Query detail rows: queries in [lo, hi) by model, key, endpoint and member."""
+    return (
         by_hour(
             Query.objects.filter(organization_id=org.pk, occurred_at__gte=lo, occurred_at__lt=hi),
             "occurred_at",
@@ -182,13 +218,18 @@ def rollup_selects(
         )
         .order_by()
     )
+
+
+def _worker_select(org: Organization, lo: datetime, hi: datetime, const: dict) -> models.QuerySet:
+    """Worker rows: sessions' runtime clipped to [lo, hi), those started in it and those
+    carried in, by model and key (never grouped by hour: a session spans several)."""
     started_today = Q(started_at__gte=lo)
     clipped = ExpressionWrapper(
         Least("ended_at", models.Value(hi, output_field=DateTimeField()))
         - Greatest("started_at", models.Value(lo, output_field=DateTimeField())),
         output_field=DurationField(),
     )
-    workers = (
+    return (
         WorkerSession.objects.filter(
             # Overlapping the day, or starting on it (a zero-length session counts where
             # it starts); written as two index range scans (by end, by start).
@@ -205,7 +246,13 @@ def rollup_selects(
         )
         .order_by()
     )
-    matching = (
+
+
+def _matching_select(
+    org: Organization, lo: datetime, hi: datetime, slots: _Slots, const: dict
+) -> models.QuerySet:
+    """Matching rows: runs started in [lo, hi) by task and key."""
+    return (
         by_hour(
             MatchingRun.objects.filter(
                 organization_id=org.pk, started_at__gte=lo, started_at__lt=hi
@@ -222,7 +269,6 @@ def rollup_selects(
         )
         .order_by()
     )
-    return {"job": jobs, "query": queries, "worker": workers, "matching": matching}
 
 
 def query_dimension_selects(
@@ -270,10 +316,11 @@ def rows_insert_select(kind: RollupKind, queryset: models.QuerySet) -> int:
     columns = []
     for _expression, _sql, alias in compiler.select:
         name = alias.removeprefix("r_")
-        columns.append(kind.model._meta.get_field(name.removesuffix("_id")).column)
+        columns.append(field_column(concrete_field(kind.model, name.removesuffix("_id"))))
     quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {connection.ops.quote_name(table)} ({quoted}) {sql}", params)  # noqa: S608 - names from model metadata
+        # Table and column names come from model metadata, never from input.
+        cursor.execute(f"INSERT INTO {connection.ops.quote_name(table)} ({quoted}) {sql}", params)
         return cursor.rowcount
 
 
@@ -281,9 +328,9 @@ def rollup_snapshot(org: Organization, day: date) -> dict[str, dict[tuple, dict]
     """The day's whole-day rollup rows per kind, keyed by their dimension values."""
     snapshot = {}
     for kind in KINDS:
-        rows = kind.model.objects.filter(organization_id=org.pk, day=day, hour=None).values(
-            *kind.dimensions, *kind.figures
-        )
+        rows = kind.model._default_manager.filter(
+            organization_id=org.pk, day=day, hour=None
+        ).values(*kind.dimensions, *kind.figures)
         snapshot[kind.name] = {
             tuple(row[d] for d in kind.dimensions): {f: row[f] for f in kind.figures}
             for row in rows

@@ -34,6 +34,33 @@ logger = logging.getLogger(__name__)
 REZONE_BATCH = 400
 
 
+def _day_state_locked(org: Organization, day: date, now: datetime) -> RollupState:
+    """The day's state row, made if missing and locked: the organization's usage lock
+    first (ingestion's order), then the lock per org-day (see the module docstring)."""
+    RollupState.objects.bulk_create(
+        [RollupState(organization_id=org.pk, day=day, dirty=True, dirtied_at=now)],
+        ignore_conflicts=True,
+    )
+    organization_usage_lock(org)
+    return RollupState.objects.select_for_update().get(organization_id=org.pk, day=day)
+
+
+def _day_rows_replace(
+    org: Organization, day: date, lo: datetime, hi: datetime, *, restate: bool, now: datetime
+) -> tuple[int, list[Restatement]]:
+    """Replace the day's whole-day rows by those of its records in [lo, hi): (rows, the
+    restatements recorded when `restate` and the figures changed)."""
+    before = rollup_snapshot(org, day) if restate else None
+    for kind in KINDS:
+        kind.model._default_manager.filter(organization_id=org.pk, day=day, hour=None).delete()
+    rows = interval_insert(org, day, None, lo, hi)
+    restated: list[Restatement] = []
+    if before is not None:
+        restated = restatements_record(org, day, before, rollup_snapshot(org, day), now)
+        Restatement.objects.bulk_create(restated)
+    return rows, restated
+
+
 @transaction.atomic
 def rollup_day(*, org: Organization, day: date) -> RollupResult:
     """Recompute one closed day of the organization's rollups; the same rows every time.
@@ -47,36 +74,17 @@ def rollup_day(*, org: Organization, day: date) -> RollupResult:
         raise ValueError(f"{day} is not closed yet in {tz}; only past days roll up")
     if retention_day_frozen(org=org, day=day):  # its raw records are gone: rows are final
         return RollupResult(day=day, rows=0, restatements=0, duration_ms=0)
-    RollupState.objects.bulk_create(
-        [RollupState(organization_id=org.pk, day=day, dirty=True, dirtied_at=now)],
-        ignore_conflicts=True,
-    )
-    # The organization's usage lock first (ingestion's order), then the lock per org-day
-    # (see the module docstring).
-    organization_usage_lock(org)
-    state = RollupState.objects.select_for_update().get(organization_id=org.pk, day=day)
+    state = _day_state_locked(org, day, now)
     restate = state.computed_at is not None and state.time_zone == tz
-    before = rollup_snapshot(org, day) if restate else None
-    for kind in KINDS:
-        kind.model.objects.filter(organization_id=org.pk, day=day, hour=None).delete()
     lo, hi = local_day_range(day, tz=tz)
-    rows = interval_insert(org, day, None, lo, hi)
-    restated: list[Restatement] = []
-    if before is not None:
-        restated = restatements_record(org, day, before, rollup_snapshot(org, day), now)
-        Restatement.objects.bulk_create(restated)
+    rows, restated = _day_rows_replace(org, day, lo, hi, restate=restate, now=now)
+    hour_rows = 0
     if day >= org_today(org, now=now) - timedelta(days=HOUR_DAYS):
         # The day's hours too, for the windows whose partial first day this is.
         slots = local_hours(day, tz=tz)
         hour_rows = hours_rebuild_locked(
-            org=org,
-            day=day,
-            hours=list(range(len(slots))),
-            tz=tz,
-            now=now,
+            org=org, day=day, hours=list(range(len(slots))), tz=tz, now=now
         )
-    else:
-        hour_rows = 0
     # The bucket aggregates of the day (those kept) verified and rebuilt from the records.
     bucket_rows = aggregates_rebuild(org=org, lo=lo, hi=hi, now=now)
     duration_ms = round((time.monotonic() - started) * 1000)

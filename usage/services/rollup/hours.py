@@ -53,6 +53,39 @@ def _worker_hours(org: Organization, slots: list[tuple[datetime, datetime]]) -> 
     return hours
 
 
+def _every_hour_insert(
+    org: Organization, day: date, slots: list[tuple[datetime, datetime]]
+) -> None:
+    """Insert the rows of every hour of the day: one statement per kind grouped by hour,
+    and for workers one per hour some session overlaps."""
+    selects = rollup_selects(org, day, slots[0][0], slots[-1][1], slots=slots)
+    for kind in KINDS:
+        if kind.name == "worker":
+            for n in sorted(_worker_hours(org, slots)):
+                worker = rollup_selects(org, day, *slots[n], hour=n)["worker"]
+                rows_insert_select(kind, worker)
+            continue
+        rows_insert_select(kind, selects[kind.name])
+        if kind.name == "query":
+            for select in query_dimension_selects(org, day, every_hour=True):
+                rows_insert_select(kind, select)
+
+
+def _hour_rows(org: Organization, day: date) -> dict[int, int]:
+    """The day's hour rollup rows of every kind, counted per hour (one query per kind)."""
+    rows: dict[int, int] = {}
+    for kind in KINDS:
+        counted = (
+            kind.model._default_manager.filter(organization_id=org.pk, day=day, hour__isnull=False)
+            .values_list("hour")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        for hour, n in counted:
+            rows[hour] = rows.get(hour, 0) + n
+    return rows
+
+
 def hours_rebuild_locked(
     *,
     org: Organization,
@@ -81,33 +114,14 @@ def hours_rebuild_locked(
         .order_by("hour")
     )
     for kind in KINDS:
-        kind.model.objects.filter(organization_id=org.pk, day=day, hour__in=hours).delete()
+        kind.model._default_manager.filter(organization_id=org.pk, day=day, hour__in=hours).delete()
     slots = local_hours(day, tz=tz)
     if len(hours) < len(slots):
         for state in states:
             state.rows = interval_insert(org, day, state.hour, *slots[state.hour])
     else:
-        selects = rollup_selects(org, day, slots[0][0], slots[-1][1], slots=slots)
-        for kind in KINDS:
-            if kind.name == "worker":
-                for n in sorted(_worker_hours(org, slots)):
-                    worker = rollup_selects(org, day, *slots[n], hour=n)["worker"]
-                    rows_insert_select(kind, worker)
-                continue
-            rows_insert_select(kind, selects[kind.name])
-            if kind.name == "query":
-                for select in query_dimension_selects(org, day, every_hour=True):
-                    rows_insert_select(kind, select)
-        rows: dict[int, int] = {}
-        for kind in KINDS:
-            counted = (
-                kind.model.objects.filter(organization_id=org.pk, day=day, hour__isnull=False)
-                .values_list("hour")
-                .annotate(n=Count("id"))
-                .order_by()
-            )
-            for hour, n in counted:
-                rows[hour] = rows.get(hour, 0) + n
+        _every_hour_insert(org, day, slots)
+        rows = _hour_rows(org, day)
         for state in states:
             state.rows = rows.get(state.hour, 0)
     total = 0
@@ -207,7 +221,7 @@ def rollup_hours_prune(*, now: datetime | None = None) -> int:
     # UTC's date minus one more day is at or before every zone's date minus HOUR_DAYS.
     oldest = now.astimezone(ZoneInfo("UTC")).date() - timedelta(days=HOUR_DAYS + 2)
     for kind in KINDS:
-        kind.model.objects.filter(hour__isnull=False, day__lt=oldest).delete()
+        kind.model._default_manager.filter(hour__isnull=False, day__lt=oldest).delete()
     aggregates_prune(before=datetime.combine(oldest, datetime.min.time(), tzinfo=ZoneInfo("UTC")))
     deleted, _ = RollupHour.objects.filter(day__lt=oldest).delete()
     return deleted
