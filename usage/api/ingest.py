@@ -34,12 +34,8 @@ from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECOR
 from usage.models import Job
 from usage.selectors.records import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
-from usage.services.ingest import (
-    MAX_BATCH_RECORDS,
-    max_future_skew,
-    record_time,
-    usage_records_ingest,
-)
+from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
+from usage.services.ingest_fields import max_future_skew, record_time
 from usage.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition
 from usage.signals import usage_recorded
 

@@ -29,39 +29,32 @@ pass it is rejected with field "tokens" and the result says so (the API answers 
 """
 
 import logging
-import math
 import time
-import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Model, Sum
 from django.db.models.functions import TruncMonth
-from django.utils import timezone
 
-from accounts.calendar import month_start, next_month
+from accounts.calendar import next_month
 from accounts.errors import FieldError
 from accounts.models import APIKey, APIKeyKind, Organization
-from accounts.text import invisible_character, invisible_character_message
-from billing.models import EntryKind, PriceModel
+from billing.models import EntryKind
 from billing.selectors import credit_balance
 from billing.services import ledger_post
-from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_NUM_RECORDS, MAX_TOKENS
+from usage.limits import MAX_CORE_HOURS
 from usage.models import (
     CLIENT_ID_MAX,
     TERMINAL_JOB_STATUSES,
     Controller,
     IngestBatch,
     Job,
-    JobStatus,
     MatchingRun,
-    MatchingTask,
     Query,
     WorkerSession,
     job_status_reachable,
@@ -72,11 +65,18 @@ from usage.pricing import (
     core_hours_normalize,
     job_credits,
     price_book_load,
-    query_credits,
-    seconds_between,
-    worker_session_credits,
 )
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
+from usage.services.ingest_fields import (
+    RecordContext,
+    encodable,
+    job_values,
+    matching_values,
+    query_values,
+    storable_text_check,
+    text_field,
+    worker_session_values,
+)
 from usage.services.record_keys import record_keys_jobs, record_keys_kept, record_keys_stored
 from usage.services.retention import retention_ingest_horizon, retention_refusal
 from usage.services.rollup.build import field_column, organization_usage_lock
@@ -87,19 +87,6 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH_RECORDS = 1000
 KINDS = ("query", "worker_session", "matching", "job")
-_MAX_INT = 2**62
-# Bounds that keep every stored figure and every rollup sum of it inside its column:
-# usage/limits.py says how they were chosen.
-_MAX_TOKENS = MAX_TOKENS
-# The read API's ranges start at the Unix epoch; older times also overflow day
-# arithmetic in time zones east of UTC.
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_CORES = MAX_CORES
-
-
-def max_future_skew() -> timedelta:
-    """How far ahead of the server's clock a record's time may be (clock skew)."""
-    return timedelta(seconds=getattr(settings, "USAGE_MAX_FUTURE_SECONDS", 300))
 
 
 # Results -------------------------------------------------------------------------------
@@ -154,252 +141,6 @@ class _Candidate:
     reservation: str = ""  # queries: the authorization they settle (spend controls)
 
 
-_MISSING = object()
-
-
-def _get(record: dict, name: str, *, required: bool = True) -> Any:
-    value = record.get(name, _MISSING)
-    if value is _MISSING or value is None:
-        if required:
-            raise FieldError(name, "is required")
-        return None
-    return value
-
-
-def _integer(
-    record: dict, name: str, *, minimum: int = 0, maximum: int = _MAX_INT, required: bool = True
-) -> int | None:
-    value = _get(record, name, required=required)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FieldError(name, f"must be an integer, not {type(value).__name__}")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise FieldError(name, "must be a finite number")
-        if not value.is_integer():
-            raise FieldError(name, "must be a whole number")
-        value = int(value)
-    if value < minimum:
-        raise FieldError(
-            name, "must not be negative" if minimum == 0 else f"must be at least {minimum}"
-        )
-    if value > maximum:
-        raise FieldError(name, f"is too large (at most {maximum:,})")
-    return value
-
-
-def _quantity(record: dict, name: str) -> Decimal | None:
-    value = _get(record, name, required=False)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FieldError(name, f"must be a number, not {type(value).__name__}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise FieldError(name, "must be a finite number")
-    if value < 0:
-        raise FieldError(name, "must not be negative")
-    if value > MAX_CORE_HOURS:
-        raise FieldError(name, f"is too large (at most {MAX_CORE_HOURS:,})")
-    return Decimal(str(value))
-
-
-def _encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _storable_text(name: str, value: str) -> None:
-    """Refuse text no database column can hold: NUL (PostgreSQL refuses it) and lone
-    surrogates from JSON escapes like "\\ud800" (not encodable as UTF-8)."""
-    if "\x00" in value:
-        raise FieldError(name, "must not contain NUL characters")
-    if not _encodable(value):
-        raise FieldError(name, "must be valid Unicode text (no lone surrogates)")
-    # Names reach pages, CSV and email headers: no CR/LF, bidi overrides, zero-widths.
-    refused = invisible_character(value)
-    if refused is not None:
-        raise FieldError(name, invisible_character_message(refused))
-
-
-def _string(record: dict, name: str, *, max_length: int, required: bool = True) -> str | None:
-    value = _get(record, name, required=required)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise FieldError(name, f"must be a string, not {type(value).__name__}")
-    _storable_text(name, value)
-    if required and not value.strip():
-        raise FieldError(name, "must not be empty")
-    if len(value) > max_length:
-        raise FieldError(name, f"must be at most {max_length} characters")
-    return value
-
-
-def record_time(value: Any, *, field: str, latest: datetime) -> datetime:
-    """An ISO 8601 time with a zone, as UTC, between 1970 and `latest` (now plus the
-    allowed clock skew); FieldError naming `field` otherwise. Records and job steps (the
-    API's transitions) are read by this one rule."""
-    if not isinstance(value, str):
-        raise FieldError(field, f"must be an ISO 8601 time string, not {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise FieldError(field, "must be an ISO 8601 time, e.g. 2026-11-20T10:00:00Z") from None
-    if parsed.tzinfo is None:
-        raise FieldError(field, "must carry a time zone (e.g. a trailing Z for UTC)")
-    # Stored in UTC: ISO 8601 allows offsets up to ±23:59 that PostgreSQL refuses
-    # (past ±15:59), and an instant whose UTC form falls outside years 1-9999 has none.
-    try:
-        parsed = parsed.astimezone(UTC)
-    except OverflowError:
-        raise FieldError(field, "is out of range (it has no UTC time)") from None
-    if parsed > latest:
-        raise FieldError(field, "is in the future")
-    if parsed < _EARLIEST:
-        raise FieldError(field, "is before 1970-01-01T00:00:00Z")
-    return parsed
-
-
-class _Context:
-    """What validation needs to know, loaded once per batch."""
-
-    def __init__(self, *, org: Organization, prices: PriceBook, controllers: dict[str, Controller]):
-        self.org = org
-        self.prices = prices
-        self.controllers = controllers
-        self.now = timezone.now()
-        self.latest = self.now + max_future_skew()
-        self.zone = zoneinfo.ZoneInfo(org.time_zone or "UTC")
-
-    def time(self, record: dict, name: str, *, required: bool = True) -> datetime | None:
-        value = _get(record, name, required=required)
-        if value is None:
-            return None
-        return record_time(value, field=name, latest=self.latest)
-
-    def model(self, record: dict) -> PriceModel:
-        name = _string(record, "model", max_length=100)
-        model = self.prices.models.get(name)  # type: ignore[arg-type]
-        if model is None:
-            raise FieldError("model", f"unknown model {name!r}: not on the price list")
-        if not model.is_active:
-            raise FieldError("model", f"model {name!r} is retired")
-        return model
-
-    def month_of(self, moment: datetime) -> datetime:
-        return month_start(moment, tz=self.zone)
-
-
-def _ordered(start: datetime, end: datetime, *, end_field: str, start_field: str) -> None:
-    if end < start:
-        raise FieldError(end_field, f"must not be before {start_field}")
-
-
-def _parse_query(ctx: _Context, record: dict, default_member: str) -> tuple[dict, Decimal, int]:
-    occurred_at = ctx.time(record, "occurred_at")
-    model = ctx.model(record)
-    input_tokens = _integer(record, "input_tokens", maximum=_MAX_TOKENS)
-    output_tokens = _integer(record, "output_tokens", maximum=_MAX_TOKENS)
-    endpoint = _string(record, "endpoint", max_length=200, required=False) or ""
-    member = _string(record, "member", max_length=254, required=False) or default_member
-    assert input_tokens is not None and output_tokens is not None
-    values = {
-        "model": model,
-        "occurred_at": occurred_at,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "total_tokens": input_tokens + output_tokens,
-        "endpoint": endpoint,
-        "member": member.strip().lower() if "@" in member else member.strip(),
-    }
-    credits = query_credits(model=model, input_tokens=input_tokens, output_tokens=output_tokens)
-    return values, credits, input_tokens + output_tokens
-
-
-def _parse_worker_session(ctx: _Context, record: dict) -> tuple[dict, Decimal]:
-    model = ctx.model(record)
-    started_at = ctx.time(record, "started_at")
-    ended_at = ctx.time(record, "ended_at")
-    assert started_at is not None and ended_at is not None
-    _ordered(started_at, ended_at, end_field="ended_at", start_field="started_at")
-    values = {
-        "model": model,
-        "started_at": started_at,
-        "ended_at": ended_at,
-        "runtime_seconds": seconds_between(started_at, ended_at),
-    }
-    credits = worker_session_credits(model=model, started_at=started_at, ended_at=ended_at)
-    return values, credits
-
-
-def _parse_matching(ctx: _Context, record: dict) -> dict:
-    task = _string(record, "task", max_length=3)
-    if task not in MatchingTask.values:
-        raise FieldError("task", f"must be one of {', '.join(MatchingTask.values)}")
-    num_records = _integer(record, "num_records", maximum=MAX_NUM_RECORDS)
-    started_at = ctx.time(record, "started_at")
-    ended_at = ctx.time(record, "ended_at")
-    assert started_at is not None and ended_at is not None
-    _ordered(started_at, ended_at, end_field="ended_at", start_field="started_at")
-    return {
-        "task": task,
-        "num_records": num_records,
-        "started_at": started_at,
-        "ended_at": ended_at,
-        "run_time_seconds": seconds_between(started_at, ended_at),
-    }
-
-
-def _parse_job(ctx: _Context, record: dict) -> dict:
-    status = _string(record, "status", max_length=20)
-    if status not in JobStatus.values:
-        raise FieldError("status", f"must be one of {', '.join(JobStatus.values)}")
-    cores = _integer(record, "cores", minimum=1)
-    assert cores is not None
-    if cores > _MAX_CORES:
-        raise FieldError("cores", f"is too large (at most {_MAX_CORES:,})")
-    controller = None
-    name = _string(record, "controller", max_length=100, required=False)
-    if name is not None:
-        controller = ctx.controllers.get(name)
-        if controller is None:
-            raise FieldError("controller", f"no controller named {name!r} in this organization")
-    submitted_at = ctx.time(record, "submitted_at", required=False)
-    started_at = ctx.time(record, "started_at", required=status in {"running", "completed"})
-    terminal = status in TERMINAL_JOB_STATUSES
-    ended_at = ctx.time(record, "ended_at", required=terminal)
-    core_hours = _quantity(record, "core_hours")
-    if status == JobStatus.SUBMITTED and started_at is not None:
-        raise FieldError("started_at", "a submitted job has not started yet")
-    if not terminal and ended_at is not None:
-        raise FieldError("ended_at", "only a finished job has ended_at")
-    if not terminal and core_hours is not None:
-        raise FieldError("core_hours", "core-hours are reported when the job ends")
-    submitted_at = submitted_at or started_at or ended_at or ctx.now
-    if started_at is not None:
-        _ordered(submitted_at, started_at, end_field="started_at", start_field="submitted_at")
-    if ended_at is not None:
-        _ordered(
-            started_at or submitted_at,
-            ended_at,
-            end_field="ended_at",
-            start_field="started_at" if started_at else "submitted_at",
-        )
-    return {
-        "status": status,
-        "cores": cores,
-        "controller": controller,
-        "submitted_at": submitted_at,
-        "started_at": started_at,
-        "ended_at": ended_at,
-        "core_hours": core_hours,
-    }
-
-
 def _job_charge(values: dict, prices: PriceBook) -> tuple[Decimal, Decimal]:
     """Billed core-hours and credits of a job that has just ended."""
     if values["core_hours"] is not None:
@@ -420,7 +161,7 @@ def _controllers_named(org: Organization, records: list) -> dict[str, Controller
     }
     # Looked up before validation: leave out names no query can carry (validation
     # rejects those records, naming the field).
-    names = {name for name in names if "\x00" not in name and _encodable(name)}
+    names = {name for name in names if "\x00" not in name and encodable(name)}
     if not names:
         return {}
     return {c.name: c for c in Controller.objects.filter(organization=org, name__in=names)}
@@ -510,7 +251,9 @@ def usage_records_ingest(
     if len(records) > MAX_BATCH_RECORDS:
         raise ValueError(f"at most {MAX_BATCH_RECORDS} records per batch")
     result = IngestResult()
-    ctx = _Context(org=org, prices=price_book_load(), controllers=_controllers_named(org, records))
+    ctx = RecordContext(
+        org=org, prices=price_book_load(), controllers=_controllers_named(org, records)
+    )
     batch = _validate(records, ctx=ctx, default_member=_default_member(api_key), result=result)
     if batch.order:
         organization_usage_lock(org)
@@ -542,7 +285,9 @@ def _default_member(api_key: APIKey | None) -> str:
 # Phase 1: validate every record (no database work) -----------------------------------------
 
 
-def _validate(records: list, *, ctx: _Context, default_member: str, result: IngestResult) -> _Batch:
+def _validate(
+    records: list, *, ctx: RecordContext, default_member: str, result: IngestResult
+) -> _Batch:
     batch = _Batch(candidates={kind: {} for kind in KINDS})
     for index, record in enumerate(records):
         candidate = _candidate(index, record, ctx, default_member, batch, result)
@@ -569,7 +314,7 @@ def _record_id(record: dict) -> tuple[str, str]:
         raise FieldError("id", f"must be a string, not {type(raw_id).__name__}")
     if not client_id.strip() or len(client_id) > CLIENT_ID_MAX:
         raise FieldError("id", f"must be 1 to {CLIENT_ID_MAX} characters")
-    _storable_text("id", client_id)
+    storable_text_check("id", client_id)
     kind = record.get("kind")
     if kind not in KINDS:
         raise FieldError("kind", f"must be one of {', '.join(KINDS)}")
@@ -581,7 +326,7 @@ def _record_id(record: dict) -> tuple[str, str]:
 def _candidate(
     index: int,
     record: Any,
-    ctx: _Context,
+    ctx: RecordContext,
     default_member: str,
     batch: _Batch,
     result: IngestResult,
@@ -606,19 +351,23 @@ def _candidate(
     return candidate
 
 
-def _parse_into(candidate: _Candidate, record: dict, ctx: _Context, default_member: str) -> None:
+def _parse_into(
+    candidate: _Candidate, record: dict, ctx: RecordContext, default_member: str
+) -> None:
     if candidate.kind == "query":
-        candidate.values, candidate.credits, candidate.tokens = _parse_query(
+        candidate.values, candidate.credits, candidate.tokens = query_values(
             ctx, record, default_member
         )
         candidate.month = ctx.month_of(candidate.values["occurred_at"])
-        candidate.reservation = _string(record, "reservation", max_length=40, required=False) or ""
+        candidate.reservation = (
+            text_field(record, "reservation", max_length=40, required=False) or ""
+        )
     elif candidate.kind == "worker_session":
-        candidate.values, candidate.credits = _parse_worker_session(ctx, record)
+        candidate.values, candidate.credits = worker_session_values(ctx, record)
     elif candidate.kind == "matching":
-        candidate.values = _parse_matching(ctx, record)
+        candidate.values = matching_values(ctx, record)
     else:
-        candidate.values = _parse_job(ctx, record)
+        candidate.values = job_values(ctx, record)
 
 
 # Phase 2: look up what is stored (the caller holds the organization's lock) ---------------
@@ -649,7 +398,11 @@ class _Limits:
     A query past the allocation is stored and charged only for the tokens within it."""
 
     def __init__(
-        self, org: Organization, ctx: _Context, queries: dict[str, _Candidate], spend: SpendBatch
+        self,
+        org: Organization,
+        ctx: RecordContext,
+        queries: dict[str, _Candidate],
+        spend: SpendBatch,
     ):
         self.org = org
         self.spend = spend
@@ -686,7 +439,7 @@ class _Limits:
 
 def _decide(
     org: Organization,
-    ctx: _Context,
+    ctx: RecordContext,
     batch: _Batch,
     stored: _Stored,
     result: IngestResult,
@@ -763,7 +516,7 @@ def _replay_or_move(
 
 def _write(
     org: Organization,
-    ctx: _Context,
+    ctx: RecordContext,
     decision: _Decision,
     result: IngestResult,
     *,
@@ -972,7 +725,7 @@ def _jobs_move_forward(updates: list[tuple[Job, _Candidate]], *, batch: IngestBa
     )
 
 
-def _month_tokens(org: Organization, ctx: _Context, queries: dict[str, _Candidate]) -> dict:
+def _month_tokens(org: Organization, ctx: RecordContext, queries: dict[str, _Candidate]) -> dict:
     """Tokens already stored per calendar month (org time) for the months this batch touches."""
     months = {c.month for c in queries.values() if c.month is not None}
     if not months:

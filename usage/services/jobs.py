@@ -27,12 +27,9 @@ from usage.pricing import (
 )
 from usage.selectors.records import job_get
 from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
-from usage.services.ingest import (
-    Rejection,
-    max_future_skew,
-    organization_usage_lock,
-    usage_records_ingest,
-)
+from usage.services.ingest import Rejection, usage_records_ingest
+from usage.services.ingest_fields import max_future_skew
+from usage.services.rollup.build import organization_usage_lock
 from usage.services.rollup.dirty import rollup_spans_mark_dirty
 
 
