@@ -14,6 +14,7 @@ from typing import Any, Literal
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 from ninja.throttling import BaseThrottle
+from pydantic import field_validator
 
 from accounts.api_core import (
     API_KEY_ONLY,
@@ -49,6 +50,7 @@ from usage.services.budgets import (
     budget_delete,
     budget_update,
 )
+from usage.services.ingest_fields import encodable
 
 router = Router(tags=["Spend controls"])
 
@@ -93,6 +95,13 @@ class EstimateOut(Schema):
     )
 
 
+def _storable(value: str | None) -> str | None:
+    """Text the database can hold: no NUL, no lone surrogate (else a 400 naming it)."""
+    if value is not None and ("\x00" in value or not encodable(value)):
+        raise ValueError("must be text without NUL characters or lone surrogates")
+    return value
+
+
 class AuthorizeIn(Schema):
     model: str = Field(min_length=1, max_length=100, examples=["llama-3.1-8b"])
     messages: list[MessageIn] | None = Field(
@@ -102,6 +111,11 @@ class AuthorizeIn(Schema):
     max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=0, le=MAX_OUTPUT_TOKENS)
     member: str | None = Field(None, max_length=254, description="The end user's email.")
     endpoint: str | None = Field(None, max_length=200)
+
+    @field_validator("member", "endpoint")
+    @classmethod
+    def _text_storable(cls, value: str | None) -> str | None:
+        return _storable(value)
 
 
 class AuthorizeOut(Schema):
@@ -134,6 +148,11 @@ class BudgetIn(Schema):
     api_key: int | None = Field(None, description="The key's id (scope api_key).")
     member: str | None = Field(None, max_length=254, description="Email (scope member).")
     thresholds: list[int] | None = Field(None, description="Alert at these % of the soft level.")
+
+    @field_validator("member")
+    @classmethod
+    def _member_storable(cls, value: str | None) -> str | None:
+        return _storable(value)
 
 
 class BudgetPatch(Schema):
@@ -175,7 +194,9 @@ class PauseOut(Schema):
 
 
 def _model(name: str) -> PriceModel:
-    model = PriceModel.objects.filter(name=name).first()
+    # A name the database cannot even hold (NUL, a lone surrogate) is on no price list.
+    storable = "\x00" not in name and encodable(name)
+    model = PriceModel.objects.filter(name=name).first() if storable else None
     if model is None:
         raise APIError(400, "invalid_body", f"model: unknown model {name!r}", field="model")
     if not model.is_active:

@@ -39,6 +39,10 @@ class Command(BaseCommand):
             self.stderr.write(f"MISMATCH {issue.message} (issue #{issue.pk})")
         for slug in report.failed_organizations:
             self.stderr.write(f"FAILED {slug}: the check raised (see Sweep failures in admin)")
+        if report.counts:  # before the summary, which stays the last line
+            self.stdout.write(
+                "Counted: " + ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+            )
         self.stdout.write(
             f"Reconciled {report.organizations} organization(s): {report.balances_checked} "
             f"balance(s), {report.days_checked} rollup day(s) checked"
@@ -49,10 +53,6 @@ class Command(BaseCommand):
             )
             + f"; {len(report.issues)} mismatch(es) in {time.monotonic() - started:.1f}s"
         )
-        if report.counts:
-            self.stdout.write(
-                "Counted: " + ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
-            )
         if report.issues or report.failed_organizations:
             failed = len(report.failed_organizations)
             raise CommandError(
