@@ -762,7 +762,7 @@ class MatchingBucket(BucketAggregate):
         ]
 
 
-# --- Spend controls (issue 16): budgets, reservations, pauses -------------------------
+# --- Spend controls: budgets, reservations, pauses -------------------------
 
 
 class BudgetScope(models.TextChoices):

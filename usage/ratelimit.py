@@ -187,7 +187,7 @@ def ratelimit_tokens(*, key: APIKey, state: RateState, tokens: int) -> RateState
     )
 
 
-# --- Spend controls (issue 16): authorize enforces RPM and TPM; ingestion only a ceiling --
+# --- Spend controls: authorize enforces RPM and TPM; ingestion only a ceiling --
 
 
 def ratelimit_authorize(*, key: APIKey, tokens: int) -> RateState:

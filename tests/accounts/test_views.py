@@ -185,7 +185,7 @@ def test_changing_the_case_of_the_email_does_not_dodge_the_lockout(client, setti
     assert login(client, member.user.email).status_code == 429
 
 
-# ---- colour scheme (issue 19): the session chip's Appearance buttons, remembered per user
+# ---- colour scheme: the session chip's Appearance buttons, remembered per user
 
 
 def test_the_colour_scheme_is_remembered_per_user_and_drawn_on_every_page(client):

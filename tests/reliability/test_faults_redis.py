@@ -61,7 +61,7 @@ def _warnings(caplog) -> list[logging.LogRecord]:
 
 def _metered(response, *, rpm_used: int, tpm_used: int, org_tier: str) -> None:
     rpm, tpm = DEFAULT_RATE_LIMITS[org_tier]
-    # Spend controls (issue 16): ingestion counts only against the console's ceiling (ten
+    # Spend controls: ingestion counts only against the console's ceiling (ten
     # times the RPM, at least 6,000) and no longer counts tokens (authorize does).
     rpm, tpm_used = max(10 * rpm, 6000), 0
     assert "X-RateLimit-Status" not in response

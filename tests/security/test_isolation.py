@@ -86,17 +86,17 @@ def world():
         "org_id": org_a.pk,
         "rule_id": rule.pk,
         "notification_id": notification.pk,
-        # The usage API's LLM record and a member's session token (issue 7).
+        # The usage API's LLM record and a member's session token.
         "id": Query.objects.get(organization=org_a).pk,
         "token_id": session_token_issue(user=a.user, org=org_a).token.pk,
-        # Team and documents (issue 18): a member, an invitation, a statement, a receipt.
+        # Team and documents: a member, an invitation, a statement, a receipt.
         "member_id": make_member(org=org_a, role=Role.MEMBER).pk,
         "invitation_id": invitation_create(
             org=org_a, email=f"{A_MARK}@example.com", role=Role.MEMBER, invited_by=a.user
         ).invitation.pk,
         "statement_id": statement_issue(org=org_a, month=_last_month()).pk,
         "receipt_id": Receipt.objects.get(payment=payment).pk,
-        # Spend controls (issue 16): a budget.
+        # Spend controls: a budget.
         "budget_id": Budget.objects.create(
             organization=org_a, scope="organization", period="day", soft_limit=1
         ).pk,

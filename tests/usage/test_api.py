@@ -133,7 +133,7 @@ def authorize(client, secret, tokens: int = 100):
     return post(client, secret, body, url=AUTHORIZE)
 
 
-# Spend controls (issue 16): RPM and TPM are enforced by authorize; ingestion records what
+# Spend controls: RPM and TPM are enforced by authorize; ingestion records what
 # happened and keeps only a per-key ceiling that protects the console.
 
 

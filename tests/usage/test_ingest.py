@@ -265,7 +265,7 @@ def test_an_organization_allowed_to_overdraw_is_charged_below_zero():
 
 
 def test_a_free_organization_past_its_allocation_is_stored_charged_within_it_and_flagged():
-    # Spend controls (issue 16): ingestion records what happened; the refusal is
+    # Spend controls: ingestion records what happened; the refusal is
     # authorize's. A query past the allocation is stored, charged only for its tokens
     # within the allocation (input first), and flagged over cap.
     from usage.models import OverCap

@@ -64,17 +64,16 @@ the hourly sweep recomputes dirty days, the five-minute one dirty hours. When a
 recomputation changes a day that had been computed, the change is kept as Restatement
 rows (one per changed dimension, figures before and after).
 
-**Partitioning (PostgreSQL): not partitioned.** Measured with `manage.py bench_rollup`
-on 10 million records of one organization (9M queries, usage_query 2.8 GB with its
-indexes; 2 cores): a young open day's aggregate through the (organization, occurred_at)
-index takes 0.4-2 ms; rolling up a day of 1 million records takes 1.0 s with the rows
-in random physical order and 0.2 s once clustered by time (as ingestion stores them),
-and the 90-day backfill 34 s / 8 s. Those index range scans cost what the day holds,
-not what the table holds, so monthly partitions would not make them faster; and
-PostgreSQL cannot enforce the (organization, client_id) uniqueness that makes replays
-idempotent across partitions unless the partition key joins the constraint, which would
-let a replayed id with another time be stored twice. Revisit when dropping old months
-wholesale is wanted.
+**Partitioning (PostgreSQL).** The raw record tables are partitioned by month so that
+retention can drop whole months (usage/services/partitions.py, retention.py); the
+(organization, client_id) idempotency lives in the unpartitioned key table
+(usage/services/record_keys.py), so a replayed id is a duplicate whatever its time.
+Partitions do not make the rollups faster: measured with `manage.py bench_rollup` on 10
+million records of one organization (2 cores), a young open day's aggregate through the
+(organization, occurred_at) index takes 0.4-2 ms and rolling up a day of 1 million
+records 1.0 s in random physical order, 0.2 s clustered by time; those index range scans
+cost what the day holds, not what the table holds. A day whose month retention dropped
+is final: its rows are never recomputed.
 
 **Measured with hour rollups** (`manage.py bench_rollup`, 10 million records against
 10 thousand, ~110k records a day, 2 shared cores; p95 page time at 10M / at 10k).
