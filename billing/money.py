@@ -1,6 +1,6 @@
 """The one place credits are rounded, and conversions between money and credits."""
 
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
 
 from django.conf import settings
 
@@ -31,8 +31,11 @@ CENTS_PER_DOLLAR = 100
 
 
 def dollars_for_minor_units(amount_minor: int) -> Decimal:
-    """The exact dollar amount of amount_minor cents."""
-    return Decimal(amount_minor) / CENTS_PER_DOLLAR
+    """The exact dollar amount of amount_minor cents, of any size (divided with room for
+    every digit: the default context's 28 would round a huge amount)."""
+    with localcontext() as context:
+        context.prec = max(28, len(str(abs(int(amount_minor)))) + 2)
+        return Decimal(amount_minor) / CENTS_PER_DOLLAR
 
 
 def minor_units_for_dollars(dollars: Decimal) -> int:
@@ -51,10 +54,14 @@ def minor_units_for_credits(credits: Decimal) -> int:
 
 
 def dollars_display(amount_minor: int, *, places: int = 2) -> str:
-    """A payment amount for people: "$1,234.56", a refund "-$25.00" (places=0: "$1,235")."""
-    amount = dollars_for_minor_units(amount_minor)
-    shown = abs(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    return f"{'-' if amount < 0 else ''}${shown:,}"
+    """A payment amount for people: "$1,234.56", a refund "-$25.00" (places=0: "$1,235",
+    half up). Integer arithmetic, so an amount of any size shows exactly."""
+    minor = int(amount_minor)
+    sign = "-" if minor < 0 else ""
+    dollars, cents = divmod(abs(minor), CENTS_PER_DOLLAR)
+    if places == 0:
+        return f"{sign}${dollars + (cents >= CENTS_PER_DOLLAR // 2):,}"
+    return f"{sign}${dollars:,}.{cents:02d}"
 
 
 def credits_display(value: Decimal, *, signed: bool = False) -> str:

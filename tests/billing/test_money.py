@@ -24,11 +24,23 @@ from billing.templatetags.billing_tags import credits
         (123456, D("1234.56"), "$1,234.56"),
         (-2500, D("-25"), "-$25.00"),
         (10**13, D("100000000000"), "$100,000,000,000.00"),
+        (
+            10**28 + 7,
+            D("100000000000000000000000000.07"),
+            "$100,000,000,000,000,000,000,000,000.07",
+        ),
     ],
 )
 def test_cents_to_dollars_is_exact_and_shown_with_two_decimals(minor, dollars, shown):
     assert dollars_for_minor_units(minor) == dollars
     assert dollars_display(minor) == shown
+
+
+@pytest.mark.parametrize(
+    ("minor", "shown"), [(1000049, "$10,000"), (1000050, "$10,001"), (0, "$0")]
+)
+def test_whole_dollars_round_half_up(minor, shown):
+    assert dollars_display(minor, places=0) == shown
 
 
 @pytest.mark.parametrize(
