@@ -49,6 +49,8 @@ def test_the_console_with_the_keyboard_alone(live_server, browser):
 
     # Log in: the email field has focus when the page opens.
     page.goto(f"{live_server.url}/accounts/login/")
+    # Typing before autofocus lands would lose the first keys on a busy machine.
+    expect(page.locator("#id_username")).to_be_focused()
     page.keyboard.type(seeded.email)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
