@@ -646,6 +646,14 @@ def _spans_touched(
     return spans
 
 
+def _job_step(current: str, wanted: str) -> str:
+    """Where a reported status stands against the job's: "behind" (the same, or one the
+    job has passed: a replay or a stale record), "forward", or "conflict" (another end)."""
+    if current == wanted or job_status_reachable(wanted, current):
+        return "behind"
+    return "forward" if job_status_reachable(current, wanted) else "conflict"
+
+
 def _job_batch_merge(earlier: _Candidate, later: _Candidate, result: IngestResult) -> str | None:
     """A second record for a job already in this batch: a later status moves the batch's
     job forward (as it would a stored job: the first record's submission time stays, the
@@ -653,10 +661,11 @@ def _job_batch_merge(earlier: _Candidate, later: _Candidate, result: IngestResul
     earlier status is a duplicate. Returns why the two conflict (two different ends),
     else None. The merged record keeps the first one's place in the batch."""
     now, wanted = earlier.values["status"], later.values["status"]
-    if now == wanted or job_status_reachable(wanted, now):
+    step = _job_step(now, wanted)
+    if step == "behind":
         result.duplicates.append(later.client_id)
         return None
-    if not job_status_reachable(now, wanted):
+    if step == "conflict":
         return (
             f"job {later.client_id!r} already ended {now} in this batch; it cannot become {wanted}"
         )
@@ -682,9 +691,10 @@ def _merged_job_values(job: Job | None, values: dict) -> dict:
 def _job_forward(job: Job, values: dict) -> str | None:
     """None for a replay or a stale record; "ok" to move forward; else why it conflicts."""
     current, wanted = job.status, values["status"]
-    if current == wanted or job_status_reachable(wanted, current):
+    step = _job_step(current, wanted)
+    if step == "behind":
         return None
-    if not job_status_reachable(current, wanted):  # two different ends
+    if step == "conflict":  # two different ends
         return (
             f"job {job.client_id!r} already ended {job.status}; it cannot become {values['status']}"
         )

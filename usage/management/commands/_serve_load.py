@@ -232,6 +232,10 @@ def readers_run(
 # --- The stack ----------------------------------------------------------------------------
 
 
+class ServerDown(Exception):
+    """The server under test exited or never answered (the message holds its log's tail)."""
+
+
 class Stack:
     """gunicorn (the repo's production config) and a Celery worker, as child processes
     whose output goes to files in `logs`; stopped by their own process ids."""
@@ -258,6 +262,26 @@ class Stack:
         path = self.logs / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def serving(self, port: int, path: str = "/healthz", timeout: float = 60) -> None:
+        """Wait until gunicorn answers 200 at `path`; ServerDown with its log if it exits
+        or stays silent for `timeout` seconds."""
+        client = Client(port)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if not self.alive("gunicorn"):
+                    raise ServerDown("gunicorn exited:\n" + self.tail("gunicorn"))
+                try:
+                    if client.request("GET", path)[0] == 200:
+                        return
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ServerDown(f"no answer within {timeout:.0f} s:\n" + self.tail("gunicorn"))
+                time.sleep(0.2)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         for proc in self.procs.values():

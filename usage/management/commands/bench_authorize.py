@@ -132,20 +132,10 @@ class Command(BaseCommand):
             stack.stop()
 
     def _wait(self, stack: load.Stack, port: int) -> None:
-        client = load.Client(port)
-        deadline = time.monotonic() + 60
-        while True:
-            if not stack.alive("gunicorn"):
-                raise CommandError("gunicorn exited:\n" + stack.tail("gunicorn"))
-            try:
-                if client.request("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise CommandError("no answer within 60 s:\n" + stack.tail("gunicorn"))
-            time.sleep(0.2)
-        client.close()
+        try:
+            stack.serving(port)
+        except load.ServerDown as exc:
+            raise CommandError(str(exc)) from None
 
     def _clients(self, port, headers, body, seconds, opts, path="/api/v1/usage/authorize") -> dict:
         latencies: list[float] = []

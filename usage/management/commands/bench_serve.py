@@ -175,20 +175,10 @@ class Command(BaseCommand):
             ["celery", "-A", "console", "worker", "-Q", queue, "--concurrency", "1"]
             + ["-l", "warning"],
         )
-        client = load.Client(port)
-        deadline = time.monotonic() + 60
-        while True:
-            if not stack.alive("gunicorn"):
-                raise CommandError("gunicorn exited:\n" + stack.tail("gunicorn"))
-            try:
-                if client.request("GET", "/accounts/login/")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise CommandError("no answer within 60 s:\n" + stack.tail("gunicorn"))
-            time.sleep(0.2)
-        client.close()
+        try:
+            stack.serving(port, "/accounts/login/")
+        except load.ServerDown as exc:
+            raise CommandError(str(exc)) from None
         if not stack.alive("celery"):
             raise CommandError("the Celery worker exited:\n" + stack.tail("celery"))
 
