@@ -347,7 +347,7 @@ class Client:
     # --- sending usage (API key) -----------------------------------------------------
 
     def submit_usage_records(self, records: list[dict[str, Any]]) -> IngestResult:
-        """Send a batch of up to 1,000 records (DESIGN.md's wire shape) with the API key.
+        """Send a batch of up to 1,000 records (docs/api.md's wire shape) with the API key.
         Bad records come back in .rejected, naming their field; the rest are stored."""
         _, _, data = self.request(
             "POST", "/usage/records", body={"records": records}, use="api_key"

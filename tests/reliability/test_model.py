@@ -1,6 +1,6 @@
 """Model test: random sequences of ingest, replay, pay, refund, adjust and rollup, checked
 after every step against a simple single-threaded model written here from the rules
-(DESIGN.md, usage/services/ingest.py's docstring) and the shipped price list typed in by
+(docs/api.md, usage/services/ingest.py's docstring) and the shipped price list typed in by
 hand, never computed by the code under test: zero divergence.
 
 Each seed is one organization (time zone, overdraft allowed or not) and 25 steps:

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 
 def good_batch() -> list[dict]:
-    """DESIGN.md's example batch plus a few more, with credits worked out by hand below."""
+    """docs/api.md's example batch plus a few more, with credits worked out by hand below."""
     return [
         {"id": "q-1", "kind": "query", "occurred_at": "2026-11-20T10:00:00Z",
          "model": "llama-3.1-8b", "input_tokens": 25, "output_tokens": 100,

@@ -1,7 +1,7 @@
 """The usage write API: batch ingestion, the jobs endpoints and controller heartbeats.
 
 Authenticated by `Authorization: Bearer <API key>` (heartbeats: the controller's token).
-The wire shapes are a contract (DESIGN.md): these views parse their bodies themselves,
+The wire shapes are a contract (docs/api.md): these views parse their bodies themselves,
 exactly as before the API had a schema, and the schema documents them.
 """
 
@@ -312,7 +312,7 @@ def job_json(job: Job) -> dict[str, Any]:
     throttle=[IngestCeiling()],  # spend controls: RPM and TPM moved to authorize
 )
 def usage_records(request: APIRequest) -> HttpResponse:
-    """POST /api/v1/usage/records: a batch of up to 1,000 records (DESIGN.md wire shape)."""
+    """POST /api/v1/usage/records: a batch of up to 1,000 records (docs/api.md wire shape)."""
     if (refused := unsupported_media_type(request)) is not None:
         return refused
     body, problem = _json_body(request)

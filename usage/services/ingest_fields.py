@@ -1,5 +1,5 @@
 """One usage record's fields, checked and typed: ids, names, quantities and times, each
-refusal a FieldError naming the field (the wire shape is DESIGN.md's contract). No
+refusal a FieldError naming the field (the wire shape is docs/api.md's contract). No
 database work beyond the price list and controllers loaded once per batch."""
 
 import math

@@ -509,7 +509,7 @@ def _round(value: Decimal, quantum: Decimal) -> Decimal:
 
 
 class _PriceList:
-    """What each record should cost, from the price list's rows and DESIGN.md's rules,
+    """What each record should cost, from the price list's rows and docs/money.md's rules,
     written out here rather than calling the service's pricing, so a pricing bug shows."""
 
     def __init__(self, models: dict[str, PriceModel], rates: dict[str, Decimal]):
