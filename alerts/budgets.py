@@ -2,8 +2,9 @@
 organization's first budget) fires once per crossing of each budget's thresholds
 (50/80/100% of its soft level by default), and clears when the period resets.
 
-Registered with the alerts' condition sources from usage's AppConfig.ready, so the alerts
-code never imports usage. The rule's threshold is the lowest percentage it reports.
+Registered with the alerts' condition sources in the alerts' AppConfig.ready. Alerts sit
+above usage, so reading budget figures from usage's selectors is the layers' own
+direction. The rule's threshold is the lowest percentage it reports.
 """
 
 from datetime import datetime

@@ -1,7 +1,7 @@
 """The production stack, started for real: collectstatic, then gunicorn with the repo's
 config and DEBUG=0 on PostgreSQL and a private Redis, spoken to over HTTP.
 
-What README's "Deploying" says is what these tests run: the same commands, the same
+What docs/deploying.md says is what these tests run: the same commands, the same
 environment variables, the same probes.
 """
 

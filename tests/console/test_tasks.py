@@ -20,7 +20,7 @@ def test_the_task_runs_eagerly_on_the_embedded_default(db):
 
 @pytest.mark.celery_worker
 def test_beat_starts_with_the_schedule_in_code_as_readme_runs_it(tmp_path):
-    """`celery -A console beat`, as README's Deploying runs it, loads every entry."""
+    """`celery -A console beat`, as docs/deploying.md runs it, loads every entry."""
     import os
     import subprocess
     import sys

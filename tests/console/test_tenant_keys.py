@@ -27,7 +27,7 @@ REFERENCE_TABLES = {
 # Local tables on the coordinator: not tenant data, the same for everybody, read by key.
 LOCAL_TABLES = {
     # Which months' raw record partitions retention dropped: partitions are cut by month
-    # for all organizations at once (docs/scaling.md, README "Partitioned history").
+    # for all organizations at once (docs/scaling.md, docs/data-lifecycle.md "Partitioned history").
     "usage.RetainedMonth",
 }
 

@@ -6,7 +6,7 @@ statement trigger on each table (see usage.models.RecordKey for why).
 Each table is rebuilt: renamed aside, recreated partitioned with the same columns,
 checks, foreign keys and indexes (same names, so later migrations find them), its rows
 copied over, its keys copied into usage_recordkey. The copy rewrites every row once: on
-a large installation, run it in a maintenance window (README, "Partitioned history").
+a large installation, run it in a maintenance window (docs/data-lifecycle.md, "Partitioned history").
 SQLite keeps plain tables.
 """
 

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Email: {logins.email}")
         self.stdout.write(f"Password: {logins.password}")
         self.stdout.write(f"API key: {logins.api_key}")
-        # Operators run the platform from Django admin (README: Operators).
+        # Operators run the platform from Django admin (docs/operators.md).
         self.stdout.write(f"Operator email: {logins.operator_email}")
         self.stdout.write(f"Operator password: {logins.password}")
         self.stdout.write(

@@ -1,7 +1,7 @@
 """manage.py usage_retention --keep-months N: drop raw usage months already in rollups.
 
 Off by default: without --keep-months it does nothing and says so. See
-usage/services/retention.py for what is checked before a month goes, and README
+usage/services/retention.py for what is checked before a month goes, and docs/data-lifecycle.md
 ("Partitioned history and retention") for what it costs.
 """
 
