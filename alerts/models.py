@@ -47,8 +47,6 @@ class AlertSettings(models.Model):
     secret_rotated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        # The tables alerts had when they were part of billing.
-        db_table = "billing_alertsettings"
         verbose_name_plural = "alert settings"
 
     def __str__(self) -> str:
@@ -72,8 +70,6 @@ class AlertRule(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        # The tables alerts had when they were part of billing.
-        db_table = "billing_alertrule"
         ordering = ["kind", "threshold", "id"]
         constraints = [
             # Two identical rules would mail the same crossing twice.
@@ -116,8 +112,6 @@ class AlertNotification(models.Model):
     )
 
     class Meta:
-        # The tables alerts had when they were part of billing.
-        db_table = "billing_alertnotification"
         ordering = ["-fired_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -148,8 +142,6 @@ class AlertDismissal(models.Model):
     dismissed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        # The tables alerts had when they were part of billing.
-        db_table = "billing_alertdismissal"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "notification", "user"], name="alert_dismissal_once"
@@ -188,8 +180,6 @@ class AlertDelivery(models.Model):
     attempted_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        # The tables alerts had when they were part of billing.
-        db_table = "billing_alertdelivery"
         ordering = ["attempted_at", "id"]
         verbose_name_plural = "alert deliveries"
 

@@ -1,8 +1,4 @@
-"""Celery tasks for alerts: thin wrappers that take ids and call a service.
-
-The tasks keep the names they had when alerts were part of billing
-("billing.tasks.…"): messages already queued and the beat's entries still reach them.
-"""
+"""Celery tasks for alerts: thin wrappers that take ids and call a service."""
 
 from celery import shared_task
 from django.db import OperationalError
@@ -20,7 +16,7 @@ def alert_webhook_backoff(retries: int) -> int:
 
 
 @shared_task(
-    name="billing.tasks.alerts_evaluate_org",
+    name="alerts.tasks.alerts_evaluate_org",
     bind=True,
     acks_late=True,
     max_retries=SWEEP_MAX_RETRIES,
@@ -40,7 +36,7 @@ def alerts_evaluate_org(self, org_id: int) -> int:
 
 
 @shared_task(
-    name="billing.tasks.alerts_evaluate_due",
+    name="alerts.tasks.alerts_evaluate_due",
     acks_late=True,
 )
 def alerts_evaluate_due() -> int:
@@ -57,7 +53,7 @@ def alerts_evaluate_due() -> int:
 
 
 @shared_task(
-    name="billing.tasks.alert_email_deliver",
+    name="alerts.tasks.alert_email_deliver",
     acks_late=True,
     autoretry_for=(OSError, OperationalError),
     retry_backoff=True,
@@ -72,7 +68,7 @@ def alert_email_deliver(notification_id: int) -> int | None:
 
 
 @shared_task(
-    name="billing.tasks.alert_webhook_deliver",
+    name="alerts.tasks.alert_webhook_deliver",
     bind=True,
     acks_late=True,
     max_retries=ALERT_WEBHOOK_MAX_RETRIES,

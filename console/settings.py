@@ -256,7 +256,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Every five minutes, check every organization's alert rules (each fires once per
     # crossing, so running often only shortens the time to the first email).
-    "alerts-evaluate": {"task": "billing.tasks.alerts_evaluate_due", "schedule": 300.0},
+    "alerts-evaluate": {"task": "alerts.tasks.alerts_evaluate_due", "schedule": 300.0},
     # Every hour at five past, roll up each organization's previous day once its own
     # midnight has passed (hourly, so every time zone gets its "nightly" run), plus the
     # days late records or job status moves marked dirty.
@@ -332,8 +332,8 @@ ALERT_EVALUATE_DEBOUNCE_SECONDS = int(os.environ.get("ALERT_EVALUATE_DEBOUNCE_SE
 
 # Usage aggregates kept current at ingestion (usage/services/aggregates.py): the width of
 # a bucket in seconds (a divisor of 900 so every time zone's hours and days are whole
-# buckets; after a change, `manage.py rollup` over the affected days rebuilds them), and a switch that turns
-# them off (ingestion skips the upsert, pages read raw records as before) for benchmarks
+# buckets; after a change, `manage.py rollup` over the affected days rebuilds them), and
+# a switch that turns them off (ingestion skips the upsert, pages read raw records as before) for benchmarks
 # that measure what they cost. Never off in production.
 USAGE_BUCKET_SECONDS = int(os.environ.get("USAGE_BUCKET_SECONDS", "60"))
 USAGE_BUCKETS = env_bool("USAGE_BUCKETS", True)

@@ -11,8 +11,8 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("billing", "0010_merge_documents"),
-        ('accounts', '0006_merge_team_roles'),
+        ('billing', '0010_receipts_for_past_payments'),
+        ('accounts', '0006_user_color_scheme'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0010_merge_documents"),
+        ('billing', '0010_receipts_for_past_payments'),
         ("alerts", "0001_initial"),
     ]
 

@@ -90,7 +90,7 @@ def platform(time_machine):
         )
     sweep_run_record(task="usage.rollup_sweep", ok=False, error="OperationalError()")
     sweep_run_record(task="usage.rollup_sweep", ok=False, error="OperationalError()")
-    sweep_run_record(task="billing.tasks.alerts_evaluate_due", ok=True)
+    sweep_run_record(task="alerts.tasks.alerts_evaluate_due", ok=True)
     return orgs
 
 

@@ -7,7 +7,7 @@ tests/usage/test_rollup_worker.py; it is not repeated here.
 
 Where the worker stops is chosen with locks held by a second connection, so the kill
 lands inside the task's transaction:
-- evaluation: a trigger on billing_alertnotification waits on an advisory lock the test
+- evaluation: a trigger on alerts_alertnotification waits on an advisory lock the test
   holds, so the worker stops right after writing its first notification (uncommitted);
 - delivery: the test holds the organization's row (FOR NO KEY UPDATE, which the
   notification's row lock taken with its organization conflicts with), so the email
@@ -127,14 +127,14 @@ def test_a_worker_killed_mid_evaluation_then_rerun_mails_each_crossing_once(requ
     worker = request.getfixturevalue("celery_worker_process")
     org = _crossing_org()
     dsn = current_database_url()
-    insert = 'INSERT INTO "billing_alertnotification"'
+    insert = 'INSERT INTO "alerts_alertnotification"'
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(
             "CREATE OR REPLACE FUNCTION reliability_hold() RETURNS trigger AS $$ BEGIN "
             f"PERFORM pg_advisory_xact_lock({ADVISORY_KEY}); RETURN NEW; END $$ LANGUAGE plpgsql"
         )
         admin.execute(
-            "CREATE TRIGGER reliability_hold AFTER INSERT ON billing_alertnotification "
+            "CREATE TRIGGER reliability_hold AFTER INSERT ON alerts_alertnotification "
             "FOR EACH ROW EXECUTE FUNCTION reliability_hold()"
         )
     holder = psycopg.connect(dsn, autocommit=True)
@@ -151,7 +151,7 @@ def test_a_worker_killed_mid_evaluation_then_rerun_mails_each_crossing_once(requ
     finally:
         holder.close()
         with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute("DROP TRIGGER IF EXISTS reliability_hold ON billing_alertnotification")
+            admin.execute("DROP TRIGGER IF EXISTS reliability_hold ON alerts_alertnotification")
             admin.execute("DROP FUNCTION IF EXISTS reliability_hold()")
     assert not AlertNotification.objects.filter(organization=org).exists()
     assert not AlertDelivery.objects.filter(notification__organization=org).exists()
@@ -177,7 +177,7 @@ def test_a_worker_killed_while_delivering_an_alert_email_then_rerun_mails_once(r
     worker = request.getfixturevalue("celery_worker_process")
     org = _crossing_org()
     dsn = current_database_url()
-    select = 'SELECT "billing_alertnotification"'
+    select = 'SELECT "alerts_alertnotification"'
     blocker = psycopg.connect(dsn)
     try:
         blocker.execute(

@@ -12,9 +12,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0006_merge_team_roles'),
-        ('billing', '0010_merge_documents'),
-        ('usage', '0007_merge_buckets_and_unique_keys'),
+        ('accounts', '0006_user_color_scheme'),
+        ('billing', '0010_receipts_for_past_payments'),
+        ('usage', '0007_unique_keys_per_org'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

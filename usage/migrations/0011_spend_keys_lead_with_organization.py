@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0006_merge_team_roles'),
+        ('accounts', '0006_user_color_scheme'),
         ('billing', '0011_alerts_own_app'),
         ('usage', '0010_partition_raw_records'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

@@ -5,8 +5,14 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    replaces = [
+        ('accounts', '0004_user_color_scheme'),
+        ('accounts', '0005_merge_color_scheme_and_hashes'),
+        ('accounts', '0006_merge_team_roles'),
+    ]
+
     dependencies = [
-        ('accounts', '0003_session_token_idempotency'),
+        ('accounts', '0005_team_invitations_audit'),
     ]
 
     operations = [

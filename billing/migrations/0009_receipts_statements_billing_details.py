@@ -8,10 +8,15 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    replaces = [
+        ('billing', '0008_receipts_statements_billing_details'),
+        ('billing', '0008_merge_sweep_failure_and_alert_rows'),
+    ]
+
     dependencies = [
-        ('accounts', '0004_team_invitations_audit'),
-        ('billing', '0007_sweep_failure'),
+        ('accounts', '0005_team_invitations_audit'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+        ('billing', '0008_sweep_failure'),
     ]
 
     operations = [

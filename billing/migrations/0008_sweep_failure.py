@@ -7,9 +7,13 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    replaces = [
+        ('billing', '0007_sweep_failure'),
+    ]
+
     dependencies = [
         ('accounts', '0003_session_token_idempotency'),
-        ('billing', '0006_reconciliation_issue'),
+        ('billing', '0007_alert_rows_carry_organization'),
     ]
 
     operations = [

@@ -8,8 +8,12 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    replaces = [
+        ('accounts', '0004_team_invitations_audit'),
+    ]
+
     dependencies = [
-        ('accounts', '0003_session_token_idempotency'),
+        ('accounts', '0004_secret_hash_unique_per_org'),
     ]
 
     operations = [

@@ -40,6 +40,11 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0008_receipts_statements_billing_details")]
+    replaces = [
+        ("billing", "0009_receipts_for_past_payments"),
+        ("billing", "0010_merge_documents"),
+    ]
+
+    dependencies = [("billing", "0009_receipts_statements_billing_details")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]

@@ -5,9 +5,14 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    replaces = [
+        ('usage', '0005_unique_keys_per_org'),
+        ('usage', '0007_merge_buckets_and_unique_keys'),
+    ]
+
     dependencies = [
         ('accounts', '0004_secret_hash_unique_per_org'),
-        ('usage', '0004_rollup_hours'),
+        ('usage', '0006_bucket_tables_storage'),
     ]
 
     operations = [
