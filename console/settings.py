@@ -333,8 +333,8 @@ ALERT_EVALUATE_DEBOUNCE_SECONDS = int(os.environ.get("ALERT_EVALUATE_DEBOUNCE_SE
 # Usage aggregates kept current at ingestion (usage/services/aggregates.py): the width of
 # a bucket in seconds (a divisor of 900 so every time zone's hours and days are whole
 # buckets; after a change, `manage.py rollup` over the affected days rebuilds them), and
-# a switch that turns them off (ingestion skips the upsert, pages read raw records as before) for benchmarks
-# that measure what they cost. Never off in production.
+# a switch that turns them off (ingestion skips the upsert, pages read raw records as
+# before) for benchmarks that measure what they cost. Never off in production.
 USAGE_BUCKET_SECONDS = int(os.environ.get("USAGE_BUCKET_SECONDS", "60"))
 USAGE_BUCKETS = env_bool("USAGE_BUCKETS", True)
 
