@@ -122,8 +122,14 @@ def _authorize_lock_sql() -> str:
         f"INSERT INTO {hold} (organization_id, dimension, subject, credits, tokens) "  # noqa: S608
         "SELECT %s, 'o', '', 0, 0 FROM (SELECT set_config('synchronous_commit', %s, true)) AS c "
         f"ON CONFLICT (organization_id, dimension, subject) DO UPDATE SET credits = {hold}.credits "
-        "RETURNING credits, tokens, "
-        f"(SELECT balance FROM {CreditAccount._meta.db_table} WHERE organization_id = %s), "
+        "RETURNING credits, tokens"
+    )
+
+
+def _after_lock_sql() -> str:
+    return (
+        f"SELECT (SELECT balance FROM {CreditAccount._meta.db_table} "  # noqa: S608
+        "WHERE organization_id = %s), "
         f"EXISTS (SELECT 1 FROM {KeyPause._meta.db_table} WHERE api_key_id = %s), "
         f"(SELECT min(expires_at) FROM {Reservation._meta.db_table} "
         "WHERE organization_id = %s AND status = 'held')"
@@ -131,18 +137,24 @@ def _authorize_lock_sql() -> str:
 
 
 def spend_lock_for_authorize(*, org_id: int, key_id: int, async_commit: bool) -> LockedSpend:
-    """Take the spend lock and read, in the same statement on PostgreSQL, the holds, the
-    balance, whether the key is paused and the next reservation to expire.
+    """Take the spend lock, then read the holds, the balance, whether the key is paused
+    and the next reservation to expire.
+
+    The figures are read by a statement that starts once the lock is held: under READ
+    COMMITTED a statement sees what was committed when it began, so figures read in the
+    locking statement itself (say in its RETURNING) would be those from before its lock
+    wait, missing what the lock's previous holder (an ingestion debiting the balance)
+    committed meanwhile. The holds come back from the locking upsert, which sees the row's
+    latest version.
 
     async_commit (PostgreSQL): this transaction's commit does not wait for its WAL flush
     (synchronous_commit off, for this transaction only): see authorize's docstring."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                _authorize_lock_sql(),
-                [org_id, "off" if async_commit else "on", org_id, key_id, org_id],
-            )
-            credits, tokens, balance, paused, next_expiry = cursor.fetchone()
+            cursor.execute(_authorize_lock_sql(), [org_id, "off" if async_commit else "on"])
+            credits, tokens = cursor.fetchone()
+            cursor.execute(_after_lock_sql(), [org_id, key_id, org_id])
+            balance, paused, next_expiry = cursor.fetchone()
         return LockedSpend(
             Decimal(credits), int(tokens), Decimal(balance or 0), bool(paused), next_expiry
         )
