@@ -211,6 +211,25 @@ def ratelimit_authorize(*, key: APIKey, tokens: int) -> RateState:
     )
 
 
+def ratelimit_authorize_peek(*, key: APIKey) -> RateState:
+    """Without counting anything: whether the key's minute is already spent (no request or
+    no token left), so a refusal can come before the request's work."""
+    rpm, tpm = limits_for(key)
+    window, reset = _window()
+    subject = str(key.pk)
+    names = (_counter(f"{subject}:rpm", window), _counter(f"{subject}:tpm", window))
+    try:
+        counts = cache.get_many(names)
+    except CACHE_UNAVAILABLE as exc:
+        return _unavailable(subject, exc, rpm, tpm, reset)
+    requests, used = int(counts.get(names[0], 0)), int(counts.get(names[1], 0))
+    return RateState(
+        requests=Quota(rpm, max(0, rpm - requests), reset),
+        tokens=Quota(tpm, max(0, tpm - used), reset),
+        limited=requests >= rpm or used >= tpm,
+    )
+
+
 def ingest_ceiling(key: APIKey) -> int:
     """Batches a key may send a minute: protection of the console, well above any
     customer limit (ten times the key's RPM, at least INGEST_CEILING_PER_MINUTE)."""

@@ -41,7 +41,12 @@ from billing.models import PriceModel
 from billing.money import credits_round
 from usage.estimate import Estimate, request_cost_estimate
 from usage.models import Budget, BudgetScope, Reservation
-from usage.ratelimit import RateState, limits_for, ratelimit_authorize
+from usage.ratelimit import (
+    RateState,
+    limits_for,
+    ratelimit_authorize,
+    ratelimit_authorize_peek,
+)
 from usage.selectors.records import month_to_date_tokens
 from usage.services.spend import (
     KEY,
@@ -237,6 +242,27 @@ def _money_check(
     return None, held_credits, held_tokens
 
 
+def _rate_refusal(key: APIKey, rate: RateState, *, over_requests: bool) -> Verdict:
+    rpm, tpm = limits_for(key)
+    verdict = _refuse(
+        429,
+        "rate_limit_requests" if over_requests else "rate_limit_tokens",
+        rpm if over_requests else tpm,
+        rate.retry_after,
+    )
+    verdict.rate = rate
+    return verdict
+
+
+def authorize_precheck(*, key: APIKey) -> Verdict | None:
+    """The cheapest refusal, before the request's messages are tokenized: a key whose
+    minute is already spent (429), or None."""
+    rate = ratelimit_authorize_peek(key=key)
+    if not rate.limited:
+        return None
+    return _rate_refusal(key, rate, over_requests=rate.requests.remaining == 0)
+
+
 def request_authorize(
     *,
     key: APIKey,
@@ -258,16 +284,8 @@ def request_authorize(
     )
     rate = ratelimit_authorize(key=key, tokens=estimate.total_tokens)
     if rate.limited:
-        rpm, tpm = limits_for(key)
         over_requests = rate.tokens.remaining >= estimate.total_tokens
-        verdict = _refuse(
-            429,
-            "rate_limit_requests" if over_requests else "rate_limit_tokens",
-            rpm if over_requests else tpm,
-            rate.retry_after,
-        )
-        verdict.rate = rate
-        return verdict
+        return _rate_refusal(key, rate, over_requests=over_requests)
     budgets = [
         b
         for b in applicable_budgets(org_id=org.pk, api_key_id=key.pk, member=member)
