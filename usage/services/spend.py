@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts.calendar import org_zone
 from accounts.models import Organization
 from billing.models import CreditAccount
+from usage import counters
 from usage.models import KeyPause, Reservation, ReservationStatus, SpendDay, SpendHold
 from usage.services.rollup.build import field_column
 
@@ -86,6 +87,27 @@ def holds_add(*, org_id: int, amounts: dict[Subject, tuple[Decimal, int]]) -> No
             SpendHold.objects.filter(organization_id=org_id, dimension=d, subject=s).update(
                 credits=Round(F("credits") + c, 10), tokens=F("tokens") + t
             )
+
+
+def holds_refresh(*, org_id: int) -> tuple[Decimal, int]:
+    """Set the organization's holds to what its live reservations hold (under its spend
+    lock; with authorize on Redis counters the rows are written without touching the
+    holds). Returns the organization's own (credits, tokens)."""
+    expected: dict[Subject, list] = defaultdict(lambda: [Decimal(0), 0])
+    live = Reservation.objects.filter(organization_id=org_id, status=ReservationStatus.HELD)
+    for key_id, member, credits, tokens in live.values_list(
+        "api_key_id", "member", "credits", "tokens"
+    ):
+        for subject in reservation_subjects(api_key_id=key_id, member=member):
+            expected[subject][0] += credits
+            expected[subject][1] += tokens
+    SpendHold.objects.filter(organization_id=org_id).exclude(credits=0, tokens=0).update(
+        credits=0, tokens=0
+    )
+    rows = [(org_id, d, s, c, t) for (d, s), (c, t) in expected.items() if c > 0 or t > 0]
+    _increment(SpendHold._meta.db_table, ["dimension", "subject"], rows)
+    credits, tokens = expected.get((ORG, ""), (Decimal(0), 0))
+    return Decimal(credits), int(tokens)
 
 
 def spend_days_add(*, org_id: int, amounts: dict[tuple[str, str, object], tuple]) -> None:
@@ -194,7 +216,10 @@ def reservations_expire(*, org_id: int, now: datetime | None = None) -> int:
     Reservation.objects.filter(pk__in=[row[0] for row in overdue]).update(
         status=ReservationStatus.EXPIRED, closed_at=now
     )
-    holds_add(org_id=org_id, amounts={s: (c, t) for s, (c, t) in release.items()})
+    if counters.enabled():  # the holds are the live rows' (authorize writes only rows)
+        holds_refresh(org_id=org_id)
+    else:
+        holds_add(org_id=org_id, amounts={s: (c, t) for s, (c, t) in release.items()})
     return len(overdue)
 
 
