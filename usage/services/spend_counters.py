@@ -78,6 +78,29 @@ def reservations_expire_rows(*, org_id: int, now: datetime) -> int:
     ).update(status=ReservationStatus.EXPIRED, closed_at=now)
 
 
+def held_after_expiry(*, org_id: int, now: datetime) -> Decimal:
+    """Under the spend lock: expire overdue rows and return what the live ones hold (one
+    statement on PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        reservations_expire_rows(org_id=org_id, now=now)
+        held = Reservation.objects.filter(
+            organization_id=org_id, status=ReservationStatus.HELD
+        ).aggregate(total=Sum("credits"))["total"]
+        return Decimal(held or 0)
+    table = Reservation._meta.db_table
+    # The UPDATE and the SELECT see the same snapshot: the SELECT leaves out what expires.
+    sql = (
+        f"WITH e AS (UPDATE {table} SET status = 'expired', closed_at = %s "  # noqa: S608
+        "WHERE organization_id = %s AND status = 'held' AND expires_at <= %s RETURNING 1) "
+        f"SELECT (SELECT SUM(credits) FROM {table} WHERE organization_id = %s "
+        "AND status = 'held' AND expires_at > %s), (SELECT count(*) FROM e)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, org_id, now, org_id, now])
+        held, _expired = cursor.fetchone()
+    return Decimal(held or 0)
+
+
 def _figures(org: Organization, now: datetime) -> tuple[list, list, list]:
     """The state's field/value pairs, the live reservations and the hard budgets."""
     state: dict[str, object] = {}
@@ -140,7 +163,26 @@ def counters_rebuild(*, org: Organization, now: datetime | None = None) -> None:
         counters.REBUILD(
             conn, _keys(org.pk), [generation, *pairs, "--", *reservations, "--", *budgets]
         )
+    _forget_refused_meanwhile(conn, org.pk, reservations)
     logger.info("usage.spend.counters_rebuilt", extra={"org": org.pk, "generation": generation})
+
+
+def _forget_refused_meanwhile(conn, org_id: int, counted: list) -> None:
+    """A row the rebuild read may belong to a request being refused right then, whose
+    row is deleted and hold released, perhaps before the rebuild wrote it back: what the
+    rebuild counted and is no longer held is released again (a second release of the
+    same reservation does nothing)."""
+    ids = counted[0::3]
+    if not ids:
+        return
+    still = set(
+        Reservation.objects.filter(
+            organization_id=org_id, public_id__in=ids, status=ReservationStatus.HELD
+        ).values_list("public_id", flat=True)
+    )
+    gone = [rid for rid in ids if rid not in still]
+    if gone:
+        counters.RELEASE(conn, _keys(org_id)[:3], gone)
 
 
 def counters_drop(*, org_id: int) -> None:

@@ -44,7 +44,7 @@ from usage.services.spend_counters import (
     counters_charge,
     counters_enabled,
     counters_release_on_commit,
-    reservations_expire_rows,
+    held_after_expiry,
 )
 
 
@@ -64,8 +64,7 @@ class SpendBatch:
         held, _tokens = spend_lock(org.pk)
         if counters_enabled():
             # Authorize writes reservations without touching the holds: they are the rows'.
-            reservations_expire_rows(org_id=org.pk, now=now)
-            held, _tokens = holds_refresh(org_id=org.pk)
+            held = held_after_expiry(org_id=org.pk, now=now)
         elif reservations_expire(org_id=org.pk, now=now):
             held, _tokens = spend_lock(org.pk)
         wanted = {c.reservation for c in queries.values() if c.reservation}
