@@ -247,11 +247,17 @@ return {'ok', '', requests, used, expired}
 """
 )
 
-# KEYS: state, reservations, expiries, budgets. ARGV: generation, then field/value pairs
-# of the state, then "--", reservations as id/value/expiry triples, "--", budgets as
-# id/value pairs. Replaces whatever was there, in one step.
+# KEYS: state, reservations, expiries, budgets, drops. ARGV: generation, the drop count
+# read before the database was, then field/value pairs of the state, "--", reservations
+# as id/value/expiry triples, "--", budgets as id/value pairs. Replaces what was there in
+# one step, unless counters were built meanwhile (they may already count decisions made
+# after this rebuild read the database) or dropped meanwhile (what it read may be stale):
+# then 0, and the caller asks again.
 REBUILD = Script(
     """
+if redis.call('HEXISTS', KEYS[1], 'gen') == 1 then return 0 end
+if (redis.call('GET', KEYS[5]) or '') ~= ARGV[2] then return 0 end
+table.remove(ARGV, 2)
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 local i, part = 2, 1
 while i <= #ARGV do

@@ -7,6 +7,7 @@ API's shared throttle is off for it. Ingestion's throttle is `IngestCeiling`: a 
 request ceiling protecting the console, never the customer's RPM or TPM.
 """
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -194,10 +195,29 @@ class PauseOut(Schema):
 # --- Helpers ---------------------------------------------------------------------------
 
 
+# The price list as authorize and estimate read it, per process, for at most this long: a
+# query saved on every call of the gateway's hot path; a price change reaches every
+# process within it.
+MODEL_CACHE_SECONDS = 2.0
+_models: dict[str, tuple[float, PriceModel | None]] = {}
+
+
+def _model_named(name: str) -> PriceModel | None:
+    now = time.monotonic()
+    cached = _models.get(name)
+    if cached is not None and now - cached[0] < MODEL_CACHE_SECONDS:
+        return cached[1]
+    model = PriceModel.objects.filter(name=name).first()
+    if len(_models) > 1000:  # names are whatever callers send: keep it bounded
+        _models.clear()
+    _models[name] = (now, model)
+    return model
+
+
 def _model(name: str) -> PriceModel:
     # A name the database cannot even hold (NUL, a lone surrogate) is on no price list.
     storable = "\x00" not in name and encodable(name)
-    model = PriceModel.objects.filter(name=name).first() if storable else None
+    model = _model_named(name) if storable else None
     if model is None:
         raise APIError(400, "invalid_body", f"model: unknown model {name!r}", field="model")
     if not model.is_active:

@@ -40,6 +40,7 @@ from usage.windows import period_of
 logger = logging.getLogger(__name__)
 
 PERIODS = ("day", "week", "month")
+REBUILD_ATTEMPTS = 3
 UNAVAILABLE = (redis.exceptions.RedisError, OSError)
 
 
@@ -50,6 +51,10 @@ def counters_enabled() -> bool:
 def _keys(org_id: int) -> list[str]:
     tag = counters.org_tag(org_id)
     return [f"{tag}:s", f"{tag}:r", f"{tag}:x", f"{tag}:b"]
+
+
+def _drops(org_id: int) -> str:
+    return f"{counters.org_tag(org_id)}:d"
 
 
 def period_starts(org: Organization, at: datetime) -> dict[str, str]:
@@ -154,15 +159,20 @@ def counters_rebuild(*, org: Organization, now: datetime | None = None) -> None:
     conn = counters.client()
     assert conn is not None
     now = now or timezone.now()
+    drops = conn.get(_drops(org.pk)) or b""
     with transaction.atomic():
         spend_lock(org.pk)
         reservations_expire_rows(org_id=org.pk, now=now)
         org.refresh_from_db()
         pairs, reservations, budgets = _figures(org, now)
         generation = secrets.token_hex(8)
-        counters.REBUILD(
-            conn, _keys(org.pk), [generation, *pairs, "--", *reservations, "--", *budgets]
+        built = counters.REBUILD(
+            conn,
+            [*_keys(org.pk), _drops(org.pk)],
+            [generation, drops, *pairs, "--", *reservations, "--", *budgets],
         )
+    if not built:
+        return
     _forget_refused_meanwhile(conn, org.pk, reservations)
     logger.info("usage.spend.counters_rebuilt", extra={"org": org.pk, "generation": generation})
 
@@ -191,7 +201,7 @@ def counters_drop(*, org_id: int) -> None:
     if conn is None:
         return
     try:
-        conn.delete(_keys(org_id)[0])
+        conn.pipeline(transaction=True).incr(_drops(org_id)).delete(_keys(org_id)[0]).execute()
     except UNAVAILABLE as exc:
         logger.warning("usage.spend.counters_drop_failed", extra={"org": org_id, "error": str(exc)})
 
@@ -266,13 +276,18 @@ def counters_authorize(
     keys = [*_keys(org.pk), *rate_keys]
     try:
         answer = counters.AUTHORIZE(conn, keys, args)
-        if answer[0] == b"rebuild":
+        for _attempt in range(REBUILD_ATTEMPTS):
+            if answer[0] != b"rebuild":
+                break
             counters_rebuild(org=org, now=now)
             answer = counters.AUTHORIZE(conn, keys, args)
     except BaseException:
         _reservation_forget(reservation, conn=None)
         raise
     verdict = answer[0].decode()
+    if verdict == "rebuild":  # dropped again and again meanwhile: refuse, never guess
+        _reservation_forget(reservation, conn=conn)
+        raise redis.exceptions.RedisError("the spend counters could not be rebuilt")
     if verdict != "ok":
         _reservation_forget(reservation, conn=conn)
     if answer[4]:
