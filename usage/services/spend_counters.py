@@ -19,7 +19,7 @@ database stays the system of record and the counters are rebuilt from it
 import logging
 import secrets
 from collections import defaultdict
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 
 import redis
@@ -64,11 +64,11 @@ def period_starts(org: Organization, at: datetime) -> dict[str, str]:
 
 
 def _budget_subject(budget: Budget) -> tuple[str, str]:
-    return {
-        BudgetScope.ORGANIZATION: (ORG, ""),
-        BudgetScope.API_KEY: (KEY, str(budget.api_key_id)),
-        BudgetScope.MEMBER: (MEMBER, budget.member),
-    }[budget.scope]
+    if budget.scope == BudgetScope.ORGANIZATION:
+        return ORG, ""
+    if budget.scope == BudgetScope.API_KEY:
+        return KEY, str(budget.api_key_id)
+    return MEMBER, budget.member
 
 
 def _ms(moment: datetime) -> int:
@@ -124,13 +124,13 @@ def _figures(org: Organization, now: datetime) -> tuple[list, list, list]:
     for rid, key_id, member, credits, tokens, expires in live.values_list(
         "public_id", "api_key_id", "member", "credits", "tokens", "expires_at"
     ):
-        for subject in reservation_subjects(api_key_id=key_id, member=member):
-            held[subject] += credits
+        for held_subject in reservation_subjects(api_key_id=key_id, member=member):
+            held[held_subject] += credits
         held_tokens += tokens
         value = f"{counters.amount_encode(credits)}\0{tokens}\0{key_id}\0{member}"
         reservations += [rid, value, _ms(expires)]
-    for (d, s), credits in held.items():
-        state[f"h:{d}:{s}"] = counters.amount_encode(credits)
+    for (dim, sub), credits in held.items():
+        state[f"h:{dim}:{sub}"] = counters.amount_encode(credits)
     state["ht"] = held_tokens
     budgets = []
     tz = org_zone(org)
@@ -201,7 +201,10 @@ def counters_drop(*, org_id: int) -> None:
     if conn is None:
         return
     try:
-        conn.pipeline(transaction=True).incr(_drops(org_id)).delete(_keys(org_id)[0]).execute()
+        pipe = conn.pipeline(transaction=True)
+        pipe.incr(_drops(org_id))
+        pipe.delete(_keys(org_id)[0])
+        pipe.execute()
     except UNAVAILABLE as exc:
         logger.warning("usage.spend.counters_drop_failed", extra={"org": org_id, "error": str(exc)})
 
@@ -318,6 +321,7 @@ def counters_charge(
     fields: dict[str, Decimal] = defaultdict(Decimal)
     tokens: dict[str, int] = defaultdict(int)
     for (dimension, subject, day), (credits, used) in amounts.items():
+        assert isinstance(day, date)
         starts = period_starts(org, datetime.combine(day, time(12), tzinfo=tz))
         for period in PERIODS:
             fields[f"s:{dimension}:{subject}:{period}:{starts[period]}"] += credits
@@ -386,9 +390,9 @@ def counters_drift(*, org: Organization) -> dict[str, int]:
         if field.startswith(("h:", "s:", "bal")):
             drift += counters.amount_decode(have) != counters.amount_decode(str(value))
         else:
-            drift += int(have or 0) != int(value)  # type: ignore[call-overload]
+            drift += int(have or 0) != int(str(value))
     for field, value in stored.items():
-        name = field.decode()
+        name = field.decode() if isinstance(field, bytes) else str(field)
         if name.startswith("h:") and name not in expected:
             drift += counters.amount_decode(value) != 0
     return {"spend_counter_drift": drift}
