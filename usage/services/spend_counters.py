@@ -366,6 +366,17 @@ def counters_release_on_commit(*, org_id: int, reservation_ids: list[str]) -> No
     after_commit(release)
 
 
+def counters_org_hold(*, org_id: int) -> Decimal | None:
+    """What Redis' counters hold for the whole organization (None: none built)."""
+    conn = counters.client()
+    if conn is None:
+        return None
+    state = _keys(org_id)[0]
+    if not conn.hexists(state, "gen"):
+        return None
+    return counters.amount_decode(conn.hget(state, "h:o:"))
+
+
 # --- Reconciliation -------------------------------------------------------------------------
 
 
