@@ -24,6 +24,9 @@ class UsageConfig(AppConfig):
         credits_by_model_register(credits_by_model)
         reconciliation_check_register(rollups_reconcile)
         reconciliation_check_register(spend_reconciliation_check)
+        from usage.services.spend_counters import counters_signals_connect
+
+        counters_signals_connect()
         # Every `migrate` makes the months ahead too (the beat task does it daily).
         post_migrate.connect(_partitions_make_ahead, sender=self)
 

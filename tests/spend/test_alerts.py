@@ -72,5 +72,15 @@ def test_reconciliation_counts_over_cap_usage_and_checks_the_holds(spend, frozen
     usage_records_ingest(org=spend.org, records=[q(1, 60_000)], api_key=spend.key)
     report = reconcile_organization(org=spend.org, days=7)
     assert report.counts == {"over_cap_flags": 1, "spend_hold_mismatches": 0}
-    SpendHold.objects.filter(organization=spend.org).update(credits=Decimal("1"))
+    from usage import counters
+
+    if counters.enabled():
+        # Authorize's holds are Redis' counters: built from the database, then one drifts.
+        from usage.services.spend_counters import counters_rebuild
+
+        counters_rebuild(org=spend.org)
+        assert reconcile_organization(org=spend.org, days=7).counts["spend_hold_mismatches"] == 0
+        counters.client().hset(f"{counters.org_tag(spend.org.pk)}:s", "h:o:", "1|0")
+    else:
+        SpendHold.objects.filter(organization=spend.org).update(credits=Decimal("1"))
     assert reconcile_organization(org=spend.org, days=7).counts["spend_hold_mismatches"] >= 1

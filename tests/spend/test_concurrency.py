@@ -1,6 +1,9 @@
 """Authorize and settle from 50 threads on PostgreSQL against one hard cap that allows
 exactly 10 requests: exactly 10 allowed, settled spend within the cap, nothing left held
-after expiry. Then the same with the cache (Redis) killed and restarted mid-run."""
+after expiry. With REDIS_URL the decision runs on Redis' counters; the same again across
+several keys, members and endpoints, and with Redis restarted or flushed between
+authorizations that still hold money. Without the counters (the database's path), Redis
+killed mid-run leaves the budgets exact."""
 
 import shutil
 import threading
@@ -117,7 +120,8 @@ def test_fifty_threads_one_hard_cap_exactly_ten_allowed():
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
-def test_the_same_with_redis_restarted_midway(settings):
+def test_the_same_with_redis_restarted_midway_on_the_database_path(settings):
+    settings.SPEND_COUNTERS = False
     redis = PrivateRedis(free_port())
     redis.start()
     settings.CACHES = {
@@ -140,5 +144,122 @@ def test_the_same_with_redis_restarted_midway(settings):
         # answers, with the rate limits unmetered (X-RateLimit-Status: unavailable).
         blind = [v for v in verdicts if v.rate is not None and not v.rate.available]
         assert all(v.status in (200, 402) for v in blind)
+    finally:
+        redis.kill()
+
+
+def _private_redis(settings) -> PrivateRedis:
+    redis = PrivateRedis(free_port())
+    redis.start()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{redis.port}/0",
+        }
+    }
+    return redis
+
+
+def _authorize_many(key_members: list, model, n: int) -> list:
+    """n threads at once, thread i on key_members[i % len]: (key, member, endpoint)."""
+    verdicts: list = [None] * n
+    barrier = threading.Barrier(n)
+
+    def work(i: int) -> None:
+        try:
+            key, member, endpoint = key_members[i % len(key_members)]
+            barrier.wait()
+            verdicts[i] = request_authorize(
+                key=key, model=model, input_tokens=INPUT, max_output_tokens=OUTPUT,
+                member=member, endpoint=endpoint,
+            )  # fmt: skip
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return verdicts
+
+
+def _org_with_an_org_cap():
+    from accounts.models import Role
+    from tests.factories import make_member, make_user
+
+    org = make_org(allow_overdraft=False)
+    grant_credits(org=org, amount="100")
+    keys = [make_api_key(org=org, name=f"k{i}")[0] for i in range(3)]
+    for email in ("ana@example.com", "bo@example.com"):
+        make_member(org=org, user=make_user(email=email), role=Role.MEMBER)
+    Budget.objects.create(
+        organization=org, scope="organization", period="month",
+        soft_limit=10 * COST, hard_limit=10 * COST,
+    )  # fmt: skip
+    pairs = [
+        (keys[i % 3], ("ana@example.com", "bo@example.com", "")[i % 3], f"/v1/e{i % 4}")
+        for i in range(12)
+    ]
+    return org, pairs
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_on_the_counters_fifty_threads_across_keys_members_and_endpoints_allow_ten(settings):
+    redis = _private_redis(settings)
+    try:
+        org, pairs = _org_with_an_org_cap()
+        model = PriceModel.objects.get(name="llama-3.1-8b")
+        verdicts = _authorize_many(pairs, model, THREADS)
+        assert sum(v.allowed for v in verdicts) == 10
+        assert {v.reason for v in verdicts if not v.allowed} == {"budget_exceeded"}
+        assert Reservation.objects.filter(organization=org, status="held").count() == 10
+        # Past expiry, in Redis and in the database: the same cap allows ten again.
+        later = timezone.now() + timedelta(minutes=11)
+        assert sum(
+            request_authorize(
+                key=pairs[0][0], model=model, input_tokens=INPUT, max_output_tokens=OUTPUT,
+                now=later,
+            ).allowed
+            for _ in range(11)
+        ) == 10  # fmt: skip
+        assert Reservation.objects.filter(organization=org, status="expired").count() == 10
+    finally:
+        redis.kill()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+@pytest.mark.parametrize("lose", ["restart", "flush"])
+def test_on_the_counters_losing_redis_frees_no_held_money_and_passes_no_cap(settings, lose):
+    redis = _private_redis(settings)
+    try:
+        org, pairs = _org_with_an_org_cap()
+        model = PriceModel.objects.get(name="llama-3.1-8b")
+        first = _authorize_many(pairs, model, 6)
+        assert all(v.allowed for v in first)
+        # Two of the six are settled (at their worst case) before Redis goes.
+        for n, verdict in enumerate(first[:2]):
+            record = {
+                "id": f"q-{n}", "kind": "query", "occurred_at": timezone.now().isoformat(),
+                "model": "llama-3.1-8b", "input_tokens": INPUT, "output_tokens": OUTPUT,
+                "reservation": verdict.reservation.public_id,
+            }  # fmt: skip
+            key = pairs[n % len(pairs)][0]
+            assert usage_records_ingest(org=org, records=[record], api_key=key).accepted
+        if lose == "restart":
+            redis.kill()
+            down = request_authorize(
+                key=pairs[0][0], model=model, input_tokens=INPUT, max_output_tokens=OUTPUT
+            )
+            assert (down.status, down.reason) == (402, "spend_controls_unavailable")
+            redis.start()
+        else:
+            from usage import counters
+
+            counters.client().flushall()
+        # 2 settled + 4 held = 6 of 10: exactly 4 more, whoever asks.
+        after = _authorize_many(pairs, model, THREADS)
+        assert sum(v.allowed for v in after) == 4
+        assert {v.reason for v in after if not v.allowed} == {"budget_exceeded"}
     finally:
         redis.kill()

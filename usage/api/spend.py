@@ -7,6 +7,7 @@ API's shared throttle is off for it. Ingestion's throttle is `IngestCeiling`: a 
 request ceiling protecting the console, never the customer's RPM or TPM.
 """
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from usage.estimate import (
     MAX_MESSAGES,
     MAX_OUTPUT_TOKENS,
     InvalidMessages,
+    TokenizeBudget,
     message_tokens,
     messages_validate,
     request_cost_estimate,
@@ -41,7 +43,7 @@ from usage.estimate import (
 from usage.limits import MAX_TOKENS
 from usage.ratelimit import ratelimit_ingest, ratelimit_record_refusal
 from usage.selectors.budgets import BudgetFigures, budget_figures, budget_get, budgets_of
-from usage.services.authorize import request_authorize
+from usage.services.authorize import authorize_precheck, request_authorize
 from usage.services.budgets import (
     BudgetInvalid,
     apikey_pause,
@@ -193,10 +195,29 @@ class PauseOut(Schema):
 # --- Helpers ---------------------------------------------------------------------------
 
 
+# The price list as authorize and estimate read it, per process, for at most this long: a
+# query saved on every call of the gateway's hot path; a price change reaches every
+# process within it.
+MODEL_CACHE_SECONDS = 2.0
+_models: dict[str, tuple[float, PriceModel | None]] = {}
+
+
+def _model_named(name: str) -> PriceModel | None:
+    now = time.monotonic()
+    cached = _models.get(name)
+    if cached is not None and now - cached[0] < MODEL_CACHE_SECONDS:
+        return cached[1]
+    model = PriceModel.objects.filter(name=name).first()
+    if len(_models) > 1000:  # names are whatever callers send: keep it bounded
+        _models.clear()
+    _models[name] = (now, model)
+    return model
+
+
 def _model(name: str) -> PriceModel:
     # A name the database cannot even hold (NUL, a lone surrogate) is on no price list.
     storable = "\x00" not in name and encodable(name)
-    model = PriceModel.objects.filter(name=name).first() if storable else None
+    model = _model_named(name) if storable else None
     if model is None:
         raise APIError(400, "invalid_body", f"model: unknown model {name!r}", field="model")
     if not model.is_active:
@@ -209,6 +230,15 @@ def _messages(messages: list[MessageIn]) -> list[dict]:
         return messages_validate([m.dict() for m in messages])
     except InvalidMessages as exc:
         raise APIError(400, "invalid_body", f"{exc.field}: {exc}", field=exc.field) from None
+
+
+def _tokens(messages: list[MessageIn]) -> int:
+    """The messages' input tokens, within the tokenizing budget (413 naming it)."""
+    checked = _messages(messages)
+    try:
+        return message_tokens(checked)
+    except TokenizeBudget as exc:
+        raise APIError(413, "too_large", f"{exc.field}: {exc}", field=exc.field) from None
 
 
 def _manager(request: HttpRequest) -> Principal:
@@ -257,7 +287,7 @@ def usage_estimate(request: HttpRequest, body: EstimateIn) -> dict:
     content plus 4 per message; the cost of those and of max_output_tokens at the model's
     input and output prices (from the price list)."""
     model = _model(body.model)
-    tokens = message_tokens(_messages(body.messages))
+    tokens = _tokens(body.messages)
     estimate = request_cost_estimate(
         model=model, input_tokens=tokens, max_output_tokens=body.max_output_tokens
     )
@@ -281,16 +311,21 @@ def usage_authorize(request: HttpRequest, body: AuthorizeIn) -> Any:
     principal: Principal = request.auth  # type: ignore[attr-defined]
     key = principal.api_key
     assert key is not None
-    model = _model(body.model)
     if (body.messages is None) == (body.input_tokens is None):
         raise APIError(
             400, "invalid_body", "messages: send either messages or input_tokens", field="messages"
         )
-    tokens = (
-        body.input_tokens
-        if body.input_tokens is not None
-        else message_tokens(_messages(body.messages or []))
-    )
+    if body.input_tokens is not None:
+        tokens = body.input_tokens
+    else:
+        # Tokenizing is this call's one expensive step: a key already over its rate is
+        # refused before it.
+        early = authorize_precheck(key=key)
+        if early is not None:
+            request.ratelimit_state = early.rate  # type: ignore[attr-defined]
+            return Status(early.status, early.as_dict())
+        tokens = _tokens(body.messages or [])
+    model = _model(body.model)
     verdict = request_authorize(
         key=key,
         model=model,

@@ -321,7 +321,7 @@ def key_recent_load(
         **getattr(settings, "USAGE_RATE_LIMITS", {}),
     }.get(org.tier, ratelimit.DEFAULT_RATE_LIMITS[Tier.FREE])
     key_ids = [card.key_id for card in cards if card.key_id is not None]
-    live = ratelimit.ratelimit_live_counts(key_ids=key_ids)
+    live = ratelimit.ratelimit_live_counts(key_ids=key_ids, org_id=org.pk)
     refused: dict[int, int] = {}
     if key_ids:
         rows = RateLimitRefusal.objects.filter(organization=org, minute__lt=end)

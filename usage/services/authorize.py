@@ -39,9 +39,19 @@ from accounts.calendar import next_month, org_zone
 from accounts.models import APIKey, APIKeyKind
 from billing.models import PriceModel
 from billing.money import credits_round
+from usage.counters import amount_decode
 from usage.estimate import Estimate, request_cost_estimate
 from usage.models import Budget, BudgetScope, Reservation
-from usage.ratelimit import RateState, limits_for, ratelimit_authorize
+from usage.ratelimit import (
+    WINDOW_SECONDS,
+    Quota,
+    RateState,
+    limits_for,
+    rate_keys,
+    rate_window,
+    ratelimit_authorize,
+    ratelimit_authorize_peek,
+)
 from usage.selectors.records import month_to_date_tokens
 from usage.services.spend import (
     KEY,
@@ -51,6 +61,12 @@ from usage.services.spend import (
     reservations_expire,
     spend_lock,
     spend_lock_for_authorize,
+)
+from usage.services.spend_counters import (
+    UNAVAILABLE,
+    counters_authorize,
+    counters_enabled,
+    period_starts,
 )
 from usage.windows import period_of
 
@@ -145,7 +161,22 @@ def budgets_spent_and_held(
             "AND dimension = %s AND subject = %s AND day >= %s AND day < %s"
         )
         params += [f"b{b.pk}", org.pk, dimension, subject, p.first_day, p.end_day]
+    rows = Reservation._meta.db_table
+    on_counters = counters_enabled()
     for dimension, subject in {_budget_subject(b) for b in budgets}:
+        if on_counters:
+            # Reservations are written without moving the holds: sum the live rows.
+            match = {ORG: "", KEY: " AND api_key_id = %s", MEMBER: " AND member = %s"}
+            parts.append(
+                f"SELECT %s, SUM(credits) FROM {rows} WHERE organization_id = %s "  # noqa: S608
+                f"AND status = 'held'{match[dimension]}"
+            )
+            params += [f"h{dimension}:{subject}", org.pk]
+            if dimension == KEY:
+                params.append(int(subject))
+            elif dimension == MEMBER:
+                params.append(subject)
+            continue
         parts.append(
             f"SELECT %s, credits FROM {holds} WHERE organization_id = %s "  # noqa: S608
             "AND dimension = %s AND subject = %s"
@@ -187,54 +218,67 @@ def _money_check(
         held_credits, held_tokens = spend_lock(org.pk)
     cost = estimate.estimated_cost
     figures = budgets_spent_and_held(org=org, budgets=budgets, now=now, org_hold=held_credits)
-    tz = org_zone(org)
     for budget in budgets:
         spent, held = figures[budget.pk]
         assert budget.hard_limit is not None
         if spent + held + cost > budget.hard_limit:
-            resets = period_of(budget.period, now=now, tz=tz).resets_at
-            return (
-                _refuse(
-                    402,
-                    "budget_exceeded",
-                    format(budget.hard_limit.normalize(), "f"),
-                    _seconds_until(resets, now),
-                    budget=budget.pk,
-                    scope=budget.scope,
-                    period=budget.period,
-                ),
-                held_credits,
-                held_tokens,
-            )
+            return _budget_refusal(budget, org, now), held_credits, held_tokens
     if not org.may_overdraw:
         available = locked.balance - held_credits
         if available < cost:
-            return (
-                _refuse(
-                    402,
-                    "insufficient_balance",
-                    format(max(available, Decimal(0)).normalize(), "f"),
-                    None,
-                ),
-                held_credits,
-                held_tokens,
-            )
+            return _balance_refusal(available), held_credits, held_tokens
     allocation = org.monthly_token_allocation
     if allocation is not None and not org.overage_allowed:
         used = month_to_date_tokens(org=org, at=now)
         if used + held_tokens + estimate.total_tokens > allocation:
-            month = now.astimezone(tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            return (
-                _refuse(
-                    402,
-                    "allocation_exhausted",
-                    allocation,
-                    _seconds_until(next_month(month), now),
-                ),
-                held_credits,
-                held_tokens,
-            )
+            return _allocation_refusal(allocation, org, now), held_credits, held_tokens
     return None, held_credits, held_tokens
+
+
+def _budget_refusal(budget: Budget, org, now: datetime) -> Verdict:
+    assert budget.hard_limit is not None
+    resets = period_of(budget.period, now=now, tz=org_zone(org)).resets_at
+    return _refuse(
+        402,
+        "budget_exceeded",
+        format(budget.hard_limit.normalize(), "f"),
+        _seconds_until(resets, now),
+        budget=budget.pk,
+        scope=budget.scope,
+        period=budget.period,
+    )
+
+
+def _balance_refusal(available: Decimal) -> Verdict:
+    return _refuse(
+        402, "insufficient_balance", format(max(available, Decimal(0)).normalize(), "f"), None
+    )
+
+
+def _allocation_refusal(allocation: int, org, now: datetime) -> Verdict:
+    month = now.astimezone(org_zone(org)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return _refuse(402, "allocation_exhausted", allocation, _seconds_until(next_month(month), now))
+
+
+def _rate_refusal(key: APIKey, rate: RateState, *, over_requests: bool) -> Verdict:
+    rpm, tpm = limits_for(key)
+    verdict = _refuse(
+        429,
+        "rate_limit_requests" if over_requests else "rate_limit_tokens",
+        rpm if over_requests else tpm,
+        rate.retry_after,
+    )
+    verdict.rate = rate
+    return verdict
+
+
+def authorize_precheck(*, key: APIKey) -> Verdict | None:
+    """The cheapest refusal, before the request's messages are tokenized: a key whose
+    minute is already spent (429), or None."""
+    rate = ratelimit_authorize_peek(key=key)
+    if not rate.limited:
+        return None
+    return _rate_refusal(key, rate, over_requests=rate.requests.remaining == 0)
 
 
 def request_authorize(
@@ -256,18 +300,14 @@ def request_authorize(
     estimate = request_cost_estimate(
         model=model, input_tokens=input_tokens, max_output_tokens=max_output_tokens
     )
+    if counters_enabled():
+        return _authorize_on_counters(
+            key=key, model=model, estimate=estimate, member=member, endpoint=endpoint, now=now
+        )
     rate = ratelimit_authorize(key=key, tokens=estimate.total_tokens)
     if rate.limited:
-        rpm, tpm = limits_for(key)
         over_requests = rate.tokens.remaining >= estimate.total_tokens
-        verdict = _refuse(
-            429,
-            "rate_limit_requests" if over_requests else "rate_limit_tokens",
-            rpm if over_requests else tpm,
-            rate.retry_after,
-        )
-        verdict.rate = rate
-        return verdict
+        return _rate_refusal(key, rate, over_requests=over_requests)
     budgets = [
         b
         for b in applicable_budgets(org_id=org.pk, api_key_id=key.pk, member=member)
@@ -278,17 +318,85 @@ def request_authorize(
         if refusal is not None:
             refusal.rate = rate
             return refusal
-        reservation = Reservation(
-            organization_id=org.pk,
-            public_id=RESERVATION_PREFIX + secrets.token_urlsafe(18),
-            api_key=key,
-            member=member,
-            endpoint=endpoint,
-            model=model,
-            credits=estimate.estimated_cost,
-            tokens=estimate.total_tokens,
-            created_at=now,
-            expires_at=now + reservation_ttl(),
-        )
+        reservation = _reservation(key, model, estimate, member, endpoint, now)
         reservation_hold(reservation=reservation)
     return Verdict(True, 200, estimate=estimate, reservation=reservation, rate=rate)
+
+
+def _reservation(
+    key: APIKey, model: PriceModel, estimate: Estimate, member: str, endpoint: str, now: datetime
+) -> Reservation:
+    return Reservation(
+        organization_id=key.organization_id,
+        public_id=RESERVATION_PREFIX + secrets.token_urlsafe(18),
+        api_key=key,
+        member=member,
+        endpoint=endpoint,
+        model=model,
+        credits=estimate.estimated_cost,
+        tokens=estimate.total_tokens,
+        created_at=now,
+        expires_at=now + reservation_ttl(),
+    )
+
+
+def _authorize_on_counters(
+    *,
+    key: APIKey,
+    model: PriceModel,
+    estimate: Estimate,
+    member: str,
+    endpoint: str,
+    now: datetime,
+) -> Verdict:
+    """The decision in one Redis script (usage/services/spend_counters.py): rate, pause,
+    budgets, balance and allocation, and the hold placed if all pass."""
+    org = key.organization
+    rpm, tpm = limits_for(key)
+    window, reset = rate_window()
+    reservation = _reservation(key, model, estimate, member, endpoint, now)
+    try:
+        verdict, detail, requests, used = counters_authorize(
+            key=key,
+            reservation=reservation,
+            starts=period_starts(org, now),
+            rpm=rpm,
+            tpm=tpm,
+            window_ttl=2 * WINDOW_SECONDS,
+            rate_keys=rate_keys(org.pk, str(key.pk), window),
+            now=now,
+        )
+    except UNAVAILABLE as exc:
+        logger.warning(
+            "usage.spend.counters_unavailable", extra={"org": org.pk, "error": str(exc)[:300]}
+        )
+        refusal = _refuse(402, "spend_controls_unavailable", None, 1)
+        refusal.rate = RateState(
+            requests=Quota(rpm, rpm, reset), tokens=Quota(tpm, tpm, reset), limited=False,
+            available=False,
+        )  # fmt: skip
+        return refusal
+    rate = RateState(
+        requests=Quota(rpm, max(0, rpm - requests), reset),
+        tokens=Quota(tpm, max(0, tpm - used), reset),
+        limited=verdict.startswith("rate_"),
+    )
+    if verdict == "ok":
+        return Verdict(True, 200, estimate=estimate, reservation=reservation, rate=rate)
+    if verdict.startswith("rate_"):
+        return _rate_refusal(key, rate, over_requests=verdict == "rate_requests")
+    if verdict == "paused":
+        refusal = _refuse(402, "key_paused", None, None)
+    elif verdict == "budget":
+        budget = Budget.objects.filter(organization_id=org.pk, pk=int(detail)).first()
+        refusal = (
+            _budget_refusal(budget, org, now)
+            if budget is not None
+            else _refuse(402, "budget_exceeded", None, 1)
+        )
+    elif verdict == "balance":
+        refusal = _balance_refusal(amount_decode(detail))
+    else:
+        refusal = _allocation_refusal(int(detail), org, now)
+    refusal.rate = rate
+    return refusal

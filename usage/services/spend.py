@@ -27,6 +27,7 @@ from django.utils import timezone
 from accounts.calendar import org_zone
 from accounts.models import Organization
 from billing.models import CreditAccount
+from usage import counters
 from usage.models import KeyPause, Reservation, ReservationStatus, SpendDay, SpendHold
 from usage.services.rollup.build import field_column
 
@@ -88,6 +89,27 @@ def holds_add(*, org_id: int, amounts: dict[Subject, tuple[Decimal, int]]) -> No
             )
 
 
+def holds_refresh(*, org_id: int) -> tuple[Decimal, int]:
+    """Set the organization's holds to what its live reservations hold (under its spend
+    lock; with authorize on Redis counters the rows are written without touching the
+    holds). Returns the organization's own (credits, tokens)."""
+    expected: dict[Subject, list] = defaultdict(lambda: [Decimal(0), 0])
+    live = Reservation.objects.filter(organization_id=org_id, status=ReservationStatus.HELD)
+    for key_id, member, credits, tokens in live.values_list(
+        "api_key_id", "member", "credits", "tokens"
+    ):
+        for subject in reservation_subjects(api_key_id=key_id, member=member):
+            expected[subject][0] += credits
+            expected[subject][1] += tokens
+    SpendHold.objects.filter(organization_id=org_id).exclude(credits=0, tokens=0).update(
+        credits=0, tokens=0
+    )
+    rows = [(org_id, d, s, c, t) for (d, s), (c, t) in expected.items() if c > 0 or t > 0]
+    _increment(SpendHold._meta.db_table, ["dimension", "subject"], rows)
+    credits, tokens = expected.get((ORG, ""), (Decimal(0), 0))
+    return Decimal(credits), int(tokens)
+
+
 def spend_days_add(*, org_id: int, amounts: dict[tuple[str, str, object], tuple]) -> None:
     rows = [(org_id, d, s, day, c, t) for (d, s, day), (c, t) in amounts.items() if c or t]
     _increment(SpendDay._meta.db_table, ["dimension", "subject", "day"], rows)
@@ -122,8 +144,14 @@ def _authorize_lock_sql() -> str:
         f"INSERT INTO {hold} (organization_id, dimension, subject, credits, tokens) "  # noqa: S608
         "SELECT %s, 'o', '', 0, 0 FROM (SELECT set_config('synchronous_commit', %s, true)) AS c "
         f"ON CONFLICT (organization_id, dimension, subject) DO UPDATE SET credits = {hold}.credits "
-        "RETURNING credits, tokens, "
-        f"(SELECT balance FROM {CreditAccount._meta.db_table} WHERE organization_id = %s), "
+        "RETURNING credits, tokens"
+    )
+
+
+def _after_lock_sql() -> str:
+    return (
+        f"SELECT (SELECT balance FROM {CreditAccount._meta.db_table} "  # noqa: S608
+        "WHERE organization_id = %s), "
         f"EXISTS (SELECT 1 FROM {KeyPause._meta.db_table} WHERE api_key_id = %s), "
         f"(SELECT min(expires_at) FROM {Reservation._meta.db_table} "
         "WHERE organization_id = %s AND status = 'held')"
@@ -131,18 +159,24 @@ def _authorize_lock_sql() -> str:
 
 
 def spend_lock_for_authorize(*, org_id: int, key_id: int, async_commit: bool) -> LockedSpend:
-    """Take the spend lock and read, in the same statement on PostgreSQL, the holds, the
-    balance, whether the key is paused and the next reservation to expire.
+    """Take the spend lock, then read the holds, the balance, whether the key is paused
+    and the next reservation to expire.
+
+    The figures are read by a statement that starts once the lock is held: under READ
+    COMMITTED a statement sees what was committed when it began, so figures read in the
+    locking statement itself (say in its RETURNING) would be those from before its lock
+    wait, missing what the lock's previous holder (an ingestion debiting the balance)
+    committed meanwhile. The holds come back from the locking upsert, which sees the row's
+    latest version.
 
     async_commit (PostgreSQL): this transaction's commit does not wait for its WAL flush
     (synchronous_commit off, for this transaction only): see authorize's docstring."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                _authorize_lock_sql(),
-                [org_id, "off" if async_commit else "on", org_id, key_id, org_id],
-            )
-            credits, tokens, balance, paused, next_expiry = cursor.fetchone()
+            cursor.execute(_authorize_lock_sql(), [org_id, "off" if async_commit else "on"])
+            credits, tokens = cursor.fetchone()
+            cursor.execute(_after_lock_sql(), [org_id, key_id, org_id])
+            balance, paused, next_expiry = cursor.fetchone()
         return LockedSpend(
             Decimal(credits), int(tokens), Decimal(balance or 0), bool(paused), next_expiry
         )
@@ -182,7 +216,10 @@ def reservations_expire(*, org_id: int, now: datetime | None = None) -> int:
     Reservation.objects.filter(pk__in=[row[0] for row in overdue]).update(
         status=ReservationStatus.EXPIRED, closed_at=now
     )
-    holds_add(org_id=org_id, amounts={s: (c, t) for s, (c, t) in release.items()})
+    if counters.enabled():  # the holds are the live rows' (authorize writes only rows)
+        holds_refresh(org_id=org_id)
+    else:
+        holds_add(org_id=org_id, amounts={s: (c, t) for s, (c, t) in release.items()})
     return len(overdue)
 
 

@@ -34,10 +34,17 @@ from usage.services.spend import (
     charge_day,
     charges_by_subject,
     holds_add,
+    holds_refresh,
     reservation_subjects,
     reservations_expire,
     spend_days_add,
     spend_lock,
+)
+from usage.services.spend_counters import (
+    counters_charge,
+    counters_enabled,
+    counters_release_on_commit,
+    held_after_expiry,
 )
 
 
@@ -55,7 +62,10 @@ class SpendBatch:
         """Take the organization's spend lock (after its usage lock); load the live
         reservations the batch's queries name."""
         held, _tokens = spend_lock(org.pk)
-        if reservations_expire(org_id=org.pk, now=now):
+        if counters_enabled():
+            # Authorize writes reservations without touching the holds: they are the rows'.
+            held = held_after_expiry(org_id=org.pk, now=now)
+        elif reservations_expire(org_id=org.pk, now=now):
             held, _tokens = spend_lock(org.pk)
         wanted = {c.reservation for c in queries.values() if c.reservation}
         found = {}
@@ -133,9 +143,17 @@ class SpendBatch:
             Reservation.objects.bulk_update(
                 settled, ["status", "closed_at", "settled_credits", "record_id"]
             )
-            holds_add(org_id=self.org.pk, amounts={s: tuple(v) for s, v in release.items()})
+            if counters_enabled():
+                holds_refresh(org_id=self.org.pk)
+            else:
+                holds_add(org_id=self.org.pk, amounts={s: tuple(v) for s, v in release.items()})
         day = charge_day(self.org, at or now)
-        spend_days_add(org_id=self.org.pk, amounts=charges_by_subject(charges, day=day))
+        by_subject = charges_by_subject(charges, day=day)
+        spend_days_add(org_id=self.org.pk, amounts=by_subject)
+        counters_charge(org=self.org, amounts=by_subject)
+        counters_release_on_commit(
+            org_id=self.org.pk, reservation_ids=[r.public_id for r in settled]
+        )
         self._flag_budgets(charges_by_subject(unreserved, day=day), now=at or now)
         for over in self.over:
             over.batch, over.api_key_id = batch, over.api_key_id or key_id

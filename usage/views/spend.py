@@ -166,14 +166,13 @@ def estimate(request: OrgRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             msgs = _estimate_messages(data["prompt"])
+            tokens = message_tokens(msgs)
         except InvalidMessages as exc:
             form.add_error("prompt", f"{exc.field}: {exc}")
         else:
             model = next(m for m in models if m.name == data["model"])
             result = cost_estimate(
-                model=model,
-                input_tokens=message_tokens(msgs),
-                max_output_tokens=data["max_output_tokens"],
+                model=model, input_tokens=tokens, max_output_tokens=data["max_output_tokens"]
             )
             member = member_normalize(data["member"] or "")
             cards = budgets_for_request(org=org, api_key_id=data["api_key"], member=member)

@@ -40,6 +40,7 @@ from billing.services import organization_grant_starting_credits
 from usage.management.commands import _serve_load as load
 from usage.management.commands.bench_serve import _database_url
 from usage.models import Budget, IngestBatch, Query, Reservation, SpendHold
+from usage.services.spend_counters import counters_drop, counters_enabled, counters_org_hold
 
 
 class Command(BaseCommand):
@@ -223,7 +224,13 @@ class Command(BaseCommand):
         held = Reservation.objects.filter(organization=org, status="held").aggregate(
             total=Sum("credits")
         )["total"] or Decimal(0)
-        hold = SpendHold.objects.get(organization=org, dimension="o", subject="").credits
+        # With authorize on Redis' counters the organization's hold is theirs.
+        counted = counters_org_hold(org_id=org.pk) if counters_enabled() else None
+        hold = (
+            counted
+            if counted is not None
+            else SpendHold.objects.get(organization=org, dimension="o", subject="").credits
+        )
         if held != hold:
             problems.append(f"held reservations {held} != the organization's hold {hold}")
         if report["errors"]:
@@ -244,7 +251,9 @@ class Command(BaseCommand):
                 model.objects.filter(organization=org).delete()
             events = AuditEvent.objects.filter(organization=org)
             events._raw_delete(events.db)
+            org_id = org.pk
             org.delete()
+            counters_drop(org_id=org_id)
             for user in owners:
                 if not user.memberships.exists():
                     user.delete()
