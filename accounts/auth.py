@@ -1,3 +1,16 @@
+"""Sign-in glue: the lockout's account name, and django-allauth's second factor kept
+behind the same lockout as the password (a wrong code counts as a failed login)."""
+
+from typing import Any
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context
+from allauth.mfa.base.forms import AuthenticateForm
+from allauth.mfa.webauthn.forms import AuthenticateWebAuthnForm
+from axes.handlers.proxy import AxesProxyHandler
+from django import forms
+from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest
 
 
@@ -5,3 +18,52 @@ def lockout_username(request: HttpRequest, credentials: dict | None) -> str | No
     """The name django-axes counts failures against: the email, lower-cased."""
     username = (credentials or {}).get("username") or request.POST.get("username")
     return username.strip().lower() if username else None
+
+
+class ConsoleAccountAdapter(DefaultAccountAdapter):
+    """Accounts come from operators, `createorg` and invitations: nobody signs up alone."""
+
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        return False
+
+    def reauthenticate(self, user, password: str) -> bool:
+        # The password asked again before a factor changes goes through the lockout too.
+        return authenticate(context.request, username=user.email, password=password) is not None
+
+
+LOCKED = "Too many failed attempts: try again later."
+
+
+class _LockedOutFactor:
+    """A second factor checked only while the account and the address are not locked
+    out, and whose every failure is a failed login for django-axes."""
+
+    user: Any
+
+    def _guarded(self, check):
+        request = context.request
+        credentials = {"username": self.user.email}
+        AxesProxyHandler.update_request(request)
+        if not AxesProxyHandler.is_allowed(request, credentials):
+            # AxesMiddleware turns this into the lockout page (429).
+            request.axes_locked_out = True
+            raise forms.ValidationError(LOCKED)
+        try:
+            return check()
+        except forms.ValidationError:
+            user_login_failed.send(sender=type(self), credentials=credentials, request=request)
+            raise
+
+
+class LockedAuthenticateForm(_LockedOutFactor, AuthenticateForm):
+    """An authenticator app's or a recovery code, behind the login lockout."""
+
+    def clean_code(self) -> str:
+        return self._guarded(super().clean_code)
+
+
+class LockedAuthenticateWebAuthnForm(_LockedOutFactor, AuthenticateWebAuthnForm):
+    """A passkey's assertion, behind the login lockout."""
+
+    def clean_credential(self):
+        return self._guarded(super().clean_credential)
