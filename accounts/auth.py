@@ -1,14 +1,19 @@
 """Sign-in glue: the lockout's account name, and django-allauth's second factor kept
 behind the same lockout as the password (a wrong code counts as a failed login)."""
 
+import base64
+import hashlib
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context
+from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.base.forms import AuthenticateForm
 from allauth.mfa.webauthn.forms import AuthenticateWebAuthnForm
 from axes.handlers.proxy import AxesProxyHandler
+from cryptography.fernet import Fernet
 from django import forms
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest
@@ -29,6 +34,22 @@ class ConsoleAccountAdapter(DefaultAccountAdapter):
     def reauthenticate(self, user, password: str) -> bool:
         # The password asked again before a factor changes goes through the lockout too.
         return authenticate(context.request, username=user.email, password=password) is not None
+
+
+def _fernet() -> Fernet:
+    # MFA_SECRETS_KEY when set (so SECRET_KEY can rotate alone), else derived from SECRET_KEY.
+    material = getattr(settings, "MFA_SECRETS_KEY", "") or f"mfa-secrets:{settings.SECRET_KEY}"
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(material.encode()).digest()))
+
+
+class ConsoleMFAAdapter(DefaultMFAAdapter):
+    """Authenticator-app secrets and recovery-code seeds are stored encrypted (Fernet)."""
+
+    def encrypt(self, text: str) -> str:
+        return _fernet().encrypt(text.encode()).decode()
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return _fernet().decrypt(encrypted_text.encode()).decode()
 
 
 LOCKED = "Too many failed attempts: try again later."

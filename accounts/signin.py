@@ -3,7 +3,8 @@ requirement, and a person's console sessions (django-allauth's mfa and usersessi
 the rows; docs/sign-in.md)."""
 
 from allauth.mfa.models import Authenticator
-from allauth.mfa.utils import is_mfa_enabled
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from allauth.mfa.utils import decrypt, is_mfa_enabled
 from allauth.usersessions.models import UserSession
 from django.db import transaction
 
@@ -34,6 +35,17 @@ def user_authenticators(*, user: User) -> dict[str, list[Authenticator]]:
     for authenticator in Authenticator.objects.filter(user=user).order_by("created_at"):
         found[authenticator.type].append(authenticator)
     return found
+
+
+@transaction.atomic
+def user_totp_ensure(*, user: User) -> str:
+    """Give the person an authenticator app (once) and return its base32 secret (the demo)."""
+    existing = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    if existing is not None:
+        return decrypt(existing.data["secret"])
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    return secret
 
 
 @transaction.atomic

@@ -225,6 +225,9 @@ MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 # Console accounts are made by operators and invitations, whose addresses are the ones the
 # invitation went to: allauth's own e-mail verification records are not kept.
 MFA_ALLOW_UNVERIFIED_EMAIL = True
+MFA_ADAPTER = "accounts.auth.ConsoleMFAAdapter"
+# The key that encrypts authenticator-app secrets at rest; unset, one derived from SECRET_KEY.
+MFA_SECRETS_KEY = os.environ.get("MFA_SECRETS_KEY", "")
 MFA_TOTP_ISSUER = "Usage Console"
 # One 30-second step either side of now: phones and servers drift that much.
 MFA_TOTP_TOLERANCE = 1

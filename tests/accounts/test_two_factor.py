@@ -135,18 +135,27 @@ def test_a_recovery_code_signs_in_once(client):
     assert code_step(client, codes[1]).status_code == 302
 
 
-def test_the_admin_login_sends_operators_through_the_console_login(client):
+def test_the_admin_login_asks_an_operator_for_the_second_factor(client):
     operator = with_totp(make_member())
     operator.user.is_staff = operator.user.is_superuser = True
     operator.user.save()
     response = client.post(
         "/admin/login/?next=/admin/", {"username": operator.user.email, "password": PASSWORD}
     )
-    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert response.status_code == 302 and response["Location"] == reverse("mfa_authenticate")
     assert not signed_in(client)
-    password_step(client, operator.user.email, HTTP_HOST="testserver")
-    code_step(client, totp_code(SECRET))
+    assert client.get("/admin/").status_code == 302
+    assert code_step(client, totp_code(SECRET))["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
+
+
+def test_the_admin_login_counts_towards_the_same_lockout(client, settings):
+    operator = make_member()
+    operator.user.is_staff = True
+    operator.user.save()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/admin/login/", {"username": operator.user.email, "password": "nope"})
+    assert password_step(client, operator.user.email).status_code == 429
 
 
 def test_a_password_reset_does_not_skip_the_second_factor(client):
@@ -231,3 +240,11 @@ def test_only_an_owner_with_a_factor_may_require_one(client):
     )
     owner.organization.refresh_from_db()
     assert not owner.organization.require_two_factor
+
+
+def test_an_authenticator_apps_secret_is_stored_encrypted():
+    from allauth.mfa.models import Authenticator
+
+    member = with_totp(make_member())
+    stored = Authenticator.objects.get(user=member.user, type=Authenticator.Type.TOTP).data
+    assert SECRET not in str(stored)
