@@ -95,13 +95,14 @@ def user_sessions_of(*, user: User) -> list[UserSession]:
     return sorted(sessions, key=lambda s: s.last_seen_at, reverse=True)
 
 
-def user_session_end(*, user: User, session_id: int) -> bool:
-    """End one of the person's sessions (that browser is signed out at its next request)."""
-    session = UserSession.objects.filter(user=user, pk=session_id).first()
-    if session is None:
-        return False
+def user_sessions_all(*, user: User):
+    """The person's session rows (to look one up by id: another person's is not there)."""
+    return UserSession.objects.filter(user=user)
+
+
+def user_session_end(*, session: UserSession) -> None:
+    """End one session: that browser is signed out at its next request."""
     session.end()
-    return True
 
 
 def user_sessions_end(*, user: User, keep_session_key: str | None = None) -> int:

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView, PasswordChangeView
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.http import SESSION_ORG_KEY, OrgRequest, org_view
@@ -19,6 +19,7 @@ from accounts.signin import (
     user_authenticators,
     user_has_two_factor,
     user_session_end,
+    user_sessions_all,
     user_sessions_end,
     user_sessions_of,
 )
@@ -104,10 +105,9 @@ def two_factor_policy(request: OrgRequest) -> HttpResponse:
 @require_POST
 def session_end(request: OrgRequest, session_id: int) -> HttpResponse:
     """End one of your sessions: that browser is signed out at its next request."""
-    if user_session_end(user=request.user, session_id=session_id):
-        messages.success(request, "Session ended.")
-    else:
-        messages.error(request, "That session has already ended.")
+    session = get_object_or_404(user_sessions_all(user=request.user), pk=session_id)
+    user_session_end(session=session)
+    messages.success(request, "Session ended.")
     return redirect("accounts:security", org_slug=request.organization.slug)
 
 

@@ -67,7 +67,10 @@ def test_someone_elses_session_cannot_be_ended():
     stranger_browser = signed_in_client(stranger.user.email)
     theirs = stranger_browser.get(security_url(stranger)).context["sessions"][0]
     mine = signed_in_client(member.user.email)
-    mine.post(reverse("accounts:session_end", args=[member.organization.slug, theirs.pk]))
+    response = mine.post(
+        reverse("accounts:session_end", args=[member.organization.slug, theirs.pk])
+    )
+    assert response.status_code == 404
     assert still_signed_in(stranger_browser, stranger)
 
 
