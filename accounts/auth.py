@@ -18,6 +18,8 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest
 
+from accounts.client_ip import client_ip
+
 
 def lockout_username(request: HttpRequest, credentials: dict | None) -> str | None:
     """The name django-axes counts failures against: the email, lower-cased."""
@@ -30,6 +32,10 @@ class ConsoleAccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # The address the lockout and the audit log use (the trusted proxies' entry).
+        return client_ip(request) or "0.0.0.0"  # noqa: S104 - a stand-in, never bound
 
     def reauthenticate(self, user, password: str) -> bool:
         # The password asked again before a factor changes goes through the lockout too.

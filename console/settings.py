@@ -92,7 +92,7 @@ MIDDLEWARE = [
     # allauth's login stages (the second factor is asked between password and session).
     "allauth.account.middleware.AccountMiddleware",
     # Each signed-in session's device, address and last request, for Settings → Security.
-    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.SessionActivityMiddleware",
     # Last, as django-axes asks: it turns a lockout signalled by the backend into a page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -237,6 +237,7 @@ MFA_FORMS = {
 }
 # WebAuthn needs a secure origin; plain http is allowed on a developer's machine only.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not PRODUCTION
+# Last seen is kept by accounts.middleware.SessionActivityMiddleware (once a minute).
 USERSESSIONS_TRACK_ACTIVITY = True
 
 LANGUAGE_CODE = "en-us"

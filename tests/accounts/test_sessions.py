@@ -132,3 +132,21 @@ def test_an_operator_ends_every_session_of_a_person_from_admin(admin_client):
     )
     assert response.status_code == 302
     assert not any(still_signed_in(browser, member) for browser in browsers)
+
+
+def test_last_seen_is_written_at_most_once_a_minute_per_session():
+    import time_machine
+    from allauth.usersessions.models import UserSession
+
+    member = make_member()
+    with time_machine.travel("2026-12-01 09:00:00Z", tick=False) as clock:
+        browser = signed_in_client(member.user.email)
+        browser.get(f"/o/{member.organization.slug}/")
+        first = UserSession.objects.get(user=member.user).last_seen_at
+        clock.shift(30)
+        browser.get(f"/o/{member.organization.slug}/")
+        assert UserSession.objects.get(user=member.user).last_seen_at == first
+        clock.shift(31)
+        browser.get(f"/o/{member.organization.slug}/")
+        seen = UserSession.objects.get(user=member.user).last_seen_at
+    assert (seen - first).total_seconds() == 61
