@@ -1,12 +1,12 @@
 """Sign-in pages: the password step (then allauth's second factor), Settings → Security
-(second factors, the organization's requirement, sessions) and the password change that
-ends the other sessions."""
+(second factors, the organization's requirement, sessions). A new password ends the
+other sessions wherever it is set: accounts/receivers.py."""
 
 from allauth.account.internal.flows.login import perform_password_login
 from allauth.account.models import Login
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView, PasswordChangeView
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -38,11 +38,6 @@ class ConsoleLoginView(LoginView):
         # Recorded as a password sign-in: allauth then asks no password again for a few
         # minutes when the person sets up or removes a factor.
         return perform_password_login(self.request, {"email": user.email}, login)
-
-
-class ConsolePasswordChangeView(PasswordChangeView):
-    """Django's password change; the new password ends every other session (the
-    receivers in accounts/receivers.py end them as the password is saved)."""
 
 
 @login_required

@@ -43,11 +43,6 @@ urlpatterns = [
     # The names allauth's two-factor pages link to: the console's own login and logout.
     path("accounts/login/", signin_views.ConsoleLoginView.as_view(), name="account_login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="account_logout"),
-    path(
-        "accounts/password_change/",
-        signin_views.ConsolePasswordChangeView.as_view(),
-        name="password_change",
-    ),
     path("accounts/reauthenticate/", allauth_views.reauthenticate, name="account_reauthenticate"),
     # allauth's two-factor pages (set up, use, remove); their index is Settings → Security.
     path("accounts/2fa/", signin_views.two_factor_home, name="mfa_index"),
