@@ -11,6 +11,7 @@ from accounts.models import (
     User,
 )
 from accounts.services import apikey_revoke, session_token_revoke
+from accounts.signin import user_sessions_end
 
 
 class MembershipInline(admin.TabularInline):
@@ -31,6 +32,12 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    actions = ["end_sessions"]
+
+    @admin.action(description="Sign out everywhere (end all console sessions)")
+    def end_sessions(self, request, queryset):
+        ended = sum(user_sessions_end(user=user) for user in queryset)
+        self.message_user(request, f"Ended {ended} session{'s' if ended != 1 else ''}.")
 
 
 @admin.register(Organization)
@@ -39,6 +46,8 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_filter = ["tier"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ("name",)}
+    # Owners switch the two-factor requirement in Settings → Security, where it is audited.
+    readonly_fields = ["require_two_factor"]
     inlines = [MembershipInline]
 
 

@@ -9,14 +9,17 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django_htmx.middleware import HtmxDetails
 
 from accounts.models import Membership, Organization, User
 from accounts.request_context import organization_var
 from accounts.selectors import membership_for
+from accounts.signin import two_factor_required_missing
 
 SESSION_ORG_KEY = "current_org_slug"
 
@@ -28,9 +31,13 @@ class OrgRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def org_view(*, manage: bool = False, roles: frozenset[str] | None = None) -> Callable:
+def org_view(
+    *, manage: bool = False, roles: frozenset[str] | None = None, two_factor_setup: bool = False
+) -> Callable:
     """Require a logged-in member of the URL's organization (an owner or admin if manage;
-    one of `roles` when given): anyone else in the organization gets a 403."""
+    one of `roles` when given): anyone else in the organization gets a 403. Where the
+    organization requires two-factor, a member without a second factor is sent to set
+    one up (Settings → Security, the one page marked `two_factor_setup`)."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -44,6 +51,15 @@ def org_view(*, manage: bool = False, roles: frozenset[str] | None = None) -> Ca
                 raise PermissionDenied("Only owners and admins of this organization can do this")
             if roles is not None and membership.role not in roles:
                 raise PermissionDenied("Your role in this organization does not allow this")
+            if not two_factor_setup and two_factor_required_missing(
+                user=request.user, org=membership.organization
+            ):
+                messages.warning(
+                    request,
+                    f"{membership.organization.name} requires two-factor authentication: "
+                    "set up an authenticator app or a passkey to continue.",
+                )
+                return redirect("accounts:security", org_slug=org_slug)
             request.membership = membership  # type: ignore[attr-defined]
             request.organization = membership.organization  # type: ignore[attr-defined]
             organization_var.set(membership.organization.slug)

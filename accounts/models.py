@@ -101,6 +101,8 @@ class Organization(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC")
     # Whether the credit balance may go below zero; the free tier never may.
     allow_overdraft = models.BooleanField(default=False)
+    # Owners may require every member to have a second factor before any of its pages.
+    require_two_factor = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -420,6 +422,9 @@ class AuditAction(models.TextChoices):
     ALERT_RULE_DELETED = "alert_rule.deleted", "Alert rule deleted"
     CREDITS_ADJUSTED = "credits.adjusted", "Credits adjusted by an operator"
     BILLING_DETAILS_UPDATED = "billing_details.updated", "Billing details changed"
+    TWO_FACTOR_POLICY_CHANGED = "two_factor.policy_changed", "Two-factor requirement changed"
+    TWO_FACTOR_ADDED = "two_factor.added", "Second factor added"
+    TWO_FACTOR_REMOVED = "two_factor.removed", "Second factor removed"
 
 
 class AuditLogAppendOnly(Exception):

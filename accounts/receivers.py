@@ -3,11 +3,21 @@ a cascade): connected in AccountsConfig.ready. Each handler calls a service; the
 deletes and saves they hook into run in a transaction, so the revocation commits (or
 rolls back) with the change itself."""
 
+from allauth.core import context
+from allauth.mfa.signals import authenticator_added, authenticator_removed
 from django.db.models.signals import post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from accounts.models import Membership, User
 from accounts.services import member_credentials_revoke, session_tokens_revoke_all
+from accounts.signin import two_factor_change_record, user_sessions_end
+
+
+def _current_session_key() -> str | None:
+    """The session of the request making the change (kept when the others end)."""
+    request = context.request
+    session = getattr(request, "session", None) if request is not None else None
+    return session.session_key if session is not None else None
 
 
 @receiver(pre_delete, sender=Membership, dispatch_uid="accounts.membership_deleted")
@@ -46,5 +56,20 @@ def _user_changed(sender, instance: User, created: bool = False, **kwargs) -> No
     instance._credential_changes = set()
     if "deactivated" in changes:
         member_credentials_revoke(user=instance)
+        user_sessions_end(user=instance)
     elif "password" in changes:
         session_tokens_revoke_all(user=instance)
+        # A new password ends every other console session of the person.
+        user_sessions_end(user=instance, keep_session_key=_current_session_key())
+
+
+@receiver(authenticator_added, dispatch_uid="accounts.second_factor_added")
+def _second_factor_added(sender, user: User, authenticator, **kwargs) -> None:
+    two_factor_change_record(user=user, kind=authenticator.type, added=True)
+
+
+@receiver(authenticator_removed, dispatch_uid="accounts.second_factor_removed")
+def _second_factor_removed(sender, user: User, authenticator, **kwargs) -> None:
+    two_factor_change_record(user=user, kind=authenticator.type, added=False)
+    # Whoever removed it keeps this session; every other one signs in again.
+    user_sessions_end(user=user, keep_session_key=_current_session_key())

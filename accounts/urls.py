@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import team_views, views
+from accounts import signin_views, team_views, views
 
 app_name = "accounts"
 
@@ -28,6 +28,12 @@ urlpatterns = [
         "invitations/<int:invitation_id>/revoke",
         team_views.invitation_revoke_view,
         name="invitation_revoke",
+    ),
+    path("security/", signin_views.security, name="security"),
+    path("security/two-factor", signin_views.two_factor_policy, name="two_factor_policy"),
+    path("security/sessions/<int:session_id>/end", signin_views.session_end, name="session_end"),
+    path(
+        "security/sessions/end-others", signin_views.sessions_end_others, name="sessions_end_others"
     ),
     path("audit/", team_views.audit_log, name="audit_log"),
     path("audit/audit-log.csv", team_views.audit_log_csv, name="audit_log_csv"),

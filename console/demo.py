@@ -15,6 +15,7 @@ from accounts.services import (
     organization_create,
     user_get_or_create,
 )
+from accounts.signin import user_totp_ensure
 from billing.demo import billing_demo_auto_recharge, billing_demo_events
 from usage.demo import usage_demo_seed
 
@@ -36,6 +37,8 @@ SANDBOX = DemoOrg("acme-sandbox", "Acme Sandbox", Tier.FREE, "owner@acme.example
 OTHER = DemoOrg("globex", "Globex", Tier.DEVELOPER, "owner@globex.example")
 # The platform's operator: Django admin (/admin/), across every organization.
 OPERATOR_EMAIL = "operator@usage-console.example"
+# A member who signs in with an authenticator app (the demo prints its secret).
+TWO_FACTOR_EMAIL = "tara@acme.example"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class DemoLogins:
     other_email: str
     api_key: str = ""  # a working workspace key of the demo organization
     operator_email: str = OPERATOR_EMAIL  # a superuser for Django admin, same password
+    two_factor_email: str = TWO_FACTOR_EMAIL  # same password, then an authenticator app's code
+    two_factor_secret: str = ""  # that app's base32 secret
 
 
 def _ensure(spec: DemoOrg) -> Organization:
@@ -73,6 +78,10 @@ def demo_seed() -> DemoLogins:
         user, _ = user_get_or_create(email=email, password=DEMO_PASSWORD)
         if not user.memberships.filter(organization=main).exists():
             membership_set(organization=main, user=user, role=role)
+    tara, _ = user_get_or_create(email=TWO_FACTOR_EMAIL, password=DEMO_PASSWORD)
+    if not tara.memberships.filter(organization=main).exists():
+        membership_set(organization=main, user=tara, role=Role.MEMBER)
+    two_factor_secret = user_totp_ensure(user=tara)
     # Payments and usage go to the ledger in the order of their times.
     usage = usage_demo_seed(org=main, events=billing_demo_events(main))
     billing_demo_auto_recharge(main)
@@ -83,4 +92,5 @@ def demo_seed() -> DemoLogins:
         password=DEMO_PASSWORD,
         other_organization=other,
         other_email=OTHER.owner_email,
+        two_factor_secret=two_factor_secret,
     )

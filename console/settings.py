@@ -52,6 +52,13 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    # Sign-in's second factor (TOTP, passkeys, recovery codes) and the list of a user's
+    # sessions: django-allauth's mfa and usersessions, on allauth's account core
+    # (docs/sign-in.md says why this library and which of its pages the console uses).
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     # django-ninja: the API (console/api.py); listed so its Swagger UI files are served
     # from static/ (no CDN).
     "ninja",
@@ -82,6 +89,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # allauth's login stages (the second factor is asked between password and session).
+    "allauth.account.middleware.AccountMiddleware",
+    # Each signed-in session's device, address and last request, for Settings → Security.
+    "accounts.middleware.SessionActivityMiddleware",
     # Last, as django-axes asks: it turns a lockout signalled by the backend into a page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -202,6 +213,32 @@ PASSWORD_RESET_LIMIT_PER_IP = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_IP", 
 PASSWORD_RESET_LIMIT_PER_EMAIL = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_EMAIL", "3"))
 PASSWORD_RESET_WINDOW_SECONDS = 3600
 AXES_VERBOSE = False
+
+# Two-factor (django-allauth's mfa; docs/sign-in.md). The console keeps its own password
+# form and lockout; allauth takes over after the password for the second factor.
+ACCOUNT_ADAPTER = "accounts.auth.ConsoleAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+# Console accounts are made by operators and invitations, whose addresses are the ones the
+# invitation went to: allauth's own e-mail verification records are not kept.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
+MFA_ADAPTER = "accounts.auth.ConsoleMFAAdapter"
+# The key that encrypts authenticator-app secrets at rest; unset, one derived from SECRET_KEY.
+MFA_SECRETS_KEY = os.environ.get("MFA_SECRETS_KEY", "")
+MFA_TOTP_ISSUER = "Usage Console"
+# One 30-second step either side of now: phones and servers drift that much.
+MFA_TOTP_TOLERANCE = 1
+MFA_FORMS = {
+    "authenticate": "accounts.auth.LockedAuthenticateForm",
+    "authenticate_webauthn": "accounts.auth.LockedAuthenticateWebAuthnForm",
+}
+# WebAuthn needs a secure origin; plain http is allowed on a developer's machine only.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = not PRODUCTION
+# Last seen is kept by accounts.middleware.SessionActivityMiddleware (once a minute).
+USERSESSIONS_TRACK_ACTIVITY = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

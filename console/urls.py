@@ -1,8 +1,10 @@
+from allauth.account import views as allauth_views
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from accounts import signin_views
 from accounts import urls as accounts_urls
 from accounts.team_views import invitation_accept_view
 from accounts.views import ThrottledPasswordResetView, color_scheme_set
@@ -37,11 +39,14 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("o/<slug:org_slug>/", include(org_patterns)),
     path("api/v1/", include("console.api")),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("accounts/login/", signin_views.ConsoleLoginView.as_view(), name="login"),
+    # The names allauth's two-factor pages link to: the console's own login and logout.
+    path("accounts/login/", signin_views.ConsoleLoginView.as_view(), name="account_login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="account_logout"),
+    path("accounts/reauthenticate/", allauth_views.reauthenticate, name="account_reauthenticate"),
+    # allauth's two-factor pages (set up, use, remove); their index is Settings → Security.
+    path("accounts/2fa/", signin_views.two_factor_home, name="mfa_index"),
+    path("accounts/2fa/", include("allauth.mfa.urls")),
     path(
         "accounts/password_reset/",
         ThrottledPasswordResetView.as_view(),

@@ -37,6 +37,7 @@ def _pages(slug: str, batch_id: int) -> list[tuple[str, str]]:
         ("settings", f"{org}/settings/"),
         ("api-keys", f"{org}/settings/keys/"),
         ("session-tokens", f"{org}/settings/tokens/"),
+        ("security", f"{org}/settings/security/"),
         ("controllers", f"{org}/usage/controllers/"),
         ("alerts", f"{org}/settings/alerts/"),
         ("alert-rule-new", f"{org}/settings/alerts/new/"),

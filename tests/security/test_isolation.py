@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from allauth.usersessions.models import UserSession
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
@@ -99,6 +100,9 @@ def world():
         # Spend controls: a budget.
         "budget_id": Budget.objects.create(
             organization=org_a, scope="organization", period="day", soft_limit=1
+        ).pk,
+        "session_id": UserSession.objects.create(
+            user=a.user, ip="203.0.113.1", session_key="a" * 32, user_agent="A's browser"
         ).pk,
     }
     return {"a": a, "b": b, "ids": ids, "a_key": key, "a_secret": secret}

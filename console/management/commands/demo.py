@@ -40,5 +40,9 @@ class Command(BaseCommand):
             f"Other organization (for trying isolation): {logins.other_organization.name}, "
             f"owner {logins.other_email}, same password"
         )
+        # A member with an authenticator app: add the secret to one, sign in with its code.
+        self.stdout.write(f"Two-factor email: {logins.two_factor_email}")
+        self.stdout.write(f"Two-factor password: {logins.password}")
+        self.stdout.write(f"Two-factor TOTP secret: {logins.two_factor_secret}")
         if opts["serve"]:
             call_command("runserver", opts["addrport"], use_reloader=False)
