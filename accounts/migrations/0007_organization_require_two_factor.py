@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0006_merge_team_roles'),
+        ('accounts', '0006_user_color_scheme'),
     ]
 
     operations = [
