@@ -36,10 +36,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.calendar import next_month, org_zone
-from accounts.models import APIKey, APIKeyKind
+from accounts.models import APIKey
 from billing.models import PriceModel
 from billing.money import credits_round
 from usage.estimate import Estimate, request_cost_estimate
+from usage.members import key_owner, member_attributed
 from usage.models import Budget, BudgetScope, Reservation
 from usage.ratelimit import RateState, limits_for, ratelimit_authorize
 from usage.selectors.records import month_to_date_tokens
@@ -91,11 +92,6 @@ class Verdict:
             "retry_after": self.retry_after,
             **self.extra,
         }
-
-
-def member_normalize(member: str) -> str:
-    member = member.strip()
-    return member.lower() if "@" in member else member
 
 
 def _refuse(status: int, reason: str, limit: object, retry_after: int | None, **extra) -> Verdict:
@@ -250,9 +246,7 @@ def request_authorize(
     """Allow the request and hold its worst-case cost, or say why not (402 money, 429 rate)."""
     now = now or timezone.now()
     org = key.organization
-    if not member and key.kind == APIKeyKind.PERSONAL and key.user_id and key.user:
-        member = key.user.email
-    member = member_normalize(member)
+    member = member_attributed(owner=key_owner(key), named=member)
     estimate = request_cost_estimate(
         model=model, input_tokens=input_tokens, max_output_tokens=max_output_tokens
     )

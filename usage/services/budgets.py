@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from accounts.models import APIKey, Organization, User
 from billing.money import credits_round
+from usage.members import member_normalize
 from usage.models import Budget, BudgetPeriod, BudgetScope, KeyPause
-from usage.services.authorize import member_normalize
 from usage.signals import budget_saved
 
 MAX_BUDGET = Decimal("1e12")

@@ -15,13 +15,13 @@ from accounts.models import APIKey
 from billing.models import PriceModel
 from usage.estimate import InvalidMessages, message_tokens, messages_validate
 from usage.estimate import request_cost_estimate as cost_estimate
+from usage.members import member_normalize
 from usage.selectors.budgets import (
     budget_figures,
     budgets_for_request,
     budgets_of,
     keys_spend_flags,
 )
-from usage.services.authorize import member_normalize
 from usage.services.budgets import (
     BudgetInvalid,
     apikey_pause,
