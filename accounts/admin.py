@@ -31,6 +31,15 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    # Who may grant access: only a superuser, so change-user permission is not a way to
+    # make oneself (or an accomplice) superuser, staff or a member of a powerful group.
+    _GRANTING = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return fields
+        return fields + self._GRANTING
 
 
 @admin.register(Organization)
