@@ -268,3 +268,16 @@ def test_a_demoted_senders_invitations_beyond_their_new_role_stop_working(
         with pytest.raises(InvitationRefused):
             _accept(sent)
         assert not Membership.objects.filter(user__email="alt@example.com").exists()
+
+
+def test_a_member_made_billing_loses_their_personal_keys_here_as_on_removal(client):
+    owner = make_member(role=Role.OWNER)
+    member = make_member(org=owner.organization, role=Role.MEMBER)
+    personal = apikey_create(org=owner.organization, name="mine", kind="personal", user=member.user)
+    workspace = apikey_create(org=owner.organization, name="shared", created_by=member.user)
+    before = client.get("/api/v1/account", HTTP_AUTHORIZATION=f"Bearer {personal.secret}")
+    assert before.status_code == 200
+    member_role_change(membership=member, role=Role.BILLING, actor=owner.user)
+    after = client.get("/api/v1/account", HTTP_AUTHORIZATION=f"Bearer {personal.secret}")
+    assert after.status_code == 401
+    assert APIKey.objects.get(pk=workspace.key.pk).revoked_at is None
