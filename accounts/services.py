@@ -199,6 +199,15 @@ def member_credentials_revoke(*, user: User, org: Organization | None = None) ->
 
 
 @transaction.atomic
+def personal_keys_revoke(*, user: User, org: Organization) -> int:
+    """Revoke the person's personal API keys in org (their role there no longer has
+    keys); their session tokens stay. Returns how many were revoked."""
+    return APIKey.objects.filter(
+        user=user, organization=org, kind=APIKeyKind.PERSONAL, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+
+
+@transaction.atomic
 def session_tokens_revoke_all(*, user: User) -> int:
     """Revoke every live session token of the person (after a password change)."""
     return SessionToken.objects.filter(user=user, revoked_at__isnull=True).update(

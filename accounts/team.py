@@ -24,6 +24,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import (
     INVITATION_LIFETIME_DAYS,
+    KEY_ROLES,
     MANAGER_ROLES,
     AuditAction,
     Invitation,
@@ -32,7 +33,7 @@ from accounts.models import (
     Role,
     User,
 )
-from accounts.services import membership_remove
+from accounts.services import membership_remove, personal_keys_revoke
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +303,8 @@ def _owners_locked(org: Organization) -> list[int]:
 def member_role_change(
     *, membership: Membership, role: str, actor: User, actor_role: str = Role.OWNER
 ) -> Membership:
-    """Give a member another role; the last owner cannot be demoted."""
+    """Give a member another role; the last owner cannot be demoted. A role without API
+    keys (billing) loses the person's personal keys here, as removal does."""
     _grant_check(actor_role=actor_role, role=role)
     owners = _owners_locked(membership.organization)
     membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
@@ -318,6 +320,8 @@ def member_role_change(
     membership.role = role
     membership.save(update_fields=["role"])
     _invitations_beyond(org=membership.organization, sender=membership.user, held=role, actor=actor)
+    if role not in KEY_ROLES:
+        personal_keys_revoke(user=membership.user, org=membership.organization)
     audit_record(
         org=membership.organization,
         actor=actor,
