@@ -83,7 +83,9 @@ class MessageIn(Schema):
 class EstimateIn(Schema):
     model: str = Field(min_length=1, max_length=100, examples=["llama-3.1-8b"])
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
-    max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=0, le=MAX_OUTPUT_TOKENS)
+    max_output_tokens: int = Field(
+        DEFAULT_MAX_OUTPUT_TOKENS, ge=0, le=MAX_OUTPUT_TOKENS, strict=True
+    )
 
 
 class EstimateOut(Schema):
@@ -107,8 +109,11 @@ class AuthorizeIn(Schema):
     messages: list[MessageIn] | None = Field(
         None, max_length=MAX_MESSAGES, description="Either messages or input_tokens."
     )
-    input_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
-    max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=0, le=MAX_OUTPUT_TOKENS)
+    # Strict: a JSON integer, never "10", true or 1.0 (a gateway sending those has a bug).
+    input_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS, strict=True)
+    max_output_tokens: int = Field(
+        DEFAULT_MAX_OUTPUT_TOKENS, ge=0, le=MAX_OUTPUT_TOKENS, strict=True
+    )
     member: str | None = Field(None, max_length=254, description="The end user's email.")
     endpoint: str | None = Field(None, max_length=200)
 
@@ -120,9 +125,14 @@ class AuthorizeIn(Schema):
 
 class AuthorizeOut(Schema):
     allowed: Literal[True]
-    reservation: str = Field(description='Send it on the usage record: "reservation": "…".')
+    reservation: str | None = Field(
+        description='Send it on the usage record: "reservation": "…". null when the '
+        "worst case costs nothing (nothing is held, so nothing is stored)."
+    )
     estimated_cost: DecimalStr = Field(json_schema_extra=DECIMAL)
-    expires_at: int = Field(description="Unix time the reservation lapses unless settled.")
+    expires_at: int | None = Field(
+        description="Unix time the reservation lapses unless settled (null: no reservation)."
+    )
 
 
 class RefusedOut(Schema):

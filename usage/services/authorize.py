@@ -78,12 +78,14 @@ class Verdict:
 
     def as_dict(self) -> dict:
         if self.allowed:
-            assert self.reservation is not None and self.estimate is not None
+            assert self.estimate is not None
             return {
                 "allowed": True,
-                "reservation": self.reservation.public_id,
+                "reservation": self.reservation.public_id if self.reservation else None,
                 "estimated_cost": format(self.estimate.estimated_cost.normalize(), "f"),
-                "expires_at": int(self.reservation.expires_at.timestamp()),
+                "expires_at": int(self.reservation.expires_at.timestamp())
+                if self.reservation
+                else None,
             }
         return {
             "allowed": False,
@@ -92,6 +94,13 @@ class Verdict:
             "retry_after": self.retry_after,
             **self.extra,
         }
+
+
+def reservation_needed(estimate: Estimate) -> bool:
+    """Whether an allowed request's worst case is worth holding: a request that costs
+    nothing holds nothing, so no reservation is stored (the answer's reservation is null
+    and the record comes unreserved, flagged by nothing)."""
+    return estimate.estimated_cost > 0
 
 
 def _refuse(status: int, reason: str, limit: object, retry_after: int | None, **extra) -> Verdict:
@@ -284,5 +293,7 @@ def request_authorize(
             created_at=now,
             expires_at=now + reservation_ttl(),
         )
+        if not reservation_needed(estimate):
+            return Verdict(True, 200, estimate=estimate, rate=rate)
         reservation_hold(reservation=reservation)
     return Verdict(True, 200, estimate=estimate, reservation=reservation, rate=rate)

@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization, User
-from billing.money import credits_round
+from billing.money import CREDIT_QUANTUM, credits_round
 from usage.members import member_normalize
 from usage.models import Budget, BudgetPeriod, BudgetScope, KeyPause
 from usage.signals import budget_saved
@@ -35,7 +35,11 @@ def _amount(field: str, value: object, *, required: bool) -> Decimal | None:
         raise BudgetInvalid(field, "must be zero or more credits")
     if amount >= MAX_BUDGET:
         raise BudgetInvalid(field, f"must be under {MAX_BUDGET:,.0f} credits")
-    return credits_round(amount)
+    if credits_round(amount) != amount:
+        raise BudgetInvalid(
+            field, f"must be a whole number of the smallest credit unit ({CREDIT_QUANTUM:f})"
+        )
+    return amount
 
 
 def _thresholds(value: object) -> list[int]:
