@@ -420,6 +420,15 @@ class AuditAction(models.TextChoices):
     ALERT_RULE_DELETED = "alert_rule.deleted", "Alert rule deleted"
     CREDITS_ADJUSTED = "credits.adjusted", "Credits adjusted by an operator"
     BILLING_DETAILS_UPDATED = "billing_details.updated", "Billing details changed"
+    SESSION_TOKEN_RENEWED = "session_token.renewed", "Session token renewed"
+    BUDGET_CREATED = "budget.created", "Budget created"
+    BUDGET_UPDATED = "budget.updated", "Budget changed"
+    BUDGET_DELETED = "budget.deleted", "Budget deleted"
+    API_KEY_PAUSED = "api_key.paused", "API key paused"
+    API_KEY_RESUMED = "api_key.resumed", "API key resumed"
+    CONTROLLER_CREATED = "controller.created", "Controller registered"
+    CONTROLLER_TOKEN_ROTATED = "controller.token_rotated", "Controller token rotated"
+    WEBHOOK_SECRET_ROTATED = "alerts.webhook_secret_rotated", "Webhook secret rotated"
 
 
 class AuditLogAppendOnly(Exception):

@@ -296,6 +296,13 @@ def session_token_renew(*, token: SessionToken, at: datetime | None = None) -> S
     locked.expires_at = at + session_token_lifetime()
     locked.renewed_at = at
     locked.save(update_fields=["expires_at", "renewed_at"])
+    audit_record(
+        org=locked.organization,
+        actor=locked.user,
+        action=AuditAction.SESSION_TOKEN_RENEWED,
+        summary=f"Renewed session token {locked.display} until {locked.expires_at:%d %b %Y} UTC",
+        target=f"session_token:{locked.pk}",
+    )
     return locked
 
 

@@ -24,7 +24,7 @@ from accounts.api_core import (
     Principal,
     not_found,
 )
-from accounts.models import APIKey
+from accounts.models import APIKey, User
 from accounts.services import apikey_mark_used
 from billing.models import PriceModel
 from billing.money import DECIMAL, DecimalStr, decimal_str
@@ -228,6 +228,11 @@ def _manager(request: HttpRequest) -> Principal:
     return principal
 
 
+def _actor(principal: Principal) -> User | None:
+    """Who the audit log names: the person behind the session token."""
+    return principal.membership.user if principal.membership else None
+
+
 def _budget_json(f: BudgetFigures) -> dict:
     b = f.budget
     return {
@@ -336,7 +341,8 @@ def budgets_list(request: HttpRequest) -> dict:
     response={201: BudgetOut, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut},
 )
 def budgets_create(request: HttpRequest, body: BudgetIn) -> Any:
-    org = _manager(request).organization
+    principal = _manager(request)
+    org = principal.organization
     try:
         budget = budget_create(
             org=org,
@@ -347,6 +353,7 @@ def budgets_create(request: HttpRequest, body: BudgetIn) -> Any:
             api_key_id=body.api_key,
             member=body.member or "",
             thresholds=body.thresholds,
+            actor=_actor(principal),
         )
     except BudgetInvalid as exc:
         raise _invalid(exc) from None
@@ -380,9 +387,9 @@ def budgets_update(request: HttpRequest, budget_id: int, body: BudgetPatch) -> d
     budget = budget_get(org=org, budget_id=budget_id)
     if budget is None:
         raise not_found("no such budget")
-    _manager(request)
+    principal = _manager(request)
     try:
-        budget_update(budget=budget, changes=body.dict(exclude_unset=True))
+        budget_update(budget=budget, changes=body.dict(exclude_unset=True), actor=_actor(principal))
     except BudgetInvalid as exc:
         raise _invalid(exc) from None
     return _budget_json(budget_figures(org=org, budgets=[budget])[0])
@@ -400,8 +407,7 @@ def budgets_delete(request: HttpRequest, budget_id: int) -> Any:
     budget = budget_get(org=org, budget_id=budget_id)
     if budget is None:
         raise not_found("no such budget")
-    _manager(request)
-    budget_delete(budget=budget)
+    budget_delete(budget=budget, actor=_actor(_manager(request)))
     return Status(204, None)
 
 
@@ -422,8 +428,7 @@ def _key_of(request: HttpRequest, key_id: int) -> APIKey:
 )
 def keys_pause(request: HttpRequest, key_id: int) -> dict:
     key = _key_of(request, key_id)
-    principal = _manager(request)
-    apikey_pause(key=key, by=principal.membership.user if principal.membership else None)
+    apikey_pause(key=key, by=_actor(_manager(request)))
     return {"api_key": key.pk, "paused": True}
 
 
@@ -436,6 +441,5 @@ def keys_pause(request: HttpRequest, key_id: int) -> dict:
 )
 def keys_resume(request: HttpRequest, key_id: int) -> dict:
     key = _key_of(request, key_id)
-    _manager(request)
-    apikey_resume(key=key)
+    apikey_resume(key=key, actor=_actor(_manager(request)))
     return {"api_key": key.pk, "paused": False}
