@@ -53,7 +53,7 @@ def _thresholds(value: object) -> list[int]:
     return sorted(set(value))
 
 
-_PERIOD_WORDS = {
+_PERIOD_WORDS: dict[str, str] = {
     BudgetPeriod.DAY: "daily",
     BudgetPeriod.WEEK: "weekly",
     BudgetPeriod.MONTH: "monthly",
@@ -62,11 +62,12 @@ _PERIOD_WORDS = {
 
 def _words(budget: Budget) -> str:
     """The budget as the audit log says it: subject, period and levels in credits."""
-    subject = {
+    subjects: dict[str, str] = {
         BudgetScope.ORGANIZATION: "the organization",
         BudgetScope.API_KEY: f"API key {budget.api_key.name if budget.api_key else '?'}",
         BudgetScope.MEMBER: budget.member,
-    }[budget.scope]
+    }
+    subject = subjects[budget.scope]
     hard = credits_exact(budget.hard_limit) if budget.hard_limit is not None else "none"
     return (
         f"{_PERIOD_WORDS[budget.period]} budget for {subject}: soft "

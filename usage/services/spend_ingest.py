@@ -155,9 +155,9 @@ class SpendBatch:
         day = charge_day(self.org, at or now)
         spend_days_add(org_id=self.org.pk, amounts=charges_by_subject(charges, day=day))
         fed = charges_by_subject(unreserved, day=day)
-        for (dimension, subject), credits in uncovered:
-            before = fed.get((dimension, subject, day), (Decimal(0), 0))
-            fed[(dimension, subject, day)] = (before[0] + credits, before[1])
+        for (dimension, named), credits in uncovered:
+            before = fed.get((dimension, named, day), (Decimal(0), 0))
+            fed[(dimension, named, day)] = (before[0] + credits, before[1])
         self._flag_budgets(fed, now=at or now)
         for over in self.over:
             over.batch, over.api_key_id = batch, over.api_key_id or key_id
