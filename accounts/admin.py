@@ -39,6 +39,16 @@ class UserAdmin(DjangoUserAdmin):
         ended = sum(user_sessions_end(user=user) for user in queryset)
         self.message_user(request, f"Ended {ended} session{'s' if ended != 1 else ''}.")
 
+    # Who may grant access: only a superuser, so change-user permission is not a way to
+    # make oneself (or an accomplice) superuser, staff or a member of a powerful group.
+    _GRANTING = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return fields
+        return fields + self._GRANTING
+
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):

@@ -425,6 +425,15 @@ class AuditAction(models.TextChoices):
     TWO_FACTOR_POLICY_CHANGED = "two_factor.policy_changed", "Two-factor requirement changed"
     TWO_FACTOR_ADDED = "two_factor.added", "Second factor added"
     TWO_FACTOR_REMOVED = "two_factor.removed", "Second factor removed"
+    SESSION_TOKEN_RENEWED = "session_token.renewed", "Session token renewed"
+    BUDGET_CREATED = "budget.created", "Budget created"
+    BUDGET_UPDATED = "budget.updated", "Budget changed"
+    BUDGET_DELETED = "budget.deleted", "Budget deleted"
+    API_KEY_PAUSED = "api_key.paused", "API key paused"
+    API_KEY_RESUMED = "api_key.resumed", "API key resumed"
+    CONTROLLER_CREATED = "controller.created", "Controller registered"
+    CONTROLLER_TOKEN_ROTATED = "controller.token_rotated", "Controller token rotated"
+    WEBHOOK_SECRET_ROTATED = "alerts.webhook_secret_rotated", "Webhook secret rotated"
 
 
 class AuditLogAppendOnly(Exception):

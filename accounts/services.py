@@ -199,6 +199,15 @@ def member_credentials_revoke(*, user: User, org: Organization | None = None) ->
 
 
 @transaction.atomic
+def personal_keys_revoke(*, user: User, org: Organization) -> int:
+    """Revoke the person's personal API keys in org (their role there no longer has
+    keys); their session tokens stay. Returns how many were revoked."""
+    return APIKey.objects.filter(
+        user=user, organization=org, kind=APIKeyKind.PERSONAL, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+
+
+@transaction.atomic
 def session_tokens_revoke_all(*, user: User) -> int:
     """Revoke every live session token of the person (after a password change)."""
     return SessionToken.objects.filter(user=user, revoked_at__isnull=True).update(
@@ -287,6 +296,13 @@ def session_token_renew(*, token: SessionToken, at: datetime | None = None) -> S
     locked.expires_at = at + session_token_lifetime()
     locked.renewed_at = at
     locked.save(update_fields=["expires_at", "renewed_at"])
+    audit_record(
+        org=locked.organization,
+        actor=locked.user,
+        action=AuditAction.SESSION_TOKEN_RENEWED,
+        summary=f"Renewed session token {locked.display} until {locked.expires_at:%d %b %Y} UTC",
+        target=f"session_token:{locked.pk}",
+    )
     return locked
 
 

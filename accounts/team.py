@@ -4,6 +4,8 @@ An invitation link is `/accounts/invitations/<org slug>/<token>/`, the token sig
 the site's secret over (organization, invitation, nonce). It works once, for 7 days from
 its sending, for its own organization only; resending draws a new nonce, so the older
 link stops working. The last owner of an organization can be neither removed nor demoted.
+Removing or demoting someone withdraws the pending invitations they sent that they could
+no longer send (all of them on removal; an owner made admin keeps their non-owner ones).
 """
 
 import logging
@@ -22,6 +24,8 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import (
     INVITATION_LIFETIME_DAYS,
+    KEY_ROLES,
+    MANAGER_ROLES,
     AuditAction,
     Invitation,
     Membership,
@@ -29,7 +33,7 @@ from accounts.models import (
     Role,
     User,
 )
-from accounts.services import membership_remove
+from accounts.services import membership_remove, personal_keys_revoke
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +122,24 @@ def _grant_check(*, actor_role: str, role: str) -> None:
         raise TeamError(f"Unknown role {role!r}.")
     if role == Role.OWNER and actor_role != Role.OWNER:
         raise TeamError("Only owners can make someone an owner.")
+
+
+def _may_grant(*, held: str | None, role: str) -> bool:
+    """Whether someone holding `held` (None: no longer a member) may send an invitation
+    for `role` now: owners and admins invite, only owners invite owners."""
+    return held in MANAGER_ROLES and (role != Role.OWNER or held == Role.OWNER)
+
+
+def _invitations_beyond(*, org: Organization, sender: User, held: str | None, actor: User) -> None:
+    """Withdraw the sender's pending invitations they could no longer send: an invitation
+    carries its sender's authority, so it must not outlive it (a departing admin would
+    otherwise keep admin access through a second address)."""
+    pending = Invitation.objects.select_for_update().filter(
+        organization=org, invited_by=sender, accepted_at__isnull=True, revoked_at__isnull=True
+    )
+    for invitation in pending:
+        if not _may_grant(held=held, role=invitation.role):
+            invitation_revoke(invitation=invitation, actor=actor)
 
 
 @transaction.atomic
@@ -281,7 +303,8 @@ def _owners_locked(org: Organization) -> list[int]:
 def member_role_change(
     *, membership: Membership, role: str, actor: User, actor_role: str = Role.OWNER
 ) -> Membership:
-    """Give a member another role; the last owner cannot be demoted."""
+    """Give a member another role; the last owner cannot be demoted. A role without API
+    keys (billing) loses the person's personal keys here, as removal does."""
     _grant_check(actor_role=actor_role, role=role)
     owners = _owners_locked(membership.organization)
     membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
@@ -296,6 +319,9 @@ def member_role_change(
     before = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    _invitations_beyond(org=membership.organization, sender=membership.user, held=role, actor=actor)
+    if role not in KEY_ROLES:
+        personal_keys_revoke(user=membership.user, org=membership.organization)
     audit_record(
         org=membership.organization,
         actor=actor,
@@ -324,6 +350,7 @@ def member_remove(*, membership: Membership, actor: User, actor_role: str = Role
         raise TeamError("The organization's last owner cannot be removed.")
     org, email, role = membership.organization, membership.user.email, membership.role
     target = f"membership:{membership.pk}"
+    _invitations_beyond(org=org, sender=membership.user, held=None, actor=actor)
     membership_remove(membership=membership)
     audit_record(
         org=org,

@@ -114,12 +114,19 @@ def alert_defaults_create(*, org: Organization) -> list[AlertRule]:
 
 
 @transaction.atomic
-def alert_webhook_secret_rotate(*, org: Organization) -> AlertSettings:
+def alert_webhook_secret_rotate(*, org: Organization, actor: User | None = None) -> AlertSettings:
     """A new signing secret; deliveries from now on are signed with it."""
     row = alert_settings_ensure(org=org)
     row.webhook_secret = webhook_secret_generate()
     row.secret_rotated_at = timezone.now()
     row.save(update_fields=["webhook_secret", "secret_rotated_at"])
+    audit_record(
+        org=org,
+        actor=actor,
+        action=AuditAction.WEBHOOK_SECRET_ROTATED,
+        summary="Rotated the alert webhooks' signing secret",
+        target=f"alert_settings:{row.pk}",
+    )
     return row
 
 

@@ -140,7 +140,7 @@ def rule_delete(request: OrgRequest, rule_id: int) -> HttpResponse:
 @org_view(manage=True)
 @require_POST
 def webhook_secret_rotate(request: OrgRequest) -> HttpResponse:
-    alert_webhook_secret_rotate(org=request.organization)
+    alert_webhook_secret_rotate(org=request.organization, actor=request.user)  # type: ignore[arg-type]
     messages.success(request, "New webhook secret: update your receivers.")
     return redirect("accounts:alerts:rules", request.organization.slug)
 

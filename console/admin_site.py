@@ -47,5 +47,8 @@ class ConsoleAdminSite(admin.AdminSite):
         )(request)
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        context = {"overview": platform_overview(), **(extra_context or {})}
+        # Every organization's name, spend and payments: only for operators allowed to
+        # see the organizations (a staff user with no permission gets the bare index).
+        allowed = request.user.has_perm("accounts.view_organization")
+        context = {"overview": platform_overview() if allowed else None, **(extra_context or {})}
         return super().index(request, extra_context=context)

@@ -6,7 +6,10 @@ Every setting can be overridden from the environment (GUNICORN_*) or the command
 import multiprocessing
 import os
 
-bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# Loopback by default: the TLS-terminating proxy runs on the same host (docs/deploying.md).
+# GUNICORN_BIND=0.0.0.0:8000 to listen on every address, with FORWARDED_ALLOW_IPS set to
+# the proxy's address.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # The usual (2 × cores) + 1 sync workers: requests are short and database-bound.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
@@ -45,7 +48,8 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
 }
-# Behind a proxy: trust its X-Forwarded-* headers (set FORWARDED_ALLOW_IPS to its address).
+# Behind a proxy: trust its X-Forwarded-* headers, X-Forwarded-Proto included (the console
+# learns HTTPS from gunicorn), only from this address (set FORWARDED_ALLOW_IPS to the proxy's).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Workers' heartbeat files in memory, as gunicorn advises where /tmp may be a slow disk.
 _SHM = "/dev/shm"  # noqa: S108

@@ -395,7 +395,10 @@ SESSION_COOKIE_HTTPONLY = True
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # HTTPS is what the WSGI server says (wsgi.url_scheme). gunicorn sets it from
+    # X-Forwarded-Proto only when the request comes from FORWARDED_ALLOW_IPS, the proxy;
+    # reading the header here would believe it from any client that reaches gunicorn.
+    SECURE_PROXY_SSL_HEADER = None
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

@@ -38,7 +38,11 @@ class ControllerAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         issued = controller_register(
-            org=obj.organization, name=obj.name, cores=obj.cores, memory_gb=obj.memory_gb
+            org=obj.organization,
+            name=obj.name,
+            cores=obj.cores,
+            memory_gb=obj.memory_gb,
+            actor=request.user,
         )
         obj.pk = issued.controller.pk
         obj.token_hash, obj.token_last_four = (
@@ -50,7 +54,7 @@ class ControllerAdmin(admin.ModelAdmin):
     @admin.action(description="Issue a new token (the old one stops working)")
     def rotate_token(self, request, queryset):
         for controller in queryset:
-            token = controller_token_rotate(controller=controller)
+            token = controller_token_rotate(controller=controller, actor=request.user)
             messages.warning(request, f"New token for {controller.name} (shown once): {token}")
 
 

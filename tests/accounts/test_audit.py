@@ -12,6 +12,7 @@ from accounts.services import (
     apikey_create,
     apikey_revoke,
     session_token_issue,
+    session_token_renew,
     session_token_revoke,
 )
 from accounts.team import (
@@ -28,6 +29,7 @@ from alerts.services import (
     alert_rule_create,
     alert_rule_delete,
     alert_rule_update,
+    alert_webhook_secret_rotate,
 )
 from billing.services import (
     BillingDetailsFields,
@@ -44,6 +46,14 @@ from tests.factories import (
     make_payment_method,
     make_user,
 )
+from usage.services.budgets import (
+    apikey_pause,
+    apikey_resume,
+    budget_create,
+    budget_delete,
+    budget_update,
+)
+from usage.services.controllers import controller_register, controller_token_rotate
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +80,17 @@ def _adjust(o):
     staff = make_user(is_staff=True)
     ledger_adjust(org=o.organization, amount=Decimal("-3"), reason="goodwill", actor=staff,
                   idempotency_key="adj-1")  # fmt: skip
+
+
+def _budget(o):
+    return budget_create(org=o.organization, scope="organization", period="month",
+                         soft_limit="10", hard_limit="20", actor=o.user)  # fmt: skip
+
+
+def _paused_key(o):
+    key = apikey_create(org=o.organization, name="k").key
+    apikey_pause(key=key, by=o.user)
+    return key
 
 
 # (what is done, the one action it records). Setup the action needs is done first and
@@ -122,6 +143,25 @@ CASES = [
      fields=BillingDetailsFields(legal_name="Acme GmbH")), None,
      AuditAction.BILLING_DETAILS_UPDATED),
     ("joined", _join, None, AuditAction.MEMBER_JOINED),
+    ("budget created", lambda o: _budget(o), None, AuditAction.BUDGET_CREATED),
+    ("budget changed", lambda o, b: budget_update(budget=b, changes={"hard_limit": "30"},
+     actor=o.user), _budget, AuditAction.BUDGET_UPDATED),
+    ("budget deleted", lambda o, b: budget_delete(budget=b, actor=o.user), _budget,
+     AuditAction.BUDGET_DELETED),
+    ("key paused", lambda o, k: apikey_pause(key=k, by=o.user),
+     lambda o: apikey_create(org=o.organization, name="k").key, AuditAction.API_KEY_PAUSED),
+    ("key resumed", lambda o, k: apikey_resume(key=k, actor=o.user), _paused_key,
+     AuditAction.API_KEY_RESUMED),
+    ("controller created", lambda o: controller_register(org=o.organization, name="c",
+     cores=4, memory_gb=8, actor=o.user), None, AuditAction.CONTROLLER_CREATED),
+    ("controller token rotated", lambda o, c: controller_token_rotate(controller=c,
+     actor=o.user), lambda o: controller_register(org=o.organization, name="c", cores=4,
+     memory_gb=8).controller, AuditAction.CONTROLLER_TOKEN_ROTATED),
+    ("webhook secret rotated", lambda o: alert_webhook_secret_rotate(org=o.organization,
+     actor=o.user), None, AuditAction.WEBHOOK_SECRET_ROTATED),
+    ("token renewed", lambda o, t: session_token_renew(token=t),
+     lambda o: session_token_issue(user=o.user, org=o.organization).token,
+     AuditAction.SESSION_TOKEN_RENEWED),
 ]  # fmt: skip
 
 
@@ -145,8 +185,13 @@ def test_each_change_writes_exactly_one_event(owner, what, act, setup, action):
 def test_replays_write_nothing(owner):
     key = apikey_create(org=owner.organization, name="k").key
     apikey_revoke(key=key, actor=owner.user)
+    apikey_pause(key=key, by=owner.user)
     before = AuditEvent.objects.count()
     apikey_revoke(key=key, actor=owner.user)
+    apikey_pause(key=key, by=owner.user)  # already paused
+    apikey_resume(key=key, actor=owner.user)
+    apikey_resume(key=key, actor=owner.user)  # already running: only the first counts
+    before += 1
     auto_recharge_disable(org=owner.organization, actor=owner.user)  # already off
     billing_details_update(org=owner.organization, actor=owner.user,
                            fields=BillingDetailsFields())  # nothing changed  # fmt: skip
@@ -164,6 +209,31 @@ def test_the_page_records_who_and_from_which_address(client, owner):
         "203.0.113.9",
     )
     assert not event.by_operator
+
+
+def test_budget_events_say_the_levels_as_the_console_shows_them(owner):
+    budget = budget_create(
+        org=owner.organization, scope="organization", period="month",
+        soft_limit="0.000048", hard_limit="1234.5", actor=owner.user,
+    )  # fmt: skip
+    event = AuditEvent.objects.get(action=AuditAction.BUDGET_CREATED)
+    assert "1,234.50" in event.summary and "0.000048" in event.summary
+    assert event.target == f"budget:{budget.pk}"
+
+
+def test_the_console_and_the_api_record_who_changed_a_budget(client, owner):
+    from accounts.services import session_token_issue as issue
+
+    client.force_login(owner.user)
+    slug = owner.organization.slug
+    client.post(reverse("usage:budget_add", args=[slug]), {"scope": "organization",
+                "period": "day", "soft_limit": "1"})  # fmt: skip
+    token = issue(user=owner.user, org=owner.organization).secret
+    client.post("/api/v1/budgets", {"scope": "organization", "period": "week",
+                "soft_limit": "2"}, content_type="application/json",
+                headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    events = AuditEvent.objects.filter(action=AuditAction.BUDGET_CREATED)
+    assert [e.actor_id for e in events] == [owner.user.pk, owner.user.pk]
 
 
 def test_an_operator_adjustment_is_marked_as_the_operators(owner):

@@ -15,7 +15,9 @@ from accounts.models import APIKey, Invitation, Membership, Role, SessionToken, 
 from accounts.services import apikey_create, session_token_issue
 from accounts.team import (
     INVITATION_SALT,
+    InvitationRefused,
     TeamError,
+    invitation_accept,
     invitation_create,
     invitation_resend,
     invitation_revoke,
@@ -220,3 +222,62 @@ def test_password_too_weak_keeps_the_form(client):
     assert response.status_code == 400
     assert not User.objects.filter(email="new@example.com").exists()
     assert PASSWORD  # the factories' password is for the other tests' logins
+
+
+def _accept(invitation):
+    return invitation_accept(
+        org_slug=invitation.organization.slug,
+        token=invitation_token(invitation),
+        password="long-enough-pass-1",
+    )
+
+
+def test_a_removed_admins_pending_invitations_stop_working():
+    owner = make_member(role=Role.OWNER)
+    admin = make_member(org=owner.organization, role=Role.ADMIN)
+    sent = invite(admin, email="alt@example.com", role=Role.ADMIN).invitation
+    member_remove(membership=admin, actor=owner.user)
+    with pytest.raises(InvitationRefused) as refused:
+        _accept(sent)
+    assert refused.value.reason == "revoked"
+    assert not Membership.objects.filter(user__email="alt@example.com").exists()
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "invited", "still_works"),
+    [
+        (Role.ADMIN, Role.VIEWER, Role.ADMIN, False),
+        (Role.ADMIN, Role.MEMBER, Role.BILLING, False),  # a member invites no one
+        (Role.OWNER, Role.ADMIN, Role.OWNER, False),
+        (Role.OWNER, Role.ADMIN, Role.ADMIN, True),  # an admin may still send that one
+    ],
+)
+def test_a_demoted_senders_invitations_beyond_their_new_role_stop_working(
+    before, after, invited, still_works
+):
+    owner = make_member(role=Role.OWNER)
+    sender = make_member(org=owner.organization, role=before)
+    sent = invitation_create(
+        org=owner.organization, email="alt@example.com", role=invited, invited_by=sender.user,
+        actor_role=before,
+    ).invitation  # fmt: skip
+    member_role_change(membership=sender, role=after, actor=owner.user)
+    if still_works:
+        assert _accept(sent).role == invited
+    else:
+        with pytest.raises(InvitationRefused):
+            _accept(sent)
+        assert not Membership.objects.filter(user__email="alt@example.com").exists()
+
+
+def test_a_member_made_billing_loses_their_personal_keys_here_as_on_removal(client):
+    owner = make_member(role=Role.OWNER)
+    member = make_member(org=owner.organization, role=Role.MEMBER)
+    personal = apikey_create(org=owner.organization, name="mine", kind="personal", user=member.user)
+    workspace = apikey_create(org=owner.organization, name="shared", created_by=member.user)
+    before = client.get("/api/v1/account", HTTP_AUTHORIZATION=f"Bearer {personal.secret}")
+    assert before.status_code == 200
+    member_role_change(membership=member, role=Role.BILLING, actor=owner.user)
+    after = client.get("/api/v1/account", HTTP_AUTHORIZATION=f"Bearer {personal.secret}")
+    assert after.status_code == 401
+    assert APIKey.objects.get(pk=workspace.key.pk).revoked_at is None

@@ -235,6 +235,8 @@ def test_the_probes_answer_a_load_balancer_in_production_mode(served, static_roo
         **_environment(redis_server.port, static_root),
         "CONSOLE_MODE": "production",
         "ALLOWED_HOSTS": "console.example",
+        # The proxy is elsewhere: this test's own requests come straight to gunicorn.
+        "FORWARDED_ALLOW_IPS": "192.0.2.10",
     }
     port = free_port()
     with served.log.open("a") as out:
@@ -255,12 +257,18 @@ def test_the_probes_answer_a_load_balancer_in_production_mode(served, static_roo
         "https://console.example/accounts/login/",
     )
     assert _status_of(port, "/accounts/login/", "127.0.0.1")[0] == 400
+    # A client that is not the proxy cannot claim HTTPS with the proxy's header.
+    assert _status_of(
+        port, "/accounts/login/", "console.example", {"X-Forwarded-Proto": "https"}
+    ) == (301, "https://console.example/accounts/login/")
 
 
-def _status_of(port: int, path: str, host: str) -> tuple[int, str | None]:
+def _status_of(
+    port: int, path: str, host: str, headers: dict | None = None
+) -> tuple[int, str | None]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
-        connection.request("GET", path, headers={"Host": host})
+        connection.request("GET", path, headers={"Host": host, **(headers or {})})
         response = connection.getresponse()
         return response.status, response.getheader("Location")
     finally:

@@ -331,8 +331,8 @@ def test_production_mode_sends_hsts_and_redirects_plain_http(client, owner):
     client.force_login(owner.user)
     with override_settings(**prod, ALLOWED_HOSTS=["console.example.com"]):
         for path in (f"/o/{owner.organization.slug}/", "/api/v1/openapi.json"):
-            over_tls = client.get(path, headers={"X-Forwarded-Proto": "https"},
-                                  HTTP_HOST="console.example.com")  # fmt: skip
+            # HTTPS as gunicorn reports it (wsgi.url_scheme, from the trusted proxy).
+            over_tls = client.get(path, secure=True, HTTP_HOST="console.example.com")
             TRIED["production answers"] += 1
             hsts = over_tls["Strict-Transport-Security"]
             assert f"max-age={prod['SECURE_HSTS_SECONDS']}" in hsts
@@ -340,4 +340,8 @@ def test_production_mode_sends_hsts_and_redirects_plain_http(client, owner):
             plain = client.get(path, HTTP_HOST="console.example.com")
             TRIED["production answers"] += 1
             assert plain.status_code == 301
+            # The proxy's header sent by anyone else claims nothing.
+            claimed = client.get(path, headers={"X-Forwarded-Proto": "https"},
+                                 HTTP_HOST="console.example.com")  # fmt: skip
+            assert claimed.status_code == 301
             assert plain["Location"].startswith("https://console.example.com/")

@@ -25,7 +25,7 @@ from accounts.api_core import (
     Principal,
     not_found,
 )
-from accounts.models import APIKey
+from accounts.models import APIKey, User
 from accounts.services import apikey_mark_used
 from billing.models import PriceModel
 from billing.money import DECIMAL, DecimalStr, decimal_str
@@ -85,7 +85,9 @@ class MessageIn(Schema):
 class EstimateIn(Schema):
     model: str = Field(min_length=1, max_length=100, examples=["llama-3.1-8b"])
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
-    max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=0, le=MAX_OUTPUT_TOKENS)
+    max_output_tokens: int = Field(
+        DEFAULT_MAX_OUTPUT_TOKENS, ge=0, le=MAX_OUTPUT_TOKENS, strict=True
+    )
 
 
 class EstimateOut(Schema):
@@ -109,8 +111,11 @@ class AuthorizeIn(Schema):
     messages: list[MessageIn] | None = Field(
         None, max_length=MAX_MESSAGES, description="Either messages or input_tokens."
     )
-    input_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
-    max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, ge=0, le=MAX_OUTPUT_TOKENS)
+    # Strict: a JSON integer, never "10", true or 1.0 (a gateway sending those has a bug).
+    input_tokens: int | None = Field(None, ge=0, le=MAX_TOKENS, strict=True)
+    max_output_tokens: int = Field(
+        DEFAULT_MAX_OUTPUT_TOKENS, ge=0, le=MAX_OUTPUT_TOKENS, strict=True
+    )
     member: str | None = Field(None, max_length=254, description="The end user's email.")
     endpoint: str | None = Field(None, max_length=200)
 
@@ -122,9 +127,14 @@ class AuthorizeIn(Schema):
 
 class AuthorizeOut(Schema):
     allowed: Literal[True]
-    reservation: str = Field(description='Send it on the usage record: "reservation": "…".')
+    reservation: str | None = Field(
+        description='Send it on the usage record: "reservation": "…". null when the '
+        "worst case costs nothing (nothing is held, so nothing is stored)."
+    )
     estimated_cost: DecimalStr = Field(json_schema_extra=DECIMAL)
-    expires_at: int = Field(description="Unix time the reservation lapses unless settled.")
+    expires_at: int | None = Field(
+        description="Unix time the reservation lapses unless settled (null: no reservation)."
+    )
 
 
 class RefusedOut(Schema):
@@ -248,6 +258,11 @@ def _manager(request: HttpRequest) -> Principal:
     return principal
 
 
+def _actor(principal: Principal) -> User | None:
+    """Who the audit log names: the person behind the session token."""
+    return principal.membership.user if principal.membership else None
+
+
 def _budget_json(f: BudgetFigures) -> dict:
     b = f.budget
     return {
@@ -361,7 +376,8 @@ def budgets_list(request: HttpRequest) -> dict:
     response={201: BudgetOut, 400: ErrorOut, 403: ErrorOut, 413: ErrorOut},
 )
 def budgets_create(request: HttpRequest, body: BudgetIn) -> Any:
-    org = _manager(request).organization
+    principal = _manager(request)
+    org = principal.organization
     try:
         budget = budget_create(
             org=org,
@@ -372,6 +388,7 @@ def budgets_create(request: HttpRequest, body: BudgetIn) -> Any:
             api_key_id=body.api_key,
             member=body.member or "",
             thresholds=body.thresholds,
+            actor=_actor(principal),
         )
     except BudgetInvalid as exc:
         raise _invalid(exc) from None
@@ -405,9 +422,9 @@ def budgets_update(request: HttpRequest, budget_id: int, body: BudgetPatch) -> d
     budget = budget_get(org=org, budget_id=budget_id)
     if budget is None:
         raise not_found("no such budget")
-    _manager(request)
+    principal = _manager(request)
     try:
-        budget_update(budget=budget, changes=body.dict(exclude_unset=True))
+        budget_update(budget=budget, changes=body.dict(exclude_unset=True), actor=_actor(principal))
     except BudgetInvalid as exc:
         raise _invalid(exc) from None
     return _budget_json(budget_figures(org=org, budgets=[budget])[0])
@@ -425,8 +442,7 @@ def budgets_delete(request: HttpRequest, budget_id: int) -> Any:
     budget = budget_get(org=org, budget_id=budget_id)
     if budget is None:
         raise not_found("no such budget")
-    _manager(request)
-    budget_delete(budget=budget)
+    budget_delete(budget=budget, actor=_actor(_manager(request)))
     return Status(204, None)
 
 
@@ -447,8 +463,7 @@ def _key_of(request: HttpRequest, key_id: int) -> APIKey:
 )
 def keys_pause(request: HttpRequest, key_id: int) -> dict:
     key = _key_of(request, key_id)
-    principal = _manager(request)
-    apikey_pause(key=key, by=principal.membership.user if principal.membership else None)
+    apikey_pause(key=key, by=_actor(_manager(request)))
     return {"api_key": key.pk, "paused": True}
 
 
@@ -461,6 +476,5 @@ def keys_pause(request: HttpRequest, key_id: int) -> dict:
 )
 def keys_resume(request: HttpRequest, key_id: int) -> dict:
     key = _key_of(request, key_id)
-    _manager(request)
-    apikey_resume(key=key)
+    apikey_resume(key=key, actor=_actor(_manager(request)))
     return {"api_key": key.pk, "paused": False}

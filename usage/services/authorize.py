@@ -36,11 +36,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.calendar import next_month, org_zone
-from accounts.models import APIKey, APIKeyKind
+from accounts.models import APIKey
 from billing.models import PriceModel
 from billing.money import credits_round
 from usage.counters import amount_decode
 from usage.estimate import Estimate, request_cost_estimate
+from usage.members import key_owner, member_attributed
 from usage.models import Budget, BudgetScope, Reservation
 from usage.ratelimit import (
     WINDOW_SECONDS,
@@ -93,12 +94,14 @@ class Verdict:
 
     def as_dict(self) -> dict:
         if self.allowed:
-            assert self.reservation is not None and self.estimate is not None
+            assert self.estimate is not None
             return {
                 "allowed": True,
-                "reservation": self.reservation.public_id,
+                "reservation": self.reservation.public_id if self.reservation else None,
                 "estimated_cost": format(self.estimate.estimated_cost.normalize(), "f"),
-                "expires_at": int(self.reservation.expires_at.timestamp()),
+                "expires_at": int(self.reservation.expires_at.timestamp())
+                if self.reservation
+                else None,
             }
         return {
             "allowed": False,
@@ -109,9 +112,11 @@ class Verdict:
         }
 
 
-def member_normalize(member: str) -> str:
-    member = member.strip()
-    return member.lower() if "@" in member else member
+def reservation_needed(estimate: Estimate) -> bool:
+    """Whether an allowed request's worst case is worth holding: one that costs nothing
+    and counts no tokens holds nothing, so no reservation is stored (the answer's
+    reservation is null and the record comes unreserved, flagged by nothing)."""
+    return estimate.estimated_cost > 0 or estimate.total_tokens > 0
 
 
 def _refuse(status: int, reason: str, limit: object, retry_after: int | None, **extra) -> Verdict:
@@ -294,13 +299,13 @@ def request_authorize(
     """Allow the request and hold its worst-case cost, or say why not (402 money, 429 rate)."""
     now = now or timezone.now()
     org = key.organization
-    if not member and key.kind == APIKeyKind.PERSONAL and key.user_id and key.user:
-        member = key.user.email
-    member = member_normalize(member)
+    member = member_attributed(owner=key_owner(key), named=member)
     estimate = request_cost_estimate(
         model=model, input_tokens=input_tokens, max_output_tokens=max_output_tokens
     )
-    if counters_enabled():
+    # A request that would hold nothing (no credits, no tokens) is decided without a
+    # reservation on the database's path: there is nothing for the counters to hold.
+    if counters_enabled() and reservation_needed(estimate):
         return _authorize_on_counters(
             key=key, model=model, estimate=estimate, member=member, endpoint=endpoint, now=now
         )
@@ -318,6 +323,8 @@ def request_authorize(
         if refusal is not None:
             refusal.rate = rate
             return refusal
+        if not reservation_needed(estimate):
+            return Verdict(True, 200, estimate=estimate, rate=rate)
         reservation = _reservation(key, model, estimate, member, endpoint, now)
         reservation_hold(reservation=reservation)
     return Verdict(True, 200, estimate=estimate, reservation=reservation, rate=rate)

@@ -5,10 +5,11 @@ from decimal import Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import APIKey, Organization, User
-from billing.money import credits_round
+from accounts.audit import audit_record
+from accounts.models import APIKey, AuditAction, Organization, User
+from billing.money import CREDIT_QUANTUM, credits_exact, credits_round
+from usage.members import member_normalize
 from usage.models import Budget, BudgetPeriod, BudgetScope, KeyPause
-from usage.services.authorize import member_normalize
 from usage.signals import budget_saved
 
 MAX_BUDGET = Decimal("1e12")
@@ -35,7 +36,11 @@ def _amount(field: str, value: object, *, required: bool) -> Decimal | None:
         raise BudgetInvalid(field, "must be zero or more credits")
     if amount >= MAX_BUDGET:
         raise BudgetInvalid(field, f"must be under {MAX_BUDGET:,.0f} credits")
-    return credits_round(amount)
+    if credits_round(amount) != amount:
+        raise BudgetInvalid(
+            field, f"must be a whole number of the smallest credit unit ({CREDIT_QUANTUM:f})"
+        )
+    return amount
 
 
 def _thresholds(value: object) -> list[int]:
@@ -46,6 +51,38 @@ def _thresholds(value: object) -> list[int]:
     if not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 1000 for p in value):
         raise BudgetInvalid("thresholds", "each must be a whole percentage from 1 to 1000")
     return sorted(set(value))
+
+
+_PERIOD_WORDS: dict[str, str] = {
+    BudgetPeriod.DAY: "daily",
+    BudgetPeriod.WEEK: "weekly",
+    BudgetPeriod.MONTH: "monthly",
+}
+
+
+def _words(budget: Budget) -> str:
+    """The budget as the audit log says it: subject, period and levels in credits."""
+    subjects: dict[str, str] = {
+        BudgetScope.ORGANIZATION: "the organization",
+        BudgetScope.API_KEY: f"API key {budget.api_key.name if budget.api_key else '?'}",
+        BudgetScope.MEMBER: budget.member,
+    }
+    subject = subjects[budget.scope]
+    hard = credits_exact(budget.hard_limit) if budget.hard_limit is not None else "none"
+    return (
+        f"{_PERIOD_WORDS[budget.period]} budget for {subject}: soft "
+        f"{credits_exact(budget.soft_limit)}, hard {hard} credits"
+    )
+
+
+def _audit(budget: Budget, action: str, verb: str, actor: User | None, pk: int) -> None:
+    audit_record(
+        org=budget.organization,
+        actor=actor,
+        action=action,
+        summary=f"{verb} {_words(budget)}",
+        target=f"budget:{pk}",
+    )
 
 
 def _validate(budget: Budget) -> None:
@@ -66,6 +103,7 @@ def budget_create(
     api_key_id: int | None = None,
     member: str = "",
     thresholds: object = None,
+    actor: User | None = None,
 ) -> Budget:
     """Store a new budget for the organization, its key or its member; BudgetInvalid names
     the field at fault (another organization's key is 'not found')."""
@@ -97,12 +135,13 @@ def budget_create(
             budget.save()
     except IntegrityError:
         raise BudgetInvalid("period", "this subject already has a budget for that period") from None
+    _audit(budget, AuditAction.BUDGET_CREATED, "Set a", actor, budget.pk)
     budget_saved.send(sender=budget_saved, organization=org)  # alerts make its rule
     return budget
 
 
 @transaction.atomic
-def budget_update(*, budget: Budget, changes: dict) -> Budget:
+def budget_update(*, budget: Budget, changes: dict, actor: User | None = None) -> Budget:
     """Change a budget's levels, thresholds or period (its subject stays)."""
     if "soft_limit" in changes:
         budget.soft_limit = _amount("soft_limit", changes["soft_limit"], required=True)
@@ -119,23 +158,44 @@ def budget_update(*, budget: Budget, changes: dict) -> Budget:
             budget.save()
     except IntegrityError:
         raise BudgetInvalid("period", "this subject already has a budget for that period") from None
+    _audit(budget, AuditAction.BUDGET_UPDATED, "Changed the", actor, budget.pk)
     return budget
 
 
 @transaction.atomic
-def budget_delete(*, budget: Budget) -> None:
+def budget_delete(*, budget: Budget, actor: User | None = None) -> None:
+    """Delete the budget (its alerts stop)."""
+    pk = budget.pk
     budget.delete()
+    _audit(budget, AuditAction.BUDGET_DELETED, "Deleted the", actor, pk)
 
 
 @transaction.atomic
 def apikey_pause(*, key: APIKey, by: User | None = None) -> KeyPause:
     """Pause the key: authorize answers 402 key_paused until it is resumed."""
-    pause, _created = KeyPause.objects.get_or_create(
+    pause, created = KeyPause.objects.get_or_create(
         api_key=key, defaults={"organization_id": key.organization_id, "paused_by": by}
     )
+    if created:
+        audit_record(
+            org=key.organization,
+            actor=by,
+            action=AuditAction.API_KEY_PAUSED,
+            summary=f"Paused {key.name} ({key.display}): its authorizations are refused",
+            target=f"api_key:{key.pk}",
+        )
     return pause
 
 
 @transaction.atomic
-def apikey_resume(*, key: APIKey) -> None:
-    KeyPause.objects.filter(api_key=key, organization_id=key.organization_id).delete()
+def apikey_resume(*, key: APIKey, actor: User | None = None) -> None:
+    """Resume a paused key (nothing happens to one that is not paused)."""
+    resumed, _ = KeyPause.objects.filter(api_key=key, organization_id=key.organization_id).delete()
+    if resumed:
+        audit_record(
+            org=key.organization,
+            actor=actor,
+            action=AuditAction.API_KEY_RESUMED,
+            summary=f"Resumed {key.name} ({key.display})",
+            target=f"api_key:{key.pk}",
+        )

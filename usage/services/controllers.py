@@ -6,8 +6,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import audit_record
 from accounts.credentials import secret_generate, secret_hash
-from accounts.models import Organization
+from accounts.models import AuditAction, Organization, User
 from accounts.text import invisible_character, invisible_character_message
 from usage.limits import MAX_CORES, MAX_MEMORY_GB
 from usage.models import Controller
@@ -23,7 +24,13 @@ class IssuedController:
 
 @transaction.atomic
 def controller_register(
-    *, org: Organization, name: str, cores: int, memory_gb: int, token: str | None = None
+    *,
+    org: Organization,
+    name: str,
+    cores: int,
+    memory_gb: int,
+    token: str | None = None,
+    actor: User | None = None,
 ) -> IssuedController:
     """Register a controller and return its token once (`token` only for the demo)."""
     name = name.strip()
@@ -46,16 +53,30 @@ def controller_register(
         token_hash=secret_hash(token),
         token_last_four=token[-4:],
     )
+    audit_record(
+        org=org,
+        actor=actor,
+        action=AuditAction.CONTROLLER_CREATED,
+        summary=f"Registered controller {name} ({cores:,} cores, {memory_gb:,} GB)",
+        target=f"controller:{controller.pk}",
+    )
     return IssuedController(controller=controller, token=token)
 
 
 @transaction.atomic
-def controller_token_rotate(*, controller: Controller) -> str:
+def controller_token_rotate(*, controller: Controller, actor: User | None = None) -> str:
     """Give the controller a new token (the old one stops working) and return it once."""
     token = secret_generate(prefix=CONTROLLER_TOKEN_PREFIX)
     controller.token_hash = secret_hash(token)
     controller.token_last_four = token[-4:]
     controller.save(update_fields=["token_hash", "token_last_four"])
+    audit_record(
+        org=controller.organization,
+        actor=actor,
+        action=AuditAction.CONTROLLER_TOKEN_ROTATED,
+        summary=f"Issued a new token for controller {controller.name} (…{token[-4:]})",
+        target=f"controller:{controller.pk}",
+    )
     return token
 
 

@@ -43,11 +43,12 @@ from django.db.models.functions import TruncMonth
 
 from accounts.calendar import next_month
 from accounts.errors import FieldError
-from accounts.models import APIKey, APIKeyKind, Organization
+from accounts.models import APIKey, Organization
 from billing.models import EntryKind
 from billing.selectors import credit_balance
 from billing.services import ledger_post
 from usage.limits import MAX_CORE_HOURS
+from usage.members import key_owner
 from usage.models import (
     CLIENT_ID_MAX,
     TERMINAL_JOB_STATUSES,
@@ -276,10 +277,8 @@ def usage_records_ingest(
 
 
 def _default_member(api_key: APIKey | None) -> str:
-    """A personal key's usage is its person's unless a record names another member."""
-    if api_key is not None and api_key.kind == APIKeyKind.PERSONAL and api_key.user_id:
-        return api_key.user.email if api_key.user else ""
-    return ""
+    """A personal key's owner: all its usage is theirs (usage/members.py)."""
+    return key_owner(api_key)
 
 
 # Phase 1: validate every record (no database work) -----------------------------------------

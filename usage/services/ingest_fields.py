@@ -17,6 +17,7 @@ from accounts.models import Organization
 from accounts.text import invisible_character, invisible_character_message
 from billing.models import PriceModel
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_NUM_RECORDS, MAX_TOKENS
+from usage.members import member_attributed
 from usage.models import (
     TERMINAL_JOB_STATUSES,
     Controller,
@@ -204,7 +205,7 @@ def query_values(
     input_tokens = _integer(record, "input_tokens", maximum=_MAX_TOKENS)
     output_tokens = _integer(record, "output_tokens", maximum=_MAX_TOKENS)
     endpoint = text_field(record, "endpoint", max_length=200, required=False) or ""
-    member = text_field(record, "member", max_length=254, required=False) or default_member
+    named = text_field(record, "member", max_length=254, required=False) or ""
     assert input_tokens is not None and output_tokens is not None
     values = {
         "model": model,
@@ -213,7 +214,7 @@ def query_values(
         "output_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
         "endpoint": endpoint,
-        "member": member.strip().lower() if "@" in member else member.strip(),
+        "member": member_attributed(owner=default_member, named=named),
     }
     credits = query_credits(model=model, input_tokens=input_tokens, output_tokens=output_tokens)
     return values, credits, input_tokens + output_tokens

@@ -2,7 +2,9 @@
 places: take the spend lock and load the reservations the batch carries; lower the
 balance a no-overdraft batch may use by what other reservations hold; after the write,
 settle the reservations at their real cost, add the charges to the spend counters and
-flag what went over a hard level without a reservation (OverCap).
+flag what went over a hard level without a reservation (OverCap). A record settled with a
+reservation made for another key or member is unreserved for the key and member that
+charged: flagging looks at who charged, whoever's reservation settled it.
 
 Ingestion records what happened: nothing here refuses a record. A query past the free
 tier's monthly allocation is stored and charged only for the tokens within it (input
@@ -31,6 +33,7 @@ from usage.services.spend import (
     KEY,
     MEMBER,
     ORG,
+    Subject,
     charge_day,
     charges_by_subject,
     holds_add,
@@ -46,6 +49,18 @@ from usage.services.spend_counters import (
     counters_release_on_commit,
     held_after_expiry,
 )
+
+
+def _uncovered(charge: tuple, covered: list[Subject]) -> list[tuple[Subject, Decimal]]:
+    """The counters a charge moves that the reservation settling it did not hold for
+    (another key's or member's reservation): for them the charge is unreserved, and
+    over-cap flagging must see it as such."""
+    key_id, member, credits, _tokens = charge
+    return [
+        (subject, credits)
+        for subject in reservation_subjects(api_key_id=key_id, member=member)
+        if subject not in covered
+    ]
 
 
 class SpendBatch:
@@ -116,6 +131,7 @@ class SpendBatch:
         key_id = api_key.pk if api_key is not None else None
         now = timezone.now()
         charges, unreserved = [], []
+        uncovered: list[tuple[Subject, Decimal]] = []
         settled: list[Reservation] = []
         release: dict = defaultdict(lambda: [Decimal(0), 0])
         for kind, items in new.items():
@@ -130,9 +146,11 @@ class SpendBatch:
                 r.status, r.closed_at = ReservationStatus.SETTLED, now
                 r.settled_credits, r.record_id = c.credits, c.client_id
                 settled.append(r)
-                for subject in reservation_subjects(api_key_id=r.api_key_id, member=r.member):
+                covered = reservation_subjects(api_key_id=r.api_key_id, member=r.member)
+                for subject in covered:
                     release[subject][0] -= r.credits
                     release[subject][1] -= r.tokens
+                uncovered.extend(_uncovered(charge, covered))
                 if c.credits > r.credits:
                     self._flag(OverCap.Reason.RESERVATION, key_id, member, c.credits - r.credits)
         for job, c in job_updates:
@@ -154,7 +172,11 @@ class SpendBatch:
         counters_release_on_commit(
             org_id=self.org.pk, reservation_ids=[r.public_id for r in settled]
         )
-        self._flag_budgets(charges_by_subject(unreserved, day=day), now=at or now)
+        fed = charges_by_subject(unreserved, day=day)
+        for (dimension, named), credits in uncovered:
+            before = fed.get((dimension, named, day), (Decimal(0), 0))
+            fed[(dimension, named, day)] = (before[0] + credits, before[1])
+        self._flag_budgets(fed, now=at or now)
         for over in self.over:
             over.batch, over.api_key_id = batch, over.api_key_id or key_id
         if self.over:

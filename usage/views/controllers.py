@@ -40,7 +40,11 @@ def controller_create(request: OrgRequest) -> HttpResponse:
     form = ControllerRegisterForm(request.POST)
     if form.is_valid():
         try:
-            issued = controller_register(org=request.organization, **form.cleaned_data)
+            issued = controller_register(
+                org=request.organization,
+                actor=request.user,  # type: ignore[arg-type]
+                **form.cleaned_data,
+            )
         except ValueError as exc:
             form.add_error("name", str(exc))
         else:
@@ -55,5 +59,5 @@ def controller_create(request: OrgRequest) -> HttpResponse:
 def controller_rotate(request: OrgRequest, controller_id: int) -> HttpResponse:
     """Issue a new token for a controller (the old one stops working) and show it once."""
     controller = get_object_or_404(controllers_of(org=request.organization), pk=controller_id)
-    token = controller_token_rotate(controller=controller)
+    token = controller_token_rotate(controller=controller, actor=request.user)  # type: ignore[arg-type]
     return _controllers_page(request, form=ControllerRegisterForm(), issued=controller, token=token)

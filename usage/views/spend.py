@@ -15,13 +15,13 @@ from accounts.models import APIKey
 from billing.models import PriceModel
 from usage.estimate import InvalidMessages, message_tokens, messages_validate
 from usage.estimate import request_cost_estimate as cost_estimate
+from usage.members import member_normalize
 from usage.selectors.budgets import (
     budget_figures,
     budgets_for_request,
     budgets_of,
     keys_spend_flags,
 )
-from usage.services.authorize import member_normalize
 from usage.services.budgets import (
     BudgetInvalid,
     apikey_pause,
@@ -80,6 +80,7 @@ def budget_add(request: OrgRequest) -> HttpResponse:
                 hard_limit=data["hard_limit"],
                 api_key_id=data["api_key"] if data["scope"] == "api_key" else None,
                 member=data["member"] if data["scope"] == "member" else "",
+                actor=request.user,  # type: ignore[arg-type]
             )
         except BudgetInvalid as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -96,7 +97,11 @@ def budget_edit(request: OrgRequest, budget_id: int) -> HttpResponse:
     form = BudgetLevelsForm(request.POST)
     if form.is_valid():
         try:
-            budget_update(budget=budget, changes=form.cleaned_data)
+            budget_update(
+                budget=budget,
+                changes=form.cleaned_data,
+                actor=request.user,  # type: ignore[arg-type]
+            )
         except BudgetInvalid as exc:
             messages.error(request, str(exc))
         else:
@@ -110,7 +115,7 @@ def budget_edit(request: OrgRequest, budget_id: int) -> HttpResponse:
 @require_POST
 def budget_remove(request: OrgRequest, budget_id: int) -> HttpResponse:
     budget = get_object_or_404(budgets_of(org=request.organization), pk=budget_id)
-    budget_delete(budget=budget)
+    budget_delete(budget=budget, actor=request.user)  # type: ignore[arg-type]
     messages.success(request, "Budget removed.")
     return redirect("usage:budgets", request.organization.slug)
 
@@ -136,7 +141,7 @@ def key_pause(request: OrgRequest, key_id: int) -> HttpResponse:
 @require_POST
 def key_resume(request: OrgRequest, key_id: int) -> HttpResponse:
     key = get_object_or_404(APIKey.objects.filter(organization=request.organization), pk=key_id)
-    apikey_resume(key=key)
+    apikey_resume(key=key, actor=request.user)  # type: ignore[arg-type]
     messages.success(request, f"{key.name} is resumed.")
     return _back(request)
 

@@ -11,7 +11,7 @@ nightly reconciliation (UsageConfig.ready), which records and mails what differs
 """
 
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from django.db import connection, transaction
@@ -25,6 +25,7 @@ from billing.usage_sources import ReconciliationCheck
 from usage.models import Query, QueryDimension, RollupState
 from usage.services.rollup.build import (
     KINDS,
+    RollupKind,
     figure_sum,
     figures_json,
     rollup_selects,
@@ -32,9 +33,16 @@ from usage.services.rollup.build import (
 )
 
 
-def _comparable(value: Any) -> Any:
-    # Decimals compare by value whatever their scale; aware datetimes by instant.
-    return value.normalize() if isinstance(value, Decimal) else value
+def _comparable(kind: RollupKind, figure: str, value: Any) -> Any:
+    """The figure as its column stores it: decimals at the column's scale (SQLite sums a
+    decimal column as a float, 0.0790985999999999 for 0.0790986), whatever their scale
+    as written; aware datetimes compare by instant."""
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    if isinstance(value, Decimal):
+        places = kind.model._meta.get_field(figure).decimal_places  # type: ignore[union-attr]
+        return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    return value
 
 
 def _fresh_rows(org: Organization, day: date, tz: str) -> dict[str, dict[tuple, dict]]:
@@ -79,7 +87,9 @@ def _differences(kind, stored: dict[tuple, dict], fresh: dict[tuple, dict]) -> l
         same = (
             old is not None
             and new is not None
-            and all(_comparable(old[f]) == _comparable(new[f]) for f in kind.figures)
+            and all(
+                _comparable(kind, f, old[f]) == _comparable(kind, f, new[f]) for f in kind.figures
+            )
         )
         if same:
             continue
