@@ -10,6 +10,8 @@ from itertools import chain
 
 from django.http import HttpResponse, StreamingHttpResponse
 
+from accounts.numbers import decimal_plain
+
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -25,7 +27,8 @@ def csv_cell(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return format(value, "f")  # exact, and never an exponent ("1E-10")
+        # Exact, never an exponent ("1E-10"), at least two decimals: 100.00, 0.0000025.
+        return decimal_plain(value)
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, datetime):

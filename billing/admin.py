@@ -21,6 +21,7 @@ from billing.models import (
     SweepFailure,
     WorkerType,
 )
+from billing.money import credits_text
 from billing.services import LedgerError, PaymentError, ledger_adjust, payment_refund
 
 
@@ -110,8 +111,8 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
                 else:
                     self.message_user(
                         request,
-                        f"Posted {posted.entry.amount.normalize():f} credits to {org}; "
-                        f"balance now {posted.entry.balance_after.normalize():f}.",
+                        f"Posted {credits_text(posted.entry.amount, exact=True)} to {org}; "
+                        f"balance now {credits_text(posted.entry.balance_after, exact=True)}.",
                         messages.SUCCESS,
                     )
                     return HttpResponseRedirect(reverse("admin:billing_ledgerentry_changelist"))

@@ -70,7 +70,7 @@ def test_the_estimator_page_shows_tokens_cost_and_budgets(client, spend):
     )
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'data-testid="estimate-input">9<' in html  # 5 tokens + 4 for the message
+    assert 'data-testid="estimate-input">9 tokens<' in html  # 5 tokens + 4 for the message
     assert 'data-testid="estimate-budgets"' in html
     bad = client.get(f"/o/{spend.org.slug}/usage/estimate/", {"model": "x", "prompt": "hi"})
     assert bad.status_code == 400
