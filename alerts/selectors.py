@@ -16,6 +16,7 @@ from django.db.models.functions import TruncDate
 
 from accounts.calendar import org_zone
 from accounts.models import MANAGER_ROLES, Membership, Organization, User
+from accounts.numbers import count_of, duration_display
 from alerts.models import (
     AlertDelivery,
     AlertKind,
@@ -32,7 +33,6 @@ from usage.selectors.panel import tokens_month_to_date
 ZERO = Decimal("0")
 HOUR = timedelta(hours=1)
 UNUSUAL_BASELINE_DAYS = 14
-BANNER_LIMIT = 3
 
 
 @dataclass(frozen=True)
@@ -205,8 +205,8 @@ def controller_conditions(
             Condition(
                 f"controller:{c['id']}",
                 offline_for > limit,
-                f"Controller {c['name']} has been offline for {offline_minutes:,} minutes "
-                f"(alert after {_num(minutes)}).",
+                f"Controller {c['name']} has been offline for {duration_display(offline_for)} "
+                f"(alert after {count_of(int(minutes), 'minute')}).",
                 {
                     "controller": c["name"],
                     "offline_minutes": offline_minutes,
@@ -285,13 +285,24 @@ def alert_notification_for(*, org: Organization, notification_id: int) -> AlertN
     return AlertNotification.objects.filter(organization=org, pk=notification_id).first()
 
 
-def alert_banner(*, org: Organization, user: User) -> list[AlertNotification]:
-    """Crossings still in effect that this member has not dismissed (one query)."""
-    return list(
-        AlertNotification.objects.filter(organization=org, cleared_at__isnull=True)
-        .exclude(dismissed_by=user)
-        .order_by("-fired_at", "-id")[:BANNER_LIMIT]
+@dataclass(frozen=True)
+class AlertBanner:
+    """The banner shows one notification, the newest, and how many more wait behind it."""
+
+    notification: AlertNotification
+    more: int
+
+
+def alert_banner(*, org: Organization, user: User) -> AlertBanner | None:
+    """The newest crossing still in effect that this member has not dismissed, and the
+    number of others (two queries), or None when there is none."""
+    pending = AlertNotification.objects.filter(organization=org, cleared_at__isnull=True).exclude(
+        dismissed_by=user
     )
+    newest = pending.order_by("-fired_at", "-id").first()
+    if newest is None:
+        return None
+    return AlertBanner(notification=newest, more=pending.count() - 1)
 
 
 def alert_deliveries(*, org: Organization, notification_ids: list[int]) -> QuerySet[AlertDelivery]:
