@@ -26,7 +26,11 @@ def _decimal(value) -> Decimal:
 def _with_exact(shown: str, value: Decimal, unit: str = "") -> str:
     """The shown figure, with the exact amount as its title (hover) when it rounds."""
     exact = credits_exact(value)
-    if shown.lstrip("+") == exact:
+    try:
+        rounds = Decimal(shown.replace(",", "").lstrip("+")) != value
+    except ArithmeticError:  # "< 0.000001": it rounds
+        rounds = True
+    if not rounds:
         return shown + unit
     return format_html('<span class="credits" title="{} credits">{}</span>{}', exact, shown, unit)
 

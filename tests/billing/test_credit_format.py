@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
         (D("-0.0000000000"), "0.00", None),  # never "-0.00"
         (D("0.01"), "0.01", None),
         (D("-0.01"), "-0.01", None),
-        (D("0.0000000001"), "0.00000000010", "0.0000000001"),  # the ledger's smallest step
+        (D("0.0000000001"), "0.00000000010", None),  # the smallest step: nothing rounded
         (D("1234567890.125"), "1,234,567,890.13", "1,234,567,890.125"),
         (D("25"), "25.00", None),
         (D("2.5000000000"), "2.50", None),  # the ledger's scale is not a difference
