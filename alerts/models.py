@@ -63,8 +63,8 @@ def rule_sentence(kind: str, threshold: Decimal) -> str:
         case AlertKind.BUDGET:
             if not threshold:
                 return (
-                    "A budget's spending reaches one of its alert thresholds, shares of its "
-                    "soft level (50%, 80% and 100% unless the budget sets others)."
+                    "A budget's spending reaches one of its alert thresholds (by default 50%, "
+                    "80% and 100% of its soft level)."
                 )
             return (
                 f"A budget's spending reaches one of its alert thresholds of {t}% of its "

@@ -74,8 +74,8 @@ def test_the_banner_shows_the_newest_alert_and_says_how_many_more(client):
         ("rate_limits", D("100"), "Rate limits refuse more than 100 requests within an hour."),
         ("unusual_usage", D("3"), "Today's usage passes 3 × the median day of the last 14."),
         ("controller_offline", D("15"), "A controller sends no heartbeat for 15 minutes."),
-        ("budget", D("0"), "A budget's spending reaches one of its alert thresholds, shares of "
-         "its soft level (50%, 80% and 100% unless the budget sets others)."),
+        ("budget", D("0"), "A budget's spending reaches one of its alert thresholds (by default "
+         "50%, 80% and 100% of its soft level)."),
         ("budget", D("80"), "A budget's spending reaches one of its alert thresholds of 80% of "
          "its soft level or more."),
     ],
@@ -95,7 +95,7 @@ def test_the_rules_and_notifications_pages_say_the_budget_rule_in_words(client):
     client.force_login(member.user)
     for page in ("rules", "notifications"):
         html = client.get(reverse(f"accounts:alerts:{page}", args=[org.slug])).text
-        assert "reaches one of its alert thresholds, shares of its soft level" in html
+        assert "reaches one of its alert thresholds (by default 50%, 80% and 100%" in html
         assert "thresholds (0)" not in html and "0 % of the soft level" not in html
 
 
