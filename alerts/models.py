@@ -52,7 +52,7 @@ def rule_sentence(kind: str, threshold: Decimal) -> str:
             return f"The credit balance falls below {credits_text(threshold)}."
         case AlertKind.USAGE_TIME:
             hours = noun(threshold, "hour")
-            return f"Less than {t} {hours} of usage time remain at the standard worker's rate."
+            return f"Less than {t} {hours} of usage time remains at the standard worker's rate."
         case AlertKind.RATE_LIMITS:
             requests = noun(threshold, "request")
             return f"Rate limits refuse more than {t} {requests} within an hour."

@@ -16,7 +16,7 @@ from django.db.models.functions import TruncDate
 
 from accounts.calendar import org_zone
 from accounts.models import MANAGER_ROLES, Membership, Organization, User
-from accounts.numbers import count_of, duration_display
+from accounts.numbers import count_of, decimal_grouped, duration_display, noun
 from alerts.models import (
     AlertDelivery,
     AlertKind,
@@ -148,7 +148,7 @@ def balance_condition(*, threshold: Decimal, balance: Decimal) -> Condition:
     return Condition(
         "",
         balance < threshold,
-        f"The credit balance is {_money(balance)}, below {_money(threshold)}.",
+        f"The credit balance is {_money(balance)} credits, below {_money(threshold)}.",
         {"balance": _num(balance), "threshold": _num(threshold)},
     )
 
@@ -163,8 +163,9 @@ def usage_time_condition(
     return Condition(
         "",
         hours < threshold_hours,
-        f"About {_num(shown)} hours of usage time remain at {_money(hourly_rate)} credits "
-        f"an hour, below {_num(threshold_hours)} hours.",
+        f"About {decimal_grouped(shown, 1)} hours of usage time remain at "
+        f"{_money(hourly_rate)} credits an hour, below {_num(threshold_hours)} "
+        f"{noun(threshold_hours, 'hour')}.",
         {"hours": _num(shown), "hourly_rate": _num(hourly_rate), "balance": _num(balance)},
     )
 

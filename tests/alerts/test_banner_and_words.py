@@ -67,9 +67,9 @@ def test_the_banner_shows_the_newest_alert_and_says_how_many_more(client):
     [
         ("tokens", D("80"), "Monthly tokens reach 80% of the plan's allocation."),
         ("balance", D("10.0000"), "The credit balance falls below 10.00 credits."),
-        ("usage_time", D("1"), "Less than 1 hour of usage time remain at the standard worker's "
+        ("usage_time", D("1"), "Less than 1 hour of usage time remains at the standard worker's "
          "rate."),
-        ("usage_time", D("24"), "Less than 24 hours of usage time remain at the standard "
+        ("usage_time", D("24"), "Less than 24 hours of usage time remains at the standard "
          "worker's rate."),
         ("rate_limits", D("100"), "Rate limits refuse more than 100 requests within an hour."),
         ("unusual_usage", D("3"), "Today's usage passes 3 × the median day of the last 14."),

@@ -109,3 +109,17 @@ def test_the_chip_core_hours_and_the_main_page_runtime_say_how_they_relate(clien
     assert "over 4 cores a worker" in page
     assert "The main page shows the same credits as worker runtime" in page  # chip's title
     assert "Usage time and core-hours price the same balance" not in page  # no runway yet
+
+
+def test_admin_lists_show_credits_exactly_without_the_ledger_scale(client):
+    member = make_member(role=Role.OWNER)
+    grant_credits(org=member.organization, amount="100")
+    make_payment(org=member.organization, amount_minor=4250)
+    operator = make_user(email="ops@example.com", is_staff=True, is_superuser=True)
+    client.force_login(operator)
+    ledger = client.get("/admin/billing/ledgerentry/").content.decode()
+    assert "142.50" in ledger and "100.0000000000" not in ledger
+    payments = client.get("/admin/billing/payment/").content.decode()
+    assert "$42.50" in payments and "42.5000000000" not in payments
+    accounts = client.get("/admin/billing/creditaccount/?o=2").content.decode()  # sortable
+    assert "142.50" in accounts
