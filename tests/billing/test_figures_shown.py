@@ -105,8 +105,10 @@ def test_the_chip_core_hours_and_the_main_page_runtime_say_how_they_relate(clien
     # (8 days 8 hours), which are 800 core-hours, the chip's figure.
     assert ">800.0 core-hours</span>" in page  # the chip
     assert "8 days 8 hours" in page
-    assert 'It is the <span data-testid="usage-time-core-hours">800.0 core-hours</span> ' in page
-    assert "over 4 cores a worker" in page
+    assert (
+        """That is the balance's <span data-testid="usage-time-core-hours">800.0 core-hours"""
+        "</span> (the header's figure) over 4 cores a worker." in page
+    )
     assert "The main page shows the same credits as worker runtime" in page  # chip's title
     assert "Usage time and core-hours price the same balance" not in page  # no runway yet
 
