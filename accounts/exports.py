@@ -27,8 +27,12 @@ def csv_cell(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        # Exact, never an exponent ("1E-10"), at least two decimals: 100.00, 0.0000025.
-        return decimal_plain(value)
+        # Exact and never an exponent ("1E-10"); zeros past the cents are dropped, so a
+        # ledger amount stored at ten places reads 100.00 and 0.0000025, while a figure
+        # the export already trimmed (a share of 72.1, a count of 2) stays as it is.
+        exponent = value.as_tuple().exponent
+        places = min(2, -exponent) if isinstance(exponent, int) and exponent < 0 else 0
+        return decimal_plain(value, min_places=places)
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, datetime):

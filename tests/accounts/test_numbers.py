@@ -198,3 +198,19 @@ def test_credits_in_a_sentence_carry_their_unit(value, exact, shown):
 def test_a_signed_adjustment_says_its_sign():
     assert credits_text(D("5"), signed=True, exact=True) == "+5.00 credits"
     assert credits_text(D("-5"), signed=True, exact=True) == "-5.00 credits"
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        (D("100.0000000000"), "100.00"),  # a ledger amount at the ledger's scale
+        (D("-0.0000482000"), "-0.0000482"),
+        (D("72.1"), "72.1"),  # already trimmed by its export: left as it is
+        (D("2"), "2"),
+        (D("1E-10"), "0.0000000001"),
+    ],
+)
+def test_a_csv_cell_keeps_a_decimal_exact_and_drops_zeros_past_the_cents(value, cell):
+    from accounts.exports import csv_cell
+
+    assert csv_cell(value) == cell
