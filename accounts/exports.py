@@ -10,6 +10,8 @@ from itertools import chain
 
 from django.http import HttpResponse, StreamingHttpResponse
 
+from accounts.numbers import decimal_plain
+
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -25,7 +27,12 @@ def csv_cell(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return format(value, "f")  # exact, and never an exponent ("1E-10")
+        # Exact and never an exponent ("1E-10"); zeros past the cents are dropped, so a
+        # ledger amount stored at ten places reads 100.00 and 0.0000025, while a figure
+        # the export already trimmed (a share of 72.1, a count of 2) stays as it is.
+        exponent = value.as_tuple().exponent
+        places = min(2, -exponent) if isinstance(exponent, int) and exponent < 0 else 0
+        return decimal_plain(value, min_places=places)
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, datetime):

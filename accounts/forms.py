@@ -1,9 +1,22 @@
+from decimal import Decimal
+
 from django import forms
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
 from accounts.models import APIKeyKind, AuditAction, Role, User
+from accounts.numbers import decimal_input
 from accounts.text import validate_visible_text
+
+
+class TypedDecimalField(forms.DecimalField):
+    """A decimal field that shows a stored value as a person would type it (50, not
+    50.0000000000 nor 1E+2); what the person typed is shown back as typed."""
+
+    def prepare_value(self, value):
+        if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+            return decimal_input(value)
+        return value
 
 
 class APIKeyCreateForm(forms.Form):

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from django import forms
 
+from accounts.forms import TypedDecimalField
 from alerts.models import THRESHOLD_UNITS, AlertKind, AlertRule
 from alerts.services import (
     SUGGESTED_THRESHOLDS,
@@ -16,7 +17,7 @@ from alerts.webhooks import WebhookRefused, webhook_url_check
 
 class AlertRuleForm(forms.Form):
     kind = forms.ChoiceField(choices=AlertKind.choices, label="Alert when")
-    threshold = forms.DecimalField(
+    threshold = TypedDecimalField(
         max_digits=20,
         decimal_places=4,
         label="Threshold",

@@ -7,12 +7,16 @@ both record, and so both mail, the same crossing. The rule re-arms when the
 condition clears and the notification is closed.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.numbers import decimal_input, noun
+from billing.money import credits_text
 
 
 class AlertKind(models.TextChoices):
@@ -33,8 +37,40 @@ THRESHOLD_UNITS = {
     AlertKind.RATE_LIMITS: "refused requests",
     AlertKind.UNUSUAL_USAGE: "× the trailing 14-day median",
     AlertKind.CONTROLLER_OFFLINE: "minutes",
-    AlertKind.BUDGET: "% of the soft level, at least",
+    AlertKind.BUDGET: "% of the soft level",
 }
+
+
+def rule_sentence(kind: str, threshold: Decimal) -> str:
+    """What a rule watches for, as a sentence ("The credit balance falls below 10.00
+    credits."): the rules table, the notifications list and the audit log say it so."""
+    t = decimal_input(threshold)
+    match kind:
+        case AlertKind.TOKENS:
+            return f"Monthly tokens reach {t}% of the plan's allocation."
+        case AlertKind.BALANCE:
+            return f"The credit balance falls below {credits_text(threshold)}."
+        case AlertKind.USAGE_TIME:
+            hours = noun(threshold, "hour")
+            return f"Less than {t} {hours} of usage time remains at the standard worker's rate."
+        case AlertKind.RATE_LIMITS:
+            requests = noun(threshold, "request")
+            return f"Rate limits refuse more than {t} {requests} within an hour."
+        case AlertKind.UNUSUAL_USAGE:
+            return f"Today's usage passes {t} × the median day of the last 14."
+        case AlertKind.CONTROLLER_OFFLINE:
+            return f"A controller sends no heartbeat for {t} {noun(threshold, 'minute')}."
+        case AlertKind.BUDGET:
+            if not threshold:
+                return (
+                    "A budget's spending reaches one of its alert thresholds (by default 50%, "
+                    "80% and 100% of its soft level)."
+                )
+            return (
+                f"A budget's spending reaches one of its alert thresholds of {t}% of its "
+                "soft level or more."
+            )
+    return str(AlertKind(kind).label) if kind in AlertKind.values else kind
 
 
 class AlertSettings(models.Model):
@@ -88,7 +124,11 @@ class AlertRule(models.Model):
 
     @property
     def threshold_display(self) -> str:
-        return format(self.threshold.normalize(), "f")
+        return decimal_input(self.threshold)
+
+    @property
+    def sentence(self) -> str:
+        return rule_sentence(self.kind, self.threshold)
 
 
 class AlertNotification(models.Model):
@@ -130,6 +170,15 @@ class AlertNotification(models.Model):
     @property
     def is_open(self) -> bool:
         return self.cleared_at is None
+
+    @property
+    def rule_sentence(self) -> str:
+        """The rule that fired, as a sentence (from the threshold it had then)."""
+        try:
+            threshold = Decimal(str(self.figures.get("threshold", "")))
+        except ArithmeticError:
+            return str(self.get_kind_display())
+        return rule_sentence(self.kind, threshold)
 
 
 class AlertDismissal(models.Model):

@@ -16,6 +16,7 @@ from django.db.models.functions import TruncDate
 
 from accounts.calendar import org_zone
 from accounts.models import MANAGER_ROLES, Membership, Organization, User
+from accounts.numbers import count_of, decimal_grouped, duration_display, noun
 from alerts.models import (
     AlertDelivery,
     AlertKind,
@@ -32,7 +33,6 @@ from usage.selectors.panel import tokens_month_to_date
 ZERO = Decimal("0")
 HOUR = timedelta(hours=1)
 UNUSUAL_BASELINE_DAYS = 14
-BANNER_LIMIT = 3
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def balance_condition(*, threshold: Decimal, balance: Decimal) -> Condition:
     return Condition(
         "",
         balance < threshold,
-        f"The credit balance is {_money(balance)}, below {_money(threshold)}.",
+        f"The credit balance is {_money(balance)} credits, below {_money(threshold)}.",
         {"balance": _num(balance), "threshold": _num(threshold)},
     )
 
@@ -163,8 +163,9 @@ def usage_time_condition(
     return Condition(
         "",
         hours < threshold_hours,
-        f"About {_num(shown)} hours of usage time remain at {_money(hourly_rate)} credits "
-        f"an hour, below {_num(threshold_hours)} hours.",
+        f"About {decimal_grouped(shown, 1)} hours of usage time remain at "
+        f"{_money(hourly_rate)} credits an hour, below {_num(threshold_hours)} "
+        f"{noun(threshold_hours, 'hour')}.",
         {"hours": _num(shown), "hourly_rate": _num(hourly_rate), "balance": _num(balance)},
     )
 
@@ -205,8 +206,8 @@ def controller_conditions(
             Condition(
                 f"controller:{c['id']}",
                 offline_for > limit,
-                f"Controller {c['name']} has been offline for {offline_minutes:,} minutes "
-                f"(alert after {_num(minutes)}).",
+                f"Controller {c['name']} has been offline for {duration_display(offline_for)} "
+                f"(alert after {count_of(int(minutes), 'minute')}).",
                 {
                     "controller": c["name"],
                     "offline_minutes": offline_minutes,
@@ -285,13 +286,24 @@ def alert_notification_for(*, org: Organization, notification_id: int) -> AlertN
     return AlertNotification.objects.filter(organization=org, pk=notification_id).first()
 
 
-def alert_banner(*, org: Organization, user: User) -> list[AlertNotification]:
-    """Crossings still in effect that this member has not dismissed (one query)."""
-    return list(
-        AlertNotification.objects.filter(organization=org, cleared_at__isnull=True)
-        .exclude(dismissed_by=user)
-        .order_by("-fired_at", "-id")[:BANNER_LIMIT]
+@dataclass(frozen=True)
+class AlertBanner:
+    """The banner shows one notification, the newest, and how many more wait behind it."""
+
+    notification: AlertNotification
+    more: int
+
+
+def alert_banner(*, org: Organization, user: User) -> AlertBanner | None:
+    """The newest crossing still in effect that this member has not dismissed, and the
+    number of others (two queries), or None when there is none."""
+    pending = AlertNotification.objects.filter(organization=org, cleared_at__isnull=True).exclude(
+        dismissed_by=user
     )
+    newest = pending.order_by("-fired_at", "-id").first()
+    if newest is None:
+        return None
+    return AlertBanner(notification=newest, more=pending.count() - 1)
 
 
 def alert_deliveries(*, org: Organization, notification_ids: list[int]) -> QuerySet[AlertDelivery]:

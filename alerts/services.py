@@ -186,8 +186,8 @@ def alert_rule_create(
 
 
 def _rule_words(rule: AlertRule) -> str:
-    state = "" if rule.enabled else " (off)"
-    return f"{rule.get_kind_display()} at {rule.threshold.normalize():f}{state}"
+    state = " (off)" if not rule.enabled else ""
+    return f"{rule.sentence.rstrip('.')}{state}"
 
 
 @transaction.atomic
@@ -339,6 +339,7 @@ _SUBJECTS: dict[str, str] = {
     AlertKind.RATE_LIMITS: "rate limits hit more than {threshold} times in an hour",
     AlertKind.UNUSUAL_USAGE: "unusual usage today",
     AlertKind.CONTROLLER_OFFLINE: "controller {controller} offline",
+    AlertKind.BUDGET: "a budget reached {percent}% of its soft level",
 }
 
 
@@ -352,7 +353,7 @@ def header_safe(text: str, *, limit: int = 200) -> str:
 
 
 def alert_email_subject(notification: AlertNotification) -> str:
-    figures = {"threshold": "", "controller": "", **notification.figures}
+    figures = {"threshold": "", "controller": "", "percent": "", **notification.figures}
     return header_safe(_SUBJECTS[notification.kind].format(**figures))
 
 

@@ -1,10 +1,13 @@
 """Alerts pages under the organization's Settings: rules (owners and admins change them,
 every member reads them), the notifications list with delivery attempts, dismissals."""
 
+from urllib.parse import urlsplit
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -180,7 +183,13 @@ def notification_dismiss(request: OrgRequest, notification_id: int) -> HttpRespo
         raise Http404("No such notification")
     alert_notification_dismiss(notification=notification, user=request.user)
     if request.htmx:
-        return HttpResponse("")  # the banner item is swapped out
+        # The banner is swapped for the next notification, or for nothing.
+        page = urlsplit(request.htmx.current_url or "")
+        banner_next = page.path + (f"?{page.query}" if page.query else "")
+        banner = render_to_string(
+            "alerts/_alert_banner.html", {"banner_next": banner_next}, request=request
+        )
+        return HttpResponse(banner.strip())
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()

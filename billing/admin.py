@@ -21,6 +21,7 @@ from billing.models import (
     SweepFailure,
     WorkerType,
 )
+from billing.money import credits_exact, credits_text, dollars_display
 from billing.services import LedgerError, PaymentError, ledger_adjust, payment_refund
 
 
@@ -48,6 +49,29 @@ class CoreHourRateAdmin(admin.ModelAdmin):
     list_display = ["compute", "rate"]
 
 
+def credits_column(field: str, label: str):
+    """A list column showing a credit field exactly and grouped (1,234.50, not
+    1234.5000000000), sortable by the field."""
+
+    @admin.display(description=label, ordering=field)
+    def column(obj) -> str:
+        value = getattr(obj, field)
+        return "—" if value is None else credits_exact(value)
+
+    return column
+
+
+def dollars_column(field: str, label: str):
+    """A list column showing an amount in cents as dollars ($1,234.56)."""
+
+    @admin.display(description=label, ordering=field)
+    def column(obj) -> str:
+        value = getattr(obj, field)
+        return "—" if value is None else dollars_display(value)
+
+    return column
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows written only by services: operators look, never edit or delete."""
 
@@ -67,8 +91,8 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "created_at",
         "organization",
         "kind",
-        "amount",
-        "balance_after",
+        credits_column("amount", "amount"),
+        credits_column("balance_after", "balance after"),
         "reason",
         "reference",
         "actor",
@@ -110,8 +134,8 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
                 else:
                     self.message_user(
                         request,
-                        f"Posted {posted.entry.amount.normalize():f} credits to {org}; "
-                        f"balance now {posted.entry.balance_after.normalize():f}.",
+                        f"Posted {credits_text(posted.entry.amount, exact=True)} to {org}; "
+                        f"balance now {credits_text(posted.entry.balance_after, exact=True)}.",
                         messages.SUCCESS,
                     )
                     return HttpResponseRedirect(reverse("admin:billing_ledgerentry_changelist"))
@@ -135,9 +159,9 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 class CreditAccountAdmin(ReadOnlyAdmin):
     list_display = [
         "organization",
-        "balance",
-        "auto_recharge_below",
-        "auto_recharge_amount_minor",
+        credits_column("balance", "balance"),
+        credits_column("auto_recharge_below", "auto-recharge below"),
+        dollars_column("auto_recharge_amount_minor", "auto-recharge amount"),
         "updated_at",
     ]
     search_fields = ["organization__name", "organization__slug"]
@@ -156,9 +180,9 @@ class PaymentAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "organization",
-        "amount_minor",
+        dollars_column("amount_minor", "amount"),
         "currency",
-        "credits",
+        credits_column("credits", "credits"),
         "status",
         "source",
         "provider",

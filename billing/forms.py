@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.forms import TypedDecimalField
 from accounts.models import Organization
 from accounts.text import validate_visible_text
 from billing.cards import (
@@ -40,7 +41,7 @@ class AmountForm(forms.Form):
     """Step 1: a preset amount or a custom one, in dollars."""
 
     amount = forms.ChoiceField(widget=forms.RadioSelect, required=False)
-    custom_amount = forms.DecimalField(
+    custom_amount = TypedDecimalField(
         required=False,
         min_value=Decimal("0.01"),
         max_digits=10,
@@ -162,13 +163,13 @@ class SavedCardForm(CardForm):
 class AutoRechargeForm(forms.Form):
     """When the balance falls below `below` credits, buy `amount` dollars of credits."""
 
-    below = forms.DecimalField(
+    below = TypedDecimalField(
         min_value=Decimal("0"),
         max_digits=14,
         decimal_places=2,
         label="When the balance falls below (credits)",
     )
-    amount = forms.DecimalField(
+    amount = TypedDecimalField(
         min_value=Decimal("0.01"), max_digits=10, decimal_places=2, label="Buy (USD)"
     )
 
@@ -184,7 +185,7 @@ class AdjustmentForm(forms.Form):
     """Admin: post a credit adjustment with a required reason."""
 
     organization = forms.ModelChoiceField(queryset=Organization.objects.all())
-    amount = forms.DecimalField(
+    amount = TypedDecimalField(
         max_digits=20,
         decimal_places=10,
         help_text="Credits: positive adds, negative takes away.",

@@ -4,6 +4,8 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
 
 from django.conf import settings
 
+from accounts.numbers import decimal_plain
+
 CREDIT_QUANTUM = Decimal("1e-10")
 CENT = Decimal("0.01")
 # Amounts below a cent (a query's token price) show this many significant digits.
@@ -92,6 +94,58 @@ def credits_exact(value: Decimal) -> str:
     if value.as_tuple().exponent > -2:  # type: ignore[operator]
         value = value.quantize(CENT)
     return f"{value:,f}" if not value.is_zero() else "0.00"
+
+
+def credits_text(value: Decimal, *, signed: bool = False, exact: bool = False) -> str:
+    """Credits in a sentence, with the unit: "42.50 credits", "0.00099 credits" (emails,
+    alert messages); exact=True for a record that must not round (the audit log:
+    "0.123456 credits"). `signed` puts "+" before a positive amount."""
+    if exact:
+        text = credits_exact(value)
+        text = f"+{text}" if signed and value > 0 else text
+    else:
+        text = credits_display(value, signed=signed)
+    return f"{text} credits"
+
+
+# A table's credit column shows every row at one precision: enough decimals for its
+# smallest amount to keep two significant digits, two at least, COLUMN_MAX_PLACES at most.
+COLUMN_MAX_PLACES = 6
+
+
+def credits_places(values) -> int:
+    """The decimals a column of these credit amounts is shown at (see COLUMN_MAX_PLACES)."""
+    places = 2
+    for value in values:
+        if value is None or value == "":
+            continue
+        value = abs(Decimal(value))
+        if value and value < CENT:
+            places = max(places, min(COLUMN_MAX_PLACES, SUB_CENT_DIGITS - 1 - value.adjusted()))
+    return places
+
+
+def credits_fixed(value: Decimal, places: int = 2) -> str:
+    """Credits grouped at a column's precision, half up; a non-zero amount too small for
+    it reads "< 0.000001", never 0 (credits_places)."""
+    value = Decimal(value)
+    quantum = Decimal(1).scaleb(-int(places))
+    shown = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    if value and shown.is_zero():
+        return f"< {quantum:f}" if value > 0 else f"> -{quantum:f}"
+    text = f"{shown:,.{int(places)}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text
+
+
+def credits_csv(value: Decimal) -> str:
+    """Credits in a file: exact, at least two decimals (100.00, 0.0000025): the one rule
+    for every credit column of every CSV, per-token prices included."""
+    return decimal_plain(value)
+
+
+def dollars_csv(amount_minor: int) -> str:
+    """A payment amount in a file: dollars with exactly two decimals (100.00, -25.00)."""
+    return decimal_plain(dollars_for_minor_units(amount_minor))
 
 
 # On the wire (the API, CSV): a decimal string, never a float.

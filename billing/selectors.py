@@ -84,6 +84,8 @@ class RemainingUsageTime:
     total_hours: int  # whole hours, rounded down
     days: int
     hours: int
+    cores: int = 1  # the worker type's: its hours times its cores are the chip's core-hours
+    core_hours: Decimal = Decimal(0)  # the balance in core-hours, as the session chip shows
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ def remaining_usage_time_for(
         total_hours=total_hours,
         days=total_hours // 24,
         hours=total_hours % 24,
+        cores=worker_type.cores,
+        core_hours=max(Decimal(0), balance * worker_type.cores / worker_type.hourly_rate),
     )
 
 

@@ -826,7 +826,8 @@ class Budget(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_scope_display()} {self.subject_label} / {self.period}"
+        subject = "" if self.scope == BudgetScope.ORGANIZATION else f" {self.subject_label}"
+        return f"{self.get_scope_display()}{subject}, {self.get_period_display().lower()}"
 
     @property
     def subject_label(self) -> str:

@@ -2,6 +2,7 @@
 
 from django import forms
 
+from accounts.forms import TypedDecimalField
 from usage.estimate import DEFAULT_MAX_OUTPUT_TOKENS, MAX_MESSAGE_CHARS, MAX_OUTPUT_TOKENS
 from usage.models import BudgetPeriod, BudgetScope
 
@@ -13,8 +14,8 @@ class BudgetForm(forms.Form):
     )
     member = forms.EmailField(required=False, help_text="Scope member: their email.")
     period = forms.ChoiceField(choices=BudgetPeriod.choices, initial=BudgetPeriod.MONTH)
-    soft_limit = forms.DecimalField(min_value=0, decimal_places=6, label="Soft level (alert)")
-    hard_limit = forms.DecimalField(
+    soft_limit = TypedDecimalField(min_value=0, decimal_places=6, label="Soft level (alert)")
+    hard_limit = TypedDecimalField(
         min_value=0, decimal_places=6, required=False, label="Hard level (refuse)"
     )
 
@@ -24,8 +25,8 @@ class BudgetForm(forms.Form):
 
 
 class BudgetLevelsForm(forms.Form):
-    soft_limit = forms.DecimalField(min_value=0, decimal_places=6)
-    hard_limit = forms.DecimalField(min_value=0, decimal_places=6, required=False)
+    soft_limit = TypedDecimalField(min_value=0, decimal_places=6)
+    hard_limit = TypedDecimalField(min_value=0, decimal_places=6, required=False)
 
 
 class EstimateForm(forms.Form):

@@ -1,17 +1,17 @@
-"""The alert banner's notifications for the page being drawn (one query, full pages only)."""
+"""The alert banner for the page being drawn: the newest notification and how many more."""
 
 from django import template
 
-from alerts.selectors import alert_banner
+from alerts.selectors import AlertBanner, alert_banner
 
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def alert_banner_for_request(context) -> list:
+def alert_banner_for_request(context) -> AlertBanner | None:
     request = context.get("request")
     org = getattr(request, "organization", None)
     user = getattr(request, "user", None)
     if org is None or user is None or not user.is_authenticated:
-        return []
+        return None
     return alert_banner(org=org, user=user)

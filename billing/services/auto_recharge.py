@@ -9,7 +9,7 @@ from accounts.audit import audit_record
 from accounts.models import AuditAction, Organization, User
 from billing.cards import CardDetails
 from billing.models import CreditAccount, Payment, PaymentMethod, PaymentSource
-from billing.money import credits_round, dollars_display
+from billing.money import credits_round, credits_text, dollars_display
 from billing.providers import PaymentProvider, provider_get
 from billing.services.payments import PaymentError, credits_purchase, payment_amount_check
 
@@ -80,7 +80,7 @@ def auto_recharge_set(
         org=org,
         actor=actor,
         action=AuditAction.AUTO_RECHARGE_ENABLED,
-        summary=f"Auto-recharge: below {account.auto_recharge_below.normalize():f} credits, "
+        summary=f"Auto-recharge: below {credits_text(account.auto_recharge_below, exact=True)}, "
         f"buy {dollars_display(amount_minor)} with {method}",
         target=f"payment_method:{method.pk}",
         data={"below": str(account.auto_recharge_below), "amount_minor": amount_minor},

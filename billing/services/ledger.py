@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import AuditAction, Organization, User
 from billing.models import CreditAccount, EntryKind, LedgerEntry
-from billing.money import credits_round
+from billing.money import credits_round, credits_text
 from billing.signals import auto_recharge_due
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ def ledger_post(
     new_balance = account.balance + amount
     if amount < 0 and new_balance < 0 and not org.may_overdraw:
         raise InsufficientCredits(
-            f"balance {account.balance.normalize():f} does not cover {(-amount).normalize():f}"
+            f"balance {credits_text(account.balance, exact=True)} does not cover "
+            f"{credits_text(-amount, exact=True)}"
         )
     try:
         with transaction.atomic():
@@ -180,7 +181,8 @@ def ledger_adjust(
                 org=org,
                 actor=actor,
                 action=AuditAction.CREDITS_ADJUSTED,
-                summary=f"Adjusted credits by {posted.entry.amount.normalize():+f}: "
+                summary=f"Adjusted credits by "
+                f"{credits_text(posted.entry.amount, signed=True, exact=True)}: "
                 f"{reason.strip()}",
                 target=f"ledger_entry:{posted.entry.pk}",
                 data={"amount": str(posted.entry.amount)},

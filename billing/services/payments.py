@@ -23,7 +23,7 @@ from billing.models import (
     PaymentStatus,
     ReceiptKind,
 )
-from billing.money import credits_for_minor_units, dollars_display
+from billing.money import credits_for_minor_units, credits_text, dollars_display
 from billing.providers import (
     ChargeResult,
     ChargeStatus,
@@ -139,7 +139,7 @@ def _purchase_post(payment: Payment, *, at: datetime | None) -> None:
         org=payment.organization,
         kind=EntryKind.PURCHASE,
         amount=payment.credits,
-        reason=f"{what}: ${payment.amount:,.2f}{card}",
+        reason=f"{what}: {dollars_display(payment.amount_minor)}{card}",
         idempotency_key=f"payment:{payment.pk}",
         actor=payment.actor,
         reference=f"payment:{payment.pk}",
@@ -160,8 +160,8 @@ def _payment_audit(payment: Payment, action: str, **data: str) -> None:
         org=payment.organization,
         actor=payment.actor,
         action=action,
-        summary=f"{what} of ${payment.amount:,.2f} for {payment.credits.normalize():f} credits"
-        f"{card} {outcome}",
+        summary=f"{what} of {dollars_display(payment.amount_minor)} for "
+        f"{credits_text(payment.credits, exact=True)}{card} {outcome}",
         target=f"payment:{payment.pk}",
         data={"amount_minor": payment.amount_minor, "status": payment.status, **data},
     )
@@ -228,7 +228,7 @@ def payment_confirm(
             method_token=payment.method_token,
             # The provider sees the same key for the same payment: its own retry guard.
             idempotency_key=f"payment-{payment.organization_id}-{payment.idempotency_key}",
-            description=f"{payment.credits.normalize():f} credits for {org.name}",
+            description=f"{credits_text(payment.credits, exact=True)} for {org.name}",
             return_url=return_url,
             cancel_url=cancel_url,
             metadata={"payment_id": str(payment.pk), "organization": org.slug},
@@ -305,7 +305,8 @@ def payment_refund(*, payment_id: int, actor: User | None, reason: str = "") -> 
         org=payment.organization,
         actor=actor,
         action=AuditAction.PAYMENT_REFUNDED,
-        summary=f"Refunded ${payment.amount:,.2f} ({payment.credits.normalize():f} credits) "
+        summary=f"Refunded {dollars_display(payment.amount_minor)} "
+        f"({credits_text(payment.credits, exact=True)}) "
         f"of payment {payment.pk}",
         target=f"payment:{payment.pk}",
         data={"amount_minor": payment.amount_minor, "receipt": receipt.display_number},

@@ -30,7 +30,7 @@ from accounts.calendar import month_after, month_bounds, month_first, org_zone
 from accounts.models import APIKey, Membership, Organization, Role
 from billing.documents import statement_pdf
 from billing.models import CreditAccount, EntryKind, LedgerEntry, Statement
-from billing.money import credits_round
+from billing.money import credits_round, credits_text
 from billing.services.documents import buyer_details, seller_details
 from billing.signals import statement_issued
 from billing.usage_sources import usage_breakdowns
@@ -289,8 +289,8 @@ def statement_notify(*, statement_id: int) -> int:
         subject=f"{org.name}: your statement for {statement.month:%B %Y}",
         body=(
             f"The statement of {org.name} for {statement.month:%B %Y} is ready.\n\n"
-            f"Opening balance: {statement.opening_balance:,.2f} credits\n"
-            f"Closing balance: {statement.closing_balance:,.2f} credits\n\n"
+            f"Opening balance: {credits_text(statement.opening_balance, exact=True)}\n"
+            f"Closing balance: {credits_text(statement.closing_balance, exact=True)}\n\n"
             f"Read it (HTML, PDF or CSV): {url}\n"
         ),
         to=recipients,

@@ -1,13 +1,10 @@
-"""Template helpers: `credits` (the one rule for showing credits) and links from ledger
-entries to what they were for."""
-
-from decimal import Decimal
+"""Template helpers: `credits` (the one rule for showing credits, from the numbers
+library) and links from ledger entries to what they were for."""
 
 from django import template
 from django.urls import reverse
-from django.utils.html import format_html
 
-from billing.money import credits_display, credits_exact
+from billing.templatetags.numbers import credits
 
 register = template.Library()
 
@@ -30,20 +27,5 @@ def reference_url(reference: str, org_slug: str) -> str:
     return reverse(route, args=[org_slug, int(ident)])
 
 
-@register.filter
-def credits(value: Decimal | float | int | None, arg: str = "") -> str:
-    """The one way the console shows credits (chip, ledger, panel, alerts, payments).
-
-    Two decimals from a cent up, two significant digits below a cent, right-aligned by the
-    tables' .num cells; when the display rounds, the exact amount is the title (hover).
-    `|credits:"signed"` marks a positive amount with "+" (ledger credits).
-    """
-    if value is None or value == "":
-        return "—"
-    if not isinstance(value, Decimal):
-        value = Decimal(str(value))
-    shown = credits_display(value, signed=arg == "signed")
-    exact = credits_exact(value)
-    if shown.lstrip("+") == exact:
-        return shown
-    return format_html('<span class="credits" title="{} credits">{}</span>', exact, shown)
+# The one rule for showing credits, also here where the ledger's templates load it.
+register.filter("credits", credits)

@@ -63,7 +63,8 @@ def test_members_and_viewers_read_rules_but_cannot_change_them(client, role):
     rule = make_alert_rule(org=org, kind=AlertKind.BALANCE, threshold=10)
     page = client.get(url("rules", org))
     assert page.status_code == 200
-    assert "Credit balance falls below" in page.text and "webhook-secret" not in page.text
+    assert "The credit balance falls below 10.00 credits." in page.text
+    assert "webhook-secret" not in page.text
     assert client.get(url("rule_new", org)).status_code == 403
     assert client.post(url("rule_new", org), rule_post()).status_code == 403
     assert client.post(url("rule_edit", org, rule.pk), rule_post(threshold="1")).status_code == 403

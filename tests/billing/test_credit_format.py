@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
         (D("-0.0000000000"), "0.00", None),  # never "-0.00"
         (D("0.01"), "0.01", None),
         (D("-0.01"), "-0.01", None),
-        (D("0.0000000001"), "0.00000000010", "0.0000000001"),  # the ledger's smallest step
+        (D("0.0000000001"), "0.00000000010", None),  # the smallest step: nothing rounded
         (D("1234567890.125"), "1,234,567,890.13", "1,234,567,890.125"),
         (D("25"), "25.00", None),
         (D("2.5000000000"), "2.50", None),  # the ledger's scale is not a difference
@@ -59,11 +59,14 @@ def test_the_chip_ledger_and_csv_agree_on_a_fraction_of_a_cent(client):
     client.force_login(member.user)
 
     page = client.get(f"/o/{org.slug}/finance/").content.decode()
-    # The ledger: the sub-cent debit shows two significant digits, the exact amount on hover.
+    # The ledger: one precision for its credit columns, enough for the sub-cent debit's two
+    # significant digits; the exact amount on hover where the display rounds.
     assert '<span class="credits" title="-0.0000482 credits">-0.000048</span>' in page
-    assert ">+4.11</td>" in page
+    assert ">+4.110000</td>" in page
+    assert '<span class="credits" title="4.1099518 credits">4.109952</span>' in page
     # The chip and the balance card: 4.1099518 is 4.11 to the cent, exact on hover.
     assert page.count('<span class="credits" title="4.1099518 credits">4.11</span>') >= 2
 
     csv = b"".join(client.get(f"/o/{org.slug}/finance/transactions.csv").streaming_content)
-    assert b",-0.0000482000," in csv and b",4.1100000000," in csv
+    # The CSV: exact, two decimals at least, no padding zeros past the last digit.
+    assert b",-0.0000482," in csv and b",4.11," in csv and b",4.1099518," in csv

@@ -16,7 +16,7 @@ def test_banner_dismisses_in_place_and_a_rule_is_previewed_then_saved(live_serve
     login(page, live_server.url, member.user.email, PASSWORD)
 
     banner = page.get_by_test_id("alert-banner")
-    assert "The credit balance is 0.00, below 10.00" in banner.inner_text()
+    assert "The credit balance is 0.00 credits, below 10.00." in banner.inner_text()
     url_before = page.url
     banner.get_by_role("button", name="Dismiss this alert").click()
     page.wait_for_selector(".alert-banner-item", state="detached")

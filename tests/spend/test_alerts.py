@@ -1,4 +1,5 @@
-"""Budget thresholds join the alert rules: one notification per crossing."""
+"""Budget thresholds join the alert rules: one notification per budget period for the
+highest threshold crossed."""
 
 from decimal import Decimal
 
@@ -6,6 +7,7 @@ import pytest
 
 from alerts.models import AlertNotification, AlertRule
 from alerts.services import alerts_evaluate
+from usage.models import SpendDay
 from usage.services.budgets import budget_create
 from usage.services.ingest import usage_records_ingest
 
@@ -35,10 +37,12 @@ def test_budget_thresholds_fire_once_per_crossing_and_clear_at_the_reset(
     usage_records_ingest(org=spend.org, records=[q(2, 50_000)], api_key=spend.key)  # 110%
     with django_capture_on_commit_callbacks():
         fired = alerts_evaluate(org=spend.org)
-    assert sorted(n.subject for n in fired) == [
-        f"budget:{budget.pk}:100",
-        f"budget:{budget.pk}:80",
-    ]
+    # Past 80% and 100% at once: one notification, for 100%; the 50% one closes (one
+    # banner per budget).
+    assert [n.subject for n in fired] == [f"budget:{budget.pk}:100"]
+    assert "past 50% and 80% too" in fired[0].message
+    still_open = AlertNotification.objects.filter(organization=spend.org, cleared_at__isnull=True)
+    assert [n.subject for n in still_open] == [f"budget:{budget.pk}:100"]
     # The next day the period resets: the crossings clear.
     frozen.shift(__import__("datetime").timedelta(days=1))
     with django_capture_on_commit_callbacks():
@@ -84,3 +88,41 @@ def test_reconciliation_counts_over_cap_usage_and_checks_the_holds(spend, frozen
     else:
         SpendHold.objects.filter(organization=spend.org).update(credits=Decimal("1"))
     assert reconcile_organization(org=spend.org, days=7).counts["spend_hold_mismatches"] >= 1
+
+
+def test_a_budget_already_past_its_soft_level_fires_once_for_its_highest_threshold(
+    spend, frozen, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    for key_budget in (True, False):
+        budget_create(org=spend.org, scope="api_key" if key_budget else "organization",
+                      api_key_id=spend.key.pk if key_budget else None, period="day",
+                      soft_limit=Decimal("0.001"), hard_limit=Decimal("0.002"))  # fmt: skip
+    # 0.006 credits: 600% of both soft levels, before anyone evaluated.
+    usage_records_ingest(org=spend.org, records=[q(1, 60_000)], api_key=spend.key)
+    with django_capture_on_commit_callbacks(execute=True):
+        fired = alerts_evaluate(org=spend.org)
+    assert len(fired) == 2  # two budgets, one notification each (not 50%, 80% and 100%)
+    assert {n.subject.rsplit(":", 1)[1] for n in fired} == {"100"}
+    for n in fired:
+        assert "past 50% and 80% too" in n.message
+        assert "over its hard level by 0.0040 credits" in n.message
+    assert len(mail.outbox) == 2  # each mailed once, with a subject that says what it is
+    assert all("a budget reached 100% of its soft level" in m.subject for m in mail.outbox)
+
+
+def test_a_threshold_told_of_never_fires_again_in_the_period_after_a_refund(
+    spend, frozen, django_capture_on_commit_callbacks
+):
+    budget = budget_create(org=spend.org, scope="organization", period="day",
+                           soft_limit=Decimal("0.01"))  # fmt: skip
+    usage_records_ingest(org=spend.org, records=[q(1, 90_000)], api_key=spend.key)  # 90%
+    with django_capture_on_commit_callbacks():
+        assert [n.subject for n in alerts_evaluate(org=spend.org)] == [f"budget:{budget.pk}:80"]
+    # Spending restated down to 60% (as a correction would): 80% no longer holds and
+    # closes, but 50% was passed already in this period, so it does not fire on the way down.
+    SpendDay.objects.filter(organization=spend.org).update(credits=Decimal("0.006"))
+    with django_capture_on_commit_callbacks():
+        assert alerts_evaluate(org=spend.org) == []
+    assert not AlertNotification.objects.filter(cleared_at__isnull=True).exists()

@@ -70,7 +70,32 @@ def test_the_estimator_page_shows_tokens_cost_and_budgets(client, spend):
     )
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'data-testid="estimate-input">9<' in html  # 5 tokens + 4 for the message
+    assert 'data-testid="estimate-input">9 tokens<' in html  # 5 tokens + 4 for the message
     assert 'data-testid="estimate-budgets"' in html
     bad = client.get(f"/o/{spend.org.slug}/usage/estimate/", {"model": "x", "prompt": "hi"})
     assert bad.status_code == 400
+
+
+def test_a_budget_past_its_hard_level_is_shown_as_over_in_colour_and_words(client, spend):
+    from usage.services.budgets import budget_create
+    from usage.services.ingest import usage_records_ingest
+
+    budget_create(org=spend.org, scope="api_key", api_key_id=spend.key.pk, period="month",
+                  soft_limit=Decimal("0.001"), hard_limit=Decimal("0.002"))  # fmt: skip
+    budget_create(org=spend.org, scope="organization", period="month",
+                  soft_limit=Decimal("0.005"), hard_limit=Decimal("1"))  # fmt: skip
+    # 60,000 tokens of llama-3.1-8b at 0.10 a million: 0.006 credits.
+    record = {"id": "q-1", "kind": "query", "occurred_at": "2026-11-20T11:00:00Z",
+              "model": "llama-3.1-8b", "input_tokens": 60_000, "output_tokens": 0}  # fmt: skip
+    usage_records_ingest(org=spend.org, records=[record], api_key=spend.key)
+    login(client, spend.owner)
+    html = client.get(f"/o/{spend.org.slug}/usage/budgets/").content.decode()
+    key_card, org_card = html.split('data-testid="budget-card"')[1:3]
+    assert 'data-state="over"' in key_card and "budget-over" in html
+    # 0.006 spent against a hard level of 0.002: over by 0.004.
+    assert "Over by 0.0040 credits" in key_card
+    assert "requests are refused until it resets" in key_card
+    # The organization's budget is past its soft level only: amber, and it says so.
+    assert 'data-state="past_soft"' in org_card
+    assert "120% of the soft level" in org_card and "nothing is refused" in org_card
+    assert 'value="0.005"' in org_card and 'value="1"' in org_card  # levels as typed

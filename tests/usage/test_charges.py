@@ -91,3 +91,41 @@ def test_another_organizations_charges_are_404(client, owner):
         assert client.get(f"/o/{org.slug}/usage/{path}").status_code == 404
         # Their own slug with our id is a 404 too: ids are looked up inside the org.
         assert client.get(f"/o/{stranger.organization.slug}/usage/{path}").status_code == 404
+
+
+def test_a_batch_says_why_its_total_is_fewer_than_the_records_accepted(client, owner):
+    org = owner.organization
+    running = [
+        {"id": f"j-run-{n}", "kind": "job", "status": "running", "cores": 2,
+         "controller": "dgx-01", "submitted_at": "2026-11-20T09:00:00Z",
+         "started_at": "2026-11-20T09:01:00Z"}
+        for n in (1, 2)
+    ]  # fmt: skip
+    first = usage_records_ingest(org=org, records=BATCH + running)
+    assert len(first.accepted) == 6
+    client.force_login(owner.user)
+    page = client.get(f"/o/{org.slug}/usage/charges/batch/{first.batch_id}/").content.decode()
+    # Total counts 4 (2 queries, 1 session, 1 job ended); the 2 running jobs are left out.
+    assert "6 accepted" in page
+    assert (
+        "Total counts the 4 records this debit charged; of the 6 accepted, it leaves out "
+        "2 jobs still running (charged by the batch that ends them)."
+    ) in page
+
+    # A later batch ends one of them: its record is charged there (its Total matches).
+    ended = {**running[0], "status": "completed", "ended_at": "2026-11-20T10:01:00Z"}
+    second = usage_records_ingest(org=org, records=[ended])
+    page = client.get(f"/o/{org.slug}/usage/charges/batch/{second.batch_id}/").content.decode()
+    assert 'data-testid="batch-gap"' not in page
+    page = client.get(f"/o/{org.slug}/usage/charges/batch/{first.batch_id}/").content.decode()
+    assert "1 job still running (charged by the batch that ends them) and 1 job charged by " in (
+        page
+    )
+
+
+def test_a_batch_whose_total_matches_says_nothing_more(client, owner):
+    org = owner.organization
+    result = usage_records_ingest(org=org, records=BATCH)
+    client.force_login(owner.user)
+    page = client.get(f"/o/{org.slug}/usage/charges/batch/{result.batch_id}/").content.decode()
+    assert 'data-testid="batch-gap"' not in page

@@ -37,6 +37,22 @@ class BudgetFigures:
     def bar_percent(self) -> float:
         return min(100.0, self.percent)
 
+    @property
+    def over_by(self) -> Decimal:
+        """How far spent and reserved are past the level (hard, else soft); 0 within it."""
+        return max(Decimal(0), -self.left) if self.left is not None else Decimal(0)
+
+    @property
+    def state(self) -> str:
+        """ "over" past the hard level (requests are refused), "past_soft" past the soft
+        level (alerts only), else "ok"."""
+        used = self.spent + self.reserved
+        if self.budget.hard_limit is not None and used > self.budget.hard_limit:
+            return "over"
+        if self.budget.soft_limit and used >= self.budget.soft_limit:
+            return "past_soft"
+        return "ok"
+
 
 def budgets_of(*, org: Organization) -> QuerySet[Budget]:
     return Budget.objects.filter(organization=org).select_related("api_key")

@@ -14,7 +14,16 @@ from django.utils import timezone
 from accounts.calendar import month_start, next_month, org_zone
 from accounts.credentials import secret_hash
 from accounts.models import Organization
-from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
+from accounts.numbers import count_display, count_of
+from usage.models import (
+    TERMINAL_JOB_STATUSES,
+    Controller,
+    IngestBatch,
+    Job,
+    MatchingRun,
+    Query,
+    WorkerSession,
+)
 
 
 def month_to_date_tokens(*, org: Organization, at: datetime | None = None) -> int:
@@ -161,3 +170,70 @@ def job_charges(*, org: Organization, job_pk: int) -> tuple[Job, Charges] | None
         credits=job.credits,
     )
     return job, Charges(reference=f"job:{job.pk}", lines=[line])
+
+
+@dataclass(frozen=True)
+class BatchGap:
+    """Why a batch's accepted records and its charge table's Total differ: a job is
+    charged by the batch that ends it, not the one that first reported it."""
+
+    accepted: int
+    charged: int  # the table's Total row
+    open_jobs: int  # reported here, still submitted or running: charged when they end
+    ended_later: int  # reported here, charged by a later batch that ended them
+    free_jobs: int  # reported here, ended with nothing to charge
+
+    @property
+    def updates(self) -> int:
+        """Accepted records left over: updates to jobs already reported, which moved the
+        job along without ending it."""
+        return self.accepted - self.charged - self.open_jobs - self.ended_later - self.free_jobs
+
+    @property
+    def explanation(self) -> str:
+        """One line saying why Total and accepted differ, "" when they agree."""
+        if self.accepted == self.charged:
+            return ""
+        left_out = [
+            text
+            for n, text in (
+                (self.open_jobs, f"{count_of(self.open_jobs, 'job')} still running "
+                 "(charged by the batch that ends them)"),
+                (self.ended_later, f"{count_of(self.ended_later, 'job')} charged by the "
+                 "later batch that ended them"),
+                (self.free_jobs, f"{count_of(self.free_jobs, 'job')} that ended with "
+                 "nothing to charge"),
+                (self.updates, f"{count_of(self.updates, 'update')} to jobs reported "
+                 "before, which moved them along without ending them"),
+            )
+            if n > 0
+        ]  # fmt: skip
+        listed = ", ".join(left_out[:-1]) + (" and " if len(left_out) > 1 else "") + left_out[-1]
+        return (
+            f"Total counts the {count_of(self.charged, 'record')} this debit charged; of the "
+            f"{count_display(self.accepted)} accepted, it leaves out {listed}."
+        )
+
+
+def usage_batch_gap(*, org: Organization, batch: IngestBatch, charges: Charges) -> BatchGap:
+    """How the batch's accepted count and its charges' records relate (one query)."""
+    reported_here = (
+        Job.objects.filter(organization=org, batch=batch)
+        .exclude(charge_reference=batch.ledger_key)
+        .values_list("status", "charge_reference")
+    )
+    open_jobs = ended_later = free_jobs = 0
+    for status, reference in reported_here:
+        if status not in TERMINAL_JOB_STATUSES:
+            open_jobs += 1
+        elif reference:
+            ended_later += 1
+        else:
+            free_jobs += 1
+    return BatchGap(
+        accepted=batch.accepted,
+        charged=charges.records,
+        open_jobs=open_jobs,
+        ended_later=ended_later,
+        free_jobs=free_jobs,
+    )

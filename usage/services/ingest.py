@@ -44,7 +44,9 @@ from django.db.models.functions import TruncMonth
 from accounts.calendar import next_month
 from accounts.errors import FieldError
 from accounts.models import APIKey, Organization
+from accounts.numbers import count_of
 from billing.models import EntryKind
+from billing.money import credits_text
 from billing.selectors import credit_balance
 from billing.services import ledger_post
 from usage.limits import MAX_CORE_HOURS
@@ -425,8 +427,9 @@ class _Limits:
                 c.index,
                 c.client_id,
                 "credits",
-                f"insufficient credits: this record costs {c.credits.normalize():f}, "
-                f"{max(self.available - total, Decimal(0)).normalize():f} left; add credits",
+                f"insufficient credits: this record costs {credits_text(c.credits, exact=True)}, "
+                f"{credits_text(max(self.available - total, Decimal(0)), exact=True)} left; "
+                "add credits",
             )
         return None
 
@@ -546,7 +549,7 @@ def _write(
             org=org,
             kind=EntryKind.USAGE,
             amount=-decision.total,
-            reason=f"Usage: {len(result.accepted)} records",
+            reason=f"Usage: {count_of(len(result.accepted), 'record')}",
             idempotency_key=batch.ledger_key,
             reference=batch.ledger_key,
             at=charged_at,

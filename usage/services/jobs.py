@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.errors import FieldError
 from accounts.models import APIKey, Organization
 from billing.models import EntryKind
+from billing.money import credits_text
 from billing.selectors import credit_balance
 from billing.services import InsufficientCredits, ledger_post
 from usage.models import JOB_NEXT_STATUSES, TERMINAL_JOB_STATUSES, Job, JobStatus
@@ -99,7 +100,7 @@ def _job_end_charge(
         return
     if not org.may_overdraw and credit_balance(org=org) < job.credits:
         raise InsufficientCredits(
-            f"the job costs {job.credits.normalize():f} credits; the balance does not cover it"
+            f"the job costs {credits_text(job.credits, exact=True)}; the balance does not cover it"
         )
     job.charge_reference = f"job:{job.pk}"
     ledger_post(

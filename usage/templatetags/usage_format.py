@@ -1,51 +1,33 @@
-"""Numbers and times for people on the usage pages: grouped digits, hours and minutes,
-and short relative times ("14m ago")."""
+"""Numbers and times for people on the usage pages (the shared formatters of
+accounts/numbers.py), compact counts and short relative times ("14m ago")."""
 
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django import template
 from django.utils import timezone
+
+from accounts import numbers
 
 register = template.Library()
 
 
 @register.filter
 def hours_minutes(value: timedelta | int | float | Decimal | None) -> str:
-    """A duration (timedelta or seconds) as "1,234 h 05 min", "25 min" or "0 min"."""
-    if value is None:
-        return "—"
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    minutes = round(seconds / 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours and minutes:
-        return f"{hours:,} h {minutes:02d} min"
-    if hours:
-        return f"{hours:,} h"
-    if seconds and not minutes:
-        return "< 1 min"
-    return f"{minutes} min"
+    """Worker runtime (timedelta or seconds) as "1,234 h 05 min", "25 min" or "0 min"."""
+    return numbers.hours_minutes(value)
 
 
 @register.filter
 def grouped(value: int | float | Decimal | None, places: int = 0) -> str:
-    """A number with thousands separators and `places` decimals."""
-    if value is None:
-        return "—"
-    if isinstance(value, Decimal):
-        # People expect 1.25 to show as 1.3, not banker's 1.2.
-        value = value.quantize(Decimal(1).scaleb(-int(places)), rounding=ROUND_HALF_UP)
-    return f"{value:,.{int(places)}f}"
+    """A number with thousands separators and `places` decimals (half up)."""
+    return numbers.decimal_grouped(value, int(places))
 
 
 @register.filter
 def percent(value: float | None) -> str:
     """A share as "12.3%", "< 0.1%" for a sliver, "—" when there is none to show."""
-    if value is None:
-        return "—"
-    if 0 < value < 0.1:
-        return "< 0.1%"
-    return f"{value:,.1f}%"
+    return numbers.percent_display(value)
 
 
 @register.filter

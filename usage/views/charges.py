@@ -4,7 +4,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 
 from accounts.http import OrgRequest, org_view
-from usage.selectors.records import job_charges, usage_batch_charges
+from usage.selectors.records import job_charges, usage_batch_charges, usage_batch_gap
 from usage.services.retention import retention_notice
 
 
@@ -16,7 +16,14 @@ def batch_charges(request: OrgRequest, batch_id: int) -> HttpResponse:
     batch, charges = found
     # A batch of a month retention dropped has no records left to list: say so.
     notice = None if charges.lines else retention_notice(start=batch.received_at)
-    context = {"nav": "finance", "batch": batch, "charges": charges, "detail_notice": notice}
+    gap = usage_batch_gap(org=request.organization, batch=batch, charges=charges)
+    context = {
+        "nav": "finance",
+        "batch": batch,
+        "charges": charges,
+        "detail_notice": notice,
+        "gap": None if notice else gap,
+    }
     return render(request, "usage/charges.html", {**context, "title": f"Usage batch {batch.pk}"})
 
 
