@@ -6,10 +6,12 @@ import json
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.calendar import org_zone
+from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
 from accounts.models import APIKey
 from billing.models import PriceModel
@@ -106,27 +108,70 @@ def budget_edit(request: OrgRequest, budget_id: int) -> HttpResponse:
     return redirect("usage:budgets", request.organization.slug)
 
 
+_PERIOD_WORDS = {"day": "daily", "week": "weekly", "month": "monthly"}
+_SCOPE_WORDS = {"organization": "organization's", "api_key": "API key", "member": "member"}
+
+
+def _budget_name(budget) -> str:
+    """ "the monthly API key budget for ci-gateway", as a sentence names it."""
+    words = f"the {_PERIOD_WORDS.get(budget.period, budget.period)} {_SCOPE_WORDS[budget.scope]}"
+    subject = "" if budget.scope == "organization" else f" for {budget.subject_label}"
+    return f"{words} budget{subject}"
+
+
 @org_view(manage=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def budget_remove(request: OrgRequest, budget_id: int) -> HttpResponse:
     budget = get_object_or_404(budgets_of(org=request.organization), pk=budget_id)
+    name = _budget_name(budget)
+    if request.method == "GET":
+        hard = (
+            " and its hard level no longer refuses requests"
+            if budget.hard_limit is not None
+            else ""
+        )
+        return confirm_page(
+            request,
+            Confirmation(
+                title=f"Remove {name}?",
+                consequence=f"Its alerts stop{hard}. Spend already recorded is kept.",
+                action="Remove budget",
+                back=reverse("usage:budgets", args=[request.organization.slug]),
+            ),
+        )
     budget_delete(budget=budget)
-    messages.success(request, "Budget removed.")
+    messages.success(request, f"Removed {name}.")
     return redirect("usage:budgets", request.organization.slug)
+
+
+def _next(request: OrgRequest) -> str:
+    """The page to go back to (one of this organization's), else Budgets."""
+    target = request.POST.get("next") or request.GET.get("next", "")
+    if target.startswith(f"/o/{request.organization.slug}/") and "//" not in target:
+        return target
+    return reverse("usage:budgets", args=[request.organization.slug])
 
 
 def _back(request: OrgRequest) -> HttpResponse:
-    target = request.POST.get("next", "")
-    if target.startswith(f"/o/{request.organization.slug}/") and "//" not in target:
-        return redirect(target)
-    return redirect("usage:budgets", request.organization.slug)
+    return redirect(_next(request))
 
 
 @org_view(manage=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def key_pause(request: OrgRequest, key_id: int) -> HttpResponse:
     """Pause a key: authorize answers 402 key_paused; nothing else about it changes."""
     key = get_object_or_404(APIKey.objects.filter(organization=request.organization), pk=key_id)
+    if request.method == "GET":
+        return confirm_page(
+            request,
+            Confirmation(
+                title=f"Pause the API key {key.name}?",
+                consequence="Requests the gateway authorizes with it are refused "
+                "(402 key_paused) until you resume it; usage already authorized still counts.",
+                action="Pause key",
+                back=_next(request),
+            ),
+        )
     apikey_pause(key=key, by=request.user)  # type: ignore[arg-type]
     messages.success(request, f"{key.name} is paused: its authorizations are refused.")
     return _back(request)
