@@ -77,9 +77,14 @@ def api_key_create(request: OrgRequest) -> HttpResponse:
         user=request.user if personal else None,
         created_by=request.user,
     )
-    shown_once_keep(request, "api_key", name=issued.key.name, secret=issued.secret)
     messages.success(request, f"Created the key {issued.key.name} ({issued.key.display}).")
-    return redirect("accounts:api_keys", org_slug=request.organization.slug)
+    return shown_once_keep(
+        request,
+        redirect("accounts:api_keys", org_slug=request.organization.slug),
+        "api_key",
+        name=issued.key.name,
+        secret=issued.secret,
+    )
 
 
 @org_view(manage=True)
@@ -139,9 +144,14 @@ def session_token_create(request: OrgRequest) -> HttpResponse:
     """Issue a 30-day token for yourself; the page it redirects to shows its secret once."""
     name = request.POST.get("name", "").strip()[:100]
     issued = session_token_issue(user=request.user, org=request.organization, name=name)
-    shown_once_keep(request, "session_token", id=issued.token.pk, secret=issued.secret)
     messages.success(request, f"Issued the session token {issued.token.display}.")
-    return redirect("accounts:session_tokens", org_slug=request.organization.slug)
+    return shown_once_keep(
+        request,
+        redirect("accounts:session_tokens", org_slug=request.organization.slug),
+        "session_token",
+        id=issued.token.pk,
+        secret=issued.secret,
+    )
 
 
 @org_view()

@@ -47,11 +47,14 @@ def controller_create(request: OrgRequest) -> HttpResponse:
         except ValueError as exc:
             form.add_error("name", str(exc))
         else:
-            shown_once_keep(
-                request, "controller_token", name=issued.controller.name, token=issued.token
-            )
             messages.success(request, f"Registered the controller {issued.controller.name}.")
-            return redirect("usage:controllers", request.organization.slug)
+            return shown_once_keep(
+                request,
+                redirect("usage:controllers", request.organization.slug),
+                "controller_token",
+                name=issued.controller.name,
+                token=issued.token,
+            )
     return _controllers_page(request, form=form, status=400)
 
 
@@ -73,8 +76,13 @@ def controller_rotate(request: OrgRequest, controller_id: int) -> HttpResponse:
             ),
         )
     token = controller_token_rotate(controller=controller)
-    shown_once_keep(request, "controller_token", name=controller.name, token=token)
     messages.success(
         request, f"Issued a new token for {controller.name}; the old one no longer works."
     )
-    return redirect("usage:controllers", request.organization.slug)
+    return shown_once_keep(
+        request,
+        redirect("usage:controllers", request.organization.slug),
+        "controller_token",
+        name=controller.name,
+        token=token,
+    )
