@@ -84,7 +84,11 @@ def budget_add(request: OrgRequest) -> HttpResponse:
                 member=data["member"] if data["scope"] == "member" else "",
             )
         except BudgetInvalid as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            # The service names the field; the form says it as a sentence beside that field.
+            if exc.field in form.fields:
+                form.add_error(exc.field, f"{form[exc.field].label} {exc.message}.")
+            else:
+                form.add_error(None, f"{exc.field.replace('_', ' ').capitalize()} {exc.message}.")
         else:
             messages.success(request, "Budget saved.")
             return redirect("usage:budgets", request.organization.slug)
@@ -100,14 +104,16 @@ def budget_edit(request: OrgRequest, budget_id: int) -> HttpResponse:
         try:
             budget_update(budget=budget, changes=form.cleaned_data)
         except BudgetInvalid as exc:
-            messages.error(request, str(exc))
+            level = _LEVEL_WORDS.get(exc.field, exc.field.replace("_", " ").capitalize())
+            messages.error(request, f"Not saved: {level} {exc.message}.")
         else:
-            messages.success(request, "Budget updated.")
+            messages.success(request, f"Updated {_budget_name(budget)}.")
     else:
-        messages.error(request, "Levels must be zero or more credits.")
+        messages.error(request, "Not saved: levels must be zero or more credits.")
     return redirect("usage:budgets", request.organization.slug)
 
 
+_LEVEL_WORDS = {"soft_limit": "the soft level", "hard_limit": "the hard level"}
 _PERIOD_WORDS = {"day": "daily", "week": "weekly", "month": "monthly"}
 _SCOPE_WORDS = {"organization": "organization's", "api_key": "API key", "member": "member"}
 
