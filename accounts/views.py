@@ -96,7 +96,7 @@ def api_key_revoke(request: OrgRequest, key_id: int) -> HttpResponse:
         return confirm_page(
             request,
             Confirmation(
-                title=f"Revoke the API key {key.name}?",
+                title=f"Revoke the API key \u201c{key.name}\u201d?",
                 consequence=f"Programs sending {key.display} get 401 from now on. "
                 "A revoked key cannot be turned back on.",
                 action="Revoke key",

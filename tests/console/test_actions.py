@@ -93,13 +93,13 @@ def test_destructive_actions_ask_first_naming_what_will_happen(client):
     things = _owner_and_things(owner)
     client.force_login(owner.user)
     asks = [
-        ("accounts:api_key_revoke", [things["key"].pk], "Revoke the API key ci-gateway?"),
+        ("accounts:api_key_revoke", [things["key"].pk], "Revoke the API key “ci-gateway”?"),
         ("accounts:member_remove", [things["other"].pk],
          f"Remove {things['other'].user.email} from {org.name}?"),
-        ("usage:controller_rotate", [things["controller"].pk], "Issue a new token for dgx-01?"),
+        ("usage:controller_rotate", [things["controller"].pk], "Issue a new token for “dgx-01”?"),
         ("usage:budget_remove", [things["budget"].pk],
          "Remove the monthly API key budget for ci-gateway?"),
-        ("usage:key_pause", [things["key"].pk], "Pause the API key ci-gateway?"),
+        ("usage:key_pause", [things["key"].pk], "Pause the API key “ci-gateway”?"),
         ("accounts:alerts:rule_delete", [things["rule"].pk], "Delete the alert rule"),
         ("accounts:alerts:webhook_secret_rotate", [], "Rotate the webhook signing secret?"),
     ]  # fmt: skip

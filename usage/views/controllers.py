@@ -67,7 +67,7 @@ def controller_rotate(request: OrgRequest, controller_id: int) -> HttpResponse:
         return confirm_page(
             request,
             Confirmation(
-                title=f"Issue a new token for {controller.name}?",
+                title=f"Issue a new token for \u201c{controller.name}\u201d?",
                 consequence=f"The current token (••••{controller.token_last_four}) stops "
                 "working at once: the running controller is cut off until it is restarted "
                 "with the new token.",

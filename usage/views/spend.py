@@ -171,7 +171,7 @@ def key_pause(request: OrgRequest, key_id: int) -> HttpResponse:
         return confirm_page(
             request,
             Confirmation(
-                title=f"Pause the API key {key.name}?",
+                title=f"Pause the API key \u201c{key.name}\u201d?",
                 consequence="Requests the gateway authorizes with it are refused "
                 "(402 key_paused) until you resume it; usage already authorized still counts.",
                 action="Pause key",
