@@ -5,6 +5,7 @@ once is shown once, and refusals and missing pages render in the console's shell
 import re
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.urls import reverse
 
 from accounts.models import APIKey, Membership, Role, SessionToken
@@ -187,3 +188,13 @@ def test_the_budget_forms_error_names_its_subject_beside_the_api_key_field(clien
     assert error and "API key is required for an API key's budget." in error.group(1)
     assert 'aria-describedby="id_api_key_helptext id_api_key_error"' in html
     assert not Budget.objects.exists()
+
+
+def test_pages_have_a_favicon_and_the_browsers_default_address_finds_it(client):
+    member = make_member(role=Role.MEMBER)
+    client.force_login(member.user)
+    html = client.get(f"/o/{member.organization.slug}/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    assert finders.find("favicon.svg")
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 301 and answer["Location"] == "/static/favicon.svg"
