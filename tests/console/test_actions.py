@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.contrib.staticfiles import finders
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import APIKey, Membership, Role, SessionToken
@@ -198,3 +199,15 @@ def test_pages_have_a_favicon_and_the_browsers_default_address_finds_it(client):
     assert finders.find("favicon.svg")
     answer = client.get("/favicon.ico")
     assert answer.status_code == 301 and answer["Location"] == "/static/favicon.svg"
+
+
+def test_an_expired_form_is_a_403_page_saying_nothing_was_changed():
+    member = make_member(role=Role.OWNER)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(member.user)
+    key, _ = make_api_key(org=member.organization, name="kept")
+    page = client.post(reverse("accounts:api_key_revoke", args=[member.organization.slug, key.pk]))
+    assert page.status_code == 403
+    assert "This form has expired" in page.content.decode()
+    key.refresh_from_db()
+    assert key.revoked_at is None
