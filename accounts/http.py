@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django_htmx.middleware import HtmxDetails
 
-from accounts.models import Membership, Organization, User
+from accounts.models import Membership, Organization, Role, User
 from accounts.request_context import organization_var
 from accounts.selectors import membership_for
 from accounts.signin import two_factor_required_missing
@@ -29,6 +29,22 @@ class OrgRequest(HttpRequest):
     organization: Organization
     membership: Membership
     htmx: HtmxDetails
+
+
+_PEOPLE = {
+    Role.OWNER: "owners",
+    Role.ADMIN: "admins",
+    Role.BILLING: "billing members",
+    Role.MEMBER: "members",
+    Role.VIEWER: "viewers",
+}
+
+
+def _refusal(membership: Membership, roles: frozenset[str]) -> str:
+    """Why a role may not open a page: who may, and what this person is."""
+    allowed = [_PEOPLE[Role(value)] for value, _ in Role.choices if value in roles]
+    who = ", ".join(allowed[:-1]) + " and " + allowed[-1] if len(allowed) > 1 else allowed[0]
+    return f"This page is for {who}; you are a {_PEOPLE[Role(membership.role)][:-1]} here."
 
 
 def org_view(
@@ -47,10 +63,13 @@ def org_view(
             membership = membership_for(user=request.user, org_slug=org_slug)
             if membership is None:
                 raise Http404("No such organization")
+            # Set before the role checks so a 403 page renders in the organization's shell.
+            request.membership = membership  # type: ignore[attr-defined]
+            request.organization = membership.organization  # type: ignore[attr-defined]
             if manage and not membership.can_manage:
                 raise PermissionDenied("Only owners and admins of this organization can do this")
             if roles is not None and membership.role not in roles:
-                raise PermissionDenied("Your role in this organization does not allow this")
+                raise PermissionDenied(_refusal(membership, roles))
             if not two_factor_setup and two_factor_required_missing(
                 user=request.user, org=membership.organization
             ):
@@ -60,8 +79,6 @@ def org_view(
                     "set up an authenticator app or a passkey to continue.",
                 )
                 return redirect("accounts:security", org_slug=org_slug)
-            request.membership = membership  # type: ignore[attr-defined]
-            request.organization = membership.organization  # type: ignore[attr-defined]
             organization_var.set(membership.organization.slug)
             if request.session.get(SESSION_ORG_KEY) != org_slug:
                 request.session[SESSION_ORG_KEY] = org_slug

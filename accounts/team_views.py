@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.audit import AUDIT_EXPORT_FIELDS, audit_events, audit_export_rows, audit_people
+from accounts.confirm import Confirmation, confirm_page
 from accounts.exports import csv_download
 from accounts.forms import AcceptSignupForm, AuditFilterForm, InviteForm, RoleForm
 from accounts.http import OrgRequest, org_view
@@ -112,11 +113,29 @@ def member_role(request: OrgRequest, member_id: int) -> HttpResponse:
 
 
 @org_view(manage=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def member_remove_view(request: OrgRequest, member_id: int) -> HttpResponse:
     """Remove a member; their personal API keys and session tokens here stop working."""
     membership = get_object_or_404(organization_members(org=request.organization), pk=member_id)
     email = membership.user.email
+    if request.method == "GET":
+        yourself = membership.user_id == request.user.pk
+        return confirm_page(
+            request,
+            Confirmation(
+                title="Leave " + request.organization.name + "?"
+                if yourself
+                else f"Remove {email} from {request.organization.name}?",
+                consequence=(
+                    "You lose access to this organization"
+                    if yourself
+                    else f"{email} loses access to this organization"
+                )
+                + "; the personal API keys and session tokens here are revoked.",
+                action="Leave" if yourself else "Remove member",
+                back=reverse("accounts:members", args=[request.organization.slug]),
+            ),
+        )
     try:
         member_remove(membership=membership, actor=request.user, actor_role=request.membership.role)
     except TeamError as exc:
@@ -142,9 +161,19 @@ def invitation_resend_view(request: OrgRequest, invitation_id: int) -> HttpRespo
 
 
 @org_view(manage=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def invitation_revoke_view(request: OrgRequest, invitation_id: int) -> HttpResponse:
     invitation = get_object_or_404(invitations_pending(org=request.organization), pk=invitation_id)
+    if request.method == "GET":
+        return confirm_page(
+            request,
+            Confirmation(
+                title=f"Withdraw the invitation to {invitation.email}?",
+                consequence="The link in the email stops working; you can invite them again.",
+                action="Withdraw invitation",
+                back=reverse("accounts:members", args=[request.organization.slug]),
+            ),
+        )
     invitation_revoke(invitation=invitation, actor=request.user)
     messages.success(request, f"Withdrew the invitation to {invitation.email}.")
     return redirect("accounts:members", org_slug=request.organization.slug)

@@ -4,10 +4,12 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import PasswordResetView
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.client_ip import client_ip
+from accounts.confirm import Confirmation, confirm_page, shown_once_keep, shown_once_pop
 from accounts.forms import APIKeyCreateForm
 from accounts.http import OrgRequest, org_view
 from accounts.models import KEY_ROLES, APIKeyKind
@@ -35,7 +37,8 @@ def organization_settings(request: OrgRequest) -> HttpResponse:
     )
 
 
-def _api_keys_page(request: OrgRequest, *, form, issued=None, status: int = 200) -> HttpResponse:
+def _api_keys_page(request: OrgRequest, *, form, status: int = 200) -> HttpResponse:
+    issued = shown_once_pop(request, "api_key")
     response = render(
         request,
         "accounts/api_keys.html",
@@ -61,7 +64,8 @@ def api_keys(request: OrgRequest) -> HttpResponse:
 @org_view(manage=True)
 @require_POST
 def api_key_create(request: OrgRequest) -> HttpResponse:
-    """Issue a key and show its secret this once (it is not stored, only its hash)."""
+    """Issue a key; the page it redirects to shows its secret this once (only its hash is
+    stored), so a reload neither issues another key nor shows the secret again."""
     form = APIKeyCreateForm(request.POST)
     if not form.is_valid():
         return _api_keys_page(request, form=form, status=400)
@@ -73,14 +77,32 @@ def api_key_create(request: OrgRequest) -> HttpResponse:
         user=request.user if personal else None,
         created_by=request.user,
     )
-    return _api_keys_page(request, form=APIKeyCreateForm(), issued=issued)
+    messages.success(request, f"Created the key {issued.key.name} ({issued.key.display}).")
+    return shown_once_keep(
+        request,
+        redirect("accounts:api_keys", org_slug=request.organization.slug),
+        "api_key",
+        name=issued.key.name,
+        secret=issued.secret,
+    )
 
 
 @org_view(manage=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def api_key_revoke(request: OrgRequest, key_id: int) -> HttpResponse:
     """Revoke one of the organization's keys; programs using it get 401 from now on."""
     key = get_object_or_404(apikeys_of(org=request.organization), pk=key_id)
+    if request.method == "GET":
+        return confirm_page(
+            request,
+            Confirmation(
+                title=f"Revoke the API key \u201c{key.name}\u201d?",
+                consequence=f"Programs sending {key.display} get 401 from now on. "
+                "A revoked key cannot be turned back on.",
+                action="Revoke key",
+                back=reverse("accounts:api_keys", args=[request.organization.slug]),
+            ),
+        )
     apikey_revoke(key=key, actor=request.user)
     messages.success(request, f"Revoked {key.name} ({key.display}).")
     return redirect("accounts:api_keys", org_slug=request.organization.slug)
@@ -89,13 +111,19 @@ def api_key_revoke(request: OrgRequest, key_id: int) -> HttpResponse:
 # Account session tokens: each person manages their own --------------------------------
 
 
-def _session_tokens_page(request: OrgRequest, *, issued=None, status: int = 200) -> HttpResponse:
+def _session_tokens_page(request: OrgRequest, *, status: int = 200) -> HttpResponse:
+    tokens = session_tokens_of(user=request.user, org=request.organization)
+    kept = shown_once_pop(request, "session_token")
+    issued = None
+    if kept:
+        token = next((t for t in tokens if t.pk == kept["id"]), None)
+        issued = {"token": token, "secret": kept["secret"]} if token else None
     response = render(
         request,
         "accounts/session_tokens.html",
         {
             "nav": "settings",
-            "tokens": session_tokens_of(user=request.user, org=request.organization),
+            "tokens": tokens,
             "issued": issued,
         },
         status=status,
@@ -113,10 +141,17 @@ def session_tokens(request: OrgRequest) -> HttpResponse:
 @org_view()
 @require_POST
 def session_token_create(request: OrgRequest) -> HttpResponse:
-    """Issue a 30-day token for yourself and show its secret this once."""
+    """Issue a 30-day token for yourself; the page it redirects to shows its secret once."""
     name = request.POST.get("name", "").strip()[:100]
     issued = session_token_issue(user=request.user, org=request.organization, name=name)
-    return _session_tokens_page(request, issued=issued)
+    messages.success(request, f"Issued the session token {issued.token.display}.")
+    return shown_once_keep(
+        request,
+        redirect("accounts:session_tokens", org_slug=request.organization.slug),
+        "session_token",
+        id=issued.token.pk,
+        secret=issued.secret,
+    )
 
 
 @org_view()
@@ -138,12 +173,22 @@ def session_token_renew_view(request: OrgRequest, token_id: int) -> HttpResponse
 
 
 @org_view()
-@require_POST
+@require_http_methods(["GET", "POST"])
 def session_token_revoke_view(request: OrgRequest, token_id: int) -> HttpResponse:
     """Revoke one of your tokens; programs using it get 401 from now on."""
     token = get_object_or_404(
         session_tokens_of(user=request.user, org=request.organization), pk=token_id
     )
+    if request.method == "GET":
+        return confirm_page(
+            request,
+            Confirmation(
+                title=f"Revoke the session token {token.name or token.display}?",
+                consequence=f"Programs using {token.display} get 401 from now on.",
+                action="Revoke token",
+                back=reverse("accounts:session_tokens", args=[request.organization.slug]),
+            ),
+        )
     session_token_revoke(token=token)
     messages.success(request, f"Revoked {token.display}.")
     return redirect("accounts:session_tokens", org_slug=request.organization.slug)

@@ -8,9 +8,11 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
 from alerts.forms import AlertRuleForm
 from alerts.models import AlertKind, DeliveryChannel
@@ -130,21 +132,43 @@ def rule_preview(request: OrgRequest) -> HttpResponse:
 
 
 @org_view(manage=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def rule_delete(request: OrgRequest, rule_id: int) -> HttpResponse:
     rule = alert_rule_for(org=request.organization, rule_id=rule_id)
     if rule is None:
         raise Http404("No such alert rule")
+    name = f"the alert rule \u201c{rule.get_kind_display()}\u201d"
+    if request.method == "GET":
+        return confirm_page(
+            request,
+            Confirmation(
+                title=f"Delete {name}?",
+                consequence="It stops firing; notifications it already sent stay listed.",
+                action="Delete rule",
+                back=reverse("accounts:alerts:rules", args=[request.organization.slug]),
+            ),
+        )
     alert_rule_delete(rule=rule, actor=request.user)
-    messages.success(request, "Alert rule deleted.")
+    messages.success(request, f"Deleted {name}.")
     return redirect("accounts:alerts:rules", request.organization.slug)
 
 
 @org_view(manage=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def webhook_secret_rotate(request: OrgRequest) -> HttpResponse:
+    if request.method == "GET":
+        return confirm_page(
+            request,
+            Confirmation(
+                title="Rotate the webhook signing secret?",
+                consequence="Deliveries are signed with a new secret from now on: receivers "
+                "that check signatures with the current one refuse them until you update them.",
+                action="Rotate secret",
+                back=reverse("accounts:alerts:rules", args=[request.organization.slug]),
+            ),
+        )
     alert_webhook_secret_rotate(org=request.organization, actor=request.user)  # type: ignore[arg-type]
-    messages.success(request, "New webhook secret: update your receivers.")
+    messages.success(request, "Rotated the webhook secret: update your receivers.")
     return redirect("accounts:alerts:rules", request.organization.slug)
 
 

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.forms",  # its widget templates, for the form renderer below
     "django_htmx",
     "axes",
     # Sign-in's second factor (TOTP, passkeys, recovery codes) and the list of a user's
@@ -96,6 +97,9 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a lockout signalled by the backend into a page.
     "axes.middleware.AxesMiddleware",
 ]
+
+# Every form renders through one layout (templates/forms/): label, field, error, help.
+FORM_RENDERER = "console.forms.ConsoleFormRenderer"
 
 ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"

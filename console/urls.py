@@ -63,6 +63,8 @@ urlpatterns = [
     path("admin/", include([re_path(ALERT_ADMIN_BEFORE_THE_MOVE, ALERT_ADMIN_NOW)])),
     path("admin/", admin.site.urls),
     path("webhooks/", include("billing.webhook_urls")),
+    # Browsers ask for /favicon.ico on pages without an icon link (the admin's, a PDF's).
+    path("favicon.ico", views.favicon),
 ]
 
 handler500 = "console.views.server_error"

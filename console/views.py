@@ -2,7 +2,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import loader
+from django.templatetags.static import static
 from django.utils import timezone
+from django.utils.html import escape
 
 from accounts.http import SESSION_ORG_KEY, OrgRequest, org_view
 from accounts.request_context import request_id_var
@@ -40,6 +42,11 @@ def main(request: OrgRequest) -> HttpResponse:
     return render(request, "console/main.html", context)
 
 
+def favicon(request: HttpRequest) -> HttpResponse:
+    """The icon (static/favicon.svg) for pages without an icon link: the admin's, say."""
+    return redirect(static("favicon.svg"), permanent=True)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """The 500 answer: the request id to quote, and no internals. Programs calling the
     API get it as JSON; people get a page that needs no database or session."""
@@ -48,5 +55,17 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"error": "internal server error", "request_id": request_id}, status=500
         )
-    body = loader.get_template("500.html").render({"request_id": request_id})
+    try:
+        body = loader.get_template("500.html").render({"request_id": request_id})
+    except Exception:  # the shell itself failed (its static files, say): a bare page
+        body = _BARE_500.format(request_id=escape(request_id))
     return HttpResponse(body, status=500)
+
+
+_BARE_500 = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Something went wrong · Usage Console</title></head><body><main>
+<h1>Something went wrong on our side</h1>
+<p>The error has been logged. Try again in a moment; if it keeps happening, contact support
+and quote this request id: <code>{request_id}</code></p><p><a href="/">Back to the console</a></p>
+</main></body></html>"""

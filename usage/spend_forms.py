@@ -10,9 +10,14 @@ from usage.models import BudgetPeriod, BudgetScope
 class BudgetForm(forms.Form):
     scope = forms.ChoiceField(choices=BudgetScope.choices)
     api_key = forms.TypedChoiceField(
-        choices=(), coerce=int, required=False, empty_value=None, label="API key"
+        choices=(),
+        coerce=int,
+        required=False,
+        empty_value=None,
+        label="API key",
+        help_text="For an API key's budget: the key.",
     )
-    member = forms.EmailField(required=False, help_text="Scope member: their email.")
+    member = forms.EmailField(required=False, help_text="For a member's budget: their email.")
     period = forms.ChoiceField(choices=BudgetPeriod.choices, initial=BudgetPeriod.MONTH)
     soft_limit = TypedDecimalField(min_value=0, decimal_places=6, label="Soft level (alert)")
     hard_limit = TypedDecimalField(

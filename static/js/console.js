@@ -108,6 +108,37 @@
       buttons.forEach(function (button) { button.disabled = true; });
     }, 0);
   });
+  // ---- Confirmations: a destructive action's button fetches its confirmation page's form
+  // (htmx) into the shell's <dialog>; Cancel and Escape close it and focus goes back.
+  var confirmOpener = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.target && event.detail.target.id === "confirm-dialog-body") {
+      confirmOpener = event.detail.elt;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target.id !== "confirm-dialog-body") return;
+    var dialog = document.getElementById("confirm-dialog");
+    if (!dialog.open) dialog.showModal();
+    var cancel = dialog.querySelector("[data-dialog-cancel]");
+    if (cancel) cancel.focus();
+  });
+  document.addEventListener("click", function (event) {
+    var cancel = event.target.closest && event.target.closest("#confirm-dialog [data-dialog-cancel]");
+    if (!cancel) return;
+    event.preventDefault();
+    document.getElementById("confirm-dialog").close();
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var dialog = document.getElementById("confirm-dialog");
+    if (!dialog) return;
+    dialog.addEventListener("close", function () {
+      document.getElementById("confirm-dialog-body").textContent = "";
+      if (confirmOpener && document.contains(confirmOpener)) confirmOpener.focus();
+      confirmOpener = null;
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     setupMenu();
     drawFigures(document);

@@ -78,7 +78,7 @@ ACTIONS = [
     ("accounts:member_remove", "member_id", "post", {}, MANAGERS, 302),
     ("accounts:invitation_resend", "invitation_id", "post", {}, MANAGERS, 302),
     ("accounts:invitation_revoke", "invitation_id", "post", {}, MANAGERS, 302),
-    ("accounts:api_key_create", None, "post", {"name": "k", "kind": "workspace"}, MANAGERS, 200),
+    ("accounts:api_key_create", None, "post", {"name": "k", "kind": "workspace"}, MANAGERS, 302),
     ("accounts:api_key_revoke", "key_id", "post", {}, MANAGERS, 302),
 ]  # fmt: skip
 

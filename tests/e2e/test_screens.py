@@ -81,7 +81,7 @@ def test_every_screen_fits_passes_axe_and_goes_dark(live_server, browser, viewpo
     page.goto(f"{base}/o/{seeded.slug}/settings/alerts/new/")
     page.get_by_label("Threshold").fill("-5")
     page.get_by_role("button", name="Save rule").click()
-    expect(page.locator(".form-errors").first).to_be_visible()
+    expect(page.locator(".field-error, .form-errors").first).to_be_visible()
     screen.check("alert-rule-errors")
 
     page.goto(f"{base}/o/{seeded.slug}/finance/add/")

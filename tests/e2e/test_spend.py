@@ -48,6 +48,7 @@ def test_budget_card_fills_pause_resume_and_estimate(page, live_server, login):
     # Pause the key from its card, then resume it.
     key_card = page.get_by_test_id("spend-key-card")
     key_card.get_by_test_id("key-pause").click()
+    page.get_by_role("dialog").get_by_role("button", name="Pause key").click()
     expect(page.get_by_test_id("key-paused")).to_be_visible()
     assert KeyPause.objects.filter(api_key=key).exists()
     page.screenshot(path=str(ARTIFACTS / "spend-key-paused.png"), full_page=True)

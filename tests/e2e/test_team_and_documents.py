@@ -76,6 +76,7 @@ def test_invite_accept_change_role_remove_then_download_documents(
         == "billing"
     )
     page.get_by_role("button", name="Remove newcomer@example.com").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove member").click()
     page.get_by_text("Removed newcomer@example.com").wait_for()
     assert not Membership.objects.filter(
         organization=org, user__email="newcomer@example.com"

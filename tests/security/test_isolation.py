@@ -36,7 +36,7 @@ from usage.services.ingest import usage_records_ingest
 pytestmark = pytest.mark.django_db
 
 # Pages that are not an organization's: public, or the operators' admin.
-NOT_ORGANIZATION_PAGES = re.compile(r"^(admin/|accounts/|webhooks/|$)")
+NOT_ORGANIZATION_PAGES = re.compile(r"^(admin/|accounts/|webhooks/|favicon\.ico$|$)")
 CONVERTER = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
 A_MARK = "alpha-secret-7731"  # appears only in organization A's data
 

@@ -31,19 +31,22 @@ def test_the_settings_page_links_to_keys_and_controllers(client, owner):
 
 def test_creating_a_key_shows_its_secret_once_and_it_works(client, owner):
     org = owner.organization
-    response = client.post(
+    created = client.post(
         keys_url(org) + "create", {"name": "Lab workstation", "kind": "workspace"}
     )
-    assert response.status_code == 200
+    assert created.status_code == 302 and created["Location"] == keys_url(org)
+    response = client.get(keys_url(org))
     assert response["Cache-Control"] == "no-store"
     secret = re.search(r'data-testid="new-secret">([^<]+)<', response.content.decode()).group(1)
     key = APIKey.objects.get(organization=org)
     assert secret.startswith("sk-av-") and key.display == f"sk-av••••••••{secret[-4:]}"
     assert (key.kind, key.user, key.created_by) == ("workspace", None, owner.user)
 
+    # Reloaded: the key is listed, its secret is gone, and no second key was made.
     listing = client.get(keys_url(org)).content.decode()
     assert "Lab workstation" in listing and key.display in listing
     assert secret not in listing
+    assert APIKey.objects.filter(organization=org).count() == 1
 
     api = client.post(
         "/api/v1/usage/records",
@@ -111,8 +114,10 @@ def test_another_organizations_member_gets_404(client, owner):
 def test_registering_a_controller_shows_its_token_once(client, owner):
     org = owner.organization
     url = f"/o/{org.slug}/usage/controllers/"
-    response = client.post(url + "create", {"name": "dgx-01", "cores": 64, "memory_gb": 256})
-    assert response.status_code == 200
+    response = client.post(
+        url + "create", {"name": "dgx-01", "cores": 64, "memory_gb": 256}, follow=True
+    )
+    assert response.redirect_chain == [(url, 302)]
     token = re.search(r'data-testid="new-token">([^<]+)<', response.content.decode()).group(1)
     controller = Controller.objects.get(organization=org)
     assert (controller.name, controller.cores, controller.memory_gb) == ("dgx-01", 64, 256)
@@ -130,11 +135,13 @@ def test_registering_a_controller_shows_its_token_once(client, owner):
 def test_secrets_never_reach_the_database(client, owner):
     """Create keys and a controller through every path, then search every column of every table."""
     org = owner.organization
-    page = client.post(keys_url(org) + "create", {"name": "Web", "kind": "workspace"})
+    page = client.post(keys_url(org) + "create", {"name": "Web", "kind": "workspace"}, follow=True)
     secrets = [re.search(r'data-testid="new-secret">([^<]+)<', page.content.decode()).group(1)]
     secrets.append(make_api_key(org=org)[1])
     controller_page = client.post(
-        f"/o/{org.slug}/usage/controllers/create", {"name": "c1", "cores": 1, "memory_gb": 1}
+        f"/o/{org.slug}/usage/controllers/create",
+        {"name": "c1", "cores": 1, "memory_gb": 1},
+        follow=True,
     )
     secrets.append(
         re.search(r'data-testid="new-token">([^<]+)<', controller_page.content.decode()).group(1)

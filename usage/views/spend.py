@@ -6,10 +6,12 @@ import json
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.calendar import org_zone
+from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
 from accounts.models import APIKey
 from billing.models import PriceModel
@@ -83,7 +85,11 @@ def budget_add(request: OrgRequest) -> HttpResponse:
                 actor=request.user,  # type: ignore[arg-type]
             )
         except BudgetInvalid as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            # The service names the field; the form says it as a sentence beside that field.
+            if exc.field in form.fields:
+                form.add_error(exc.field, f"{form[exc.field].label} {exc.message}.")
+            else:
+                form.add_error(None, f"{exc.field.replace('_', ' ').capitalize()} {exc.message}.")
         else:
             messages.success(request, "Budget saved.")
             return redirect("usage:budgets", request.organization.slug)
@@ -103,35 +109,80 @@ def budget_edit(request: OrgRequest, budget_id: int) -> HttpResponse:
                 actor=request.user,  # type: ignore[arg-type]
             )
         except BudgetInvalid as exc:
-            messages.error(request, str(exc))
+            level = _LEVEL_WORDS.get(exc.field, exc.field.replace("_", " ").capitalize())
+            messages.error(request, f"Not saved: {level} {exc.message}.")
         else:
-            messages.success(request, "Budget updated.")
+            messages.success(request, f"Updated {_budget_name(budget)}.")
     else:
-        messages.error(request, "Levels must be zero or more credits.")
+        messages.error(request, "Not saved: levels must be zero or more credits.")
     return redirect("usage:budgets", request.organization.slug)
+
+
+_LEVEL_WORDS = {"soft_limit": "the soft level", "hard_limit": "the hard level"}
+_PERIOD_WORDS = {"day": "daily", "week": "weekly", "month": "monthly"}
+_SCOPE_WORDS = {"organization": "organization's", "api_key": "API key", "member": "member"}
+
+
+def _budget_name(budget) -> str:
+    """ "the monthly API key budget for ci-gateway", as a sentence names it."""
+    words = f"the {_PERIOD_WORDS.get(budget.period, budget.period)} {_SCOPE_WORDS[budget.scope]}"
+    subject = "" if budget.scope == "organization" else f" for {budget.subject_label}"
+    return f"{words} budget{subject}"
 
 
 @org_view(manage=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def budget_remove(request: OrgRequest, budget_id: int) -> HttpResponse:
     budget = get_object_or_404(budgets_of(org=request.organization), pk=budget_id)
+    name = _budget_name(budget)
+    if request.method == "GET":
+        hard = (
+            " and its hard level no longer refuses requests"
+            if budget.hard_limit is not None
+            else ""
+        )
+        return confirm_page(
+            request,
+            Confirmation(
+                title=f"Remove {name}?",
+                consequence=f"Its alerts stop{hard}. Spend already recorded is kept.",
+                action="Remove budget",
+                back=reverse("usage:budgets", args=[request.organization.slug]),
+            ),
+        )
     budget_delete(budget=budget, actor=request.user)  # type: ignore[arg-type]
-    messages.success(request, "Budget removed.")
+    messages.success(request, f"Removed {name}.")
     return redirect("usage:budgets", request.organization.slug)
+
+
+def _next(request: OrgRequest) -> str:
+    """The page to go back to (one of this organization's), else Budgets."""
+    target = request.POST.get("next") or request.GET.get("next", "")
+    if target.startswith(f"/o/{request.organization.slug}/") and "//" not in target:
+        return target
+    return reverse("usage:budgets", args=[request.organization.slug])
 
 
 def _back(request: OrgRequest) -> HttpResponse:
-    target = request.POST.get("next", "")
-    if target.startswith(f"/o/{request.organization.slug}/") and "//" not in target:
-        return redirect(target)
-    return redirect("usage:budgets", request.organization.slug)
+    return redirect(_next(request))
 
 
 @org_view(manage=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def key_pause(request: OrgRequest, key_id: int) -> HttpResponse:
     """Pause a key: authorize answers 402 key_paused; nothing else about it changes."""
     key = get_object_or_404(APIKey.objects.filter(organization=request.organization), pk=key_id)
+    if request.method == "GET":
+        return confirm_page(
+            request,
+            Confirmation(
+                title=f"Pause the API key \u201c{key.name}\u201d?",
+                consequence="Requests the gateway authorizes with it are refused "
+                "(402 key_paused) until you resume it; usage already authorized still counts.",
+                action="Pause key",
+                back=_next(request),
+            ),
+        )
     apikey_pause(key=key, by=request.user)  # type: ignore[arg-type]
     messages.success(request, f"{key.name} is paused: its authorizations are refused.")
     return _back(request)
