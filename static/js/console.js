@@ -112,6 +112,46 @@
     setupMenu();
     drawFigures(document);
   });
+  // ---- htmx errors are shown where the user acted. A 400 or 422 answer to an htmx
+  // request is the form again with its errors beside the fields: swap it in like a
+  // success (htmx leaves error answers out by default, which showed nothing).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status === 400 || status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+  // Results under a form that marks them (data-marks-stale="ID") never pass for the
+  // form's: changing a field, or a request that fails, says so over them.
+  function markStale(form, text) {
+    var results = document.getElementById(form.dataset.marksStale);
+    if (!results) return;
+    results.classList.add("stale");
+    var note = results.querySelector(".stale-note");
+    if (note) {
+      note.textContent = text;
+      note.hidden = false;
+    }
+  }
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-marks-stale]");
+    if (form) markStale(form, "These figures are for the previous settings: press Show to update them.");
+  });
+  function failed(event) {
+    var elt = event.detail.elt;
+    var form = elt && elt.closest && elt.closest("[data-marks-stale]");
+    if (!form) {
+      var target = event.detail.target;
+      form = target && target.querySelector && target.querySelector("form[data-marks-stale]");
+    }
+    if (!form) return;
+    var xhr = event.detail.xhr;
+    var why = xhr && xhr.status ? "the server answered " + xhr.status : "the server could not be reached";
+    markStale(form, "These figures could not be updated (" + why + "): they are for the previous settings. Try again.");
+  }
+  document.addEventListener("htmx:responseError", failed);
+  document.addEventListener("htmx:sendError", failed);
   document.addEventListener("htmx:afterSettle", function (event) {
     drawFigures(event.target);
     announce(event.target);
