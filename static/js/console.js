@@ -5,7 +5,8 @@
 
   // ---- Charts: every server-built Plotly figure, in the page's colours.
   // <div data-plotly-figure="ID"> + json_script ID. A trace whose meta is "accent", "line"
-  // or "good" takes the palette's chart colour, so dark mode's charts match the page.
+  // or "good" takes the palette's chart colour, so dark mode's charts match the page;
+  // "series-N" and "other" take the series palette's.
   function cssVar(name) {
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   }
@@ -28,7 +29,10 @@
       accent: cssVar("--chart-accent"), line: cssVar("--chart-line"), good: cssVar("--good"),
     };
     var data = figure.data.map(function (trace) {
-      var colour = colours[trace.meta];
+      // Series of a stacked chart ("series-N", "other"): the palette's colour-blind-safe
+      // set, lighter in dark mode (--chart-series-N, --chart-other).
+      var series = /^(series-\d+|other)$/.test(trace.meta || "") ? cssVar("--chart-" + trace.meta) : "";
+      var colour = series || colours[trace.meta];
       if (!colour) return trace;
       return Object.assign({}, trace, {
         marker: Object.assign({}, trace.marker, { color: colour }),
