@@ -157,3 +157,29 @@ def test_the_page_costs_a_bounded_number_of_queries(
             _url(explorer_seeded), {**RANGE, "group_by": "api_key", "bucket": "1h"}
         )
     assert response.status_code == 200
+
+
+def test_a_bad_hourly_range_through_htmx_answers_the_form_with_its_error(
+    member_client, explorer_seeded
+):
+    response = member_client.get(
+        _url(explorer_seeded),
+        {"start": "2026-08-22T00:00", "end": "2026-11-20T00:00", "bucket": "1h"},
+        headers={"HX-Request": "true", "HX-Target": "explore"},
+    )
+    # A 400 that console.js swaps in: the form, the error beside Granularity, and no
+    # chart or table of the settings before.
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="explore">')
+    error = re.search(r'data-testid="error-bucket">(.*?)</span>', html, re.S).group(1)
+    assert "up to 31 days; this range is 90 days" in error and "Choose Day" in error
+    assert "explore-figure" not in html and "explore-table" not in html
+    assert 'data-testid="explore-invalid"' in html
+
+
+def test_the_page_says_which_records_its_figures_count(member_client, explorer_seeded):
+    html = member_client.get(_url(explorer_seeded), {**RANGE, "group_by": "model"}).content
+    assert "Counts queries, worker sessions and jobs." in html.decode()
+    only = member_client.get(_url(explorer_seeded), {**RANGE, "kind": "query"}).content
+    assert "Counts queries only." in only.decode()
