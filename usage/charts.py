@@ -36,7 +36,13 @@ def _layout(**extra) -> dict:
         "height": 300,
         "margin": {"l": 56, "r": 56, "t": 40, "b": 48},
         # Above the plot: the tick labels below never run into it, at any width.
-        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+        "legend": {
+            "orientation": "h",
+            "x": 0,
+            "y": 1.02,
+            "yanchor": "bottom",
+            "traceorder": "normal",  # largest first, as the table reads
+        },
         "hovermode": "x unified",
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
