@@ -97,7 +97,6 @@ def _ticks(labels: Sequence[str], short: Sequence[str] | None = None) -> dict:
         "tickmode": "array",
         "tickvals": [labels[i] for i in picked],
         "ticktext": [short[i] for i in picked],
-        "tickangle": 0,
         "automargin": True,
     }
 
