@@ -75,9 +75,7 @@ def _centres(page, selector):
     )
 
 
-def test_a_monthly_chart_from_1_september_labels_each_bar_with_its_month(
-    live_server, page, login
-):
+def test_a_monthly_chart_from_1_september_labels_each_bar_with_its_month(live_server, page, login):
     member, org = _member("Monthly Labs")
     now = timezone.now().astimezone(PARIS)
     year = now.year if now.month >= 10 else now.year - 1
@@ -88,9 +86,7 @@ def test_a_monthly_chart_from_1_september_labels_each_bar_with_its_month(
     for month in months[:-1]:  # usage in every month but this one, on the 15th at noon
         make_query(org=org, occurred_at=month.replace(day=15, hour=12), credits="1")
     login(page, live_server.url, member.user.email, PASSWORD)
-    page.goto(
-        f"{live_server.url}/o/{org.slug}/usage/explore/?start={year}-09-01T00:00&bucket=1mo"
-    )
+    page.goto(f"{live_server.url}/o/{org.slug}/usage/explore/?start={year}-09-01T00:00&bucket=1mo")
     ticks = page.locator("#explore .xtick text")
     expect(ticks.first).to_be_visible()
     expected = [m.strftime("%b %Y") for m in months]

@@ -111,9 +111,7 @@ def test_every_value_axis_has_a_unit():
     )
     report = _monthly_from_1_september()
     report.metric = "worker_runtime"
-    assert explore_figure(report)["layout"]["yaxis"]["title"]["text"] == (
-        "Worker runtime (hours)"
-    )
+    assert explore_figure(report)["layout"]["yaxis"]["title"]["text"] == ("Worker runtime (hours)")
     timeline = timeline_figure([JobDay(day=date(2026, 12, 1))])["layout"]
     assert timeline["yaxis"]["title"]["text"] == "Jobs"
     assert timeline["yaxis2"]["title"]["text"] == "Core-hours"
