@@ -10,7 +10,7 @@
   function cssVar(name) {
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   }
-  function themed(figure) {
+  function themed(figure, el) {
     var ink = cssVar("--ink"), muted = cssVar("--muted"), grid = cssVar("--chart-grid");
     var layout = Object.assign({}, figure.layout, {
       paper_bgcolor: "rgba(0,0,0,0)",
@@ -39,16 +39,46 @@
         line: Object.assign({}, trace.line, { color: colour }),
       });
     });
+    // On a phone plotly's legend would squeeze the plot (or scroll): the legend is a
+    // list above the chart instead, wrapping like text (legendList).
+    var width = el && el.clientWidth;
+    layout.__htmlLegend = !!(width && width < 560 && layout.showlegend !== false && data.length > 2);
+    if (layout.__htmlLegend) {
+      layout.showlegend = false;
+      layout.margin = Object.assign({}, layout.margin, { t: 16 });
+    }
     return { data: data, layout: layout };
+  }
+  function legendList(el, traces) {
+    var list = el.previousElementSibling;
+    if (!list || !list.classList.contains("chart-legend")) {
+      if (!traces.length) return;
+      list = document.createElement("ul");
+      list.className = "chart-legend";
+      list.setAttribute("aria-hidden", "true");  // the chart's table or sentence has it
+      el.parentNode.insertBefore(list, el);
+    }
+    list.replaceChildren();
+    list.hidden = !traces.length;
+    traces.forEach(function (trace) {
+      var item = document.createElement("li");
+      var swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = (trace.marker && trace.marker.color) || (trace.line && trace.line.color);
+      item.append(swatch, document.createTextNode(trace.name));
+      list.append(item);
+    });
   }
   function drawFigures(root) {
     if (!window.Plotly) return;
     root.querySelectorAll("[data-plotly-figure]").forEach(function (el) {
       var source = document.getElementById(el.dataset.plotlyFigure);
       if (!source) return;
-      var figure = themed(JSON.parse(source.textContent));
+      var figure = themed(JSON.parse(source.textContent), el);
       // No mode bar: its buttons would be controls inside a picture (the figures are
       // in the table or sentence next to each chart).
+      legendList(el, figure.layout.__htmlLegend ? figure.data : []);
+      delete figure.layout.__htmlLegend;
       window.Plotly.react(el, figure.data, figure.layout, {
         responsive: true, displaylogo: false, displayModeBar: false,
       });
