@@ -163,3 +163,17 @@ def test_ten_thousand_endpoints_hourly_over_a_week_answer_fifty_groups(client, o
     assert body["groups"][-1]["label"] == "Other (9950 groups)"
     assert body["groups"][-1]["value"] == "19.9"
     assert all(len(b["values"]) == 51 for b in body["buckets"])
+
+
+def test_groups_of_the_organizations_own_keys_past_fifty_are_other_too(client, org, auth):
+    # 52 keys, key n spending n credits: the two smallest (1 + 2) are "Other".
+    for n in range(1, 53):
+        key, _secret = make_api_key(org=org, name=f"key {n:02d}")
+        make_query(org=org, occurred_at=DAY + timedelta(hours=1), api_key=key, credits=str(n))
+    response = client.get(URL, {**RANGE, "group_by": "api_key"}, headers=auth)
+    assert response.status_code == 200, response.content
+    groups = response.json()["groups"]
+    assert len(groups) == 51
+    assert groups[0]["label"].startswith("key 52")
+    assert groups[-1]["label"] == "Other (2 groups)" and groups[-1]["value"] == "3"
+    assert response.json()["total"] == str(52 * 53 // 2)
