@@ -36,6 +36,9 @@ def spend_by_month_figure(months: Sequence[MonthSpend]) -> dict | None:
         )
     )
     figure.update_layout(**_LAYOUT)
+    # One bar per month, its label under it ("Sep 2026" must never be read as a date
+    # and moved to a tick of plotly's choosing).
+    figure.update_layout(xaxis={"type": "category", "automargin": True})
     return _plain(figure)
 
 

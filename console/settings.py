@@ -378,6 +378,10 @@ ALERT_EVALUATE_DEBOUNCE_SECONDS = int(os.environ.get("ALERT_EVALUATE_DEBOUNCE_SE
 # before) for benchmarks that measure what they cost. Never off in production.
 USAGE_BUCKET_SECONDS = int(os.environ.get("USAGE_BUCKET_SECONDS", "60"))
 USAGE_BUCKETS = env_bool("USAGE_BUCKETS", True)
+# Seconds of database time one usage report (GET /api/v1/usage/report, Explore and its
+# CSVs) may take; past it the answer is an error naming the limit (docs/api.md). Well
+# under gunicorn's worker timeout, so a costly report never gets its worker killed.
+USAGE_REPORT_TIME_LIMIT = float(os.environ.get("USAGE_REPORT_TIME_LIMIT", "10"))
 
 # Content-Security-Policy (Django 6 built in): only the console's own files. Plotly
 # sets inline styles on the chart elements it draws, hence 'unsafe-inline' for styles.

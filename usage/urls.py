@@ -9,6 +9,7 @@ urlpatterns = [
     path("timeline.csv", panel.timeline_csv, name="timeline_csv"),
     path("explore/", explore.explore, name="explore"),
     path("explore.csv", explore.explore_csv, name="explore_csv"),
+    path("explore-groups.csv", explore.explore_groups_csv, name="explore_groups_csv"),
     path("charges/batch/<int:batch_id>/", charges.batch_charges, name="batch"),
     path("charges/job/<int:job_pk>/", charges.job_charge, name="job"),
     path("controllers/", controllers.controllers, name="controllers"),

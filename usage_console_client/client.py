@@ -337,10 +337,10 @@ class Client:
             params[f"filter[{dim}]"] = (
                 list(values) if isinstance(values, list | tuple) else [values]
             )
-        pages = [self._get("/usage/report", **params, page=1, page_size=1000)]
+        pages = [self._get("/usage/report", **params, page=1, page_size=500)]
         while pages[-1]["next_page"] is not None:
             pages.append(
-                self._get("/usage/report", **params, page=pages[-1]["next_page"], page_size=1000)
+                self._get("/usage/report", **params, page=pages[-1]["next_page"], page_size=500)
             )
         return UsageReport.from_pages(pages)
 

@@ -405,6 +405,8 @@ class ReportGroup:
     share_percent: Decimal | None
     previous: Decimal
     change_percent: Decimal | None
+    # The groups past the report's 50 largest, added up ("Other (N groups)").
+    other: bool = False
 
 
 @dataclass(frozen=True)
@@ -449,6 +451,7 @@ class UsageReport:
                 share_percent=opt(g["share_percent"]),
                 previous=_dec(g["previous"]),
                 change_percent=opt(g["change_percent"]),
+                other=g.get("other", False),
             )
             for g in first["groups"]
         ]

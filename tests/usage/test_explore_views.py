@@ -112,28 +112,41 @@ def test_a_stranger_gets_a_404(client, explorer_seeded):
     assert client.get(_url(explorer_seeded, csv=True), RANGE).status_code == 404
 
 
-def test_the_csv_is_the_table_then_the_series(member_client, explorer_seeded):
+def test_the_csv_is_one_long_table_of_bucket_group_value_unit(member_client, explorer_seeded):
     response = member_client.get(_url(explorer_seeded, csv=True), {**RANGE, "group_by": "kind"})
     assert response.status_code == 200
     text = b"".join(response.streaming_content).decode()
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["table"]
-    assert rows[1] == ["group", "Credits", "share_percent", "previous_period", "change_percent"]
-    assert rows[2] == ["Queries", "4.6", "72.1", "2", "130.0"]
-    assert rows[5] == ["total", "6.38", "", "2", ""]
-    series_at = rows.index(["series"])
-    series = rows[series_at + 2 :]
-    assert len(series) == 3 * 3  # three days, three groups
-    assert series[0] == [
-        "2026-10-31T12:45:00-04:00",
-        "2026-11-01T00:00:00-04:00",
-        "Queries",
-        "1.5",
-    ]
-    days = {}
-    for lo, _hi, _group, value in series:
-        days[lo] = days.get(lo, 0) + float(value)
+    # One header, then rows of the same four columns: nothing else in the file.
+    assert rows[0] == ["bucket", "group", "value", "unit"]
+    assert len(rows) == 1 + 3 * 3  # three days, three groups
+    assert all(len(row) == 4 and row[3] == "credits" for row in rows[1:])
+    assert rows[1] == ["2026-10-31T12:45:00-04:00", "Queries", "1.5", "credits"]
+    days: dict[str, float] = {}
+    for bucket, _group, value, _unit in rows[1:]:
+        days[bucket] = days.get(bucket, 0) + float(value)
+    # By hand (explorer_seed): 2.98, 3.30 and 0.10 credits on the three local days.
     assert [round(v, 2) for v in days.values()] == [2.98, 3.30, 0.10]
+
+
+def test_the_group_table_is_a_download_of_its_own(member_client, explorer_seeded):
+    url = f"/o/{explorer_seeded['org'].slug}/usage/explore-groups.csv"
+    response = member_client.get(url, {**RANGE, "group_by": "kind"})
+    assert response.status_code == 200
+    assert "-groups.csv" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == [
+        "group",
+        "value",
+        "unit",
+        "share_percent",
+        "previous_period",
+        "change_percent",
+    ]
+    assert rows[1] == ["Queries", "4.6", "credits", "72.1", "2", "130.0"]
+    assert len(rows) == 4  # three groups, no total row to double-count
+    page = member_client.get(_url(explorer_seeded), {**RANGE, "group_by": "kind"})
+    assert 'data-testid="explore-groups-csv"' in page.content.decode()
 
 
 def test_the_page_costs_a_bounded_number_of_queries(
@@ -144,3 +157,29 @@ def test_the_page_costs_a_bounded_number_of_queries(
             _url(explorer_seeded), {**RANGE, "group_by": "api_key", "bucket": "1h"}
         )
     assert response.status_code == 200
+
+
+def test_a_bad_hourly_range_through_htmx_answers_the_form_with_its_error(
+    member_client, explorer_seeded
+):
+    response = member_client.get(
+        _url(explorer_seeded),
+        {"start": "2026-08-22T00:00", "end": "2026-11-20T00:00", "bucket": "1h"},
+        headers={"HX-Request": "true", "HX-Target": "explore"},
+    )
+    # A 400 that console.js swaps in: the form, the error beside Granularity, and no
+    # chart or table of the settings before.
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="explore">')
+    error = re.search(r'data-testid="error-bucket">(.*?)</span>', html, re.S).group(1)
+    assert "up to 31 days; this range is 90 days" in error and "Choose Day" in error
+    assert "explore-figure" not in html and "explore-table" not in html
+    assert 'data-testid="explore-invalid"' in html
+
+
+def test_the_page_says_which_records_its_figures_count(member_client, explorer_seeded):
+    html = member_client.get(_url(explorer_seeded), {**RANGE, "group_by": "model"}).content
+    assert "Counts queries, worker sessions and jobs." in html.decode()
+    only = member_client.get(_url(explorer_seeded), {**RANGE, "kind": "query"}).content
+    assert "Counts queries only." in only.decode()

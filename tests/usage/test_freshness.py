@@ -72,7 +72,7 @@ def test_the_panel_links_into_the_explorer_filtered(owner_client):
     html = client.get(f"/o/{org.slug}/usage/?window=7d").content.decode()
     assert f'href="/o/{org.slug}/usage/explore/?start=' in html  # Usage → Explore
     assert f"?api_key={key.pk}&amp;group_by=model&amp;start=" in html
-    assert "?model=llama-3.1-8b&amp;group_by=api_key" in html
+    assert "?model=llama-3.1-8b&amp;kind=query&amp;metric=credits&amp;group_by=api_key" in html
     # Following a link opens the explorer with that filter applied.
     import re
 

@@ -14,14 +14,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.utils import timezone
 from ninja import Query, Router, Schema
 
-from accounts.api_core import API_KEY_OR_SESSION, bad_parameter, paginate
+from accounts.api_core import (
+    API_KEY_OR_SESSION,
+    MAX_PAGE_SIZE,
+    APIError,
+    bad_parameter,
+    paginate,
+)
 from accounts.calendar import org_zone
 from billing.models import PriceModel
 from usage.api.params import parse_moment
 from usage.selectors.explorer import (
     DIMENSIONS,
+    MAX_GROUPS,
     METRICS,
+    OTHER,
     ReportParamError,
+    ReportTooCostly,
     UsageReport,
     report_filters_resolve,
     usage_report,
@@ -66,6 +75,9 @@ class ReportBucketOut(Schema):
 class ReportGroupOut(Schema):
     group: dict[str, str | int | None]
     label: str
+    # The groups past the largest MAX_GROUPS, added up (`group` is then empty).
+    other: bool = False
+    other_groups: int = 0
     value: str
     share_percent: str | None
     previous: str
@@ -109,6 +121,8 @@ def _percent(value: Decimal | None) -> str | None:
 
 def _group(report: UsageReport, key: tuple, model_names: dict) -> dict:
     out: dict = {}
+    if key and all(part == OTHER for part in key):
+        return out
     for dim, value in zip(report.group_by, key, strict=True):
         out[dim] = model_names.get(value, value) if dim == "model" else value
     return out
@@ -142,6 +156,8 @@ def report_answer(report: UsageReport, *, filters: dict, page: int, page_size: i
             {
                 "group": group,
                 "label": g.label,
+                "other": g.other,
+                "other_groups": g.count if g.other else 0,
                 "value": _value(report, g.total),
                 "share_percent": _percent(g.share),
                 "previous": _value(report, g.previous),
@@ -206,6 +222,8 @@ def _report_or_bad_parameter(
         )
     except ReportParamError as exc:
         raise bad_parameter(exc.field, exc.message) from None
+    except ReportTooCostly as exc:
+        raise APIError(422, "report_too_costly", exc.message, limit_seconds=exc.seconds) from None
     except ValueError as exc:
         field = "bucket" if "bucket" in str(exc) or "hourly" in str(exc) else "end"
         raise bad_parameter(field, str(exc)) from None
@@ -223,7 +241,12 @@ def usage_report_view(
     end: str = Query(..., description=TIME_HELP),
     metric: Metric = Query("credits", description="What to add up."),
     group_by: list[Dimension] = Query(
-        [], description="Group by these dimensions (repeat the parameter for several)."
+        [],
+        description=(
+            "Group by these dimensions (repeat the parameter for several). At most "
+            f"{MAX_GROUPS} groups are answered, the largest by the metric; the rest are "
+            'added up as one group labelled "Other (N groups)", with `other` true.'
+        ),
     ),
     bucket: Bucket = Query(
         "1d", description="Bucket width: 1h (ranges up to 31 days), 1d, 1w, 1mo."
@@ -240,11 +263,18 @@ def usage_report_view(
         [], alias="filter[kind]", description="Record kinds: query, worker_session, job."
     ),
     page: int = Query(1, ge=1, description="Page of buckets, from 1."),
-    page_size: int = Query(500, ge=1, le=1000, description="Buckets per page (at most 1,000)."),
+    page_size: int = Query(
+        MAX_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description=f"Buckets per page (at most {MAX_PAGE_SIZE}).",
+    ),
 ):
     """The metric per group and bucket over [start, end), each group's total, share and
     change against the previous period of the same length. Figures equal Usage → Explore's
-    for the same parameters."""
+    for the same parameters. One report may spend USAGE_REPORT_TIME_LIMIT seconds (10 by
+    default) in the database; past that the answer is a 422 `report_too_costly` naming
+    the limit."""
     org = request.auth.organization
     tz = _zone(org, time_zone)
     zone = ZoneInfo(tz)

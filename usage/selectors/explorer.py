@@ -18,12 +18,17 @@ dimension shows "—" when grouped by it and drops out when filtered on it (a fi
 controller keeps jobs only).
 """
 
+import time
 from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
+from django.db import OperationalError, connections, router, transaction
 from django.db.models import Case, Count, IntegerField, Max, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 
@@ -67,8 +72,30 @@ METRICS = {
     "jobs": "Jobs",
     "worker_runtime": "Worker runtime (hours)",
 }
+# What each metric counts in, for the CSV's unit column and the charts' value axes.
+METRIC_UNITS = {
+    "credits": "credits",
+    "input_tokens": "tokens",
+    "output_tokens": "tokens",
+    "tokens": "tokens",
+    "queries": "queries",
+    "core_hours": "core-hours",
+    "jobs": "jobs",
+    "worker_runtime": "hours",
+}
 KIND_LABELS = {"query": "Queries", "worker_session": "Worker sessions", "job": "Jobs"}
 NOT_APPLICABLE = "—"
+# A report shows at most this many groups, the largest by its metric; the rest are
+# added up as one "Other" group, so its size (and its work) stays bounded whatever
+# values usage carried (endpoints and members are whatever the caller sent).
+MAX_GROUPS = 50
+OTHER = "(other)"
+# Dimensions whose values are whatever usage carried (not the organization's own keys,
+# controllers or the price list): their group totals are read first, and only the
+# largest groups per bucket.
+UNBOUNDED = {"member", "endpoint"}
+# Seconds one report may spend in the database (settings.USAGE_REPORT_TIME_LIMIT).
+DEFAULT_TIME_LIMIT = 10.0
 ZERO = Decimal("0")
 _HOUR = Decimal(3600)
 # Raw spans per query for worker runtime (one column each): well inside every
@@ -154,6 +181,9 @@ class ReportGroup:
     previous: Decimal
     change: Decimal | None  # percent against the previous period (None: it was zero)
     series: tuple[Decimal, ...]
+    # The groups past MAX_GROUPS added up; `count` says how many they are.
+    other: bool = False
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -173,6 +203,13 @@ class UsageReport:
     # How current the figures are: the newest ingested batch they include.
     data_through: datetime | None
     live: bool
+    # The record kinds added up (those with the metric that the filters keep).
+    kinds: tuple[str, ...] = ()
+
+    @property
+    def folded(self) -> int:
+        """How many groups the "Other" group adds up (0: every group is shown)."""
+        return self.groups[-1].count if self.groups and self.groups[-1].other else 0
 
     @property
     def integral(self) -> bool:
@@ -214,6 +251,31 @@ def _dim_filter(source: _Source, filters: dict[str, list]) -> Q | None:
         if column is None:
             return None
         q &= Q(**{f"{column}__in": values})
+    return q
+
+
+def _restricted(source: _Source, restrict: dict[str, set]) -> Q | None:
+    """Only the groups named in `restrict` ({dimension: values}, values as group keys
+    hold them: None for an empty id, NOT_APPLICABLE for a kind without the dimension);
+    None when the source holds none of them."""
+    q = Q()
+    for dim, values in restrict.items():
+        if dim == "kind":
+            if source.kind not in values:
+                return None
+            continue
+        column = source.dims.get(dim)
+        if column is None:
+            if NOT_APPLICABLE in values:
+                continue
+            return None
+        named = [v for v in values if v not in (None, NOT_APPLICABLE)]
+        if not named and None not in values:
+            return None
+        part = Q(**{f"{column}__in": named})
+        if None in values:
+            part |= Q(**{f"{column}__isnull": True})
+        q &= part
     return q
 
 
@@ -271,7 +333,7 @@ def _raw_point_rows(
     for lo, hi in _merged(spans):
         within |= Q(**{f"{time}__gte": lo, f"{time}__lt": hi})
     queryset = table.objects.filter(within, where, organization=org)
-    if bucket != "1h":
+    if bucket in ("1d", "1w", "1mo"):
         zone = ZoneInfo(tz)
         starts = [lo.astimezone(zone).date() for lo, _hi in buckets]
         rows = (
@@ -365,6 +427,7 @@ class _Reading:
     group_by: tuple[str, ...]
     filters: dict[str, list]
     tz: str
+    restrict: dict[str, set] = field(default_factory=dict)
 
 
 def _figures(
@@ -377,6 +440,8 @@ def _figures(
     """{group key: [value per bucket]} over [start, end)."""
     coverage, metric, group_by = reading.coverage, reading.metric, reading.group_by
     if reading.bucket == "1h":
+        # (A report's group totals are read with the bucket "total": the whole range as
+        # one bucket, from day rows where there are some.)
         # A day row cannot be cut into hours: read hour rows, and raw where there are none.
         coverage = replace(coverage, clean_days=())
     # Buckets in another zone than the rollups' are read from the records alone.
@@ -390,8 +455,10 @@ def _figures(
         if metric not in source.metrics:
             continue
         where = _dim_filter(source, reading.filters)
-        if where is None:
+        only = _restricted(source, reading.restrict)
+        if where is None or only is None:
             continue
+        where &= only
         columns = _group_columns(source, group_by)
         if source.metrics[metric][0] is None:
             raw = _raw_runtime_rows(source, org, spans, where, columns)
@@ -482,24 +549,102 @@ def _report_groups(
     total and its change against the previous period."""
     keys = set(series) | set(before)
     labels = _labels(org, group_by, keys)
-    groups = []
-    for key in keys:
-        values = series.get(key, [ZERO] * bucket_count)
-        group_total = sum(values, ZERO)
-        previous = before.get(key, [ZERO])[0]
-        groups.append(
-            ReportGroup(
-                key=key,
-                label=labels[key],
-                total=group_total,
-                share=_percent(group_total, total),
-                previous=previous,
-                change=_percent(group_total - previous, previous),
-                series=tuple(values),
-            )
-        )
+    groups = [
+        _group(key, labels[key], series.get(key, [ZERO] * bucket_count), before, total)
+        for key in keys
+    ]
     groups.sort(key=lambda g: (-g.total, -g.previous, g.label))
     return groups
+
+
+def _group(key, label, values, before, total, **extra) -> ReportGroup:
+    group_total = sum(values, ZERO)
+    previous = before.get(key, [ZERO])[0]
+    return ReportGroup(
+        key=key,
+        label=label,
+        total=group_total,
+        share=_percent(group_total, total),
+        previous=previous,
+        change=_percent(group_total - previous, previous),
+        series=tuple(values),
+        **extra,
+    )
+
+
+class ReportTooCostly(Exception):
+    """The report needs more database time than one request may take."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.message = (
+            f"the report needs more than the {seconds:g}-second limit of one request; "
+            "ask for a shorter range, a coarser bucket, fewer groups or filters"
+        )
+        super().__init__(self.message)
+
+
+def _time_limit() -> float:
+    return float(getattr(settings, "USAGE_REPORT_TIME_LIMIT", DEFAULT_TIME_LIMIT))
+
+
+@contextmanager
+def report_time_limit(*, seconds: float) -> Iterator[None]:
+    """Statements run inside share `seconds` of database time: none starts after the
+    deadline, and on PostgreSQL each is cancelled when it runs past it (a statement
+    timeout of what is left), so a worker answers an error instead of being killed."""
+    deadline = time.monotonic() + seconds
+    # Where the report's reads go (a replica, when the request may read one).
+    db = connections[router.db_for_read(Query)]
+    postgresql = db.vendor == "postgresql"
+
+    def guard(execute, sql, params, many, context):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ReportTooCostly(seconds)
+        if postgresql:
+            # On the driver's cursor, so this SET is not itself guarded.
+            context["cursor"].cursor.execute(
+                f"SET LOCAL statement_timeout = {max(int(left * 1000), 1)}"
+            )
+        return execute(sql, params, many, context)
+
+    try:
+        with ExitStack() as stack:
+            if postgresql:
+                # SET LOCAL lasts until the transaction ends. (Not on SQLite, whose
+                # transactions here take the write lock.)
+                stack.enter_context(transaction.atomic(using=db.alias))
+            stack.enter_context(db.execute_wrapper(guard))
+            yield
+            if postgresql:
+                with db.cursor() as cursor:
+                    cursor.cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
+    except OperationalError as exc:
+        if postgresql and getattr(exc.__cause__, "sqlstate", None) == "57014":
+            raise ReportTooCostly(seconds) from None
+        raise
+
+
+def _top_keys(
+    totals: dict[tuple, list[Decimal]], before: dict[tuple, list[Decimal]]
+) -> set[tuple] | None:
+    """The MAX_GROUPS largest groups by their total (then the previous period's), or
+    None when there are no more than that."""
+    keys = set(totals) | set(before)
+    if len(keys) <= MAX_GROUPS:
+        return None
+
+    def rank(key):
+        return (-sum(totals.get(key, [ZERO])), -before.get(key, [ZERO])[0], str(key))
+
+    return set(sorted(keys, key=rank)[:MAX_GROUPS])
+
+
+def _restriction(group_by: tuple[str, ...], keys: set[tuple]) -> dict[str, set]:
+    """Filters that keep the given groups (and, grouped by several dimensions, maybe a
+    few more, which the caller drops)."""
+    return {dim: {key[position] for key in keys} for position, dim in enumerate(group_by)}
 
 
 def usage_report(
@@ -516,31 +661,75 @@ def usage_report(
     coverage: RollupCoverage | None = None,
 ) -> UsageReport:
     """The metric over [start, end) per group and bucket, with the previous period of the
-    same length. Raises ValueError naming a bad bucket or range (report_buckets)."""
+    same length; past MAX_GROUPS groups, the smallest are one "Other" group. Raises
+    ValueError naming a bad bucket or range (report_buckets), ReportTooCostly past the
+    time limit (settings.USAGE_REPORT_TIME_LIMIT seconds)."""
     _check_metric_and_groups(metric, group_by)
     tz = tz or org.time_zone or "UTC"
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     buckets = report_buckets(start, end, bucket=bucket, tz=tz)
-    reading = _Reading(
-        org=org,
-        coverage=coverage if coverage is not None else rollup_coverage(org=org, now=now),
-        bucket=bucket,
-        metric=metric,
-        group_by=tuple(group_by),
-        filters={k: list(v) for k, v in (filters or {}).items() if v},
-        tz=tz,
-    )
-    series = _figures(reading, start=start, end=end, buckets=buckets)
-    previous_start, previous_end = previous_range(start, end)
-    before = _figures(
-        reading, start=previous_start, end=previous_end, buckets=[(previous_start, previous_end)]
-    )
-    total = sum((sum(v, ZERO) for v in series.values()), ZERO)
+    group_by = tuple(group_by)
+    with report_time_limit(seconds=_time_limit()):
+        reading = _Reading(
+            org=org,
+            coverage=coverage if coverage is not None else rollup_coverage(org=org, now=now),
+            bucket=bucket,
+            metric=metric,
+            group_by=group_by,
+            filters={k: list(v) for k, v in (filters or {}).items() if v},
+            tz=tz,
+        )
+        previous_start, previous_end = previous_range(start, end)
+        before = _figures(
+            reading,
+            start=previous_start,
+            end=previous_end,
+            buckets=[(previous_start, previous_end)],
+        )
+        top, totals, everything = None, {}, None
+        if set(group_by) & UNBOUNDED:
+            # Group totals first (one bucket: as many rows as groups), so that only the
+            # largest groups are read per bucket.
+            totals = _figures(
+                replace(reading, bucket="total"), start=start, end=end, buckets=[(start, end)]
+            )
+            top = _top_keys(totals, before)
+        if top is None:
+            series = _figures(reading, start=start, end=end, buckets=buckets)
+            totals = {key: [sum(values, ZERO)] for key, values in series.items()}
+            top = _top_keys(totals, before) if group_by else None
+            if top is not None:
+                everything = [sum(column, ZERO) for column in zip(*series.values(), strict=True)]
+                series = {key: values for key, values in series.items() if key in top}
+        else:
+            restricted = replace(reading, restrict=_restriction(group_by, top))
+            shown = _figures(restricted, start=start, end=end, buckets=buckets)
+            series = {key: values for key, values in shown.items() if key in top}
+            whole = _figures(replace(reading, group_by=()), start=start, end=end, buckets=buckets)
+            everything = whole.get((), [ZERO] * len(buckets))
+        data_through = usage_received_through(org=org)
+    if everything is None:
+        total = sum((sum(v, ZERO) for v in series.values()), ZERO)
+    else:
+        total = sum(everything, ZERO)
     previous_total = sum((v[0] for v in before.values()), ZERO)
-    groups = _report_groups(org, tuple(group_by), series, before, total, len(buckets))
+    shown_before = before if top is None else {k: v for k, v in before.items() if k in top}
+    groups = _report_groups(org, group_by, series, shown_before, total, len(buckets))
+    if top is not None and everything is not None:
+        rest = [
+            value - sum((values[index] for values in series.values()), ZERO)
+            for index, value in enumerate(everything)
+        ]
+        rest_before = previous_total - sum((v[0] for v in shown_before.values()), ZERO)
+        count = len(set(totals) | set(before)) - len(top)
+        key = (OTHER,) * len(group_by)
+        label = f"Other ({count} group{'s' if count != 1 else ''})"
+        groups.append(
+            _group(key, label, rest, {key: [rest_before]}, total, other=True, count=count)
+        )
     return UsageReport(
         metric=metric,
-        group_by=tuple(group_by),
+        group_by=group_by,
         bucket=bucket,
         tz=tz,
         start=start,
@@ -551,8 +740,13 @@ def usage_report(
         previous_start=previous_start,
         previous_total=previous_total,
         change=_percent(total - previous_total, previous_total),
-        data_through=usage_received_through(org=org),
+        data_through=data_through,
         live=end >= now - timedelta(hours=1) and start < now,
+        kinds=tuple(
+            source.kind
+            for source in _sources()
+            if metric in source.metrics and _dim_filter(source, reading.filters) is not None
+        ),
     )
 
 
@@ -578,12 +772,25 @@ def report_filters_resolve(
         if not values:
             continue
         name = field_name(dim)
+        if not all(_storable(v) for v in values):
+            raise ReportParamError(name, "must not contain NUL or unpaired surrogate characters")
         if dim not in DIMENSIONS:
             raise ReportParamError(name, f"unknown dimension; one of {', '.join(DIMENSIONS)}")
         if len(values) > MAX_FILTER_VALUES:
             raise ReportParamError(name, f"at most {MAX_FILTER_VALUES} values")
         resolved[dim] = _filter_values(org, dim, set(values), name)
     return resolved
+
+
+def _storable(text: str) -> bool:
+    """Text every database can hold (PostgreSQL's text refuses NUL; UTF-8, surrogates)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ids(values: set[str], name: str) -> set[int]:

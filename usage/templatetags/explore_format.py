@@ -5,7 +5,7 @@ from decimal import Decimal
 from django import template
 
 from billing.templatetags.billing_tags import credits
-from usage.selectors.explorer import DIMENSIONS, METRICS, UsageReport
+from usage.selectors.explorer import DIMENSIONS, KIND_LABELS, METRICS, UsageReport
 from usage.templatetags.usage_format import grouped
 from usage.windows import BUCKET_LABELS
 
@@ -36,3 +36,14 @@ def metric_value(report: UsageReport, value: Decimal) -> str:
     if report.integral:
         return grouped(value)
     return grouped(value, 2)
+
+
+@register.filter
+def kinds_sentence(kinds) -> str:
+    """("query", "job") as "queries and jobs": what a report adds up, in words."""
+    words = [KIND_LABELS.get(k, k).lower() for k in kinds]
+    if not words:
+        return "no records (no kind of record has this metric with these filters)"
+    if len(words) == 1:
+        return f"{words[0]} only"
+    return ", ".join(words[:-1]) + " and " + words[-1]

@@ -22,8 +22,10 @@ from usage import charts
 from usage.forms import ExploreForm
 from usage.selectors.explorer import (
     DIMENSIONS,
+    METRIC_UNITS,
     METRICS,
     ReportParamError,
+    ReportTooCostly,
     UsageReport,
     report_filter_options,
     report_filters_resolve,
@@ -76,10 +78,25 @@ def _report(form: ExploreForm, org, now: datetime) -> UsageReport | None:
         )
     except ReportParamError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+    except ReportTooCostly as exc:
+        form.add_error(None, exc.message[0].upper() + exc.message[1:] + ".")
     except ValueError as exc:
-        message = str(exc)
-        form.add_error("bucket" if "bucket" in message or "hourly" in message else "end", message)
+        field, message = _range_error(str(exc), data)
+        form.add_error(field, message)
     return None
+
+
+def _range_error(message: str, data: dict) -> tuple[str, str]:
+    """The field a bad range or bucket belongs to, and what to do about it."""
+    if "hourly" in message:
+        days = (data["end"] - data["start"]).total_seconds() / 86_400
+        return "bucket", (
+            f"Hour is for ranges of up to 31 days; this range is {days:,.0f} days. "
+            "Choose Day, or a shorter range."
+        )
+    if "bucket" in message:
+        return "bucket", message[0].upper() + message[1:] + "."
+    return "end", "The end must be after the start."
 
 
 def _quick_links(request: OrgRequest, params: QueryDict, now: datetime, zone: ZoneInfo):
@@ -126,6 +143,9 @@ def explore(request: OrgRequest) -> HttpResponse:
         "report": report,
         "figure": charts.explore_figure(report) if report and report.groups else None,
         "csv_url": reverse("usage:explore_csv", args=[org.slug]) + "?" + params.urlencode(),
+        "groups_csv_url": (
+            reverse("usage:explore_groups_csv", args=[org.slug]) + "?" + params.urlencode()
+        ),
         "explore_url": reverse("usage:explore", args=[org.slug]),
         **extra,
     }
@@ -143,39 +163,50 @@ def _value(report: UsageReport, value):
 
 
 def _csv_rows(report: UsageReport) -> Iterator[list]:
+    """One row per bucket and group (long form): what a spreadsheet or pandas reads as
+    it is. The bucket is its start, in the organization's zone with its offset."""
     zone = ZoneInfo(report.tz)
-    yield ["table"]
-    yield ["group", METRICS[report.metric], "share_percent", "previous_period", "change_percent"]
+    unit = METRIC_UNITS[report.metric]
+    yield ["bucket", "group", "value", "unit"]
+    for index, (lo, _hi) in enumerate(report.buckets):
+        for g in report.groups:
+            yield [lo.astimezone(zone).isoformat(), g.label, _value(report, g.series[index]), unit]
+
+
+def _summary_rows(report: UsageReport) -> Iterator[list]:
+    """One row per group: its total, share and change against the previous period."""
+    unit = METRIC_UNITS[report.metric]
+    yield ["group", "value", "unit", "share_percent", "previous_period", "change_percent"]
     for g in report.groups:
         yield [
             g.label,
             _value(report, g.total),
+            unit,
             "" if g.share is None else g.share,
             _value(report, g.previous),
             "" if g.change is None else g.change,
         ]
-    yield ["total", _value(report, report.total), "", _value(report, report.previous_total), ""]
-    yield []
-    yield ["series"]
-    yield ["bucket_start", "bucket_end", "group", METRICS[report.metric]]
-    for index, (lo, hi) in enumerate(report.buckets):
-        for g in report.groups:
-            yield [
-                lo.astimezone(zone).isoformat(),
-                hi.astimezone(zone).isoformat(),
-                g.label,
-                _value(report, g.series[index]),
-            ]
 
 
-@org_view()
-def explore_csv(request: OrgRequest) -> HttpResponse:
-    """Exactly the explorer's table and series, streamed."""
+def _download(request: OrgRequest, rows_of, suffix: str) -> HttpResponse:
     form, report, _params_used, _extra = _explore(request)
     if report is None:
         errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
         return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
-    rows = _csv_rows(report)
+    rows = rows_of(report)
     header = next(rows)
     stamp = report.start.astimezone(ZoneInfo(report.tz)).strftime("%Y%m%d")
-    return csv_download(header, rows, filename=f"usage-{report.metric}-{stamp}.csv", bom=False)
+    filename = f"usage-{report.metric}-{stamp}{suffix}.csv"
+    return csv_download(header, rows, filename=filename, bom=False)
+
+
+@org_view()
+def explore_csv(request: OrgRequest) -> HttpResponse:
+    """The explorer's series as one long-form table (bucket, group, value, unit)."""
+    return _download(request, _csv_rows, "")
+
+
+@org_view()
+def explore_groups_csv(request: OrgRequest) -> HttpResponse:
+    """The explorer's group table (totals, shares, the previous period) as its own CSV."""
+    return _download(request, _summary_rows, "-groups")

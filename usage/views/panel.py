@@ -5,8 +5,9 @@ page for that window; with htmx they fetch only the partial named by HX-Target (
 partial's name is the id of the element it replaces) and push the window's URL.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from django.http import HttpResponse
@@ -102,6 +103,7 @@ def usage_panel(request: OrgRequest) -> HttpResponse:
         "now": now,
         # How current the figures are: the newest batch they include.
         "received_through": usage_received_through(org=org),
+        "explore_range": _explore_range(window, ZoneInfo(org.time_zone)),
         **data,
     }
     with timezone.override(ZoneInfo(org.time_zone)):
@@ -109,6 +111,25 @@ def usage_panel(request: OrgRequest) -> HttpResponse:
     # The same URL answers a whole page or a partial: caches must keep them apart.
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
+
+
+def _minute_ceil(moment: datetime) -> datetime:
+    floor = moment.replace(second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(minutes=1)
+
+
+def _explore_range(window: Window, zone: ZoneInfo) -> str:
+    """The window as Explore's start and end: the panel's figures cover whole minutes,
+    from the minute after the window's start to the minute after now (usage/selectors/
+    coverage.py), so Explore links reproduce them exactly. Empty for all time."""
+    if window.start is None:
+        return ""
+    return urlencode(
+        {
+            edge: _minute_ceil(moment).astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+            for edge, moment in (("start", window.start), ("end", window.end))
+        }
+    )
 
 
 def _core_hours(value: Decimal) -> str:
