@@ -1,4 +1,5 @@
-"""Demo billing data: six months of payments, a declined attempt and an auto-recharge rule.
+"""Demo billing data: six months of payments, a declined attempt, an auto-recharge rule
+and the statements of the months closed since.
 
 Usage debits come from the usage demo, which sends its records through ingestion, so
 every debit in the demo ledger links to the records it charged. Idempotent: every
@@ -10,20 +11,29 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from accounts.audit import audit_dated
+from accounts.calendar import month_bounds, org_zone
 from accounts.models import Organization
 from billing.cards import CardDetails
-from billing.models import CreditAccount, PaymentMethod, PaymentSource
+from billing.models import CreditAccount, PaymentMethod, PaymentSource, Statement
 from billing.services import (
     auto_recharge_set,
     credits_purchase,
     payment_confirm,
     payment_method_save,
     payment_prepare,
+    statement_issue,
 )
+from billing.services.statements import statement_months_due
 
 # (days before the anchor, dollars)
 PAYMENTS = [(180, 100), (120, 250), (75, 100), (40, 150), (12, 200)]
 DECLINED_ATTEMPT_DAYS = 41
+# The card was saved just before the first payment; auto-recharge turned on with the last.
+CARD_SAVED_BEFORE_FIRST = timedelta(minutes=5)
+AUTO_RECHARGE_AFTER_LAST = timedelta(minutes=2)
+# The beat issues a month's statement at twenty past the first hour of the next month.
+STATEMENT_ISSUED_AFTER_CLOSE = timedelta(minutes=20)
 
 
 def _card(number: str, anchor_year: int) -> CardDetails:
@@ -32,7 +42,11 @@ def _card(number: str, anchor_year: int) -> CardDetails:
 
 def _saved_card(org: Organization, anchor_year: int) -> PaymentMethod:
     method = PaymentMethod.objects.filter(organization=org, provider="sandbox").first()
-    return method or payment_method_save(org=org, card=_card("4242424242424242", anchor_year))
+    if method is not None:
+        return method
+    first_payment = org.created_at - timedelta(days=PAYMENTS[0][0])
+    with audit_dated(first_payment - CARD_SAVED_BEFORE_FIRST):
+        return payment_method_save(org=org, card=_card("4242424242424242", anchor_year))
 
 
 DemoEvent = tuple[datetime, Callable[[], object]]
@@ -46,25 +60,30 @@ def billing_demo_events(org: Organization) -> list[DemoEvent]:
     method = _saved_card(org, anchor.year)
 
     def purchase(n: int, dollars: int, at: datetime) -> Callable[[], object]:
-        return lambda: credits_purchase(
-            org=org,
-            amount_minor=dollars * 100,
-            method=method,
-            idempotency_key=f"demo-payment-{n}",
-            source=PaymentSource.MANUAL,
-            at=at,
-        )
+        def pay() -> object:
+            with audit_dated(at):
+                return credits_purchase(
+                    org=org,
+                    amount_minor=dollars * 100,
+                    method=method,
+                    idempotency_key=f"demo-payment-{n}",
+                    source=PaymentSource.MANUAL,
+                    at=at,
+                )
+
+        return pay
 
     def declined(dollars: int, at: datetime) -> Callable[[], object]:
         def attempt() -> object:
-            payment = payment_prepare(
-                org=org,
-                amount_minor=dollars * 100,
-                idempotency_key="demo-payment-declined",
-                card=_card("4000000000000002", anchor.year),
-                at=at,
-            )
-            return payment_confirm(org=org, payment_id=payment.pk, at=at)
+            with audit_dated(at):
+                payment = payment_prepare(
+                    org=org,
+                    amount_minor=dollars * 100,
+                    idempotency_key="demo-payment-declined",
+                    card=_card("4000000000000002", anchor.year),
+                    at=at,
+                )
+                return payment_confirm(org=org, payment_id=payment.pk, at=at)
 
         return attempt
 
@@ -82,4 +101,20 @@ def billing_demo_auto_recharge(org: Organization) -> None:
     """The demo's auto-recharge rule (below 50 credits, buy $100 with the saved card)."""
     method = _saved_card(org, org.created_at.year)
     if not CreditAccount.objects.filter(organization=org, auto_recharge_below__isnull=False):
-        auto_recharge_set(org=org, below=Decimal("50"), amount_minor=10000, method=method)
+        last_payment = org.created_at - timedelta(days=PAYMENTS[-1][0])
+        with audit_dated(last_payment + AUTO_RECHARGE_AFTER_LAST):
+            auto_recharge_set(org=org, below=Decimal("50"), amount_minor=10000, method=method)
+
+
+def billing_demo_statements(org: Organization, now: datetime) -> list[Statement]:
+    """Issue the statement of every closed month that has none, each as the beat would
+    have at its month's close (and emailed then: the demo does not email them now)."""
+    issued = []
+    tz = org_zone(org)
+    for month in statement_months_due(org=org, now=now):
+        _, end = month_bounds(month=month, tz=tz)
+        at = min(end + STATEMENT_ISSUED_AFTER_CLOSE, now)
+        statement = statement_issue(org=org, month=month, now=at)
+        Statement.objects.filter(pk=statement.pk, notified_at__isnull=True).update(notified_at=at)
+        issued.append(statement)
+    return issued
