@@ -10,7 +10,9 @@ such bodies 7bit (8bit when not ASCII), lines whole.
 import email.policy
 
 from django.conf import settings
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.mail import EmailMessage
+from django.template import loader
 from django.urls import reverse
 
 SMTP_LINE_LIMIT = 998
@@ -26,3 +28,20 @@ class LinkSafeEmail(EmailMessage):
 def site_link(viewname: str, *args: object) -> str:
     """An absolute link to a console page, for an email: SITE_URL plus the page's path."""
     return settings.SITE_URL.rstrip("/") + reverse(viewname, args=args)
+
+
+class LinkSafePasswordResetForm(PasswordResetForm):
+    """Django's password reset form, its email sent with the reset link on one line."""
+
+    def send_mail(
+        self,
+        subject_template_name,
+        email_template_name,
+        context,
+        from_email,
+        to_email,
+        html_email_template_name=None,
+    ):
+        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+        body = loader.render_to_string(email_template_name, context)
+        LinkSafeEmail(subject, body, from_email, [to_email]).send()

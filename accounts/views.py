@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from accounts.client_ip import client_ip
 from accounts.forms import APIKeyCreateForm
 from accounts.http import OrgRequest, org_view
+from accounts.mail import LinkSafePasswordResetForm
 from accounts.models import KEY_ROLES, APIKeyKind
 from accounts.selectors import apikeys_of, organization_members, session_tokens_of
 from accounts.services import (
@@ -156,6 +157,8 @@ class ThrottledPasswordResetView(PasswordResetView):
     """Django's password reset, limited per client address (429 past the limit) and per
     email address (past it the page answers as usual but sends nothing, so it neither
     floods a mailbox nor tells whether the address has an account)."""
+
+    form_class = LinkSafePasswordResetForm
 
     def post(self, request, *args, **kwargs):
         address = client_ip(request) or "unknown"

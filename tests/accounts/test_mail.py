@@ -54,3 +54,14 @@ def test_a_body_that_is_not_ascii_goes_8bit_with_the_link_whole(
     assert "Café Zürich" in raw
     assert sent.url in raw.splitlines()
     assert not re.search(r"=\r?\n", raw)
+
+
+def test_the_password_reset_link_prints_whole(client):
+    user = make_member(role=Role.MEMBER).user
+    client.post("/accounts/password_reset/", {"email": user.email})
+    (message,) = mail.outbox
+    raw = printed(message)
+    (link,) = [line for line in raw.splitlines() if "/accounts/reset/" in line]
+    assert link.startswith("http://testserver/accounts/reset/") and link.endswith("/")
+    assert "quoted-printable" not in raw
+    assert client.get(link.removeprefix("http://testserver"), follow=True).status_code == 200
