@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from accounts.audit import audit_dated
 from accounts.calendar import month_bounds, org_zone
-from accounts.models import Organization
+from accounts.models import Membership, Organization, Role, User
 from billing.cards import CardDetails
 from billing.models import CreditAccount, PaymentMethod, PaymentSource, Statement
 from billing.services import (
@@ -52,12 +52,24 @@ def _saved_card(org: Organization, anchor_year: int) -> PaymentMethod:
 DemoEvent = tuple[datetime, Callable[[], object]]
 
 
+def demo_owner(org: Organization) -> User | None:
+    """The organization's first owner: who pays, turns on auto-recharge and issues keys."""
+    owner = (
+        Membership.objects.filter(organization=org, role=Role.OWNER)
+        .order_by("created_at", "pk")
+        .select_related("user")
+        .first()
+    )
+    return owner.user if owner else None
+
+
 def billing_demo_events(org: Organization) -> list[DemoEvent]:
     """The demo's payments as (time, action) in time order, for a caller that interleaves
     them with usage so every ledger entry is posted in the order of its time (and each
     "balance after" follows from the one before)."""
     anchor = org.created_at
     method = _saved_card(org, anchor.year)
+    owner = demo_owner(org)
 
     def purchase(n: int, dollars: int, at: datetime) -> Callable[[], object]:
         def pay() -> object:
@@ -68,6 +80,7 @@ def billing_demo_events(org: Organization) -> list[DemoEvent]:
                     method=method,
                     idempotency_key=f"demo-payment-{n}",
                     source=PaymentSource.MANUAL,
+                    actor=owner,
                     at=at,
                 )
 
@@ -81,6 +94,7 @@ def billing_demo_events(org: Organization) -> list[DemoEvent]:
                     amount_minor=dollars * 100,
                     idempotency_key="demo-payment-declined",
                     card=_card("4000000000000002", anchor.year),
+                    actor=owner,
                     at=at,
                 )
                 return payment_confirm(org=org, payment_id=payment.pk, at=at)
@@ -103,7 +117,13 @@ def billing_demo_auto_recharge(org: Organization) -> None:
     if not CreditAccount.objects.filter(organization=org, auto_recharge_below__isnull=False):
         last_payment = org.created_at - timedelta(days=PAYMENTS[-1][0])
         with audit_dated(last_payment + AUTO_RECHARGE_AFTER_LAST):
-            auto_recharge_set(org=org, below=Decimal("50"), amount_minor=10000, method=method)
+            auto_recharge_set(
+                org=org,
+                below=Decimal("50"),
+                amount_minor=10000,
+                method=method,
+                actor=demo_owner(org),
+            )
 
 
 def billing_demo_statements(org: Organization, now: datetime) -> list[Statement]:

@@ -28,6 +28,7 @@ from accounts.audit import audit_dated
 from accounts.models import APIKey, APIKeyKind, Organization, User
 from accounts.selectors import apikey_for_secret
 from accounts.services import API_KEY_PREFIX, apikey_create, apikey_revoke
+from billing.demo import demo_owner
 from billing.models import EntryKind
 from billing.services import ledger_post
 from usage.selectors.records import controller_for_token
@@ -90,7 +91,14 @@ def _demo_key(org: Organization, name: str, kind: str, user: User | None) -> tup
             # Demo keys date from before the usage they sent.
             created = timezone.now() - timedelta(days=DEMO_DAYS + 5)
             with audit_dated(created):
-                key = apikey_create(org=org, name=name, kind=kind, user=user, secret=secret).key
+                key = apikey_create(
+                    org=org,
+                    name=name,
+                    kind=kind,
+                    user=user,
+                    created_by=user or demo_owner(org),
+                    secret=secret,
+                ).key
             key.created_at = created
             key.save(update_fields=["created_at"])
             return key, secret
@@ -441,5 +449,5 @@ def _old_key_revoke(old: APIKey | None, now: datetime) -> None:
     if old is not None and not old.is_revoked:
         revoked = now - timedelta(days=OLD_KEY_REVOKED_DAYS_AGO)
         with audit_dated(revoked):
-            apikey_revoke(key=old)
+            apikey_revoke(key=old, actor=demo_owner(old.organization))
         APIKey.objects.filter(pk=old.pk).update(revoked_at=revoked)
