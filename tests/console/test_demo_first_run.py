@@ -13,7 +13,7 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 
 from accounts.models import AuditEvent, Membership
-from billing.models import Statement
+from billing.models import Receipt, Statement
 from billing.services import ledger_post
 from console.demo import demo_keep_current, demo_seed
 from tests.factories import make_member, make_org
@@ -53,6 +53,9 @@ def test_demo_audit_events_are_dated_at_their_actions():
         date(2026, 6, 10), date(2026, 8, 9), date(2026, 9, 23), date(2026, 10, 28),
         date(2026, 11, 25),
     ]  # fmt: skip
+    # Their receipts are dated at the payments too, not when the demo ran.
+    receipts = Receipt.objects.filter(organization=logins.organization)
+    assert sorted(r.issued_at.date() for r in receipts) == paid
     (declined,) = events.filter(action="payment.failed")
     assert declined.created_at.date() == date(2026, 10, 27)
     (revoked,) = events.filter(action="api_key.revoked")
