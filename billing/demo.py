@@ -8,7 +8,7 @@ organization's creation time, so running the demo again changes no rows.
 """
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from accounts.audit import audit_dated
@@ -26,9 +26,15 @@ from billing.services import (
 )
 from billing.services.statements import statement_months_due
 
-# (days before the anchor, dollars)
-PAYMENTS = [(180, 100), (120, 250), (75, 100), (40, 150), (12, 200)]
-DECLINED_ATTEMPT_DAYS = 41
+# (days before the anchor, dollars, time of day in UTC)
+PAYMENTS = [
+    (180, 100, time(9, 12)),
+    (120, 250, time(14, 37)),
+    (75, 100, time(11, 5)),
+    (40, 150, time(16, 48)),
+    (12, 200, time(10, 21)),
+]
+DECLINED_ATTEMPT = (41, time(16, 40))
 # The card was saved just before the first payment; auto-recharge turned on with the last.
 CARD_SAVED_BEFORE_FIRST = timedelta(minutes=5)
 AUTO_RECHARGE_AFTER_LAST = timedelta(minutes=2)
@@ -40,11 +46,18 @@ def _card(number: str, anchor_year: int) -> CardDetails:
     return CardDetails(number=number, exp_month=12, exp_year=anchor_year + 4, cvc="123")
 
 
+def _at(org: Organization, days_ago: int, clock: time) -> datetime:
+    """A moment `days_ago` days before the organization was made, at `clock` (people pay
+    in the working day, not at whatever time the demo first ran)."""
+    day = org.created_at - timedelta(days=days_ago)
+    return day.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
+
+
 def _saved_card(org: Organization, anchor_year: int) -> PaymentMethod:
     method = PaymentMethod.objects.filter(organization=org, provider="sandbox").first()
     if method is not None:
         return method
-    first_payment = org.created_at - timedelta(days=PAYMENTS[0][0])
+    first_payment = _at(org, PAYMENTS[0][0], PAYMENTS[0][2])
     with audit_dated(first_payment - CARD_SAVED_BEFORE_FIRST):
         return payment_method_save(org=org, card=_card("4242424242424242", anchor_year))
 
@@ -102,10 +115,10 @@ def billing_demo_events(org: Organization) -> list[DemoEvent]:
         return attempt
 
     events: list[DemoEvent] = []
-    for n, (days_ago, dollars) in enumerate(PAYMENTS, start=1):
-        at = anchor - timedelta(days=days_ago)
+    for n, (days_ago, dollars, clock) in enumerate(PAYMENTS, start=1):
+        at = _at(org, days_ago, clock)
         events.append((at, purchase(n, dollars, at)))
-    at = anchor - timedelta(days=DECLINED_ATTEMPT_DAYS)
+    at = _at(org, *DECLINED_ATTEMPT)
     events.append((at, declined(75, at)))
     events.sort(key=lambda event: event[0])
     return events
@@ -115,7 +128,7 @@ def billing_demo_auto_recharge(org: Organization) -> None:
     """The demo's auto-recharge rule (below 50 credits, buy $100 with the saved card)."""
     method = _saved_card(org, org.created_at.year)
     if not CreditAccount.objects.filter(organization=org, auto_recharge_below__isnull=False):
-        last_payment = org.created_at - timedelta(days=PAYMENTS[-1][0])
+        last_payment = _at(org, PAYMENTS[-1][0], PAYMENTS[-1][2])
         with audit_dated(last_payment + AUTO_RECHARGE_AFTER_LAST):
             auto_recharge_set(
                 org=org,

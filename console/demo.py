@@ -83,7 +83,7 @@ def _ensure(spec: DemoOrg) -> Organization:
 
 def _people(main: Organization) -> None:
     """The demo organization's members, each a member since a date before what they did."""
-    first_payment = main.created_at - timedelta(days=PAYMENTS[0][0])
+    first_payment = main.created_at - timedelta(days=PAYMENTS[0][0] + 1)
     for email, role, days_before in PEOPLE:
         user, _ = user_get_or_create(email=email, password=DEMO_PASSWORD)
         if not user.memberships.filter(organization=main).exists():
