@@ -3,13 +3,31 @@ platform's operators) make. Every app's services call audit_record in the same
 transaction as the change, so an event exists exactly when the change committed."""
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from accounts.models import AuditAction, AuditEvent, Membership, Organization, User
 from accounts.request_context import client_ip_var
+
+# The time events are stamped with while past actions are replayed (the demo posts six
+# months of payments in one run): each event then reads as of its action, not the replay.
+_replayed_at: ContextVar[datetime | None] = ContextVar("audit_replayed_at", default=None)
+
+
+@contextmanager
+def audit_dated(at: datetime) -> Iterator[None]:
+    """Within the block, events are stamped at `at`, the time of the action replayed."""
+    token = _replayed_at.set(at)
+    try:
+        yield
+    finally:
+        _replayed_at.reset(token)
 
 
 @transaction.atomic
@@ -39,6 +57,7 @@ def audit_record(
         target=target[:100],
         data=data or {},
         ip_address=ip_address if ip_address is not None else client_ip_var.get(),
+        created_at=_replayed_at.get() or timezone.now(),
     )
 
 

@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit import audit_record
+from accounts.mail import LinkSafeEmail, site_link
 from accounts.models import (
     INVITATION_LIFETIME_DAYS,
     KEY_ROLES,
@@ -70,7 +68,7 @@ REFUSALS = {
 @dataclass(frozen=True)
 class SentInvitation:
     invitation: Invitation
-    url: str  # the accept link (absolute, with CONSOLE_BASE_URL)
+    url: str  # the accept link (absolute, with SITE_URL)
 
 
 def invitation_lifetime() -> timedelta:
@@ -87,10 +85,9 @@ def invitation_token(invitation: Invitation) -> str:
 
 
 def invitation_url(invitation: Invitation) -> str:
-    path = reverse(
-        "invitation_accept", args=[invitation.organization.slug, invitation_token(invitation)]
+    return site_link(
+        "invitation_accept", invitation.organization.slug, invitation_token(invitation)
     )
-    return settings.CONSOLE_BASE_URL.rstrip("/") + path
 
 
 def _email_send(invitation_id: int, url: str) -> None:
@@ -99,16 +96,16 @@ def _email_send(invitation_id: int, url: str) -> None:
     )
     inviter = invitation.invited_by.email if invitation.invited_by else "An administrator"
     org = invitation.organization
-    send_mail(
+    # The link on a line of its own: a double click or a terminal selects all of it.
+    LinkSafeEmail(
         subject=f"You are invited to {org.name} on Usage Console",
-        message=(
+        body=(
             f"{inviter} invited you to join {org.name} as {invitation.get_role_display()}.\n\n"
-            f"Accept the invitation: {url}\n\n"
+            f"Accept the invitation:\n{url}\n\n"
             f"The link works once and expires on {invitation.expires_at:%d %b %Y %H:%M} UTC."
         ),
-        from_email=None,
-        recipient_list=[invitation.email],
-    )
+        to=[invitation.email],
+    ).send()
 
 
 def _send(invitation: Invitation) -> SentInvitation:

@@ -12,6 +12,7 @@ from accounts.client_ip import client_ip
 from accounts.confirm import Confirmation, confirm_page, shown_once_keep, shown_once_pop
 from accounts.forms import APIKeyCreateForm
 from accounts.http import OrgRequest, org_view
+from accounts.mail import LinkSafePasswordResetForm
 from accounts.models import KEY_ROLES, APIKeyKind
 from accounts.selectors import apikeys_of, organization_members, session_tokens_of
 from accounts.services import (
@@ -201,6 +202,8 @@ class ThrottledPasswordResetView(PasswordResetView):
     """Django's password reset, limited per client address (429 past the limit) and per
     email address (past it the page answers as usual but sends nothing, so it neither
     floods a mailbox nor tells whether the address has an account)."""
+
+    form_class = LinkSafePasswordResetForm
 
     def post(self, request, *args, **kwargs):
         address = client_ip(request) or "unknown"

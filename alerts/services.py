@@ -11,14 +11,13 @@ from decimal import Decimal, InvalidOperation
 from functools import partial
 from smtplib import SMTPException
 
-from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.errors import FieldError
+from accounts.mail import LinkSafeEmail, site_link
 from accounts.models import AuditAction, Organization, User
 from accounts.text import REFUSED_CATEGORIES
 from alerts.models import (
@@ -318,8 +317,7 @@ def alert_notification_dismiss(*, notification: AlertNotification, user: User) -
 
 
 def _notifications_url(org: Organization) -> str:
-    base = getattr(settings, "CONSOLE_BASE_URL", "").rstrip("/")
-    return base + reverse("accounts:alerts:notifications", args=[org.slug])
+    return site_link("accounts:alerts:notifications", org.slug)
 
 
 def _record(notification: AlertNotification, channel: str, target: str, **fields) -> AlertDelivery:
@@ -374,7 +372,7 @@ def _email_unsent_locked(notification_id: int) -> AlertNotification | None:
 def _alert_email(notification: AlertNotification, recipients: list[str]) -> EmailMessage:
     """The email telling the organization's owners and admins of the notification."""
     org = notification.organization
-    return EmailMessage(
+    return LinkSafeEmail(
         subject=header_safe(
             f"[Usage Console] {org.name}: {alert_email_subject(notification)}", limit=250
         ),

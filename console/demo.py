@@ -1,14 +1,19 @@
 """Demo data: an organization to look around in, and a second one to try isolation.
 
 Idempotent: every object is looked up by a natural key first, so running the demo
-twice leaves the same rows.
+twice leaves the same rows. While the demo is served, `demo_keep_current` keeps it
+looking alive: controllers beat, the hour's usage arrives, a month's close brings its
+statement.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
-from accounts.models import Organization, Role, Tier
+from accounts.models import Membership, Organization, Role, Tier
 from accounts.services import (
     membership_set,
     operator_ensure,
@@ -16,8 +21,14 @@ from accounts.services import (
     user_get_or_create,
 )
 from accounts.signin import user_totp_ensure
-from billing.demo import billing_demo_auto_recharge, billing_demo_events
-from usage.demo import usage_demo_seed
+from billing.demo import (
+    PAYMENTS,
+    billing_demo_auto_recharge,
+    billing_demo_events,
+    billing_demo_statements,
+)
+from billing.services import statements_issue_due
+from usage.demo import DEMO_DAYS, usage_demo_heartbeat, usage_demo_seed
 
 DEMO_PASSWORD = "demo-usage-console"  # noqa: S105 - printed for the demo login on purpose
 
@@ -39,6 +50,15 @@ OTHER = DemoOrg("globex", "Globex", Tier.DEVELOPER, "owner@globex.example")
 OPERATOR_EMAIL = "operator@usage-console.example"
 # A member who signs in with an authenticator app (the demo prints its secret).
 TWO_FACTOR_EMAIL = "tara@acme.example"
+# (email, role, days a member before the demo's first payment: 0 = joined since)
+PEOPLE = [
+    (MAIN.owner_email, Role.OWNER, 10),
+    ("ana@acme.example", Role.ADMIN, 3),
+    ("ben@acme.example", Role.MEMBER, -100),
+    (TWO_FACTOR_EMAIL, Role.MEMBER, -120),
+]
+# A refresh replays this many days: today's usage so far and yesterday's late records.
+REFRESH_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -67,24 +87,48 @@ def _ensure(spec: DemoOrg) -> Organization:
     return org
 
 
+def _people(main: Organization) -> None:
+    """The demo organization's members, each a member since a date before what they did."""
+    first_payment = main.created_at - timedelta(days=PAYMENTS[0][0] + 1)
+    for email, role, days_before in PEOPLE:
+        user, _ = user_get_or_create(email=email, password=DEMO_PASSWORD)
+        if not user.memberships.filter(organization=main).exists():
+            membership_set(organization=main, user=user, role=role)
+        Membership.objects.filter(organization=main, user=user).update(
+            created_at=first_payment - timedelta(days=days_before)
+        )
+
+
 @transaction.atomic
-def demo_seed() -> DemoLogins:
-    """Create (or find) the demo organizations and their people."""
+def demo_seed(
+    *, days: int = DEMO_DAYS, progress: Callable[[str], object] | None = None
+) -> DemoLogins:
+    """Create (or find) the demo organizations, their people, `days` days of usage and
+    six months of payments, and issue the statements of the months closed since;
+    `progress`, if given, hears one line per step."""
+    say = progress or (lambda line: None)
+    say("organizations, people and the operator")
     main = _ensure(MAIN)
     _ensure(SANDBOX)
     other = _ensure(OTHER)
     operator_ensure(email=OPERATOR_EMAIL, password=DEMO_PASSWORD)
-    for email, role in [("ana@acme.example", Role.ADMIN), ("ben@acme.example", Role.MEMBER)]:
-        user, _ = user_get_or_create(email=email, password=DEMO_PASSWORD)
-        if not user.memberships.filter(organization=main).exists():
-            membership_set(organization=main, user=user, role=role)
-    tara, _ = user_get_or_create(email=TWO_FACTOR_EMAIL, password=DEMO_PASSWORD)
-    if not tara.memberships.filter(organization=main).exists():
-        membership_set(organization=main, user=tara, role=Role.MEMBER)
-    two_factor_secret = user_totp_ensure(user=tara)
+    _people(main)
+    two_factor_secret = user_totp_ensure(
+        user=user_get_or_create(email=TWO_FACTOR_EMAIL, password=DEMO_PASSWORD)[0]
+    )
     # Payments and usage go to the ledger in the order of their times.
-    usage = usage_demo_seed(org=main, events=billing_demo_events(main))
+    say("keys, controllers and six months of payments")
+    usage = usage_demo_seed(
+        org=main, days=days, events=billing_demo_events(main), progress=progress
+    )
     billing_demo_auto_recharge(main)
+    statements = billing_demo_statements(main, timezone.now())
+    if statements:
+        say(
+            f"statements of {statements[0].month:%B %Y} to {statements[-1].month:%B %Y}"
+            if len(statements) > 1
+            else f"the statement of {statements[0].month:%B %Y}"
+        )
     return DemoLogins(
         api_key=usage.api_key,
         organization=main,
@@ -94,3 +138,16 @@ def demo_seed() -> DemoLogins:
         other_email=OTHER.owner_email,
         two_factor_secret=two_factor_secret,
     )
+
+
+def demo_keep_current(*, now: datetime | None = None, refresh: bool = False) -> None:
+    """What the served demo's world does while it runs: its online controllers beat;
+    with `refresh` (hourly), the usage of the hour just past arrives and a month just
+    closed gets its statement (issued and emailed as the beat task does)."""
+    main = Organization.objects.filter(slug=MAIN.slug).first()
+    if main is None:
+        return
+    usage_demo_heartbeat(org=main, now=now)
+    if refresh:
+        usage_demo_seed(org=main, days=REFRESH_DAYS)
+        statements_issue_due(org=main, now=now)

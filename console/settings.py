@@ -265,6 +265,14 @@ STORAGES = {
     },
 }
 
+# The console's address as people reach it: every link in an email (invitations,
+# statements, alerts) starts with it. On the embedded default it is where `manage.py demo
+# --serve` listens (the demo sets it from its --host and --port); behind a proxy or on
+# another host, set it. CONSOLE_BASE_URL, its former name, is still read.
+SITE_URL = (
+    os.environ.get("SITE_URL") or os.environ.get("CONSOLE_BASE_URL") or "http://127.0.0.1:8000"
+).rstrip("/")
+
 # Email: the console backend on the embedded default, SMTP when EMAIL_HOST is set.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 EMAIL_BACKEND = os.environ.get(
@@ -362,11 +370,10 @@ BILLING_SELLER = {
 }
 BILLING_STATEMENT_ATTACH_PDF = env_bool("BILLING_STATEMENT_ATTACH_PDF", default=False)
 
-# Alerts. Links in alert emails start with CONSOLE_BASE_URL. Webhooks to private,
+# Alerts. Webhooks to private,
 # loopback or link-local addresses are refused unless ALERT_WEBHOOK_ALLOW_PRIVATE is on
 # (a receiver on the same host or network). Batches arriving within
 # ALERT_EVALUATE_DEBOUNCE_SECONDS of each other share one evaluation.
-CONSOLE_BASE_URL = os.environ.get("CONSOLE_BASE_URL", "http://localhost:8000")
 ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=False)
 ALERT_WEBHOOK_TIMEOUT_SECONDS = 5
 ALERT_EVALUATE_DEBOUNCE_SECONDS = int(os.environ.get("ALERT_EVALUATE_DEBOUNCE_SECONDS", "5"))

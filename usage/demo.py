@@ -24,9 +24,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import audit_dated
 from accounts.models import APIKey, APIKeyKind, Organization, User
 from accounts.selectors import apikey_for_secret
 from accounts.services import API_KEY_PREFIX, apikey_create, apikey_revoke
+from billing.demo import demo_owner
 from billing.models import EntryKind
 from billing.services import ledger_post
 from usage.selectors.records import controller_for_token
@@ -86,14 +88,34 @@ def _demo_key(org: Organization, name: str, kind: str, user: User | None) -> tup
         secret = _derived(f"demo-api-key:{org.slug}:{name}:{generation}", API_KEY_PREFIX)
         key = apikey_for_secret(secret=secret)
         if key is None:
-            key = apikey_create(org=org, name=name, kind=kind, user=user, secret=secret).key
             # Demo keys date from before the usage they sent.
-            key.created_at = timezone.now() - timedelta(days=DEMO_DAYS + 5)
+            created = timezone.now() - timedelta(days=DEMO_DAYS + 5)
+            with audit_dated(created):
+                key = apikey_create(
+                    org=org,
+                    name=name,
+                    kind=kind,
+                    user=user,
+                    created_by=user or demo_owner(org),
+                    secret=secret,
+                ).key
+            key.created_at = created
             key.save(update_fields=["created_at"])
             return key, secret
         if key.organization_id == org.pk and (not key.is_revoked or name == "Old CI key"):
             return key, secret
     raise RuntimeError("no demo key left in the series")  # pragma: no cover
+
+
+def usage_demo_heartbeat(*, org: Organization, now: datetime | None = None) -> int:
+    """Beat for the demo's controllers that are online by design (the one that went quiet
+    days ago stays quiet), as their agents would; how many beat."""
+    now = now or timezone.now()
+    online = [name for name, *_, silent_days in CONTROLLERS if not silent_days]
+    controllers = list(org.controllers.filter(name__in=online))
+    for controller in controllers:
+        controller_heartbeat(controller=controller, at=now)
+    return len(controllers)
 
 
 def _ensure_controllers(org: Organization, now: datetime) -> None:
@@ -301,11 +323,13 @@ def usage_demo_seed(
     org: Organization,
     days: int = DEMO_DAYS,
     events: Sequence[tuple[datetime, Callable[[], object]]] = (),
+    progress: Callable[[str], object] | None = None,
 ) -> DemoUsage:
     """Give the demo organization keys, controllers, credits and `days` days of usage.
 
     Everything is posted in time order, `events` (other dated actions, such as the
     billing demo's payments) included, so the ledger reads as it would have happened.
+    `progress`, if given, hears one line per calendar month sent.
     """
     now = timezone.now()
     first_day = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -336,7 +360,10 @@ def usage_demo_seed(
     # days' debits), not 90 days charged this instant.
     sent = accepted = 0
     days_in_order = sorted({day for by_day in by_key.values() for day in by_day})
-    for day in days_in_order:
+    for n, day in enumerate(days_in_order):
+        if progress is not None and (n == 0 or day.day == 1):
+            last = max(d for d in days_in_order if (d.year, d.month) == (day.year, day.month))
+            progress(f"usage of {day:%-d} to {last:%-d %B %Y}, through ingestion")
         day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
         charged_at = min(day_end - timedelta(seconds=1), now)
         run_events_before(charged_at)
@@ -420,7 +447,7 @@ def _keys_last_used(by_key: _RecordsByKey, keys: dict[str | None, APIKey | None]
 def _old_key_revoke(old: APIKey | None, now: datetime) -> None:
     """Revoke the old CI key, dated as long ago as the demo says."""
     if old is not None and not old.is_revoked:
-        apikey_revoke(key=old)
-        APIKey.objects.filter(pk=old.pk).update(
-            revoked_at=now - timedelta(days=OLD_KEY_REVOKED_DAYS_AGO)
-        )
+        revoked = now - timedelta(days=OLD_KEY_REVOKED_DAYS_AGO)
+        with audit_dated(revoked):
+            apikey_revoke(key=old, actor=demo_owner(old.organization))
+        APIKey.objects.filter(pk=old.pk).update(revoked_at=revoked)

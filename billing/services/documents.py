@@ -4,6 +4,7 @@ payments get distinct consecutive numbers; the unique constraint backs it."""
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -78,8 +79,11 @@ def _next_receipt_number(org: Organization) -> int:
 
 
 @transaction.atomic
-def receipt_issue(*, payment: Payment, kind: str = ReceiptKind.PAYMENT) -> Receipt:
-    """The receipt for a succeeded payment or a refund (issued once; replays return it)."""
+def receipt_issue(
+    *, payment: Payment, kind: str = ReceiptKind.PAYMENT, at: datetime | None = None
+) -> Receipt:
+    """The receipt for a succeeded payment or a refund (issued once; replays return it),
+    dated `at` (the payment's time) or now."""
     existing = Receipt.objects.filter(payment=payment, kind=kind).first()
     if existing is not None:
         return existing
@@ -96,6 +100,7 @@ def receipt_issue(*, payment: Payment, kind: str = ReceiptKind.PAYMENT) -> Recei
         card_last4=payment.card_last4,
         seller=seller_details(),
         buyer=buyer_details(org=org),
+        issued_at=at or timezone.now(),
     )
     logger.info(
         "billing.receipt.issued",

@@ -177,7 +177,7 @@ def _settle(payment: Payment, result: ChargeResult, *, at: datetime | None) -> P
         payment.failure_message = ""
         payment.save()
         _purchase_post(payment, at=at)
-        receipt = receipt_issue(payment=payment, kind=ReceiptKind.PAYMENT)
+        receipt = receipt_issue(payment=payment, kind=ReceiptKind.PAYMENT, at=at)
         _payment_audit(payment, AuditAction.PAYMENT_SUCCEEDED, receipt=receipt.display_number)
     elif result.status == ChargeStatus.PENDING:
         payment.status = PaymentStatus.PENDING

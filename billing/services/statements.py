@@ -27,6 +27,7 @@ from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.calendar import month_after, month_bounds, month_first, org_zone
+from accounts.mail import LinkSafeEmail, site_link
 from accounts.models import APIKey, Membership, Organization, Role
 from billing.documents import statement_pdf
 from billing.models import CreditAccount, EntryKind, LedgerEntry, Statement
@@ -265,8 +266,6 @@ def statement_notify(*, statement_id: int) -> int:
     """Email the statement's link to the owners and billing members, once (running it
     again sends nothing); returns how many addresses it went to."""
     from django.conf import settings
-    from django.core.mail import EmailMessage
-    from django.urls import reverse
 
     claimed = Statement.objects.filter(pk=statement_id, notified_at__isnull=True).update(
         notified_at=timezone.now()
@@ -282,10 +281,8 @@ def statement_notify(*, statement_id: int) -> int:
     )
     if not recipients:
         return 0
-    url = settings.CONSOLE_BASE_URL.rstrip("/") + reverse(
-        "billing:statement", args=[org.slug, statement.pk]
-    )
-    message = EmailMessage(
+    url = site_link("billing:statement", org.slug, statement.pk)
+    message = LinkSafeEmail(
         subject=f"{org.name}: your statement for {statement.month:%B %Y}",
         body=(
             f"The statement of {org.name} for {statement.month:%B %Y} is ready.\n\n"
