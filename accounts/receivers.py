@@ -3,10 +3,11 @@ a cascade): connected in AccountsConfig.ready. Each handler calls a service; the
 deletes and saves they hook into run in a transaction, so the revocation commits (or
 rolls back) with the change itself."""
 
-from django.db.models.signals import post_save, pre_delete, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from accounts.models import Membership, User
+from accounts.credential_cache import credentials_cache_clear
+from accounts.models import APIKey, Membership, Organization, SessionToken, User
 from accounts.services import member_credentials_revoke, session_tokens_revoke_all
 
 
@@ -48,3 +49,19 @@ def _user_changed(sender, instance: User, created: bool = False, **kwargs) -> No
         member_credentials_revoke(user=instance)
     elif "password" in changes:
         session_tokens_revoke_all(user=instance)
+
+
+def _credentials_changed(sender, **kwargs) -> None:
+    """A credential, its person, membership or organization saved or deleted in this
+    process: the API sees it on the next request (other processes within a second or so:
+    accounts.credential_cache)."""
+    credentials_cache_clear()
+
+
+for _model in (APIKey, SessionToken, Membership, User, Organization):
+    for _signal in (post_save, post_delete):
+        _signal.connect(
+            _credentials_changed,
+            sender=_model,
+            dispatch_uid=f"accounts.credentials_changed.{_model.__name__}.{id(_signal)}",
+        )

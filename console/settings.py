@@ -70,6 +70,8 @@ MIDDLEWARE = [
     # Before the session is read: lets a read request read from the replica, if any.
     "console.replica.ReplicaRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Programs' bearer calls to /api/v1/ leave the chain here: no session, CSRF, messages.
+    "console.api_path.ApiPathMiddleware",
     # Static files from the app server itself (hashed, compressed, cached for a year).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
