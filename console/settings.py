@@ -155,6 +155,10 @@ if DATABASE_REPLICA_URL:
 DATABASE_ROUTERS = ["console.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# How long each process keeps an API credential it read (accounts/credential_cache.py):
+# a revoked key or token is refused by every process within this many seconds.
+API_CREDENTIAL_CACHE_SECONDS = float(os.environ.get("API_CREDENTIAL_CACHE_SECONDS", "1"))
+
 # Redis is the cache and the Celery broker when REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
