@@ -227,9 +227,9 @@ class RecordContext:
     def query_credits(self, model: PriceModel, input_tokens: int, output_tokens: int) -> Decimal:
         """usage.pricing.query_credits in integers: prices have CREDIT_PLACES (10) decimal
         places, so credits are (tokens × price units) / 10**6 rounded half-even, exactly."""
-        units = self._model_prices.get(model.pk, ())
-        if units == ():
-            units = self._model_prices[model.pk] = _price_units(model)
+        if model.pk not in self._model_prices:
+            self._model_prices[model.pk] = _price_units(model)
+        units = self._model_prices[model.pk]
         if units is None:
             return query_credits(
                 model=model, input_tokens=input_tokens, output_tokens=output_tokens
