@@ -344,10 +344,14 @@ def _static_stamp() -> str:
     from django.contrib.staticfiles import finders
 
     digest = hashlib.sha256()
-    for finder in finders.get_finders():
-        for path, storage in finder.list([]):
-            digest.update(f"{path}\0".encode())
-            digest.update(Path(storage.path(path)).read_bytes())
+    found = sorted(
+        (path, storage.path(path))
+        for finder in finders.get_finders()
+        for path, storage in finder.list([])
+    )
+    for path, full in found:
+        digest.update(f"{path}\0".encode())
+        digest.update(Path(full).read_bytes())
     return digest.hexdigest()
 
 
