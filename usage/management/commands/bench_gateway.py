@@ -267,6 +267,13 @@ class Command(BaseCommand):
                 f"{row.name:<58} {row.connections!s:>5} {row.rate:>10,.0f} {row.unit:<9} "
                 f"{ms(row.p50):>7} {ms(row.p95):>7} {ms(row.p99):>7} {share:>7} {row.bad:>6}"
             )
+        one = [r for r in rows if r.name == "POST authorize, 1 org" and r.connections == 8]
+        many = [r for r in rows if r.name.startswith("POST authorize") and r.name.endswith("orgs")]
+        if one and many and one[0].rate:
+            self.stdout.write(
+                f"authorize, many organizations ÷ one, 8 connections: "
+                f"{many[0].rate / one[0].rate:.2f}"
+            )
         panel = {row.name: row.p95 for row in rows if row.name.startswith("usage panel")}
         idle, loaded = panel.get("usage panel, idle"), panel.get("usage panel, under ingestion")
         if idle and loaded:
