@@ -32,6 +32,9 @@ from usage.pricing import (
 )
 
 _MAX_INT = 2**62
+# Looked up per record: an enum's .values builds a new list each time it is read.
+_TASKS = frozenset(MatchingTask.values)
+_JOB_STATUSES = frozenset(JobStatus.values)
 
 
 # Bounds that keep every stored figure and every rollup sum of it inside its column:
@@ -352,7 +355,7 @@ def worker_session_values(ctx: RecordContext, record: dict) -> tuple[dict, Decim
 
 def matching_values(ctx: RecordContext, record: dict) -> dict:
     task = text_field(record, "task", max_length=3)
-    if task not in MatchingTask.values:
+    if task not in _TASKS:
         raise FieldError("task", f"must be one of {', '.join(MatchingTask.values)}")
     num_records = _integer(record, "num_records", maximum=MAX_NUM_RECORDS)
     started_at = ctx.time(record, "started_at")
@@ -370,7 +373,7 @@ def matching_values(ctx: RecordContext, record: dict) -> dict:
 
 def job_values(ctx: RecordContext, record: dict) -> dict:
     status = text_field(record, "status", max_length=20)
-    if status not in JobStatus.values:
+    if status not in _JOB_STATUSES:
         raise FieldError("status", f"must be one of {', '.join(JobStatus.values)}")
     cores = _integer(record, "cores", minimum=1)
     assert cores is not None
