@@ -24,6 +24,8 @@ from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
+from accounts.credential_cache import credential_cached, instance_copy
+from accounts.credentials import secret_hash
 from accounts.models import APIKey, APIKeyKind, Membership, Organization, SessionToken
 from accounts.request_context import organization_var
 from accounts.selectors import apikey_for_secret, session_token_for_secret
@@ -132,6 +134,48 @@ def _is_session_token(secret: str) -> bool:
     return secret.startswith(SESSION_TOKEN_PREFIX + "-")
 
 
+def _api_key(secret: str) -> APIKey | None:
+    """The key whose secret this is, as the database said at most a second or so ago
+    (accounts.credential_cache), as this request's own copy."""
+    if not secret or len(secret) > 200:
+        return None
+    key = credential_cached("key:" + secret_hash(secret), lambda: apikey_for_secret(secret=secret))
+    if key is None:
+        return None
+    user = instance_copy(key.user) if key.user is not None else None
+    mine = instance_copy(key, organization=instance_copy(key.organization), user=user)
+    mine.kept_original = key  # type: ignore[attr-defined]  # accounts.services.apikey_mark_used
+    return mine
+
+
+def _session_token(secret: str) -> tuple[SessionToken | None, Membership | None]:
+    """The session token whose secret this is and its person's membership of its
+    organization, read as _api_key reads a key."""
+    if not secret or len(secret) > 200:
+        return None, None
+
+    def load() -> tuple[SessionToken, Membership | None] | None:
+        session = session_token_for_secret(secret=secret)
+        if session is None:
+            return None
+        membership = (
+            Membership.objects.filter(user=session.user, organization=session.organization)
+            .select_related("organization", "user")
+            .first()
+        )
+        return session, membership
+
+    found = credential_cached("session:" + secret_hash(secret), load)
+    if found is None:
+        return None, None
+    session, membership = found
+    organization, user = instance_copy(session.organization), instance_copy(session.user)
+    session = instance_copy(session, organization=organization, user=user)
+    if membership is not None:
+        membership = instance_copy(membership, organization=organization, user=user)
+    return session, membership
+
+
 class ApiKeyAuth(BearerScheme):
     """Authorization: Bearer <API key>."""
 
@@ -143,7 +187,7 @@ class ApiKeyAuth(BearerScheme):
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
         if _is_session_token(token):
             return None  # the next scheme's
-        key = apikey_for_secret(secret=token)
+        key = _api_key(token)
         # Unknown, revoked, or a personal key whose person left: one answer, so a leaked
         # secret is not confirmed to have been valid once.
         if key is None or key.is_revoked or not _personal_key_usable(key):
@@ -164,7 +208,7 @@ class SessionTokenAuth(BearerScheme):
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
         if not _is_session_token(token):
             return None
-        session = session_token_for_secret(secret=token)
+        session, membership = _session_token(token)
         if session is None or session.is_revoked:
             raise CredentialRejected("invalid_session_token", INVALID_SESSION_TOKEN)
         if session.is_expired:
@@ -173,11 +217,6 @@ class SessionTokenAuth(BearerScheme):
                 f"this session token expired at {session.expires_at:%Y-%m-%dT%H:%M:%SZ}; "
                 "issue a new one in Settings → Session tokens",
             )
-        membership = (
-            Membership.objects.filter(user=session.user, organization=session.organization)
-            .select_related("organization")
-            .first()
-        )
         if membership is None or not session.user.is_active:
             raise CredentialRejected(
                 "invalid_session_token",

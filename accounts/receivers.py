@@ -5,10 +5,11 @@ rolls back) with the change itself."""
 
 from allauth.core import context
 from allauth.mfa.signals import authenticator_added, authenticator_removed
-from django.db.models.signals import post_save, pre_delete, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from accounts.models import Membership, User
+from accounts.credential_cache import credentials_cache_clear
+from accounts.models import APIKey, Membership, Organization, SessionToken, User
 from accounts.services import member_credentials_revoke, session_tokens_revoke_all
 from accounts.signin import two_factor_change_record, user_sessions_end
 
@@ -73,3 +74,19 @@ def _second_factor_removed(sender, user: User, authenticator, **kwargs) -> None:
     two_factor_change_record(user=user, kind=authenticator.type, added=False)
     # Whoever removed it keeps this session; every other one signs in again.
     user_sessions_end(user=user, keep_session_key=_current_session_key())
+
+
+def _credentials_changed(sender, **kwargs) -> None:
+    """A credential, its person, membership or organization saved or deleted in this
+    process: the API sees it on the next request (other processes within a second or so:
+    accounts.credential_cache)."""
+    credentials_cache_clear()
+
+
+for _model in (APIKey, SessionToken, Membership, User, Organization):
+    for _signal in (post_save, post_delete):
+        _signal.connect(
+            _credentials_changed,
+            sender=_model,
+            dispatch_uid=f"accounts.credentials_changed.{_model.__name__}.{id(_signal)}",
+        )

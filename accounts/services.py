@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.audit import audit_record
+from accounts.credential_cache import credentials_cache_clear
 from accounts.credentials import secret_generate, secret_hash
 from accounts.models import (
     SESSION_TOKEN_LIFETIME_DAYS,
@@ -157,6 +158,7 @@ def apikey_revoke(*, key: APIKey, actor: User | None = None) -> APIKey:
     """Revoke the key from now on (idempotent: the first revocation time stays)."""
     now = timezone.now()
     revoked = APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    credentials_cache_clear()
     key.refresh_from_db(fields=["revoked_at"])
     if revoked:
         audit_record(
@@ -176,6 +178,11 @@ def apikey_mark_used(*, key: APIKey, at: datetime | None = None) -> None:
         return
     APIKey.objects.filter(pk=key.pk).update(last_used_at=at)
     key.last_used_at = at
+    # A request's key is a copy of the one the API keeps for a second or so
+    # (accounts.credential_cache): the kept one learns the write too.
+    kept = getattr(key, "kept_original", None)
+    if kept is not None:
+        kept.last_used_at = at
 
 
 # Leaving: removed members and deactivated people lose their credentials ------------------
@@ -187,7 +194,9 @@ def _credentials_revoke(*, user: User, org: Organization | None, at: datetime) -
     tokens = SessionToken.objects.filter(user=user, revoked_at__isnull=True)
     if org is not None:
         keys, tokens = keys.filter(organization=org), tokens.filter(organization=org)
-    return keys.update(revoked_at=at), tokens.update(revoked_at=at)
+    revoked = keys.update(revoked_at=at), tokens.update(revoked_at=at)
+    credentials_cache_clear()
+    return revoked
 
 
 @transaction.atomic
@@ -210,9 +219,11 @@ def personal_keys_revoke(*, user: User, org: Organization) -> int:
 @transaction.atomic
 def session_tokens_revoke_all(*, user: User) -> int:
     """Revoke every live session token of the person (after a password change)."""
-    return SessionToken.objects.filter(user=user, revoked_at__isnull=True).update(
+    revoked = SessionToken.objects.filter(user=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+    credentials_cache_clear()
+    return revoked
 
 
 @transaction.atomic
@@ -228,6 +239,7 @@ def user_deactivate(*, user: User) -> User:
     """Deactivate the person (no login), revoking their personal API keys and session
     tokens in every organization in the same transaction."""
     User.objects.filter(pk=user.pk).update(is_active=False)
+    credentials_cache_clear()
     user.is_active = False
     member_credentials_revoke(user=user)
     return user
@@ -313,6 +325,7 @@ def session_token_revoke(*, token: SessionToken, actor: User | None = None) -> S
     revoked = SessionToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+    credentials_cache_clear()
     token.refresh_from_db(fields=["revoked_at"])
     if revoked:
         audit_record(

@@ -10,14 +10,21 @@ import os
 # GUNICORN_BIND=0.0.0.0:8000 to listen on every address, with FORWARDED_ALLOW_IPS set to
 # the proxy's address.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-# The usual (2 × cores) + 1 sync workers: requests are short and database-bound.
+# Threaded workers: unlike sync workers, which answer `Connection: close` to everything,
+# they keep an API client's connection open between calls (keepalive below), so a
+# gateway's pool does not open a TCP connection per request. (2 × cores) + 1 processes
+# with a few threads each, chosen by measurement on a 2-core machine (docs/deploying.md):
+# requests are short and wait on PostgreSQL and Redis, and one process per core would
+# leave a core idle while its threads wait.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # A worker silent this long is killed and replaced; a 1,000-record batch takes well
 # under a second, a page under 100 ms.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # On SIGTERM or SIGHUP, requests in flight get this long to finish.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Seconds an idle client connection stays open (gthread; sync workers close at once).
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Recycle workers now and then (jittered so they don't all restart at once), which caps
 # the effect of any slow leak.

@@ -78,6 +78,8 @@ MIDDLEWARE = [
     # Before the session is read: lets a read request read from the replica, if any.
     "console.replica.ReplicaRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Programs' bearer calls to /api/v1/ leave the chain here: no session, CSRF, messages.
+    "console.api_path.ApiPathMiddleware",
     # Static files from the app server itself (hashed, compressed, cached for a year).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -167,6 +169,10 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"] = replica
 DATABASE_ROUTERS = ["console.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# How long each process keeps an API credential it read (accounts/credential_cache.py):
+# a revoked key or token is refused by every process within this many seconds.
+API_CREDENTIAL_CACHE_SECONDS = float(os.environ.get("API_CREDENTIAL_CACHE_SECONDS", "1"))
 
 # Redis is the cache and the Celery broker when REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "")

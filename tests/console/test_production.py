@@ -273,3 +273,41 @@ def _status_of(
         return response.status, response.getheader("Location")
     finally:
         connection.close()
+
+
+def test_api_clients_keep_their_connection_and_a_revoked_key_is_refused_by_every_worker(served):
+    """Two worker processes, eight kept-open connections spread over them: each call on a
+    connection reuses it, and once the key is revoked (here, in a third process) every
+    connection is answered 401 within two seconds."""
+    from accounts.services import apikey_revoke
+    from tests.factories import make_api_key
+
+    org = make_org(name="Kept Labs")
+    key, secret = make_api_key(org=org)
+    host, port = served.base.removeprefix("http://").split(":")
+    connections = [http.client.HTTPConnection(host, int(port), timeout=15) for _ in range(8)]
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    def call(conn: http.client.HTTPConnection) -> int:
+        conn.request("GET", "/api/v1/account", headers=headers)
+        response = conn.getresponse()
+        response.read()
+        assert not response.will_close, response.getheader("Connection")
+        return response.status
+
+    for _ in range(3):  # the same connections, again and again: kept open
+        assert [call(conn) for conn in connections] == [200] * 8
+    socks = [conn.sock for conn in connections]
+
+    apikey_revoke(key=key)
+    revoked_at = time.monotonic()
+    refused: set[int] = set()
+    while len(refused) < len(connections):
+        assert time.monotonic() - revoked_at < 2.5, f"{len(refused)} of 8 refuse the key"
+        for n, conn in enumerate(connections):
+            if n not in refused and call(conn) == 401:
+                refused.add(n)
+        time.sleep(0.05)
+    assert [conn.sock for conn in connections] == socks  # never reconnected
+    for conn in connections:
+        conn.close()

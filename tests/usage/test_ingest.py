@@ -324,3 +324,39 @@ def test_a_batch_costs_a_fixed_number_of_queries(org, django_assert_max_num_quer
     with django_assert_max_num_queries(35):
         result = usage_records_ingest(org=org, records=records)
     assert len(result.accepted) == 1000
+
+
+def test_query_credits_round_half_to_even_at_the_tenth_decimal_place(org):
+    """Prices of a ten-billionth of a credit per million tokens make every halfway case:
+    each query costs an exact half unit (1e-10) and is rounded to the even neighbour."""
+    from billing.models import PriceModel
+
+    PriceModel.objects.create(
+        name="tiny-1",
+        input_price_per_million=Decimal("0.0000000015"),
+        output_price_per_million=Decimal("0.0000000025"),
+    )
+    records = [
+        # 100,000 × 15 units / 10**6 = 1.5 units -> 2 (even above)
+        {"id": "t-1", "kind": "query", "occurred_at": "2026-11-20T10:00:00Z",
+         "model": "tiny-1", "input_tokens": 100_000, "output_tokens": 0},
+        # 300,000 × 15 / 10**6 = 4.5 units -> 4 (even below)
+        {"id": "t-2", "kind": "query", "occurred_at": "2026-11-20T10:00:00Z",
+         "model": "tiny-1", "input_tokens": 300_000, "output_tokens": 0},
+        # (100,000 × 15 + 200,000 × 25) / 10**6 = 6.5 units -> 6
+        {"id": "t-3", "kind": "query", "occurred_at": "2026-11-20T10:00:00Z",
+         "model": "tiny-1", "input_tokens": 100_000, "output_tokens": 200_000},
+        # 1 × 15 / 10**6: far below half a unit -> 0
+        {"id": "t-4", "kind": "query", "occurred_at": "2026-11-20T10:00:00Z",
+         "model": "tiny-1", "input_tokens": 1, "output_tokens": 0},
+    ]  # fmt: skip
+    result = usage_records_ingest(org=org, records=records)
+    assert result.accepted == ["t-1", "t-2", "t-3", "t-4"]
+    credits = dict(Query.objects.filter(organization=org).values_list("client_id", "credits"))
+    assert credits == {
+        "t-1": Decimal("0.0000000002"),
+        "t-2": Decimal("0.0000000004"),
+        "t-3": Decimal("0.0000000006"),
+        "t-4": Decimal("0"),
+    }
+    assert result.credits == Decimal("0.0000000012")

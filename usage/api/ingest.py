@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -242,7 +243,7 @@ def _json_body(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
             field="body",
         )
     try:
-        parsed = json.loads(body)
+        parsed = _decode(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None, error(400, "invalid_json", "the body is not valid JSON")
     # A NUL can only arrive escaped (json refuses raw control characters in strings), so
@@ -253,6 +254,20 @@ def _json_body(request: HttpRequest) -> tuple[Any, JsonResponse | None]:
             400, "invalid_json", f"{where or 'body'}: text must not contain NUL", field=where
         )
     return parsed, None
+
+
+_DECODER = msgspec.json.Decoder()
+
+
+def _decode(body: bytes) -> Any:
+    """The body parsed by msgspec's compiled decoder (a 1,000-record batch in a few
+    milliseconds); what it refuses (NaN, numbers past a double, lone surrogates, other
+    encodings than UTF-8) is parsed as before by the standard library, which accepts
+    some of it and refuses the rest with the same answer as always."""
+    try:
+        return _DECODER.decode(body)
+    except msgspec.DecodeError:
+        return json.loads(body)
 
 
 def _nul_at(value: Any, path: str) -> str | None:

@@ -322,6 +322,32 @@ _RANGES = {
 }
 
 
+def _statement(
+    kind: str,
+    org: Organization,
+    where: str,
+    where_params: list,
+    lo: datetime,
+    hi: datetime,
+    sign: str = "",
+) -> tuple[str, str, list]:
+    """The selection of `kind`'s records by `where` (a CTE's body), the upsert of their
+    figures into `kind`'s buckets reading it as `b`, and their parameters in order."""
+    width = bucket_seconds()
+    selection = f"SELECT * FROM {_TABLES[kind]} WHERE {where}"
+    if kind == "job":
+        sql, params = _job_sql(sign, width), [org.pk, lo, hi]
+    elif kind == "query":
+        sql, params = _query_sql(width), [org.pk, lo, hi] * 4
+    elif kind == "matching":
+        sql, params = _matching_sql(width), [org.pk, lo, hi]
+    elif _pg():
+        sql, params = _worker_sql_pg(width), [lo, hi, org.pk, lo, lo, hi]
+    else:
+        sql, params = _worker_sql_sqlite(width), [lo, hi, org.pk, lo, lo, hi]
+    return selection, sql, [*where_params, *params]
+
+
 def _run(
     kind: str,
     org: Organization,
@@ -338,21 +364,24 @@ def _run(
     selection's own index (a batch id, primary keys) rather than by the organization's
     time index with the selection as a filter (which reads every record since `lo`).
     """
-    width = bucket_seconds()
+    selection, sql, params = _statement(kind, org, where, where_params, lo, hi, sign)
     recursive = "RECURSIVE " if kind == "worker_session" and not _pg() else ""
-    cte = f"WITH {recursive}b AS MATERIALIZED (SELECT * FROM {_TABLES[kind]} WHERE {where})"
-    if kind == "job":
-        sql, params = _job_sql(sign, width), [org.pk, lo, hi]
-    elif kind == "query":
-        sql, params = _query_sql(width), [org.pk, lo, hi] * 4
-    elif kind == "matching":
-        sql, params = _matching_sql(width), [org.pk, lo, hi]
-    elif _pg():
-        sql, params = _worker_sql_pg(width), [lo, hi, org.pk, lo, lo, hi]
-    else:
-        sql, params = _worker_sql_sqlite(width), [lo, hi, org.pk, lo, lo, hi]
+    cte = f"WITH {recursive}b AS MATERIALIZED ({selection})"
     separator = "" if sql.startswith(",") else " "
-    _execute(cte + separator + sql, [*where_params, *params])
+    _execute(cte + separator + sql, params)
+
+
+def _run_together(org: Organization, parts: list[tuple[str, str, list]], lo, hi) -> None:
+    """Several kinds' upserts (kind, where, its parameters) in one PostgreSQL statement:
+    each selection and upsert a CTE of its own (`b_<kind>`, `u_<kind>`), one round trip
+    and one plan for the batch. Each writes its own table, so none sees another's rows."""
+    ctes, params = [], []
+    for kind, where, where_params in parts:
+        selection, sql, kind_params = _statement(kind, org, where, where_params, lo, hi)
+        ctes.append(f"b_{kind} AS MATERIALIZED ({selection})")
+        ctes.append(f"u_{kind} AS ({sql.replace('FROM b ', f'FROM b_{kind} ')})")
+        params.extend(kind_params)
+    _execute("WITH " + ", ".join(ctes) + " SELECT 1", params)
 
 
 def _range_params(kind: str, org: Organization, lo: datetime, hi: datetime) -> list:
@@ -368,20 +397,26 @@ def aggregates_add(
     now: datetime | None = None,
 ) -> None:
     """Add a batch's new records of `kinds` (and the jobs `job_ids`, after a move) to
-    their buckets: one upsert per kind, inside the caller's transaction."""
+    their buckets inside the caller's transaction: on PostgreSQL one statement for the
+    batch, elsewhere one upsert per kind."""
     if not buckets_enabled():
         return
     lo = buckets_horizon(org=org, now=now)
+    parts: list[tuple[str, str, list]] = []
     for kind in kinds:
         if kind == "job" and job_ids:
             marks = ", ".join(["%s"] * len(job_ids))
             if batch_id is None:
-                _run(kind, org, f"id IN ({marks})", list(job_ids), lo, FAR)
+                parts.append((kind, f"id IN ({marks})", list(job_ids)))
             else:
-                where = f"batch_id = %s OR id IN ({marks})"
-                _run(kind, org, where, [batch_id, *job_ids], lo, FAR)
+                parts.append((kind, f"batch_id = %s OR id IN ({marks})", [batch_id, *job_ids]))
         elif batch_id is not None:
-            _run(kind, org, "batch_id = %s", [batch_id], lo, FAR)
+            parts.append((kind, "batch_id = %s", [batch_id]))
+    if _pg() and len(parts) > 1:
+        _run_together(org, parts, lo, FAR)
+        return
+    for kind, where, where_params in parts:
+        _run(kind, org, where, where_params, lo, FAR)
 
 
 def aggregates_jobs_subtract(

@@ -76,6 +76,7 @@ from usage.services.ingest_fields import (
     job_values,
     matching_values,
     query_values,
+    query_values_fast,
     storable_text_check,
     text_field,
     worker_session_values,
@@ -356,13 +357,19 @@ def _parse_into(
     candidate: _Candidate, record: dict, ctx: RecordContext, default_member: str
 ) -> None:
     if candidate.kind == "query":
-        candidate.values, candidate.credits, candidate.tokens = query_values(
-            ctx, record, default_member
-        )
+        # Most records are clean queries: checked once in C and a few lookups; any doubt
+        # and the field-by-field checks below decide, naming the field.
+        fast = query_values_fast(ctx, record, default_member)
+        if fast is not None:
+            candidate.values, candidate.credits, candidate.tokens, candidate.reservation = fast
+        else:
+            candidate.values, candidate.credits, candidate.tokens = query_values(
+                ctx, record, default_member
+            )
+            candidate.reservation = (
+                text_field(record, "reservation", max_length=40, required=False) or ""
+            )
         candidate.month = ctx.month_of(candidate.values["occurred_at"])
-        candidate.reservation = (
-            text_field(record, "reservation", max_length=40, required=False) or ""
-        )
     elif candidate.kind == "worker_session":
         candidate.values, candidate.credits = worker_session_values(ctx, record)
     elif candidate.kind == "matching":

@@ -6,8 +6,9 @@ import math
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from django.conf import settings
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ from accounts.calendar import month_start
 from accounts.errors import FieldError
 from accounts.models import Organization
 from accounts.text import invisible_character, invisible_character_message
-from billing.models import PriceModel
+from billing.models import CREDIT_PLACES, PriceModel
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.members import member_attributed
 from usage.models import (
@@ -32,6 +33,9 @@ from usage.pricing import (
 )
 
 _MAX_INT = 2**62
+# Looked up per record: an enum's .values builds a new list each time it is read.
+_TASKS = frozenset(MatchingTask.values)
+_JOB_STATUSES = frozenset(JobStatus.values)
 
 
 # Bounds that keep every stored figure and every rollup sum of it inside its column:
@@ -172,6 +176,11 @@ class RecordContext:
         self.now = timezone.now()
         self.latest = self.now + max_future_skew()
         self.zone = zoneinfo.ZoneInfo(org.time_zone or "UTC")
+        # Per batch: what the fast path (query_values_fast) has already checked once.
+        self._clean_texts: dict[str, bool] = {}
+        self._clean_models: dict[str, PriceModel | None] = {}
+        self._model_prices: dict[int, tuple[int, int] | None] = {}
+        self._months: dict[datetime, datetime] = {}
 
     def time(self, record: dict, name: str, *, required: bool = True) -> datetime | None:
         value = _get(record, name, required=required)
@@ -189,12 +198,121 @@ class RecordContext:
         return model
 
     def month_of(self, moment: datetime) -> datetime:
-        return month_start(moment, tz=self.zone)
+        # Zone offsets and their changes fall on quarter hours, so every instant of one
+        # UTC quarter hour lies in the same local month.
+        quarter = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+        month = self._months.get(quarter)
+        if month is None:
+            month = self._months[quarter] = month_start(moment, tz=self.zone)
+        return month
+
+    def clean_text(self, value: str) -> bool:
+        """Whether storable_text_check passes (remembered: members and endpoints repeat)."""
+        known = self._clean_texts.get(value)
+        if known is None:
+            try:
+                storable_text_check("text", value)
+                known = True
+            except FieldError:
+                known = False
+            if len(self._clean_texts) < 10_000:
+                self._clean_texts[value] = known
+        return known
+
+    def clean_model(self, name: str) -> PriceModel | None:
+        """The active price-list model of that name when `model` would accept it as is."""
+        if name not in self._clean_models:
+            try:
+                self._clean_models[name] = self.model({"model": name})
+            except FieldError:
+                self._clean_models[name] = None
+        return self._clean_models[name]
+
+    def query_credits(self, model: PriceModel, input_tokens: int, output_tokens: int) -> Decimal:
+        """usage.pricing.query_credits in integers: prices have CREDIT_PLACES (10) decimal
+        places, so credits are (tokens × price units) / 10**6 rounded half-even, exactly."""
+        if model.pk not in self._model_prices:
+            self._model_prices[model.pk] = _price_units(model)
+        units = self._model_prices[model.pk]
+        if units is None:
+            return query_credits(
+                model=model, input_tokens=input_tokens, output_tokens=output_tokens
+            )
+        total = input_tokens * units[0] + output_tokens * units[1]
+        whole, rest = divmod(total, 1_000_000)
+        if rest * 2 > 1_000_000 or (rest * 2 == 1_000_000 and whole % 2):
+            whole += 1
+        return Decimal(whole).scaleb(-CREDIT_PLACES)
+
+
+def _price_units(model: PriceModel) -> tuple[int, int] | None:
+    """The model's token prices in units of 10**-CREDIT_PLACES credits (None if a price
+    has more places than that, which the column does not allow)."""
+    units = []
+    for price in (model.input_price_per_million, model.output_price_per_million):
+        scaled = Decimal(price).scaleb(CREDIT_PLACES)
+        if scaled != scaled.to_integral_value():
+            return None
+        units.append(int(scaled))
+    return units[0], units[1]
 
 
 def _ordered(start: datetime, end: datetime, *, end_field: str, start_field: str) -> None:
     if end < start:
         raise FieldError(end_field, f"must not be before {start_field}")
+
+
+class QueryWire(msgspec.Struct):
+    """A query record whose every field has its wire type and bounds (checked in C by
+    msgspec); anything else goes the field-by-field way, which names the field."""
+
+    occurred_at: str
+    model: Annotated[str, msgspec.Meta(max_length=100)]
+    input_tokens: Annotated[int, msgspec.Meta(ge=0, le=_MAX_TOKENS)]
+    output_tokens: Annotated[int, msgspec.Meta(ge=0, le=_MAX_TOKENS)]
+    endpoint: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    member: Annotated[str, msgspec.Meta(max_length=254)] | None = None
+    reservation: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+
+
+def query_values_fast(
+    ctx: RecordContext, record: dict, default_member: str
+) -> tuple[dict, Decimal, int, str] | None:
+    """What query_values returns (and the reservation) for a query every check accepts,
+    else None: then query_values says which field is wrong. The two agree on every
+    record this one accepts: same checks, same values, credits computed in integers."""
+    try:
+        wire = msgspec.convert(record, QueryWire)
+    except msgspec.ValidationError:
+        return None
+    model = ctx.clean_model(wire.model)
+    if model is None:
+        return None
+    try:
+        occurred_at = record_time(wire.occurred_at, field="occurred_at", latest=ctx.latest)
+    except FieldError:
+        return None
+    endpoint, member, reservation = wire.endpoint or "", wire.member, wire.reservation or ""
+    if not ctx.clean_text(endpoint) or not ctx.clean_text(reservation):
+        return None
+    if member is None:
+        member = default_member
+    elif not ctx.clean_text(member):
+        return None
+    else:
+        member = member or default_member
+    input_tokens, output_tokens = wire.input_tokens, wire.output_tokens
+    values = {
+        "model": model,
+        "occurred_at": occurred_at,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "endpoint": endpoint,
+        "member": member.strip().lower() if "@" in member else member.strip(),
+    }
+    credits = ctx.query_credits(model, input_tokens, output_tokens)
+    return values, credits, input_tokens + output_tokens, reservation
 
 
 def query_values(
@@ -238,7 +356,7 @@ def worker_session_values(ctx: RecordContext, record: dict) -> tuple[dict, Decim
 
 def matching_values(ctx: RecordContext, record: dict) -> dict:
     task = text_field(record, "task", max_length=3)
-    if task not in MatchingTask.values:
+    if task not in _TASKS:
         raise FieldError("task", f"must be one of {', '.join(MatchingTask.values)}")
     num_records = _integer(record, "num_records", maximum=MAX_NUM_RECORDS)
     started_at = ctx.time(record, "started_at")
@@ -256,7 +374,7 @@ def matching_values(ctx: RecordContext, record: dict) -> dict:
 
 def job_values(ctx: RecordContext, record: dict) -> dict:
     status = text_field(record, "status", max_length=20)
-    if status not in JobStatus.values:
+    if status not in _JOB_STATUSES:
         raise FieldError("status", f"must be one of {', '.join(JobStatus.values)}")
     cores = _integer(record, "cores", minimum=1)
     assert cores is not None
