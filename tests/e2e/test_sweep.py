@@ -55,19 +55,6 @@ _LINKS = """() => [...document.querySelectorAll('#mainnav a[href], main a[href]'
 _SKIP = re.compile(r"\.(csv|pdf|json)$|/(csv|pdf|download|export|logout)/?$|/api/|/admin/", re.I)
 
 
-# Cases known to overflow, fixed on another branch in parallel: (page, width) -> reason.
-# Remove an entry when its fix is merged (the test then passes, or says what is left).
-_PAYMENTS = "Finance's payment history is wider than its card (its Receipt column scrolls)"
-KNOWN_OVERFLOW: dict[tuple[str, int], str] = {
-    ("finance", 1280): _PAYMENTS,
-    ("finance", 1400): _PAYMENTS,
-    ("settings-audit", PHONE): "the audit log's table is wider than the phone (693 px)",
-    ("settings-members", PHONE): "Members is wider than the phone (Remove outside the card)",
-    ("settings-keys", 1280): "the API keys table cuts its last column (Revoke)",
-    ("settings-keys", 1400): "the API keys table cuts its last column (Revoke)",
-}
-
-
 def page_name(path: str, slug: str) -> str:
     """A page's kind: its path inside the organization, ids as N, without the query."""
     path = urlsplit(path).path
@@ -209,9 +196,7 @@ def test_the_sweep_reaches_every_page(sweep):
 def _cases():
     for name in PAGES:
         for width in WIDTHS:
-            reason = KNOWN_OVERFLOW.get((name, width))
-            marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
-            yield pytest.param(name, width, marks=marks, id=f"{name}-{width}")
+            yield pytest.param(name, width, id=f"{name}-{width}")
 
 
 @pytest.mark.parametrize(("name", "width"), list(_cases()))
