@@ -44,7 +44,7 @@ class ConsoleAccountAdapter(DefaultAccountAdapter):
 
 def _fernet() -> Fernet:
     # MFA_SECRETS_KEY when set (so SECRET_KEY can rotate alone), else derived from SECRET_KEY.
-    material = getattr(settings, "MFA_SECRETS_KEY", "") or f"mfa-secrets:{settings.SECRET_KEY}"
+    material = settings.MFA_SECRETS_KEY or f"mfa-secrets:{settings.SECRET_KEY}"
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(material.encode()).digest()))
 
 

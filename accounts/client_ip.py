@@ -16,7 +16,7 @@ from django.http import HttpRequest
 def client_ip(request: HttpRequest) -> str | None:
     """The client's IP address (None when the request carries none)."""
     remote = request.META.get("REMOTE_ADDR") or None
-    proxies = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0) or 0)
+    proxies = int(settings.TRUSTED_PROXY_COUNT or 0)
     if proxies <= 0:
         return remote
     hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]

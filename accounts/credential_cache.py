@@ -30,7 +30,7 @@ _MISSING = object()
 
 
 def ttl_seconds() -> float:
-    return float(getattr(settings, "API_CREDENTIAL_CACHE_SECONDS", 1.0))
+    return float(settings.API_CREDENTIAL_CACHE_SECONDS)
 
 
 def credential_cached[T](key: str, load: Callable[[], T]) -> T:

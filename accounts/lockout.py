@@ -23,7 +23,7 @@ from django.db.models import QuerySet, Sum
 
 
 def ip_failure_limit() -> int:
-    return int(getattr(settings, "AXES_IP_FAILURE_LIMIT", 50))
+    return int(settings.AXES_IP_FAILURE_LIMIT)
 
 
 class ConsoleLockoutHandler(AxesDatabaseHandler):

@@ -44,7 +44,7 @@ def evaluate_soon(org_id: int) -> None:
     short countdown and the rest within that time find it queued (a cache key), so a
     busy organization costs one evaluation per few seconds, not one per batch.
     """
-    delay = int(getattr(settings, "ALERT_EVALUATE_DEBOUNCE_SECONDS", 5))
+    delay = int(settings.ALERT_EVALUATE_DEBOUNCE_SECONDS)
 
     def enqueue() -> None:
         if alerts_evaluate_org.app.conf.task_always_eager or delay <= 0:

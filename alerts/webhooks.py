@@ -77,7 +77,7 @@ def webhook_signature_verify(
 
 
 def _private_allowed() -> bool:
-    return bool(getattr(settings, "ALERT_WEBHOOK_ALLOW_PRIVATE", False))
+    return bool(settings.ALERT_WEBHOOK_ALLOW_PRIVATE)
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -202,7 +202,7 @@ def webhook_post(*, url: str, body: bytes, secret: str, timestamp: int | None = 
     """POST the signed body; the status code of a 2xx answer, else WebhookFailed."""
     target = webhook_target(url)
     timestamp = timestamp if timestamp is not None else int(time.time())
-    timeout = float(getattr(settings, "ALERT_WEBHOOK_TIMEOUT_SECONDS", 5))
+    timeout = float(settings.ALERT_WEBHOOK_TIMEOUT_SECONDS)
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(target, timeout)
     headers = {

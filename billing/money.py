@@ -19,7 +19,7 @@ def credits_round(value: Decimal) -> Decimal:
 
 def credits_per_dollar() -> Decimal:
     """One credit is one US dollar unless CREDITS_PER_USD says otherwise."""
-    return Decimal(str(getattr(settings, "CREDITS_PER_USD", "1")))
+    return Decimal(str(settings.CREDITS_PER_USD))
 
 
 def credits_for_minor_units(amount_minor: int) -> Decimal:

@@ -100,7 +100,7 @@ def _check_database() -> dict[str, str]:
 
 
 def _check_redis() -> str:
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     if not url:
         return "not configured"
     import redis

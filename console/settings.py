@@ -351,6 +351,26 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 }
 # Spend controls: how long an authorization's reservation holds its worst-case cost.
 SPEND_RESERVATION_SECONDS = int(os.environ.get("SPEND_RESERVATION_SECONDS", "600"))
+# Authorize decides on Redis counters (docs/spend-controls.md) when the cache is Redis;
+# off, it decides on the database's path under the organization's row lock.
+SPEND_COUNTERS = env_bool("SPEND_COUNTERS", True)
+# On the database's path, an authorization commits without waiting for its WAL flush.
+SPEND_AUTHORIZE_ASYNC_COMMIT = env_bool("SPEND_AUTHORIZE_ASYNC_COMMIT", True)
+# A request's messages are tokenized within this budget (past it: 413 naming the limit).
+SPEND_TOKENIZE_MAX_CHARS = int(os.environ.get("SPEND_TOKENIZE_MAX_CHARS", "600000"))
+SPEND_TOKENIZE_SECONDS = float(os.environ.get("SPEND_TOKENIZE_SECONDS", "0.25"))
+# Requests and tokens per minute by tier, over usage/ratelimit.py's defaults:
+# {"developer": (600, 1_000_000), ...}. Set in a settings override, not the environment.
+USAGE_RATE_LIMITS: dict[str, tuple[int, int]] = {}
+# Batches one key may send a minute: 10 × its RPM, at least this many.
+INGEST_CEILING_PER_MINUTE = int(os.environ.get("INGEST_CEILING_PER_MINUTE", "6000"))
+# A record may be stamped at most this far in the future (clocks drift).
+USAGE_MAX_FUTURE_SECONDS = int(os.environ.get("USAGE_MAX_FUTURE_SECONDS", "300"))
+# A controller is online while its last heartbeat is younger than this.
+CONTROLLER_ONLINE_SECONDS = int(os.environ.get("CONTROLLER_ONLINE_SECONDS", "300"))
+
+# One credit is this many US dollars' worth (docs/money.md).
+CREDITS_PER_USD = os.environ.get("CREDITS_PER_USD", "1")
 
 # Billing. Payments go through the embedded sandbox (a card processor's test mode)
 # unless Stripe keys are set, then through Stripe Checkout and its signed webhook.

@@ -57,7 +57,7 @@ def client() -> redis.Redis | None:
 def enabled() -> bool:
     """Spend controls decide on Redis counters (settings.SPEND_COUNTERS, on by default
     wherever the cache is Redis)."""
-    return bool(getattr(settings, "SPEND_COUNTERS", True)) and client() is not None
+    return bool(settings.SPEND_COUNTERS) and client() is not None
 
 
 def key_prefix() -> str:

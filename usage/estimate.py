@@ -29,11 +29,9 @@ MAX_MESSAGE_CHARS = 1_000_000
 MAX_TOTAL_CHARS = 2_000_000
 MAX_OUTPUT_TOKENS = 1_000_000
 DEFAULT_MAX_OUTPUT_TOKENS = 500
-# What one request may cost the tokenizer (settings SPEND_TOKENIZE_MAX_CHARS and
-# SPEND_TOKENIZE_SECONDS): about 0.5 us of CPU a character for ordinary text, far more for
-# some inputs (long runs of spaces). Past either: 413, and the caller sends input_tokens.
-TOKENIZE_MAX_CHARS = 600_000
-TOKENIZE_SECONDS = 0.25
+# What one request may cost the tokenizer is bounded by settings SPEND_TOKENIZE_MAX_CHARS
+# and SPEND_TOKENIZE_SECONDS: about 0.5 us of CPU a character for ordinary text, far more
+# for some inputs (long runs of spaces). Past either: 413, and the caller sends input_tokens.
 # A long text is tokenized in pieces of about this size, cut before a space that follows
 # a non-space (where cl100k_base's pre-tokenizer cuts too), with the clock read between.
 PIECE_CHARS = 32_768
@@ -91,13 +89,13 @@ def estimate_tokens(text: str, deadline: float | None = None) -> int:
 
 
 def tokenize_seconds() -> float:
-    return float(getattr(settings, "SPEND_TOKENIZE_SECONDS", TOKENIZE_SECONDS))
+    return float(settings.SPEND_TOKENIZE_SECONDS)
 
 
 def message_tokens(messages: list[dict]) -> int:
     """Input tokens of a list of messages: their contents plus 4 per message, within the
     tokenizing budget (TokenizeBudget past its size or its time)."""
-    limit = int(getattr(settings, "SPEND_TOKENIZE_MAX_CHARS", TOKENIZE_MAX_CHARS))
+    limit = int(settings.SPEND_TOKENIZE_MAX_CHARS)
     if sum(len(m["content"]) for m in messages) > limit:
         raise TokenizeBudget(
             f"at most {limit:,} characters are tokenized per request; send input_tokens instead"

@@ -21,7 +21,7 @@ CLIENT_ID_MAX = 200
 
 def controller_online_window() -> timedelta:
     """A controller is online while its last heartbeat is younger than this."""
-    return timedelta(seconds=getattr(settings, "CONTROLLER_ONLINE_SECONDS", 300))
+    return timedelta(seconds=settings.CONTROLLER_ONLINE_SECONDS)
 
 
 def core_hours_field(**kwargs) -> models.DecimalField:

@@ -77,7 +77,7 @@ class RateState:
 
 def limits_for(key: APIKey) -> tuple[int, int]:
     """The key's own limits, else its organization tier's."""
-    table = {**DEFAULT_RATE_LIMITS, **getattr(settings, "USAGE_RATE_LIMITS", {})}
+    table = {**DEFAULT_RATE_LIMITS, **settings.USAGE_RATE_LIMITS}
     rpm, tpm = table.get(key.organization.tier, DEFAULT_RATE_LIMITS[Tier.FREE])
     return (key.rate_limit_rpm or rpm, key.rate_limit_tpm or tpm)
 
@@ -168,7 +168,7 @@ def _count_request(org_id: int, subject: str, rpm: int, tpm: int) -> RateState:
 def ratelimit_request_session(*, token: SessionToken) -> RateState:
     """Count one request for an account session token, at its organization tier's limits
     (its own counters: a person's reads never eat a program's API-key quota)."""
-    table = {**DEFAULT_RATE_LIMITS, **getattr(settings, "USAGE_RATE_LIMITS", {})}
+    table = {**DEFAULT_RATE_LIMITS, **settings.USAGE_RATE_LIMITS}
     rpm, tpm = table.get(token.organization.tier, DEFAULT_RATE_LIMITS[Tier.FREE])
     return _count_request(token.organization_id, f"session-{token.pk}", rpm, tpm)
 
@@ -294,7 +294,7 @@ def ingest_ceiling(key: APIKey) -> int:
     """Batches a key may send a minute: protection of the console, well above any
     customer limit (ten times the key's RPM, at least INGEST_CEILING_PER_MINUTE)."""
     rpm, _tpm = limits_for(key)
-    return max(10 * rpm, getattr(settings, "INGEST_CEILING_PER_MINUTE", 6000))
+    return max(10 * rpm, settings.INGEST_CEILING_PER_MINUTE)
 
 
 def ratelimit_ingest(*, key: APIKey) -> RateState:

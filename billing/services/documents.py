@@ -22,7 +22,7 @@ BILLING_DETAIL_FIELDS = ("legal_name", "address", "country", "tax_id", "billing_
 
 def seller_details() -> dict[str, str]:
     """The platform's own details as a document prints them (settings.BILLING_SELLER)."""
-    seller = getattr(settings, "BILLING_SELLER", {}) or {}
+    seller = settings.BILLING_SELLER or {}
     return {key: str(seller.get(key, "")) for key in ("name", "address", "tax_id", "email")}
 
 

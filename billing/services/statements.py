@@ -292,7 +292,7 @@ def statement_notify(*, statement_id: int) -> int:
         ),
         to=recipients,
     )
-    if getattr(settings, "BILLING_STATEMENT_ATTACH_PDF", False):
+    if settings.BILLING_STATEMENT_ATTACH_PDF:
         message.attach(
             f"statement-{statement.month:%Y-%m}.pdf", statement_pdf(statement), "application/pdf"
         )

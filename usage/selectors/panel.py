@@ -318,7 +318,7 @@ def key_recent_load(
     for all keys) and how many requests it refused with 429 in [start, end) (one query)."""
     tier_rpm, tier_tpm = {
         **ratelimit.DEFAULT_RATE_LIMITS,
-        **getattr(settings, "USAGE_RATE_LIMITS", {}),
+        **settings.USAGE_RATE_LIMITS,
     }.get(org.tier, ratelimit.DEFAULT_RATE_LIMITS[Tier.FREE])
     key_ids = [card.key_id for card in cards if card.key_id is not None]
     live = ratelimit.ratelimit_live_counts(key_ids=key_ids, org_id=org.pk)

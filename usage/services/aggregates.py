@@ -65,11 +65,11 @@ HOUR_DAYS = 32
 
 
 def buckets_enabled() -> bool:
-    return bool(getattr(settings, "USAGE_BUCKETS", True))
+    return bool(settings.USAGE_BUCKETS)
 
 
 def bucket_seconds() -> int:
-    width = int(getattr(settings, "USAGE_BUCKET_SECONDS", 60))
+    width = int(settings.USAGE_BUCKET_SECONDS)
     if width <= 0 or 900 % width:
         raise ValueError("USAGE_BUCKET_SECONDS must divide 900 (15 minutes)")
     return width

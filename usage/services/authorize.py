@@ -77,7 +77,7 @@ RESERVATION_PREFIX = "rsv_"
 
 
 def reservation_ttl() -> timedelta:
-    return timedelta(seconds=getattr(settings, "SPEND_RESERVATION_SECONDS", 600))
+    return timedelta(seconds=settings.SPEND_RESERVATION_SECONDS)
 
 
 @dataclass
@@ -213,7 +213,7 @@ def _money_check(
     locked = spend_lock_for_authorize(
         org_id=org.pk,
         key_id=key.pk,
-        async_commit=getattr(settings, "SPEND_AUTHORIZE_ASYNC_COMMIT", True),
+        async_commit=settings.SPEND_AUTHORIZE_ASYNC_COMMIT,
     )
     held_credits, held_tokens = locked.held_credits, locked.held_tokens
     if locked.paused:

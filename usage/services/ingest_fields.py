@@ -53,7 +53,7 @@ _MAX_CORES = MAX_CORES
 
 def max_future_skew() -> timedelta:
     """How far ahead of the server's clock a record's time may be (clock skew)."""
-    return timedelta(seconds=getattr(settings, "USAGE_MAX_FUTURE_SECONDS", 300))
+    return timedelta(seconds=settings.USAGE_MAX_FUTURE_SECONDS)
 
 
 _MISSING = object()
