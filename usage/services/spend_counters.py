@@ -7,7 +7,9 @@ database stays the system of record and the counters are rebuilt from it
   row, and a rebuild (which reads the rows) never forgets money that is held.
 - Ingestion moves the counters inside its transaction, before its commit, by what it
   charges (spent, tokens, the balance's usage debit), and takes settled reservations'
-  holds off after its commit: in between both count, never neither.
+  holds off after its commit: in between both count, never neither. A no-overdraft batch
+  takes its credits from the balance in one script checked against what is held
+  (`BalanceTake`), the way authorize places a hold.
 - Whatever else changes a figure (a budget, a pause, a payment, the organization's
   terms) drops the organization's counters after its commit; the next authorize
   rebuilds them under the spend lock.

@@ -1,6 +1,8 @@
 """What ingestion does for spend controls, called from usage_records_ingest in three
-places: take the spend lock and load the reservations the batch carries; lower the
-balance a no-overdraft batch may use by what other reservations hold; after the write,
+places: take the spend lock and load the reservations the batch carries; work out the
+balance a no-overdraft batch may use (less what other reservations hold, and with the
+spend counters on, no more than it took through their script, so an authorization never
+counts on the same credits); after the write,
 settle the reservations at their real cost, add the charges to the spend counters and
 flag what went over a hard level without a reservation (OverCap).
 
