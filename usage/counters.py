@@ -310,3 +310,47 @@ end
 return n
 """
 )
+
+# KEYS: state, reservations, expiries. ARGV: now (ms), credits a batch may need, then the
+# ids of the reservations the batch settles. A no-overdraft batch takes its credits here,
+# checked against the balance less what is held (its own reservations' holds excepted)
+# and debited from the balance in the same step, so an authorization decided before or
+# after it never counts on the same credits. Returns {verdict, credits taken, generation}:
+# "ok", "rebuild" (no counters) or "open" (no balance kept: the organization may overdraw).
+TAKE = Script(
+    _AMOUNTS
+    + """
+local s, r, x = KEYS[1], KEYS[2], KEYS[3]
+local gen = redis.call('HGET', s, 'gen')
+if not gen then return {'rebuild', '', ''} end
+local balance = redis.call('HGET', s, 'bal')
+if not balance then return {'open', '', gen} end
+expire(s, r, x, tonumber(ARGV[1]))
+local aw, af = P(balance)
+aw, af = sub(aw, af, P(redis.call('HGET', s, 'h:o:')))
+for i = 3, #ARGV do
+  local v = redis.call('HGET', r, ARGV[i])
+  if v then aw, af = add(aw, af, P(split(v)[1])) end
+end
+local nw, nf = P(ARGV[2])
+if gt(nw, nf, aw, af) then nw, nf = aw, af end
+if nw < 0 then nw, nf = 0, 0 end
+aw, af = P(balance)
+aw, af = sub(aw, af, nw, nf)
+redis.call('HSET', s, 'bal', S(aw, af))
+return {'ok', S(nw, nf), gen}
+"""
+)
+
+# KEYS: state. ARGV: generation, credits. Credits a batch took and did not spend go back
+# to the balance, unless the counters were rebuilt since (the rebuild read the balance
+# from the database, where the batch's debit is or is not, already right).
+GIVE = Script(
+    _AMOUNTS
+    + """
+if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'bal') == 0 then return 0 end
+hadd(KEYS[1], 'bal', P(ARGV[2]))
+return 1
+"""
+)

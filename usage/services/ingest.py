@@ -85,6 +85,7 @@ from usage.services.record_keys import record_keys_jobs, record_keys_kept, recor
 from usage.services.retention import retention_ingest_horizon, retention_refusal
 from usage.services.rollup.build import field_column, organization_usage_lock
 from usage.services.rollup.dirty import rollup_spans_mark_dirty
+from usage.services.spend_counters import BalanceTake
 from usage.services.spend_ingest import SpendBatch
 
 logger = logging.getLogger(__name__)
@@ -236,7 +237,6 @@ class _Decision:
     total: Decimal = Decimal("0")
 
 
-@transaction.atomic
 def usage_records_ingest(
     *,
     org: Organization,
@@ -251,6 +251,28 @@ def usage_records_ingest(
     database work), look up what is stored (under the organization's lock), decide each
     record in order, write.
     """
+    take = BalanceTake()
+    try:
+        return _ingest(org=org, records=records, api_key=api_key, charged_at=charged_at, take=take)
+    except BaseException:
+        # The transaction (or its commit) failed: credits taken from the spend counters
+        # for it go back, so none stays lost until a rebuild.
+        take.give_back()
+        raise
+    finally:
+        take.close()
+
+
+@transaction.atomic
+def _ingest(
+    *,
+    org: Organization,
+    records: list,
+    api_key: APIKey | None,
+    charged_at: datetime | None,
+    take: BalanceTake,
+) -> IngestResult:
+    """usage_records_ingest's transaction."""
     started = time.monotonic()
     if len(records) > MAX_BATCH_RECORDS:
         raise ValueError(f"at most {MAX_BATCH_RECORDS} records per batch")
@@ -261,9 +283,10 @@ def usage_records_ingest(
     batch = _validate(records, ctx=ctx, default_member=_default_member(api_key), result=result)
     if batch.order:
         organization_usage_lock(org)
-        spend = SpendBatch.begin(org=org, queries=batch.candidates["query"], now=ctx.now)
+        spend = SpendBatch.begin(org=org, queries=batch.candidates["query"], now=ctx.now, take=take)
         stored = _look_up(org, batch)
         decision = _decide(org, ctx, batch, stored, result, spend=spend)
+        spend.spend(decision.total)
         if result.accepted:
             stored_batch = _write(
                 org, ctx, decision, result, api_key=api_key, charged_at=charged_at
@@ -411,6 +434,8 @@ class _Limits:
         ctx: RecordContext,
         queries: dict[str, _Candidate],
         spend: SpendBatch,
+        *,
+        need: Decimal,
     ):
         self.org = org
         self.spend = spend
@@ -419,7 +444,9 @@ class _Limits:
         self.month_tokens = _month_tokens(org, ctx, queries) if self.check_allocation else {}
         self.check_credits = not org.may_overdraw
         self.available = (
-            spend.available(credit_balance(org=org)) if self.check_credits else Decimal("0")
+            spend.available(credit_balance(org=org), need=need)
+            if self.check_credits
+            else Decimal("0")
         )
 
     def refusal(self, c: _Candidate, total: Decimal, result: IngestResult) -> Rejection | None:
@@ -455,10 +482,12 @@ def _decide(
     *,
     spend: SpendBatch,
 ) -> _Decision:
-    limits = _Limits(org, ctx, batch.candidates["query"], spend)
     horizon = retention_ingest_horizon(batch.candidates, zone=ctx.zone, now=ctx.now)
     decision = _Decision()
     refused: list[Rejection] = []
+    # First what may be written at all, then the limits over those in record order (the
+    # credits are taken once, for at most what they can cost together).
+    writable: list[tuple[_Candidate, Job | None]] = []
     for _index, kind, client_id in batch.order:
         c = batch.candidates[kind][client_id]
         job = stored.jobs.get(client_id) if kind == "job" else None
@@ -473,6 +502,11 @@ def _decide(
         if too_old is not None:  # a day whose raw records retention dropped
             refused.append(Rejection(c.index, client_id, *too_old))
             continue
+        writable.append((c, job))
+    need = sum((c.credits for c, _job in writable if c.credits > 0), Decimal(0))
+    limits = _Limits(org, ctx, batch.candidates["query"], spend, need=need)
+    for c, job in writable:
+        client_id = c.client_id
         refusal = limits.refusal(c, decision.total, result)
         if refusal is not None:
             refused.append(refusal)
@@ -484,7 +518,7 @@ def _decide(
         if job is not None:
             decision.job_updates.append((job, c))
         else:
-            decision.new[kind].append(c)
+            decision.new[c.kind].append(c)
     result.rejected.extend(refused)
     result.rejected.sort(key=lambda r: r.index)
     return decision

@@ -7,7 +7,9 @@ database stays the system of record and the counters are rebuilt from it
   row, and a rebuild (which reads the rows) never forgets money that is held.
 - Ingestion moves the counters inside its transaction, before its commit, by what it
   charges (spent, tokens, the balance's usage debit), and takes settled reservations'
-  holds off after its commit: in between both count, never neither.
+  holds off after its commit: in between both count, never neither. A no-overdraft batch
+  takes its credits from the balance in one script checked against what is held
+  (`BalanceTake`), the way authorize places a hold.
 - Whatever else changes a figure (a budget, a pause, a payment, the organization's
   terms) drops the organization's counters after its commit; the next authorize
   rebuilds them under the spend lock.
@@ -19,6 +21,7 @@ database stays the system of record and the counters are rebuilt from it
 import logging
 import secrets
 from collections import defaultdict
+from contextvars import ContextVar, Token
 from datetime import date, datetime, time
 from decimal import Decimal
 
@@ -307,6 +310,88 @@ def _reservation_forget(reservation: Reservation, *, conn: redis.Redis | None) -
 
 # --- What ingestion moves --------------------------------------------------------------------
 
+# Organizations whose running batch took its credits from the counters' balance already:
+# its usage debit must not move the balance a second time.
+_balance_taken: ContextVar[frozenset[int]] = ContextVar("balance_taken", default=frozenset())
+
+
+class BalanceTake:
+    """A no-overdraft batch's credits, taken from the counters' balance in the same
+    script that checks them against what is held (docs/spend-controls.md).
+
+    Order: `take` (under the spend lock, before the batch decides) debits the most the
+    batch may need; `keep` gives back what it did not accept, before the write; the
+    usage debit then leaves the counters' balance alone. If the batch's transaction fails,
+    `give_back` returns what was kept, unless the counters were rebuilt since (the
+    rebuild read the database's balance). A process that dies in between leaves the
+    credits taken, which refuses sooner until the next rebuild, never allows more."""
+
+    def __init__(self) -> None:
+        self.org_id: int | None = None
+        self.generation = b""
+        self.credits = Decimal(0)
+        self._token: Token[frozenset[int]] | None = None
+
+    def take(
+        self, *, org: Organization, need: Decimal, own: list[str], now: datetime
+    ) -> Decimal | None:
+        """Credits granted (at most `need`), or None when the counters are not built,
+        keep no balance for the organization or cannot be reached (the database's figure
+        decides: authorize answers 402 while Redis is unreachable)."""
+        conn = counters.client()
+        if conn is None or not counters_enabled():
+            return None
+        keys, args = _keys(org.pk)[:3], [_ms(now), counters.amount_encode(need), *own]
+        try:
+            answer = counters.TAKE(conn, keys, args)
+        except UNAVAILABLE as exc:
+            logger.warning(
+                "usage.spend.counters_unavailable", extra={"org": org.pk, "error": str(exc)}
+            )
+            return None
+        if answer[0] != b"ok":
+            # No counters: none can be built before this batch commits (a rebuild takes
+            # the spend lock the batch holds), so no authorization can count on these
+            # credits meanwhile and the database's figure is exact.
+            return None
+        self.org_id, self.generation = org.pk, answer[2]
+        self.credits = counters.amount_decode(answer[1])
+        self._token = _balance_taken.set(_balance_taken.get() | {org.pk})
+        return self.credits
+
+    def keep(self, credits: Decimal) -> None:
+        """The batch accepted `credits` of what it took: the rest goes back now."""
+        if self.org_id is None:
+            return
+        rest, self.credits = self.credits - credits, credits
+        self._give(rest)
+
+    def give_back(self) -> None:
+        """The batch's transaction failed: what it kept goes back too."""
+        if self.org_id is not None:
+            rest, self.credits = self.credits, Decimal(0)
+            self._give(rest)
+
+    def close(self) -> None:
+        if self._token is not None:
+            _balance_taken.reset(self._token)
+            self._token = None
+
+    def _give(self, credits: Decimal) -> None:
+        conn = counters.client()
+        if conn is None or credits <= 0:
+            return
+        try:
+            counters.GIVE(
+                conn,
+                _keys(self.org_id or 0)[:1],
+                [self.generation, counters.amount_encode(credits)],
+            )
+        except UNAVAILABLE as exc:  # taken until the next rebuild: refuses sooner, no more
+            logger.warning(
+                "usage.spend.counters_unavailable", extra={"org": self.org_id, "error": str(exc)}
+            )
+
 
 def counters_charge(
     *, org: Organization, amounts: dict[tuple[str, str, object], tuple[Decimal, int]]
@@ -428,6 +513,8 @@ def _ledger_posted(sender, instance, created: bool, **kwargs) -> None:
     if not created:
         return
     if instance.kind == EntryKind.USAGE and instance.amount < 0:
+        if instance.organization_id in _balance_taken.get():
+            return  # the batch took these credits through the counters already
         counters_balance_move(org_id=instance.organization_id, amount=instance.amount)
     else:
         counters_drop_on_commit(instance.organization_id)

@@ -1,6 +1,8 @@
 """What ingestion does for spend controls, called from usage_records_ingest in three
-places: take the spend lock and load the reservations the batch carries; lower the
-balance a no-overdraft batch may use by what other reservations hold; after the write,
+places: take the spend lock and load the reservations the batch carries; work out the
+balance a no-overdraft batch may use (less what other reservations hold, and with the
+spend counters on, no more than it took through their script, so an authorization never
+counts on the same credits); after the write,
 settle the reservations at their real cost, add the charges to the spend counters and
 flag what went over a hard level without a reservation (OverCap). A record settled with a
 reservation made for another key or member is unreserved for the key and member that
@@ -44,6 +46,7 @@ from usage.services.spend import (
     spend_lock,
 )
 from usage.services.spend_counters import (
+    BalanceTake,
     counters_charge,
     counters_enabled,
     counters_release_on_commit,
@@ -66,14 +69,31 @@ def _uncovered(charge: tuple, covered: list[Subject]) -> list[tuple[Subject, Dec
 class SpendBatch:
     """One batch's part in spend controls (see the module docstring)."""
 
-    def __init__(self, org: Organization, held: Decimal, reservations: dict[str, Reservation]):
+    def __init__(
+        self,
+        org: Organization,
+        held: Decimal,
+        reservations: dict[str, Reservation],
+        *,
+        take: BalanceTake,
+        now: datetime,
+    ):
         self.org = org
         self.held = held
         self.reservations = reservations
         self.over: list[OverCap] = []
+        self.take = take
+        self.now = now
 
     @classmethod
-    def begin(cls, *, org: Organization, queries: dict[str, Any], now: datetime) -> "SpendBatch":
+    def begin(
+        cls,
+        *,
+        org: Organization,
+        queries: dict[str, Any],
+        now: datetime,
+        take: BalanceTake | None = None,
+    ) -> "SpendBatch":
         """Take the organization's spend lock (after its usage lock); load the live
         reservations the batch's queries name."""
         held, _tokens = spend_lock(org.pk)
@@ -91,13 +111,24 @@ class SpendBatch:
                     organization=org, public_id__in=wanted, status=ReservationStatus.HELD
                 )
             }
-        return cls(org, held, found)
+        return cls(org, held, found, take=take or BalanceTake(), now=now)
 
-    def available(self, balance: Decimal) -> Decimal:
+    def available(self, balance: Decimal, *, need: Decimal) -> Decimal:
         """The balance a no-overdraft batch may spend: what other reservations hold is
-        not its to use; what its own reservations hold is."""
+        not its to use; what its own reservations hold is. With the counters on, the
+        batch takes up to `need` (the most its records can cost) through the same
+        script authorize decides in, and may spend no more than it was granted: a
+        reservation placed after this batch began is counted there, not here."""
         own = sum((r.credits for r in self.reservations.values()), Decimal(0))
-        return balance - self.held + own
+        available = balance - self.held + own
+        granted = self.take.take(
+            org=self.org, need=max(need, Decimal(0)), own=list(self.reservations), now=self.now
+        )
+        return available if granted is None else min(available, granted)
+
+    def spend(self, credits: Decimal) -> None:
+        """The batch accepted `credits`: what it took beyond them goes back."""
+        self.take.keep(credits)
 
     def allocation_overrun(self, c: Any, *, used: int, allocation: int) -> Decimal:
         """A query past the free allocation: its credits for the tokens within it only."""
