@@ -109,7 +109,7 @@ def test_a_batch_and_an_authorize_never_promise_the_same_credits(client, monkeyp
             assert response.json()["limit"] == "3.999"
         else:
             assert response.status_code == 200 and accepted == 0
-            assert "6.999 left" in result.rejected[0].error
+            assert "6.999 credits left" in result.rejected[0].error
         assert counters_drift(org=org) == {"spend_counter_drift": 0}
 
 

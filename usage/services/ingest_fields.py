@@ -295,12 +295,8 @@ def query_values_fast(
     endpoint, member, reservation = wire.endpoint or "", wire.member, wire.reservation or ""
     if not ctx.clean_text(endpoint) or not ctx.clean_text(reservation):
         return None
-    if member is None:
-        member = default_member
-    elif not ctx.clean_text(member):
+    if member is not None and not ctx.clean_text(member):
         return None
-    else:
-        member = member or default_member
     input_tokens, output_tokens = wire.input_tokens, wire.output_tokens
     values = {
         "model": model,
@@ -309,7 +305,7 @@ def query_values_fast(
         "output_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
         "endpoint": endpoint,
-        "member": member.strip().lower() if "@" in member else member.strip(),
+        "member": member_attributed(owner=default_member, named=member or ""),
     }
     credits = ctx.query_credits(model, input_tokens, output_tokens)
     return values, credits, input_tokens + output_tokens, reservation
