@@ -177,6 +177,30 @@ class Membership(models.Model):
         return self.role == Role.OWNER
 
 
+class SSOProvider(models.Model):
+    """An organization's OpenID Connect identity provider: people whose email is in one of
+    its domains sign in there; the first sign-in makes them a member (default_role)."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="sso_provider"
+    )
+    issuer = models.URLField(max_length=300)
+    client_id = models.CharField(max_length=200)
+    # Fernet-encrypted with the key of the authenticator-app secrets (accounts/auth.py).
+    client_secret_encrypted = models.TextField()
+    # Lower-cased domains, one per entry; a domain belongs to one provider at most.
+    domains = models.JSONField(default=list)
+    default_role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    # Required: people of these domains cannot use a password, only the provider.
+    required = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.issuer} for {self.organization}"
+
+
 class APIKeyKind(models.TextChoices):
     WORKSPACE = "workspace", "Workspace key"
     PERSONAL = "personal", "Personal key"
@@ -425,6 +449,7 @@ class AuditAction(models.TextChoices):
     TWO_FACTOR_POLICY_CHANGED = "two_factor.policy_changed", "Two-factor requirement changed"
     TWO_FACTOR_ADDED = "two_factor.added", "Second factor added"
     TWO_FACTOR_REMOVED = "two_factor.removed", "Second factor removed"
+    SSO_PROVIDER_CHANGED = "sso.provider_changed", "Single sign-on provider changed"
 
 
 class AuditLogAppendOnly(Exception):

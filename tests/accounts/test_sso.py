@@ -1,0 +1,325 @@
+"""Single sign-on with OpenID Connect against a real provider: django-allauth's idp.oidc
+served on loopback by a second process (tests/accounts/oidc_provider), started once for
+the module. Sign-in creates the membership; a token for another audience, an email outside
+the verified domains and a disabled provider are refused; so is a provider's refusal."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.urls import reverse
+
+from accounts.auth import secret_decrypt
+from accounts.models import AuditAction, AuditEvent, Membership, Role, SSOProvider, User
+from accounts.sso import SSOError, sso_discovery, sso_id_token_claims, sso_provider_save
+from tests.factories import PASSWORD, make_member, make_org, make_user
+
+pytestmark = pytest.mark.django_db
+
+PORT = 8481
+ISSUER = f"http://127.0.0.1:{PORT}"
+CALLBACK = "http://testserver/accounts/sso/callback/"
+PROVIDER_PASSWORD = "provider-password"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def oidc_provider(tmp_path_factory):
+    """The provider process: migrated, seeded, serving; stopped after the module."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.accounts.oidc_provider.settings",
+        "OIDC_PROVIDER_DB": str(tmp_path_factory.mktemp("oidc") / "provider.sqlite3"),
+        "OIDC_PROVIDER_KEY": pem,
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("DATABASE_URL", None)
+    run = {"env": env, "cwd": ROOT, "check": True, "capture_output": True}
+    subprocess.run([sys.executable, "-m", "django", "migrate", "-v0"], **run)
+    subprocess.run([sys.executable, "-m", "tests.accounts.oidc_provider.seed", CALLBACK], **run)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{PORT}", "--noreload"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", PORT), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the test OIDC provider did not start") from None
+                time.sleep(0.2)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def provider_login(username: str) -> requests.Session:
+    """A browser signed in at the provider (its own login form, with its CSRF token)."""
+    browser = requests.Session()
+    browser.get(f"{ISSUER}/accounts/login/", timeout=10)
+    answer = browser.post(
+        f"{ISSUER}/accounts/login/",
+        data={
+            "login": username,
+            "password": PROVIDER_PASSWORD,
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 302, answer.text[:500]
+    return browser
+
+
+def register(org, owner, **changes) -> SSOProvider:
+    fields = {
+        "issuer": ISSUER,
+        "client_id": "console",
+        "client_secret": "console-secret",
+        "domains": ["acme.example"],
+        "default_role": Role.VIEWER,
+        "required": False,
+        "enabled": True,
+    }
+    return sso_provider_save(org=org, actor=owner, **{**fields, **changes})
+
+
+def sso_round_trip(client, browser: requests.Session, email: str):
+    """Start at the console, pass the provider, come back: the console's last answer."""
+    start = client.post(reverse("sso_login"), {"email": email})
+    assert start.status_code == 302
+    assert start.url.startswith(f"{ISSUER}/identity/o/authorize?")
+    at_provider = browser.get(start.url, allow_redirects=False, timeout=10)
+    assert at_provider.status_code == 302, at_provider.text[:500]
+    back = urlsplit(at_provider.headers["Location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == CALLBACK
+    return client.get(back.path, parse_qs(back.query))
+
+
+@pytest.fixture
+def acme():
+    owner = make_member(org=make_org(name="Acme", slug="acme"), role=Role.OWNER)
+    return owner.organization, owner.user
+
+
+def test_first_sso_sign_in_makes_a_member_with_the_default_role(oidc_provider, client, acme):
+    org, owner = acme
+    register(org, owner)
+    response = sso_round_trip(client, provider_login("ada"), "ada@acme.example")
+
+    assert response.status_code == 302
+    assert response.url == reverse("home")
+    ada = User.objects.get(email="ada@acme.example")
+    assert Membership.objects.get(organization=org, user=ada).role == Role.VIEWER
+    assert client.session["_auth_user_id"] == str(ada.pk)
+    assert client.get(f"/o/{org.slug}/").status_code == 200
+    joined = AuditEvent.objects.get(organization=org, action=AuditAction.MEMBER_JOINED)
+    assert joined.actor_email == "ada@acme.example"
+
+    # The second time, the same person and the same single membership.
+    client.logout()
+    again = sso_round_trip(client, provider_login("ada"), "ada@acme.example")
+    assert again.status_code == 302
+    assert Membership.objects.filter(user=ada).count() == 1
+
+
+def test_an_existing_person_joins_without_their_password(oidc_provider, client, acme):
+    org, owner = acme
+    register(org, owner, default_role=Role.MEMBER)
+    bob = make_user(email="bob@acme.example")
+    response = sso_round_trip(client, provider_login("bob"), "bob@acme.example")
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(bob.pk)
+    assert Membership.objects.get(organization=org, user=bob).role == Role.MEMBER
+
+
+def test_an_email_outside_the_verified_domains_is_refused(oidc_provider, client, acme):
+    org, owner = acme
+    register(org, owner)
+    # Started with an address of the organization's domain, answered by someone else's.
+    response = sso_round_trip(client, provider_login("eve"), "ada@acme.example")
+
+    assert response.status_code == 302
+    assert response.url == reverse("sso_login")
+    assert "_auth_user_id" not in client.session
+    assert not User.objects.filter(email="eve@elsewhere.example").exists()
+    assert Membership.objects.filter(organization=org).count() == 1
+
+
+def test_a_token_for_another_audience_is_refused(oidc_provider, acme):
+    org, owner = acme
+    provider = register(org, owner)
+    # A real ID token from the provider, but issued to another client ("other-app").
+    browser = provider_login("ada")
+    document = sso_discovery(issuer=ISSUER)
+    authorize = browser.get(
+        document["authorization_endpoint"],
+        params={
+            "response_type": "code",
+            "client_id": "other-app",
+            "redirect_uri": CALLBACK,
+            "scope": "openid email",
+            "state": "s",
+            "nonce": "n",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    code = parse_qs(urlsplit(authorize.headers["Location"]).query)["code"][0]
+    tokens = requests.post(
+        document["token_endpoint"],
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK},
+        auth=("other-app", "other-app-secret"),
+        timeout=10,
+    ).json()
+
+    with pytest.raises(SSOError, match="ID token did not check"):
+        sso_id_token_claims(
+            provider=provider, id_token=tokens["id_token"], nonce="n", document=document
+        )
+    # The same token for the client it was made for passes: the audience was the refusal.
+    provider.client_id = "other-app"
+    claims = sso_id_token_claims(
+        provider=provider, id_token=tokens["id_token"], nonce="n", document=document
+    )
+    assert claims["email"] == "ada@acme.example"
+    with pytest.raises(SSOError, match="not made for this sign-in"):
+        sso_id_token_claims(
+            provider=provider, id_token=tokens["id_token"], nonce="other", document=document
+        )
+
+
+def test_a_disabled_provider_is_refused(oidc_provider, client, acme):
+    org, owner = acme
+    register(org, owner, enabled=False)
+    response = client.post(reverse("sso_login"), {"email": "ada@acme.example"})
+    assert response.status_code == 302
+    assert response.url == reverse("sso_login")
+    assert not User.objects.filter(email="ada@acme.example").exists()
+
+
+def test_a_provider_disabled_during_the_sign_in_is_refused(oidc_provider, client, acme):
+    org, owner = acme
+    provider = register(org, owner)
+    browser = provider_login("ada")
+    start = client.post(reverse("sso_login"), {"email": "ada@acme.example"})
+    provider.enabled = False
+    provider.save()
+    back = urlsplit(browser.get(start.url, allow_redirects=False, timeout=10).headers["Location"])
+    response = client.get(back.path, parse_qs(back.query))
+    assert response.url == reverse("sso_login")
+    assert "_auth_user_id" not in client.session
+    assert not User.objects.filter(email="ada@acme.example").exists()
+
+
+def test_the_providers_refusal_signs_nobody_in(oidc_provider, client, acme):
+    org, owner = acme
+    register(org, owner)
+    start = client.post(reverse("sso_login"), {"email": "ada@acme.example"})
+    state = parse_qs(urlsplit(start.url).query)["state"][0]
+    # What a provider answers for someone removed there (or who cancelled).
+    response = client.get(reverse("sso_callback"), {"state": state, "error": "access_denied"})
+    assert response.url == reverse("sso_login")
+    assert "_auth_user_id" not in client.session
+
+
+def test_removal_at_the_provider_is_honoured_at_the_next_sign_in(oidc_provider, client, acme):
+    org, owner = acme
+    register(org, owner)
+    browser = provider_login("ada")
+    assert sso_round_trip(client, browser, "ada@acme.example").url == reverse("home")
+    client.logout()
+    # Ada is removed at the provider: its sign-in form refuses her, so no code comes back.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.contrib.auth.models import User;"
+            " User.objects.filter(username='ada').update(is_active=False)",
+        ],
+        env=oidc_provider,
+        cwd=ROOT,
+        check=True,
+    )
+    start = client.post(reverse("sso_login"), {"email": "ada@acme.example"})
+    at_provider = browser.get(start.url, allow_redirects=False, timeout=10)
+    assert not at_provider.headers["Location"].startswith(CALLBACK)
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_required_domain_skips_the_password_form(oidc_provider, client, acme):
+    org, owner = acme
+    register(org, owner, required=True)
+    make_user(email="ada@acme.example")
+    response = client.post(reverse("login"), {"username": "ada@acme.example", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response.url.startswith(f"{ISSUER}/identity/o/authorize?")
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_client_secret_is_stored_encrypted_and_changes_are_audited(oidc_provider, acme):
+    org, owner = acme
+    provider = register(org, owner)
+    assert "console-secret" not in provider.client_secret_encrypted
+    assert secret_decrypt(provider.client_secret_encrypted) == "console-secret"
+    register(org, owner, client_secret="", required=True)
+    events = AuditEvent.objects.filter(organization=org, action=AuditAction.SSO_PROVIDER_CHANGED)
+    assert events.count() == 2
+    assert "console-secret" not in str([e.data for e in events])
+    assert events.order_by("pk").last().data["changed"] == ["required"]
+
+
+def test_owner_registers_and_tests_the_provider_from_security(oidc_provider, client, acme):
+    org, owner = acme
+    client.force_login(owner)
+    url = reverse("accounts:sso_provider_update", args=[org.slug])
+    form = {
+        "issuer": ISSUER,
+        "client_id": "console",
+        "client_secret": "console-secret",
+        "domains": "acme.example\nACME-labs.example",
+        "default_role": "member",
+        "enabled": "on",
+    }
+    assert client.post(url, form).status_code == 302
+    provider = SSOProvider.objects.get(organization=org)
+    assert provider.domains == ["acme.example", "acme-labs.example"]
+    tested = client.post(reverse("accounts:sso_provider_test", args=[org.slug]), follow=True)
+    assert f"The provider at {ISSUER} answered." in tested.content.decode()
+
+    bad = client.post(url, {**form, "domains": "not a domain!"}, follow=True)
+    assert re.search("is not a domain name", bad.content.decode())
+    assert SSOProvider.objects.get(organization=org).domains == provider.domains
+
+
+def test_only_owners_change_single_sign_on(client, acme):
+    org, _ = acme
+    admin = make_member(org=org, role=Role.ADMIN).user
+    client.force_login(admin)
+    response = client.post(
+        reverse("accounts:sso_provider_update", args=[org.slug]), {"issuer": ISSUER}
+    )
+    assert response.status_code == 403
+    assert not SSOProvider.objects.exists()
