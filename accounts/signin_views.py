@@ -78,8 +78,8 @@ def _sso_redirect(request: HttpRequest, *, provider, email: str) -> HttpResponse
     request.session[SSO_SESSION_KEY] = {
         "state": start.state,
         "nonce": start.nonce,
+        "code_verifier": start.code_verifier,
         "provider": provider.pk,
-        "next": request.POST.get("next", ""),
     }
     return redirect(start.url)
 
@@ -116,6 +116,7 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
             code=request.GET["code"],
             redirect_uri=request.build_absolute_uri(reverse("sso_callback")),
             nonce=pending["nonce"],
+            code_verifier=pending["code_verifier"],
         )
     except SSOError as exc:
         messages.error(request, str(exc))

@@ -3,6 +3,8 @@ registration (audited, the client secret encrypted), the discovery check, and th
 authorization-code sign-in whose ID token PyJWT checks (signature by the provider's JWKS,
 issuer, audience, expiry) before the email's domain and the nonce are (docs/sign-in.md)."""
 
+import base64
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ class SSOStart:
     url: str
     state: str
     nonce: str
+    # PKCE: a code stolen on its way back is useless without it.
+    code_verifier: str
 
 
 def email_domain(email: str) -> str:
@@ -174,6 +178,8 @@ def sso_start(*, provider: SSOProvider, redirect_uri: str, email: str) -> SSOSta
         raise SSOError("Single sign-on is turned off for this organization.")
     document = sso_discovery(issuer=provider.issuer)
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
     query = {
         "response_type": "code",
         "client_id": provider.client_id,
@@ -182,9 +188,14 @@ def sso_start(*, provider: SSOProvider, redirect_uri: str, email: str) -> SSOSta
         "state": state,
         "nonce": nonce,
         "login_hint": email,
+        "code_challenge": challenge.decode().rstrip("="),
+        "code_challenge_method": "S256",
     }
     return SSOStart(
-        url=f"{document['authorization_endpoint']}?{urlencode(query)}", state=state, nonce=nonce
+        url=f"{document['authorization_endpoint']}?{urlencode(query)}",
+        state=state,
+        nonce=nonce,
+        code_verifier=verifier,
     )
 
 
@@ -213,7 +224,7 @@ def sso_id_token_claims(
 
 @transaction.atomic
 def sso_sign_in(
-    *, provider: SSOProvider, code: str, redirect_uri: str, nonce: str, email: str = ""
+    *, provider: SSOProvider, code: str, redirect_uri: str, nonce: str, code_verifier: str
 ) -> User:
     """Finish a sign-in: the code for tokens, the ID token checked, the person (and on the
     first time their membership, with the provider's default role) returned."""
@@ -224,7 +235,12 @@ def sso_sign_in(
     try:
         response = requests.post(
             document["token_endpoint"],
-            data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            },
             auth=(provider.client_id, secret_decrypt(provider.client_secret_encrypted)),
             timeout=HTTP_TIMEOUT,
         )

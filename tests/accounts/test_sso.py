@@ -20,7 +20,13 @@ from django.urls import reverse
 
 from accounts.auth import secret_decrypt
 from accounts.models import AuditAction, AuditEvent, Membership, Role, SSOProvider, User
-from accounts.sso import SSOError, sso_discovery, sso_id_token_claims, sso_provider_save
+from accounts.sso import (
+    SSOError,
+    sso_discovery,
+    sso_id_token_claims,
+    sso_provider_save,
+    sso_sign_in,
+)
 from tests.factories import PASSWORD, make_member, make_org, make_user
 
 pytestmark = pytest.mark.django_db
@@ -248,24 +254,24 @@ def test_the_providers_refusal_signs_nobody_in(oidc_provider, client, acme):
 def test_removal_at_the_provider_is_honoured_at_the_next_sign_in(oidc_provider, client, acme):
     org, owner = acme
     register(org, owner)
-    browser = provider_login("ada")
-    assert sso_round_trip(client, browser, "ada@acme.example").url == reverse("home")
+    browser = provider_login("cy")
+    assert sso_round_trip(client, browser, "cy@acme.example").url == reverse("home")
     client.logout()
-    # Ada is removed at the provider: its sign-in form refuses her, so no code comes back.
+    # Cy is removed at the provider: it signs them out and sends no code back.
     subprocess.run(
         [
             sys.executable,
             "-c",
             "import django; django.setup(); from django.contrib.auth.models import User;"
-            " User.objects.filter(username='ada').update(is_active=False)",
+            " User.objects.filter(username='cy').update(is_active=False)",
         ],
         env=oidc_provider,
         cwd=ROOT,
         check=True,
     )
-    start = client.post(reverse("sso_login"), {"email": "ada@acme.example"})
+    start = client.post(reverse("sso_login"), {"email": "cy@acme.example"})
     at_provider = browser.get(start.url, allow_redirects=False, timeout=10)
-    assert not at_provider.headers["Location"].startswith(CALLBACK)
+    assert at_provider.headers["Location"].startswith("/accounts/login/")
     assert "_auth_user_id" not in client.session
 
 
@@ -323,3 +329,22 @@ def test_only_owners_change_single_sign_on(client, acme):
     )
     assert response.status_code == 403
     assert not SSOProvider.objects.exists()
+
+
+def test_a_code_without_its_verifier_is_refused(oidc_provider, client, acme):
+    org, owner = acme
+    provider = register(org, owner)
+    start = client.post(reverse("sso_login"), {"email": "ada@acme.example"})
+    at_provider = provider_login("ada").get(start.url, allow_redirects=False, timeout=10)
+    code = parse_qs(urlsplit(at_provider.headers["Location"]).query)["code"][0]
+    nonce = client.session["sso_pending"]["nonce"]
+    # Someone who caught the code on its way back, without this browser's session.
+    with pytest.raises(SSOError, match="refused to finish"):
+        sso_sign_in(
+            provider=provider,
+            code=code,
+            redirect_uri=CALLBACK,
+            nonce=nonce,
+            code_verifier="x" * 64,
+        )
+    assert not User.objects.filter(email="ada@acme.example").exists()

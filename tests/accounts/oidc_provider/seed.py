@@ -13,7 +13,12 @@ from allauth.idp.oidc.models import Client  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 
 PASSWORD = "provider-password"
-PEOPLE = {"ada": "ada@acme.example", "eve": "eve@elsewhere.example", "bob": "bob@acme.example"}
+PEOPLE = {
+    "ada": "ada@acme.example",
+    "bob": "bob@acme.example",
+    "cy": "cy@acme.example",  # removed at the provider by one test
+    "eve": "eve@elsewhere.example",
+}
 CLIENTS = {"console": "console-secret", "other-app": "other-app-secret"}
 
 
