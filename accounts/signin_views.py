@@ -76,12 +76,25 @@ def _sso_redirect(request: HttpRequest, *, provider, email: str) -> HttpResponse
         messages.error(request, str(exc))
         return redirect("sso_login")
     request.session[SSO_SESSION_KEY] = {
+        "url": start.url,
         "state": start.state,
         "nonce": start.nonce,
         "code_verifier": start.code_verifier,
         "provider": provider.pk,
     }
-    return redirect(start.url)
+    # Not a redirect to the provider: the page holding the form allows forms to go only
+    # to this site (CSP form-action, which browsers apply to a form's redirects too).
+    return redirect("sso_continue")
+
+
+def sso_continue(request: HttpRequest) -> HttpResponse:
+    """A page of this site that moves the browser on to the provider (and links there)."""
+    pending = request.session.get(SSO_SESSION_KEY)
+    if not pending or "url" not in pending:
+        return redirect("sso_login")
+    response = render(request, "registration/sso_continue.html", {"url": pending["url"]})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def sso_login(request: HttpRequest) -> HttpResponse:
