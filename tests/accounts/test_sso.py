@@ -4,19 +4,13 @@ the module. Sign-in creates the membership; a token for another audience, an ema
 the verified domains and a disabled provider are refused; so is a provider's refusal."""
 
 import html
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from django.urls import reverse
 
 from accounts.auth import secret_decrypt
@@ -28,6 +22,8 @@ from accounts.sso import (
     sso_provider_save,
     sso_sign_in,
 )
+from tests.accounts.oidc_provider import PASSWORD as PROVIDER_PASSWORD
+from tests.accounts.oidc_provider import ROOT, serve
 from tests.factories import PASSWORD, make_member, make_org, make_user
 
 pytestmark = pytest.mark.django_db
@@ -35,51 +31,13 @@ pytestmark = pytest.mark.django_db
 PORT = 8481
 ISSUER = f"http://127.0.0.1:{PORT}"
 CALLBACK = "http://testserver/accounts/sso/callback/"
-PROVIDER_PASSWORD = "provider-password"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def oidc_provider(tmp_path_factory):
-    """The provider process: migrated, seeded, serving; stopped after the module."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.accounts.oidc_provider.settings",
-        "OIDC_PROVIDER_DB": str(tmp_path_factory.mktemp("oidc") / "provider.sqlite3"),
-        "OIDC_PROVIDER_KEY": pem,
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("DATABASE_URL", None)
-    run = {"env": env, "cwd": ROOT, "check": True, "capture_output": True}
-    subprocess.run([sys.executable, "-m", "django", "migrate", "-v0"], **run)
-    subprocess.run([sys.executable, "-m", "tests.accounts.oidc_provider.seed", CALLBACK], **run)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{PORT}", "--noreload"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", PORT), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the test OIDC provider did not start") from None
-                time.sleep(0.2)
+    """The provider process, once for the module; its environment for commands."""
+    with serve(port=PORT, folder=tmp_path_factory.mktemp("oidc"), redirect_uris=[CALLBACK]) as env:
         yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def provider_login(username: str) -> requests.Session:

@@ -1,5 +1,5 @@
 """Fill the test provider's database: its people and the clients the tests use.
-Run as `python -m tests.accounts.oidc_provider.seed REDIRECT_URI` with the provider's
+Run as `python -m tests.accounts.oidc_provider.seed REDIRECT_URI...` with the provider's
 settings; prints nothing (the tests know the names below)."""
 
 import sys
@@ -22,7 +22,7 @@ PEOPLE = {
 CLIENTS = {"console": "console-secret", "other-app": "other-app-secret"}
 
 
-def main(redirect_uri: str) -> None:
+def main(redirect_uris: list[str]) -> None:
     for username, email in PEOPLE.items():
         user = User.objects.create_user(username=username, email=email, password=PASSWORD)
         EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
@@ -30,9 +30,9 @@ def main(redirect_uri: str) -> None:
         client = Client(id=client_id, name=client_id, skip_consent=True)
         client.set_secret(secret)
         client.set_scopes(["openid", "email", "profile"])
-        client.set_redirect_uris([redirect_uri])
+        client.set_redirect_uris(redirect_uris)
         client.save()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])
