@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts.http import SESSION_ORG_KEY, OrgRequest, org_view
+from accounts.http import SESSION_ORG_KEY, SESSION_SSO_ORG_KEY, OrgRequest, org_view
 from accounts.models import Role
 from accounts.selectors import memberships_of
 from accounts.signin import (
@@ -138,6 +138,7 @@ def sso_callback(request: HttpRequest) -> HttpResponse:
     # makes the session and rotates its key.
     auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     request.session[SESSION_ORG_KEY] = provider.organization.slug
+    request.session[SESSION_SSO_ORG_KEY] = provider.organization.slug
     return redirect("home")
 
 

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.test import Client
 from django.urls import reverse
 
 from accounts.auth import secret_decrypt
@@ -325,3 +326,32 @@ def test_a_code_without_its_verifier_is_refused(oidc_provider, client, acme):
             code_verifier="x" * 64,
         )
     assert not User.objects.filter(email="ada@acme.example").exists()
+
+
+def test_a_two_factor_requirement_is_met_by_the_providers_sign_in(oidc_provider, client, acme):
+    org, owner = acme
+    org.require_two_factor = True
+    org.save()
+    register(org, owner)
+    assert sso_round_trip(client, provider_login("ada"), "ada@acme.example").status_code == 302
+    assert client.get(f"/o/{org.slug}/").status_code == 200
+
+    # The same person signed in some other way (no SSO, no second factor) is sent to set-up.
+    other = Client()
+    other.force_login(User.objects.get(email="ada@acme.example"))
+    response = other.get(f"/o/{org.slug}/")
+    assert response.status_code == 302
+    assert response.url == reverse("accounts:security", args=[org.slug])
+
+
+def test_operators_see_providers_in_admin_without_the_secret(client, acme):
+    org, owner = acme
+    provider = register(org, owner)
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    listing = client.get("/admin/accounts/ssoprovider/")
+    assert listing.status_code == 200
+    assert ISSUER in listing.content.decode()
+    detail = client.get(f"/admin/accounts/ssoprovider/{provider.pk}/change/").content.decode()
+    assert "console" in detail
+    assert provider.client_secret_encrypted not in detail
+    assert "console-secret" not in detail
