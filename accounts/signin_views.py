@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.client_ip import client_ip
 from accounts.http import SESSION_ORG_KEY, SESSION_SSO_ORG_KEY, OrgRequest, org_view
 from accounts.models import Role
 from accounts.selectors import memberships_of
@@ -36,8 +37,10 @@ from accounts.sso import (
     sso_sign_in,
     sso_start,
 )
+from accounts.throttle import throttle_hit
 
 SSO_SESSION_KEY = "sso_pending"
+SSO_STARTS_PER_WINDOW = 20  # per client address, per ten minutes
 
 
 class ConsoleLoginView(LoginView):
@@ -66,6 +69,20 @@ class ConsoleLoginView(LoginView):
 
 def _sso_redirect(request: HttpRequest, *, provider, email: str) -> HttpResponse:
     """Send the browser to the provider, remembering state and nonce for the callback."""
+    # Each start fetches the provider's discovery document: a loop of posts from one
+    # address must not turn the console into a client hammering someone's provider.
+    if not throttle_hit(
+        scope="sso-start",
+        key=client_ip(request) or "",
+        limit=SSO_STARTS_PER_WINDOW,
+        window_seconds=600,
+    ):
+        return render(
+            request,
+            "registration/sso_login.html",
+            {"email": email, "throttled": True},
+            status=429,
+        )
     try:
         start = sso_start(
             provider=provider,

@@ -355,3 +355,13 @@ def test_operators_see_providers_in_admin_without_the_secret(client, acme):
     assert "console" in detail
     assert provider.client_secret_encrypted not in detail
     assert "console-secret" not in detail
+
+
+def test_sign_in_starts_are_throttled_per_address(oidc_provider, client, acme):
+    org, owner = acme
+    register(org, owner)
+    for _ in range(20):
+        assert client.post(reverse("sso_login"), {"email": "ada@acme.example"}).status_code == 302
+    refused = client.post(reverse("sso_login"), {"email": "ada@acme.example"})
+    assert refused.status_code == 429
+    assert "Too many sign-ins from here" in refused.content.decode()
