@@ -61,6 +61,7 @@ class SSOProviderAdmin(admin.ModelAdmin):
     list_filter = ["required", "enabled"]
     search_fields = ["organization__name", "organization__slug", "issuer"]
     exclude = ["client_secret_encrypted"]
+    readonly_fields = ["domains"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -188,8 +188,6 @@ class SSOProvider(models.Model):
     client_id = models.CharField(max_length=200)
     # Fernet-encrypted with the key of the authenticator-app secrets (accounts/auth.py).
     client_secret_encrypted = models.TextField()
-    # Lower-cased domains, one per entry; a domain belongs to one provider at most.
-    domains = models.JSONField(default=list)
     default_role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     # Required: people of these domains cannot use a password, only the provider.
     required = models.BooleanField(default=False)
@@ -199,6 +197,23 @@ class SSOProvider(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issuer} for {self.organization}"
+
+    @property
+    def domains(self) -> list[str]:
+        """The email domains this provider signs in, in the order the owner gave them."""
+        return [row.domain for row in self.domain_rows.order_by("pk")]
+
+
+class SSODomain(models.Model):
+    """An email domain an organization's provider signs in; unique, so a domain belongs
+    to one organization at most, even when two owners claim it at the same moment."""
+
+    provider = models.ForeignKey(SSOProvider, on_delete=models.CASCADE, related_name="domain_rows")
+    # Lower-cased, without the "@".
+    domain = models.CharField(max_length=253, unique=True)
+
+    def __str__(self) -> str:
+        return self.domain
 
 
 class APIKeyKind(models.TextChoices):

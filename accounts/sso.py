@@ -13,18 +13,29 @@ from urllib.parse import urlencode
 
 import jwt
 import requests
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.auth import secret_decrypt, secret_encrypt
-from accounts.models import AuditAction, Membership, Organization, Role, SSOProvider, User
+from accounts.models import (
+    AuditAction,
+    Membership,
+    Organization,
+    Role,
+    SSODomain,
+    SSOProvider,
+    User,
+)
 
 # Asymmetric signatures only: an HS256 token would be signed with the client secret,
 # which the console holds too, so it proves nothing about the provider.
 ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 HTTP_TIMEOUT = 10
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+TAKEN = "One of these domains already signs in to another organization."
 
 
 class SSOError(Exception):
@@ -63,9 +74,11 @@ def sso_provider_for_email(*, email: str) -> SSOProvider | None:
     domain = email_domain(email)
     if not domain:
         return None
-    # A handful of rows at most: read in Python, the same on SQLite and PostgreSQL.
-    providers = SSOProvider.objects.select_related("organization").filter(enabled=True)
-    return next((p for p in providers if domain in p.domains), None)
+    return (
+        SSOProvider.objects.select_related("organization")
+        .filter(enabled=True, domain_rows__domain=domain)
+        .first()
+    )
 
 
 def sso_domains_parse(text: str) -> list[str]:
@@ -105,9 +118,8 @@ def sso_provider_save(
         raise SSOError("Give the client id the provider issued.")
     if default_role not in Role.values or default_role == Role.OWNER:
         raise SSOError("Choose the role newcomers get (any but owner).")
-    others = SSOProvider.objects.exclude(organization=org)
-    if any(set(other.domains) & set(domains) for other in others):
-        raise SSOError("One of these domains already signs in to another organization.")
+    if SSODomain.objects.filter(domain__in=domains).exclude(provider__organization=org).exists():
+        raise SSOError(TAKEN)
     provider = SSOProvider.objects.select_for_update().filter(organization=org).first()
     created = provider is None
     if provider is None:
@@ -119,12 +131,21 @@ def sso_provider_save(
     provider.client_id = client_id.strip()
     if client_secret:
         provider.client_secret_encrypted = secret_encrypt(client_secret)
-    provider.domains = domains
     provider.default_role = default_role
     provider.required = required
     provider.enabled = enabled
     provider.updated_at = timezone.now()
     provider.save()
+    provider.domain_rows.exclude(domain__in=domains).delete()
+    kept = set(provider.domain_rows.values_list("domain", flat=True))
+    try:
+        with transaction.atomic():
+            SSODomain.objects.bulk_create(
+                [SSODomain(provider=provider, domain=d) for d in domains if d not in kept]
+            )
+    except IntegrityError:
+        # Another organization claimed one of them since the check above.
+        raise SSOError(TAKEN) from None
     after = _provider_fields(provider)
     changed = sorted(k for k in after if before.get(k) != after[k])
     if client_secret and not created:

@@ -353,6 +353,7 @@ def test_operators_see_providers_in_admin_without_the_secret(client, acme):
     assert ISSUER in listing.content.decode()
     detail = client.get(f"/admin/accounts/ssoprovider/{provider.pk}/change/").content.decode()
     assert "console" in detail
+    assert "acme.example" in detail
     assert provider.client_secret_encrypted not in detail
     assert "console-secret" not in detail
 
@@ -365,3 +366,16 @@ def test_sign_in_starts_are_throttled_per_address(oidc_provider, client, acme):
     refused = client.post(reverse("sso_login"), {"email": "ada@acme.example"})
     assert refused.status_code == 429
     assert "Too many sign-ins from here" in refused.content.decode()
+
+
+def test_a_domain_of_another_organization_is_refused_and_nothing_is_written(acme):
+    org, owner = acme
+    register(org, owner)
+    other = make_member(org=make_org(name="Rival", slug="rival"), role=Role.OWNER)
+    with pytest.raises(SSOError, match="already signs in to another organization"):
+        register(other.organization, other.user, domains=["rival.example", "acme.example"])
+    assert not SSOProvider.objects.filter(organization=other.organization).exists()
+    assert SSOProvider.objects.get(organization=org).domains == ["acme.example"]
+    assert not AuditEvent.objects.filter(
+        organization=other.organization, action=AuditAction.SSO_PROVIDER_CHANGED
+    ).exists()
