@@ -379,3 +379,13 @@ def test_a_domain_of_another_organization_is_refused_and_nothing_is_written(acme
     assert not AuditEvent.objects.filter(
         organization=other.organization, action=AuditAction.SSO_PROVIDER_CHANGED
     ).exists()
+
+
+@pytest.mark.parametrize(
+    "issuer", ["http://login.example", "ftp://login.example", "login.example", "https://"]
+)
+def test_an_issuer_not_on_https_is_refused(acme, issuer):
+    org, owner = acme
+    with pytest.raises(SSOError, match="starting with https://"):
+        register(org, owner, issuer=issuer)
+    assert not SSOProvider.objects.exists()
