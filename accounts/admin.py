@@ -8,6 +8,7 @@ from accounts.models import (
     Membership,
     Organization,
     SessionToken,
+    SSOProvider,
     User,
 )
 from accounts.services import apikey_revoke, session_token_revoke
@@ -59,6 +60,24 @@ class OrganizationAdmin(admin.ModelAdmin):
     # Owners switch the two-factor requirement in Settings → Security, where it is audited.
     readonly_fields = ["require_two_factor"]
     inlines = [MembershipInline]
+
+
+@admin.register(SSOProvider)
+class SSOProviderAdmin(admin.ModelAdmin):
+    """Which organizations sign in through a provider; owners change it in Security, where
+    it is audited. The client secret (encrypted) is never shown."""
+
+    list_display = ["organization", "issuer", "client_id", "required", "enabled", "updated_at"]
+    list_filter = ["required", "enabled"]
+    search_fields = ["organization__name", "organization__slug", "issuer"]
+    exclude = ["client_secret_encrypted"]
+    readonly_fields = ["domains"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Membership)

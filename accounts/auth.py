@@ -48,14 +48,24 @@ def _fernet() -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(material.encode()).digest()))
 
 
+def secret_encrypt(text: str) -> str:
+    """Encrypt a secret kept at rest (authenticator apps, single sign-on client secrets)."""
+    return _fernet().encrypt(text.encode()).decode()
+
+
+def secret_decrypt(encrypted_text: str) -> str:
+    """The clear text of a secret secret_encrypt stored."""
+    return _fernet().decrypt(encrypted_text.encode()).decode()
+
+
 class ConsoleMFAAdapter(DefaultMFAAdapter):
     """Authenticator-app secrets and recovery-code seeds are stored encrypted (Fernet)."""
 
     def encrypt(self, text: str) -> str:
-        return _fernet().encrypt(text.encode()).decode()
+        return secret_encrypt(text)
 
     def decrypt(self, encrypted_text: str) -> str:
-        return _fernet().decrypt(encrypted_text.encode()).decode()
+        return secret_decrypt(encrypted_text)
 
 
 LOCKED = "Too many failed attempts: try again later."

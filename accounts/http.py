@@ -22,6 +22,10 @@ from accounts.selectors import membership_for
 from accounts.signin import two_factor_required_missing
 
 SESSION_ORG_KEY = "current_org_slug"
+# The organization whose identity provider signed this session in: its provider did the
+# authenticating (its own second factor included), so that organization's two-factor
+# requirement is met for this session.
+SESSION_SSO_ORG_KEY = "sso_org_slug"
 
 
 class OrgRequest(HttpRequest):
@@ -70,8 +74,10 @@ def org_view(
                 raise PermissionDenied("Only owners and admins of this organization can do this")
             if roles is not None and membership.role not in roles:
                 raise PermissionDenied(_refusal(membership, roles))
-            if not two_factor_setup and two_factor_required_missing(
-                user=request.user, org=membership.organization
+            if (
+                not two_factor_setup
+                and request.session.get(SESSION_SSO_ORG_KEY) != org_slug
+                and two_factor_required_missing(user=request.user, org=membership.organization)
             ):
                 messages.warning(
                     request,

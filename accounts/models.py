@@ -177,6 +177,45 @@ class Membership(models.Model):
         return self.role == Role.OWNER
 
 
+class SSOProvider(models.Model):
+    """An organization's OpenID Connect identity provider: people whose email is in one of
+    its domains sign in there; the first sign-in makes them a member (default_role)."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="sso_provider"
+    )
+    issuer = models.URLField(max_length=300)
+    client_id = models.CharField(max_length=200)
+    # Fernet-encrypted with the key of the authenticator-app secrets (accounts/auth.py).
+    client_secret_encrypted = models.TextField()
+    default_role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    # Required: people of these domains cannot use a password, only the provider.
+    required = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.issuer} for {self.organization}"
+
+    @property
+    def domains(self) -> list[str]:
+        """The email domains this provider signs in, in the order the owner gave them."""
+        return [row.domain for row in self.domain_rows.order_by("pk")]
+
+
+class SSODomain(models.Model):
+    """An email domain an organization's provider signs in; unique, so a domain belongs
+    to one organization at most, even when two owners claim it at the same moment."""
+
+    provider = models.ForeignKey(SSOProvider, on_delete=models.CASCADE, related_name="domain_rows")
+    # Lower-cased, without the "@".
+    domain = models.CharField(max_length=253, unique=True)
+
+    def __str__(self) -> str:
+        return self.domain
+
+
 class APIKeyKind(models.TextChoices):
     WORKSPACE = "workspace", "Workspace key"
     PERSONAL = "personal", "Personal key"
@@ -434,6 +473,7 @@ class AuditAction(models.TextChoices):
     CONTROLLER_CREATED = "controller.created", "Controller registered"
     CONTROLLER_TOKEN_ROTATED = "controller.token_rotated", "Controller token rotated"
     WEBHOOK_SECRET_ROTATED = "alerts.webhook_secret_rotated", "Webhook secret rotated"
+    SSO_PROVIDER_CHANGED = "sso.provider_changed", "Single sign-on provider changed"
 
 
 class AuditLogAppendOnly(Exception):

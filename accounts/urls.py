@@ -35,6 +35,8 @@ urlpatterns = [
     path(
         "security/sessions/end-others", signin_views.sessions_end_others, name="sessions_end_others"
     ),
+    path("security/sso", signin_views.sso_provider_update, name="sso_provider_update"),
+    path("security/sso/test", signin_views.sso_provider_test, name="sso_provider_test"),
     path("audit/", team_views.audit_log, name="audit_log"),
     path("audit/audit-log.csv", team_views.audit_log_csv, name="audit_log_csv"),
 ]

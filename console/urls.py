@@ -42,6 +42,9 @@ urlpatterns = [
     path("accounts/login/", signin_views.ConsoleLoginView.as_view(), name="login"),
     # The names allauth's two-factor pages link to: the console's own login and logout.
     path("accounts/login/", signin_views.ConsoleLoginView.as_view(), name="account_login"),
+    path("accounts/sso/", signin_views.sso_login, name="sso_login"),
+    path("accounts/sso/continue/", signin_views.sso_continue, name="sso_continue"),
+    path("accounts/sso/callback/", signin_views.sso_callback, name="sso_callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="account_logout"),
     path("accounts/reauthenticate/", allauth_views.reauthenticate, name="account_reauthenticate"),
     # allauth's two-factor pages (set up, use, remove); their index is Settings → Security.

@@ -56,6 +56,8 @@ def test_every_screen_fits_passes_axe_and_goes_dark(live_server, browser, viewpo
     screen = Screen(page, viewport)
     base = live_server.url
 
+    page.goto(f"{base}/accounts/sso/")
+    screen.check("sso-login")
     page.goto(f"{base}/accounts/login/")
     screen.check("login")
     page.get_by_label("Email").fill(seeded.email)

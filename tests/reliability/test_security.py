@@ -187,6 +187,33 @@ def test_api_keys_session_tokens_and_controller_tokens_are_stored_only_as_hashes
     assert key.secret_hash == hashlib.sha256(secrets["api key (service)"].encode()).hexdigest()
 
 
+def test_a_single_sign_on_client_secret_is_stored_only_encrypted(owner):
+    org = owner.organization
+    secret = "sso-client-secret-7Qm2xP9vLk4Rt8Zw3Yn6"
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(owner.user)
+    token = browser.get(f"/o/{org.slug}/settings/security/").cookies["csrftoken"].value
+    form = {
+        "issuer": "https://login.example",
+        "client_id": "console",
+        "client_secret": secret,
+        "domains": "example.org",
+        "default_role": "member",
+        "enabled": "on",
+    }
+    url = f"/o/{org.slug}/settings/security/sso"
+    TRIED["sso posts"] += 1
+    assert browser.post(url, form).status_code == 403
+    assert not hasattr(org, "sso_provider")
+    TRIED["sso posts"] += 1
+    assert browser.post(url, {**form, "csrfmiddlewaretoken": token}).status_code == 302
+    org.refresh_from_db()
+    assert org.sso_provider.client_id == "console"
+    TRIED["secrets"] += 1
+    assert _holding(secret) == []
+    assert _holding(secret[8:-4]) == []
+
+
 # --- CSV formula escaping -----------------------------------------------------------------
 
 HOSTILE = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1:A9)",
