@@ -123,12 +123,13 @@ def _ensure_controllers(org: Organization, now: datetime) -> None:
         token = _derived(f"demo-controller:{org.slug}:{name}", CONTROLLER_TOKEN_PREFIX)
         controller = controller_for_token(token=token)
         if controller is None:
-            controller = (
-                org.controllers.filter(name=name).first()
-                or controller_register(
+            controller = org.controllers.filter(name=name).first()
+        if controller is None:
+            # Registered when the demo's usage began, as its audit event says.
+            with audit_dated(now - timedelta(days=DEMO_DAYS + 5)):
+                controller = controller_register(
                     org=org, name=name, cores=cores, memory_gb=memory, token=token
                 ).controller
-            )
         if silent_days:  # the offline one went quiet days ago
             if controller.last_heartbeat_at is None:
                 controller_heartbeat(controller=controller, at=now - timedelta(days=silent_days))

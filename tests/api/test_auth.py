@@ -18,8 +18,10 @@ def test_settings_page_issues_a_token_shown_once_and_stored_as_a_hash(client, se
     client.force_login(seeded.owner)
     page = client.get(f"/o/{seeded.org.slug}/settings/tokens/")
     assert page.status_code == 200 and b"30 days" in page.content
-    issued = client.post(f"/o/{seeded.org.slug}/settings/tokens/create", {"name": "notebook"})
-    secret = issued.context["issued"].secret
+    created = client.post(f"/o/{seeded.org.slug}/settings/tokens/create", {"name": "notebook"})
+    assert created.status_code == 302  # POST/redirect/GET: the secret is shown after it
+    issued = client.get(created["Location"])
+    secret = issued.context["issued"]["secret"]
     assert secret.startswith("st-av-") and secret.encode() in issued.content
     assert issued["Cache-Control"] == "no-store"
     token = SessionToken.objects.get(name="notebook")

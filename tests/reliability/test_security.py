@@ -166,7 +166,7 @@ def test_api_keys_session_tokens_and_controller_tokens_are_stored_only_as_hashes
         ("settings/keys/create", {"name": "web", "kind": "workspace"}, r"sk-av-[\w-]+"),
         ("settings/tokens/create", {"name": "web"}, r"st-av-[\w-]+"),
     ]:
-        html = client.post(f"/o/{org.slug}/{path}", data).content.decode()
+        html = client.post(f"/o/{org.slug}/{path}", data, follow=True).content.decode()
         shown = re.search(pattern, html)
         assert shown, f"{path}: the secret is shown once"
         secrets[f"{path} (page)"] = shown.group(0)
