@@ -49,6 +49,20 @@ def _price_list(request):
         importlib.import_module("billing.migrations.0002_price_list").forwards(apps, None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _run_cache_prefix():
+    """A key prefix of this run's own, under the per-test one below: what a module-scoped
+    fixture writes to Redis (a seeded demo's spend counters) never meets what an earlier
+    run left there for an organization with the same id."""
+    import uuid
+
+    from django.conf import settings
+
+    default = dict(settings.CACHES["default"])
+    default["KEY_PREFIX"] = f"run-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {**settings.CACHES, "default": default}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(settings):
     """A cache no other test has touched: a fresh key prefix, never a flush (on Redis a
