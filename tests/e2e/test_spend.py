@@ -65,7 +65,7 @@ def test_budget_card_fills_pause_resume_and_estimate(page, live_server, login):
     estimate.get_by_label("Max output tokens").fill("500")
     estimate.get_by_label("API key").select_option(label="Gateway key")
     estimate.get_by_role("button", name="Estimate").click()
-    expect(page.get_by_test_id("estimate-input")).to_have_text("9")
+    expect(page.get_by_test_id("estimate-input")).to_have_text("9 tokens")
     expect(page.get_by_test_id("estimate-budgets")).to_be_visible()
     assert "prompt=" in page.url  # every estimate is a URL
     page.screenshot(path=str(ARTIFACTS / "spend-estimate.png"), full_page=True)
