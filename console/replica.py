@@ -210,9 +210,8 @@ class ReplicaRoutingMiddleware:
             if response is None or (response.status_code >= 500 and _replica_failed(state)):
                 # A read that failed on the replica before the view (the session or the
                 # user, read by a middleware: process_exception sees only the view's
-                # errors) is served once more, whole, from the primary.
-                if response is not None:
-                    response.close()
+                # errors) is served once more, whole, from the primary. (The error page is
+                # dropped unclosed: closing it would signal the request's end.)
                 replica_mark_down("query failed before the view")
                 state.replica_allowed, state.served_again = False, True
                 response = self.get_response(request)
