@@ -134,7 +134,21 @@ def _is_session_token(secret: str) -> bool:
     return secret.startswith(SESSION_TOKEN_PREFIX + "-")
 
 
-def _api_key(secret: str) -> APIKey | None:
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _organization_now(request: HttpRequest, kept: Organization) -> Organization | None:
+    """The organization a request works with. A read request reads it afresh (by its key,
+    where the database router sends this request's reads: the replica, or the primary for
+    a client that just wrote), so the API answers with what the pages show, never with
+    the cache's copy of a second ago; a write (usage sent, the hot path) keeps the cache's
+    copy: what it changes, its services read from the primary. None: gone meanwhile."""
+    if request.method not in READ_METHODS:
+        return instance_copy(kept)
+    return Organization.objects.filter(pk=kept.pk).first()
+
+
+def _api_key(request: HttpRequest, secret: str) -> APIKey | None:
     """The key whose secret this is, as the database said at most a second or so ago
     (accounts.credential_cache), as this request's own copy."""
     if not secret or len(secret) > 200:
@@ -142,13 +156,18 @@ def _api_key(secret: str) -> APIKey | None:
     key = credential_cached("key:" + secret_hash(secret), lambda: apikey_for_secret(secret=secret))
     if key is None:
         return None
+    organization = _organization_now(request, key.organization)
+    if organization is None:
+        return None
     user = instance_copy(key.user) if key.user is not None else None
-    mine = instance_copy(key, organization=instance_copy(key.organization), user=user)
+    mine = instance_copy(key, organization=organization, user=user)
     mine.kept_original = key  # type: ignore[attr-defined]  # accounts.services.apikey_mark_used
     return mine
 
 
-def _session_token(secret: str) -> tuple[SessionToken | None, Membership | None]:
+def _session_token(
+    request: HttpRequest, secret: str
+) -> tuple[SessionToken | None, Membership | None]:
     """The session token whose secret this is and its person's membership of its
     organization, read as _api_key reads a key."""
     if not secret or len(secret) > 200:
@@ -169,7 +188,10 @@ def _session_token(secret: str) -> tuple[SessionToken | None, Membership | None]
     if found is None:
         return None, None
     session, membership = found
-    organization, user = instance_copy(session.organization), instance_copy(session.user)
+    organization = _organization_now(request, session.organization)
+    if organization is None:
+        return None, None
+    user = instance_copy(session.user)
     session = instance_copy(session, organization=organization, user=user)
     if membership is not None:
         membership = instance_copy(membership, organization=organization, user=user)
@@ -187,7 +209,7 @@ class ApiKeyAuth(BearerScheme):
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
         if _is_session_token(token):
             return None  # the next scheme's
-        key = _api_key(token)
+        key = _api_key(request, token)
         # Unknown, revoked, or a personal key whose person left: one answer, so a leaked
         # secret is not confirmed to have been valid once.
         if key is None or key.is_revoked or not _personal_key_usable(key):
@@ -208,7 +230,7 @@ class SessionTokenAuth(BearerScheme):
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
         if not _is_session_token(token):
             return None
-        session, membership = _session_token(token)
+        session, membership = _session_token(request, token)
         if session is None or session.is_revoked:
             raise CredentialRejected("invalid_session_token", INVALID_SESSION_TOKEN)
         if session.is_expired:

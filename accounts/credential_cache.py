@@ -7,6 +7,9 @@ a person removed or a token expired in one process is refused by every other pro
 within that time, with nothing to broadcast. In the process that made the change the
 services clear the cache at once (`credentials_cache_clear`).
 
+A read request takes only the credential (and its person) from here: it reads the
+organization afresh, where its reads are routed (accounts.api_core).
+
 Callers get their own copies of the model instances, so nothing one request sets on them
 is seen by another; what is cached is only what the database said.
 """

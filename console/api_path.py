@@ -2,10 +2,11 @@
 
 A program calling /api/v1/ with `Authorization: Bearer <secret>` has no session, no
 cookie, no CSRF token, no messages and no templates: the middleware that serves pages
-would only cost it time (reading a session, signing a CSRF cookie, adding page headers).
-`ApiPathMiddleware` sits right after the security middleware (HTTPS redirect, security
-headers); for such a request it resolves the URL and calls the API view itself, keeping
-only what the API uses: the client's address for the audit log. Every other request
+would only cost it time (reading a session, signing a CSRF cookie). `ApiPathMiddleware`
+sits right after the middleware that sets the headers every answer carries (HTTPS
+redirect, security headers, content security policy, no framing), so the API's answers
+carry them too; for such a request it resolves the URL and calls the API view itself,
+keeping only what the API uses: the client's address for the audit log. Every other request
 (pages, the browser's own calls to the API with its session) takes the whole chain.
 """
 

@@ -34,6 +34,7 @@ class ReadRouting:
     replica_allowed: bool
     wrote: bool = False
     read_replica: bool = False
+    served_again: bool = False
 
 
 routing_var: contextvars.ContextVar[ReadRouting | None] = contextvars.ContextVar(
@@ -174,6 +175,18 @@ def _mark_wrote(request: HttpRequest, response: HttpResponse) -> None:
             logger.warning("db.replica.sticky_unavailable")
 
 
+def _replica_failed(state: ReadRouting) -> bool:
+    """This read request read the replica, wrote nothing, and a query on the replica
+    failed (Django marks the connection that raised: errors_occurred, cleared at each
+    request's start), and it has not been served again yet."""
+    return (
+        state.read_replica
+        and not state.wrote
+        and not state.served_again
+        and connections[REPLICA_DB_ALIAS].errors_occurred
+    )
+
+
 class ReplicaRoutingMiddleware:
     """Lets a read request read from the replica (console.db_router), and makes a client
     that sent a write request read from the primary for REPLICA_STICKY_SECONDS after."""
@@ -188,7 +201,20 @@ class ReplicaRoutingMiddleware:
         state = ReadRouting(replica_allowed=allowed)
         token = routing_var.set(state)
         try:
-            response = self.get_response(request)
+            try:
+                response: HttpResponse | None = self.get_response(request)
+            except (OperationalError, InterfaceError):
+                if not _replica_failed(state):
+                    raise
+                response = None
+            if response is None or (response.status_code >= 500 and _replica_failed(state)):
+                # A read that failed on the replica before the view (the session or the
+                # user, read by a middleware: process_exception sees only the view's
+                # errors) is served once more, whole, from the primary. (The error page is
+                # dropped unclosed: closing it would signal the request's end.)
+                replica_mark_down("query failed before the view")
+                state.replica_allowed, state.served_again = False, True
+                response = self.get_response(request)
         finally:
             routing_var.reset(token)
         # A write request (a payment, a key, a rule) makes its client read the primary for
@@ -204,6 +230,7 @@ class ReplicaRoutingMiddleware:
         state = routing_var.get()
         if (
             state is None
+            or state.served_again
             or not state.read_replica
             or state.wrote
             or not isinstance(exception, OperationalError | InterfaceError)
@@ -211,6 +238,6 @@ class ReplicaRoutingMiddleware:
         ):
             return None
         replica_mark_down(f"query failed: {type(exception).__name__}")
-        state.replica_allowed = False
+        state.replica_allowed, state.served_again = False, True
         match = request.resolver_match
         return match.func(request, *match.args, **match.kwargs)

@@ -78,11 +78,14 @@ MIDDLEWARE = [
     # Before the session is read: lets a read request read from the replica, if any.
     "console.replica.ReplicaRoutingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The page headers every answer carries, the API's short path's too: the policy and
+    # no framing (both only add headers).
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Programs' bearer calls to /api/v1/ leave the chain here: no session, CSRF, messages.
     "console.api_path.ApiPathMiddleware",
     # Static files from the app server itself (hashed, compressed, cached for a year).
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -90,7 +93,6 @@ MIDDLEWARE = [
     # The client's address for the audit log (accounts.audit).
     "accounts.middleware.ClientAddressMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # allauth's login stages (the second factor is asked between password and session).
     "allauth.account.middleware.AccountMiddleware",

@@ -166,16 +166,19 @@ def test_login_and_every_static_asset_the_main_page_references_is_served_for_a_y
 
     assets = sorted(set(re.findall(rb'(?:src|href)="(/static/[^"]+)"', page)))
     assert any(a.endswith(b".css") for a in assets) and any(a.endswith(b".js") for a in assets)
+    assert any(a.startswith(b"/static/favicon.") for a in assets), assets
     for asset in assets:
-        # Content-hashed names: a new deploy is a new URL, so a year's caching is safe.
-        assert re.search(rb"\.[0-9a-f]{12}\.(css|js)$", asset), asset
+        # Content-hashed names of every kind (styles, scripts, the favicon): a new deploy
+        # is a new URL, so a year's caching is safe.
+        assert re.search(rb"\.[0-9a-f]{12}\.[a-z0-9]+$", asset), asset
         status, headers, body = served.get(asset.decode(), {"Accept-Encoding": "gzip"})
         assert status == 200, asset
         assert body, asset
         cache = headers["Cache-Control"]
         max_age = int(re.search(r"max-age=(\d+)", cache).group(1))
         assert max_age >= YEAR and "immutable" in cache, (asset, cache)
-        assert headers.get("Content-Encoding") == "gzip", asset
+        if asset.endswith((b".css", b".js", b".svg")):  # text: sent compressed
+            assert headers.get("Content-Encoding") == "gzip", asset
 
 
 def test_health_and_readiness_follow_redis_going_away_and_coming_back(served, redis_server):

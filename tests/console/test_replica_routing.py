@@ -1,6 +1,7 @@
 """Where reads go, decided without a replica server (the real one: test_replica_streaming)."""
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
@@ -202,3 +203,37 @@ def test_a_replica_without_a_primary_url_is_refused():
     result = _settings_with({"DATABASE_REPLICA_URL": "postgres://u@db-replica:5433/uc"})
     assert result.returncode != 0
     assert "DATABASE_REPLICA_URL needs DATABASE_URL" in result.stderr
+
+
+def test_a_read_that_failed_on_the_replica_before_the_view_is_served_again_from_the_primary(
+    with_replica, monkeypatch
+):
+    downs = []
+    monkeypatch.setattr(replica, "replica_mark_down", downs.append)
+    replica_connection = SimpleNamespace(errors_occurred=False)
+    monkeypatch.setattr(replica, "connections", {"replica": replica_connection})
+    served_from = []
+
+    def chain(request):
+        # A middleware reads the session before any view: Django answers its error with a 500.
+        served_from.append(router.db_for_read(Organization))
+        if served_from[-1] == "replica":
+            replica_connection.errors_occurred = True
+            return HttpResponse(status=500)
+        return HttpResponse("acme")
+
+    response = ReplicaRoutingMiddleware(chain)(RequestFactory().get("/o/acme/"))
+    assert (response.status_code, response.content) == (200, b"acme")
+    assert served_from == ["replica", "default"]
+    assert len(downs) == 1
+
+    # A 500 with the replica well (a bug) is the answer, served once.
+    replica_connection.errors_occurred = False
+    served_from.clear()
+
+    def broken(request):
+        served_from.append(router.db_for_read(Organization))
+        return HttpResponse(status=500)
+
+    assert ReplicaRoutingMiddleware(broken)(RequestFactory().get("/o/acme/")).status_code == 500
+    assert served_from == ["replica"] and len(downs) == 1
