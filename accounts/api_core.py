@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -143,7 +144,9 @@ def _organization_now(request: HttpRequest, kept: Organization) -> Organization 
     a client that just wrote), so the API answers with what the pages show, never with
     the cache's copy of a second ago; a write (usage sent, the hot path) keeps the cache's
     copy: what it changes, its services read from the primary. None: gone meanwhile."""
-    if request.method not in READ_METHODS:
+    if request.method not in READ_METHODS or "replica" not in settings.DATABASES:
+        # Without a replica every read is the primary's, and the cache's copy is at most
+        # API_CREDENTIAL_CACHE_SECONDS old: no query.
         return instance_copy(kept)
     return Organization.objects.filter(pk=kept.pk).first()
 
