@@ -1,10 +1,13 @@
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import time_machine
 
-from accounts.models import Role, Tier
+from accounts.models import APIKey, Organization, Role, Tier
 from accounts.services import session_token_issue
+from billing.models import PriceModel
 from tests.factories import grant_credits, make_api_key, make_member, make_org, make_user
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
@@ -42,3 +45,24 @@ def bearer(secret: str) -> dict:
 
 def post(client, path: str, body: dict, secret: str):
     return client.post(path, body, content_type="application/json", headers=bearer(secret))
+
+
+@dataclass(frozen=True)
+class RaceOrg:
+    org: Organization
+    ingest_key: APIKey
+    gateway_secret: str
+
+
+@pytest.fixture
+def race_org() -> RaceOrg:
+    """An organization that may not overdraw, with 12 credits, a key that sends usage and
+    a gateway's key, at 1,000 credits per million tokens (a token costs 0.001 credits)."""
+    PriceModel.objects.filter(name="llama-3.1-8b").update(
+        input_price_per_million=Decimal(1000), output_price_per_million=Decimal(1000)
+    )
+    org = make_org(allow_overdraft=False)
+    grant_credits(org=org, amount="12")
+    ingest_key, _ = make_api_key(org=org, name="batch")
+    _gateway_key, gateway_secret = make_api_key(org=org, name="gateway")
+    return RaceOrg(org, ingest_key, gateway_secret)

@@ -11,8 +11,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.models import CreditAccount, PriceModel
-from tests.factories import grant_credits, make_api_key, make_org
+from billing.models import CreditAccount
 from tests.spend.conftest import post
 from usage.services.ingest import usage_records_ingest
 
@@ -21,15 +20,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 AUTHORIZE = "/api/v1/usage/authorize"
 
 
-def test_authorize_sees_a_debit_made_while_it_waited(client):
-    # 1,000 credits per million tokens: a token costs 0.001 credits.
-    PriceModel.objects.filter(name="llama-3.1-8b").update(
-        input_price_per_million=Decimal(1000), output_price_per_million=Decimal(1000)
-    )
-    org = make_org(allow_overdraft=False)
-    grant_credits(org=org, amount="12")
-    ingest_key, _ = make_api_key(org=org, name="batch")
-    _gateway_key, gateway_secret = make_api_key(org=org, name="gateway")
+def test_authorize_sees_a_debit_made_while_it_waited(client, race_org):
+    org, ingest_key, gateway_secret = race_org.org, race_org.ingest_key, race_org.gateway_secret
     debited, release = threading.Event(), threading.Event()
     errors: list[Exception] = []
 

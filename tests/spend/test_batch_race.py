@@ -23,15 +23,10 @@ AUTHORIZE = "/api/v1/usage/authorize"
 
 
 @pytest.mark.parametrize("pause", ["after_its_allowance", "before_its_allowance"])
-def test_a_batch_and_an_authorize_never_promise_the_same_credits(client, monkeypatch, pause):
-    # 1,000 credits per million tokens: a token costs 0.001 credits.
-    PriceModel.objects.filter(name="llama-3.1-8b").update(
-        input_price_per_million=Decimal(1000), output_price_per_million=Decimal(1000)
-    )
-    org = make_org(allow_overdraft=False)
-    grant_credits(org=org, amount="12")
-    ingest_key, _ = make_api_key(org=org, name="batch")
-    _gateway_key, gateway_secret = make_api_key(org=org, name="gateway")
+def test_a_batch_and_an_authorize_never_promise_the_same_credits(
+    client, monkeypatch, pause, race_org
+):
+    org, ingest_key, gateway_secret = race_org.org, race_org.ingest_key, race_org.gateway_secret
     # Warm the counters (a first authorize builds them); its 0.001 stays held.
     warm = post(
         client,
