@@ -29,6 +29,11 @@ LOCAL_TABLES = {
     # Which months' raw record partitions retention dropped: partitions are cut by month
     # for all organizations at once (docs/scaling.md, docs/data-lifecycle.md "Partitioned history").
     "usage.RetainedMonth",
+    # Single sign-on's email domains: looked up by the domain at sign-in, before any
+    # organization is known, and each unique across all organizations (one organization
+    # per domain). On Citus its link to the provider stays a plain column, not a foreign
+    # key into the sharded providers.
+    "accounts.SSODomain",
 }
 
 # Unique keys of tenant tables allowed without organization_id, each with its reason.
