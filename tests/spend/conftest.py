@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.utils import timezone
 
 from accounts.models import APIKey, Organization, Role, Tier
 from accounts.services import session_token_issue
@@ -66,3 +67,16 @@ def race_org() -> RaceOrg:
     ingest_key, _ = make_api_key(org=org, name="batch")
     _gateway_key, gateway_secret = make_api_key(org=org, name="gateway")
     return RaceOrg(org, ingest_key, gateway_secret)
+
+
+def race_query(rid: str, credits: int, reservation: str | None = None) -> dict:
+    """A query record costing `credits` at race_org's price (1,000 input tokens a credit)."""
+    record = {
+        "id": rid,
+        "kind": "query",
+        "occurred_at": timezone.now().isoformat(),
+        "model": "llama-3.1-8b",
+        "input_tokens": credits * 1000,
+        "output_tokens": 0,
+    }
+    return record | ({"reservation": reservation} if reservation else {})

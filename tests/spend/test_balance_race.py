@@ -9,10 +9,9 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
-from django.utils import timezone
 
 from billing.models import CreditAccount
-from tests.spend.conftest import post
+from tests.spend.conftest import post, race_query
 from usage.services.ingest import usage_records_ingest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -28,14 +27,7 @@ def test_authorize_sees_a_debit_made_while_it_waited(client, race_org):
     def ingest_and_hold() -> None:
         try:
             with transaction.atomic():
-                record = {
-                    "id": "q-8",
-                    "kind": "query",
-                    "occurred_at": timezone.now().isoformat(),
-                    "model": "llama-3.1-8b",
-                    "input_tokens": 8000,  # 8 credits
-                    "output_tokens": 0,
-                }
+                record = race_query("q-8", 8)
                 result = usage_records_ingest(org=org, records=[record], api_key=ingest_key)
                 assert result.accepted == ["q-8"], result.rejected
                 debited.set()

@@ -8,11 +8,10 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from billing.models import CreditAccount, PriceModel
 from tests.factories import grant_credits, make_api_key, make_org
-from tests.spend.conftest import post
+from tests.spend.conftest import post, race_query
 from usage.services import ingest
 from usage.services.ingest import usage_records_ingest
 from usage.services.spend_counters import counters_drift, counters_enabled
@@ -57,14 +56,7 @@ def test_a_batch_and_an_authorize_never_promise_the_same_credits(
 
     def ingest_batch() -> None:
         try:
-            record = {
-                "id": "q-8",
-                "kind": "query",
-                "occurred_at": timezone.now().isoformat(),
-                "model": "llama-3.1-8b",
-                "input_tokens": 8000,  # 8 credits
-                "output_tokens": 0,
-            }
+            record = race_query("q-8", 8)
             outcome["result"] = usage_records_ingest(org=org, records=[record], api_key=ingest_key)
         except Exception as exc:  # pragma: no cover - reported below
             outcome["error"] = exc
@@ -114,18 +106,6 @@ def _authorize(client, secret: str, credits: int | str):
     return post(client, AUTHORIZE, body, secret)
 
 
-def _query(rid: str, credits: int, reservation: str | None = None) -> dict:
-    record = {
-        "id": rid,
-        "kind": "query",
-        "occurred_at": timezone.now().isoformat(),
-        "model": "llama-3.1-8b",
-        "input_tokens": credits * 1000,
-        "output_tokens": 0,
-    }
-    return record | ({"reservation": reservation} if reservation else {})
-
-
 @pytest.fixture
 def counted(client):
     """A no-overdraft organization with 12 credits and its spend counters built."""
@@ -148,7 +128,7 @@ def test_a_batch_spends_its_own_reservation_and_no_one_elses(client, counted):
     # Its own 2 held are the batch's to spend (2 + 3), the other 7 held are not: 5 of 6.
     result = usage_records_ingest(
         org=org,
-        records=[_query("a", 4, reservation), _query("b", 2), _query("c", 1)],
+        records=[race_query("a", 4, reservation), race_query("b", 2), race_query("c", 1)],
         api_key=key,
     )
     assert result.accepted == ["a", "c"]
@@ -167,7 +147,7 @@ def test_a_batch_that_fails_gives_back_the_credits_it_took(client, counted, monk
 
     monkeypatch.setattr(ingest, "_write", fail)
     with pytest.raises(RuntimeError):
-        usage_records_ingest(org=org, records=[_query("a", 8)], api_key=key)
+        usage_records_ingest(org=org, records=[race_query("a", 8)], api_key=key)
     assert CreditAccount.objects.get(organization=org).balance == Decimal(12)
     assert counters_drift(org=org) == {"spend_counter_drift": 0}
     # 12 less the 2 held: 10 are there to be reserved, not one more.
