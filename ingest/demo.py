@@ -31,14 +31,14 @@ from accounts.services import API_KEY_PREFIX, apikey_create, apikey_revoke
 from billing.demo import demo_owner
 from billing.models import EntryKind
 from billing.services import ledger_post
+from ingest.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
+from rollups.services.days import rollup_catch_up
 from usage.selectors.records import controller_for_token
 from usage.services.controllers import (
     CONTROLLER_TOKEN_PREFIX,
     controller_heartbeat,
     controller_register,
 )
-from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
-from usage.services.rollup.days import rollup_catch_up
 
 DEMO_DAYS = 90
 DEMO_CREDITS = Decimal("5000")

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 
-from usage.selectors.explorer import METRICS
-from usage.selectors.panel import JobDay, TokenTrend
+from insights.selectors.explorer import METRICS
+from insights.selectors.panel import JobDay, TokenTrend
 
 # The light palette's chart colours; console.js swaps traces marked with meta "accent" or
 # "line" to the page's palette (dark mode), so these are only the no-script default.
@@ -228,7 +228,7 @@ def bucket_labels(report) -> tuple[list[str], list[str]]:
 
 
 def explore_figure(report) -> dict:
-    """The explorer's groups stacked per bucket (usage.selectors.explorer.UsageReport)."""
+    """The explorer's groups stacked per bucket (insights.selectors.explorer.UsageReport)."""
     x, ticks = bucket_labels(report)
     fmt = ",d" if report.integral else ",.4~f"
     folded = fold_series([(g.label, [float(v) for v in g.series]) for g in report.groups])

@@ -1,4 +1,6 @@
-"""Celery tasks for usage: thin wrappers taking ids and ISO dates.
+"""Celery tasks for the rollups: thin wrappers taking ids and ISO dates. Their names keep
+the `usage.` prefix they were published with (beat schedules and queued messages carry
+them).
 
 Acknowledged late and retried with backoff; running one twice, or two at once, is safe
 (a day's or an hour's recomputation is idempotent and serialized by its state row's
@@ -37,7 +39,7 @@ def rollup_day_run(org_id: int, day: str) -> int:
     """Recompute one organization's closed day (ISO date); returns the rows written."""
     from datetime import date
 
-    from usage.services.rollup.days import rollup_day
+    from rollups.services.days import rollup_day
 
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:  # deleted since: nothing to roll up
@@ -55,7 +57,7 @@ def rollup_org_run(self, org_id: int, days: list[str]) -> int:
 def _rollup_one_day(org, day: str) -> int:
     from datetime import date
 
-    from usage.services.rollup.days import rollup_day
+    from rollups.services.days import rollup_day
 
     return rollup_day(org=org, day=date.fromisoformat(day)).rows
 
@@ -104,7 +106,7 @@ def _per_org(due) -> dict[int, list]:
 def rollup_sweep() -> int:
     """Enqueue one rollup task per organization with due days (yesterday, dirty and
     re-zoned days); returns the org-days due."""
-    from usage.services.rollup.days import rollup_due
+    from rollups.services.days import rollup_due
 
     due = rollup_due()
     for org_id, days in _per_org(due).items():
@@ -125,7 +127,7 @@ def rollup_hour_run(org_id: int, day: str, hour: int) -> int:
     the day's first instant); returns the rows written."""
     from datetime import date
 
-    from usage.services.rollup.hours import rollup_hour
+    from rollups.services.hours import rollup_hour
 
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:  # deleted since: nothing to roll up
@@ -147,7 +149,7 @@ def rollup_hours_org_run(self, org_id: int, hours: list[list]) -> int:
 def _rollup_one_hour(org, day: str, hour: int) -> int:
     from datetime import date
 
-    from usage.services.rollup.hours import rollup_hour
+    from rollups.services.hours import rollup_hour
 
     return rollup_hour(org=org, day=date.fromisoformat(day), hour=hour).rows
 
@@ -156,48 +158,10 @@ def _rollup_one_hour(org, day: str, hour: int) -> int:
 def rollup_hours_sweep() -> int:
     """Enqueue one hour-rollup task per organization with due hours (the last finished
     ones, dirty ones) and drop the hour rollups older than the days kept."""
-    from usage.services.rollup.hours import rollup_hours_due, rollup_hours_prune
+    from rollups.services.hours import rollup_hours_due, rollup_hours_prune
 
     rollup_hours_prune()
     due = rollup_hours_due()
     for org_id, hours in _per_org(due).items():
         rollup_hours_org_run.delay(org_id, [[day.isoformat(), hour] for day, hour in hours])
     return len(due)
-
-
-@shared_task(name="usage.reservations_expire_due", acks_late=True, ignore_result=True)
-def reservations_expire_due() -> int:
-    """Expire every organization's overdue reservations (spend controls); returns how many."""
-    from django.db import transaction
-    from django.utils import timezone
-
-    from usage.models import Reservation, ReservationStatus
-    from usage.services.spend import reservations_expire, spend_lock
-
-    now = timezone.now()
-    org_ids = (
-        Reservation.objects.filter(status=ReservationStatus.HELD, expires_at__lte=now)
-        .values_list("organization_id", flat=True)
-        .distinct()
-    )
-    expired = 0
-    for org_id in org_ids:
-        with transaction.atomic():
-            spend_lock(org_id)
-            expired += reservations_expire(org_id=org_id, now=now)
-    return expired
-
-
-@shared_task(
-    name="usage.partitions_ahead",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
-def partitions_ahead_run() -> int:
-    """Make the raw record tables' monthly partitions for this month and the next few
-    where missing (PostgreSQL; nothing on SQLite). Idempotent."""
-    from usage.services.partitions import partitions_make_ahead
-
-    return len(partitions_make_ahead())

@@ -3,8 +3,8 @@
 from django import forms
 
 from accounts.forms import TypedDecimalField
-from usage.estimate import DEFAULT_MAX_OUTPUT_TOKENS, MAX_MESSAGE_CHARS, MAX_OUTPUT_TOKENS
-from usage.models import BudgetPeriod, BudgetScope
+from spend.estimate import DEFAULT_MAX_OUTPUT_TOKENS, MAX_MESSAGE_CHARS, MAX_OUTPUT_TOKENS
+from spend.models import BudgetPeriod, BudgetScope
 
 
 class BudgetForm(forms.Form):

@@ -10,7 +10,7 @@ served unmetered rather than refused, with a warning logged ("usage.ratelimit.un
 and an `X-RateLimit-Status: unavailable` header in place of counts that would be wrong.
 Counting starts again by itself once the cache answers.
 
-On Redis every count is one round trip: a Lua script (usage/counters.py RATE) over the
+On Redis every count is one round trip: a Lua script (spend/counters.py RATE) over the
 key's two counters of the minute, through the process's one persistent client; the
 counters carry the organization's hash tag, so authorize's script counts them in the same
 step as its decision. Without Redis (tests, a local cache) the cache's commands count.
@@ -26,8 +26,8 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 
 from accounts.models import APIKey, SessionToken, Tier
-from usage import counters
-from usage.models import RateLimitRefusal
+from spend import counters
+from spend.models import RateLimitRefusal
 
 logger = logging.getLogger(__name__)
 

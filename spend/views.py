@@ -15,16 +15,16 @@ from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
 from accounts.models import APIKey
 from billing.models import PriceModel
-from usage.estimate import InvalidMessages, message_tokens, messages_validate
-from usage.estimate import request_cost_estimate as cost_estimate
-from usage.members import member_normalize
-from usage.selectors.budgets import (
+from spend.estimate import InvalidMessages, message_tokens, messages_validate
+from spend.estimate import request_cost_estimate as cost_estimate
+from spend.forms import BudgetForm, BudgetLevelsForm, EstimateForm
+from spend.selectors.budgets import (
     budget_figures,
     budgets_for_request,
     budgets_of,
     keys_spend_flags,
 )
-from usage.services.budgets import (
+from spend.services.budgets import (
     BudgetInvalid,
     apikey_pause,
     apikey_resume,
@@ -32,7 +32,7 @@ from usage.services.budgets import (
     budget_delete,
     budget_update,
 )
-from usage.spend_forms import BudgetForm, BudgetLevelsForm, EstimateForm
+from usage.members import member_normalize
 from usage.windows import period_of
 
 BUDGET_PARTIAL = "budget-cards"

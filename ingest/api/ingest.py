@@ -29,15 +29,15 @@ from accounts.api_core import (
 )
 from accounts.errors import FieldError
 from billing.services import InsufficientCredits, LedgerError
-from usage.api.schemas import HeartbeatOut, IngestOut, IngestRefusedOut, JobConflictOut, JobOut
-from usage.api.spend import IngestCeiling
+from ingest.api.schemas import HeartbeatOut, IngestOut, IngestRefusedOut, JobConflictOut, JobOut
+from ingest.services.fields import max_future_skew, record_time
+from ingest.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
+from ingest.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition
+from spend.api.spend import IngestCeiling
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import Job
 from usage.selectors.records import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
-from usage.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
-from usage.services.ingest_fields import max_future_skew, record_time
-from usage.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition
 from usage.signals import usage_recorded
 
 router = Router(tags=["Ingestion and jobs"], auth=API_KEY_ONLY)

@@ -31,6 +31,7 @@ from usage.pricing import (
     seconds_between,
     worker_session_credits,
 )
+from usage.text import encodable
 
 _MAX_INT = 2**62
 # Looked up per record: an enum's .values builds a new list each time it is read.
@@ -104,14 +105,6 @@ def _quantity(record: dict, name: str) -> Decimal | None:
     if value > MAX_CORE_HOURS:
         raise FieldError(name, f"is too large (at most {MAX_CORE_HOURS:,})")
     return Decimal(str(value))
-
-
-def encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def storable_text_check(name: str, value: str) -> None:

@@ -19,8 +19,8 @@ balance still covers it), the rest of the batch goes through.
 Rollups: records landing on a closed day (before today in the organization's zone) or a
 finished hour, and jobs moving forward (their submission day and hour), mark those days
 and hours dirty in the same transaction (one upsert each); the next rollup runs
-recompute them (usage/services/rollup/). The records are also added to the bucket
-aggregates the pages read (usage/services/aggregates.py): one upsert per kind written,
+recompute them (rollups/services/). The records are also added to the bucket
+aggregates the pages read (rollups/services/aggregates.py): one upsert per kind written,
 and for jobs moving forward one more that takes their old figures off first.
 
 Token allocation: an organization whose tier allows no overage (free) has each query
@@ -49,7 +49,22 @@ from billing.models import EntryKind
 from billing.money import credits_text
 from billing.selectors import credit_balance
 from billing.services import ledger_post
+from ingest.services.fields import (
+    RecordContext,
+    job_values,
+    matching_values,
+    query_values,
+    query_values_fast,
+    storable_text_check,
+    text_field,
+    worker_session_values,
+)
+from rollups.services.aggregates import aggregates_add, aggregates_jobs_subtract
+from rollups.services.dirty import rollup_spans_mark_dirty
+from spend.services.settlement import SpendBatch
+from spend.services.spend_counters import BalanceTake
 from usage.limits import MAX_CORE_HOURS
+from usage.locks import organization_usage_lock
 from usage.members import key_owner
 from usage.models import (
     CLIENT_ID_MAX,
@@ -60,6 +75,7 @@ from usage.models import (
     MatchingRun,
     Query,
     WorkerSession,
+    field_column,
     job_status_reachable,
 )
 from usage.pricing import (
@@ -69,24 +85,9 @@ from usage.pricing import (
     job_credits,
     price_book_load,
 )
-from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
-from usage.services.ingest_fields import (
-    RecordContext,
-    encodable,
-    job_values,
-    matching_values,
-    query_values,
-    query_values_fast,
-    storable_text_check,
-    text_field,
-    worker_session_values,
-)
 from usage.services.record_keys import record_keys_jobs, record_keys_kept, record_keys_stored
 from usage.services.retention import retention_ingest_horizon, retention_refusal
-from usage.services.rollup.build import field_column, organization_usage_lock
-from usage.services.rollup.dirty import rollup_spans_mark_dirty
-from usage.services.spend_counters import BalanceTake
-from usage.services.spend_ingest import SpendBatch
+from usage.text import encodable
 
 logger = logging.getLogger(__name__)
 

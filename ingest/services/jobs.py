@@ -19,6 +19,11 @@ from billing.models import EntryKind
 from billing.money import credits_text
 from billing.selectors import credit_balance
 from billing.services import InsufficientCredits, ledger_post
+from ingest.services.fields import max_future_skew
+from ingest.services.ingest import Rejection, usage_records_ingest
+from rollups.services.aggregates import aggregates_add, aggregates_jobs_subtract
+from rollups.services.dirty import rollup_spans_mark_dirty
+from usage.locks import organization_usage_lock
 from usage.models import JOB_NEXT_STATUSES, TERMINAL_JOB_STATUSES, Job, JobStatus
 from usage.pricing import (
     core_hours_for,
@@ -27,11 +32,6 @@ from usage.pricing import (
     price_book_load,
 )
 from usage.selectors.records import job_get
-from usage.services.aggregates import aggregates_add, aggregates_jobs_subtract
-from usage.services.ingest import Rejection, usage_records_ingest
-from usage.services.ingest_fields import max_future_skew
-from usage.services.rollup.build import organization_usage_lock
-from usage.services.rollup.dirty import rollup_spans_mark_dirty
 
 
 class JobTransitionIllegal(Exception):

@@ -24,8 +24,8 @@ from accounts.api_core import (
     paginate,
 )
 from billing.money import decimal_str
-from usage.api.params import MAX_MILLIS, check_org_id, date_range, millis_range, to_millis
-from usage.api.schemas import (
+from insights.api.params import MAX_MILLIS, check_org_id, date_range, millis_range, to_millis
+from insights.api.schemas import (
     LLMSummaryOut,
     LLMUsageListOut,
     LLMUsageOut,
@@ -34,7 +34,7 @@ from usage.api.schemas import (
     QueriesPerModelOut,
     WorkerSessionsOut,
 )
-from usage.selectors.api import (
+from insights.selectors.api_reads import (
     llm_summary,
     llm_usage,
     llm_usage_get,

@@ -23,8 +23,8 @@ from accounts.api_core import (
 )
 from accounts.calendar import org_zone
 from billing.models import PriceModel
-from usage.api.params import parse_moment
-from usage.selectors.explorer import (
+from insights.api.params import parse_moment
+from insights.selectors.explorer import (
     DIMENSIONS,
     MAX_GROUPS,
     METRICS,

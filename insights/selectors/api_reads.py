@@ -1,6 +1,6 @@
 """Reads for the usage and account API.
 
-Figures come from usage/selectors/panel.py and billing.selectors, so a program reading
+Figures come from insights/selectors/panel.py and billing.selectors, so a program reading
 the API and a person reading the usage panel see the same numbers for the same range.
 This module adds what the panel does not list: the records themselves (worker sessions,
 queries as LLM usage, matching runs), each selector scoped to the organization.
@@ -26,14 +26,14 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Greatest, Least
 
 from accounts.models import Membership, Organization
-from usage.models import MatchingRun, Query, WorkerSession
-from usage.selectors.panel import (
+from insights.selectors.panel import (
     ModelUsage,
     TokenAllocation,
     queries_by_model,
     tokens_month_to_date,
 )
-from usage.selectors.summaries import ModelRuntime, worker_runtime_by_model
+from insights.selectors.summaries import ModelRuntime, worker_runtime_by_model
+from usage.models import MatchingRun, Query, WorkerSession
 
 ZERO = Decimal("0")
 

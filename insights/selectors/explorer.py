@@ -4,12 +4,12 @@ One report is a few aggregate queries whatever the range, the grouping or the nu
 groups: per record kind that has the metric, one over the clean rollup rows inside the
 range (day rows, or hour rows for hourly buckets) grouped by (day, hour, dimensions), and
 one over the raw records of the rest (the open hour, edge hours, dirty or not yet
-rolled-up spans; usage/selectors/coverage.py) grouped by (bucket, dimensions), where the bucket is
+rolled-up spans; rollups/selectors/coverage.py) grouped by (bucket, dimensions), where the bucket is
 a CASE over the raw spans cut at bucket edges. What the rollup rows leave inside the
-bucket aggregates' horizon (usage/services/aggregates.py) is read from those instead of
+bucket aggregates' horizon (rollups/services/aggregates.py) is read from those instead of
 the records, grouped the same way (their minute buckets fall whole inside report buckets,
 which are whole local minutes; a range edge inside a minute moves to its end, as
-usage/selectors/coverage.py says). Rows come back aggregated, never as
+rollups/selectors/coverage.py says). Rows come back aggregated, never as
 records; they are summed into buckets here. Buckets are local to the organization's zone
 (usage/windows.py: `report_buckets`), so a day is the customer's day, DST included.
 
@@ -36,22 +36,18 @@ from accounts.calendar import local_day_start, local_hours
 from accounts.errors import FieldError
 from accounts.models import APIKey, Organization
 from billing.models import PriceModel
-from usage.models import (
-    Controller,
-    IngestBatch,
-    Job,
+from insights.selectors.summaries import clipped_runtime, overlapping
+from rollups.models import (
     JobBucket,
     JobDaily,
-    Query,
     QueryBucket,
     QueryDaily,
     QueryDimension,
     WorkerBucket,
     WorkerDaily,
-    WorkerSession,
 )
-from usage.selectors.coverage import RollupCoverage, rollup_coverage
-from usage.selectors.summaries import clipped_runtime, overlapping
+from rollups.selectors.coverage import RollupCoverage, rollup_coverage
+from usage.models import Controller, IngestBatch, Job, Query, WorkerSession
 from usage.windows import previous_range, report_buckets
 
 DIMENSIONS = {

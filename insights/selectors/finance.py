@@ -1,5 +1,5 @@
 """Credits by model: the finance dashboard's spend by model, registered with billing
-(billing/usage_sources.py), read like every usage figure (usage/selectors/engine.py)."""
+(billing/usage_sources.py), read like every usage figure (rollups/selectors/engine.py)."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -16,20 +16,18 @@ from django.db.models import (
 
 from accounts.models import Organization
 from billing.usage_sources import ModelCredits
-from usage.models import (
-    Job,
+from rollups.models import (
     JobBucket,
     JobDaily,
-    Query,
     QueryBucket,
     QueryDaily,
     QueryDimension,
     WorkerBucket,
     WorkerDaily,
-    WorkerSession,
 )
-from usage.selectors.coverage import RollupCoverage
-from usage.selectors.engine import ZERO, as_dec, coverage_or_default, days_q, raw_q
+from rollups.selectors.coverage import RollupCoverage
+from rollups.selectors.engine import ZERO, as_dec, coverage_or_default, days_q, raw_q
+from usage.models import Job, Query, WorkerSession
 
 # --- Credits by model (the finance dashboard's spend by model) ------------------------
 

@@ -2,7 +2,7 @@
 controller load, tokens against the allocation, usage by model, endpoint and member.
 
 Every selector takes the organization and filters by it, and aggregates in the
-database (usage/selectors/engine.py): one query per figure, whatever the number of
+database (rollups/selectors/engine.py): one query per figure, whatever the number of
 keys, controllers or models. Ranges are half-open [start, end); start None means "since
 the beginning". Jobs belong to a window by when they were submitted: a window's
 core-hours, failures and running counts are those of the jobs submitted in it.
@@ -28,22 +28,9 @@ from django.utils import timezone
 from accounts import calendar
 from accounts.calendar import local_day_start
 from accounts.models import APIKeyKind, Organization, Tier
-from usage import ratelimit
-from usage.models import (
-    Controller,
-    Job,
-    JobBucket,
-    JobDaily,
-    JobStatus,
-    Query,
-    QueryBucket,
-    QueryDaily,
-    QueryDimension,
-    RateLimitRefusal,
-    controller_online_window,
-)
-from usage.selectors.coverage import RollupCoverage, Split
-from usage.selectors.engine import (
+from rollups.models import JobBucket, JobDaily, QueryBucket, QueryDaily, QueryDimension
+from rollups.selectors.coverage import RollupCoverage, Split
+from rollups.selectors.engine import (
     NEVER,
     ZERO,
     UnionPart,
@@ -59,6 +46,9 @@ from usage.selectors.engine import (
     raw_q,
     union_rows,
 )
+from spend import ratelimit
+from spend.models import RateLimitRefusal
+from usage.models import Controller, Job, JobStatus, Query, controller_online_window
 from usage.windows import days_between, dense_days, last_days
 
 TIMELINE_DAYS = 14

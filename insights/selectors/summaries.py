@@ -1,5 +1,5 @@
 """The main page's usage summaries: worker runtime and end-user queries per period
-(daily, monthly, yearly), one query per figure (usage/selectors/engine.py)."""
+(daily, monthly, yearly), one query per figure (rollups/selectors/engine.py)."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,13 +18,10 @@ from django.db.models import (
 from django.db.models.functions import Greatest, Least
 
 from accounts.models import Organization
-from usage.models import (
-    WorkerBucket,
-    WorkerDaily,
-    WorkerSession,
-)
-from usage.selectors.coverage import RollupCoverage, Split
-from usage.selectors.engine import (
+from insights.selectors.panel import ModelUsage, queries_by_model
+from rollups.models import WorkerBucket, WorkerDaily
+from rollups.selectors.coverage import RollupCoverage, Split
+from rollups.selectors.engine import (
     NEVER,
     ZERO,
     coverage_or_default,
@@ -33,7 +30,7 @@ from usage.selectors.engine import (
     raw_q,
     union_rows,
 )
-from usage.selectors.panel import ModelUsage, queries_by_model
+from usage.models import WorkerSession
 from usage.windows import PERIODS, Window, period_window
 
 # --- Main page: worker runtime and end-user queries per period ------------------------

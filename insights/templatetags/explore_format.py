@@ -5,8 +5,8 @@ from decimal import Decimal
 from django import template
 
 from billing.templatetags.billing_tags import credits
-from usage.selectors.explorer import DIMENSIONS, KIND_LABELS, METRICS, UsageReport
-from usage.templatetags.usage_format import grouped
+from insights.selectors.explorer import DIMENSIONS, KIND_LABELS, METRICS, UsageReport
+from insights.templatetags.usage_format import grouped
 from usage.windows import BUCKET_LABELS
 
 register = template.Library()

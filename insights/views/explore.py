@@ -18,9 +18,9 @@ from django.utils.cache import patch_vary_headers
 
 from accounts.exports import csv_download
 from accounts.http import OrgRequest, org_view
-from usage import charts
-from usage.forms import ExploreForm
-from usage.selectors.explorer import (
+from insights import charts
+from insights.forms import ExploreForm
+from insights.selectors.explorer import (
     DIMENSIONS,
     METRIC_UNITS,
     METRICS,

@@ -19,10 +19,10 @@ from django.utils.cache import patch_vary_headers
 from accounts.exports import csv_download
 from accounts.http import OrgRequest, org_view
 from accounts.models import Organization
-from usage import charts
-from usage.selectors import panel as selectors
-from usage.selectors.coverage import RollupCoverage, rollup_coverage
-from usage.selectors.explorer import usage_received_through
+from insights import charts
+from insights.selectors import panel as selectors
+from insights.selectors.explorer import usage_received_through
+from rollups.selectors.coverage import RollupCoverage, rollup_coverage
 from usage.windows import PANEL_WINDOWS, Window, panel_window
 
 # The partials a htmx request may ask for, by the id of the element they replace.

@@ -9,7 +9,7 @@ marked dirty by late records, or computed in another time zone than the organiza
 current one. Sums over the parts give exactly what the raw records alone give.
 
 **Buckets, not records.** Everything the day and hour rows leave is read from the bucket
-aggregates kept current by ingestion (usage/services/aggregates.py) wherever they are
+aggregates kept current by ingestion (rollups/services/aggregates.py) wherever they are
 kept (`buckets_from`: the organization's last HOUR_DAYS days), so a page reads raw
 records only for intervals older than that which are not rolled up (a very late record's
 day until the rollup recomputes it) and never for the open hour. A range edge inside a
@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from accounts.calendar import local_day_start, local_hours
 from accounts.models import Organization
-from usage.models import RollupHour, RollupState
-from usage.services.aggregates import (
+from rollups.models import RollupHour, RollupState
+from rollups.services.aggregates import (
     HOUR_DAYS,
     bucket_ceil,
     bucket_seconds,

@@ -2,8 +2,8 @@
 an aggregate over the clean rollup rows inside the range (day rows of whole days, hour
 rows of whole finished hours), an aggregate over the per-minute bucket aggregates of the
 rest (the current hour, partial edge hours, days and hours not rolled up or dirty;
-usage/services/aggregates.py), and raw records only for what lies before the buckets'
-horizon and is not rolled up (usage/selectors/coverage.py says how a range edge inside a
+rollups/services/aggregates.py), and raw records only for what lies before the buckets'
+horizon and is not rolled up (rollups/selectors/coverage.py says how a range edge inside a
 minute is read), summed per group (aggregated rows only, never records). So a page costs
 about the same at ten million records as at ten thousand. Callers pass one `coverage`
 per page (one query); without it each selector looks it up itself.
@@ -23,17 +23,9 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from accounts.models import Organization
-from usage.models import (
-    Job,
-    JobBucket,
-    JobDaily,
-    JobStatus,
-    Query,
-    QueryBucket,
-    QueryDaily,
-    QueryDimension,
-)
-from usage.selectors.coverage import Interval, RollupCoverage, Split, rollup_coverage
+from rollups.models import JobBucket, JobDaily, QueryBucket, QueryDaily, QueryDimension
+from rollups.selectors.coverage import Interval, RollupCoverage, Split, rollup_coverage
+from usage.models import Job, JobStatus, Query
 
 ZERO = Decimal("0")
 FAILED = Q(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])

@@ -38,7 +38,7 @@ hour is due HOUR_SETTLE after it ends) and for dirty hours. `rollup_day` rebuild
 day's hours with the day when the day is among the last HOUR_DAYS (32): one more
 INSERT … SELECT per kind grouped by hour as well (a CASE on the record's time), worker
 sessions one statement per hour they overlap. Hour rows of older days are pruned by the
-sweep. Readers (usage/selectors/coverage.py) take whole clean days from day rows and, wherever
+sweep. Readers (rollups/selectors/coverage.py) take whole clean days from day rows and, wherever
 whole clean hours fit in the rest, hour rows: the open day's finished hours and the
 partial first day of a sliding window (24 hours, 7 and 30 days start mid-day). So a
 page reads raw only the current hour, a window's partial first hour, and dirty hours.
@@ -49,7 +49,7 @@ began before the hour's end is still open could miss that ingestion's records (i
 not mark the hour, which had not ended); HOUR_SETTLE (5 minutes) rules that out for any
 ingestion transaction shorter than that. Hour rows are not restated (days are).
 
-**Bucket aggregates (usage/services/aggregates.py).** Ingestion keeps per-minute
+**Bucket aggregates (rollups/services/aggregates.py).** Ingestion keeps per-minute
 aggregates current in its transaction; readers take from them whatever day and hour rows
 leave. `rollup_day` and `rollup_hour` are their verifier: they recompute the day's (or
 hour's) buckets from the records in the same transaction, and a difference is rewritten

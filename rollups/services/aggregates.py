@@ -19,7 +19,7 @@ the new ones after it. Worker sessions are spread over every bucket they overlap
 **Horizon.** Buckets are kept for the organization's last HOUR_DAYS days (from the first
 instant of its day HOUR_DAYS before today): older records (a very late arrival) are not
 added, and readers read such intervals raw until the rollup recomputes the day (see
-usage/selectors/coverage.py). `aggregates_prune` drops older buckets with the hour rows.
+rollups/selectors/coverage.py). `aggregates_prune` drops older buckets with the hour rows.
 
 **Verifier.** The rollups recompute a day's (and an hour's) buckets from the raw records
 (`aggregates_rebuild`): compare, rewrite, and record what differed as a Restatement of
@@ -41,18 +41,15 @@ from django.utils import timezone
 
 from accounts.calendar import local_day_start, org_today
 from accounts.models import Organization
-from usage.models import (
-    Job,
+from rollups.models import (
     JobBucket,
     MatchingBucket,
-    MatchingRun,
-    Query,
     QueryBucket,
     QueryDimension,
     Restatement,
     WorkerBucket,
-    WorkerSession,
 )
+from usage.models import Job, MatchingRun, Query, WorkerSession
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """What a rollup row is and how one is built: the four kinds, their INSERT … SELECT …
 GROUP BY statements over an interval (a day or an hour), the snapshot a recompute is
-compared with, the restatements it records, and the organization's usage lock."""
+compared with and the restatements it records. The lock every writer of an
+organization's usage takes first is in usage/locks.py."""
 
 import logging
 from dataclasses import dataclass
@@ -13,19 +14,15 @@ from django.db.models import Count, DateTimeField, DurationField, ExpressionWrap
 from django.db.models.functions import Coalesce, Greatest, Least
 
 from accounts.models import Organization
-from usage.models import (
-    Job,
+from rollups.models import (
     JobDaily,
-    JobStatus,
     MatchingDaily,
-    MatchingRun,
-    Query,
     QueryDaily,
     QueryDimension,
     Restatement,
     WorkerDaily,
-    WorkerSession,
 )
+from usage.models import Job, JobStatus, MatchingRun, Query, WorkerSession, field_column
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +92,6 @@ class RollupResult:
     hour_rows: int = 0
     # Bucket aggregate rows the recomputation found different (0: ingestion kept them).
     bucket_rows_restated: int = 0
-
-
-def field_column(field: models.Field) -> str:
-    """A concrete field's column (Django types it optional: some fields have none)."""
-    if field.column is None:
-        raise ValueError(f"{field} has no column")
-    return field.column
 
 
 def concrete_field(model: type[models.Model], name: str) -> models.Field:
@@ -389,11 +379,3 @@ def interval_insert(
             for select in query_dimension_selects(org, day, hour):
                 rows += rows_insert_select(kind, select)
     return rows
-
-
-def organization_usage_lock(org: Organization) -> None:
-    """Serialize what writes this organization's usage: ingestion, job moves and the
-    rollups that rebuild its bucket aggregates. Always taken first, before any rollup
-    state row, so the two never wait on each other in opposite orders (a deadlock)."""
-    no_key = connections[DEFAULT_DB_ALIAS].features.has_select_for_no_key_update
-    list(Organization.objects.select_for_update(no_key=no_key).filter(pk=org.pk).values("pk"))

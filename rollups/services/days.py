@@ -11,21 +11,18 @@ from django.utils import timezone
 
 from accounts.calendar import local_day_range, local_hours, org_today
 from accounts.models import Organization
-from usage.models import (
-    Restatement,
-    RollupState,
-)
-from usage.services.aggregates import HOUR_DAYS, aggregates_rebuild
-from usage.services.retention import retention_day_frozen
-from usage.services.rollup.build import (
+from rollups.models import Restatement, RollupState
+from rollups.services.aggregates import HOUR_DAYS, aggregates_rebuild
+from rollups.services.build import (
     KINDS,
     RollupResult,
     interval_insert,
-    organization_usage_lock,
     restatements_record,
     rollup_snapshot,
 )
-from usage.services.rollup.hours import hours_rebuild_locked, rollup_hour, rollup_hours_due
+from rollups.services.hours import hours_rebuild_locked, rollup_hour, rollup_hours_due
+from usage.locks import organization_usage_lock
+from usage.services.retention import retention_day_frozen
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,8 @@ from django.utils import timezone
 
 from accounts.calendar import local_hours, org_today
 from accounts.models import Organization
-from usage.models import (
-    RollupHour,
-    RollupState,
-)
-from usage.services.aggregates import HOUR_DAYS
+from rollups.models import RollupHour, RollupState
+from rollups.services.aggregates import HOUR_DAYS
 
 
 def rollup_spans_mark_dirty(

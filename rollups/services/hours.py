@@ -12,21 +12,19 @@ from django.utils import timezone
 
 from accounts.calendar import local_hours, org_today
 from accounts.models import Organization
-from usage.models import (
-    RollupHour,
-    WorkerSession,
-)
-from usage.services.aggregates import HOUR_DAYS, aggregates_prune, aggregates_rebuild
-from usage.services.rollup.build import (
+from rollups.models import RollupHour
+from rollups.services.aggregates import HOUR_DAYS, aggregates_prune, aggregates_rebuild
+from rollups.services.build import (
     KINDS,
     RollupResult,
     hour_slots_case,
     interval_insert,
-    organization_usage_lock,
     query_dimension_selects,
     rollup_selects,
     rows_insert_select,
 )
+from usage.locks import organization_usage_lock
+from usage.models import WorkerSession
 
 logger = logging.getLogger(__name__)
 

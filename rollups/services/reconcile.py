@@ -1,5 +1,5 @@
 """Reconciliation of the rollups: every closed, clean day of the last N days (the days
-dashboards read from the rollup tables, see usage/selectors/coverage.py) holds the rows
+dashboards read from the rollup tables, see rollups/selectors/coverage.py) holds the rows
 a fresh aggregate of the raw records gives.
 
 The fresh rows are computed into memory with the rollup builder's own SELECTs (no
@@ -22,8 +22,8 @@ from accounts.models import Organization
 from billing.models import ReconciliationIssue, ReconciliationKind
 from billing.services.reconciliation import MAX_ROWS_PER_ISSUE, reconciliation_issue_record
 from billing.usage_sources import ReconciliationCheck
-from usage.models import Query, QueryDimension, RollupState
-from usage.services.rollup.build import (
+from rollups.models import QueryDimension, RollupState
+from rollups.services.build import (
     KINDS,
     RollupKind,
     figure_sum,
@@ -31,6 +31,7 @@ from usage.services.rollup.build import (
     rollup_selects,
     rollup_snapshot,
 )
+from usage.models import Query
 
 
 def _comparable(kind: RollupKind, figure: str, value: Any) -> Any:

@@ -12,7 +12,7 @@ from ninja.throttling import BaseThrottle
 
 from accounts.api_core import Principal
 from accounts.services import apikey_mark_used, session_token_mark_used
-from usage.ratelimit import (
+from spend.ratelimit import (
     RateState,
     ratelimit_record_refusal,
     ratelimit_request,

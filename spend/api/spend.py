@@ -29,7 +29,7 @@ from accounts.models import APIKey, User
 from accounts.services import apikey_mark_used
 from billing.models import PriceModel
 from billing.money import DECIMAL, DecimalStr, decimal_str
-from usage.estimate import (
+from spend.estimate import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     MAX_MESSAGE_CHARS,
     MAX_MESSAGES,
@@ -40,11 +40,10 @@ from usage.estimate import (
     messages_validate,
     request_cost_estimate,
 )
-from usage.limits import MAX_TOKENS
-from usage.ratelimit import ratelimit_ingest, ratelimit_record_refusal
-from usage.selectors.budgets import BudgetFigures, budget_figures, budget_get, budgets_of
-from usage.services.authorize import authorize_precheck, request_authorize
-from usage.services.budgets import (
+from spend.ratelimit import ratelimit_ingest, ratelimit_record_refusal
+from spend.selectors.budgets import BudgetFigures, budget_figures, budget_get, budgets_of
+from spend.services.authorize import authorize_precheck, request_authorize
+from spend.services.budgets import (
     BudgetInvalid,
     apikey_pause,
     apikey_resume,
@@ -52,7 +51,8 @@ from usage.services.budgets import (
     budget_delete,
     budget_update,
 )
-from usage.services.ingest_fields import encodable
+from usage.limits import MAX_TOKENS
+from usage.text import encodable
 
 router = Router(tags=["Spend controls"])
 

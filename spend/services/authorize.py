@@ -17,7 +17,7 @@ it off). A database crash can then forget the last fraction of a second of reser
 would have settled them arrive as unreserved usage, are stored, and are flagged over cap if
 they pass a hard level. Everything else about the guarantee holds.
 
-Requests and tokens per minute are counted in the cache (usage/ratelimit.py) before the
+Requests and tokens per minute are counted in the cache (spend/ratelimit.py) before the
 lock, so a refused rate never waits on the database (a paused key over its rate hears 429
 first). If the cache is unreachable the
 rate limits fail open (as everywhere in the API: `X-RateLimit-Status: unavailable`);
@@ -39,11 +39,10 @@ from accounts.calendar import next_month, org_zone
 from accounts.models import APIKey
 from billing.models import PriceModel
 from billing.money import credits_round
-from usage.counters import amount_decode
-from usage.estimate import Estimate, request_cost_estimate
-from usage.members import key_owner, member_attributed
-from usage.models import Budget, BudgetScope, Reservation
-from usage.ratelimit import (
+from spend.counters import amount_decode
+from spend.estimate import Estimate, request_cost_estimate
+from spend.models import Budget, BudgetScope, Reservation
+from spend.ratelimit import (
     WINDOW_SECONDS,
     Quota,
     RateState,
@@ -53,8 +52,7 @@ from usage.ratelimit import (
     ratelimit_authorize,
     ratelimit_authorize_peek,
 )
-from usage.selectors.records import month_to_date_tokens
-from usage.services.spend import (
+from spend.services.holds import (
     KEY,
     MEMBER,
     ORG,
@@ -63,12 +61,14 @@ from usage.services.spend import (
     spend_lock,
     spend_lock_for_authorize,
 )
-from usage.services.spend_counters import (
+from spend.services.spend_counters import (
     UNAVAILABLE,
     counters_authorize,
     counters_enabled,
     period_starts,
 )
+from usage.members import key_owner, member_attributed
+from usage.selectors.records import month_to_date_tokens
 from usage.windows import period_of
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def budgets_spent_and_held(
 ) -> dict[int, tuple[Decimal, Decimal]]:
     """(spent in the current period, held by live reservations) for each budget: one
     query (a UNION ALL of one sum per budget and one hold per subject)."""
-    from usage.models import SpendDay, SpendHold
+    from spend.models import SpendDay, SpendHold
 
     if not budgets:
         return {}
@@ -356,7 +356,7 @@ def _authorize_on_counters(
     endpoint: str,
     now: datetime,
 ) -> Verdict:
-    """The decision in one Redis script (usage/services/spend_counters.py): rate, pause,
+    """The decision in one Redis script (spend/services/spend_counters.py): rate, pause,
     budgets, balance and allocation, and the hold placed if all pass."""
     org = key.organization
     rpm, tpm = limits_for(key)

@@ -8,9 +8,9 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import APIKey, AuditAction, Organization, User
 from billing.money import CREDIT_QUANTUM, credits_exact, credits_round
+from spend.models import Budget, BudgetPeriod, BudgetScope, KeyPause
+from spend.signals import budget_saved
 from usage.members import member_normalize
-from usage.models import Budget, BudgetPeriod, BudgetScope, KeyPause
-from usage.signals import budget_saved
 
 MAX_BUDGET = Decimal("1e12")
 

@@ -27,9 +27,9 @@ from django.utils import timezone
 from accounts.calendar import org_zone
 from accounts.models import Organization
 from billing.models import CreditAccount
-from usage import counters
-from usage.models import KeyPause, Reservation, ReservationStatus, SpendDay, SpendHold
-from usage.services.rollup.build import field_column
+from spend import counters
+from spend.models import KeyPause, Reservation, ReservationStatus, SpendDay, SpendHold
+from usage.models import field_column
 
 ORG, KEY, MEMBER = "o", "k", "m"
 Subject = tuple[str, str]  # (dimension, subject)

@@ -22,16 +22,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
-from usage.models import (
-    Budget,
-    BudgetScope,
-    IngestBatch,
-    OverCap,
-    Reservation,
-    ReservationStatus,
-)
-from usage.pricing import query_credits
-from usage.services.spend import (
+from spend.models import Budget, BudgetScope, OverCap, Reservation, ReservationStatus
+from spend.services.holds import (
     KEY,
     MEMBER,
     ORG,
@@ -45,13 +37,15 @@ from usage.services.spend import (
     spend_days_add,
     spend_lock,
 )
-from usage.services.spend_counters import (
+from spend.services.spend_counters import (
     BalanceTake,
     counters_charge,
     counters_enabled,
     counters_release_on_commit,
     held_after_expiry,
 )
+from usage.models import IngestBatch
+from usage.pricing import query_credits
 
 
 def _uncovered(charge: tuple, covered: list[Subject]) -> list[tuple[Subject, Decimal]]:
@@ -227,7 +221,7 @@ class SpendBatch:
 
     def _flag_budgets(self, unreserved: dict, *, now: datetime) -> None:
         """Hard budgets now over their level that this batch's unreserved charges fed."""
-        from usage.services.authorize import budgets_spent_and_held
+        from spend.services.authorize import budgets_spent_and_held
 
         fed = {(d, s): c for (d, s, _day), (c, _t) in unreserved.items() if c > 0}
         if not fed:

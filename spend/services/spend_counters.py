@@ -33,11 +33,11 @@ from django.utils import timezone
 from accounts.calendar import org_zone
 from accounts.models import APIKey, Organization
 from billing.models import CreditAccount
-from usage import counters
-from usage.models import Budget, BudgetScope, KeyPause, Reservation, ReservationStatus, SpendDay
+from spend import counters
+from spend.models import Budget, BudgetScope, KeyPause, Reservation, ReservationStatus, SpendDay
+from spend.services.holds import KEY, MEMBER, ORG, reservation_subjects, spend_lock
+from usage.models import field_column
 from usage.selectors.records import month_to_date_tokens
-from usage.services.rollup.build import field_column
-from usage.services.spend import KEY, MEMBER, ORG, reservation_subjects, spend_lock
 from usage.windows import period_of
 
 logger = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ import time_machine
 
 import usage_console_client as console
 from billing.selectors import finance_overview
+from insights.selectors import summaries as summaries_selectors
 from tests.api.conftest import seed
 from tests.factories import make_payment_method
-from usage.selectors import summaries as summaries_selectors
 from usage_console_client import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)

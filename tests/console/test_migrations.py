@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db.migrations.loader import MigrationLoader
 
-PROJECT_APPS = ("accounts", "billing", "usage", "alerts", "console")
+PROJECT_APPS = ("accounts", "billing", "usage", "rollups", "spend", "alerts", "console")
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from django.db import connection
 
 from billing.models import LedgerEntry
 from billing.selectors import credit_balance, ledger_sum
+from ingest.services.ingest import usage_records_ingest
 from tests.factories import grant_credits, make_api_key, make_org
 from usage.models import Job, Query
-from usage.services.ingest import usage_records_ingest
 
 # Transactional: the threads need committed rows. tests/conftest.py reloads the price
 # list that the flush after such a test removes.

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from accounts.models import APIKey, Organization
 from accounts.services import apikey_revoke
 from billing.selectors import credit_balance, ledger_sum
+from ingest.demo import usage_demo_seed
 from tests.factories import make_org, make_user
-from usage.demo import usage_demo_seed
 from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from ingest.services.ingest import usage_records_ingest
 from tests.factories import grant_credits, make_api_key, make_member, make_user
-from usage.services.ingest import usage_records_ingest
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ import pytest
 from accounts.models import Tier
 from billing.models import LedgerEntry
 from billing.selectors import credit_balance, ledger_sum
+from ingest.services.ingest import usage_records_ingest
 from tests.factories import grant_credits, make_api_key, make_controller, make_org, make_user
 from usage.models import IngestBatch, Job, MatchingRun, Query, WorkerSession
-from usage.services.ingest import usage_records_ingest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
@@ -268,7 +268,7 @@ def test_a_free_organization_past_its_allocation_is_stored_charged_within_it_and
     # Spend controls: ingestion records what happened; the refusal is
     # authorize's. A query past the allocation is stored, charged only for its tokens
     # within the allocation (input first), and flagged over cap.
-    from usage.models import OverCap
+    from spend.models import OverCap
 
     org = make_org(tier=Tier.FREE)
     grant_credits(org=org, amount="10")

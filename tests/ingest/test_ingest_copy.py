@@ -10,11 +10,11 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import LedgerEntry
 from billing.selectors import credit_balance
+from ingest.services import ingest
+from ingest.services.ingest import usage_records_ingest
 from tests.factories import grant_credits, make_api_key, make_controller, make_org
 from tests.usage.test_ingest import EXPECTED, good_batch, snapshot
 from usage.models import IngestBatch, Job, Query
-from usage.services import ingest
-from usage.services.ingest import usage_records_ingest
 
 pytestmark = [
     pytest.mark.postgres,

@@ -147,7 +147,7 @@ def test_ingestion_is_never_refused_for_rpm_only_past_the_consoles_ceiling(
     answers = [post(client, secret, {"records": [query(n)]}).status_code for n in range(11)]
     assert answers == [200] * 10 + [429]
     assert Query.objects.count() == 10
-    from usage.models import RateLimitRefusal
+    from spend.models import RateLimitRefusal
 
     assert list(RateLimitRefusal.objects.values_list("api_key", "count")) == [(api_key.pk, 1)]
 

@@ -6,8 +6,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from usage.charts import timeline_summary, token_trend_summary
-from usage.selectors.panel import JobDay, TokenTrend
+from insights.charts import timeline_summary, token_trend_summary
+from insights.selectors.panel import JobDay, TokenTrend
 
 pytestmark = pytest.mark.django_db
 

@@ -8,14 +8,14 @@ from decimal import Decimal as D
 
 from billing.charts import spend_by_month_figure
 from billing.selectors import MonthSpend
-from usage.charts import (
+from insights.charts import (
     OTHER_COLOUR,
     SERIES_COLOURS,
     explore_figure,
     timeline_figure,
     token_trend_figure,
 )
-from usage.selectors.panel import JobDay, TokenTrend
+from insights.selectors.panel import JobDay, TokenTrend
 
 
 @dataclass

@@ -12,11 +12,11 @@ from datetime import UTC, date, datetime
 import pytest
 from django.db import connection
 
+from insights.selectors.explorer import usage_report
+from rollups.selectors.coverage import raw_only
+from rollups.services.days import rollup_day
+from rollups.services.hours import rollup_hour
 from tests.usage.explorer_seed import END, NOW, START, D
-from usage.selectors.coverage import raw_only
-from usage.selectors.explorer import usage_report
-from usage.services.rollup.days import rollup_day
-from usage.services.rollup.hours import rollup_hour
 
 pytestmark = pytest.mark.django_db
 

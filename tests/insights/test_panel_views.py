@@ -406,6 +406,6 @@ def test_csv_query_count_does_not_grow(client, member):
     [(0, "0 min"), (20, "< 1 min"), (1500, "25 min"), (3600, "1 h"), (4_503_900, "1,251 h 05 min")],
 )
 def test_durations_read_as_hours_and_minutes(seconds, shown):
-    from usage.templatetags.usage_format import hours_minutes
+    from insights.templatetags.usage_format import hours_minutes
 
     assert hours_minutes(timedelta(seconds=seconds)) == shown

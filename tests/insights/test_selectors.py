@@ -5,13 +5,13 @@ from decimal import Decimal as D
 
 import pytest
 
+from insights.selectors import chip as chip_selectors
+from insights.selectors import panel as sel
+from insights.selectors import summaries as summaries_selectors
 from tests.factories import make_job, make_org, make_query, make_worker_session
 from tests.usage import panel_seed as seed
 from tests.usage.panel_seed import NOW, WINDOW_STARTS
 from usage.models import Job
-from usage.selectors import chip as chip_selectors
-from usage.selectors import panel as sel
-from usage.selectors import summaries as summaries_selectors
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +96,7 @@ def test_api_key_cards_carry_the_key_for_display(org, seeded):
 
 def test_key_limits_come_from_the_key_else_the_tier_and_count_this_minute(org, seeded):
 
-    from usage import ratelimit
+    from spend import ratelimit
 
     lab = seeded["keys"]["lab"]
     lab.rate_limit_rpm = 42
@@ -120,7 +120,7 @@ def test_key_limits_come_from_the_key_else_the_tier_and_count_this_minute(org, s
 
 
 def test_key_cards_count_the_requests_refused_in_the_window(org, seeded):
-    from usage.models import RateLimitRefusal
+    from spend.models import RateLimitRefusal
 
     lab = seeded["keys"]["lab"]
     start = NOW - timedelta(hours=24)

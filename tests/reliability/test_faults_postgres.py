@@ -21,11 +21,12 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from billing.models import CoreHourRate, CreditAccount, LedgerEntry
+from ingest.services import ingest
+from rollups.models import RollupState
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.reliability.faults import fault_injected, fault_summary, timed  # noqa: F401
 from tests.workers import current_database_url
-from usage.models import IngestBatch, Job, MatchingRun, Query, RollupState, WorkerSession
-from usage.services import ingest
+from usage.models import IngestBatch, Job, MatchingRun, Query, WorkerSession
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -13,9 +13,11 @@ from django.test.utils import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.factories import grant_credits, make_api_key, make_controller, make_org
-from tests.usage.test_rollup import figures
-from usage.models import (
+from ingest.services.ingest import usage_records_ingest
+from ingest.services.jobs import job_transition
+from insights.selectors import panel as sel
+from insights.selectors.explorer import usage_report
+from rollups.models import (
     JobBucket,
     JobDaily,
     MatchingDaily,
@@ -26,14 +28,12 @@ from usage.models import (
     WorkerBucket,
     WorkerDaily,
 )
-from usage.selectors import panel as sel
-from usage.selectors.coverage import raw_only, rollup_coverage
-from usage.selectors.explorer import usage_report
-from usage.services.aggregates import HOUR_DAYS, bucket_ceil, bucket_floor
-from usage.services.ingest import usage_records_ingest
-from usage.services.jobs import job_transition
-from usage.services.rollup.days import rollup_day
-from usage.services.rollup.hours import rollup_hour
+from rollups.selectors.coverage import raw_only, rollup_coverage
+from rollups.services.aggregates import HOUR_DAYS, bucket_ceil, bucket_floor
+from rollups.services.days import rollup_day
+from rollups.services.hours import rollup_hour
+from tests.factories import grant_credits, make_api_key, make_controller, make_org
+from tests.usage.test_rollup import figures
 
 pytestmark = pytest.mark.django_db
 

@@ -11,6 +11,17 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingest.services.ingest import usage_records_ingest
+from ingest.services.jobs import job_transition
+from insights.selectors import finance as finance_selectors
+from insights.selectors import panel as sel
+from insights.selectors import summaries as summaries_selectors
+from rollups.models import JobDaily, QueryDaily, Restatement, RollupHour, RollupState, WorkerDaily
+from rollups.selectors.coverage import raw_only, rollup_coverage
+from rollups.services.build import KINDS
+from rollups.services.days import rollup_day, rollup_due
+from rollups.services.hours import rollup_hour
+from rollups.tasks import rollup_sweep
 from tests.factories import (
     grant_credits,
     make_api_key,
@@ -20,17 +31,6 @@ from tests.factories import (
     make_query,
     make_worker_session,
 )
-from usage.models import JobDaily, QueryDaily, Restatement, RollupHour, RollupState, WorkerDaily
-from usage.selectors import finance as finance_selectors
-from usage.selectors import panel as sel
-from usage.selectors import summaries as summaries_selectors
-from usage.selectors.coverage import raw_only, rollup_coverage
-from usage.services.ingest import usage_records_ingest
-from usage.services.jobs import job_transition
-from usage.services.rollup.build import KINDS
-from usage.services.rollup.days import rollup_day, rollup_due
-from usage.services.rollup.hours import rollup_hour
-from usage.tasks import rollup_sweep
 
 pytestmark = pytest.mark.django_db
 

@@ -11,15 +11,15 @@ import time_machine
 from django.db import connection
 
 from accounts.calendar import local_hours
+from ingest.services.ingest import usage_records_ingest
+from insights.selectors import panel as sel
+from rollups.models import QueryDaily, RollupHour, RollupState, WorkerDaily
+from rollups.selectors.coverage import rollup_coverage
+from rollups.services.aggregates import HOUR_DAYS
+from rollups.services.days import rollup_day
+from rollups.services.hours import rollup_hour, rollup_hours_due, rollup_hours_prune
+from rollups.tasks import rollup_hours_sweep
 from tests.factories import grant_credits, make_org, make_query, make_worker_session
-from usage.models import QueryDaily, RollupHour, RollupState, WorkerDaily
-from usage.selectors import panel as sel
-from usage.selectors.coverage import rollup_coverage
-from usage.services.aggregates import HOUR_DAYS
-from usage.services.ingest import usage_records_ingest
-from usage.services.rollup.days import rollup_day
-from usage.services.rollup.hours import rollup_hour, rollup_hours_due, rollup_hours_prune
-from usage.tasks import rollup_hours_sweep
 
 pytestmark = pytest.mark.django_db
 

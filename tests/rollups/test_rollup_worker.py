@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
+from rollups.models import RollupState
+from rollups.services.days import rollup_day
+from rollups.services.dirty import rollup_days_mark_dirty
+from rollups.tasks import rollup_day_run
 from tests.factories import make_api_key, make_job, make_org, make_query, make_worker_session
 from tests.workers import celery_worker_start, current_database_url
-from usage.models import RollupState
-from usage.services.rollup.days import rollup_day
-from usage.services.rollup.dirty import rollup_days_mark_dirty
-from usage.tasks import rollup_day_run
 
 from .test_rollup import rows_of
 

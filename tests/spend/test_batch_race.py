@@ -10,11 +10,11 @@ import pytest
 from django.db import connection
 
 from billing.models import CreditAccount, PriceModel
+from ingest.services import ingest
+from ingest.services.ingest import usage_records_ingest
+from spend.services.spend_counters import counters_drift, counters_enabled
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.spend.conftest import post, race_query
-from usage.services import ingest
-from usage.services.ingest import usage_records_ingest
-from usage.services.spend_counters import counters_drift, counters_enabled
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.calendar import org_today
 from accounts.models import Organization
-from usage.services.rollup.days import rollup_day
+from rollups.services.days import rollup_day
 
 
 def _progress(done: int, total: int, started: float, label: str) -> str:
