@@ -10,12 +10,17 @@ the others, and within it a failing day does not hold up its other days.
 """
 
 from collections import defaultdict
+from datetime import date
 
 from celery import shared_task
 from django.db import OperationalError
 
 from accounts.models import Organization
 from billing.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
+
+# Modules, not names: tests replace their functions (monkeypatch) and see it here.
+from rollups.services import days as rollup_days
+from rollups.services import hours as rollup_hours
 
 
 class _Failed(Exception):
@@ -37,14 +42,11 @@ class _Failed(Exception):
 )
 def rollup_day_run(org_id: int, day: str) -> int:
     """Recompute one organization's closed day (ISO date); returns the rows written."""
-    from datetime import date
-
-    from rollups.services.days import rollup_day
 
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:  # deleted since: nothing to roll up
         return 0
-    return rollup_day(org=org, day=date.fromisoformat(day)).rows
+    return rollup_days.rollup_day(org=org, day=date.fromisoformat(day)).rows
 
 
 @shared_task(name="usage.rollup_org", bind=True, acks_late=True, max_retries=SWEEP_MAX_RETRIES)
@@ -55,11 +57,8 @@ def rollup_org_run(self, org_id: int, days: list[str]) -> int:
 
 
 def _rollup_one_day(org, day: str) -> int:
-    from datetime import date
 
-    from rollups.services.days import rollup_day
-
-    return rollup_day(org=org, day=date.fromisoformat(day)).rows
+    return rollup_days.rollup_day(org=org, day=date.fromisoformat(day)).rows
 
 
 def _each_isolated(task, *, org_id: int, sweep: str, items: list, run) -> int:
@@ -106,9 +105,8 @@ def _per_org(due) -> dict[int, list]:
 def rollup_sweep() -> int:
     """Enqueue one rollup task per organization with due days (yesterday, dirty and
     re-zoned days); returns the org-days due."""
-    from rollups.services.days import rollup_due
 
-    due = rollup_due()
+    due = rollup_days.rollup_due()
     for org_id, days in _per_org(due).items():
         rollup_org_run.delay(org_id, [day.isoformat() for (day,) in days])
     return len(due)
@@ -125,14 +123,11 @@ def rollup_sweep() -> int:
 def rollup_hour_run(org_id: int, day: str, hour: int) -> int:
     """Recompute one finished hour of an organization's day (ISO date, hour counted from
     the day's first instant); returns the rows written."""
-    from datetime import date
-
-    from rollups.services.hours import rollup_hour
 
     org = Organization.objects.filter(pk=org_id).first()
     if org is None:  # deleted since: nothing to roll up
         return 0
-    return rollup_hour(org=org, day=date.fromisoformat(day), hour=hour).rows
+    return rollup_hours.rollup_hour(org=org, day=date.fromisoformat(day), hour=hour).rows
 
 
 @shared_task(
@@ -147,21 +142,17 @@ def rollup_hours_org_run(self, org_id: int, hours: list[list]) -> int:
 
 
 def _rollup_one_hour(org, day: str, hour: int) -> int:
-    from datetime import date
 
-    from rollups.services.hours import rollup_hour
-
-    return rollup_hour(org=org, day=date.fromisoformat(day), hour=hour).rows
+    return rollup_hours.rollup_hour(org=org, day=date.fromisoformat(day), hour=hour).rows
 
 
 @shared_task(name="usage.rollup_hours_sweep", acks_late=True)
 def rollup_hours_sweep() -> int:
     """Enqueue one hour-rollup task per organization with due hours (the last finished
     ones, dirty ones) and drop the hour rollups older than the days kept."""
-    from rollups.services.hours import rollup_hours_due, rollup_hours_prune
 
-    rollup_hours_prune()
-    due = rollup_hours_due()
+    rollup_hours.rollup_hours_prune()
+    due = rollup_hours.rollup_hours_due()
     for org_id, hours in _per_org(due).items():
         rollup_hours_org_run.delay(org_id, [[day.isoformat(), hour] for day, hour in hours])
     return len(due)

@@ -1,10 +1,16 @@
 import os
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.conf import settings
 
+# The instant tests of usage run at unless their module sets its own NOW: record times
+# are then never "in the future". A Friday.
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
 # Shared seeded data, as fixtures any test may ask for.
-pytest_plugins = ["tests.usage.explorer_seed"]
+pytest_plugins = ["tests.insights.explorer_seed"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -129,3 +135,11 @@ def _spend_counters_after_commit(request, monkeypatch):
     from spend.services import spend_counters
 
     monkeypatch.setattr(spend_counters, "after_commit", lambda run: run())
+
+
+@pytest.fixture
+def frozen(request):
+    """Time stands still at the test module's NOW (this file's NOW if it sets none); the
+    traveller it yields moves it (`frozen.shift(...)`, `frozen.move_to(...)`)."""
+    with time_machine.travel(getattr(request.module, "NOW", NOW), tick=False) as traveller:
+        yield traveller

@@ -6,7 +6,6 @@ exactly as before the API had a schema, and the schema documents them.
 """
 
 import json
-import math
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -29,141 +28,28 @@ from accounts.api_core import (
 )
 from accounts.errors import FieldError
 from billing.services import InsufficientCredits, LedgerError
-from ingest.api.schemas import HeartbeatOut, IngestOut, IngestRefusedOut, JobConflictOut, JobOut
+from ingest.api.schemas import (
+    HEARTBEAT_BODY,
+    JOB_BODY,
+    RECORDS_BODY,
+    TRANSITION_BODY,
+    HeartbeatOut,
+    IngestOut,
+    IngestRefusedOut,
+    JobConflictOut,
+    JobOut,
+)
 from ingest.services.fields import max_future_skew, record_time
 from ingest.services.ingest import MAX_BATCH_RECORDS, usage_records_ingest
 from ingest.services.jobs import JobInvalid, JobTransitionIllegal, job_submit, job_transition
 from spend.api.spend import IngestCeiling
-from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECORDS, MAX_TOKENS
+from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB
 from usage.models import Job
 from usage.selectors.records import controller_for_token, job_get
 from usage.services.controllers import controller_heartbeat
 from usage.signals import usage_recorded
 
 router = Router(tags=["Ingestion and jobs"], auth=API_KEY_ONLY)
-
-
-# Request bodies, documented (the views parse them themselves: see the module docstring).
-_TIME = {"type": "string", "format": "date-time", "examples": ["2026-11-20T10:00:00Z"]}
-_RECORD = {
-    "type": "object",
-    "required": ["id", "kind"],
-    "description": (
-        "One usage record. Fields by kind: query (occurred_at, model, input_tokens, "
-        "output_tokens, endpoint?, member?, reservation?); worker_session (model, started_at, "
-        "ended_at); "
-        "matching (task IDR|CDM, num_records, started_at, ended_at); job (status, cores, "
-        "controller?, submitted_at, started_at?, ended_at?, core_hours?). A record with a "
-        "bad field is rejected alone, naming the field; the others are stored."
-    ),
-    "properties": {
-        "id": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 200,
-            "description": (
-                "Unique per organization and kind. No control, bidirectional-override or "
-                "zero-width characters; a job's id has no '/'."
-            ),
-        },
-        "kind": {"type": "string", "enum": ["query", "worker_session", "matching", "job"]},
-        "occurred_at": _TIME,
-        "started_at": _TIME,
-        "ended_at": _TIME,
-        "submitted_at": _TIME,
-        "model": {"type": "string", "examples": ["llama-3.1-8b"]},
-        "input_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS},
-        "output_tokens": {"type": "integer", "minimum": 0, "maximum": MAX_TOKENS},
-        "endpoint": {"type": "string"},
-        "member": {"type": "string"},
-        "reservation": {
-            "type": "string",
-            "maxLength": 40,
-            "description": (
-                "query only: the reservation POST /api/v1/usage/authorize gave; the record "
-                "settles it at its real cost"
-            ),
-        },
-        "task": {"type": "string", "enum": ["IDR", "CDM"]},
-        "num_records": {"type": "integer", "minimum": 0, "maximum": MAX_NUM_RECORDS},
-        "status": {
-            "type": "string",
-            "enum": ["submitted", "running", "completed", "failed", "cancelled"],
-        },
-        "cores": {"type": "integer", "minimum": 1, "maximum": MAX_CORES},
-        "controller": {"type": "string"},
-        "core_hours": {"type": "number", "minimum": 0, "maximum": int(MAX_CORE_HOURS)},
-    },
-}
-RECORDS_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["records"],
-                "properties": {
-                    "records": {"type": "array", "maxItems": MAX_BATCH_RECORDS, "items": _RECORD}
-                },
-            }
-        }
-    },
-}
-JOB_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["id", "cores"],
-                "description": "A job record; status defaults to submitted.",
-                "properties": {
-                    key: _RECORD["properties"][key]
-                    for key in (
-                        "id",
-                        "status",
-                        "cores",
-                        "controller",
-                        "submitted_at",
-                        "started_at",
-                        "ended_at",
-                        "core_hours",
-                    )
-                },
-            }
-        }
-    },
-}
-TRANSITION_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {
-                    "status": _RECORD["properties"]["status"],
-                    "at": {**_TIME, "description": "When it happened (default: now)."},
-                    "core_hours": {"type": "number", "minimum": 0, "maximum": int(MAX_CORE_HOURS)},
-                },
-            }
-        }
-    },
-}
-HEARTBEAT_BODY = {
-    "required": False,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "cores": {"type": "integer", "minimum": 1, "maximum": MAX_CORES},
-                    "memory_gb": {"type": "integer", "minimum": 0, "maximum": MAX_MEMORY_GB},
-                },
-            }
-        }
-    },
-}
 
 
 class APIRequest(HttpRequest):
@@ -321,6 +207,9 @@ def job_json(job: Job) -> dict[str, Any]:
         409: ErrorOut,
         413: ErrorOut,
         415: ErrorOut,
+        # Only the rate limit answers 429 (ErrorOut). IngestRefusedOut stays because the
+        # published schema names it; nothing sends it since a query past the free
+        # allocation is charged in part, not refused (ingest/services/ingest.py).
         429: IngestRefusedOut | ErrorOut,
     },
     openapi_extra={"requestBody": RECORDS_BODY},
@@ -350,19 +239,7 @@ def usage_records(request: APIRequest) -> HttpResponse:
     if result.accepted:  # the alert rules are checked right after a batch (alerts app)
         usage_recorded.send(sender=usage_recorded, organization_id=key.organization_id)
     # Tokens no longer count against TPM here: authorize counts them (spend controls).
-    payload = result.as_dict()
-    if result.allocation_exhausted:
-        payload["error"] = "token_allocation_exhausted"
-        payload["message"] = (
-            "this organization's monthly token allocation is used up and its tier allows no "
-            "overage; queries over it were refused (see rejected, field 'tokens')"
-        )
-        response = JsonResponse(payload, status=429)
-        if result.allocation_resets_at is not None:
-            wait = (result.allocation_resets_at - timezone.now()).total_seconds()
-            response["Retry-After"] = str(max(1, math.ceil(wait)))
-        return response
-    return JsonResponse(payload)
+    return JsonResponse(result.as_dict())
 
 
 @router.post(

@@ -24,31 +24,34 @@ aggregates the pages read (rollups/services/aggregates.py): one upsert per kind 
 and for jobs moving forward one more that takes their old figures off first.
 
 Token allocation: an organization whose tier allows no overage (free) has each query
-checked against its calendar month's allocation (in its time zone); a query that would
-pass it is rejected with field "tokens" and the result says so (the API answers 429).
+checked against its calendar month's allocation (in its time zone); a query that passes
+it is stored and charged only for the tokens within it (spend/services/settlement.py,
+`allocation_overrun`). Refusing queries over the allocation is the gateway's job, before
+they run: `authorize` answers 402 `allocation_exhausted` (docs/spend-controls.md).
 """
 
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Model, Sum
-from django.db.models.functions import TruncMonth
+from django.db import transaction
 
-from accounts.calendar import next_month
 from accounts.errors import FieldError
 from accounts.models import APIKey, Organization
-from accounts.numbers import count_of
-from billing.models import EntryKind
 from billing.money import credits_text
 from billing.selectors import credit_balance
-from billing.services import ledger_post
+from ingest.services.batch import (
+    KINDS,
+    MAX_BATCH_RECORDS,
+    Batch,
+    Candidate,
+    Decision,
+    IngestResult,
+    Rejection,
+    Stored,
+)
 from ingest.services.fields import (
     RecordContext,
     job_values,
@@ -59,8 +62,8 @@ from ingest.services.fields import (
     text_field,
     worker_session_values,
 )
-from rollups.services.aggregates import aggregates_add, aggregates_jobs_subtract
-from rollups.services.dirty import rollup_spans_mark_dirty
+from ingest.services.lookup import controllers_named, month_tokens_stored, stored_look_up
+from ingest.services.write import batch_write
 from spend.services.settlement import SpendBatch
 from spend.services.spend_counters import BalanceTake
 from usage.limits import MAX_CORE_HOURS
@@ -69,13 +72,7 @@ from usage.members import key_owner
 from usage.models import (
     CLIENT_ID_MAX,
     TERMINAL_JOB_STATUSES,
-    Controller,
-    IngestBatch,
     Job,
-    MatchingRun,
-    Query,
-    WorkerSession,
-    field_column,
     job_status_reachable,
 )
 from usage.pricing import (
@@ -85,66 +82,9 @@ from usage.pricing import (
     job_credits,
     price_book_load,
 )
-from usage.services.record_keys import record_keys_jobs, record_keys_kept, record_keys_stored
 from usage.services.retention import retention_ingest_horizon, retention_refusal
-from usage.text import encodable
 
 logger = logging.getLogger(__name__)
-
-MAX_BATCH_RECORDS = 1000
-KINDS = ("query", "worker_session", "matching", "job")
-
-
-# Results -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rejection:
-    index: int
-    id: str | None
-    field: str | None
-    error: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "id": self.id, "field": self.field, "error": self.error}
-
-
-@dataclass
-class IngestResult:
-    accepted: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)
-    credits: Decimal = Decimal("0")
-    batch_id: int | None = None
-    # Tokens of the accepted queries (what the tokens-per-minute limit counts).
-    tokens: int = 0
-    # Set when a query was refused because the monthly allocation was reached.
-    allocation_exhausted: bool = False
-    allocation_resets_at: datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": [r.as_dict() for r in self.rejected],
-            "credits": format(self.credits.normalize(), "f"),
-            "batch": self.batch_id,
-        }
-
-
-# Validation ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Candidate:
-    index: int
-    kind: str
-    client_id: str
-    values: dict[str, Any]
-    credits: Decimal = Decimal("0")
-    tokens: int = 0
-    month: datetime | None = None  # queries: start of their calendar month (org time)
-    reservation: str = ""  # queries: the authorization they settle (spend controls)
 
 
 def _job_charge(values: dict, prices: PriceBook) -> tuple[Decimal, Decimal]:
@@ -159,83 +99,7 @@ def _job_charge(values: dict, prices: PriceBook) -> tuple[Decimal, Decimal]:
     return core_hours, job_credits(core_hours=core_hours, rate=rate)
 
 
-def _controllers_named(org: Organization, records: list) -> dict[str, Controller]:
-    names = {
-        r["controller"]
-        for r in records
-        if isinstance(r, dict) and r.get("kind") == "job" and isinstance(r.get("controller"), str)
-    }
-    # Looked up before validation: leave out names no query can carry (validation
-    # rejects those records, naming the field).
-    names = {name for name in names if "\x00" not in name and encodable(name)}
-    if not names:
-        return {}
-    return {c.name: c for c in Controller.objects.filter(organization=org, name__in=names)}
-
-
 # The service -----------------------------------------------------------------------------
-
-
-_MODELS: dict[str, type[Model]] = {
-    "query": Query,
-    "worker_session": WorkerSession,
-    "matching": MatchingRun,
-    "job": Job,
-}
-
-
-def _stored_ids(model: type[Model], org: Organization, client_ids: Iterable[str]) -> set[str]:
-    """Which of these ids the organization already has records of this kind for."""
-    if record_keys_kept():  # partitioned tables: the key table (usage/services/record_keys.py)
-        return record_keys_stored(model, org, client_ids, text_array=_text_array)
-    return set(
-        model._default_manager.filter(organization=org, client_id__in=list(client_ids))
-        .order_by()
-        .values_list("client_id", flat=True)
-    )
-
-
-def _stored_jobs(org: Organization, client_ids: Iterable[str]) -> dict[str, Job]:
-    """The organization's stored jobs among these ids, by id (where no key table is kept:
-    SQLite)."""
-    jobs = Job.objects.filter(organization=org, client_id__in=list(client_ids))
-    return {job.client_id: job for job in jobs}
-
-
-def _text_array(values: Iterable[str]) -> str:
-    """A PostgreSQL array literal of texts: each element quoted, its quotes and
-    backslashes escaped (no NUL: validation refuses it)."""
-    return (
-        "{"
-        + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-        + "}"
-    )
-
-
-@dataclass
-class _Batch:
-    """One batch on its way through the phases: the candidates by kind and id, and the
-    order records came in (index, kind, id)."""
-
-    candidates: dict[str, dict[str, _Candidate]]
-    order: list[tuple[int, str, str]] = field(default_factory=list)
-
-
-@dataclass
-class _Stored:
-    """What the organization already holds of the batch's ids (read under its lock)."""
-
-    jobs: dict[str, Job] = field(default_factory=dict)
-    ids: dict[str, set[str]] = field(default_factory=dict)
-
-
-@dataclass
-class _Decision:
-    """What the batch writes: new records by kind, forward job moves, and the total."""
-
-    new: dict[str, list[_Candidate]] = field(default_factory=lambda: defaultdict(list))
-    job_updates: list[tuple[Job, _Candidate]] = field(default_factory=list)
-    total: Decimal = Decimal("0")
 
 
 def usage_records_ingest(
@@ -279,17 +143,17 @@ def _ingest(
         raise ValueError(f"at most {MAX_BATCH_RECORDS} records per batch")
     result = IngestResult()
     ctx = RecordContext(
-        org=org, prices=price_book_load(), controllers=_controllers_named(org, records)
+        org=org, prices=price_book_load(), controllers=controllers_named(org, records)
     )
     batch = _validate(records, ctx=ctx, default_member=_default_member(api_key), result=result)
     if batch.order:
         organization_usage_lock(org)
         spend = SpendBatch.begin(org=org, queries=batch.candidates["query"], now=ctx.now, take=take)
-        stored = _look_up(org, batch)
+        stored = stored_look_up(org, batch)
         decision = _decide(org, ctx, batch, stored, result, spend=spend)
         spend.spend(decision.total)
         if result.accepted:
-            stored_batch = _write(
+            stored_batch = batch_write(
                 org, ctx, decision, result, api_key=api_key, charged_at=charged_at
             )
             spend.settle(
@@ -313,8 +177,8 @@ def _default_member(api_key: APIKey | None) -> str:
 
 def _validate(
     records: list, *, ctx: RecordContext, default_member: str, result: IngestResult
-) -> _Batch:
-    batch = _Batch(candidates={kind: {} for kind in KINDS})
+) -> Batch:
+    batch = Batch(candidates={kind: {} for kind in KINDS})
     for index, record in enumerate(records):
         candidate = _candidate(index, record, ctx, default_member, batch, result)
         if candidate is None:
@@ -354,9 +218,9 @@ def _candidate(
     record: Any,
     ctx: RecordContext,
     default_member: str,
-    batch: _Batch,
+    batch: Batch,
     result: IngestResult,
-) -> _Candidate | None:
+) -> Candidate | None:
     """One record parsed into a candidate; None (noted in result) when it is rejected or
     repeats an id already in the batch (the first one counts)."""
     if not isinstance(record, dict):
@@ -368,7 +232,7 @@ def _candidate(
         if client_id in batch.candidates[kind] and kind != "job":
             result.duplicates.append(client_id)
             return None
-        candidate = _Candidate(index=index, kind=kind, client_id=client_id, values={})
+        candidate = Candidate(index=index, kind=kind, client_id=client_id, values={})
         _parse_into(candidate, record, ctx, default_member)
     except FieldError as invalid:
         rejected_id = raw_id if isinstance(raw_id, str) else None
@@ -378,7 +242,7 @@ def _candidate(
 
 
 def _parse_into(
-    candidate: _Candidate, record: dict, ctx: RecordContext, default_member: str
+    candidate: Candidate, record: dict, ctx: RecordContext, default_member: str
 ) -> None:
     if candidate.kind == "query":
         # Most records are clean queries: checked once in C and a few lookups; any doubt
@@ -402,25 +266,6 @@ def _parse_into(
         candidate.values = job_values(ctx, record)
 
 
-# Phase 2: look up what is stored (the caller holds the organization's lock) ---------------
-
-
-def _look_up(org: Organization, batch: _Batch) -> _Stored:
-    stored = _Stored()
-    for kind, by_id in batch.candidates.items():
-        if not by_id:
-            continue
-        if kind == "job" and record_keys_kept():
-            # A job's key outlives its row once retention drops its month.
-            stored.jobs, stored.ids[kind] = record_keys_jobs(org, by_id, text_array=_text_array)
-        elif kind == "job":
-            stored.jobs = _stored_jobs(org, by_id)
-            stored.ids[kind] = set(stored.jobs)
-        else:
-            stored.ids[kind] = _stored_ids(_MODELS[kind], org, by_id)
-    return stored
-
-
 # Phase 3: decide each candidate in record order: new, a forward job move, or a replay ----
 
 
@@ -433,7 +278,7 @@ class _Limits:
         self,
         org: Organization,
         ctx: RecordContext,
-        queries: dict[str, _Candidate],
+        queries: dict[str, Candidate],
         spend: SpendBatch,
         *,
         need: Decimal,
@@ -442,7 +287,7 @@ class _Limits:
         self.spend = spend
         self.allocation = org.monthly_token_allocation
         self.check_allocation = self.allocation is not None and not org.overage_allowed
-        self.month_tokens = _month_tokens(org, ctx, queries) if self.check_allocation else {}
+        self.month_tokens = month_tokens_stored(org, ctx, queries) if self.check_allocation else {}
         self.check_credits = not org.may_overdraw
         self.available = (
             spend.available(credit_balance(org=org), need=need)
@@ -450,7 +295,7 @@ class _Limits:
             else Decimal("0")
         )
 
-    def refusal(self, c: _Candidate, total: Decimal, result: IngestResult) -> Rejection | None:
+    def refusal(self, c: Candidate, total: Decimal, result: IngestResult) -> Rejection | None:
         """Why the candidate does not fit (tokens or credits), or None when it does."""
         if self.check_allocation and c.kind == "query":
             assert self.allocation is not None and c.month is not None
@@ -468,7 +313,7 @@ class _Limits:
             )
         return None
 
-    def use(self, c: _Candidate) -> None:
+    def use(self, c: Candidate) -> None:
         if self.check_allocation and c.kind == "query":
             assert c.month is not None
             self.month_tokens[c.month] = self.month_tokens.get(c.month, 0) + c.tokens
@@ -477,18 +322,18 @@ class _Limits:
 def _decide(
     org: Organization,
     ctx: RecordContext,
-    batch: _Batch,
-    stored: _Stored,
+    batch: Batch,
+    stored: Stored,
     result: IngestResult,
     *,
     spend: SpendBatch,
-) -> _Decision:
+) -> Decision:
     horizon = retention_ingest_horizon(batch.candidates, zone=ctx.zone, now=ctx.now)
-    decision = _Decision()
+    decision = Decision()
     refused: list[Rejection] = []
     # First what may be written at all, then the limits over those in record order (the
     # credits are taken once, for at most what they can cost together).
-    writable: list[tuple[_Candidate, Job | None]] = []
+    writable: list[tuple[Candidate, Job | None]] = []
     for _index, kind, client_id in batch.order:
         c = batch.candidates[kind][client_id]
         job = stored.jobs.get(client_id) if kind == "job" else None
@@ -526,7 +371,7 @@ def _decide(
 
 
 def _replay_or_move(
-    c: _Candidate, job: Job | None, stored: _Stored, prices: PriceBook
+    c: Candidate, job: Job | None, stored: Stored, prices: PriceBook
 ) -> str | Rejection | None:
     """ "duplicate" for a replay, a Rejection for a job move that may not happen (or a run
     too long to bill), None for a record to write (new, or a job moving forward; a job
@@ -555,141 +400,6 @@ def _replay_or_move(
     return None
 
 
-# Phase 4: write the batch, the records, the forward job moves, one ledger debit ------------
-
-
-def _write(
-    org: Organization,
-    ctx: RecordContext,
-    decision: _Decision,
-    result: IngestResult,
-    *,
-    api_key: APIKey | None,
-    charged_at: datetime | None,
-) -> IngestBatch:
-    batch = IngestBatch.objects.create(
-        organization=org,
-        api_key=api_key,
-        received_at=ctx.now,
-        accepted=len(result.accepted),
-        duplicates=len(result.duplicates),
-        rejected=len(result.rejected),
-        credits=decision.total,
-    )
-    new, job_updates = decision.new, decision.job_updates
-    moved = [job.pk for job, _c in job_updates]
-    # Bucket aggregates: moved jobs' old figures off, then every written row's on.
-    aggregates_jobs_subtract(org=org, job_ids=moved, now=ctx.now)
-    _records_insert(new, org=org, api_key=api_key, batch=batch, now=ctx.now)
-    if job_updates:
-        _jobs_move_forward(job_updates, batch=batch, now=ctx.now)
-    touched = tuple(k for k in KINDS if new.get(k) or (k == "job" and moved))
-    aggregates_add(org=org, batch_id=batch.pk, kinds=touched, job_ids=moved, now=ctx.now)
-    rollup_spans_mark_dirty(org=org, spans=_spans_touched(new, job_updates), now=ctx.now)
-    if decision.total > 0:
-        ledger_post(
-            org=org,
-            kind=EntryKind.USAGE,
-            amount=-decision.total,
-            reason=f"Usage: {count_of(len(result.accepted), 'record')}",
-            idempotency_key=batch.ledger_key,
-            reference=batch.ledger_key,
-            at=charged_at,
-        )
-    result.batch_id = batch.pk
-    result.credits = decision.total
-    return batch
-
-
-def _records_insert(
-    new: dict[str, list[_Candidate]],
-    *,
-    org: Organization,
-    api_key: APIKey | None,
-    batch: IngestBatch,
-    now: datetime,
-) -> None:
-    """Insert the batch's new records: one COPY per kind on PostgreSQL, one bulk INSERT
-    per kind elsewhere (SQLite), inside the caller's transaction."""
-    common = {
-        "organization_id": org.pk,
-        "api_key_id": api_key.pk if api_key is not None else None,
-        "batch_id": batch.pk,
-        "created_at": now,
-    }
-    for kind, items in new.items():
-        if not items:
-            continue
-        rows = [_row(kind, c, common, batch=batch, now=now) for c in items]
-        model = _MODELS[kind]
-        if connection.vendor == "postgresql":
-            _copy(model, rows)
-        else:
-            model._default_manager.bulk_create([model(**row) for row in rows], batch_size=500)
-
-
-def _row(kind: str, c: _Candidate, common: dict, *, batch: IngestBatch, now: datetime) -> dict:
-    """A new record's column values by attribute name (foreign keys as ids)."""
-    row = {**common, **c.values, "client_id": c.client_id, "credits": c.credits}
-    if kind == "job":
-        controller = row.pop("controller")
-        row["controller_id"] = controller.pk if controller is not None else None
-        row["core_hours"] = row["core_hours"] or Decimal(0)
-        row["updated_at"] = now
-        row["charge_reference"] = batch.ledger_key if c.credits else ""
-    elif kind in ("query", "worker_session"):
-        row["model_id"] = row.pop("model").pk
-    return row
-
-
-def _copy(model: type[Model], rows: list[dict]) -> None:
-    """COPY rows (dicts by attribute name) into the model's table, in one statement.
-
-    Every column is written: a field the rows leave out takes its model default,
-    computed once; a field with neither fails loudly here, before any row is sent.
-    """
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    defaults = {f.attname: f.get_default() for f in fields if f.has_default()}
-    names = [f.attname for f in fields]
-    missing = [n for n in names if n not in rows[0] and n not in defaults]
-    if missing:
-        raise ValueError(f"{model.__name__} rows lack {', '.join(missing)}")
-    quote = connection.ops.quote_name
-    sql = (
-        f"COPY {quote(model._meta.db_table)} "
-        f"({', '.join(quote(field_column(f)) for f in fields)}) FROM STDIN"
-    )
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.copy(sql) as copy,
-    ):
-        for row in rows:
-            copy.write_row([row[n] if n in row else defaults[n] for n in names])
-
-
-def _spans_touched(
-    new: dict[str, list[_Candidate]], job_updates: list[tuple[Job, _Candidate]]
-) -> set[tuple[datetime, datetime]]:
-    """The [start, end] spans whose rollups the batch changes (their closed days and
-    finished hours are marked dirty)."""
-    spans: set[tuple[datetime, datetime]] = set()
-    for kind, items in new.items():
-        for c in items:
-            v = c.values
-            if kind == "query":
-                spans.add((v["occurred_at"], v["occurred_at"]))
-            elif kind == "job":
-                spans.add((v["submitted_at"], v["submitted_at"]))
-            elif kind == "worker_session":
-                spans.add((v["started_at"], v["ended_at"]))
-            else:
-                spans.add((v["started_at"], v["started_at"]))
-    for job, _c in job_updates:
-        spans.add((job.submitted_at, job.submitted_at))
-    return spans
-
-
 def _job_step(current: str, wanted: str) -> str:
     """Where a reported status stands against the job's: "behind" (the same, or one the
     job has passed: a replay or a stale record), "forward", or "conflict" (another end)."""
@@ -698,7 +408,7 @@ def _job_step(current: str, wanted: str) -> str:
     return "forward" if job_status_reachable(current, wanted) else "conflict"
 
 
-def _job_batch_merge(earlier: _Candidate, later: _Candidate, result: IngestResult) -> str | None:
+def _job_batch_merge(earlier: Candidate, later: Candidate, result: IngestResult) -> str | None:
     """A second record for a job already in this batch: a later status moves the batch's
     job forward (as it would a stored job: the first record's submission time stays, the
     start and controller carry over unless the later record gives them); an equal or
@@ -743,55 +453,6 @@ def _job_forward(job: Job, values: dict) -> str | None:
             f"job {job.client_id!r} already ended {job.status}; it cannot become {values['status']}"
         )
     return "ok"
-
-
-def _jobs_move_forward(updates: list[tuple[Job, _Candidate]], *, batch: IngestBatch, now) -> None:
-    jobs = []
-    for job, c in updates:
-        v = c.values
-        job.status = v["status"]
-        job.cores = v["cores"]
-        if v["controller"] is not None:
-            job.controller = v["controller"]
-        job.started_at = v["started_at"] or job.started_at
-        job.ended_at = v["ended_at"]
-        if v["core_hours"] is not None:
-            job.core_hours = v["core_hours"]
-        job.credits = c.credits
-        if c.credits:
-            job.charge_reference = batch.ledger_key
-        job.updated_at = now
-        jobs.append(job)
-    Job.objects.bulk_update(
-        jobs,
-        [
-            "status",
-            "cores",
-            "controller",
-            "started_at",
-            "ended_at",
-            "core_hours",
-            "credits",
-            "charge_reference",
-            "updated_at",
-        ],
-        batch_size=500,
-    )
-
-
-def _month_tokens(org: Organization, ctx: RecordContext, queries: dict[str, _Candidate]) -> dict:
-    """Tokens already stored per calendar month (org time) for the months this batch touches."""
-    months = {c.month for c in queries.values() if c.month is not None}
-    if not months:
-        return {}
-    start, end = min(months), next_month(max(months))
-    rows = (
-        Query.objects.filter(organization=org, occurred_at__gte=start, occurred_at__lt=end)
-        .annotate(month=TruncMonth("occurred_at", tzinfo=ctx.zone))
-        .values("month")
-        .annotate(tokens=Sum("total_tokens"))
-    )
-    return {row["month"]: row["tokens"] or 0 for row in rows}
 
 
 def _log(org: Organization, api_key: APIKey | None, result: IngestResult, started: float) -> None:

@@ -11,8 +11,10 @@ from django.utils import timezone
 from accounts.calendar import org_zone
 from accounts.models import Organization
 from billing.usage_sources import ReconciliationCheck
-from spend.models import Budget, KeyPause, OverCap
+from spend.models import Budget, KeyPause, OverCap, Reservation, SpendHold
 from spend.services.authorize import applicable_budgets, budgets_spent_and_held
+from spend.services.holds import reservation_subjects
+from spend.services.spend_counters import counters_drift, counters_enabled
 from usage.windows import period_of
 
 
@@ -124,10 +126,6 @@ def spend_reconcile_counts(*, org: Organization, days: int, now: datetime | None
     """For reconciliation: over-cap flags of the last `days` days, and whether each
     subject's hold equals the sum of its live reservations (0 or the mismatches)."""
     from datetime import timedelta
-
-    from spend.models import Reservation, SpendHold
-    from spend.services.holds import reservation_subjects
-    from spend.services.spend_counters import counters_drift, counters_enabled
 
     now = now or timezone.now()
     over = OverCap.objects.filter(organization=org, at__gte=now - timedelta(days=days))

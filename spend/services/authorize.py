@@ -41,7 +41,7 @@ from billing.models import PriceModel
 from billing.money import credits_round
 from spend.counters import amount_decode
 from spend.estimate import Estimate, request_cost_estimate
-from spend.models import Budget, BudgetScope, Reservation
+from spend.models import Budget, BudgetScope, Reservation, SpendDay, SpendHold
 from spend.ratelimit import (
     WINDOW_SECONDS,
     Quota,
@@ -151,8 +151,6 @@ def budgets_spent_and_held(
 ) -> dict[int, tuple[Decimal, Decimal]]:
     """(spent in the current period, held by live reservations) for each budget: one
     query (a UNION ALL of one sum per budget and one hold per subject)."""
-    from spend.models import SpendDay, SpendHold
-
     if not budgets:
         return {}
     tz = org_zone(org)

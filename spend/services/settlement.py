@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from accounts.models import APIKey, Organization
 from spend.models import Budget, BudgetScope, OverCap, Reservation, ReservationStatus
+from spend.services.authorize import budgets_spent_and_held
 from spend.services.holds import (
     KEY,
     MEMBER,
@@ -221,8 +222,6 @@ class SpendBatch:
 
     def _flag_budgets(self, unreserved: dict, *, now: datetime) -> None:
         """Hard budgets now over their level that this batch's unreserved charges fed."""
-        from spend.services.authorize import budgets_spent_and_held
-
         fed = {(d, s): c for (d, s, _day), (c, _t) in unreserved.items() if c > 0}
         if not fed:
             return

@@ -28,11 +28,12 @@ from decimal import Decimal
 import redis
 from django.db import connection, transaction
 from django.db.models import Sum
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from accounts.calendar import org_zone
 from accounts.models import APIKey, Organization
-from billing.models import CreditAccount
+from billing.models import CreditAccount, EntryKind, LedgerEntry
 from spend import counters
 from spend.models import Budget, BudgetScope, KeyPause, Reservation, ReservationStatus, SpendDay
 from spend.services.holds import KEY, MEMBER, ORG, reservation_subjects, spend_lock
@@ -508,8 +509,6 @@ def _organization_saved(sender, instance, **kwargs) -> None:
 def _ledger_posted(sender, instance, created: bool, **kwargs) -> None:
     """A usage debit moves the balance the script sees at once (before its commit: a
     rollback leaves less to spend, never more); any other entry drops the counters."""
-    from billing.models import EntryKind
-
     if not created:
         return
     if instance.kind == EntryKind.USAGE and instance.amount < 0:
@@ -522,10 +521,6 @@ def _ledger_posted(sender, instance, created: bool, **kwargs) -> None:
 
 def counters_signals_connect() -> None:
     """Every change to what authorize reads reaches the counters (AppConfig.ready)."""
-    from django.db.models.signals import post_delete, post_save
-
-    from billing.models import LedgerEntry
-
     for model in (Budget, KeyPause):
         post_save.connect(_dropped_by, sender=model, dispatch_uid=f"spend-counters-{model}")
         post_delete.connect(_dropped_by, sender=model, dispatch_uid=f"spend-counters-d-{model}")

@@ -198,7 +198,7 @@ def test_an_expired_token_raises_its_own_error(world):
 
 def test_get_usage_report_gives_the_explorers_figures(live_server, explorer_seeded):
     from tests.factories import make_api_key
-    from tests.usage.explorer_seed import END, START
+    from tests.insights.explorer_seed import END, START
 
     _key, secret = make_api_key(org=explorer_seeded["org"])
     client = Client(live_server.url, api_key=secret)

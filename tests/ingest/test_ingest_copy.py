@@ -10,10 +10,10 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import LedgerEntry
 from billing.selectors import credit_balance
-from ingest.services import ingest
+from ingest.services import write
 from ingest.services.ingest import usage_records_ingest
 from tests.factories import grant_credits, make_api_key, make_controller, make_org
-from tests.usage.test_ingest import EXPECTED, good_batch, snapshot
+from tests.ingest.test_ingest import EXPECTED, good_batch, snapshot
 from usage.models import IngestBatch, Job, Query
 
 pytestmark = [
@@ -123,7 +123,7 @@ def test_a_row_the_database_refuses_mid_copy_leaves_nothing_written(org, monkeyp
     the batch: the kinds already copied, the batch row, the dirty days and the debit."""
     usage_records_ingest(org=org, records=[good_batch()[0] | {"id": "earlier"}])
     before = snapshot(org), credit_balance(org=org), LedgerEntry.objects.count()
-    real_row = ingest._row
+    real_row = write._row
 
     def bad_job_row(kind, c, common, **kwargs):
         row = real_row(kind, c, common, **kwargs)
@@ -131,7 +131,7 @@ def test_a_row_the_database_refuses_mid_copy_leaves_nothing_written(org, monkeyp
             row["cores"] = 0  # job_cores_positive
         return row
 
-    monkeypatch.setattr(ingest, "_row", bad_job_row)
+    monkeypatch.setattr(write, "_row", bad_job_row)
     with pytest.raises(IntegrityError):
         usage_records_ingest(org=org, records=good_batch())
     assert (snapshot(org), credit_balance(org=org), LedgerEntry.objects.count()) == before

@@ -10,8 +10,8 @@ from accounts.models import Tier
 from accounts.services import apikey_revoke
 from billing.models import LedgerEntry
 from billing.selectors import credit_balance
+from tests.conftest import NOW
 from tests.factories import grant_credits, make_api_key, make_controller, make_org
-from tests.usage.conftest import NOW
 from usage.models import Job, Query
 
 pytestmark = [pytest.mark.django_db]

@@ -1,6 +1,6 @@
 """Usage → Explore as a page: the same figures as the API, every state a URL, errors
 on the form, nothing of another organization, and the CSV of exactly the table and
-series (seeded in tests/usage/explorer_seed.py)."""
+series (seeded in tests/insights/explorer_seed.py)."""
 
 import csv
 import io

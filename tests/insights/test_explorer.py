@@ -16,7 +16,7 @@ from insights.selectors.explorer import usage_report
 from rollups.selectors.coverage import raw_only
 from rollups.services.days import rollup_day
 from rollups.services.hours import rollup_hour
-from tests.usage.explorer_seed import END, NOW, START, D
+from tests.insights.explorer_seed import END, NOW, START, D
 
 pytestmark = pytest.mark.django_db
 

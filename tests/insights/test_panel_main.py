@@ -11,14 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from billing.models import PriceModel, WorkerType
 from tests.factories import grant_credits, make_member, make_org, make_query, make_worker_session
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 NOW = datetime(2026, 11, 21, 15, 30, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def frozen(time_machine):
-    time_machine.move_to(NOW, tick=False)
 
 
 @pytest.fixture

@@ -21,17 +21,12 @@ from tests.factories import (
     make_org,
     make_query,
 )
-from tests.usage import panel_seed as seed
-from tests.usage.panel_seed import NOW
+from tests.insights import panel_seed as seed
+from tests.insights.panel_seed import NOW
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture(autouse=True)
-def frozen(time_machine):
-    time_machine.move_to(NOW, tick=False)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from insights.selectors import chip as chip_selectors
 from insights.selectors import panel as sel
 from insights.selectors import summaries as summaries_selectors
 from tests.factories import make_job, make_org, make_query, make_worker_session
-from tests.usage import panel_seed as seed
-from tests.usage.panel_seed import NOW, WINDOW_STARTS
+from tests.insights import panel_seed as seed
+from tests.insights.panel_seed import NOW, WINDOW_STARTS
 from usage.models import Job
 
 pytestmark = pytest.mark.django_db

@@ -178,7 +178,7 @@ TAMPERS = {
 
 @pytest.mark.parametrize("tamper", TAMPERS)
 def test_a_tampered_rollup_row_is_reported_and_left_as_it_is(rolled_up_org, tamper, caplog):
-    from tests.usage.test_rollup import rows_of
+    from tests.rollups.test_rollup import rows_of
 
     org, (day, other_day) = rolled_up_org
     assert TAMPERS[tamper](org, day) >= 1

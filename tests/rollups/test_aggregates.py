@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.db import transaction
 from django.test.utils import override_settings
 from hypothesis import HealthCheck, given, settings
@@ -33,20 +32,14 @@ from rollups.services.aggregates import HOUR_DAYS, bucket_ceil, bucket_floor
 from rollups.services.days import rollup_day
 from rollups.services.hours import rollup_hour
 from tests.factories import grant_credits, make_api_key, make_controller, make_org
-from tests.usage.test_rollup import figures
+from tests.rollups.test_rollup import figures
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 # Mid-minute, so a window ending "now" ends inside the open bucket.
 NOW = datetime(2026, 11, 20, 12, 7, 30, tzinfo=UTC)
 ZONES = ["UTC", "America/New_York", "Asia/Kolkata"]
 MODELS = ["llama-3.1-8b", "llama-3.1-70b", "e5-large-v2"]
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def iso(at: datetime) -> str:

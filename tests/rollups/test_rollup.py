@@ -5,7 +5,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
-import time_machine
 from django.core.management import call_command
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
@@ -32,17 +31,11 @@ from tests.factories import (
     make_worker_session,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ZONES = ["UTC", "America/New_York", "Asia/Kolkata"]
 MODELS = ["llama-3.1-8b", "llama-3.1-70b", "e5-large-v2"]
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def rows_of(org) -> dict[str, list]:

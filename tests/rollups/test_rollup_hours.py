@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
-import time_machine
 from django.db import connection
 
 from accounts.calendar import local_hours
@@ -21,16 +20,10 @@ from rollups.services.hours import rollup_hour, rollup_hours_due, rollup_hours_p
 from rollups.tasks import rollup_hours_sweep
 from tests.factories import grant_credits, make_org, make_query, make_worker_session
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 NOW = datetime(2026, 11, 20, 14, 40, tzinfo=UTC)
 TODAY = date(2026, 11, 20)
-
-
-@pytest.fixture(autouse=True)
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def _model_queries(org, day, hour) -> int:

@@ -51,7 +51,7 @@ def test_a_batch_and_an_authorize_never_promise_the_same_credits(
     if pause == "after_its_allowance":
         monkeypatch.setattr(ingest._Limits, "__init__", pause_after(ingest._Limits.__init__))
     else:  # the batch holds the spend lock and has read the live reservations
-        monkeypatch.setattr(ingest, "_look_up", pause_after(ingest._look_up))
+        monkeypatch.setattr(ingest, "stored_look_up", pause_after(ingest.stored_look_up))
     outcome: dict = {}
 
     def ingest_batch() -> None:
@@ -145,7 +145,7 @@ def test_a_batch_that_fails_gives_back_the_credits_it_took(client, counted, monk
     def fail(*args, **kwargs):
         raise RuntimeError("the write failed")
 
-    monkeypatch.setattr(ingest, "_write", fail)
+    monkeypatch.setattr(ingest, "batch_write", fail)
     with pytest.raises(RuntimeError):
         usage_records_ingest(org=org, records=[race_query("a", 8)], api_key=key)
     assert CreditAccount.objects.get(organization=org).balance == Decimal(12)
