@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 
-from insights.selectors.explorer import METRICS
 from insights.selectors.panel import JobDay, TokenTrend
+from insights.selectors.report_sources import METRICS
 
 # The light palette's chart colours; console.js swaps traces marked with meta "accent" or
 # "line" to the page's palette (dark mode), so these are only the no-script default.

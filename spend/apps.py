@@ -12,8 +12,8 @@ class SpendConfig(AppConfig):
         # Billing, below, asks its registered checks at the nightly reconciliation
         # (billing/usage_sources.py); spend controls answer whether holds match.
         from billing.usage_sources import reconciliation_check_register
+        from spend.receivers import counters_signals_connect
         from spend.selectors.budgets import spend_reconciliation_check
-        from spend.services.spend_counters import counters_signals_connect
 
         reconciliation_check_register(spend_reconciliation_check)
         counters_signals_connect()

@@ -24,17 +24,9 @@ from accounts.api_core import (
 from accounts.calendar import org_zone
 from billing.models import PriceModel
 from insights.api.params import parse_moment
-from insights.selectors.explorer import (
-    DIMENSIONS,
-    MAX_GROUPS,
-    METRICS,
-    OTHER,
-    ReportParamError,
-    ReportTooCostly,
-    UsageReport,
-    report_filters_resolve,
-    usage_report,
-)
+from insights.selectors.explorer import ReportTooCostly, UsageReport, usage_report
+from insights.selectors.report_params import ReportParamError, report_filters_resolve
+from insights.selectors.report_sources import DIMENSIONS, MAX_GROUPS, METRICS, OTHER
 from usage.windows import BUCKETS
 
 router = Router(tags=["Usage"], auth=API_KEY_OR_SESSION)

@@ -5,7 +5,8 @@ from decimal import Decimal
 from django import template
 
 from billing.templatetags.billing_tags import credits
-from insights.selectors.explorer import DIMENSIONS, KIND_LABELS, METRICS, UsageReport
+from insights.selectors.explorer import UsageReport
+from insights.selectors.report_sources import DIMENSIONS, KIND_LABELS, METRICS
 from insights.templatetags.usage_format import grouped
 from usage.windows import BUCKET_LABELS
 

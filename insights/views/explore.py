@@ -20,17 +20,13 @@ from accounts.exports import csv_download
 from accounts.http import OrgRequest, org_view
 from insights import charts
 from insights.forms import ExploreForm
-from insights.selectors.explorer import (
-    DIMENSIONS,
-    METRIC_UNITS,
-    METRICS,
+from insights.selectors.explorer import ReportTooCostly, UsageReport, usage_report
+from insights.selectors.report_params import (
     ReportParamError,
-    ReportTooCostly,
-    UsageReport,
     report_filter_options,
     report_filters_resolve,
-    usage_report,
 )
+from insights.selectors.report_sources import DIMENSIONS, METRIC_UNITS, METRICS
 from usage.windows import BUCKET_LABELS, QUICK_RANGES, quick_range
 
 DEFAULTS = {"metric": "credits", "group_by": "model", "bucket": "1d"}

@@ -21,6 +21,7 @@ from accounts.http import OrgRequest, org_view
 from accounts.models import Organization
 from insights import charts
 from insights.selectors import panel as selectors
+from insights.selectors import panel_controllers, panel_keys
 from insights.selectors.explorer import usage_received_through
 from rollups.selectors.coverage import RollupCoverage, rollup_coverage
 from usage.windows import PANEL_WINDOWS, Window, panel_window
@@ -44,7 +45,7 @@ def _controller_context(
     org: Organization, window: Window, now: datetime, coverage: RollupCoverage
 ) -> dict:
     return {
-        "controllers": selectors.controller_load(
+        "controllers": panel_controllers.controller_load(
             org=org, start=window.start, end=window.end, now=now, coverage=coverage
         )
     }
@@ -58,14 +59,14 @@ def _window_context(
     cover = {"coverage": coverage}
     timeline = selectors.job_timeline(org=org, now=now, tz=tz, **cover)
     trend = selectors.token_trend(org=org, start=start, end=end, tz=tz, **cover)
-    keys = selectors.api_key_activity(org=org, start=start, end=end, **cover)
+    keys = panel_keys.api_key_activity(org=org, start=start, end=end, **cover)
     return {
         "overview": selectors.jobs_overview(org=org, start=start, end=end, **cover),
         "timeline": timeline,
         "timeline_figure": charts.timeline_figure(timeline),
         "timeline_summary": charts.timeline_summary(timeline),
         "timeline_jobs": sum(day.submitted for day in timeline),
-        "key_cards": selectors.key_recent_load(org=org, cards=keys, start=start, end=end),
+        "key_cards": panel_keys.key_recent_load(org=org, cards=keys, start=start, end=end),
         "allocation": selectors.tokens_month_to_date(org=org, now=now, tz=tz, **cover),
         "token_trend": trend,
         "token_figure": None if trend.empty else charts.token_trend_figure(trend),

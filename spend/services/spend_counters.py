@@ -28,12 +28,11 @@ from decimal import Decimal
 import redis
 from django.db import connection, transaction
 from django.db.models import Sum
-from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from accounts.calendar import org_zone
 from accounts.models import APIKey, Organization
-from billing.models import CreditAccount, EntryKind, LedgerEntry
+from billing.models import CreditAccount
 from spend import counters
 from spend.models import Budget, BudgetScope, KeyPause, Reservation, ReservationStatus, SpendDay
 from spend.services.holds import KEY, MEMBER, ORG, reservation_subjects, spend_lock
@@ -316,6 +315,12 @@ def _reservation_forget(reservation: Reservation, *, conn: redis.Redis | None) -
 _balance_taken: ContextVar[frozenset[int]] = ContextVar("balance_taken", default=frozenset())
 
 
+def balance_taken(org_id: int) -> bool:
+    """Whether the running batch of this organization took its credits through the
+    counters already (its usage debit must not move their balance again)."""
+    return org_id in _balance_taken.get()
+
+
 class BalanceTake:
     """A no-overdraft batch's credits, taken from the counters' balance in the same
     script that checks them against what is held (docs/spend-controls.md).
@@ -493,36 +498,3 @@ def counters_drift(*, org: Organization) -> dict[str, int]:
         if name.startswith("h:") and name not in expected:
             drift += counters.amount_decode(value) != 0
     return {"spend_counter_drift": drift}
-
-
-# --- What drops the counters ------------------------------------------------------------------
-
-
-def _dropped_by(sender, instance, **kwargs) -> None:
-    counters_drop_on_commit(instance.organization_id)
-
-
-def _organization_saved(sender, instance, **kwargs) -> None:
-    counters_drop_on_commit(instance.pk)
-
-
-def _ledger_posted(sender, instance, created: bool, **kwargs) -> None:
-    """A usage debit moves the balance the script sees at once (before its commit: a
-    rollback leaves less to spend, never more); any other entry drops the counters."""
-    if not created:
-        return
-    if instance.kind == EntryKind.USAGE and instance.amount < 0:
-        if instance.organization_id in _balance_taken.get():
-            return  # the batch took these credits through the counters already
-        counters_balance_move(org_id=instance.organization_id, amount=instance.amount)
-    else:
-        counters_drop_on_commit(instance.organization_id)
-
-
-def counters_signals_connect() -> None:
-    """Every change to what authorize reads reaches the counters (AppConfig.ready)."""
-    for model in (Budget, KeyPause):
-        post_save.connect(_dropped_by, sender=model, dispatch_uid=f"spend-counters-{model}")
-        post_delete.connect(_dropped_by, sender=model, dispatch_uid=f"spend-counters-d-{model}")
-    post_save.connect(_organization_saved, sender=Organization, dispatch_uid="spend-counters-org")
-    post_save.connect(_ledger_posted, sender=LedgerEntry, dispatch_uid="spend-counters-ledger")

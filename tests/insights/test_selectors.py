@@ -7,6 +7,7 @@ import pytest
 
 from insights.selectors import chip as chip_selectors
 from insights.selectors import panel as sel
+from insights.selectors import panel_controllers, panel_keys
 from insights.selectors import summaries as summaries_selectors
 from tests.factories import make_job, make_org, make_query, make_worker_session
 from tests.insights import panel_seed as seed
@@ -65,15 +66,15 @@ def test_another_organizations_jobs_never_count(org, seeded):
 
 def test_an_empty_window_is_all_zeros(org):
     assert sel.jobs_overview(org=org, start=None, end=NOW) == sel.JobsOverview()
-    assert sel.api_key_activity(org=org, start=None, end=NOW) == []
+    assert panel_keys.api_key_activity(org=org, start=None, end=NOW) == []
     assert sel.queries_by_model(org=org, start=None, end=NOW) == []
-    assert sel.controller_load(org=org, start=None, end=NOW, now=NOW) == []
+    assert panel_controllers.controller_load(org=org, start=None, end=NOW, now=NOW) == []
     assert sel.token_trend(org=org, start=None, end=NOW, tz="UTC").empty
 
 
 @pytest.mark.parametrize("window", WINDOWS)
 def test_api_key_cards_match_a_reference_count(org, seeded, window):
-    cards = sel.api_key_activity(org=org, start=WINDOW_STARTS[window], end=NOW)
+    cards = panel_keys.api_key_activity(org=org, start=WINDOW_STARTS[window], end=NOW)
     expected = seed.expected_keys(window)
     names = {"lab": "Lab workstation", "ci": "CI runner", None: "Unattributed"}
     by_name = {card.name: card for card in cards}
@@ -86,7 +87,7 @@ def test_api_key_cards_match_a_reference_count(org, seeded, window):
 
 
 def test_api_key_cards_carry_the_key_for_display(org, seeded):
-    cards = {c.name: c for c in sel.api_key_activity(org=org, start=None, end=NOW)}
+    cards = {c.name: c for c in panel_keys.api_key_activity(org=org, start=None, end=NOW)}
     lab = seeded["keys"]["lab"]
     assert cards["Lab workstation"].display == lab.display
     assert cards["Lab workstation"].kind == "Workspace key"
@@ -104,8 +105,10 @@ def test_key_limits_come_from_the_key_else_the_tier_and_count_this_minute(org, s
     state = ratelimit.ratelimit_request(key=lab)
     ratelimit.ratelimit_tokens(key=lab, state=state, tokens=1234)
     ratelimit.ratelimit_request(key=lab)
-    cards = sel.api_key_activity(org=org, start=None, end=NOW)
-    loaded = {c.name: c for c in sel.key_recent_load(org=org, cards=cards, start=None, end=NOW)}
+    cards = panel_keys.api_key_activity(org=org, start=None, end=NOW)
+    loaded = {
+        c.name: c for c in panel_keys.key_recent_load(org=org, cards=cards, start=None, end=NOW)
+    }
     tier_rpm, tier_tpm = ratelimit.DEFAULT_RATE_LIMITS["developer"]
     assert (loaded["Lab workstation"].rate_limit_rpm, loaded["Lab workstation"].rate_limit_tpm) == (
         42,
@@ -131,14 +134,18 @@ def test_key_cards_count_the_requests_refused_in_the_window(org, seeded):
         (NOW, 7),  # the window is half-open: not counted
     ]:
         RateLimitRefusal.objects.create(organization=org, api_key=lab, minute=minute, count=count)
-    cards = sel.api_key_activity(org=org, start=start, end=NOW)
-    loaded = {c.name: c for c in sel.key_recent_load(org=org, cards=cards, start=start, end=NOW)}
+    cards = panel_keys.api_key_activity(org=org, start=start, end=NOW)
+    loaded = {
+        c.name: c for c in panel_keys.key_recent_load(org=org, cards=cards, start=start, end=NOW)
+    }
     assert loaded["Lab workstation"].refused == 6
 
 
 @pytest.mark.parametrize("window", WINDOWS)
 def test_controller_cards_match_a_reference_count(org, seeded, window):
-    cards = sel.controller_load(org=org, start=WINDOW_STARTS[window], end=NOW, now=NOW)
+    cards = panel_controllers.controller_load(
+        org=org, start=WINDOW_STARTS[window], end=NOW, now=NOW
+    )
     assert [c.name for c in cards] == ["dgx-01", "edge-02", "idle-03"]
     expected = seed.expected_controllers(window)
     for card in cards:

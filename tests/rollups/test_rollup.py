@@ -14,6 +14,7 @@ from ingest.services.ingest import usage_records_ingest
 from ingest.services.jobs import job_transition
 from insights.selectors import finance as finance_selectors
 from insights.selectors import panel as sel
+from insights.selectors import panel_controllers, panel_keys
 from insights.selectors import summaries as summaries_selectors
 from rollups.models import JobDaily, QueryDaily, Restatement, RollupHour, RollupState, WorkerDaily
 from rollups.selectors.coverage import raw_only, rollup_coverage
@@ -53,8 +54,8 @@ def figures(org, start, end, coverage) -> dict:
     tz = org.time_zone
     return {
         "overview": sel.jobs_overview(org=org, start=start, end=end, coverage=coverage),
-        "keys": sel.api_key_activity(org=org, start=start, end=end, coverage=coverage),
-        "controllers": sel.controller_load(
+        "keys": panel_keys.api_key_activity(org=org, start=start, end=end, coverage=coverage),
+        "controllers": panel_controllers.controller_load(
             org=org, start=start, end=end, now=NOW, coverage=coverage
         ),
         "models": sel.queries_by_model(org=org, start=start, end=end, coverage=coverage),
