@@ -2,7 +2,7 @@
 """Bucket aggregates kept current at ingestion: the rollup tables' figures per bucket.
 
 Each table (JobBucket, QueryBucket with its detail, model, endpoint and member rows,
-WorkerBucket, MatchingBucket; usage/models.py) holds per organization, bucket and the
+WorkerBucket, MatchingBucket; rollups/models.py) holds per organization, bucket and the
 rollup tables' dimensions what the raw records of that bucket sum to. Buckets are
 USAGE_BUCKET_SECONDS wide (one minute by default) and aligned to the Unix epoch, so every
 time zone's hours and days are whole buckets (zone offsets are multiples of 15 minutes).

@@ -1,7 +1,7 @@
 """Spend controls' ledger of holds and charges: the organization's spend lock, the
 counters every budget reads, reservations expiring, and what ingestion settles.
 
-Two tables carry the figures (usage/models.py):
+Two tables carry the figures (spend/models.py):
 - SpendDay: credits and tokens charged per local day and subject (the organization,
   an API key, a member), written in the ingestion transaction that charges them;
 - SpendHold: what live reservations hold per subject. The organization's own row is
