@@ -18,7 +18,7 @@ from accounts.models import Organization
 from alerts.models import AlertKind, AlertNotification, AlertRule
 from alerts.selectors import Condition
 from billing.money import credits_display
-from usage.selectors.budgets import BudgetFigures, budget_figures, budgets_of
+from spend.selectors.budgets import BudgetFigures, budget_figures, budgets_of
 from usage.windows import period_of
 
 

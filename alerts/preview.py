@@ -27,8 +27,8 @@ from alerts.selectors import (
     median_of_days,
 )
 from billing.models import LedgerEntry
-from usage.models import RateLimitRefusal
-from usage.selectors.panel import tokens_by_day_and_model
+from insights.selectors.panel import tokens_by_day_and_model
+from spend.models import RateLimitRefusal
 
 PREVIEW_DAYS = 30
 ZERO = Decimal("0")

@@ -11,7 +11,8 @@ from alerts.budgets import budget_alert_rule_ensure
 from alerts.services import alert_defaults_create
 from alerts.signals import notification_fired
 from alerts.tasks import alert_email_deliver, alert_webhook_deliver, alerts_evaluate_org
-from usage.signals import budget_saved, usage_recorded
+from spend.signals import budget_saved
+from usage.signals import usage_recorded
 
 
 @receiver(organization_created, dispatch_uid="alerts.organization_created")

@@ -27,8 +27,9 @@ from alerts.models import (
 from billing.models import EntryKind, LedgerEntry
 from billing.money import credits_display
 from billing.selectors import credit_balance, default_worker_type
-from usage.models import Controller, RateLimitRefusal
-from usage.selectors.panel import tokens_month_to_date
+from insights.selectors.panel import tokens_month_to_date
+from spend.models import RateLimitRefusal
+from usage.models import Controller
 
 ZERO = Decimal("0")
 HOUR = timedelta(hours=1)

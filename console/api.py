@@ -13,11 +13,11 @@ from ninja import NinjaAPI, Swagger
 from accounts import api as accounts_api
 from accounts.api_core import ErrorOut, error, install_exception_handlers
 from billing import api as billing_api
-from usage.api import ingest as usage_ingest_api
-from usage.api import reads as usage_reads_api
-from usage.api import report as usage_report_api
-from usage.api import spend as usage_spend_api
-from usage.api.ratelimit import RATE_LIMIT_HEADERS, PrincipalRateLimit, rate_limit_headers
+from ingest.api import ingest as usage_ingest_api
+from insights.api import reads as usage_reads_api
+from insights.api import report as usage_report_api
+from spend.api import spend as usage_spend_api
+from spend.api.ratelimit import RATE_LIMIT_HEADERS, PrincipalRateLimit, rate_limit_headers
 
 app_name = "api"
 
@@ -52,9 +52,10 @@ for the same range. Credits are decimal strings. Ranges are half-open [start, en
 # contract: ids name the module each endpoint was first published from, wherever the
 # endpoint lives now.
 PUBLISHED_MODULES = {
-    "usage.api.ingest": "usage.api",
-    "usage.api.reads": "usage.api_read",
-    "usage.api.report": "usage.api_report",
+    "ingest.api.ingest": "usage.api",
+    "insights.api.reads": "usage.api_read",
+    "insights.api.report": "usage.api_report",
+    "spend.api.spend": "usage.api.spend",
     "billing.api": "usage.api_read",
     "accounts.api": "usage.api_read",
 }

@@ -5,7 +5,7 @@ from django.http import HttpRequest
 from accounts.models import ColorScheme
 from accounts.selectors import memberships_of
 from billing.selectors import account_summary
-from usage.selectors.chip import core_hour_balance
+from insights.selectors.chip import core_hour_balance
 
 
 def session_chip(request: HttpRequest) -> dict:

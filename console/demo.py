@@ -28,7 +28,7 @@ from billing.demo import (
     billing_demo_statements,
 )
 from billing.services import statements_issue_due
-from usage.demo import DEMO_DAYS, usage_demo_heartbeat, usage_demo_seed
+from ingest.demo import DEMO_DAYS, usage_demo_heartbeat, usage_demo_seed
 
 DEMO_PASSWORD = "demo-usage-console"  # noqa: S105 - printed for the demo login on purpose
 

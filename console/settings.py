@@ -66,7 +66,13 @@ INSTALLED_APPS = [
     "console",
     "accounts",
     "billing",
+    # usage/ split by what it does (docs/architecture.md): the records, then what is
+    # built on them, lowest first.
     "usage",
+    "rollups",
+    "spend",
+    "ingest",
+    "insights",
     "alerts",
 ]
 
@@ -361,7 +367,7 @@ SPEND_AUTHORIZE_ASYNC_COMMIT = env_bool("SPEND_AUTHORIZE_ASYNC_COMMIT", True)
 # A request's messages are tokenized within this budget (past it: 413 naming the limit).
 SPEND_TOKENIZE_MAX_CHARS = int(os.environ.get("SPEND_TOKENIZE_MAX_CHARS", "600000"))
 SPEND_TOKENIZE_SECONDS = float(os.environ.get("SPEND_TOKENIZE_SECONDS", "0.25"))
-# Requests and tokens per minute by tier, over usage/ratelimit.py's defaults:
+# Requests and tokens per minute by tier, over spend/ratelimit.py's defaults:
 # {"developer": (600, 1_000_000), ...}. Set in a settings override, not the environment.
 USAGE_RATE_LIMITS: dict[str, tuple[int, int]] = {}
 # Batches one key may send a minute: 10 × its RPM, at least this many.
@@ -406,7 +412,7 @@ ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=Fa
 ALERT_WEBHOOK_TIMEOUT_SECONDS = 5
 ALERT_EVALUATE_DEBOUNCE_SECONDS = int(os.environ.get("ALERT_EVALUATE_DEBOUNCE_SECONDS", "5"))
 
-# Usage aggregates kept current at ingestion (usage/services/aggregates.py): the width of
+# Usage aggregates kept current at ingestion (rollups/services/aggregates.py): the width of
 # a bucket in seconds (a divisor of 900 so every time zone's hours and days are whole
 # buckets; after a change, `manage.py rollup` over the affected days rebuilds them), and
 # a switch that turns them off (ingestion skips the upsert, pages read raw records as

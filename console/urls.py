@@ -25,7 +25,7 @@ org_patterns = [
         ),
     ),
     path("finance/", include("billing.urls")),
-    path("usage/", include("usage.urls")),
+    path("usage/", include("insights.urls")),
 ]
 
 ALERT_ADMIN_BEFORE_THE_MOVE = (

@@ -10,8 +10,8 @@ from accounts.http import SESSION_ORG_KEY, OrgRequest, org_view
 from accounts.request_context import request_id_var
 from accounts.selectors import membership_for, memberships_of
 from billing.selectors import finance_overview
-from usage.selectors.explorer import usage_received_through
-from usage.selectors.summaries import usage_summaries
+from insights.selectors.explorer import usage_received_through
+from insights.selectors.summaries import usage_summaries
 
 
 @login_required

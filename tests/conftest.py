@@ -1,10 +1,16 @@
 import os
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.conf import settings
 
+# The instant tests of usage run at unless their module sets its own NOW: record times
+# are then never "in the future". A Friday.
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
 # Shared seeded data, as fixtures any test may ask for.
-pytest_plugins = ["tests.usage.explorer_seed"]
+pytest_plugins = ["tests.insights.explorer_seed"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -120,12 +126,20 @@ def celery_worker_process(settings, transactional_db):
 def _spend_counters_after_commit(request, monkeypatch):
     """Spend controls' counters move after a commit; a test case's transaction never
     commits, so there they move at once (transactional tests commit for real)."""
-    from usage.api import spend
+    from spend.api import spend
 
     spend._models.clear()  # the price list as the last test left it, not as cached
     marker = request.node.get_closest_marker("django_db")
     if marker is None or marker.kwargs.get("transaction"):
         return
-    from usage.services import spend_counters
+    from spend.services import spend_counters
 
     monkeypatch.setattr(spend_counters, "after_commit", lambda run: run())
+
+
+@pytest.fixture
+def frozen(request):
+    """Time stands still at the test module's NOW (this file's NOW if it sets none); the
+    traveller it yields moves it (`frozen.shift(...)`, `frozen.move_to(...)`)."""
+    with time_machine.travel(getattr(request.module, "NOW", NOW), tick=False) as traveller:
+        yield traveller

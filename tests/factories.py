@@ -99,7 +99,7 @@ def make_payment(*, org, amount_minor: int = 2500, number: str = "42424242424242
 def _aggregate(org, kind: str, record) -> None:
     """Add a row written straight to its table to the bucket aggregates, as ingestion
     does for the records it writes (pages read the buckets, not the records)."""
-    from usage.services.aggregates import aggregates_records_add
+    from rollups.services.aggregates import aggregates_records_add
 
     aggregates_records_add(org=org, kind=kind, ids=[record.pk])
 

@@ -12,8 +12,8 @@ django.setup()
 
 import alerts.services as alert_services  # noqa: E402
 import billing.services.reconciliation as reconciliation  # noqa: E402
-import usage.services.rollup.days as rollup_days  # noqa: E402
-import usage.services.rollup.hours as rollup_hours  # noqa: E402
+import rollups.services.days as rollup_days  # noqa: E402
+import rollups.services.hours as rollup_hours  # noqa: E402
 from console.celery import app  # noqa: E402, F401
 
 POISONED = int(os.environ["TEST_POISONED_ORG"])

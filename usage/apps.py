@@ -3,30 +3,13 @@ from django.db.models.signals import post_migrate
 
 
 class UsageConfig(AppConfig):
+    """The records: controllers, batches, jobs, queries, worker sessions and matching
+    runs, their keys, partitions and retention (docs/architecture.md)."""
+
     name = "usage"
     verbose_name = "Usage"
 
     def ready(self) -> None:
-        from billing.usage_sources import (
-            credits_by_model_register,
-            reconciliation_check_register,
-            statement_usage_breakdown_register,
-        )
-        from usage.selectors.budgets import spend_reconciliation_check
-        from usage.selectors.finance import credits_by_model
-        from usage.selectors.statements import usage_breakdown
-        from usage.services.rollup.reconcile import rollups_reconcile
-
-        # What billing, below usage, reads from it (billing/usage_sources.py): statements
-        # itemize usage debits by the records they charged, the finance page shows credits
-        # by model, and the nightly reconciliation checks the rollups and the spend holds.
-        statement_usage_breakdown_register(usage_breakdown)
-        credits_by_model_register(credits_by_model)
-        reconciliation_check_register(rollups_reconcile)
-        reconciliation_check_register(spend_reconciliation_check)
-        from usage.services.spend_counters import counters_signals_connect
-
-        counters_signals_connect()
         # Every `migrate` makes the months ahead too (the beat task does it daily).
         post_migrate.connect(_partitions_make_ahead, sender=self)
 

@@ -17,7 +17,7 @@ numeric). So:
   (max 10^14) for any rate under 1,000 credits a core-hour. A bigger job is refused with
   the bound in the message (report it as several jobs).
 
-The bounds appear in the OpenAPI schema (usage/api/ingest.py) and in the refusal messages.
+The bounds appear in the OpenAPI schema (ingest/api/ingest.py) and in the refusal messages.
 """
 
 from decimal import Decimal

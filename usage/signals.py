@@ -4,7 +4,3 @@ from django.dispatch import Signal
 
 # Sent after an ingestion batch stored at least one record, with `organization_id`.
 usage_recorded = Signal()
-
-# Sent inside the transaction that saves a budget, with `organization`: its thresholds
-# join the alert rules.
-budget_saved = Signal()

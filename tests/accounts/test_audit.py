@@ -39,19 +39,19 @@ from billing.services import (
     ledger_adjust,
     payment_refund,
 )
+from spend.services.budgets import (
+    apikey_pause,
+    apikey_resume,
+    budget_create,
+    budget_delete,
+    budget_update,
+)
 from tests.factories import (
     grant_credits,
     make_member,
     make_payment,
     make_payment_method,
     make_user,
-)
-from usage.services.budgets import (
-    apikey_pause,
-    apikey_resume,
-    budget_create,
-    budget_delete,
-    budget_update,
 )
 from usage.services.controllers import controller_register, controller_token_rotate
 

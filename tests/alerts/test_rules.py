@@ -27,6 +27,7 @@ from alerts.services import (
 from alerts.tasks import alert_email_deliver, alerts_evaluate_due
 from billing.models import WorkerType
 from billing.services import ledger_post
+from spend.models import RateLimitRefusal
 from tests.factories import (
     grant_credits,
     make_alert_rule,
@@ -36,7 +37,7 @@ from tests.factories import (
     make_org,
     make_query,
 )
-from usage.models import Controller, RateLimitRefusal
+from usage.models import Controller
 
 pytestmark = pytest.mark.django_db
 

@@ -315,8 +315,8 @@ def test_settings_links_to_alerts_and_managers_see_and_rotate_the_secret(client)
 
 def test_preview_of_rate_limits_per_clock_hour():
     from alerts.preview import alert_rule_preview
+    from spend.models import RateLimitRefusal
     from tests.factories import make_api_key
-    from usage.models import RateLimitRefusal
 
     org = make_org()
     key, _ = make_api_key(org=org)

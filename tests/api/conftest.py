@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import time_machine
 
 from accounts.models import Organization, Role, SessionToken, Tier, User
 from accounts.services import session_token_issue
@@ -67,12 +66,6 @@ class Seeded:
     other_secret: str
     queries: dict
     matching: dict
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 def seed(frozen_now: datetime = NOW) -> Seeded:

@@ -10,9 +10,9 @@ import time_machine
 
 import usage_console_client as console
 from billing.selectors import finance_overview
+from insights.selectors import summaries as summaries_selectors
 from tests.api.conftest import seed
 from tests.factories import make_payment_method
-from usage.selectors import summaries as summaries_selectors
 from usage_console_client import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -198,7 +198,7 @@ def test_an_expired_token_raises_its_own_error(world):
 
 def test_get_usage_report_gives_the_explorers_figures(live_server, explorer_seeded):
     from tests.factories import make_api_key
-    from tests.usage.explorer_seed import END, START
+    from tests.insights.explorer_seed import END, START
 
     _key, secret = make_api_key(org=explorer_seeded["org"])
     client = Client(live_server.url, api_key=secret)

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 
 from billing.selectors import finance_overview
+from insights.selectors import panel as panel_selectors
+from insights.selectors import summaries as summaries_selectors
 from tests.api.conftest import NOW, at, bearer, ms
-from usage.selectors import panel as panel_selectors
-from usage.selectors import summaries as summaries_selectors
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 
 from accounts.selectors import apikey_for_secret
+from spend.models import RateLimitRefusal
 from tests.api.conftest import NOW, RATE_HEADERS, bearer
-from usage.models import RateLimitRefusal
 
 pytestmark = pytest.mark.django_db
 

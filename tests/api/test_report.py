@@ -1,10 +1,10 @@
 """GET /api/v1/usage/report: the explorer's figures through the API (explorer_seeded in
-tests/usage/explorer_seed.py, figures added up by hand there and here)."""
+tests/insights/explorer_seed.py, figures added up by hand there and here)."""
 
 import pytest
 
 from tests.factories import make_api_key, make_controller, make_org
-from tests.usage.explorer_seed import END, START
+from tests.insights.explorer_seed import END, START
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ import pytest
 import time_machine
 from django.db import connection
 
+from rollups.services.aggregates import aggregates_records_add
 from tests.factories import make_api_key, make_member, make_org, make_query, make_user
-from usage.services.aggregates import aggregates_records_add
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +111,7 @@ def test_a_report_over_its_time_limit_is_an_error_naming_the_limit(client, org, 
 
 @on_postgresql
 def test_the_time_limit_cancels_a_slow_statement_on_postgresql():
-    from usage.selectors.explorer import ReportTooCostly, report_time_limit
+    from insights.selectors.explorer import ReportTooCostly, report_time_limit
 
     with (
         pytest.raises(ReportTooCostly),

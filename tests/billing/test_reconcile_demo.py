@@ -10,9 +10,9 @@ import time_machine
 from django.core.management import call_command
 
 from billing.models import ReconciliationIssue
+from ingest.demo import usage_demo_seed
+from rollups.models import RollupState
 from tests.factories import make_org
-from usage.demo import usage_demo_seed
-from usage.models import RollupState
 
 pytestmark = pytest.mark.django_db
 

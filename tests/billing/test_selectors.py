@@ -144,8 +144,8 @@ def test_spend_by_month_and_model():
 
 @pytest.mark.parametrize("rolled_up", [False, True], ids=["raw", "rolled-up"])
 def test_spend_by_model_sums_the_charged_usage_records_of_the_last_12_months(rolled_up):
+    from rollups.services.days import rollup_day
     from tests.factories import make_job, make_query, make_worker_session
-    from usage.services.rollup.days import rollup_day
 
     org = make_org(tier=Tier.ENTERPRISE, allow_overdraft=True)
     other = make_org()

@@ -26,8 +26,8 @@ from billing.services import (
     payment_refund,
     statement_issue,
 )
+from ingest.services.ingest import usage_records_ingest
 from tests.factories import make_api_key, make_member, make_org, make_payment
-from usage.services.ingest import usage_records_ingest
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,10 @@ from django.urls import reverse
 
 from accounts.models import APIKey, Membership, Role, SessionToken
 from alerts.models import AlertRule
+from spend.models import Budget, KeyPause
 from tests.factories import make_api_key, make_controller, make_member
 from tests.security.test_isolation import all_patterns, fill, snapshot_of_a, world  # noqa: F401
-from usage.models import Budget, Controller, KeyPause
+from usage.models import Controller
 
 pytestmark = pytest.mark.django_db
 

@@ -187,19 +187,19 @@ def test_admin_overview_page_costs_the_same_at_any_number_of_organizations(
 
 def test_a_failing_sweep_is_recorded_and_cleared_by_its_next_success(monkeypatch):
     from console.tasks import worker_health
-    from usage.tasks import rollup_sweep
+    from rollups.tasks import rollup_sweep
 
     def broken():
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("usage.services.rollup.days.rollup_due", broken)
+    monkeypatch.setattr("rollups.services.days.rollup_due", broken)
     # As a worker runs it: the error is the task's result, and Celery signals the failure.
     assert rollup_sweep.apply(throw=False).failed()
     run = SweepRun.objects.get(task="usage.rollup_sweep")
     assert run.failing and run.failures_in_a_row == 1 and "database went away" in run.last_error
     assert [s.task for s in platform_overview().failing_sweeps] == ["usage.rollup_sweep"]
 
-    monkeypatch.setattr("usage.services.rollup.days.rollup_due", lambda: [])
+    monkeypatch.setattr("rollups.services.days.rollup_due", lambda: [])
     rollup_sweep.apply()
     run.refresh_from_db()
     assert not run.failing and run.last_succeeded_at is not None

@@ -6,10 +6,11 @@ from collections import Counter
 from io import StringIO
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.db.migrations.loader import MigrationLoader
 
-PROJECT_APPS = ("accounts", "billing", "usage", "alerts", "console")
+PROJECT_APPS = ("accounts", "billing", "usage", "rollups", "spend", "alerts", "console")
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +45,14 @@ def test_no_merge_migrations(loader, app):
 def test_models_match_the_migrations():
     out = StringIO()
     call_command("makemigrations", "--check", "--dry-run", stdout=out)
+
+
+@pytest.mark.parametrize("app", ["rollups", "spend"])
+def test_models_moved_out_of_usage_keep_their_tables(app):
+    """rollups and spend took their models over from usage without moving a row
+    (docs/architecture.md): each keeps the table usage's migrations made."""
+    tables = {model._meta.db_table for model in apps.get_app_config(app).get_models()}
+    assert tables == {
+        f"usage_{model._meta.model_name}" for model in apps.get_app_config(app).get_models()
+    }
+    assert tables

@@ -9,7 +9,7 @@ from django.db.models.expressions import F
 
 from accounts.models import Organization
 
-APPS = ("accounts", "billing", "usage", "alerts")
+APPS = ("accounts", "billing", "usage", "rollups", "spend", "alerts")
 
 # Reference tables: small, the same for every organization, copied to every node on Citus.
 REFERENCE_TABLES = {
@@ -143,7 +143,7 @@ def test_tenant_tables_point_only_at_tenant_or_reference_tables():
 
 
 def test_the_checks_would_catch_a_key_without_the_organization():
-    from usage.models import RateLimitRefusal
+    from spend.models import RateLimitRefusal
 
     bad = models.UniqueConstraint(fields=["api_key", "minute"], name="x")
     assert "organization" not in _names_in(bad)

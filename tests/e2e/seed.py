@@ -43,8 +43,8 @@ class Seeded:
 def seed_console() -> Seeded:
     """An owner of "Acme Research", with usage, payments, a charged batch and an alert."""
     from alerts.models import AlertNotification
+    from ingest.services.ingest import usage_records_ingest
     from usage.models import IngestBatch
-    from usage.services.ingest import usage_records_ingest
 
     now = timezone.now()
     member = make_member(org=make_org(name="Acme Research", tier="developer"), role=Role.OWNER)

@@ -8,9 +8,10 @@ from playwright.sync_api import expect
 
 from accounts.models import APIKey, Membership, Role
 from alerts.models import AlertRule
+from spend.models import Budget
 from tests.e2e.conftest import ARTIFACTS
 from tests.factories import PASSWORD, make_api_key, make_controller, make_member
-from usage.models import Budget, Controller
+from usage.models import Controller
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

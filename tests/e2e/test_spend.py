@@ -7,10 +7,10 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from ingest.services.ingest import usage_records_ingest
+from spend.models import KeyPause
 from tests.e2e.conftest import ARTIFACTS
 from tests.factories import PASSWORD, grant_credits, make_api_key, make_member, make_org
-from usage.models import KeyPause
-from usage.services.ingest import usage_records_ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

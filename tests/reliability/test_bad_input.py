@@ -31,10 +31,10 @@ from hypothesis import strategies as st
 from accounts.models import Role, Tier
 from accounts.services import session_token_issue
 from billing.models import Payment, PriceModel
+from ingest.services.ingest import MAX_BATCH_RECORDS
 from tests.factories import grant_credits, make_api_key, make_controller, make_member, make_org
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.models import Job, MatchingRun, Query, WorkerSession
-from usage.services.ingest import MAX_BATCH_RECORDS
 
 pytestmark = pytest.mark.django_db
 
@@ -370,7 +370,7 @@ def test_the_ingestion_service_itself_normalizes_times_and_refuses_what_cannot_b
     api, record, field, error
 ):
     """Not only behind the API's guards: the service is what every caller goes through."""
-    from usage.services.ingest import usage_records_ingest
+    from ingest.services.ingest import usage_records_ingest
 
     query = {**valid_record("query"), **record}
     result = usage_records_ingest(org=api["org"], records=[query])

@@ -21,11 +21,12 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from billing.models import CoreHourRate, CreditAccount, LedgerEntry
+from ingest.services import ingest, write
+from rollups.models import RollupState
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.reliability.faults import fault_injected, fault_summary, timed  # noqa: F401
 from tests.workers import current_database_url
-from usage.models import IngestBatch, Job, MatchingRun, Query, RollupState, WorkerSession
-from usage.services import ingest
+from usage.models import IngestBatch, Job, MatchingRun, Query, WorkerSession
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -129,8 +130,8 @@ def _assert_exactly_once(org, key, before: dict) -> None:
     assert _state(org) == after
 
 
-def _hook(monkeypatch, name: str, *, kill_before: bool) -> None:
-    real = getattr(ingest, name)
+def _hook(monkeypatch, module, name: str, *, kill_before: bool) -> None:
+    real = getattr(module, name)
 
     def dropped(*args, **kwargs):
         if kill_before:
@@ -140,16 +141,16 @@ def _hook(monkeypatch, name: str, *, kill_before: bool) -> None:
             _terminate_own_backend()
         return result
 
-    monkeypatch.setattr(ingest, name, dropped)
+    monkeypatch.setattr(module, name, dropped)
 
 
 KILL_POINTS = {
     # After the organization's row lock, before anything is written.
-    "after the organization lock": ("organization_usage_lock", False),
+    "after the organization lock": (ingest, "organization_usage_lock", False),
     # Records, the batch and the dirty days written; the debit not yet.
-    "before the ledger debit": ("ledger_post", True),
+    "before the ledger debit": (write, "ledger_post", True),
     # Everything written; the connection dies before COMMIT.
-    "before commit": ("ledger_post", False),
+    "before commit": (write, "ledger_post", False),
 }
 
 
@@ -159,8 +160,8 @@ def test_a_connection_dropped_mid_batch_writes_nothing_and_a_retry_is_exactly_on
 ):
     org, key, _ = funded_org
     before = _state(org)
-    name, kill_before = KILL_POINTS[point]
-    _hook(monkeypatch, name, kill_before=kill_before)
+    module, name, kill_before = KILL_POINTS[point]
+    _hook(monkeypatch, module, name, kill_before=kill_before)
     with pytest.raises(OperationalError):
         ingest.usage_records_ingest(org=org, records=_batch(), api_key=key)
     monkeypatch.undo()
@@ -172,7 +173,7 @@ def test_a_connection_dropped_between_two_copies_writes_nothing(funded_org, monk
     """The batch's queries are COPYed; the connection dies before its job's COPY."""
     org, key, _ = funded_org
     before = _state(org)
-    real = ingest._copy
+    real = write._copy
     copies: list = []
 
     def dropped(model, rows):
@@ -181,7 +182,7 @@ def test_a_connection_dropped_between_two_copies_writes_nothing(funded_org, monk
             _terminate_own_backend()
         return real(model, rows)
 
-    monkeypatch.setattr(ingest, "_copy", dropped)
+    monkeypatch.setattr(write, "_copy", dropped)
     with pytest.raises(OperationalError):
         ingest.usage_records_ingest(org=org, records=_batch(), api_key=key)
     monkeypatch.undo()
@@ -250,8 +251,8 @@ def test_through_the_http_endpoint_a_dropped_connection_is_a_5xx_and_the_retry_c
 ):
     org, key, secret = funded_org
     before = _state(org)
-    name, kill_before = KILL_POINTS[point]
-    _hook(monkeypatch, name, kill_before=kill_before)
+    module, name, kill_before = KILL_POINTS[point]
+    _hook(monkeypatch, module, name, kill_before=kill_before)
     client.raise_request_exception = False
 
     def post():

@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from spend import counters, ratelimit
+from spend.ratelimit import DEFAULT_RATE_LIMITS
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.reliability.faults import fault_injected, fault_summary, timed  # noqa: F401
 from tests.workers import PrivateRedis, free_port
-from usage import counters, ratelimit
 from usage.models import Query
-from usage.ratelimit import DEFAULT_RATE_LIMITS
 
 pytestmark = pytest.mark.django_db
 
@@ -140,7 +140,7 @@ def private_redis(settings):
 def test_redis_restarted_during_ingestion_fails_open_and_recovers(
     api_org, client, caplog, private_redis, monkeypatch
 ):
-    from usage.api import ingest as usage_api
+    from ingest.api import ingest as usage_api
 
     org, secret = api_org
     with time_machine.travel(NOW, tick=True):

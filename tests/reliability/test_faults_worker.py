@@ -3,7 +3,7 @@ again on a fresh worker: the same notifications as a clean run and no duplicate 
 (PostgreSQL and a real worker on Redis).
 
 The rollup counterpart (a worker killed mid-rollup, rerun, same rows) is
-tests/usage/test_rollup_worker.py; it is not repeated here.
+tests/rollups/test_rollup_worker.py; it is not repeated here.
 
 Where the worker stops is chosen with locks held by a second connection, so the kill
 lands inside the task's transaction:

@@ -1,6 +1,6 @@
 """Model test: random sequences of ingest, replay, pay, refund, adjust and rollup, checked
 after every step against a simple single-threaded model written here from the rules
-(docs/api.md, usage/services/ingest.py's docstring) and the shipped price list typed in by
+(docs/api.md, ingest/services/ingest.py's docstring) and the shipped price list typed in by
 hand, never computed by the code under test: zero divergence.
 
 Each seed is one organization (time zone, overdraft allowed or not) and 25 steps:
@@ -39,20 +39,11 @@ from billing.services import (
     payment_prepare,
     payment_refund,
 )
+from ingest.services.ingest import usage_records_ingest
+from rollups.models import JobDaily, MatchingDaily, QueryDaily, RollupState, WorkerDaily
+from rollups.services.days import rollup_day
 from tests.factories import grant_credits, make_api_key, make_controller, make_org, make_user
-from usage.models import (
-    Job,
-    JobDaily,
-    MatchingDaily,
-    MatchingRun,
-    Query,
-    QueryDaily,
-    RollupState,
-    WorkerDaily,
-    WorkerSession,
-)
-from usage.services.ingest import usage_records_ingest
-from usage.services.rollup.days import rollup_day
+from usage.models import Job, MatchingRun, Query, WorkerSession
 
 pytestmark = pytest.mark.django_db
 

@@ -19,10 +19,10 @@ from alerts.services import alert_defaults_create
 from alerts.tasks import alerts_evaluate_due
 from billing.models import CreditAccount, ReconciliationIssue, SweepFailure
 from billing.tasks import reconcile_nightly
+from rollups.models import RollupHour, RollupState
+from rollups.tasks import rollup_hours_sweep, rollup_sweep
 from tests.factories import grant_credits, make_member, make_org, make_query
 from tests.workers import celery_worker_start
-from usage.models import RollupHour, RollupState
-from usage.tasks import rollup_hours_sweep, rollup_sweep
 
 pytestmark = [
     pytest.mark.postgres,

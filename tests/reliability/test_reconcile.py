@@ -21,12 +21,12 @@ from accounts.models import Organization
 from billing.models import CreditAccount, LedgerEntry, ReconciliationIssue
 from billing.services.reconciliation import reconcile_all, reconcile_organization
 from billing.tasks import reconcile_nightly
+from ingest.services.ingest import usage_records_ingest
+from rollups.models import JobDaily, MatchingDaily, QueryDaily, RollupState, WorkerDaily
+from rollups.services.days import rollup_day
+from rollups.services.dirty import rollup_days_mark_dirty
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.reliability.faults import fault_injected, fault_summary  # noqa: F401
-from usage.models import JobDaily, MatchingDaily, QueryDaily, RollupState, WorkerDaily
-from usage.services.ingest import usage_records_ingest
-from usage.services.rollup.days import rollup_day
-from usage.services.rollup.dirty import rollup_days_mark_dirty
 
 pytestmark = pytest.mark.django_db
 
@@ -178,7 +178,7 @@ TAMPERS = {
 
 @pytest.mark.parametrize("tamper", TAMPERS)
 def test_a_tampered_rollup_row_is_reported_and_left_as_it_is(rolled_up_org, tamper, caplog):
-    from tests.usage.test_rollup import rows_of
+    from tests.rollups.test_rollup import rows_of
 
     org, (day, other_day) = rolled_up_org
     assert TAMPERS[tamper](org, day) >= 1

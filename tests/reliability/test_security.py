@@ -35,6 +35,7 @@ from django.utils import timezone
 from accounts.models import APIKey, Role
 from accounts.services import session_token_issue
 from billing.services import ledger_adjust, ledger_post, statement_issue
+from ingest.services.ingest import usage_records_ingest
 from tests.factories import (
     grant_credits,
     make_api_key,
@@ -42,7 +43,6 @@ from tests.factories import (
     make_member,
     make_user,
 )
-from usage.services.ingest import usage_records_ingest
 
 pytestmark = pytest.mark.django_db
 

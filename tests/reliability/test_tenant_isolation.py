@@ -18,9 +18,10 @@ from alerts.tasks import alerts_evaluate_due
 from billing.models import CreditAccount, ReconciliationIssue, SweepFailure
 from billing.sweeps import sweep_backoff, sweep_org_run
 from billing.tasks import reconcile_nightly
+from rollups.models import RollupHour, RollupState
+from rollups.tasks import rollup_hours_sweep, rollup_sweep
 from tests.factories import grant_credits, make_member, make_org, make_query
-from usage.models import Controller, RollupHour, RollupState
-from usage.tasks import rollup_hours_sweep, rollup_sweep
+from usage.models import Controller
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +52,7 @@ def poison(monkeypatch, module, name: str, org_id: int) -> None:
 
 
 def test_the_rollup_sweep_rolls_up_every_healthy_org_past_a_poisoned_one(monkeypatch, tenants):
-    import usage.services.rollup.days as rollup
+    import rollups.services.days as rollup
 
     bad, healthy = tenants
     poison(monkeypatch, rollup, "rollup_day", bad.pk)
@@ -65,7 +66,7 @@ def test_the_rollup_sweep_rolls_up_every_healthy_org_past_a_poisoned_one(monkeyp
 
 
 def test_the_hour_sweep_rolls_up_every_healthy_org_past_a_poisoned_one(monkeypatch, tenants):
-    import usage.services.rollup.hours as rollup
+    import rollups.services.hours as rollup
 
     bad, healthy = tenants
     poison(monkeypatch, rollup, "rollup_hour", bad.pk)

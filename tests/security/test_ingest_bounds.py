@@ -10,10 +10,11 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Tier
+from rollups.models import MatchingDaily
+from rollups.services.days import rollup_day
 from tests.factories import grant_credits, make_api_key, make_controller, make_org
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECORDS, MAX_TOKENS
-from usage.models import Job, MatchingDaily, Query
-from usage.services.rollup.days import rollup_day
+from usage.models import Job, Query
 
 pytestmark = pytest.mark.django_db
 

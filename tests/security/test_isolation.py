@@ -21,6 +21,8 @@ from accounts.team import invitation_create
 from alerts.models import AlertDismissal, AlertNotification
 from billing.models import LedgerEntry, Payment, Receipt
 from billing.services import statement_issue
+from ingest.services.ingest import usage_records_ingest
+from spend.models import Budget, KeyPause
 from tests.factories import (
     grant_credits,
     make_alert_rule,
@@ -30,8 +32,7 @@ from tests.factories import (
     make_org,
     make_payment,
 )
-from usage.models import Budget, Controller, Job, KeyPause, Query
-from usage.services.ingest import usage_records_ingest
+from usage.models import Controller, Job, Query
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization, Role, Tier
@@ -12,12 +11,6 @@ from billing.models import PriceModel
 from tests.factories import grant_credits, make_api_key, make_member, make_org, make_user
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 class Seeded:

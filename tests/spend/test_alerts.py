@@ -7,9 +7,9 @@ import pytest
 
 from alerts.models import AlertNotification, AlertRule
 from alerts.services import alerts_evaluate
-from usage.models import SpendDay
-from usage.services.budgets import budget_create
-from usage.services.ingest import usage_records_ingest
+from ingest.services.ingest import usage_records_ingest
+from spend.models import SpendDay
+from spend.services.budgets import budget_create
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +68,7 @@ def test_the_notification_offers_to_pause_the_key(client, spend, frozen):
 
 def test_reconciliation_counts_over_cap_usage_and_checks_the_holds(spend, frozen):
     from billing.services.reconciliation import reconcile_organization
-    from usage.models import SpendHold
+    from spend.models import SpendHold
 
     budget_create(org=spend.org, scope="organization", period="day",
                   soft_limit=Decimal("0.001"), hard_limit=Decimal("0.002"))  # fmt: skip
@@ -76,11 +76,11 @@ def test_reconciliation_counts_over_cap_usage_and_checks_the_holds(spend, frozen
     usage_records_ingest(org=spend.org, records=[q(1, 60_000)], api_key=spend.key)
     report = reconcile_organization(org=spend.org, days=7)
     assert report.counts == {"over_cap_flags": 1, "spend_hold_mismatches": 0}
-    from usage import counters
+    from spend import counters
 
     if counters.enabled():
         # Authorize's holds are Redis' counters: built from the database, then one drifts.
-        from usage.services.spend_counters import counters_rebuild
+        from spend.services.spend_counters import counters_rebuild
 
         counters_rebuild(org=spend.org)
         assert reconcile_organization(org=spend.org, days=7).counts["spend_hold_mismatches"] == 0

@@ -4,9 +4,10 @@ from decimal import Decimal
 
 import pytest
 
+from spend.models import Budget, KeyPause, Reservation
 from tests.factories import make_api_key, make_org
 from tests.spend.conftest import NOW, bearer, post
-from usage.models import Budget, KeyPause, Query, Reservation
+from usage.models import Query
 
 pytestmark = pytest.mark.django_db
 
@@ -190,9 +191,9 @@ def test_the_beat_task_expires_overdue_reservations_and_releases_their_holds(spe
     from datetime import timedelta
 
     from billing.models import PriceModel
-    from usage.models import SpendHold
-    from usage.services.authorize import request_authorize
-    from usage.tasks import reservations_expire_due
+    from spend.models import SpendHold
+    from spend.services.authorize import request_authorize
+    from spend.tasks import reservations_expire_due
 
     model = PriceModel.objects.get(name="llama-3.1-8b")
     verdict = request_authorize(key=spend.key, model=model, input_tokens=10, max_output_tokens=10)

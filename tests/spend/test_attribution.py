@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from spend.models import Budget, OverCap, Reservation
 from tests.factories import make_api_key
 from tests.spend.conftest import post
-from usage.models import Budget, OverCap, Query, Reservation
+from usage.models import Query
 
 pytestmark = pytest.mark.django_db
 

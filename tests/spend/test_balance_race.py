@@ -11,8 +11,8 @@ import pytest
 from django.db import connection, transaction
 
 from billing.models import CreditAccount
+from ingest.services.ingest import usage_records_ingest
 from tests.spend.conftest import post, race_query
-from usage.services.ingest import usage_records_ingest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

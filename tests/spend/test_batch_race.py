@@ -10,11 +10,11 @@ import pytest
 from django.db import connection
 
 from billing.models import CreditAccount, PriceModel
+from ingest.services import ingest
+from ingest.services.ingest import usage_records_ingest
+from spend.services.spend_counters import counters_drift, counters_enabled
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.spend.conftest import post, race_query
-from usage.services import ingest
-from usage.services.ingest import usage_records_ingest
-from usage.services.spend_counters import counters_drift, counters_enabled
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -51,7 +51,7 @@ def test_a_batch_and_an_authorize_never_promise_the_same_credits(
     if pause == "after_its_allowance":
         monkeypatch.setattr(ingest._Limits, "__init__", pause_after(ingest._Limits.__init__))
     else:  # the batch holds the spend lock and has read the live reservations
-        monkeypatch.setattr(ingest, "_look_up", pause_after(ingest._look_up))
+        monkeypatch.setattr(ingest, "stored_look_up", pause_after(ingest.stored_look_up))
     outcome: dict = {}
 
     def ingest_batch() -> None:
@@ -145,7 +145,7 @@ def test_a_batch_that_fails_gives_back_the_credits_it_took(client, counted, monk
     def fail(*args, **kwargs):
         raise RuntimeError("the write failed")
 
-    monkeypatch.setattr(ingest, "_write", fail)
+    monkeypatch.setattr(ingest, "batch_write", fail)
     with pytest.raises(RuntimeError):
         usage_records_ingest(org=org, records=[race_query("a", 8)], api_key=key)
     assert CreditAccount.objects.get(organization=org).balance == Decimal(12)

@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 
 import usage_console_client as console
+from spend.models import Budget
 from tests.api.conftest import seed
-from usage.models import Budget
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,12 +16,12 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.models import PriceModel
+from ingest.services.ingest import usage_records_ingest
+from spend.models import Budget, Reservation, SpendHold
+from spend.services.authorize import request_authorize
+from spend.services.holds import reservations_expire
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.workers import PrivateRedis, free_port
-from usage.models import Budget, Reservation, SpendHold
-from usage.services.authorize import request_authorize
-from usage.services.ingest import usage_records_ingest
-from usage.services.spend import reservations_expire
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -254,7 +254,7 @@ def test_on_the_counters_losing_redis_frees_no_held_money_and_passes_no_cap(sett
             assert (down.status, down.reason) == (402, "spend_controls_unavailable")
             redis.start()
         else:
-            from usage import counters
+            from spend import counters
 
             counters.client().flushall()
         # 2 settled + 4 held = 6 of 10: exactly 4 more, whoever asks.

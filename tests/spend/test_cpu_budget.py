@@ -4,8 +4,8 @@ time budget (413 naming the limit, nothing reserved)."""
 
 import pytest
 
+from spend.models import Reservation
 from tests.spend.conftest import post
-from usage.models import Reservation
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,7 @@ ESTIMATE = "/api/v1/usage/estimate"
 @pytest.fixture
 def tokenized(monkeypatch):
     """Every text the tokenizer is handed, by length."""
-    from usage import estimate
+    from spend import estimate
 
     seen: list[int] = []
     real = estimate.estimate_tokens
@@ -86,7 +86,7 @@ def test_tokenizing_past_its_time_budget_is_413_naming_it(client, spend, setting
 
 
 def test_a_long_text_counts_the_same_tokens_in_pieces():
-    from usage.estimate import message_tokens
+    from spend.estimate import message_tokens
 
     # 10 tokens a line ("The", " quick", ..., " dog", ".\n"), 225,000 characters in all:
     # tokenized in pieces, the count is the one of the whole text.

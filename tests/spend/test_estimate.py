@@ -8,7 +8,7 @@ import pytest
 import tiktoken
 import tiktoken_ext
 
-from usage.estimate import CL100K_SHA256, estimate_tokens, message_tokens
+from spend.estimate import CL100K_SHA256, estimate_tokens, message_tokens
 
 TEXTS = [
     "Hello, world!",
@@ -74,7 +74,7 @@ def test_messages_count_their_contents_plus_four_each(tiktokens_own, no_network)
 
 def test_the_estimator_loads_with_the_network_unreachable(no_network, monkeypatch, tmp_path):
     """A fresh process state: no cache, no network; the bundled file is all it needs."""
-    from usage import estimate
+    from spend import estimate
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     estimate.encoding.cache_clear()

@@ -12,12 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.models import PriceModel
+from ingest.services.ingest import usage_records_ingest
+from spend.models import Budget, Reservation
+from spend.selectors.budgets import budget_figures
+from spend.services.authorize import request_authorize
+from spend.services.holds import reservations_expire, spend_lock
 from tests.factories import grant_credits, make_api_key, make_org
-from usage.models import Budget, Query, Reservation
-from usage.selectors.budgets import budget_figures
-from usage.services.authorize import request_authorize
-from usage.services.ingest import usage_records_ingest
-from usage.services.spend import reservations_expire, spend_lock
+from usage.models import Query
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from spend.models import Budget, Reservation, SpendHold
 from tests.spend.conftest import post
-from usage.models import Budget, Reservation, SpendHold
 
 pytestmark = pytest.mark.django_db
 

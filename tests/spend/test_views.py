@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
+from spend.models import Budget, KeyPause
 from tests.factories import make_api_key, make_org
-from usage.models import Budget, KeyPause
 
 pytestmark = pytest.mark.django_db
 
@@ -77,8 +77,8 @@ def test_the_estimator_page_shows_tokens_cost_and_budgets(client, spend):
 
 
 def test_a_budget_past_its_hard_level_is_shown_as_over_in_colour_and_words(client, spend):
-    from usage.services.budgets import budget_create
-    from usage.services.ingest import usage_records_ingest
+    from ingest.services.ingest import usage_records_ingest
+    from spend.services.budgets import budget_create
 
     budget_create(org=spend.org, scope="api_key", api_key_id=spend.key.pk, period="month",
                   soft_limit=Decimal("0.001"), hard_limit=Decimal("0.002"))  # fmt: skip

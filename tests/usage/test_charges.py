@@ -6,8 +6,8 @@ import pytest
 
 from accounts.models import Role
 from billing.models import LedgerEntry
+from ingest.services.ingest import usage_records_ingest
 from tests.factories import grant_credits, make_api_key, make_controller, make_member, make_org
-from usage.services.ingest import usage_records_ingest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
@@ -58,7 +58,7 @@ def test_a_batch_debit_links_to_a_page_that_breaks_it_down_to_the_debit(client, 
 
 
 def test_a_job_charged_when_it_ended_links_to_the_job(client, owner):
-    from usage.services.jobs import job_submit, job_transition
+    from ingest.services.jobs import job_submit, job_transition
 
     org = owner.organization
     job = job_submit(

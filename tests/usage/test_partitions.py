@@ -11,24 +11,15 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from billing.selectors import credit_balance
+from ingest.services.ingest import usage_records_ingest
+from insights.selectors.panel import jobs_overview, queries_by_model
+from insights.selectors.summaries import worker_runtime_by_model
+from rollups.models import JobDaily, QueryDaily, RollupState
+from rollups.services.days import rollup_day
 from tests.factories import grant_credits, make_api_key, make_member, make_org
-from usage.models import (
-    Job,
-    JobDaily,
-    MatchingRun,
-    Query,
-    QueryDaily,
-    RecordKey,
-    RetainedMonth,
-    RollupState,
-    WorkerSession,
-)
-from usage.selectors.panel import jobs_overview, queries_by_model
-from usage.selectors.summaries import worker_runtime_by_model
-from usage.services.ingest import usage_records_ingest
+from usage.models import Job, MatchingRun, Query, RecordKey, RetainedMonth, WorkerSession
 from usage.services.partitions import partitions_make_ahead, partitions_of
 from usage.services.retention import retention_notice, usage_retention_run
-from usage.services.rollup.days import rollup_day
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

@@ -1,6 +1,6 @@
 """Reads for usage ingestion: jobs by client id, controllers, calendar-month tokens.
 
-The usage panel's reads live in usage/selectors/panel.py. Every selector that reads an
+The usage panel's reads live in insights/selectors/panel.py. Every selector that reads an
 organization's data takes the organization and filters by it.
 """
 

@@ -4,7 +4,7 @@ On PostgreSQL the record tables are partitioned by month (usage.models.RecordKey
 why their own (organization, client_id) key cannot be unique any more), so ingestion
 asks usage_recordkey whether an id was seen: one probe of its primary key per id, the
 same whether the record's month is still kept or was dropped by retention. SQLite has
-no partitions and keeps asking the record tables (usage/services/ingest.py).
+no partitions and keeps asking the record tables (ingest/services/ingest.py).
 """
 
 from collections.abc import Iterable
@@ -13,8 +13,7 @@ from django.db import connection
 from django.db.models import Model
 
 from accounts.models import Organization
-from usage.models import Job, MatchingRun, Query, RecordKind, WorkerSession
-from usage.services.rollup.build import field_column
+from usage.models import Job, MatchingRun, Query, RecordKind, WorkerSession, field_column
 
 RECORD_KINDS: dict[type[Model], str] = {
     Query: RecordKind.QUERY,

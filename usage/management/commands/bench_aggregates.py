@@ -38,10 +38,10 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
+from ingest.services.ingest import usage_records_ingest
 from usage.management.commands import _serve_load as load
 from usage.management.commands import bench_serve
 from usage.management.commands.bench_ingest import MODELS, make_batch
-from usage.services.ingest import usage_records_ingest
 
 
 def _iso(at: datetime) -> str:

@@ -37,10 +37,11 @@ from accounts.models import AuditEvent, Tier, User
 from accounts.services import apikey_create, organization_create
 from billing.models import LedgerEntry
 from billing.services import organization_grant_starting_credits
+from spend.models import Budget, Reservation, SpendHold
+from spend.services.spend_counters import counters_drop, counters_enabled, counters_org_hold
 from usage.management.commands import _serve_load as load
 from usage.management.commands.bench_serve import _database_url
-from usage.models import Budget, IngestBatch, Query, Reservation, SpendHold
-from usage.services.spend_counters import counters_drop, counters_enabled, counters_org_hold
+from usage.models import IngestBatch, Query
 
 
 class Command(BaseCommand):

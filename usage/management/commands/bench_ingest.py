@@ -23,9 +23,9 @@ from django.utils import timezone
 from accounts.models import Organization, Tier
 from accounts.services import apikey_create
 from billing.models import LedgerEntry, PriceModel
+from ingest.services.ingest import usage_records_ingest
 from usage.models import IngestBatch, Job, MatchingRun, Query, WorkerSession
 from usage.services.controllers import controller_register
-from usage.services.ingest import usage_records_ingest
 
 MODELS = ["llama-3.1-8b", "llama-3.1-70b", "e5-large-v2", "phi-3-mini"]
 

@@ -36,20 +36,12 @@ from django.utils import timezone
 from accounts.models import APIKey, Membership, Organization, Role, User
 from accounts.services import apikey_create
 from billing.models import PriceModel
-from usage.models import (
-    Controller,
-    Job,
-    MatchingRun,
-    Query,
-    Restatement,
-    RollupHour,
-    RollupState,
-    WorkerSession,
-)
+from rollups.models import Restatement, RollupHour, RollupState
+from rollups.services.build import KINDS
+from rollups.services.days import rollup_day
+from rollups.services.hours import rollup_hour, rollup_hours_due
+from usage.models import Controller, Job, MatchingRun, Query, WorkerSession
 from usage.services.controllers import controller_register
-from usage.services.rollup.build import KINDS
-from usage.services.rollup.days import rollup_day
-from usage.services.rollup.hours import rollup_hour, rollup_hours_due
 
 LARGE, SMALL = "bench-10m", "bench-10k"
 # The CSV export reads the ledger: its own organizations, so the page timings above do

@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role, User
 from billing.models import PriceModel
-from usage.models import JobDaily, QueryDaily, RollupState, WorkerDaily
+from rollups.models import JobDaily, QueryDaily, RollupState, WorkerDaily
 from usage.services.partitions import month_add, month_first, month_start
 from usage.services.record_keys import _KEYS
 
@@ -309,8 +309,8 @@ class Command(BaseCommand):
         }
 
     def _retention(self, total: int) -> None:
+        from rollups.services.days import rollup_day
         from usage.services.retention import usage_retention_run
-        from usage.services.rollup.days import rollup_day
 
         month = month_add(month_first(timezone.now()), -4)
         self._say(f"\n== retention: {total:,} records in {month:%Y-%m} ==")
@@ -388,7 +388,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         from billing.models import EntryKind
         from billing.services import ledger_post
-        from usage.services.ingest import usage_records_ingest
+        from ingest.services.ingest import usage_records_ingest
 
         now = timezone.now()
         yesterday = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC) - (
@@ -458,7 +458,7 @@ class Command(BaseCommand):
         they enqueue run here one after another."""
         from unittest import mock
 
-        from usage import tasks
+        from rollups import tasks
 
         for name, sweep, task in (
             ("nightly rollup sweep", tasks.rollup_sweep, tasks.rollup_org_run),
@@ -484,7 +484,7 @@ class Command(BaseCommand):
             )
 
     def _ingest_loop(self, slug: str, seconds: int) -> None:
-        from usage.services.ingest import usage_records_ingest
+        from ingest.services.ingest import usage_records_ingest
 
         org = Organization.objects.get(slug=slug)
         from billing.models import EntryKind

@@ -42,10 +42,10 @@ from accounts.models import AuditEvent, Organization, Tier, User
 from accounts.services import apikey_create, organization_create
 from billing.models import CoreHourRate, CreditAccount, EntryKind, LedgerEntry, PriceModel
 from billing.services import organization_grant_starting_credits
+from rollups.services.aggregates import BUCKET_TABLES
 from usage.management.commands import _serve_load as load
 from usage.management.commands.bench_ingest import make_batch
 from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
-from usage.services.aggregates import BUCKET_TABLES
 from usage.services.controllers import controller_register
 
 STARTING_CREDITS = Decimal("1000000000")

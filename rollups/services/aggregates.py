@@ -1,0 +1,497 @@
+# ruff: noqa: S608 - the SQL is built from model metadata and constants; values are parameters
+"""Bucket aggregates kept current at ingestion: the rollup tables' figures per bucket.
+
+Each table (JobBucket, QueryBucket with its detail, model, endpoint and member rows,
+WorkerBucket, MatchingBucket; rollups/models.py) holds per organization, bucket and the
+rollup tables' dimensions what the raw records of that bucket sum to. Buckets are
+USAGE_BUCKET_SECONDS wide (one minute by default) and aligned to the Unix epoch, so every
+time zone's hours and days are whole buckets (zone offsets are multiples of 15 minutes).
+
+**Kept current in the writer's transaction.** `aggregates_add` is one INSERT … SELECT …
+GROUP BY … ON CONFLICT DO UPDATE (adding) per table, over the rows just written (the
+batch's records by batch id; moved jobs by id): the organization's row lock the batch
+already holds serializes it with every other writer of the organization, so it adds no
+contention, and a fault anywhere rolls the figures back with the records. A job's status
+move subtracts its stored figures (same statement, negated) before the update and adds
+the new ones after it. Worker sessions are spread over every bucket they overlap
+(runtime clipped to the bucket; carried in where the session started before it).
+
+**Horizon.** Buckets are kept for the organization's last HOUR_DAYS days (from the first
+instant of its day HOUR_DAYS before today): older records (a very late arrival) are not
+added, and readers read such intervals raw until the rollup recomputes the day (see
+rollups/selectors/coverage.py). `aggregates_prune` drops older buckets with the hour rows.
+
+**Verifier.** The rollups recompute a day's (and an hour's) buckets from the raw records
+(`aggregates_rebuild`): compare, rewrite, and record what differed as a Restatement of
+kind "buckets". After any sequence of ingests and job moves it finds nothing to change.
+
+**Edges.** A reader's range edge inside a bucket is moved to the bucket's end: a bucket
+belongs to a range when its first instant is in it, so adjacent ranges share no bucket
+and a window ending now includes the open bucket whole (records up to its end). With
+one-minute buckets, figures are exact to the minute.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Model, QuerySet
+from django.utils import timezone
+
+from accounts.calendar import local_day_start, org_today
+from accounts.models import Organization
+from rollups.models import (
+    JobBucket,
+    MatchingBucket,
+    QueryBucket,
+    QueryDimension,
+    Restatement,
+    WorkerBucket,
+)
+from usage.models import Job, MatchingRun, Query, WorkerSession
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+BUCKET_TABLES = (JobBucket, QueryBucket, WorkerBucket, MatchingBucket)
+# Buckets and hour rollups are kept for the open day and this many days before it: the
+# sliding windows (24 hours, 7 and 30 days) start mid-day up to 30 days back (31 across
+# a DST change), and their partial first day is read hour by hour or bucket by bucket.
+HOUR_DAYS = 32
+
+
+def buckets_enabled() -> bool:
+    return bool(settings.USAGE_BUCKETS)
+
+
+def bucket_seconds() -> int:
+    width = int(settings.USAGE_BUCKET_SECONDS)
+    if width <= 0 or 900 % width:
+        raise ValueError("USAGE_BUCKET_SECONDS must divide 900 (15 minutes)")
+    return width
+
+
+def bucket_floor(moment: datetime, width: int | None = None) -> datetime:
+    width = width or bucket_seconds()
+    seconds = (moment - EPOCH) // timedelta(seconds=width) * width
+    return EPOCH + timedelta(seconds=seconds)
+
+
+def bucket_ceil(moment: datetime, width: int | None = None) -> datetime:
+    floor = bucket_floor(moment, width)
+    if floor == moment:
+        return floor
+    try:
+        return floor + timedelta(seconds=width or bucket_seconds())
+    except OverflowError:  # the last minute representable: its end is the end of time
+        return moment
+
+
+def buckets_horizon(*, org: Organization, now: datetime | None = None) -> datetime:
+    """The first instant the organization's buckets are kept (and complete) from."""
+    tz = org.time_zone or "UTC"
+    return local_day_start(org_today(org, now=now) - timedelta(days=HOUR_DAYS), tz=tz)
+
+
+# --- SQL -------------------------------------------------------------------------------
+
+
+def _pg() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _bucket(column: str, width: int) -> str:
+    """The bucket (its first instant) of a timestamp column."""
+    if _pg():
+        return f"date_bin(interval '{width} seconds', {column}, timestamptz '1970-01-01 00:00Z')"
+    # SQLite keeps times as milliseconds: whole seconds are taken from the text, so
+    # 11:59:59.999999 is not rounded into the next minute.
+    seconds = f"CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER)"
+    return f"datetime(({seconds} / {width}) * {width}, 'unixepoch')"
+
+
+def _greatest(a: str, b: str) -> str:
+    return f"GREATEST({a}, {b})" if _pg() else f"MAX({a}, {b})"
+
+
+def _upsert(table: str, conflict: str, columns: list[str], adding: list[str], select: str) -> str:
+    """INSERT the select's rows; a row whose dimensions exist adds to it (maxima max)."""
+    sets = [f"{c} = {table}.{c} + excluded.{c}" for c in adding]
+    if "last_submitted_at" in columns:
+        sets.append(
+            "last_submitted_at = "
+            + _greatest(f"{table}.last_submitted_at", "excluded.last_submitted_at")
+        )
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) {select} "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(sets)}"
+    )
+
+
+_JOB_FIGURES = [
+    "submitted",
+    "completed",
+    "running",
+    "failed",
+    "cancelled",
+    "core_hours",
+    "credits",
+    "wasted_core_hours",
+    "wasted_credits",
+]
+
+
+def _job_sql(sign: str, width: int) -> str:
+    b = _bucket("submitted_at", width)
+    wasted = "status IN ('failed', 'cancelled')"
+    select = (
+        f"SELECT organization_id, {b}, api_key_id, controller_id, {sign}COUNT(*), "
+        + ", ".join(
+            f"{sign}SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END)"
+            for s in ("completed", "running", "failed", "cancelled")
+        )
+        + f", {sign}SUM(core_hours), {sign}SUM(credits), "
+        f"{sign}SUM(CASE WHEN {wasted} THEN core_hours ELSE 0 END), "
+        f"{sign}SUM(CASE WHEN {wasted} THEN credits ELSE 0 END), MAX(submitted_at) "
+        "FROM b WHERE organization_id = %s AND submitted_at >= %s AND submitted_at < %s "
+        f"GROUP BY organization_id, {b}, api_key_id, controller_id"
+    )
+    return _upsert(
+        JobBucket._meta.db_table,
+        "organization_id, bucket, COALESCE(api_key_id, 0), COALESCE(controller_id, 0)",
+        ["organization_id", "bucket", "api_key_id", "controller_id", *_JOB_FIGURES]
+        + ["last_submitted_at"],
+        _JOB_FIGURES,
+        select,
+    )
+
+
+_QUERY_FIGURES = ["queries", "input_tokens", "output_tokens", "total_tokens", "credits"]
+
+
+def _query_sql(width: int) -> str:
+    b = _bucket("occurred_at", width)
+    sums = "COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), SUM(credits)"
+    source = "FROM b WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s"
+    null = "CAST(NULL AS integer)" if _pg() else "NULL"
+    shapes = (
+        (QueryDimension.DETAIL, "model_id", "api_key_id", "endpoint", "member", ""),
+        (QueryDimension.MODEL, "model_id", null, "''", "''", ", model_id"),
+        (QueryDimension.ENDPOINT, null, null, "endpoint", "''", ", endpoint"),
+        (QueryDimension.MEMBER, null, null, "''", "member", ", member"),
+    )
+    selects = []
+    for dimension, model, key, endpoint, member, group in shapes:
+        group = group or ", model_id, api_key_id, endpoint, member"
+        selects.append(
+            f"SELECT organization_id, '{dimension}', {b}, {model}, {key}, {endpoint}, "
+            f"{member}, {sums} {source} GROUP BY organization_id, {b}{group}"
+        )
+    return _upsert(
+        QueryBucket._meta.db_table,
+        "organization_id, dimension, bucket, endpoint, member, COALESCE(model_id, 0), "
+        "COALESCE(api_key_id, 0)",
+        ["organization_id", "dimension", "bucket", "model_id", "api_key_id", "endpoint"]
+        + ["member", *_QUERY_FIGURES],
+        _QUERY_FIGURES,
+        " UNION ALL ".join(selects),
+    )
+
+
+_WORKER_FIGURES = ["sessions_started", "sessions_carried_in", "runtime", "credits"]
+_WORKER_COLUMNS = ["organization_id", "bucket", "model_id", "api_key_id", *_WORKER_FIGURES]
+_WORKER_CONFLICT = "organization_id, bucket, model_id, COALESCE(api_key_id, 0)"
+
+
+def _worker_sql_pg(width: int) -> str:
+    """Each session spread over the buckets of [lo, hi) it overlaps (a zero-length one:
+    the bucket it starts in), one row per bucket, model and key."""
+    step = f"interval '{width} seconds'"
+    last = (
+        f"CASE WHEN w.ended_at > w.started_at THEN "
+        f"{_bucket('w.ended_at - interval ' + chr(39) + '1 microsecond' + chr(39), width)} "
+        f"ELSE {_bucket('w.started_at', width)} END"
+    )
+    select = (
+        "SELECT w.organization_id, b.bucket, w.model_id, w.api_key_id, "
+        "SUM(CASE WHEN w.started_at >= b.bucket THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN w.started_at < b.bucket THEN 1 ELSE 0 END), "
+        f"SUM(LEAST(w.ended_at, b.bucket + {step}) - GREATEST(w.started_at, b.bucket)), "
+        "SUM(CASE WHEN w.started_at >= b.bucket THEN w.credits ELSE 0 END) "
+        "FROM b w CROSS JOIN LATERAL generate_series("
+        f"GREATEST({_bucket('w.started_at', width)}, %s), "
+        f"LEAST({last}, %s - {step}), {step}) AS b(bucket) "
+        "WHERE w.organization_id = %s AND (w.ended_at > %s OR w.started_at >= %s) "
+        "AND w.started_at < %s "
+        "GROUP BY w.organization_id, b.bucket, w.model_id, w.api_key_id"
+    )
+    return _upsert(
+        WorkerBucket._meta.db_table, _WORKER_CONFLICT, _WORKER_COLUMNS, _WORKER_FIGURES, select
+    )
+
+
+def _micros(column: str) -> str:
+    """SQLite: a stored timestamp as integer microseconds since the epoch."""
+    return (
+        f"(CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER) * 1000000 "
+        f"+ CAST(substr({column} || '.000000', 21, 6) AS INTEGER))"
+    )
+
+
+def _worker_sql_sqlite(width: int) -> str:
+    s, e = _micros("started_at"), _micros("ended_at")
+    first = f"({s} / 1000000 / {width}) * {width}"
+    last = f"CASE WHEN {e} > {s} THEN (({e} - 1) / 1000000 / {width}) * {width} ELSE {first} END"
+    select = (
+        "SELECT organization_id, datetime(b, 'unixepoch'), model_id, api_key_id, "
+        "SUM(CASE WHEN s >= b * 1000000 THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN s < b * 1000000 THEN 1 ELSE 0 END), "
+        f"SUM(MIN(e, (b + {width}) * 1000000) - MAX(s, b * 1000000)), "
+        "SUM(CASE WHEN s >= b * 1000000 THEN credits ELSE 0 END) "
+        "FROM span WHERE true GROUP BY organization_id, b, model_id, api_key_id"
+    )
+    return (
+        ", span(organization_id, model_id, api_key_id, credits, s, e, b, last) AS ("
+        f"SELECT organization_id, model_id, api_key_id, credits, {s}, {e}, "
+        f"MAX({first}, CAST(strftime('%%s', %s) AS INTEGER)), "
+        f"MIN({last}, CAST(strftime('%%s', %s) AS INTEGER) - {width}) "
+        "FROM b WHERE organization_id = %s "
+        "AND (ended_at > %s OR started_at >= %s) AND started_at < %s "
+        "UNION ALL SELECT organization_id, model_id, api_key_id, credits, s, e, "
+        f"b + {width}, last FROM span WHERE b + {width} <= last) "
+        + _upsert(
+            WorkerBucket._meta.db_table,
+            _WORKER_CONFLICT,
+            _WORKER_COLUMNS,
+            _WORKER_FIGURES,
+            select,
+        )
+    )
+
+
+_MATCHING_FIGURES = ["runs", "num_records", "run_time_seconds"]
+
+
+def _matching_sql(width: int) -> str:
+    b = _bucket("started_at", width)
+    select = (
+        f"SELECT organization_id, {b}, task, api_key_id, COUNT(*), SUM(num_records), "
+        "SUM(run_time_seconds) FROM b WHERE organization_id = %s "
+        "AND started_at >= %s AND started_at < %s "
+        f"GROUP BY organization_id, {b}, task, api_key_id"
+    )
+    return _upsert(
+        MatchingBucket._meta.db_table,
+        "organization_id, bucket, task, COALESCE(api_key_id, 0)",
+        ["organization_id", "bucket", "task", "api_key_id", *_MATCHING_FIGURES],
+        _MATCHING_FIGURES,
+        select,
+    )
+
+
+# --- Writes ----------------------------------------------------------------------------
+
+FAR = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _execute(sql: str, params: list) -> None:
+    if not _pg():  # SQLite compares stored text: naive UTC, as Django writes it
+        adapt = connection.ops.adapt_datetimefield_value
+        params = [adapt(p) if isinstance(p, datetime) else p for p in params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+_TABLES = {
+    "job": Job._meta.db_table,
+    "query": Query._meta.db_table,
+    "worker_session": WorkerSession._meta.db_table,
+    "matching": MatchingRun._meta.db_table,
+}
+# What a rebuild of [lo, hi) reads, by kind (with the organization and lo, hi).
+_RANGES = {
+    "job": "organization_id = %s AND submitted_at >= %s AND submitted_at < %s",
+    "query": "organization_id = %s AND occurred_at >= %s AND occurred_at < %s",
+    "worker_session": "organization_id = %s AND (ended_at > %s OR started_at >= %s) "
+    "AND started_at < %s",
+    "matching": "organization_id = %s AND started_at >= %s AND started_at < %s",
+}
+
+
+def _statement(
+    kind: str,
+    org: Organization,
+    where: str,
+    where_params: list,
+    lo: datetime,
+    hi: datetime,
+    sign: str = "",
+) -> tuple[str, str, list]:
+    """The selection of `kind`'s records by `where` (a CTE's body), the upsert of their
+    figures into `kind`'s buckets reading it as `b`, and their parameters in order."""
+    width = bucket_seconds()
+    selection = f"SELECT * FROM {_TABLES[kind]} WHERE {where}"
+    if kind == "job":
+        sql, params = _job_sql(sign, width), [org.pk, lo, hi]
+    elif kind == "query":
+        sql, params = _query_sql(width), [org.pk, lo, hi] * 4
+    elif kind == "matching":
+        sql, params = _matching_sql(width), [org.pk, lo, hi]
+    elif _pg():
+        sql, params = _worker_sql_pg(width), [lo, hi, org.pk, lo, lo, hi]
+    else:
+        sql, params = _worker_sql_sqlite(width), [lo, hi, org.pk, lo, lo, hi]
+    return selection, sql, [*where_params, *params]
+
+
+def _run(
+    kind: str,
+    org: Organization,
+    where: str,
+    where_params: list,
+    lo: datetime,
+    hi: datetime,
+    sign: str = "",
+):
+    """One upsert into `kind`'s buckets of its records selected by `where` (the batch's,
+    some ids, or a range), counted within [lo, hi).
+
+    The selected rows are materialized first, so the planner looks them up by the
+    selection's own index (a batch id, primary keys) rather than by the organization's
+    time index with the selection as a filter (which reads every record since `lo`).
+    """
+    selection, sql, params = _statement(kind, org, where, where_params, lo, hi, sign)
+    recursive = "RECURSIVE " if kind == "worker_session" and not _pg() else ""
+    cte = f"WITH {recursive}b AS MATERIALIZED ({selection})"
+    separator = "" if sql.startswith(",") else " "
+    _execute(cte + separator + sql, params)
+
+
+def _run_together(org: Organization, parts: list[tuple[str, str, list]], lo, hi) -> None:
+    """Several kinds' upserts (kind, where, its parameters) in one PostgreSQL statement:
+    each selection and upsert a CTE of its own (`b_<kind>`, `u_<kind>`), one round trip
+    and one plan for the batch. Each writes its own table, so none sees another's rows."""
+    ctes, params = [], []
+    for kind, where, where_params in parts:
+        selection, sql, kind_params = _statement(kind, org, where, where_params, lo, hi)
+        ctes.append(f"b_{kind} AS MATERIALIZED ({selection})")
+        ctes.append(f"u_{kind} AS ({sql.replace('FROM b ', f'FROM b_{kind} ')})")
+        params.extend(kind_params)
+    _execute("WITH " + ", ".join(ctes) + " SELECT 1", params)
+
+
+def _range_params(kind: str, org: Organization, lo: datetime, hi: datetime) -> list:
+    return [org.pk, lo, lo, hi] if kind == "worker_session" else [org.pk, lo, hi]
+
+
+def aggregates_add(
+    *,
+    org: Organization,
+    batch_id: int | None = None,
+    kinds: tuple[str, ...] = ("job", "query", "worker_session", "matching"),
+    job_ids: list[int] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Add a batch's new records of `kinds` (and the jobs `job_ids`, after a move) to
+    their buckets inside the caller's transaction: on PostgreSQL one statement for the
+    batch, elsewhere one upsert per kind."""
+    if not buckets_enabled():
+        return
+    lo = buckets_horizon(org=org, now=now)
+    parts: list[tuple[str, str, list]] = []
+    for kind in kinds:
+        if kind == "job" and job_ids:
+            marks = ", ".join(["%s"] * len(job_ids))
+            if batch_id is None:
+                parts.append((kind, f"id IN ({marks})", list(job_ids)))
+            else:
+                parts.append((kind, f"batch_id = %s OR id IN ({marks})", [batch_id, *job_ids]))
+        elif batch_id is not None:
+            parts.append((kind, "batch_id = %s", [batch_id]))
+    if _pg() and len(parts) > 1:
+        _run_together(org, parts, lo, FAR)
+        return
+    for kind, where, where_params in parts:
+        _run(kind, org, where, where_params, lo, FAR)
+
+
+def aggregates_jobs_subtract(
+    *, org: Organization, job_ids: list[int], now: datetime | None = None
+) -> None:
+    """Take jobs' stored figures off their buckets (before a status move rewrites them)."""
+    if not buckets_enabled() or not job_ids:
+        return
+    lo = buckets_horizon(org=org, now=now)
+    marks = ", ".join(["%s"] * len(job_ids))
+    _run("job", org, f"id IN ({marks})", list(job_ids), lo, FAR, sign="-")
+
+
+def aggregates_records_add(*, org: Organization, kind: str, ids: list[int]) -> None:
+    """Add records written outside ingestion (tests' factories, imports) by primary key."""
+    if not buckets_enabled() or not ids:
+        return
+    marks = ", ".join(["%s"] * len(ids))
+    _run(kind, org, f"id IN ({marks})", list(ids), buckets_horizon(org=org), FAR)
+
+
+def _bucket_rows(
+    model: type[Model], org: Organization, lo: datetime, hi: datetime
+) -> QuerySet[Model]:
+    """The organization's rows of a bucket table in [lo, hi) that carry figures."""
+    rows = model._default_manager.filter(organization_id=org.pk, bucket__gte=lo, bucket__lt=hi)
+    if model is JobBucket:  # rows a job's move left at zero are no figures
+        rows = rows.exclude(submitted=0)
+    return rows
+
+
+def _snapshot(org: Organization, lo: datetime, hi: datetime) -> set[tuple]:
+    rows: set[tuple] = set()
+    for model in BUCKET_TABLES:
+        names = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
+        for values in _bucket_rows(model, org, lo, hi).values_list(*names):
+            rows.add((model.__name__, *values))
+    return rows
+
+
+def aggregates_rebuild(
+    *, org: Organization, lo: datetime, hi: datetime, now: datetime | None = None
+) -> int:
+    """Recompute the buckets of [lo, hi) (aligned) from the raw records, inside the
+    caller's transaction; record a restatement when they differed. Returns the rows that
+    differed (0: ingestion kept them exact)."""
+    if not buckets_enabled():
+        return 0
+    lo = max(lo, buckets_horizon(org=org, now=now))
+    if hi <= lo:
+        return 0
+    before = _snapshot(org, lo, hi)
+    for model in BUCKET_TABLES:
+        model.objects.filter(organization_id=org.pk, bucket__gte=lo, bucket__lt=hi).delete()
+    for kind in ("job", "query", "worker_session", "matching"):
+        _run(kind, org, _RANGES[kind], _range_params(kind, org, lo, hi), lo, hi)
+    differing = before ^ _snapshot(org, lo, hi)
+    if differing:
+        Restatement.objects.create(
+            organization_id=org.pk,
+            day=lo.astimezone(UTC).date(),
+            kind="buckets",
+            dimension={"start": lo.isoformat(), "end": hi.isoformat()},
+            before={"rows": len(before)},
+            after={"differing": len(differing)},
+            restated_at=now or timezone.now(),
+        )
+        logger.warning(
+            "usage.buckets.restated",
+            extra={"org": org.pk, "start": lo.isoformat(), "rows": len(differing)},
+        )
+    return len(differing)
+
+
+def aggregates_prune(*, before: datetime) -> int:
+    """Delete every organization's buckets older than `before`; returns rows deleted."""
+    deleted = 0
+    for model in BUCKET_TABLES:
+        count, _ = model.objects.filter(bucket__lt=before).delete()
+        deleted += count
+    return deleted
