@@ -4,9 +4,9 @@
         [--seconds 5] [--ingest-seconds 15] [--workers N] [--threads N]
 
 It starts the stack as deployed (docs/deploying.md; bench/stack.py): collectstatic,
-gunicorn with console/gunicorn.conf.py and DEBUG=0, a Celery worker, PostgreSQL and Redis. The load
-comes from wrk (Debian's package), a C load generator that costs the two cores far
-less than the server does; Lua scripts give it POST bodies, rotating keys and fresh
+gunicorn with console/gunicorn.conf.py and DEBUG=0, a Celery worker, PostgreSQL and
+Redis. The load comes from wrk (Debian's package), a C load generator that costs the two
+cores far less than the server does; Lua scripts give it POST bodies, rotating keys and fresh
 record ids. Then it prints one table:
 
 - GET /healthz (answered by the first middleware): the floor of this server;
