@@ -75,6 +75,10 @@ INSTALLED_APPS = [
     "insights",
     "alerts",
 ]
+# The benchmarks (bench/, docs/benchmarks.md) come with a checkout, not with the installed
+# package: their management commands are listed when the checkout's bench/ is here.
+if (BASE_DIR / "bench" / "apps.py").is_file():
+    INSTALLED_APPS.append("bench")
 
 MIDDLEWARE = [
     # First: load balancers' probes (/healthz, /readyz) come by IP over plain HTTP.

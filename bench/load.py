@@ -1,6 +1,5 @@
-"""The load bench_serve drives: writers posting batches and logged-in readers loading
-pages, over plain HTTP (standard library only), plus the stack it drives (gunicorn and
-a Celery worker as child processes).
+"""The load the HTTP benchmarks drive, over plain HTTP (standard library only): writers
+posting batches of records with an API key, and logged-in readers loading pages.
 
 The load generator shares the machine with the server, so it is kept cheap: batch
 bodies are serialized once up front with a placeholder where each batch's id prefix
@@ -10,16 +9,12 @@ doing blocking I/O.
 
 import http.client
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from decimal import Decimal
 from urllib.parse import urlencode
 
 # Where each batch's prefix goes in a template's record ids ("~batch~-17").
@@ -42,8 +37,8 @@ def percentile(values: list[float], share: float) -> float:
 
 
 class Client:
-    """One HTTP/1.1 connection to the server, reopened when the server closes it (gunicorn's
-    sync workers close after each answer), with the cookies it was given."""
+    """One HTTP/1.1 connection to the server, reopened when the server closes it, with the
+    cookies it was given."""
 
     def __init__(self, port: int):
         self.port = port
@@ -99,13 +94,37 @@ class Client:
             self.conn = None
 
 
+def session(port: int, email: str, password: str) -> dict[str, str]:
+    """The cookies of one login (a person logs in once and keeps the session)."""
+    client = Client(port)
+    client.login(email, password)
+    client.close()
+    return client.cookies
+
+
 @dataclass
 class Template:
     """A batch's records with PLACEHOLDER in their ids, and its body serialized once."""
 
     records: list[dict]
     body: bytes
-    credits: object  # Decimal: the records' prices, computed by the bench independently
+    credits: Decimal  # the records' prices, computed by the benchmark independently
+
+    def filled(self, prefix: str) -> list[dict]:
+        """The records as a batch posted with this prefix holds them."""
+        return [{**r, "id": r["id"].replace(PLACEHOLDER, prefix)} for r in self.records]
+
+
+def templates(batches: list[list[dict]], price=None) -> list[Template]:
+    """Each batch serialized once; `price(record)` gives the credits it should cost."""
+    return [
+        Template(
+            records=records,
+            body=json.dumps({"records": records}).encode(),
+            credits=sum((price(r) for r in records), Decimal(0)) if price else Decimal(0),
+        )
+        for records in batches
+    ]
 
 
 @dataclass
@@ -123,6 +142,10 @@ class SentBatch:
 class WriterLog:
     sent: list[SentBatch] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return sum(b.accepted for b in self.sent)
 
 
 def writer(
@@ -174,6 +197,29 @@ def writer(
     client.close()
 
 
+def writers_run(
+    *, port: int, secret: str, templates: list[Template], run: str, writers: int, seconds: float
+) -> tuple[WriterLog, float]:
+    """`writers` clients posting batches for `seconds` (the batches in flight at the
+    deadline finish and count); the log and the seconds until the last answer."""
+    log = WriterLog()
+    started = time.monotonic()
+    common = {"port": port, "run": run, "secret": secret, "templates": templates, "log": log}
+    threads = [
+        threading.Thread(
+            target=writer,
+            kwargs={**common, "number": n, "deadline": started + seconds},
+            daemon=True,
+        )
+        for n in range(writers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return log, max((b.finished for b in log.sent), default=time.monotonic()) - started
+
+
 @dataclass
 class ReaderLog:
     latencies: list[float] = field(default_factory=list)
@@ -211,85 +257,37 @@ def reader(
     client.close()
 
 
-def readers_run(
-    *, sessions: list[dict[str, str]], stop: threading.Event, **kwargs
-) -> tuple[list[threading.Thread], list[ReaderLog]]:
-    """One reader thread per logged-in session."""
-    logs = [ReaderLog() for _ in sessions]
-    threads = [
-        threading.Thread(
-            target=reader,
-            kwargs={**kwargs, "cookies": cookies, "stop": stop, "log": log},
-            daemon=True,
-        )
-        for cookies, log in zip(sessions, logs, strict=True)
-    ]
-    for thread in threads:
-        thread.start()
-    return threads, logs
+class Readers:
+    """One reader thread per logged-in session, from `with` until its end; `log` holds
+    every reader's page times and errors afterwards."""
 
+    def __init__(self, *, port: int, sessions: list[dict[str, str]], paths: list[str], pause):
+        self.stop = threading.Event()
+        self.logs = [ReaderLog() for _ in sessions]
+        common = {"port": port, "paths": paths, "pause": pause, "stop": self.stop}
+        self.threads = [
+            threading.Thread(
+                target=reader, kwargs={**common, "cookies": cookies, "log": log}, daemon=True
+            )
+            for cookies, log in zip(sessions, self.logs, strict=True)
+        ]
+        self.log = ReaderLog()
 
-# --- The stack ----------------------------------------------------------------------------
+    def __enter__(self) -> "Readers":
+        for thread in self.threads:
+            thread.start()
+        return self
 
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=120)
+        for log in self.logs:
+            self.log.latencies += log.latencies
+            self.log.errors += log.errors
 
-class ServerDown(Exception):
-    """The server under test exited or never answered (the message holds its log's tail)."""
-
-
-class Stack:
-    """gunicorn (the repo's production config) and a Celery worker, as child processes
-    whose output goes to files in `logs`; stopped by their own process ids."""
-
-    def __init__(self, *, base_dir: Path, env: dict[str, str], logs: Path):
-        self.base_dir, self.env, self.logs = base_dir, env, logs
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, args: list[str]) -> None:
-        out = (self.logs / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-            [sys.executable, "-m", *args],
-            cwd=self.base_dir,
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self, name: str) -> bool:
-        return self.procs[name].poll() is None
-
-    def tail(self, name: str, lines: int = 15) -> str:
-        path = self.logs / f"{name}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def serving(self, port: int, path: str = "/healthz", timeout: float = 60) -> None:
-        """Wait until gunicorn answers 200 at `path`; ServerDown with its log if it exits
-        or stays silent for `timeout` seconds."""
-        client = Client(port)
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                if not self.alive("gunicorn"):
-                    raise ServerDown("gunicorn exited:\n" + self.tail("gunicorn"))
-                try:
-                    if client.request("GET", path)[0] == 200:
-                        return
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise ServerDown(f"no answer within {timeout:.0f} s:\n" + self.tail("gunicorn"))
-                time.sleep(0.2)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the process group
-                proc.wait(timeout=10)
+    def run_for(self, seconds: float) -> ReaderLog:
+        """Read for `seconds` and stop: every reader's pages."""
+        with self:
+            time.sleep(seconds)
+        return self.log

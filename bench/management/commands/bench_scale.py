@@ -28,8 +28,9 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from unittest import mock
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
@@ -37,12 +38,37 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, Organization, Role, User
-from billing.models import PriceModel
-from rollups.models import JobDaily, QueryDaily, RollupState, WorkerDaily
-from usage.services.partitions import month_add, month_first, month_start
-from usage.services.record_keys import _KEYS
+from bench.orgs import kept_org
+from bench.product import (
+    DAILY_MODELS,
+    RECORD_MODELS,
+    Organization,
+    PriceModel,
+    RecordKey,
+    User,
+    jobs_overview,
+    queries_by_model,
+    rollup_day,
+    rollup_hours_org_run,
+    rollup_hours_sweep,
+    rollup_org_run,
+    rollup_sweep,
+    usage_by_member,
+    usage_records_ingest,
+    usage_retention_run,
+    worker_runtime_by_model,
+)
 
+TABLES = {kind: model._meta.db_table for kind, model in RECORD_MODELS.items()}
+KEYS = RecordKey._meta.db_table
+# Ingestion's replay probe of the key table (usage/services/record_keys.py), written out:
+# one probe of its primary key per id, every column of the key equal, in a LATERAL ...
+# LIMIT 1 the planner cannot flatten.
+KEYS_PROBE = (
+    "SELECT k.client_id FROM unnest(%s::text[]) AS ids(client_id) CROSS JOIN LATERAL ("
+    f"SELECT k.client_id, k.at FROM {KEYS} AS k WHERE k.organization_id = %s "
+    "AND k.kind = %s AND k.client_id = ids.client_id LIMIT 1) AS k"
+)
 RETENTION_SLUG = "bench-scale-retention"
 BIG_SLUG = "bench-scale-big"
 SMALL_PREFIX = "bench-scale-small-"
@@ -60,18 +86,17 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _org(slug: str, *, owner: bool = True) -> Organization:
-    org, _ = Organization.objects.get_or_create(
-        slug=slug, defaults={"name": slug, "tier": "enterprise", "time_zone": "UTC"}
-    )
-    if owner:
-        user, _ = User.objects.get_or_create(email=f"owner@{slug}.example")
-        Membership.objects.get_or_create(organization=org, user=user, defaults={"role": Role.OWNER})
-    return org
+def month_back(months: int) -> tuple[datetime, datetime]:
+    """[start, end) of the calendar month `months` before this one, in UTC: where the
+    record tables' partitions are cut."""
+    now = timezone.now().astimezone(UTC)
+    index = now.year * 12 + now.month - 1 - months  # months since year 0
+    start, end = (datetime(i // 12, i % 12 + 1, 1, tzinfo=UTC) for i in (index, index + 1))
+    return start, end
 
 
-def _records_sql(org_ids_sql: str, per_org: int, lo: datetime, seconds: int, prefix: str) -> list:
-    """INSERT ... SELECT statements writing `per_org` records per organization in
+def _records_sql(org_id: int, per_org: int, lo: datetime, seconds: int, prefix: str) -> list:
+    """INSERT ... SELECT statements writing `per_org` records for the organization in
     [lo, lo + seconds): 80% queries, 10% jobs (completed), 10% worker sessions (10 min)."""
     models = list(PriceModel.objects.filter(is_active=True).values_list("pk", flat=True))
     model = f"(ARRAY{models})[1 + (n % {len(models)})]"
@@ -79,10 +104,10 @@ def _records_sql(org_ids_sql: str, per_org: int, lo: datetime, seconds: int, pre
     at = f"'{lo.isoformat()}'::timestamptz + make_interval(secs => {spread})"
     queries, jobs = int(per_org * 0.8), int(per_org * 0.1)
     sessions = per_org - queries - jobs
-    orgs = f"(SELECT id AS org FROM accounts_organization WHERE {org_ids_sql}) AS o"
+    orgs = f"(SELECT {int(org_id)}::bigint AS org) AS o"
     return [
         (
-            "INSERT INTO usage_query (organization_id, client_id, credits, created_at, "
+            f"INSERT INTO {TABLES['query']} (organization_id, client_id, credits, created_at, "
             "model_id, occurred_at, input_tokens, output_tokens, total_tokens, endpoint, "
             f"member) SELECT o.org, '{prefix}q' || n, 0.0001, now(), {model}, {at}, "
             "100 + n % 900, n % 500, 100 + n % 900 + n % 500, '/v1/chat/completions', "
@@ -90,20 +115,33 @@ def _records_sql(org_ids_sql: str, per_org: int, lo: datetime, seconds: int, pre
             f"generate_series(1, {queries}) AS n"
         ),
         (
-            "INSERT INTO usage_job (organization_id, client_id, credits, created_at, status, "
-            "cores, submitted_at, started_at, ended_at, core_hours, charge_reference, "
+            f"INSERT INTO {TABLES['job']} (organization_id, client_id, credits, created_at, "
+            "status, cores, submitted_at, started_at, ended_at, core_hours, charge_reference, "
             f"updated_at) SELECT o.org, '{prefix}j' || n, 0.06, now(), 'completed', 8, "
             f"{at}, {at}, {at} + interval '30 minutes', 4, '', now() FROM {orgs}, "
             f"generate_series(1, {jobs}) AS n"
         ),
         (
-            "INSERT INTO usage_workersession (organization_id, client_id, credits, "
+            f"INSERT INTO {TABLES['worker_session']} (organization_id, client_id, credits, "
             "created_at, model_id, started_at, ended_at, runtime_seconds) "
             f"SELECT o.org, '{prefix}w' || n, 0, now(), {model}, {at}, "
             f"{at} + interval '10 minutes', 600 FROM {orgs}, "
             f"generate_series(1, {sessions}) AS n"
         ),
     ]
+
+
+def _query(rid: str, at: str, input_tokens: int, output_tokens: int, member: str) -> dict:
+    return {
+        "id": rid,
+        "kind": "query",
+        "occurred_at": at,
+        "model": "llama-3.1-8b",
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "endpoint": "/v1/chat/completions",
+        "member": member,
+    }
 
 
 def _small_batch(org_n: int, size: int, lo: datetime, span: float) -> list[dict]:
@@ -115,16 +153,7 @@ def _small_batch(org_n: int, size: int, lo: datetime, span: float) -> list[dict]
         stamp = at.isoformat()
         if n % 10 < 8:
             records.append(
-                {
-                    "id": f"q{n}",
-                    "kind": "query",
-                    "occurred_at": stamp,
-                    "model": "llama-3.1-8b",
-                    "input_tokens": 100 + n % 900,
-                    "output_tokens": n % 500,
-                    "endpoint": "/v1/chat/completions",
-                    "member": f"user{n % 7}@bench.example",
-                }
+                _query(f"q{n}", stamp, 100 + n % 900, n % 500, f"user{n % 7}@bench.example")
             )
         elif n % 10 == 8:
             records.append(
@@ -264,23 +293,23 @@ class Command(BaseCommand):
                     cursor.execute("DROP INDEX bench_probe_org")
             cursor.execute("DROP TABLE bench_probe_query")
             # usage_recordkey: the new organization's 200k keys not analyzed either.
-            org = _org("bench-scale-probe", owner=False)
-            cursor.execute("DELETE FROM usage_recordkey WHERE organization_id = %s", [org.pk])
-            cursor.execute("ANALYZE usage_recordkey")
+            org = kept_org("bench-scale-probe")
+            cursor.execute(f"DELETE FROM {KEYS} WHERE organization_id = %s", [org.pk])
+            cursor.execute(f"ANALYZE {KEYS}")
             cursor.execute(
-                "INSERT INTO usage_recordkey (organization_id, kind, client_id, at) "
+                f"INSERT INTO {KEYS} (organization_id, kind, client_id, at) "
                 "SELECT %s, 'q', 'new' || n, now() FROM generate_series(1, 200000) AS n",
                 [org.pk],
             )
             for form, sql in (
                 (
                     "= ANY",
-                    "SELECT client_id FROM usage_recordkey WHERE organization_id = %s "
+                    f"SELECT client_id FROM {KEYS} WHERE organization_id = %s "
                     "AND kind = 'q' AND client_id = ANY(%s::text[])",
                 ),
-                ("LATERAL LIMIT 1, what ingestion asks now", f"SELECT k.client_id {_KEYS}"),
+                ("LATERAL LIMIT 1, what ingestion asks now", KEYS_PROBE),
             ):
-                params = [org.pk, ids] if form == "= ANY" else [ids, org.pk, "q"]
+                params: list[Any] = [org.pk, ids] if form == "= ANY" else [ids, org.pk, "q"]
                 samples = []
                 for _ in range(5):
                     cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
@@ -292,15 +321,7 @@ class Command(BaseCommand):
 
     # --- retention -------------------------------------------------------------------
 
-    def _figures(self, org: Organization, month: date) -> dict:
-        from usage.panel_selectors import (
-            jobs_overview,
-            queries_by_model,
-            usage_by_member,
-            worker_runtime_by_model,
-        )
-
-        start, end = month_start(month), month_start(month_add(month, 1))
+    def _figures(self, org: Organization, start: datetime, end: datetime) -> dict:
         return {
             "jobs": jobs_overview(org=org, start=start, end=end),
             "queries": queries_by_model(org=org, start=start, end=end),
@@ -309,39 +330,26 @@ class Command(BaseCommand):
         }
 
     def _retention(self, total: int) -> None:
-        from rollups.services.days import rollup_day
-        from usage.services.retention import usage_retention_run
-
-        month = month_add(month_first(timezone.now()), -4)
+        month, end = month_back(4)
         self._say(f"\n== retention: {total:,} records in {month:%Y-%m} ==")
-        org = _org(RETENTION_SLUG)
-        days = (month_add(month, 1) - month).days
+        org = kept_org(RETENTION_SLUG)
+        days = (end - month).days
         started = time.monotonic()
         with connection.cursor() as cursor:
-            for sql in _records_sql(f"id = {org.pk}", total, month_start(month), days * 86400, "r"):
+            for sql in _records_sql(org.pk, total, month, days * 86400, "r"):
                 cursor.execute(sql)
-            cursor.execute("ANALYZE usage_query, usage_job, usage_workersession")
+            cursor.execute(f"ANALYZE {', '.join(TABLES.values())}")
         self._say(f"generated in {time.monotonic() - started:.1f} s")
         started = time.monotonic()
         for n in range(days):
-            rollup_day(org=org, day=month + timedelta(days=n))
+            rollup_day(org=org, day=month.date() + timedelta(days=n))
         self._say(f"rolled up its {days} days in {time.monotonic() - started:.1f} s")
-        before = self._figures(org, month)
+        before = self._figures(org, month, end)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class AS c "
                 "WHERE c.relname = ANY(%s)",
-                [
-                    [
-                        f"{t}_p{month:%Y_%m}"
-                        for t in (
-                            "usage_query",
-                            "usage_job",
-                            "usage_workersession",
-                            "usage_matchingrun",
-                        )
-                    ]
-                ],
+                [[f"{table}_p{month:%Y_%m}" for table in TABLES.values()]],
             )
             (month_bytes,) = cursor.fetchone()
         self._say(
@@ -357,7 +365,7 @@ class Command(BaseCommand):
                     f"then drop of the detached tables {v.drop_ms:.1f} ms "
                     f"({'dropped' if v.dropped else 'kept: ' + '; '.join(v.reasons)})"
                 )
-        after = self._figures(org, month)
+        after = self._figures(org, month, end)
         runtime = sum((r.runtime for r in after["runtime"]), timedelta())
         self._say(
             f"page figures for {month:%Y-%m} unchanged after the drop: {before == after} "
@@ -367,17 +375,15 @@ class Command(BaseCommand):
         )
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pg_size_pretty(pg_total_relation_size('usage_recordkey')), "
-                "(SELECT count(*) FROM usage_recordkey), pg_total_relation_size('usage_recordkey')"
+                f"SELECT pg_size_pretty(pg_total_relation_size('{KEYS}')), "
+                f"(SELECT count(*) FROM {KEYS}), pg_total_relation_size('{KEYS}')"
             )
             size, keys, key_bytes = cursor.fetchone()
         self._say(
             f"usage_recordkey kept: {keys:,} keys, {size} with its index "
             f"({key_bytes / max(keys, 1):,.0f} bytes a key)"
         )
-        rows = sum(
-            m.objects.filter(organization=org).count() for m in (JobDaily, QueryDaily, WorkerDaily)
-        )
+        rows = sum(m.objects.filter(organization=org).count() for m in DAILY_MODELS)
         self._say(f"rollup rows answering for the month: {rows:,}")
 
     # --- many tenants ----------------------------------------------------------------
@@ -386,31 +392,21 @@ class Command(BaseCommand):
         count, per_org = opts["orgs"], opts["org_records"]
         self._say(f"\n== {count:,} organizations x {per_org:,} records, one big one ingesting ==")
         started = time.monotonic()
-        from billing.models import EntryKind
-        from billing.services import ledger_post
-        from ingest.services.ingest import usage_records_ingest
-
         now = timezone.now()
         yesterday = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC) - (
             timedelta(days=1)
         )
         span = (now - yesterday).total_seconds() - 3600
         for n in range(count):
-            org = _org(f"{SMALL_PREFIX}{n}")
-            if RollupState.objects.filter(organization=org).exists():
+            org = kept_org(f"{SMALL_PREFIX}{n}")
+            if RECORD_MODELS["query"].objects.filter(organization=org).exists():
                 continue  # seeded by an earlier run
-            ledger_post(
-                org=org,
-                kind=EntryKind.GRANT,
-                amount=Decimal("1000"),
-                reason="bench",
-                idempotency_key=f"bench-scale-{org.slug}",
-            )
             # Through ingestion, as a customer's records arrive: the buckets stay right.
             usage_records_ingest(org=org, records=_small_batch(n, per_org, yesterday, span))
         self._say(f"seeded in {time.monotonic() - started:.1f} s")
-        big = _org(BIG_SLUG)
-        sample = [_org(f"{SMALL_PREFIX}{n}") for n in random.Random(1).sample(range(count), 20)]  # noqa: S311
+        big = kept_org(BIG_SLUG)
+        rng = random.Random(1)  # noqa: S311 - which organizations to time
+        sample = [kept_org(f"{SMALL_PREFIX}{n}") for n in rng.sample(range(count), min(count, 20))]
         self._sweeps("before the big one ingests (every small org's yesterday due)")
         quiet = self._panel_times(sample, opts["requests"])
         self._say(
@@ -456,13 +452,9 @@ class Command(BaseCommand):
     def _sweeps(self, label: str) -> None:
         """The nightly (days) and hourly (hours) sweeps: what they enqueue, then every task
         they enqueue run here one after another."""
-        from unittest import mock
-
-        from rollups import tasks
-
         for name, sweep, task in (
-            ("nightly rollup sweep", tasks.rollup_sweep, tasks.rollup_org_run),
-            ("hourly rollup sweep", tasks.rollup_hours_sweep, tasks.rollup_hours_org_run),
+            ("nightly rollup sweep", rollup_sweep, rollup_org_run),
+            ("hourly rollup sweep", rollup_hours_sweep, rollup_hours_org_run),
         ):
             calls = _Calls()
             with mock.patch.object(task, "delay", side_effect=calls):
@@ -484,19 +476,7 @@ class Command(BaseCommand):
             )
 
     def _ingest_loop(self, slug: str, seconds: int) -> None:
-        from ingest.services.ingest import usage_records_ingest
-
-        org = Organization.objects.get(slug=slug)
-        from billing.models import EntryKind
-        from billing.services import ledger_post
-
-        ledger_post(
-            org=org,
-            kind=EntryKind.GRANT,
-            amount=Decimal("1000000"),
-            reason="bench",
-            idempotency_key=f"bench-scale-{time.time()}",
-        )
+        org = Organization.objects.get(slug=slug)  # its STARTING_CREDITS pay for the run
         deadline = time.monotonic() + seconds
         batches, records = 0, 0
         started = time.monotonic()
@@ -504,16 +484,7 @@ class Command(BaseCommand):
         while time.monotonic() < deadline:
             now = timezone.now().isoformat()
             batch = [
-                {
-                    "id": f"b{run}-{batches}-{n}",
-                    "kind": "query",
-                    "occurred_at": now,
-                    "model": "llama-3.1-8b",
-                    "input_tokens": 100 + n,
-                    "output_tokens": 50,
-                    "endpoint": "/v1/chat/completions",
-                    "member": f"u{n % 9}@big.example",
-                }
+                _query(f"b{run}-{batches}-{n}", now, 100 + n, 50, f"u{n % 9}@big.example")
                 for n in range(1000)
             ]
             result = usage_records_ingest(org=org, records=batch)

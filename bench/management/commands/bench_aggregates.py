@@ -22,94 +22,32 @@ Nothing else is verified here (bench_serve verifies records, ledger and reconcil
 the aggregates on); the organizations are deleted afterwards unless --keep.
 """
 
-import json
 import random
-import secrets
 import statistics
-import tempfile
-import threading
 import time
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.utils import timezone
 
-from ingest.services.ingest import usage_records_ingest
-from usage.management.commands import _serve_load as load
-from usage.management.commands import bench_serve
-from usage.management.commands.bench_ingest import MODELS, make_batch
+from bench import load
+from bench.orgs import BenchOrg, bench_org, organizations_delete, run_stamp
+from bench.product import usage_records_ingest
+from bench.records import day_batches, records_mix
+from bench.stack import Stack, services_required
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def stream_batches(size: int, count: int) -> list[list[dict]]:
+    """The streaming mix: records of the last 5 minutes, every one ended by now."""
+    rng = random.Random(5)  # noqa: S311 - benchmark data
+    now = timezone.now()
+    lo = now - timedelta(minutes=5)
+    return [records_mix(rng, load.PLACEHOLDER, size, lo, now, end_by_hi=True) for _ in range(count)]
 
 
-def stream_batch(rng: random.Random, prefix: str, size: int, lo: datetime, hi: datetime):
-    """A batch of the usual mix with every time in [lo, hi) (sessions and jobs end by hi)."""
-    span = max(int((hi - lo).total_seconds()) - 1, 1)
-    records = []
-    for n in range(size):
-        at = lo + timedelta(seconds=rng.randint(0, span), microseconds=rng.randint(0, 999_999))
-        room = max(int((hi - at).total_seconds()) - 1, 0)
-        roll = rng.random()
-        rid = f"{prefix}-{n}"
-        if roll < 0.70:
-            records.append(
-                {
-                    "id": rid,
-                    "kind": "query",
-                    "occurred_at": _iso(at),
-                    "model": rng.choice(MODELS),
-                    "input_tokens": rng.randint(10, 2000),
-                    "output_tokens": rng.randint(0, 1000),
-                    "endpoint": rng.choice(["/v1/chat/completions", "/v1/embeddings"]),
-                    "member": f"user{rng.randint(1, 20)}@bench.example",
-                }
-            )
-        elif roll < 0.85:
-            run = min(room, rng.randint(60, 1800))
-            record = {
-                "id": rid,
-                "kind": "job",
-                "status": "completed",
-                "cores": rng.choice([4, 8, 16]),
-                "submitted_at": _iso(at),
-                "started_at": _iso(at),
-                "ended_at": _iso(at + timedelta(seconds=run)),
-            }
-            if rng.random() < 0.5:
-                record["controller"] = "bench-ctl"
-            records.append(record)
-        elif roll < 0.95:
-            length = min(room, rng.randint(60, 3600))
-            records.append(
-                {
-                    "id": rid,
-                    "kind": "worker_session",
-                    "model": rng.choice(MODELS),
-                    "started_at": _iso(at),
-                    "ended_at": _iso(at + timedelta(seconds=length)),
-                }
-            )
-        else:
-            records.append(
-                {
-                    "id": rid,
-                    "kind": "matching",
-                    "task": rng.choice(["IDR", "CDM"]),
-                    "num_records": rng.randint(100, 100_000),
-                    "started_at": _iso(at),
-                    "ended_at": _iso(at + timedelta(seconds=min(room, 60))),
-                }
-            )
-    return records
-
-
-class Command(bench_serve.Command):
+class Command(BaseCommand):
     help = "Benchmark the bucket aggregates: pages against the open hour's size, ingestion cost."
 
     def add_arguments(self, parser):
@@ -127,9 +65,9 @@ class Command(bench_serve.Command):
         parser.add_argument("--keep", action="store_true")
 
     def handle(self, *args, **opts):
-        self._require_services()
+        services_required("bench_aggregates")
         settings.DEBUG = False
-        orgs = []
+        orgs: list[BenchOrg] = []
         try:
             if not opts["skip_pages"]:
                 self._pages_phase(opts, orgs)
@@ -137,11 +75,11 @@ class Command(bench_serve.Command):
                 self._ingest_phase(opts, orgs)
         finally:
             if not opts["keep"]:
-                self._clean([o["org"] for o in orgs])
+                organizations_delete([o.org for o in orgs])
 
     # --- 1. Pages against the open hour's size -----------------------------------------
 
-    def _seed(self, setup: dict, count: int, stamp: str) -> float:
+    def _seed(self, setup: BenchOrg, count: int, stamp: str) -> float:
         """`count` records in the last 50 minutes, in 1,000-record batches through the
         ingestion service (its aggregates included); returns records/s."""
         rng = random.Random(11)  # noqa: S311 - benchmark data
@@ -151,8 +89,8 @@ class Command(bench_serve.Command):
         done, n = 0, 0
         while done < count:
             size = min(1000, count - done)
-            records = stream_batch(rng, f"{stamp}s{n}", size, lo, hi)
-            result = usage_records_ingest(org=setup["org"], records=records, api_key=setup["key"])
+            records = records_mix(rng, f"{stamp}s{n}", size, lo, hi, end_by_hi=True)
+            result = usage_records_ingest(org=setup.org, records=records, api_key=setup.key)
             if result.rejected:
                 raise CommandError(f"seed rejected: {result.rejected[:3]}")
             done += size
@@ -168,10 +106,10 @@ class Command(bench_serve.Command):
         connection.close()  # the server's connections see the committed rows
         return count / (time.monotonic() - started)
 
-    def _page_times(self, port: int, setup: dict, samples: int) -> dict[str, list[float]]:
+    def _page_times(self, port: int, setup: BenchOrg, samples: int) -> dict[str, list[float]]:
         client = load.Client(port)
-        client.cookies = self._login(port, setup)
-        slug = setup["org"].slug
+        client.cookies = load.session(port, setup.email, setup.password)
+        slug = setup.org.slug
         paths = {"main page": f"/o/{slug}/", "usage panel": f"/o/{slug}/usage/"}
         times: dict[str, list[float]] = {name: [] for name in paths}
         for name, path in paths.items():  # warm: every worker's first request is dearer
@@ -186,21 +124,15 @@ class Command(bench_serve.Command):
         client.close()
         return times
 
-    def _with_stack(self, opts: dict, extra_env: dict[str, str], run):
-        port = load.free_port()
-        logs = Path(tempfile.mkdtemp(prefix="bench-aggregates-"))
-        env = {**self._stack_env(port, opts), **extra_env}
-        stack = load.Stack(base_dir=settings.BASE_DIR, env=env, logs=logs)
-        try:
-            self._stack_start(stack, port)
-            return run(port)
-        finally:
-            stack.stop()
+    def _with_stack(self, opts: dict, env: dict[str, str], run):
+        """`run(port)` against a stack of its own, with `env` added to its environment."""
+        with Stack("aggregates", workers=opts["workers"], env=env) as stack:
+            return run(stack.port)
 
     def _pages_phase(self, opts: dict, orgs: list) -> None:
-        stamp = timezone.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
-        small = self._organization(f"{stamp}a")
-        big = self._organization(f"{stamp}b")
+        stamp = run_stamp()
+        small = bench_org(f"{stamp}a")
+        big = bench_org(f"{stamp}b")
         orgs.extend([small, big])
         self.stdout.write(f"Seeding {opts['small']:,} and {opts['big']:,} records in the open hour")
         rate_small = self._seed(small, opts["small"], f"{stamp}a")
@@ -245,79 +177,31 @@ class Command(bench_serve.Command):
 
     # --- 2. Ingestion cost -----------------------------------------------------------------
 
-    def _stream_templates(self, size: int, count: int = 8) -> list[load.Template]:
-        rng = random.Random(5)  # noqa: S311 - benchmark data
-        now = timezone.now()
-        templates = []
-        for _ in range(count):
-            records = stream_batch(rng, load.PLACEHOLDER, size, now - timedelta(minutes=5), now)
-            body = json.dumps({"records": records}).encode()
-            templates.append(load.Template(records=records, body=body, credits=Decimal(0)))
-        return templates
-
-    def _spread_templates(self, size: int, count: int = 8) -> list[load.Template]:
-        rng = random.Random(7)  # noqa: S311 - benchmark data
-        base = (timezone.now() - timedelta(days=2)).astimezone(UTC)
-        templates = []
-        for _ in range(count):
-            records = make_batch(rng, load.PLACEHOLDER, size, base)
-            body = json.dumps({"records": records}).encode()
-            templates.append(load.Template(records=records, body=body, credits=Decimal(0)))
-        return templates
-
-    def _ingest_round(self, port: int, setup: dict, templates, opts: dict, run: str) -> float:
-        log = load.WriterLog()
-        load.writer(  # warm every worker
-            port=port,
-            number=0,
-            run=f"{run}warm",
-            secret=setup["secret"],
-            templates=templates[:1],
-            deadline=time.monotonic() + 1.0,
-            log=load.WriterLog(),
+    def _ingest_round(self, port: int, setup: BenchOrg, templates, opts: dict, run: str) -> float:
+        common = {"port": port, "secret": setup.secret, "templates": templates}
+        load.writers_run(**common, run=f"{run}warm", writers=1, seconds=1.0)  # every worker
+        log, elapsed = load.writers_run(
+            **common, run=run, writers=opts["writers"], seconds=opts["seconds"]
         )
-        started = time.monotonic()
-        deadline = started + opts["seconds"]
-        writers = [
-            threading.Thread(
-                target=load.writer,
-                kwargs={
-                    "port": port,
-                    "number": n,
-                    "run": run,
-                    "secret": setup["secret"],
-                    "templates": templates,
-                    "deadline": deadline,
-                    "log": log,
-                },
-                daemon=True,
-            )
-            for n in range(opts["writers"])
-        ]
-        for thread in writers:
-            thread.start()
-        for thread in writers:
-            thread.join()
         if log.errors:
             raise CommandError(f"writers failed: {log.errors[:3]}")
-        elapsed = max((b.finished for b in log.sent), default=time.monotonic()) - started
-        return sum(b.accepted for b in log.sent) / elapsed
+        return log.accepted / elapsed
 
     def _ingest_phase(self, opts: dict, orgs: list) -> None:
-        stamp = timezone.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
+        stamp = run_stamp()
         self.stdout.write(
             f"Ingestion over HTTP: {opts['writers']} writers, {opts['batch_size']:,}-record "
             f"batches, {opts['seconds']:.0f} s a round, aggregates off and on alternately"
         )
-        for mix, templates in (
-            ("streaming (records of the last 5 minutes)", self._stream_templates),
-            ("bench_serve's (a day, two days back)", self._spread_templates),
+        for mix, batches in (
+            ("streaming (records of the last 5 minutes)", stream_batches),
+            ("bench_serve's (a day, two days back)", day_batches),
         ):
-            built = templates(opts["batch_size"])
+            built = load.templates(batches(opts["batch_size"], 8))
             rates: dict[str, list[float]] = {"off": [], "on": []}
             # One organization for every round, known to the planner's statistics first
             # (a new one's replay lookups take the wrong index until analyzed).
-            setup = self._organization(f"{stamp}{mix[:2]}", owner=False)
+            setup = bench_org(f"{stamp}{mix[:2]}")
             orgs.append(setup)
             self._seed(setup, 20_000, f"{stamp}{mix[:2]}")
             for n in range(opts["rounds"]):

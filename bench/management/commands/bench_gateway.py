@@ -3,10 +3,10 @@
     DATABASE_URL=postgres://... REDIS_URL=redis://... python manage.py bench_gateway \
         [--seconds 5] [--ingest-seconds 15] [--workers N] [--threads N]
 
-It starts the stack as deployed (docs/deploying.md): collectstatic, gunicorn with
-console/gunicorn.conf.py and DEBUG=0, a Celery worker, PostgreSQL and Redis. The load
-comes from wrk (Debian's package), a C load generator that costs the two cores far
-less than the server does; Lua scripts give it POST bodies, rotating keys and fresh
+It starts the stack as deployed (docs/deploying.md; bench/stack.py): collectstatic,
+gunicorn with console/gunicorn.conf.py and DEBUG=0, a Celery worker, PostgreSQL and
+Redis. The load comes from wrk (Debian's package), a C load generator that costs the two
+cores far less than the server does; Lua scripts give it POST bodies, rotating keys and fresh
 record ids. Then it prints one table:
 
 - GET /healthz (answered by the first middleware): the floor of this server;
@@ -22,27 +22,22 @@ high (the server is measured, not the limiter); budgets never refuse. Afterwards
 organizations are deleted.
 """
 
-import hashlib
 import json
-import os
 import re
-import secrets
 import shutil
 import subprocess
-import sys
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Sum
-from django.utils import timezone
 
-from usage.management.commands import _serve_load as load
-from usage.management.commands.bench_serve import Command as ServeBench
-from usage.models import IngestBatch
+from bench import load
+from bench.orgs import BenchOrg, bench_org, organizations_delete, run_stamp
+from bench.product import IngestBatch
+from bench.records import day_batches
+from bench.stack import Stack, services_required
 
 WRK = "/usr/bin/wrk"
 
@@ -120,53 +115,44 @@ class Command(BaseCommand):
         parser.add_argument("--worker-class", default=None, help="GUNICORN_WORKER_CLASS")
 
     def handle(self, *args, **opts):
-        serve = ServeBench(stdout=self.stdout, stderr=self.stderr)
-        serve._require_services()
+        services_required("bench_gateway")
         if not Path(WRK).exists() and shutil.which("wrk") is None:
             raise CommandError("bench_gateway needs wrk (Debian: apt-get install wrk)")
         settings.DEBUG = False
-        stamp = timezone.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
-        main = serve._organization(stamp)
-        others = [serve._organization(f"{stamp}o{n}", owner=False) for n in range(opts["orgs"])]
+        stamp = run_stamp()
+        main = bench_org(stamp)
+        others = [bench_org(f"{stamp}o{n}") for n in range(opts["orgs"])]
         try:
-            rows = self._run(serve, stamp, main, others, opts)
+            rows = self._run(stamp, main, others, opts)
         finally:
-            serve._clean([main["org"], *(o["org"] for o in others)])
+            organizations_delete([main.org, *(o.org for o in others)])
         self._print(rows)
 
     # --- The run ----------------------------------------------------------------------------
 
-    def _run(self, serve: ServeBench, stamp: str, main: dict, others: list, opts: dict) -> list:
-        port = load.free_port()
-        logs = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-        env = serve._stack_env(port, {"workers": opts["workers"]})
-        for option, name in (("threads", "THREADS"), ("worker_class", "WORKER_CLASS")):
-            if opts[option]:
-                env[f"GUNICORN_{name}"] = str(opts[option])
-        env["STATIC_ROOT"] = self._static_root(env)
-        stack = load.Stack(base_dir=settings.BASE_DIR, env=env, logs=logs)
-        base = f"http://127.0.0.1:{port}"
+    def _run(self, stamp: str, main: BenchOrg, others: list[BenchOrg], opts: dict) -> list:
+        stack = Stack(
+            "gateway",
+            workers=opts["workers"],
+            threads=opts["threads"],
+            worker_class=opts["worker_class"],
+        )
         seconds = opts["seconds"]
-        authorize_body = logs / "authorize.json"
+        authorize_body = stack.logs / "authorize.json"
         authorize_body.write_text(
             json.dumps({"model": "llama-3.1-8b", "input_tokens": 800, "max_output_tokens": 500})
         )
         batches = []
-        for n, template in enumerate(serve._templates(opts["batch_size"], count=4)):
-            path = logs / f"batch{n}.json"
+        for n, template in enumerate(load.templates(day_batches(opts["batch_size"], 4))):
+            path = stack.logs / f"batch{n}.json"
             path.write_bytes(template.body)
             batches.append(path)
-        one = [main["secret"]]
-        many = [o["secret"] for o in others] or one
+        one = [main.secret]
+        many = [o.secret for o in others] or one
         rows: list[Row] = []
-        try:
-            serve._stack_start(stack, port)
-            conf = {k: v for k, v in env.items() if k.startswith("GUNICORN_")}
-            self.stdout.write(
-                f"Stack: gunicorn (console/gunicorn.conf.py, {conf}, DEBUG=0), a Celery "
-                f"worker, PostgreSQL, Redis; {os.cpu_count()} CPUs; wrk; logs in {logs}"
-            )
-            wrk = _Wrk(base, logs, run=f"g{stamp[-6:]}")
+        with stack:
+            self.stdout.write(f"Stack: {stack.describe()}; wrk")
+            wrk = _Wrk(f"http://127.0.0.1:{stack.port}", stack.logs, run=f"g{stamp[-6:]}")
             # Warm-up: every worker imports its views and opens its connections.
             wrk.run("GET", "/healthz", [], connections=8, seconds=1)
             wrk.run("POST", "/api/v1/usage/authorize", many, [authorize_body], 8, 2)
@@ -185,52 +171,28 @@ class Command(BaseCommand):
                 rows.append(
                     wrk.row("GET /api/v1/account", "GET", "/api/v1/account", one, conns, seconds)
                 )
-            rows.extend(self._ingestion(serve, wrk, port, main, batches, opts))
-        finally:
-            stack.stop()
+            rows.extend(self._ingestion(wrk, stack.port, main, batches, opts))
         return rows
 
-    def _static_root(self, env: dict[str, str]) -> str:
-        """collectstatic into a folder kept between runs, and only when a static file
-        changed since (its compression pass over the chart library is a minute of CPU)."""
-        root = Path(tempfile.gettempdir()) / f"usage-console-bench-static-{os.getuid()}"
-        stamp = _static_stamp()
-        done = root / ".collected"
-        if done.exists() and done.read_text() == stamp:
-            return str(root)
-        subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-            cwd=settings.BASE_DIR,
-            env={**env, "STATIC_ROOT": str(root)},
-            check=True,
-            timeout=900,
-        )
-        done.write_text(stamp)
-        return str(root)
-
-    def _ingestion(self, serve, wrk, port: int, main: dict, batches: list, opts: dict) -> list:
-        org = main["org"]
-        panel = f"/o/{org.slug}/usage/"
-        reader_args = {"port": port, "paths": [panel], "pause": opts["reader_pause"]}
-        reader_args["sessions"] = [serve._login(port, main)]
+    def _ingestion(self, wrk, port: int, main: BenchOrg, batches: list, opts: dict) -> list:
+        panel = f"/o/{main.org.slug}/usage/"
+        readers = {
+            "port": port,
+            "paths": [panel],
+            "pause": opts["reader_pause"],
+            "sessions": [load.session(port, main.email, main.password)],
+        }
         load.Client(port).request("GET", panel)  # warm
-        idle = serve._pages(reader_args, opts["idle_seconds"])
-        stop = threading.Event()
-        threads, logs = load.readers_run(stop=stop, **reader_args)
-        before = _accepted(org)
-        try:
+        idle = load.Readers(**readers).run_for(opts["idle_seconds"])
+        before = _accepted(main)
+        with load.Readers(**readers) as loaded:
             result = wrk.run(
-                "POST", "/api/v1/usage/records", [main["secret"]], batches,
+                "POST", "/api/v1/usage/records", [main.secret], batches,
                 connections=opts["writers"], seconds=opts["ingest_seconds"], fresh_ids=True,
             )  # fmt: skip
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=120)
-        loaded = [v for log in logs for v in log.latencies]
-        records = _accepted(org) - before
+        records = _accepted(main) - before
         idle_p95 = load.percentile(idle.latencies, 0.95) * 1000
-        loaded_p95 = load.percentile(loaded, 0.95) * 1000
+        loaded_p95 = load.percentile(loaded.log.latencies, 0.95) * 1000
         return [
             Row(
                 f"ingestion, {opts['batch_size']}-record batches, a reader on the panel",
@@ -244,7 +206,7 @@ class Command(BaseCommand):
             ),
             Row("usage panel, idle", 1, len(idle.latencies) / opts["idle_seconds"], p95=idle_p95,
                 ratio=False),
-            Row("usage panel, under ingestion", 1, len(loaded) / result["elapsed"],
+            Row("usage panel, under ingestion", 1, len(loaded.log.latencies) / result["elapsed"],
                 p95=loaded_p95, ratio=False),
         ]  # fmt: skip
 
@@ -346,21 +308,5 @@ class _Wrk:
         )  # fmt: skip
 
 
-def _static_stamp() -> str:
-    """Every static file's path and content, hashed."""
-    from django.contrib.staticfiles import finders
-
-    digest = hashlib.sha256()
-    found = sorted(
-        (path, storage.path(path))
-        for finder in finders.get_finders()
-        for path, storage in finder.list([])
-    )
-    for path, full in found:
-        digest.update(f"{path}\0".encode())
-        digest.update(Path(full).read_bytes())
-    return digest.hexdigest()
-
-
-def _accepted(org) -> int:
-    return IngestBatch.objects.filter(organization=org).aggregate(n=Sum("accepted"))["n"] or 0
+def _accepted(setup: BenchOrg) -> int:
+    return IngestBatch.objects.filter(organization=setup.org).aggregate(n=Sum("accepted"))["n"] or 0

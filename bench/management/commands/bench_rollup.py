@@ -15,6 +15,8 @@ is sampled. `--time-zone Pacific/Kiritimati` (UTC+14) puts the organizations in 
 afternoon of their open day while UTC is just past midnight.
 """
 
+# ruff: noqa: S608 (benchmark SQL, built from its own integers and the models' tables)
+
 import io
 import random
 import resource
@@ -28,21 +30,30 @@ from zoneinfo import ZoneInfo
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import APIKey, Membership, Organization, Role, User
-from accounts.services import apikey_create
-from billing.models import PriceModel
-from rollups.models import Restatement, RollupHour, RollupState
-from rollups.services.build import KINDS
-from rollups.services.days import rollup_day
-from rollups.services.hours import rollup_hour, rollup_hours_due
-from usage.models import Controller, Job, MatchingRun, Query, WorkerSession
-from usage.services.controllers import controller_register
+from bench.orgs import kept_org, organizations_delete
+from bench.product import (
+    DAILY_MODELS,
+    RECORD_MODELS,
+    LedgerEntry,
+    Organization,
+    PriceModel,
+    User,
+    apikey_create,
+    controller_register,
+    rollup_day,
+    rollup_hour,
+    rollup_hours_due,
+)
 
+# The raw record tables by kind (the generator COPYs into them).
+TABLES = {kind: model._meta.db_table for kind, model in RECORD_MODELS.items()}
+# The time column that places each kind's record in a day (in RECORD_MODELS' order).
+TIME_FIELDS = ("occurred_at", "submitted_at", "started_at", "started_at")
 LARGE, SMALL = "bench-10m", "bench-10k"
 # The CSV export reads the ledger: its own organizations, so the page timings above do
 # not also pay for a million ledger rows.
@@ -159,31 +170,18 @@ class Command(BaseCommand):
 
     # --- data -------------------------------------------------------------------------
 
-    def _org(self, slug: str) -> Organization:
-        org, _ = Organization.objects.get_or_create(
-            slug=slug, defaults={"name": slug, "tier": "enterprise", "time_zone": "UTC"}
-        )
-        user, _ = User.objects.get_or_create(email=f"owner@{slug}.example")
-        Membership.objects.get_or_create(organization=org, user=user, defaults={"role": Role.OWNER})
-        return org
-
     def _generate(self, slug: str, total: int) -> None:
         """COPY `total` records for the organization: 90% queries, 8% jobs, 1% worker
         sessions, 1% matching runs, over 90 days (1/10 of them on one day)."""
-        org = self._org(slug)
-        if Query.objects.filter(organization=org).exists():
+        org = kept_org(slug)
+        if RECORD_MODELS["query"].objects.filter(organization=org).exists():
             self._say(f"{slug}: records exist, not generating")
             return
-        keys = list(APIKey.objects.filter(organization=org))
-        while len(keys) < 4:
-            keys.append(apikey_create(org=org, name=f"key {len(keys)}", kind="workspace").key)
-        controllers = list(Controller.objects.filter(organization=org))
-        while len(controllers) < 3:
-            controllers.append(
-                controller_register(
-                    org=org, name=f"node-{len(controllers)}", cores=64, memory_gb=256
-                ).controller
-            )
+        keys = [apikey_create(org=org, name=f"key {n}").key for n in range(4)]
+        controllers = [
+            controller_register(org=org, name=f"node-{n}", cores=64, memory_gb=256).controller
+            for n in range(3)
+        ]
         models = list(PriceModel.objects.filter(is_active=True).values_list("pk", flat=True))
         rng = random.Random(slug)  # noqa: S311 - benchmark data
         now = timezone.now()
@@ -191,8 +189,8 @@ class Command(BaseCommand):
         first = today_start - timedelta(days=DAYS - 1)
         big_day = today_start - timedelta(days=BIG_DAY_BACK)
         started = time.monotonic()
-        key_ids = [k.pk for k in keys] + [""]
-        ctl_ids = [c.pk for c in controllers] + ["", ""]
+        key_ids = [k.pk for k in keys] + [None]
+        ctl_ids = [c.pk for c in controllers] + [None, None]
 
         def moment() -> datetime:
             if rng.random() < 0.1:
@@ -201,84 +199,86 @@ class Command(BaseCommand):
             at = first + timedelta(seconds=rng.random() * span)
             return at if not big_day <= at < big_day + timedelta(days=1) else at - timedelta(days=1)
 
-        def stamp(at: datetime) -> str:
-            return at.isoformat()
+        # Per kind: its columns after the common ones, and a row's values for them with
+        # its key and credits first.
+        def query() -> list:
+            i, o = rng.randint(10, 2000), rng.randint(0, 800)
+            at, endpoint, member = moment(), rng.choice(ENDPOINTS), rng.choice(MEMBERS)
+            credits = f"{(i + o) / 1e6:.10f}"
+            return [
+                rng.choice(key_ids),
+                credits,
+                rng.choice(models),
+                at,
+                i,
+                o,
+                i + o,
+                endpoint,
+                member,
+            ]
 
-        counts = {"q": int(total * 0.90), "j": int(total * 0.08), "w": int(total * 0.01)}
-        counts["m"] = total - sum(counts.values())
-        created = stamp(now)
+        def job() -> list:
+            at = moment()
+            status = rng.choices(["completed", "failed", "cancelled", "running"], [88, 6, 4, 2])
+            hours = Decimal(rng.randint(1, 64)) / 2 if status[0] != "running" else 0
+            end = None if status[0] == "running" else at + timedelta(minutes=30)
+            credits, controller = hours * Decimal("0.12"), rng.choice(ctl_ids)
+            return [
+                rng.choice(key_ids),
+                credits,
+                status[0],
+                8,
+                controller,
+                at,
+                at,
+                end,
+                hours,
+                "",
+                now,
+            ]
+
+        def session() -> list:
+            at = moment()
+            end = min(at + timedelta(seconds=rng.randint(60, 6 * 3600)), now)
+            runtime = f"{(end - at).total_seconds():.3f}"
+            return [rng.choice(key_ids), 0, rng.choice(models), at, end, runtime]
+
+        def matching() -> list:
+            at = min(moment(), now - timedelta(minutes=2))
+            task, size = rng.choice(["IDR", "CDM"]), rng.randint(100, 100000)
+            return [None, 0, task, size, at, at + timedelta(minutes=1), "60.000"]
+
+        kinds = (
+            ("query", int(total * 0.90), query, "model_id, occurred_at, input_tokens, "
+             "output_tokens, total_tokens, endpoint, member"),
+            ("job", int(total * 0.08), job, "status, cores, controller_id, submitted_at, "
+             "started_at, ended_at, core_hours, charge_reference, updated_at"),
+            ("worker_session", int(total * 0.01), session, "model_id, started_at, ended_at, "
+             "runtime_seconds"),
+            ("matching", total - int(total * 0.90) - int(total * 0.08) - int(total * 0.01),
+             matching, "task, num_records, started_at, ended_at, run_time_seconds"),
+        )  # fmt: skip
         with connection.cursor() as cursor:
-            raw = cursor.cursor
-            columns = (
-                "organization_id, client_id, api_key_id, credits, created_at, model_id, "
-                "occurred_at, input_tokens, output_tokens, total_tokens, endpoint, member"
-            )
-            with raw.copy(f"COPY usage_query ({columns}) FROM STDIN") as copy:
-                for n in range(counts["q"]):
-                    i, o = rng.randint(10, 2000), rng.randint(0, 800)
-                    copy.write(
-                        f"{org.pk}\tq{n}\t{rng.choice(key_ids) or chr(92) + 'N'}\t"
-                        f"{(i + o) / 1e6:.10f}\t{created}\t{rng.choice(models)}\t"
-                        f"{stamp(moment())}\t"
-                        f"{i}\t{o}\t{i + o}\t{rng.choice(ENDPOINTS)}\t{rng.choice(MEMBERS)}\n"
-                    )
-            columns = (
-                "organization_id, client_id, api_key_id, credits, created_at, status, cores, "
-                "controller_id, submitted_at, started_at, ended_at, core_hours, "
-                "charge_reference, updated_at"
-            )
-            with raw.copy(f"COPY usage_job ({columns}) FROM STDIN") as copy:
-                for n in range(counts["j"]):
-                    at = moment()
-                    status = rng.choices(
-                        ["completed", "failed", "cancelled", "running"], [88, 6, 4, 2]
-                    )[0]
-                    end = r"\N" if status == "running" else stamp(at + timedelta(minutes=30))
-                    hours = Decimal(rng.randint(1, 64)) / 2 if status != "running" else 0
-                    copy.write(
-                        f"{org.pk}\tj{n}\t{rng.choice(key_ids) or chr(92) + 'N'}\t"
-                        f"{hours * Decimal('0.12')}\t{created}\t{status}\t8\t"
-                        f"{rng.choice(ctl_ids) or chr(92) + 'N'}\t{stamp(at)}\t{stamp(at)}\t{end}\t"
-                        f"{hours}\t\t{created}\n"
-                    )
-            columns = (
-                "organization_id, client_id, api_key_id, credits, created_at, model_id, "
-                "started_at, ended_at, runtime_seconds"
-            )
-            with raw.copy(f"COPY usage_workersession ({columns}) FROM STDIN") as copy:
-                for n in range(counts["w"]):
-                    at, seconds = moment(), rng.randint(60, 6 * 3600)
-                    end = min(at + timedelta(seconds=seconds), now)
-                    copy.write(
-                        f"{org.pk}\tw{n}\t{rng.choice(key_ids) or chr(92) + 'N'}\t0\t{created}\t"
-                        f"{rng.choice(models)}\t{stamp(at)}\t{stamp(end)}\t"
-                        f"{(end - at).total_seconds():.3f}\n"
-                    )
-            columns = (
-                "organization_id, client_id, api_key_id, credits, created_at, task, "
-                "num_records, started_at, ended_at, run_time_seconds"
-            )
-            with raw.copy(f"COPY usage_matchingrun ({columns}) FROM STDIN") as copy:
-                for n in range(counts["m"]):
-                    at = min(moment(), now - timedelta(minutes=2))
-                    copy.write(
-                        f"{org.pk}\tm{n}\t\\N\t0\t{created}\t{rng.choice(['IDR', 'CDM'])}\t"
-                        f"{rng.randint(100, 100000)}\t{stamp(at)}\t"
-                        f"{stamp(at + timedelta(minutes=1))}\t60.000\n"
-                    )
+            for kind, count, row, columns in kinds:
+                columns = f"organization_id, client_id, api_key_id, credits, {columns}, created_at"
+                with cursor.cursor.copy(f"COPY {TABLES[kind]} ({columns}) FROM STDIN") as copy:
+                    for n in range(count):
+                        key, credits, *rest = row()
+                        copy.write_row([org.pk, f"{kind[0]}{n}", key, credits, *rest, now])
         self._say(f"generated {total:,} records for {slug} in {time.monotonic() - started:.1f} s")
 
     def _ledger(self, slug: str, rows: int) -> None:
         """COPY `rows` usage debits into the organization's ledger (the CSV export's input)."""
-        org = self._org(slug)
-        if org.ledger_entries.exists():
+        org = kept_org(slug)
+        if LedgerEntry.objects.filter(organization=org, idempotency_key="bench:0").exists():
             return
         now = timezone.now()
         with (
             connection.cursor() as cursor,
             cursor.cursor.copy(
-                "COPY billing_ledgerentry (organization_id, kind, amount, balance_after, reason, "
-                "idempotency_key, reference, model_name, created_at) FROM STDIN"
+                f"COPY {LedgerEntry._meta.db_table} (organization_id, kind, amount, "
+                "balance_after, reason, idempotency_key, reference, model_name, created_at) "
+                "FROM STDIN"
             ) as copy,
         ):
             for n in range(rows):
@@ -291,21 +291,9 @@ class Command(BaseCommand):
     def _drop(self) -> None:
         for slug in (LARGE, SMALL, CSV_LARGE, CSV_SMALL):
             org = Organization.objects.filter(slug=slug).first()
-            if org is None:
-                continue
-            with transaction.atomic():
-                for kind in KINDS:
-                    kind.model.objects.filter(organization=org).delete()
-                for model in (Query, Job, WorkerSession, MatchingRun, RollupState, RollupHour):
-                    model.objects.filter(organization=org)._raw_delete(model.objects.db)
-                Restatement.objects.filter(organization=org).delete()
-                org.ledger_entries.all()._raw_delete(org.ledger_entries.db)
-                Controller.objects.filter(organization=org).delete()
-                APIKey.objects.filter(organization=org).delete()
-                Membership.objects.filter(organization=org).delete()
-                User.objects.filter(email=f"owner@{slug}.example").delete()
-                org.delete()
-            self._say(f"dropped {slug}")
+            if org is not None:
+                organizations_delete([org])
+                self._say(f"dropped {slug}")
         with connection.cursor() as cursor:
             cursor.execute("VACUUM")
 
@@ -314,7 +302,9 @@ class Command(BaseCommand):
     def _partitioning_probe(self, org: Organization) -> None:
         """What the open day costs through the (organization, time) index at this size."""
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM usage_query WHERE organization_id = %s", [org.pk])
+            cursor.execute(
+                f"SELECT count(*) FROM {TABLES['query']} WHERE organization_id = %s", [org.pk]
+            )
             (records,) = cursor.fetchone()
             today = datetime.combine(
                 timezone.now().astimezone(UTC).date(), datetime.min.time(), UTC
@@ -323,13 +313,13 @@ class Command(BaseCommand):
             for _ in range(5):
                 started = time.perf_counter()
                 cursor.execute(
-                    "SELECT model_id, count(*), sum(total_tokens) FROM usage_query "
+                    f"SELECT model_id, count(*), sum(total_tokens) FROM {TABLES['query']} "
                     "WHERE organization_id = %s AND occurred_at >= %s GROUP BY model_id",
                     [org.pk, today],
                 )
                 cursor.fetchall()
                 samples.append(time.perf_counter() - started)
-            cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('usage_query'))")
+            cursor.execute(f"SELECT pg_size_pretty(pg_total_relation_size('{TABLES['query']}'))")
             (size,) = cursor.fetchone()
         self._say(
             f"partitioning probe: {records:,} queries ({size} with indexes); the open day's "
@@ -344,23 +334,19 @@ class Command(BaseCommand):
             model.objects.filter(
                 organization=org, **{f"{field}__gte": lo, f"{field}__lt": hi}
             ).count()
-            for model, field in (
-                (Query, "occurred_at"),
-                (Job, "submitted_at"),
-                (WorkerSession, "started_at"),
-                (MatchingRun, "started_at"),
-            )
+            for model, field in zip(RECORD_MODELS.values(), TIME_FIELDS, strict=True)
         )
 
         def snapshot():
+            """Every daily rollup row of the day: its dimensions and figures."""
             return {
-                kind.name: sorted(
-                    kind.model.objects.filter(organization=org, day=day).values_list(
-                        *kind.dimensions, *kind.figures
+                model: sorted(
+                    model.objects.filter(organization=org, day=day).values_list(
+                        *(f.attname for f in model._meta.concrete_fields if not f.primary_key)
                     ),
                     key=repr,
                 )
-                for kind in KINDS
+                for model in DAILY_MODELS
             }
 
         timings = []
@@ -424,8 +410,7 @@ class Command(BaseCommand):
         counts = {}
         for org in (small, large):
             counts[org.slug] = sum(
-                m.objects.filter(organization=org).count()
-                for m in (Query, Job, WorkerSession, MatchingRun)
+                m.objects.filter(organization=org).count() for m in RECORD_MODELS.values()
             )
         results = self._time_pages([small, large], requests)
         for page in results[SMALL]:
@@ -448,7 +433,7 @@ class Command(BaseCommand):
             with _PeakRss() as peak:
                 started = time.monotonic()
                 response = client.get(url)
-                for chunk in response.streaming_content:
+                for chunk in response.streaming_content:  # type: ignore[attr-defined]
                     rows += chunk.count(b"\n")
             figures[org.slug] = (rows - 1, peak.growth, time.monotonic() - started)
         (small_rows, small_mb, small_s), (large_rows, large_mb, large_s) = figures.values()

@@ -3,8 +3,8 @@
     DATABASE_URL=postgres://... REDIS_URL=redis://... python manage.py bench_authorize \
         [--seconds 20] [--clients 8] [--settle-every 0]
 
-It starts gunicorn with the repo's config (console/gunicorn.conf.py, DEBUG=0) on a free
-loopback port against PostgreSQL and Redis, as `bench_serve` does, and makes an
+It starts the stack as deployed (bench/stack.py: gunicorn with console/gunicorn.conf.py
+and DEBUG=0, a Celery worker, PostgreSQL, Redis), as `bench_serve` does, and makes an
 enterprise organization with credits, an API key (its own RPM and TPM set high, so the
 server is measured rather than the limiter), an organization budget and a key budget
 with hard levels no run reaches (every budget check runs, none refuses). Then --clients
@@ -18,30 +18,20 @@ deletes its organization.
 """
 
 import json
-import os
-import secrets
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Sum
-from django.utils import timezone
 
-from accounts.models import AuditEvent, Tier, User
-from accounts.services import apikey_create, organization_create
-from billing.models import LedgerEntry
-from billing.services import organization_grant_starting_credits
-from spend.models import Budget, Reservation, SpendHold
-from spend.services.spend_counters import counters_drop, counters_enabled, counters_org_hold
-from usage.management.commands import _serve_load as load
-from usage.management.commands.bench_serve import _database_url
-from usage.models import IngestBatch, Query
+from bench import load
+from bench.orgs import BenchOrg, bench_org, organizations_delete, run_stamp
+from bench.product import Budget, Reservation, SpendHold, counters_enabled, counters_org_hold
+from bench.stack import Stack, services_required
 
 
 class Command(BaseCommand):
@@ -56,8 +46,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
-            raise CommandError("bench_authorize needs PostgreSQL (DATABASE_URL) and REDIS_URL")
+        services_required("bench_authorize")
         settings.DEBUG = False
         setup = self._organization()
         try:
@@ -65,63 +54,35 @@ class Command(BaseCommand):
             self._print(report, opts)
             problems = self._verify(setup, report)
         finally:
-            self._clean(setup)
+            organizations_delete([setup.org])
         if problems:
             raise CommandError("verification failed: " + "; ".join(problems))
 
-    def _organization(self) -> dict:
-        stamp = timezone.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(2)
+    def _organization(self) -> BenchOrg:
+        """The benchmark's organization with a budget on it and one on its key, whose hard
+        levels no run reaches."""
+        setup = bench_org(run_stamp())
+        levels = {"soft_limit": Decimal("1e9"), "hard_limit": Decimal("1e10")}
         with transaction.atomic():
-            new = organization_create(
-                name=f"Bench authorize {stamp}",
-                tier=Tier.ENTERPRISE,
-                owner_email=f"bench-auth-{stamp}@bench.example",
-                owner_password=secrets.token_urlsafe(12),
-                slug=f"bench-auth-{stamp}",
-            )
-            org = new.organization
-            organization_grant_starting_credits(org=org, amount=Decimal("1000000000"))
-            issued = apikey_create(org=org, name="Gateway", created_by=new.owner)
-            issued.key.rate_limit_rpm, issued.key.rate_limit_tpm = 10**9, 10**15
-            issued.key.save(update_fields=["rate_limit_rpm", "rate_limit_tpm"])
-            levels = {"soft_limit": Decimal("1e9"), "hard_limit": Decimal("1e10")}
-            Budget.objects.create(organization=org, scope="organization", period="month", **levels)
             Budget.objects.create(
-                organization=org, scope="api_key", api_key=issued.key, period="day", **levels
+                organization=setup.org, scope="organization", period="month", **levels
             )
-        return {"org": org, "key": issued.key, "secret": issued.secret}
+            Budget.objects.create(
+                organization=setup.org, scope="api_key", api_key=setup.key, period="day", **levels
+            )
+        return setup
 
-    def _run(self, setup: dict, opts: dict) -> dict:
-        port = load.free_port()
-        logs = Path(tempfile.mkdtemp(prefix="bench-authorize-"))
-        (logs / "static").mkdir()
-        env = {
-            **os.environ,
-            "DATABASE_URL": _database_url(),
-            "DEBUG": "0",
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "STATIC_ROOT": str(logs / "static"),
-            "CELERY_TASK_ALWAYS_EAGER": "false",
-            "ALERT_EVALUATE_DEBOUNCE_SECONDS": "3600",
-        }
-        if opts["workers"]:
-            env["GUNICORN_WORKERS"] = str(opts["workers"])
-        stack = load.Stack(base_dir=settings.BASE_DIR, env=env, logs=logs)
-        headers = {
-            "Authorization": f"Bearer {setup['secret']}",
-            "Content-Type": "application/json",
-        }
+    def _run(self, setup: BenchOrg, opts: dict) -> dict:
+        headers = {"Authorization": f"Bearer {setup.secret}", "Content-Type": "application/json"}
         body = json.dumps(
             {"model": "llama-3.1-8b", "input_tokens": 800, "max_output_tokens": 500}
         ).encode()
-        try:
-            stack.start("gunicorn", ["gunicorn", "-c", "console/gunicorn.conf.py", "console.wsgi"])
-            self._wait(stack, port)
-            workers = env.get("GUNICORN_WORKERS") or f"{2 * (os.cpu_count() or 1) + 1}"
-            self.stdout.write(
-                f"Stack: gunicorn ({workers} workers, console/gunicorn.conf.py, DEBUG=0) on "
-                f"127.0.0.1:{port}, PostgreSQL, Redis; {os.cpu_count()} CPUs; logs in {logs}"
-            )
+        stack = Stack(
+            "authorize", workers=opts["workers"], env={"ALERT_EVALUATE_DEBOUNCE_SECONDS": "3600"}
+        )
+        with stack:
+            self.stdout.write(f"Stack: {stack.describe()}")
+            port = stack.port
             self._clients(port, headers, body, 2.0, opts)  # warm-up: every worker's imports
             report = self._clients(port, headers, body, opts["seconds"], opts)
             # The floor on this machine: the cheapest authenticated call (GET /api/v1/account:
@@ -130,14 +91,6 @@ class Command(BaseCommand):
                 port, headers, None, min(opts["seconds"], 5.0), opts, path="/api/v1/account"
             )
             return report
-        finally:
-            stack.stop()
-
-    def _wait(self, stack: load.Stack, port: int) -> None:
-        try:
-            stack.serving(port)
-        except load.ServerDown as exc:
-            raise CommandError(str(exc)) from None
 
     def _clients(self, port, headers, body, seconds, opts, path="/api/v1/usage/authorize") -> dict:
         latencies: list[float] = []
@@ -149,7 +102,9 @@ class Command(BaseCommand):
 
         def run(n: int) -> None:
             client = load.Client(port)
-            mine, codes, count = [], {}, 0
+            mine: list[float] = []
+            codes: dict[int, int] = {}
+            count = 0
             mine_settled: list[str] = []
             try:
                 while time.monotonic() < stop_at:
@@ -219,8 +174,8 @@ class Command(BaseCommand):
         for line in report["errors"][:5]:
             self.stdout.write(f"client error: {line}")
 
-    def _verify(self, setup: dict, report: dict) -> list[str]:
-        org = setup["org"]
+    def _verify(self, setup: BenchOrg, report: dict) -> list[str]:
+        org = setup.org
         problems = []
         held = Reservation.objects.filter(organization=org, status="held").aggregate(
             total=Sum("credits")
@@ -243,18 +198,3 @@ class Command(BaseCommand):
             + (" (ok)" if held == hold else " (MISMATCH)")
         )
         return problems
-
-    def _clean(self, setup: dict) -> None:
-        org = setup["org"]
-        owners = list(User.objects.filter(memberships__organization=org))
-        with transaction.atomic():
-            for model in (Reservation, SpendHold, Budget, Query, IngestBatch, LedgerEntry):
-                model.objects.filter(organization=org).delete()
-            events = AuditEvent.objects.filter(organization=org)
-            events._raw_delete(events.db)
-            org_id = org.pk
-            org.delete()
-            counters_drop(org_id=org_id)
-            for user in owners:
-                if not user.memberships.exists():
-                    user.delete()
