@@ -22,9 +22,9 @@ import logging
 import secrets
 from collections import defaultdict
 from contextvars import ContextVar, Token
-from datetime import date, datetime, time
+from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 
 import psycopg
 import redis
@@ -63,9 +63,18 @@ def _drops(org_id: int) -> str:
 
 
 def period_starts(org: Organization, at: datetime) -> dict[str, str]:
-    """The first day of the day, week and month `at` falls in, on the org's calendar."""
+    """The first day of the day, week and month `at` falls in, on the org's calendar (the
+    caller must not change the dict: it is shared)."""
     tz = org_zone(org)
-    return {p: period_of(p, now=at, tz=tz).first_day.isoformat() for p in PERIODS}
+    return _period_starts_of(at.astimezone(tz).date(), tz)
+
+
+@lru_cache(maxsize=1024)
+def _period_starts_of(today: date, tz: tzinfo) -> dict[str, str]:
+    # Worked out once per local day and zone: each period_of finds two local midnights,
+    # the greater part of authorize's own arithmetic.
+    noon = datetime.combine(today, time(12), tzinfo=tz)
+    return {p: period_of(p, now=noon, tz=tz).first_day.isoformat() for p in PERIODS}
 
 
 def _budget_subject(budget: Budget) -> tuple[str, str]:
