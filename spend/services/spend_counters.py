@@ -251,9 +251,8 @@ def _insert_sql() -> str:
     """The reservation's INSERT, in its own transaction that does not wait for the WAL
     flush (table and column names from the model; every value a parameter)."""
     quote = connection.ops.quote_name
-    columns = ", ".join(
-        quote(field_column(Reservation._meta.get_field(name))) for name in _INSERT_FIELDS
-    )
+    fields = {f.attname: f for f in Reservation._meta.concrete_fields}
+    columns = ", ".join(quote(field_column(fields[name])) for name in _INSERT_FIELDS)
     placeholders = ", ".join(["%s"] * len(_INSERT_FIELDS))
     return (
         f"INSERT INTO {quote(Reservation._meta.db_table)} ({columns}) "  # noqa: S608
