@@ -9,8 +9,8 @@ import pytest
 from accounts.credential_cache import instance_copy
 from accounts.models import APIKey
 from accounts.services import apikey_revoke
+from spend.models import Budget
 from tests.factories import make_api_key, make_member, make_org, make_user
-from usage.models import Budget
 
 pytestmark = pytest.mark.django_db
 
