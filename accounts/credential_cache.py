@@ -14,7 +14,6 @@ Callers get their own copies of the model instances, so nothing one request sets
 is seen by another; what is cached is only what the database said.
 """
 
-import copy
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models.base import ModelState
 
 # Past this many credentials the cache starts afresh: a flood of made-up secrets costs
 # database lookups (as without the cache), never memory.
@@ -62,8 +62,23 @@ def credentials_cache_clear() -> None:
 
 def instance_copy[T](instance: T, **related: Any) -> T:
     """A shallow copy of a model instance whose related objects are the given ones (copies
-    themselves), so a request's changes to it stay its own."""
-    duplicate = copy.copy(instance)
+    themselves), so a request's changes to it stay its own.
+
+    What `copy.copy` makes of a model instance, without its trip through pickling's
+    protocol (which looks the model up again and was a tenth of the cheapest API call):
+    the fields and a ModelState of its own, with its own cache of related objects."""
+    cls = type(instance)
+    duplicate = cls.__new__(cls)
+    fields = instance.__dict__.copy()
+    state = fields["_state"]
+    own = ModelState.__new__(ModelState)
+    own.__dict__.update(state.__dict__)
+    own.fields_cache = state.fields_cache.copy()
+    # Caches bound to the original instance stay with it.
+    own.__dict__.pop("related_managers_cache", None)
+    own.__dict__.pop("peers", None)
+    fields["_state"] = own
+    duplicate.__dict__.update(fields)
     for name, value in related.items():
         setattr(duplicate, name, value)
     return duplicate

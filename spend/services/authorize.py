@@ -41,7 +41,7 @@ from billing.models import PriceModel
 from billing.money import credits_round
 from spend.counters import amount_decode
 from spend.estimate import Estimate, request_cost_estimate
-from spend.models import Budget, BudgetScope, Reservation, SpendDay, SpendHold
+from spend.models import Budget, BudgetScope, Reservation, ReservationStatus, SpendDay, SpendHold
 from spend.ratelimit import (
     WINDOW_SECONDS,
     Quota,
@@ -74,6 +74,7 @@ from usage.windows import period_of
 logger = logging.getLogger(__name__)
 
 RESERVATION_PREFIX = "rsv_"
+_RESERVATION_COLUMNS = tuple(f.attname for f in Reservation._meta.concrete_fields)
 
 
 def reservation_ttl() -> timedelta:
@@ -331,18 +332,26 @@ def request_authorize(
 def _reservation(
     key: APIKey, model: PriceModel, estimate: Estimate, member: str, endpoint: str, now: datetime
 ) -> Reservation:
-    return Reservation(
-        organization_id=key.organization_id,
-        public_id=RESERVATION_PREFIX + secrets.token_urlsafe(18),
-        api_key=key,
-        member=member,
-        endpoint=endpoint,
-        model=model,
-        credits=estimate.estimated_cost,
-        tokens=estimate.total_tokens,
-        created_at=now,
-        expires_at=now + reservation_ttl(),
-    )
+    # Built from its columns in their order, as a row read from the database is (Django's
+    # positional path): by keyword, with the related objects set through their
+    # descriptors, building it cost as much as sending it to Redis.
+    columns = {
+        "organization_id": key.organization_id,
+        "public_id": RESERVATION_PREFIX + secrets.token_urlsafe(18),
+        "api_key_id": key.pk,
+        "member": member,
+        "endpoint": endpoint,
+        "model_id": model.pk,
+        "credits": estimate.estimated_cost,
+        "tokens": estimate.total_tokens,
+        "status": ReservationStatus.HELD,
+        "created_at": now,
+        "expires_at": now + reservation_ttl(),
+        "closed_at": None,
+        "settled_credits": None,
+        "record_id": "",
+    }
+    return Reservation(*(columns.get(name) for name in _RESERVATION_COLUMNS))
 
 
 def _authorize_on_counters(
