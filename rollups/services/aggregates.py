@@ -338,6 +338,13 @@ _TABLES = {
     "worker_session": WorkerSession._meta.db_table,
     "matching": MatchingRun._meta.db_table,
 }
+# The time each kind's raw table is partitioned by (month partitions, PostgreSQL).
+_PARTITIONED_BY = {
+    "job": "submitted_at",
+    "query": "occurred_at",
+    "worker_session": "started_at",
+    "matching": "started_at",
+}
 # What a rebuild of [lo, hi) reads, by kind (with the organization and lo, hi).
 _RANGES = {
     "job": "organization_id = %s AND submitted_at >= %s AND submitted_at < %s",
@@ -421,13 +428,17 @@ def aggregates_add(
     kinds: tuple[str, ...] = ("job", "query", "worker_session", "matching"),
     job_ids: list[int] | None = None,
     now: datetime | None = None,
+    spans: dict[str, tuple[datetime, datetime]] | None = None,
 ) -> None:
     """Add a batch's new records of `kinds` (and the jobs `job_ids`, after a move) to
     their buckets inside the caller's transaction: on PostgreSQL one statement for the
-    batch, elsewhere one upsert per kind."""
+    batch, elsewhere one upsert per kind. `spans` may give, by kind, the first and last
+    time (the partition column's) of the batch's new records: the selection then names
+    only the month partitions holding them, instead of asking every month's."""
     if not buckets_enabled():
         return
     lo = buckets_horizon(org=org, now=now)
+    spans = spans or {}
     parts: list[tuple[str, str, list]] = []
     for kind in kinds:
         if kind == "job" and job_ids:
@@ -436,6 +447,11 @@ def aggregates_add(
                 parts.append((kind, f"id IN ({marks})", list(job_ids)))
             else:
                 parts.append((kind, f"batch_id = %s OR id IN ({marks})", [batch_id, *job_ids]))
+        elif batch_id is not None and kind in spans and _pg():
+            column = _PARTITIONED_BY[kind]
+            first, last = spans[kind]
+            where = f"batch_id = %s AND {column} >= %s AND {column} <= %s"
+            parts.append((kind, where, [batch_id, first, last]))
         elif batch_id is not None:
             parts.append((kind, "batch_id = %s", [batch_id]))
     if _pg() and len(parts) > 1:
