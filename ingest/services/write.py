@@ -51,7 +51,14 @@ def batch_write(
     if job_updates:
         _jobs_move_forward(job_updates, batch=batch, now=ctx.now)
     touched = tuple(k for k in KINDS if new.get(k) or (k == "job" and moved))
-    aggregates_add(org=org, batch_id=batch.pk, kinds=touched, job_ids=moved, now=ctx.now)
+    aggregates_add(
+        org=org,
+        batch_id=batch.pk,
+        kinds=touched,
+        job_ids=moved,
+        now=ctx.now,
+        spans=_partition_spans(new),
+    )
     rollup_spans_mark_dirty(org=org, spans=_spans_touched(new, job_updates), now=ctx.now)
     if decision.total > 0:
         ledger_post(
@@ -133,6 +140,25 @@ def _copy(model: type[Model], rows: list[dict]) -> None:
     ):
         for row in rows:
             copy.write_row([row[n] if n in row else defaults[n] for n in names])
+
+
+_PARTITION_TIME = {
+    "query": "occurred_at",
+    "worker_session": "started_at",
+    "matching": "started_at",
+    "job": "submitted_at",
+}
+
+
+def _partition_spans(new: dict[str, list[Candidate]]) -> dict[str, tuple[datetime, datetime]]:
+    """By kind, the first and last partition time of the batch's new records (the month
+    partitions the bucket upsert has to read)."""
+    spans = {}
+    for kind, items in new.items():
+        if items:
+            times = [c.values[_PARTITION_TIME[kind]] for c in items]
+            spans[kind] = (min(times), max(times))
+    return spans
 
 
 def _spans_touched(

@@ -206,25 +206,54 @@ _WORKER_CONFLICT = "organization_id, bucket, model_id, COALESCE(api_key_id, 0)"
 
 def _worker_sql_pg(width: int) -> str:
     """Each session spread over the buckets of [lo, hi) it overlaps (a zero-length one:
-    the bucket it starts in), one row per bucket, model and key."""
+    the bucket it starts in), summed per bucket, model and key.
+
+    A session's first and last buckets carry its partial runtime (and, in the first, its
+    start and credits); every bucket between them gets one carried-in session and a whole
+    bucket of runtime. Those runs are swept rather than spread: +1 where a run begins, -1
+    where it ends, a running sum per model and key, and one row per bucket between two
+    events. The rows summed are then the output's, not every (session, bucket) pair: a
+    batch of long sessions spreads over tens of thousands of those.
+    """
     step = f"interval '{width} seconds'"
     last = (
-        f"CASE WHEN w.ended_at > w.started_at THEN "
-        f"{_bucket('w.ended_at - interval ' + chr(39) + '1 microsecond' + chr(39), width)} "
-        f"ELSE {_bucket('w.started_at', width)} END"
+        f"CASE WHEN ended_at > started_at THEN "
+        f"{_bucket('ended_at - interval ' + chr(39) + '1 microsecond' + chr(39), width)} "
+        f"ELSE {_bucket('started_at', width)} END"
     )
+    dims = "organization_id, model_id, api_key_id"
     select = (
-        "SELECT w.organization_id, b.bucket, w.model_id, w.api_key_id, "
-        "SUM(CASE WHEN w.started_at >= b.bucket THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN w.started_at < b.bucket THEN 1 ELSE 0 END), "
-        f"SUM(LEAST(w.ended_at, b.bucket + {step}) - GREATEST(w.started_at, b.bucket)), "
-        "SUM(CASE WHEN w.started_at >= b.bucket THEN w.credits ELSE 0 END) "
-        "FROM b w CROSS JOIN LATERAL generate_series("
-        f"GREATEST({_bucket('w.started_at', width)}, %s), "
-        f"LEAST({last}, %s - {step}), {step}) AS b(bucket) "
-        "WHERE w.organization_id = %s AND (w.ended_at > %s OR w.started_at >= %s) "
-        "AND w.started_at < %s "
-        "GROUP BY w.organization_id, b.bucket, w.model_id, w.api_key_id"
+        # Each session with its first (f) and last (l) bucket within [lo, hi).
+        f"WITH ws AS (SELECT {dims}, started_at, ended_at, credits, "
+        f"GREATEST({_bucket('started_at', width)}, %s) AS f, "
+        f"LEAST({last}, %s - {step}) AS l "
+        "FROM b WHERE organization_id = %s AND (ended_at > %s OR started_at >= %s) "
+        "AND started_at < %s), "
+        # The first bucket, and the last when it is another.
+        f"ws_edge AS (SELECT {dims}, f AS bucket, "
+        "CASE WHEN started_at >= f THEN 1 ELSE 0 END AS started, "
+        "CASE WHEN started_at < f THEN 1 ELSE 0 END AS carried, "
+        f"LEAST(ended_at, f + {step}) - GREATEST(started_at, f) AS runtime, "
+        "CASE WHEN started_at >= f THEN credits ELSE 0 END AS credits "
+        "FROM ws WHERE f <= l "
+        f"UNION ALL SELECT {dims}, l, 0, 1, LEAST(ended_at, l + {step}) - l, 0 "
+        "FROM ws WHERE l > f), "
+        # The whole buckets between: [f + step, l) as +1 at its start, -1 at its end.
+        f"ws_event AS (SELECT {dims}, at, CAST(SUM(delta) AS integer) AS delta FROM ("
+        f"SELECT {dims}, f + {step} AS at, 1 AS delta FROM ws WHERE l > f + {step} "
+        f"UNION ALL SELECT {dims}, l, -1 FROM ws WHERE l > f + {step}) AS e "
+        f"GROUP BY {dims}, at), "
+        f"ws_run AS (SELECT {dims}, at, SUM(delta) OVER w AS sessions, "
+        f"LEAD(at) OVER w AS next_at FROM ws_event "
+        f"WINDOW w AS (PARTITION BY {dims} ORDER BY at)), "
+        f"ws_whole AS (SELECT {dims}, g.bucket, 0 AS started, r.sessions AS carried, "
+        f"r.sessions * {step} AS runtime, 0 AS credits FROM ws_run AS r "
+        f"CROSS JOIN LATERAL generate_series(r.at, r.next_at - {step}, {step}) AS g(bucket) "
+        "WHERE r.sessions > 0) "
+        "SELECT organization_id, bucket, model_id, api_key_id, SUM(started), SUM(carried), "
+        "SUM(runtime), SUM(credits) "
+        "FROM (SELECT * FROM ws_edge UNION ALL SELECT * FROM ws_whole) AS spread "
+        "GROUP BY organization_id, bucket, model_id, api_key_id"
     )
     return _upsert(
         WorkerBucket._meta.db_table, _WORKER_CONFLICT, _WORKER_COLUMNS, _WORKER_FIGURES, select
@@ -309,6 +338,13 @@ _TABLES = {
     "worker_session": WorkerSession._meta.db_table,
     "matching": MatchingRun._meta.db_table,
 }
+# The time each kind's raw table is partitioned by (month partitions, PostgreSQL).
+_PARTITIONED_BY = {
+    "job": "submitted_at",
+    "query": "occurred_at",
+    "worker_session": "started_at",
+    "matching": "started_at",
+}
 # What a rebuild of [lo, hi) reads, by kind (with the organization and lo, hi).
 _RANGES = {
     "job": "organization_id = %s AND submitted_at >= %s AND submitted_at < %s",
@@ -392,13 +428,17 @@ def aggregates_add(
     kinds: tuple[str, ...] = ("job", "query", "worker_session", "matching"),
     job_ids: list[int] | None = None,
     now: datetime | None = None,
+    spans: dict[str, tuple[datetime, datetime]] | None = None,
 ) -> None:
     """Add a batch's new records of `kinds` (and the jobs `job_ids`, after a move) to
     their buckets inside the caller's transaction: on PostgreSQL one statement for the
-    batch, elsewhere one upsert per kind."""
+    batch, elsewhere one upsert per kind. `spans` may give, by kind, the first and last
+    time (the partition column's) of the batch's new records: the selection then names
+    only the month partitions holding them, instead of asking every month's."""
     if not buckets_enabled():
         return
     lo = buckets_horizon(org=org, now=now)
+    spans = spans or {}
     parts: list[tuple[str, str, list]] = []
     for kind in kinds:
         if kind == "job" and job_ids:
@@ -407,6 +447,11 @@ def aggregates_add(
                 parts.append((kind, f"id IN ({marks})", list(job_ids)))
             else:
                 parts.append((kind, f"batch_id = %s OR id IN ({marks})", [batch_id, *job_ids]))
+        elif batch_id is not None and kind in spans and _pg():
+            column = _PARTITIONED_BY[kind]
+            first, last = spans[kind]
+            where = f"batch_id = %s AND {column} >= %s AND {column} <= %s"
+            parts.append((kind, where, [batch_id, first, last]))
         elif batch_id is not None:
             parts.append((kind, "batch_id = %s", [batch_id]))
     if _pg() and len(parts) > 1:

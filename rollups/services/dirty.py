@@ -29,6 +29,10 @@ def rollup_spans_mark_dirty(
     now = now or timezone.now()
     tz = org.time_zone or "UTC"
     zone = ZoneInfo(tz)
+    # Zone offsets and their changes fall on quarter hours, so local days and hours start
+    # on UTC quarter hours: an instant marks what the start of its quarter hour marks, and
+    # a batch's thousand spans shrink to the few quarter hours they start and end in.
+    spans = {(_quarter_hour(start), _quarter_hour(end)) for start, end in spans}
     # Each span's local days, computed once (a batch brings up to a thousand spans).
     located: list[tuple[datetime, datetime, list[date]]] = []
     days: set[date] = set()
@@ -64,6 +68,10 @@ def rollup_spans_mark_dirty(
         unique_fields=["organization", "day", "hour"],
         update_fields=["dirty", "dirtied_at"],
     )
+
+
+def _quarter_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
 
 
 def rollup_days_mark_dirty(

@@ -33,6 +33,7 @@ from rollups.services.days import rollup_day
 from rollups.services.hours import rollup_hour
 from tests.factories import grant_credits, make_api_key, make_controller, make_org
 from tests.rollups.test_rollup import figures
+from usage.models import WorkerSession
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
@@ -407,3 +408,49 @@ def test_with_aggregates_off_ingestion_writes_none_and_pages_read_records():
     assert not QueryBucket.objects.filter(organization=org).exists()
     [model] = sel.queries_by_model(org=org, start=NOW - timedelta(hours=1), end=NOW)
     assert model.total_tokens == 5
+
+
+def test_overlapping_worker_sessions_fill_each_minute_they_run_through():
+    """Figures worked out by hand: a session's first minute has its start, its part of
+    the minute and its credits; every minute after has it carried in, with the time it
+    ran there; one of zero length counts where it starts."""
+    org = make_org(tier="enterprise")
+    grant_credits(org=org, amount="1000")
+    base = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+    def session(name: str, start: timedelta, end: timedelta) -> dict:
+        return {
+            "id": name,
+            "kind": "worker_session",
+            "model": "llama-3.1-8b",
+            "started_at": iso(base + start),
+            "ended_at": iso(base + end),
+        }
+
+    usage_records_ingest(
+        org=org,
+        records=[
+            session("a", timedelta(seconds=30), timedelta(minutes=4)),  # 10:00:30-10:04
+            session("b", timedelta(minutes=1, seconds=15), timedelta(minutes=3, seconds=5)),
+            session("c", timedelta(minutes=2, seconds=10), timedelta(minutes=2, seconds=10)),
+        ],
+    )
+    rows = {
+        row.bucket.astimezone(UTC).strftime("%H:%M"): (
+            row.sessions_started,
+            row.sessions_carried_in,
+            row.runtime,
+        )
+        for row in WorkerBucket.objects.filter(organization=org)
+    }
+    s = timedelta(seconds=1)
+    assert rows == {
+        "10:00": (1, 0, 30 * s),  # a starts
+        "10:01": (1, 1, 60 * s + 45 * s),  # a through, b starts
+        "10:02": (1, 2, 60 * s + 60 * s),  # a and b through, c starts and stops
+        "10:03": (0, 2, 60 * s + 5 * s),  # a through, b ends at :05
+    }
+    credits = WorkerBucket.objects.filter(organization=org).values_list("credits", flat=True)
+    assert sum(credits) == sum(
+        WorkerSession.objects.filter(organization=org).values_list("credits", flat=True)
+    )
