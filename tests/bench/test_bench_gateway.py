@@ -37,3 +37,7 @@ def test_a_short_bench_gateway_run_prints_every_row_with_no_errors(settings):
     ):
         assert any(row.startswith(name) for row in rows), (name, text)
     assert "panel p95 under load ÷ idle" in text
+    # What the run left is checked, and was right: nothing lost, doubled or mispriced.
+    for check in ("verify records:", "verify ledger:", "verify reconcile:"):
+        (line,) = [row for row in text.splitlines() if row.startswith(check)]
+        assert line.endswith(": OK"), text

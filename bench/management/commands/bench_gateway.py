@@ -18,7 +18,10 @@ record ids. Then it prints one table:
 - the usage panel's p95 with nothing else running, and under that load.
 
 Rates are also given as a share of the floor's. Every key's own rate limits are set
-high (the server is measured, not the limiter); budgets never refuse. Afterwards the
+high (the server is measured, not the limiter); budgets never refuse. After ingestion it
+checks what the run left (bench/verify.py): every accepted record stored once, usage debits
+equal to the records' credits, and `manage.py reconcile` clean (ledger, rollups, spend
+counters against PostgreSQL); a failed check fails the command. Afterwards the
 organizations are deleted.
 """
 
@@ -31,11 +34,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Sum
 
-from bench import load
+from bench import load, verify
 from bench.orgs import BenchOrg, bench_org, organizations_delete, run_stamp
-from bench.product import IngestBatch
 from bench.records import day_batches
 from bench.stack import Stack, services_required
 
@@ -120,6 +121,7 @@ class Command(BaseCommand):
             raise CommandError("bench_gateway needs wrk (Debian: apt-get install wrk)")
         settings.DEBUG = False
         stamp = run_stamp()
+        self.problems: list[str] = []
         main = bench_org(stamp)
         others = [bench_org(f"{stamp}o{n}") for n in range(opts["orgs"])]
         try:
@@ -184,13 +186,18 @@ class Command(BaseCommand):
         }
         load.Client(port).request("GET", panel)  # warm
         idle = load.Readers(**readers).run_for(opts["idle_seconds"])
-        before = _accepted(main)
+        before = verify.accepted(main)
         with load.Readers(**readers) as loaded:
             result = wrk.run(
                 "POST", "/api/v1/usage/records", [main.secret], batches,
                 connections=opts["writers"], seconds=opts["ingest_seconds"], fresh_ids=True,
             )  # fmt: skip
-        records = _accepted(main) - before
+        records = verify.accepted(main) - before  # answered while wrk ran
+        # Then what the run left: batches in flight when wrk stopped commit first.
+        verify.accepted_settled(main)
+        self.problems += verify.records_stored_once(main, self.stdout.write)
+        self.problems += verify.money_matches(main, self.stdout.write)
+        self.problems += verify.reconcile_clean(main, self.stdout.write)
         idle_p95 = load.percentile(idle.latencies, 0.95) * 1000
         loaded_p95 = load.percentile(loaded.log.latencies, 0.95) * 1000
         return [
@@ -240,6 +247,10 @@ class Command(BaseCommand):
         idle, loaded = panel.get("usage panel, idle"), panel.get("usage panel, under ingestion")
         if idle and loaded:
             self.stdout.write(f"panel p95 under load ÷ idle: {loaded / idle:.2f}")
+        for problem in self.problems:
+            self.stdout.write(f"verify FAILED: {problem}")
+        if self.problems:
+            raise CommandError("the run lost, duplicated or mispriced something (above)")
         bad = sum(row.bad for row in rows)
         if bad:
             raise CommandError(f"{bad} answers were errors (see the errors column)")
@@ -306,7 +317,3 @@ class _Wrk:
             name, connections, result["rate"], p50=result["p50"], p99=result["p99"],
             bad=result["bad"],
         )  # fmt: skip
-
-
-def _accepted(setup: BenchOrg) -> int:
-    return IngestBatch.objects.filter(organization=setup.org).aggregate(n=Sum("accepted"))["n"] or 0

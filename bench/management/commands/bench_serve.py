@@ -17,18 +17,15 @@ ledger's usage debits equal their prices computed here from the price list, and 
 `manage.py reconcile` finds nothing; then deletes its organizations.
 """
 
-import io
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
-from django.db.models import Sum
 
-from bench import load
-from bench.orgs import STARTING_CREDITS, BenchOrg, bench_org, organizations_delete, run_stamp
-from bench.product import RECORD_MODELS, CreditAccount, EntryKind, LedgerEntry
+from bench import load, verify
+from bench.orgs import BenchOrg, bench_org, organizations_delete, run_stamp
+from bench.product import RECORD_MODELS
 from bench.records import PriceList, copy_rate, day_batches
 from bench.stack import Stack, services_required
 
@@ -203,8 +200,8 @@ class Command(BaseCommand):
                 for r in template.filled(batch.prefix):
                     expected[r["kind"]].add(r["id"])
         problems = self._verify_records(setup, expected)
-        problems += self._verify_money(setup, charged)
-        problems += self._verify_reconcile(setup)
+        problems += verify.money_matches(setup, self.stdout.write, charged=charged)
+        problems += verify.reconcile_clean(setup, self.stdout.write)
         return problems
 
     def _verify_records(self, setup: BenchOrg, expected: dict[str, set[str]]) -> list[str]:
@@ -226,39 +223,6 @@ class Command(BaseCommand):
             f"unexpected or duplicated {unexpected}: {'OK' if ok else 'FAILED'}"
         )
         return [] if ok else [f"records: {missing} missing, {unexpected} unexpected"]
-
-    def _verify_money(self, setup: BenchOrg, charged: Decimal) -> list[str]:
-        org = setup.org
-        debits = LedgerEntry.objects.filter(organization=org, kind=EntryKind.USAGE).aggregate(
-            total=Sum("amount")
-        )["total"] or Decimal(0)
-        records = sum(
-            (
-                model.objects.filter(organization=org).aggregate(total=Sum("credits"))["total"]
-                or Decimal(0)
-                for model in RECORD_MODELS.values()
-            ),
-            Decimal(0),
-        )
-        balance = CreditAccount.objects.get(organization=org).balance
-        ok = -debits == charged == records and balance == STARTING_CREDITS - charged
-        self.stdout.write(
-            f"verify ledger:       usage debits {-debits:f} = prices from the price list "
-            f"{charged:f} = records' credits {records:f}; balance {balance:f}: "
-            f"{'OK' if ok else 'FAILED'}"
-        )
-        return [] if ok else [f"ledger debits {-debits} vs prices {charged}"]
-
-    def _verify_reconcile(self, setup: BenchOrg) -> list[str]:
-        out, err = io.StringIO(), io.StringIO()
-        try:
-            call_command("reconcile", org=setup.org.slug, stdout=out, stderr=err)
-            ok = True
-        except CommandError:
-            ok = False
-        summary = (out.getvalue().strip().splitlines() or ["(no output)"])[-1]
-        self.stdout.write(f"verify reconcile:    {summary}: {'OK' if ok else 'FAILED'}")
-        return [] if ok else [f"reconcile: {err.getvalue().strip()[:300]}"]
 
     def _vacuum(self) -> None:
         # This server's tables carry the benchmark's dead rows until vacuumed; with
