@@ -16,10 +16,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
-from accounts.errors import FieldError
 from accounts.mail import LinkSafeEmail, site_link
 from accounts.models import AuditAction, Organization, User
-from accounts.text import REFUSED_CATEGORIES
 from alerts.models import (
     AlertDelivery,
     AlertDismissal,
@@ -33,6 +31,8 @@ from alerts.models import (
 from alerts.selectors import OrgFigures, alert_recipients, rule_conditions
 from alerts.signals import notification_fired
 from alerts.webhooks import WebhookFailed, WebhookRefused, webhook_post, webhook_url_check
+from core.errors import FieldError
+from core.text import REFUSED_CATEGORIES
 
 logger = logging.getLogger(__name__)
 

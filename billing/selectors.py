@@ -9,7 +9,6 @@ from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from accounts.calendar import month_starts, org_zone
 from accounts.models import Organization
 from billing.models import (
     BillingDetails,
@@ -25,6 +24,7 @@ from billing.models import (
 )
 from billing.money import credits_round, dollars_for_minor_units
 from billing.usage_sources import credits_by_model
+from core.calendar import month_starts, org_zone
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.exports import csv_download, download
 from accounts.http import OrgRequest, org_view
 from accounts.models import BILLING_DETAILS_ROLES, FINANCE_ROLES, Role
 from billing import charts
@@ -73,6 +72,7 @@ from billing.services import (
     payment_prepare,
     stripe_event_apply,
 )
+from core.exports import csv_download, download
 
 logger = logging.getLogger(__name__)
 

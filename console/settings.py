@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     # django-ninja: the API (console/api.py); listed so its Swagger UI files are served
     # from static/ (no CDN).
     "ninja",
+    # The platform package under every app (docs/architecture.md): its only rows are the
+    # sweeps' runs and failures.
+    "core",
     "console",
     "accounts",
     "billing",
@@ -196,6 +199,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "accounts.User"
+# The tenant: the model core's rows (a sweep's failure per organization) point at, named
+# here as the user model is, so the platform package imports no app.
+TENANT_MODEL = "accounts.Organization"
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses locked-out credentials before any password check.
     "axes.backends.AxesStandaloneBackend",
@@ -226,10 +232,10 @@ AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "accounts.auth.lockout_username"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 # The client's address: behind TRUSTED_PROXY_COUNT reverse proxies, the entry they added
-# to X-Forwarded-For (accounts/client_ip.py); with none, REMOTE_ADDR and the header is
+# to X-Forwarded-For (core/client_ip.py); with none, REMOTE_ADDR and the header is
 # ignored (a client could write anything there).
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
-AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 # Password reset requests: per client address and per email address, in an hour.
 PASSWORD_RESET_LIMIT_PER_IP = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_IP", "10"))
 PASSWORD_RESET_LIMIT_PER_EMAIL = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_EMAIL", "3"))

@@ -35,10 +35,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.calendar import next_month, org_zone
 from accounts.models import APIKey
 from billing.models import PriceModel
 from billing.money import credits_round
+from core.calendar import next_month, org_zone
 from spend.counters import amount_decode
 from spend.estimate import Estimate, request_cost_estimate
 from spend.models import Budget, BudgetScope, Reservation, ReservationStatus, SpendDay, SpendHold

@@ -5,7 +5,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from accounts.calendar import month_starts
 from accounts.models import Tier
 from billing.models import WorkerType
 from billing.selectors import (
@@ -17,6 +16,7 @@ from billing.selectors import (
     spend_by_month,
 )
 from billing.services import ledger_post
+from core.calendar import month_starts
 from tests.factories import make_org, make_payment
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from itertools import chain
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-from accounts.numbers import decimal_plain
+from core.numbers import decimal_plain
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

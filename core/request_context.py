@@ -13,7 +13,7 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 organization_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "organization", default=None
 )
-# The client's address (accounts.client_ip), for the audit log's "from where".
+# The client's address (core.client_ip), for the audit log's "from where".
 client_ip_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "client_ip", default=None
 )
