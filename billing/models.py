@@ -167,7 +167,7 @@ class LedgerEntry(models.Model):
     idempotency_key = models.CharField(max_length=200)
     # What the entry pays for or charges: "payment:12", "usage-batch:7", "job:q-1" ...
     reference = models.CharField(max_length=200, blank=True, default="")
-    # The price-list model a usage debit charged, when it charged one (spend by model).
+    # The price-list model a usage debit charged, when it charged one (usage debits by model).
     model_name = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from accounts.mail import LinkSafeEmail, site_link
 from accounts.models import APIKey, Membership, Organization, Role
-from billing.documents import statement_pdf
+from billing.document_render import statement_pdf
 from billing.models import CreditAccount, EntryKind, LedgerEntry, Statement
 from billing.money import credits_round, credits_text
 from billing.services.documents import buyer_details, seller_details
