@@ -14,6 +14,7 @@ from billing.money import (
     credits_text,
     dollars_csv,
 )
+from core.exports import csv_cell
 from core.numbers import (
     count_display,
     count_of,
@@ -211,6 +212,4 @@ def test_a_signed_adjustment_says_its_sign():
     ],
 )
 def test_a_csv_cell_keeps_a_decimal_exact_and_drops_zeros_past_the_cents(value, cell):
-    from core.exports import csv_cell
-
     assert csv_cell(value) == cell
