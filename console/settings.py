@@ -293,9 +293,10 @@ STORAGES = {
 # statements, alerts) starts with it. On the embedded default it is where `manage.py demo
 # --serve` listens (the demo sets it from its --host and --port); behind a proxy or on
 # another host, set it. CONSOLE_BASE_URL, its former name, is still read.
-SITE_URL = (
-    os.environ.get("SITE_URL") or os.environ.get("CONSOLE_BASE_URL") or "http://127.0.0.1:8000"
-).rstrip("/")
+_SITE_URL_SET = os.environ.get("SITE_URL") or os.environ.get("CONSOLE_BASE_URL") or ""
+SITE_URL = (_SITE_URL_SET or "http://127.0.0.1:8000").rstrip("/")
+# True when the environment set it (the demo then leaves it alone).
+SITE_URL_FROM_ENVIRONMENT = bool(_SITE_URL_SET)
 
 # Email: the console backend on the embedded default, SMTP when EMAIL_HOST is set.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
