@@ -199,9 +199,6 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "accounts.User"
-# The tenant: the model core's rows (a sweep's failure per organization) point at, named
-# here as the user model is, so the platform package imports no app.
-TENANT_MODEL = "accounts.Organization"
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses locked-out credentials before any password check.
     "axes.backends.AxesStandaloneBackend",

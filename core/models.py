@@ -7,7 +7,6 @@ of each scheduled task (admin's overview lists those whose last run failed), and
 the tables they had before they moved here.
 """
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -41,10 +40,9 @@ class SweepFailure(models.Model):
     (read-only in admin), retried with backoff until `final`; the other organizations'
     work went on regardless (core/sweeps.py)."""
 
-    # The tenant by its setting, as Django's own apps name the user model: nothing at
-    # the bottom imports the app that holds organizations.
+    # Named by its label, never imported: core imports no app (the layers contract).
     organization = models.ForeignKey(
-        settings.TENANT_MODEL, on_delete=models.CASCADE, related_name="sweep_failures"
+        "accounts.Organization", on_delete=models.CASCADE, related_name="sweep_failures"
     )
     sweep = models.CharField(max_length=40)
     # What part of the organization's work failed, e.g. "2026-01-10" or "2026-01-10 +3h".

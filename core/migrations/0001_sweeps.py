@@ -5,7 +5,6 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-from django.conf import settings
 from django.db import migrations, models
 
 MOVED = [("billing", "sweepfailure"), ("console", "sweeprun")]
@@ -29,7 +28,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        migrations.swappable_dependency(settings.TENANT_MODEL),
+        ("accounts", "0001_initial"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
 
@@ -62,7 +61,7 @@ class Migration(migrations.Migration):
                         ("attempt", models.PositiveSmallIntegerField(default=1)),
                         ("final", models.BooleanField(default=False)),
                         ("failed_at", models.DateTimeField(default=django.utils.timezone.now)),
-                        ("organization", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="sweep_failures", to=settings.TENANT_MODEL)),
+                        ("organization", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="sweep_failures", to="accounts.organization")),
                     ],
                     options={
                         "db_table": "billing_sweepfailure",

@@ -351,7 +351,8 @@ def _reservation(
         "settled_credits": None,
         "record_id": "",
     }
-    return Reservation(*(columns.get(name) for name in _RESERVATION_COLUMNS))
+    # django-stubs checks a star argument as the first field (id), not column by column.
+    return Reservation(*(columns.get(name) for name in _RESERVATION_COLUMNS))  # type: ignore[misc]
 
 
 def _authorize_on_counters(
