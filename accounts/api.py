@@ -13,19 +13,7 @@ from ninja.responses import Status
 from ninja.security import django_auth
 from pydantic import field_validator
 
-from accounts.api_core import (
-    API_KEY_OR_SESSION,
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    SESSION_ONLY,
-    APIError,
-    CredentialRejected,
-    ErrorOut,
-    PageMeta,
-    Principal,
-    not_found,
-    paginate,
-)
+from accounts.api_core import API_KEY_OR_SESSION, SESSION_ONLY, Principal
 from accounts.audit import audit_events
 from accounts.models import AuditAction, Membership
 from accounts.services import (
@@ -33,6 +21,16 @@ from accounts.services import (
     session_token_issue,
     session_token_renew,
     session_token_revoke,
+)
+from core.api import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    APIError,
+    CredentialRejected,
+    ErrorOut,
+    PageMeta,
+    not_found,
+    paginate,
 )
 
 sessions = Router(tags=["Session tokens"])

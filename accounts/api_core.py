@@ -1,4 +1,4 @@
-"""What every API endpoint shares: credentials, rate limits and their headers, errors.
+"""The API's credentials: who is asking, and the schemes each endpoint accepts.
 
 Two credentials, both sent as `Authorization: Bearer <secret>`:
 - an API key (`sk-av-…`, Settings → API keys): programs; the only credential that may
@@ -7,74 +7,25 @@ Two credentials, both sent as `Authorization: Bearer <secret>`:
   one organization for 30 days, renewable, revocable.
 
 Every answer to an authenticated request carries X-RateLimit-{Limit,Remaining,Reset}-
-{RPM,TPM}; a request over the limit is a 429 with Retry-After. Errors are JSON:
-{"error": code, "message": text, "field": the parameter or body field at fault}.
+{RPM,TPM}; a request over the limit is a 429 with Retry-After. Errors, the Bearer scheme
+and pagination are every app's (core/api.py).
 """
 
 import logging
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from ninja import Field, NinjaAPI, Schema
-from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.security import HttpBearer
+from django.http import HttpRequest
 
 from accounts.credential_cache import credential_cached, instance_copy
 from accounts.credentials import secret_hash
 from accounts.models import APIKey, APIKeyKind, Membership, Organization, SessionToken
-from accounts.request_context import organization_var
 from accounts.selectors import apikey_for_secret, session_token_for_secret
 from accounts.services import SESSION_TOKEN_PREFIX
+from core.api import BearerScheme, CredentialRejected, Refuse
+from core.request_context import organization_var
 
 logger = logging.getLogger(__name__)
-
-
-# --- Errors ---------------------------------------------------------------------------
-
-
-class APIError(Exception):
-    """An answer other than success, as JSON naming the field at fault."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        field: str | None = None,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-        self.headers = headers or {}
-        self.extra = extra
-
-
-def bad_parameter(field: str, message: str) -> APIError:
-    return APIError(400, "invalid_parameter", f"{field}: {message}", field=field)
-
-
-def not_found(message: str) -> APIError:
-    return APIError(404, "not_found", message)
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
-    return JsonResponse({"error": code, "message": message, **extra}, status=status)
-
-
-class CredentialRejected(Exception):
-    """401: missing, unknown, revoked or expired credentials."""
-
-    def __init__(self, code: str, message: str, *, realm: str = "api") -> None:
-        super().__init__(message)
-        self.code, self.message, self.realm = code, message, realm
 
 
 # --- Who is asking --------------------------------------------------------------------
@@ -106,17 +57,6 @@ class Principal:
     def can_pay(self) -> bool:
         """An owner, admin or billing member acting through their own session token."""
         return self.membership is not None and self.membership.can_pay
-
-
-class BearerScheme(HttpBearer):
-    """HttpBearer without its DEBUG log line, which writes the whole Authorization header
-    (the credential) when the scheme is not "Bearer": nothing here logs a credential."""
-
-    def __call__(self, request: HttpRequest) -> Any:
-        scheme, _, token = request.headers.get(self.header, "").partition(" ")
-        if not scheme or scheme.lower() != self.openapi_scheme:
-            return None
-        return self.authenticate(request, token)
 
 
 INVALID_API_KEY = "invalid API key"
@@ -252,16 +192,6 @@ class SessionTokenAuth(BearerScheme):
         )
 
 
-class Refuse:
-    """The last of an operation's schemes: nothing matched, so say what to send."""
-
-    def __init__(self, code: str, message: str, *, realm: str = "api") -> None:
-        self.code, self.message, self.realm = code, message, realm
-
-    def __call__(self, request: HttpRequest) -> None:
-        raise CredentialRejected(self.code, self.message, realm=self.realm)
-
-
 API_KEY_ONLY = [
     ApiKeyAuth(),
     Refuse("invalid_api_key", "send your API key as 'Authorization: Bearer <key>'"),
@@ -278,133 +208,3 @@ SESSION_ONLY = [
     SessionTokenAuth(),
     Refuse("invalid_session_token", "send your session token as 'Authorization: Bearer <token>'"),
 ]
-
-
-# --- Exception handlers ----------------------------------------------------------------
-
-
-def _field_of(entry: dict) -> str:
-    loc = [str(part) for part in entry.get("loc", ())]
-    if not loc:
-        return ""
-    source, rest = loc[0], loc[1:]
-    if source == "body" and len(rest) > 1:
-        rest = rest[1:]  # drop the body parameter's own name
-    if source == "query":
-        rest = rest[:1]  # a repeated parameter's position is not part of its name
-    return ".".join(rest) or source
-
-
-def install_exception_handlers(api: NinjaAPI) -> None:
-    """Errors as {"error", "message", "field"}: 400 for bad parameters and bodies."""
-
-    @api.exception_handler(APIError)
-    def _api_error(request: HttpRequest, exc: APIError) -> HttpResponse:
-        body: dict[str, Any] = {"error": exc.code, "message": exc.message}
-        if exc.field is not None:
-            body["field"] = exc.field
-        response = JsonResponse({**body, **exc.extra}, status=exc.status)
-        for header, value in exc.headers.items():
-            response[header] = value
-        return response
-
-    @api.exception_handler(CredentialRejected)
-    def _rejected(request: HttpRequest, exc: CredentialRejected) -> HttpResponse:
-        response = error(401, exc.code, exc.message)
-        response["WWW-Authenticate"] = f'Bearer realm="{exc.realm}"'
-        return response
-
-    @api.exception_handler(AuthenticationError)
-    def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-        response = error(401, "invalid_credentials", "authentication required")
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
-        return response
-
-    @api.exception_handler(ValidationError)
-    def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-        errors = [
-            {
-                "field": _field_of(entry),
-                "in": str(entry.get("loc", ("",))[0]),
-                "message": str(entry.get("msg", "is invalid")),
-            }
-            for entry in exc.errors
-        ]
-        first = errors[0] if errors else {"field": "", "in": "query", "message": "is invalid"}
-        code = "invalid_body" if first["in"] == "body" else "invalid_parameter"
-        return error(
-            400,
-            code,
-            f"{first['field']}: {first['message']}",
-            field=first["field"],
-            errors=errors,
-        )
-
-    @api.exception_handler(RequestDataTooBig)
-    def _too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
-        # A body over DATA_UPLOAD_MAX_MEMORY_SIZE, met while the API parses it: the same
-        # answer the ingestion endpoint gives (Django alone would say 400, in HTML).
-        return error(413, "too_large", "request body too large")
-
-    @api.exception_handler(Http404)
-    def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-        return error(404, "not_found", str(exc) or "not found")
-
-    @api.exception_handler(HttpError)
-    def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        if exc.status_code == 429:
-            return error(
-                429,
-                "rate_limited",
-                "rate limit reached for this credential; retry after the window resets",
-            )
-        if exc.status_code == 400:  # django-ninja could not parse the body (not UTF-8 JSON)
-            return error(400, "invalid_json", f"the body is not valid JSON: {exc}", field="body")
-        return error(exc.status_code, "error", str(exc))
-
-
-# --- Shapes and pages every app's API shares -------------------------------------------
-
-
-class ErrorOut(Schema):
-    error: str = Field(description="A stable code, e.g. invalid_parameter, not_found.")
-    message: str = Field(description="What went wrong, for a person.")
-    field: str | None = Field(None, description="The parameter or body field at fault.")
-
-
-class PageMeta(Schema):
-    """Page-number pagination: ask for `page` (from 1) with `page_size` items."""
-
-    count: int = Field(description="Items in the whole result.")
-    page: int
-    page_size: int
-    pages: int = Field(description="Pages in the whole result (0 when it is empty).")
-    next_page: int | None = Field(description="The next page's number, or null on the last.")
-    previous_page: int | None
-
-
-DEFAULT_PAGE_SIZE = 100
-
-
-MAX_PAGE_SIZE = 500
-
-
-def paginate(
-    rows: QuerySet | Sequence, *, page: int, page_size: int
-) -> tuple[dict[str, Any], list]:
-    """The page's metadata and its rows; a page past the last is a 400 naming page."""
-    count = rows.count() if isinstance(rows, QuerySet) else len(rows)
-    pages = math.ceil(count / page_size)
-    if page > max(pages, 1):
-        raise bad_parameter("page", f"is out of range: there are {pages} pages of {page_size}")
-    offset = (page - 1) * page_size
-    items = list(rows[offset : offset + page_size])
-    meta = {
-        "count": count,
-        "page": page,
-        "page_size": page_size,
-        "pages": pages,
-        "next_page": page + 1 if page < pages else None,
-        "previous_page": page - 1 if page > 1 else None,
-    }
-    return meta, items

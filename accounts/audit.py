@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import AuditAction, AuditEvent, Membership, Organization, User
-from accounts.request_context import client_ip_var
+from core.request_context import client_ip_var
 
 # The time events are stamped with while past actions are replayed (the demo posts six
 # months of payments in one run): each event then reads as of its action, not the replay.

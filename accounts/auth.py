@@ -18,7 +18,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest
 
-from accounts.client_ip import client_ip
+from core.client_ip import client_ip
 
 
 def lockout_username(request: HttpRequest, credentials: dict | None) -> str | None:

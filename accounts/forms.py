@@ -5,8 +5,8 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
 from accounts.models import APIKeyKind, AuditAction, Role, User
-from accounts.numbers import decimal_input
-from accounts.text import validate_visible_text
+from core.numbers import decimal_input
+from core.text import validate_visible_text
 
 
 class TypedDecimalField(forms.DecimalField):

@@ -17,9 +17,9 @@ from django.shortcuts import redirect
 from django_htmx.middleware import HtmxDetails
 
 from accounts.models import Membership, Organization, Role, User
-from accounts.request_context import organization_var
 from accounts.selectors import membership_for
 from accounts.signin import two_factor_required_missing
+from core.request_context import organization_var
 
 SESSION_ORG_KEY = "current_org_slug"
 # The organization whose identity provider signed this session in: its provider did the

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from allauth.usersessions.models import UserSession
 from django.http import HttpRequest, HttpResponse
 
-from accounts.client_ip import client_ip
-from accounts.request_context import client_ip_var
+from core.client_ip import client_ip
+from core.request_context import client_ip_var
 
 
 class ClientAddressMiddleware:

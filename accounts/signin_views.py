@@ -13,7 +13,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts.client_ip import client_ip
 from accounts.http import SESSION_ORG_KEY, SESSION_SSO_ORG_KEY, OrgRequest, org_view
 from accounts.models import Role
 from accounts.selectors import memberships_of
@@ -37,7 +36,8 @@ from accounts.sso import (
     sso_sign_in,
     sso_start,
 )
-from accounts.throttle import throttle_hit
+from core.client_ip import client_ip
+from core.throttle import throttle_hit
 
 SSO_SESSION_KEY = "sso_pending"
 SSO_STARTS_PER_WINDOW = 20  # per client address, per ten minutes

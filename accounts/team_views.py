@@ -12,7 +12,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.audit import AUDIT_EXPORT_FIELDS, audit_events, audit_export_rows, audit_people
 from accounts.confirm import Confirmation, confirm_page
-from accounts.exports import csv_download
 from accounts.forms import AcceptSignupForm, AuditFilterForm, InviteForm, RoleForm
 from accounts.http import OrgRequest, org_view
 from accounts.models import Role
@@ -29,6 +28,7 @@ from accounts.team import (
     member_remove,
     member_role_change,
 )
+from core.exports import csv_download
 
 AUDIT_PAGE_SIZE = 50
 AUDIT_CSV_HEADER = ["time", "person", "operator", "action", "summary", "target", "ip_address"]

@@ -8,7 +8,6 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.client_ip import client_ip
 from accounts.confirm import Confirmation, confirm_page, shown_once_keep, shown_once_pop
 from accounts.forms import APIKeyCreateForm
 from accounts.http import OrgRequest, org_view
@@ -24,7 +23,8 @@ from accounts.services import (
     session_token_revoke,
     user_color_scheme_set,
 )
-from accounts.throttle import throttle_hit
+from core.client_ip import client_ip
+from core.throttle import throttle_hit
 
 
 @org_view()

@@ -13,11 +13,11 @@ reports. Registered with the alerts' condition sources in the alerts' AppConfig.
 from datetime import datetime
 from decimal import Decimal
 
-from accounts.calendar import org_zone
 from accounts.models import Organization
 from alerts.models import AlertKind, AlertNotification, AlertRule
 from alerts.selectors import Condition
 from billing.money import credits_display
+from core.calendar import org_zone
 from spend.selectors.budgets import BudgetFigures, budget_figures, budgets_of
 from usage.windows import period_of
 

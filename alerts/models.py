@@ -15,8 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
-from accounts.numbers import decimal_input, noun
 from billing.money import credits_text
+from core.numbers import decimal_input, noun
 
 
 class AlertKind(models.TextChoices):

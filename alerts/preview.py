@@ -14,7 +14,6 @@ from django.db.models import F, Min, RowRange, Sum, Value, Window
 from django.db.models.functions import Lag, TruncHour
 from django.utils import timezone
 
-from accounts.calendar import local_midnight, month_first, org_zone
 from accounts.models import Organization
 from alerts.models import AlertKind
 from alerts.selectors import (
@@ -27,6 +26,7 @@ from alerts.selectors import (
     median_of_days,
 )
 from billing.models import LedgerEntry
+from core.calendar import first_day_of_month, local_midnight, org_zone
 from insights.selectors.panel import tokens_by_day_and_model
 from spend.models import RateLimitRefusal
 
@@ -77,7 +77,7 @@ def _tokens(org: Organization, threshold: Decimal, now: datetime) -> Preview:
     tz = org_zone(org)
     today = now.astimezone(tz).date()
     first = today - timedelta(days=PREVIEW_DAYS - 1)
-    month_start = month_first(first)
+    month_start = first_day_of_month(first)
     since = local_midnight(month_start, tz)
     # Day rows, hour rows and bucket aggregates, as the token card reads them.
     per_day: dict = {}

@@ -14,9 +14,7 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from accounts.calendar import org_zone
 from accounts.models import MANAGER_ROLES, Membership, Organization, User
-from accounts.numbers import count_of, decimal_grouped, duration_display, noun
 from alerts.models import (
     AlertDelivery,
     AlertKind,
@@ -27,6 +25,8 @@ from alerts.models import (
 from billing.models import EntryKind, LedgerEntry
 from billing.money import credits_display
 from billing.selectors import credit_balance, default_worker_type
+from core.calendar import org_zone
+from core.numbers import count_of, decimal_grouped, duration_display, noun
 from insights.selectors.panel import tokens_month_to_date
 from spend.models import RateLimitRefusal
 from usage.models import Controller

@@ -5,7 +5,7 @@ from django.db import OperationalError
 
 from accounts.models import Organization
 from alerts.models import AlertRule, DeliveryStatus
-from billing.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
+from core.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
 
 # Webhook retries wait 10 s, 20 s, 40 s ... up to 10 minutes: six attempts in about 5 min.
 ALERT_WEBHOOK_MAX_RETRIES = 5

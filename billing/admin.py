@@ -18,11 +18,11 @@ from billing.models import (
     PaymentMethod,
     PriceModel,
     ReconciliationIssue,
-    SweepFailure,
     WorkerType,
 )
 from billing.money import credits_exact, credits_text, dollars_display
 from billing.services import LedgerError, PaymentError, ledger_adjust, payment_refund
+from core.admin import ReadOnlyAdmin
 
 
 @admin.register(PriceModel)
@@ -70,19 +70,6 @@ def dollars_column(field: str, label: str):
         return "—" if value is None else dollars_display(value)
 
     return column
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written only by services: operators look, never edit or delete."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(LedgerEntry)
@@ -224,15 +211,3 @@ class ReconciliationIssueAdmin(ReadOnlyAdmin):
     search_fields = ["organization__name", "organization__slug", "message"]
     list_select_related = ["organization"]
     date_hierarchy = "detected_at"
-
-
-@admin.register(SweepFailure)
-class SweepFailureAdmin(ReadOnlyAdmin):
-    """An organization's part of a periodic sweep that raised (the others went on): the
-    error, the attempt, and whether retries are over."""
-
-    list_display = ["failed_at", "organization", "sweep", "target", "attempt", "final", "error"]
-    list_filter = ["sweep", "final"]
-    search_fields = ["organization__name", "organization__slug", "error"]
-    list_select_related = ["organization"]
-    date_hierarchy = "failed_at"

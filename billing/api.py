@@ -14,15 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from ninja import Field, Header, Router, Schema
 
-from accounts.api_core import (
-    API_KEY_OR_SESSION,
-    APIError,
-    ErrorOut,
-    Principal,
-    bad_parameter,
-    not_found,
-)
-from accounts.calendar import org_zone
+from accounts.api_core import API_KEY_OR_SESSION, Principal
 from accounts.selectors import idempotency_record_get
 from accounts.services import idempotency_record_save
 from billing.cards import CardDetails, CardError
@@ -35,6 +27,8 @@ from billing.money import (
 )
 from billing.selectors import credit_balance, finance_overview, payment_methods
 from billing.services import PaymentError, payment_confirm, payment_prepare
+from core.api import APIError, ErrorOut, bad_parameter, not_found
+from core.calendar import org_zone
 
 account = Router(tags=["Account"], auth=API_KEY_OR_SESSION)
 

@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from accounts.errors import FieldError
+from core.errors import FieldError
 
 
 class CardError(FieldError):

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from billing.selectors import ModelSpend, MonthSpend
+from billing.selectors import ModelDebits, MonthDebits
 
 UNATTRIBUTED_MODEL = "Not attributed to a model"
 _LAYOUT = {
@@ -22,14 +22,14 @@ def _plain(figure: go.Figure) -> dict:
     return json.loads(figure.to_json())
 
 
-def spend_by_month_figure(months: Sequence[MonthSpend]) -> dict | None:
-    """Bars of usage spend per month; None when nothing was spent (the page says so)."""
-    if not any(m.spend for m in months):
+def usage_debits_by_month_figure(months: Sequence[MonthDebits]) -> dict | None:
+    """Bars of usage debits per month; None when nothing was debited (the page says so)."""
+    if not any(m.credits for m in months):
         return None
     figure = go.Figure(
         go.Bar(
             x=[m.month.strftime("%b %Y") for m in months],
-            y=[float(m.spend) for m in months],
+            y=[float(m.credits) for m in months],
             marker_color="#2456d6",
             meta="accent",  # console.js colours it with the page's palette
             hovertemplate="%{x}: %{y:,.2f} credits<extra></extra>",
@@ -42,15 +42,15 @@ def spend_by_month_figure(months: Sequence[MonthSpend]) -> dict | None:
     return _plain(figure)
 
 
-def spend_by_model_figure(models: Sequence[ModelSpend]) -> dict | None:
-    """Horizontal bars of usage spend per model, largest on top; None when empty."""
-    rows = [m for m in models if m.spend]
+def usage_debits_by_model_figure(models: Sequence[ModelDebits]) -> dict | None:
+    """Horizontal bars of usage debits per model, largest on top; None when empty."""
+    rows = [m for m in models if m.credits]
     if not rows:
         return None
-    rows = sorted(rows, key=lambda m: m.spend)  # plotly draws the last bar on top
+    rows = sorted(rows, key=lambda m: m.credits)  # plotly draws the last bar on top
     figure = go.Figure(
         go.Bar(
-            x=[float(m.spend) for m in rows],
+            x=[float(m.credits) for m in rows],
             y=[m.model_name or UNATTRIBUTED_MODEL for m in rows],
             orientation="h",
             marker_color="#067647",

@@ -12,7 +12,6 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from accounts.audit import audit_dated
-from accounts.calendar import month_bounds, org_zone
 from accounts.models import Membership, Organization, Role, User
 from billing.cards import CardDetails
 from billing.models import CreditAccount, PaymentMethod, PaymentSource, Statement
@@ -25,6 +24,7 @@ from billing.services import (
     statement_issue,
 )
 from billing.services.statements import statement_months_due
+from core.calendar import month_bounds, org_zone
 
 # (days before the anchor, dollars, time of day in UTC)
 PAYMENTS = [

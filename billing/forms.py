@@ -8,7 +8,6 @@ from django.utils import timezone
 
 from accounts.forms import TypedDecimalField
 from accounts.models import Organization
-from accounts.text import validate_visible_text
 from billing.cards import (
     CardDetails,
     CardError,
@@ -20,6 +19,7 @@ from billing.cards import (
     luhn_valid,
 )
 from billing.money import dollars_display, minor_units_for_dollars
+from core.text import validate_visible_text
 
 CUSTOM = "custom"
 

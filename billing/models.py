@@ -167,7 +167,7 @@ class LedgerEntry(models.Model):
     idempotency_key = models.CharField(max_length=200)
     # What the entry pays for or charges: "payment:12", "usage-batch:7", "job:q-1" ...
     reference = models.CharField(max_length=200, blank=True, default="")
-    # The price-list model a usage debit charged, when it charged one (spend by model).
+    # The price-list model a usage debit charged, when it charged one (usage debits by model).
     model_name = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -298,34 +298,6 @@ class ReconciliationIssue(models.Model):
 
     def __str__(self) -> str:
         return self.message
-
-
-class SweepFailure(models.Model):
-    """One organization's share of a periodic sweep (rollup, hour rollup, alert evaluation,
-    reconciliation, auto-recharge) that raised: logged, recorded here for operators
-    (read-only in admin), retried with backoff until `final`; the other organizations'
-    work went on regardless (billing/sweeps.py)."""
-
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="sweep_failures"
-    )
-    sweep = models.CharField(max_length=40)
-    # What part of the organization's work failed, e.g. "2026-01-10" or "2026-01-10 +3h".
-    target = models.CharField(max_length=200, blank=True, default="")
-    error = models.CharField(max_length=500)
-    attempt = models.PositiveSmallIntegerField(default=1)
-    # No retry follows: an operator looks (the next sweep still tries again).
-    final = models.BooleanField(default=False)
-    failed_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-failed_at", "-id"]
-        indexes = [
-            models.Index(fields=["organization", "-failed_at"], name="sweep_failure_org_time")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.sweep} {self.target}: {self.error}"
 
 
 class BillingDetails(models.Model):

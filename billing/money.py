@@ -4,7 +4,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
 
 from django.conf import settings
 
-from accounts.numbers import decimal_plain
+from core.numbers import decimal_plain
 
 CREDIT_QUANTUM = Decimal("1e-10")
 CENT = Decimal("0.01")

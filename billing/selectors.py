@@ -9,7 +9,6 @@ from django.db.models import QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from accounts.calendar import month_starts, org_zone
 from accounts.models import Organization
 from billing.models import (
     BillingDetails,
@@ -25,6 +24,7 @@ from billing.models import (
 )
 from billing.money import credits_round, dollars_for_minor_units
 from billing.usage_sources import credits_by_model
+from core.calendar import month_starts, org_zone
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def finance_overview(*, org: Organization, now: datetime | None = None) -> Finan
     )
 
 
-# ------------------------------------------------------------- history and spending
+# ------------------------------------------------------- history and usage debits
 
 
 def payment_history(*, org: Organization, limit: int = 20) -> QuerySet[Payment]:
@@ -226,20 +226,20 @@ def payment_methods(*, org: Organization) -> QuerySet[PaymentMethod]:
 
 
 @dataclass(frozen=True)
-class MonthSpend:
+class MonthDebits:
     month: date  # the first day of the month, in the organization's time zone
-    spend: Decimal
+    credits: Decimal
 
 
 @dataclass(frozen=True)
-class ModelSpend:
+class ModelDebits:
     model_name: str  # "" for usage not attributed to one model
-    spend: Decimal
+    credits: Decimal
 
 
-def spend_by_month(
+def usage_debits_by_month(
     *, org: Organization, months: int = 12, now: datetime | None = None
-) -> list[MonthSpend]:
+) -> list[MonthDebits]:
     """Usage debits per calendar month (dense: months without usage are zero)."""
     now = now or timezone.now()
     tz = org_zone(org)
@@ -253,13 +253,13 @@ def spend_by_month(
         .order_by()
     )
     totals = {_as_date(row["month"]): -row["total"] for row in rows}
-    return [MonthSpend(month=m, spend=totals.get(m, Decimal("0"))) for m in starts]
+    return [MonthDebits(month=m, credits=totals.get(m, Decimal("0"))) for m in starts]
 
 
-def spend_by_model(
+def usage_debits_by_model(
     *, org: Organization, months: int = 12, now: datetime | None = None
-) -> list[ModelSpend]:
-    """Credits charged per model over the same months as spend_by_month, largest first:
+) -> list[ModelDebits]:
+    """Credits charged per model over the same months as usage_debits_by_month, largest first:
     queries and worker sessions by their model, jobs as one line (usage records carry
     the credits their batch's ledger debit summed)."""
     now = now or timezone.now()
@@ -267,7 +267,7 @@ def spend_by_model(
     first = month_starts(now=now, tz=tz, months=months)[0]
     since = datetime(first.year, first.month, 1, tzinfo=tz)
     return [
-        ModelSpend(model_name=row.name, spend=row.credits)
+        ModelDebits(model_name=row.name, credits=row.credits)
         for row in credits_by_model(org=org, start=since, end=now)
     ]
 

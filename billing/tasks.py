@@ -5,7 +5,7 @@ from django.db import OperationalError
 
 from accounts.models import Organization
 from billing.models import LedgerEntry
-from billing.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
+from core.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
 
 
 @shared_task(bind=True, acks_late=True, max_retries=SWEEP_MAX_RETRIES)

@@ -20,12 +20,11 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.exports import csv_download, download
 from accounts.http import OrgRequest, org_view
 from accounts.models import BILLING_DETAILS_ROLES, FINANCE_ROLES, Role
 from billing import charts
 from billing.cards import CardError
-from billing.documents import (
+from billing.document_render import (
     STATEMENT_CSV_HEADER,
     receipt_context,
     receipt_pdf,
@@ -55,11 +54,11 @@ from billing.selectors import (
     payment_history,
     payment_methods,
     receipt_for,
-    spend_by_model,
-    spend_by_month,
     statement_for,
     statements_of,
     usage_charged_through,
+    usage_debits_by_model,
+    usage_debits_by_month,
 )
 from billing.services import (
     BillingDetailsFields,
@@ -73,6 +72,7 @@ from billing.services import (
     payment_prepare,
     stripe_event_apply,
 )
+from core.exports import csv_download, download
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +94,12 @@ assert len(CSV_HEADER) == len(LEDGER_EXPORT_FIELDS)
 @org_view()
 @require_GET
 def finance_dashboard(request: OrgRequest) -> HttpResponse:
-    """Balance, usage time, runway, payments, spend charts and the paginated ledger."""
+    """Balance, usage time, runway, payments, usage-debit charts and the paginated ledger."""
     org = request.organization
     ledger = Paginator(ledger_entries(org=org), LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     if request.htmx and request.htmx.target == "ledger":
         return render(request, "billing/dashboard.html#ledger", {"ledger": ledger})
-    months, models = spend_by_month(org=org), spend_by_model(org=org)
+    months, models = usage_debits_by_month(org=org), usage_debits_by_model(org=org)
     context = {
         "nav": "finance",
         "overview": finance_overview(org=org),
@@ -107,10 +107,10 @@ def finance_dashboard(request: OrgRequest) -> HttpResponse:
         "payments": payment_history(org=org),
         "ledger": ledger,
         # Each chart's figures are also a table on the page (its text alternative).
-        "month_spend": months,
-        "model_spend": models,
-        "month_figure": charts.spend_by_month_figure(months),
-        "model_figure": charts.spend_by_model_figure(models),
+        "month_debits": months,
+        "model_debits": models,
+        "month_figure": charts.usage_debits_by_month_figure(months),
+        "model_figure": charts.usage_debits_by_model_figure(models),
         "can_manage": request.membership.can_manage,
         "can_pay": request.membership.can_pay,
         "is_owner": request.membership.role == Role.OWNER,

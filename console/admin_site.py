@@ -1,6 +1,6 @@
 """Django admin's site for operators: branded, opening on the platform overview.
 
-Its own module: console/admin.py registers models on this site, so the site cannot live
+Its own module: every app's admin.py registers its models on this site, so the site cannot live
 there (the default site is built by importing it).
 """
 

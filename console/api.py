@@ -11,8 +11,8 @@ from django.urls import URLPattern
 from ninja import NinjaAPI, Swagger
 
 from accounts import api as accounts_api
-from accounts.api_core import ErrorOut, error, install_exception_handlers
 from billing import api as billing_api
+from core.api import ErrorOut, error, install_exception_handlers
 from ingest.api import ingest as usage_ingest_api
 from insights.api import reads as usage_reads_api
 from insights.api import report as usage_report_api

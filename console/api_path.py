@@ -18,8 +18,8 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.urls import ResolverMatch, resolve
 
-from accounts.client_ip import client_ip
-from accounts.request_context import client_ip_var
+from core.client_ip import client_ip
+from core.request_context import client_ip_var
 
 API_PREFIX = "/api/v1/"
 

@@ -6,11 +6,6 @@ class ConsoleConfig(AppConfig):
     name = "console"
     verbose_name = "Console"
 
-    def ready(self) -> None:
-        from console import sweeps
-
-        sweeps.connect()
-
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):
     """Django admin with the console's site: branded, opening on the platform overview."""

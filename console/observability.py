@@ -21,7 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from accounts.request_context import organization_var, request_id_var
+from core.request_context import organization_var, request_id_var
 
 logger = logging.getLogger(__name__)
 

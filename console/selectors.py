@@ -12,7 +12,6 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from accounts.calendar import month_start
 from accounts.models import TIER_MONTHLY_TOKENS
 from billing.models import (
     CreditAccount,
@@ -22,7 +21,8 @@ from billing.models import (
     PaymentStatus,
     ReconciliationIssue,
 )
-from console.models import SweepRun
+from core.calendar import local_month_start
+from core.models import SweepRun
 from usage.models import IngestBatch, Query
 
 ZERO = Decimal("0")
@@ -105,7 +105,7 @@ def _near_allocation(since: datetime) -> list[OrgFigure]:
 def platform_overview(*, now: datetime | None = None) -> PlatformOverview:
     """The figures an operator looks at first, over every organization (9 queries)."""
     now = now or timezone.now()
-    since = month_start(now, tz=UTC)
+    since = local_month_start(now, tz=UTC)
     balances = CreditAccount.objects.aggregate(
         outstanding=Sum("balance", filter=Q(balance__gt=0)),
         in_credit=Count("pk", filter=Q(balance__gt=0)),

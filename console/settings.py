@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     # django-ninja: the API (console/api.py); listed so its Swagger UI files are served
     # from static/ (no CDN).
     "ninja",
+    # The platform package under every app (docs/architecture.md): its only rows are the
+    # sweeps' runs and failures.
+    "core",
     "console",
     "accounts",
     "billing",
@@ -226,10 +229,10 @@ AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_CALLABLE = "accounts.auth.lockout_username"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 # The client's address: behind TRUSTED_PROXY_COUNT reverse proxies, the entry they added
-# to X-Forwarded-For (accounts/client_ip.py); with none, REMOTE_ADDR and the header is
+# to X-Forwarded-For (core/client_ip.py); with none, REMOTE_ADDR and the header is
 # ignored (a client could write anything there).
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
-AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 # Password reset requests: per client address and per email address, in an hour.
 PASSWORD_RESET_LIMIT_PER_IP = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_IP", "10"))
 PASSWORD_RESET_LIMIT_PER_EMAIL = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_EMAIL", "3"))
@@ -287,9 +290,10 @@ STORAGES = {
 # statements, alerts) starts with it. On the embedded default it is where `manage.py demo
 # --serve` listens (the demo sets it from its --host and --port); behind a proxy or on
 # another host, set it. CONSOLE_BASE_URL, its former name, is still read.
-SITE_URL = (
-    os.environ.get("SITE_URL") or os.environ.get("CONSOLE_BASE_URL") or "http://127.0.0.1:8000"
-).rstrip("/")
+_SITE_URL_SET = os.environ.get("SITE_URL") or os.environ.get("CONSOLE_BASE_URL") or ""
+SITE_URL = (_SITE_URL_SET or "http://127.0.0.1:8000").rstrip("/")
+# True when the environment set it (the demo then leaves it alone).
+SITE_URL_FROM_ENVIRONMENT = bool(_SITE_URL_SET)
 
 # Email: the console backend on the embedded default, SMTP when EMAIL_HOST is set.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "")

@@ -7,9 +7,9 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from accounts.http import SESSION_ORG_KEY, OrgRequest, org_view
-from accounts.request_context import request_id_var
 from accounts.selectors import membership_for, memberships_of
 from billing.selectors import finance_overview
+from core.request_context import request_id_var
 from insights.selectors.explorer import usage_received_through
 from insights.selectors.summaries import usage_summaries
 

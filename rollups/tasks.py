@@ -5,7 +5,7 @@ them).
 Acknowledged late and retried with backoff; running one twice, or two at once, is safe
 (a day's or an hour's recomputation is idempotent and serialized by its state row's
 lock). The sweeps enqueue one task per organization (its due days, or hours): one
-organization's failure is recorded and retried (billing/sweeps.py) and never holds up
+organization's failure is recorded and retried (core/sweeps.py) and never holds up
 the others, and within it a failing day does not hold up its other days.
 """
 
@@ -16,7 +16,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from accounts.models import Organization
-from billing.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
+from core.sweeps import SWEEP_MAX_RETRIES, sweep_org_run
 
 # Modules, not names: tests replace their functions (monkeypatch) and see it here.
 from rollups.services import days as rollup_days

@@ -10,11 +10,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.calendar import org_zone
 from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
 from accounts.models import APIKey
 from billing.models import PriceModel
+from core.calendar import org_zone
 from spend.estimate import InvalidMessages, message_tokens, messages_validate
 from spend.estimate import request_cost_estimate as cost_estimate
 from spend.forms import BudgetForm, BudgetLevelsForm, EstimateForm

@@ -1,6 +1,6 @@
 from django import forms
 
-from accounts.text import validate_visible_text
+from core.text import validate_visible_text
 from usage.limits import MAX_CORES, MAX_MEMORY_GB
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from accounts.calendar import local_midnight, month_after, month_first, month_start
+from core.calendar import first_day_of_month, local_midnight, local_month_start, month_after
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ def period_window(period: str, *, now: datetime, tz: str = "UTC") -> Window:
     if period == "daily":
         return Window(period, PERIOD_LABELS[period], now - timedelta(hours=24), now)
     if period == "monthly":
-        this_month = month_start(now, tz=zone)
-        last_month = month_first(this_month.date() - timedelta(days=1))
+        this_month = local_month_start(now, tz=zone)
+        last_month = first_day_of_month(this_month.date() - timedelta(days=1))
         return Window(period, PERIOD_LABELS[period], local_midnight(last_month, zone), this_month)
     if period == "yearly":
         return Window(
@@ -124,7 +124,7 @@ def _bucket_floor(moment: datetime, bucket: str, zone: ZoneInfo) -> datetime:
     if bucket == "1w":
         day -= timedelta(days=day.weekday())
     elif bucket == "1mo":
-        day = month_first(day)
+        day = first_day_of_month(day)
     return local_midnight(day, zone)
 
 
@@ -193,8 +193,8 @@ def quick_range(name: str, *, now: datetime, tz: str = "UTC") -> tuple[datetime,
     now = _aware(now)
     today = now.astimezone(zone).date()
     monday = today - timedelta(days=today.weekday())
-    first = month_first(today)
-    previous_first = month_first(first - timedelta(days=1))
+    first = first_day_of_month(today)
+    previous_first = first_day_of_month(first - timedelta(days=1))
     spans = {
         "today": (today, None),
         "yesterday": (today - timedelta(days=1), today),
@@ -236,7 +236,7 @@ def period_of(kind: str, *, now: datetime, tz: tzinfo) -> Period:
         first = today - timedelta(days=today.weekday())
         end = first + timedelta(days=7)
     elif kind == "month":
-        first, end = month_first(today), month_after(today)
+        first, end = first_day_of_month(today), month_after(today)
     else:
         raise ValueError(f"unknown period {kind!r}")
     return Period(first, end, local_midnight(first, tz), local_midnight(end, tz))

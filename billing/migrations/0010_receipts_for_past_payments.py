@@ -9,7 +9,7 @@ from django.db import migrations
 def forwards(apps, schema_editor):
     Payment = apps.get_model("billing", "Payment")
     Receipt = apps.get_model("billing", "Receipt")
-    seller_settings = getattr(settings, "BILLING_SELLER", {}) or {}
+    seller_settings = settings.BILLING_SELLER or {}
     seller = {k: str(seller_settings.get(k, "")) for k in ("name", "address", "tax_id", "email")}
     numbers: dict[int, int] = {}
     events = []

@@ -102,7 +102,7 @@ def ledger_post(
     Replaying a key returns the first entry; the same key with another amount or kind
     raises IdempotencyConflict. A debit that would take an organization that may not
     overdraw below zero raises InsufficientCredits. Either way nothing is written.
-    `model_name` names the price-list model a usage debit charged (spend by model);
+    `model_name` names the price-list model a usage debit charged (usage debits by model);
     `at` backdates the entry (demo data and imports; default now). A debit that takes
     the balance across the auto-recharge threshold enqueues one recharge after commit.
     """

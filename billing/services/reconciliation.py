@@ -26,8 +26,8 @@ from django.utils import timezone
 from accounts.models import Organization
 from billing.models import CreditAccount, ReconciliationIssue, ReconciliationKind
 from billing.selectors import ledger_sum
-from billing.sweeps import sweep_failure_record
 from billing.usage_sources import reconciliation_checks
+from core.sweeps import sweep_failure_record
 
 logger = logging.getLogger(__name__)
 

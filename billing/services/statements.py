@@ -26,15 +26,15 @@ from django.db import transaction
 from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.calendar import month_after, month_bounds, month_first, org_zone
 from accounts.mail import LinkSafeEmail, site_link
 from accounts.models import APIKey, Membership, Organization, Role
-from billing.documents import statement_pdf
+from billing.document_render import statement_pdf
 from billing.models import CreditAccount, EntryKind, LedgerEntry, Statement
 from billing.money import credits_round, credits_text
 from billing.services.documents import buyer_details, seller_details
 from billing.signals import statement_issued
 from billing.usage_sources import usage_breakdowns
+from core.calendar import first_day_of_month, month_after, month_bounds, org_zone
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def statement_months_due(*, org: Organization, now: datetime | None = None) -> l
     has an entry in (a month with no activity still gets its statement)."""
     tz = org_zone(org)
     now = now or timezone.now()
-    this_month = month_first(now.astimezone(tz).date())
+    this_month = first_day_of_month(now.astimezone(tz).date())
     last = Statement.objects.filter(organization=org).order_by("-month").first()
     if last is not None:
         month = month_after(last.month)
@@ -65,7 +65,7 @@ def statement_months_due(*, org: Organization, now: datetime | None = None) -> l
         first = LedgerEntry.objects.filter(organization=org).order_by("created_at").first()
         if first is None:
             return []
-        month = month_first(first.created_at.astimezone(tz).date())
+        month = first_day_of_month(first.created_at.astimezone(tz).date())
     months = []
     while month < this_month:
         months.append(month)
@@ -124,7 +124,7 @@ def _restatement_lines(restated: QuerySet[LedgerEntry], tz) -> list[dict]:
     for created_at, amount in restated.filter(kind=EntryKind.USAGE).values_list(
         "created_at", "amount"
     ):
-        usage[month_first(created_at.astimezone(tz).date())] += amount
+        usage[first_day_of_month(created_at.astimezone(tz).date())] += amount
     for month, amount in sorted(usage.items()):
         lines.append(
             {
@@ -201,7 +201,7 @@ def statement_issue(*, org: Organization, month: date, now: datetime | None = No
     The month before it must have its statement unless this is the first."""
     now = now or timezone.now()
     tz = org_zone(org)
-    month = month_first(month)
+    month = first_day_of_month(month)
     start, end = month_bounds(month=month, tz=tz)
     if end > now:
         raise StatementError(f"{month:%B %Y} has not closed yet")

@@ -6,7 +6,6 @@ from decimal import Decimal
 from django import template
 from django.utils.html import format_html
 
-from accounts import numbers
 from billing.money import (
     credits_display,
     credits_exact,
@@ -15,6 +14,7 @@ from billing.money import (
     dollars_display,
     minor_units_for_dollars,
 )
+from core import numbers
 
 register = template.Library()
 

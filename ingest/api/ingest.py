@@ -17,17 +17,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import Router
 
-from accounts.api_core import (
-    API_KEY_ONLY,
-    BearerScheme,
-    CredentialRejected,
-    ErrorOut,
-    Principal,
-    Refuse,
-    error,
-)
-from accounts.errors import FieldError
+from accounts.api_core import API_KEY_ONLY, Principal
 from billing.services import InsufficientCredits, LedgerError
+from core.api import BearerScheme, CredentialRejected, ErrorOut, Refuse, error
+from core.errors import FieldError
 from ingest.api.schemas import (
     HEARTBEAT_BODY,
     JOB_BODY,

@@ -9,8 +9,8 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-from accounts.api_core import ErrorOut
 from billing.money import DECIMAL, DecimalStr
+from core.api import ErrorOut
 from ingest.services.ingest import MAX_BATCH_RECORDS
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_MEMORY_GB, MAX_NUM_RECORDS, MAX_TOKENS
 

@@ -12,11 +12,11 @@ import msgspec
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.calendar import month_start
-from accounts.errors import FieldError
 from accounts.models import Organization
-from accounts.text import invisible_character, invisible_character_message
 from billing.models import CREDIT_PLACES, PriceModel
+from core.calendar import local_month_start
+from core.errors import FieldError
+from core.text import invisible_character, invisible_character_message
 from usage.limits import MAX_CORE_HOURS, MAX_CORES, MAX_NUM_RECORDS, MAX_TOKENS
 from usage.members import member_attributed
 from usage.models import (
@@ -196,7 +196,7 @@ class RecordContext:
         quarter = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
         month = self._months.get(quarter)
         if month is None:
-            month = self._months[quarter] = month_start(moment, tz=self.zone)
+            month = self._months[quarter] = local_month_start(moment, tz=self.zone)
         return month
 
     def clean_text(self, value: str) -> bool:

@@ -38,10 +38,10 @@ from typing import Any
 
 from django.db import transaction
 
-from accounts.errors import FieldError
 from accounts.models import APIKey, Organization
 from billing.money import credits_text
 from billing.selectors import credit_balance
+from core.errors import FieldError
 from ingest.services.batch import (
     KINDS,
     MAX_BATCH_RECORDS,

@@ -13,12 +13,12 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import FieldError
 from accounts.models import APIKey, Organization
 from billing.models import EntryKind
 from billing.money import credits_text
 from billing.selectors import credit_balance
 from billing.services import InsufficientCredits, ledger_post
+from core.errors import FieldError
 from ingest.services.fields import max_future_skew
 from ingest.services.ingest import Rejection, usage_records_ingest
 from rollups.services.aggregates import aggregates_add, aggregates_jobs_subtract

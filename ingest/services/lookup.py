@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from django.db.models import Model, Sum
 from django.db.models.functions import TruncMonth
 
-from accounts.calendar import next_month
 from accounts.models import Organization
+from core.calendar import next_month
 from ingest.services.batch import MODELS, Batch, Candidate, Stored
 from ingest.services.fields import RecordContext
 from usage.models import Controller, Job, Query

@@ -9,9 +9,9 @@ from django.db import connection
 from django.db.models import Model
 
 from accounts.models import APIKey, Organization
-from accounts.numbers import count_of
 from billing.models import EntryKind
 from billing.services import ledger_post
+from core.numbers import count_of
 from ingest.services.batch import KINDS, MODELS, Candidate, Decision, IngestResult
 from ingest.services.fields import (
     RecordContext,

@@ -1,4 +1,4 @@
-"""Query parameters: time ranges (Unix milliseconds or dates); pages are accounts.api_core's.
+"""Query parameters: time ranges (Unix milliseconds or dates); pages are core.api's.
 
 Every bad parameter is a 400 naming it (core.bad_parameter).
 """
@@ -6,9 +6,9 @@ Every bad parameter is a 400 naming it (core.bad_parameter).
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from accounts.api_core import bad_parameter, not_found
-from accounts.calendar import month_start, org_zone
 from accounts.models import Organization
+from core.api import bad_parameter, not_found
+from core.calendar import local_month_start, org_zone
 
 # Unix milliseconds the API accepts: 1970 to the end of 9999.
 MAX_MILLIS = 253_402_300_799_999
@@ -78,7 +78,7 @@ def date_range(
     if default_month:
         local = now.astimezone(zone)
         if start is None and end is None:
-            start = month_start(now, tz=zone)
+            start = local_month_start(now, tz=zone)
         if end is None:
             end = datetime.combine(local.date() + timedelta(days=1), time.min, tzinfo=zone)
     if start is not None and end is not None and start >= end:

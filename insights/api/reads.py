@@ -14,16 +14,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Router
 
-from accounts.api_core import (
-    API_KEY_OR_SESSION,
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    ErrorOut,
-    Principal,
-    not_found,
-    paginate,
-)
+from accounts.api_core import API_KEY_OR_SESSION, Principal
 from billing.money import decimal_str
+from core.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorOut, not_found, paginate
 from insights.api.params import MAX_MILLIS, check_org_id, date_range, millis_range, to_millis
 from insights.api.schemas import (
     LLMSummaryOut,

@@ -14,15 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.utils import timezone
 from ninja import Query, Router, Schema
 
-from accounts.api_core import (
-    API_KEY_OR_SESSION,
-    MAX_PAGE_SIZE,
-    APIError,
-    bad_parameter,
-    paginate,
-)
-from accounts.calendar import org_zone
+from accounts.api_core import API_KEY_OR_SESSION
 from billing.models import PriceModel
+from core.api import MAX_PAGE_SIZE, APIError, bad_parameter, paginate
+from core.calendar import org_zone
 from insights.api.params import parse_moment
 from insights.selectors.explorer import ReportTooCostly, UsageReport, usage_report
 from insights.selectors.report_params import ReportParamError, report_filters_resolve

@@ -10,8 +10,8 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-from accounts.api_core import PageMeta
 from billing.money import DECIMAL, DecimalStr
+from core.api import PageMeta
 
 # --- Account ---------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ from django.db.models import (
 )
 from django.db.models.functions import TruncDate
 
-from accounts import calendar
-from accounts.calendar import local_day_start
 from accounts.models import Organization
+from core import calendar
+from core.calendar import local_day_start
 from rollups.models import JobBucket, JobDaily, QueryBucket, QueryDaily, QueryDimension
 from rollups.selectors.coverage import RollupCoverage
 from rollups.selectors.engine import (
@@ -202,7 +202,7 @@ def tokens_month_to_date(
     *, org: Organization, now: datetime, tz: str, coverage: RollupCoverage | None = None
 ) -> TokenAllocation:
     """Tokens of queries since the start of the calendar month in tz (one query)."""
-    month_start = calendar.month_start(now, tz=tz).astimezone(UTC)
+    month_start = calendar.local_month_start(now, tz=tz).astimezone(UTC)
     split = coverage_or_default(org, coverage).split(month_start, now + timedelta(days=1))
     merged = merge_rows(union_rows(query_parts(org, split, [])), [])
     used = as_int(merged.get((), {}).get("total_tokens"))

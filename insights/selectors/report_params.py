@@ -5,9 +5,9 @@ the page offers."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from accounts.errors import FieldError
 from accounts.models import APIKey, Organization
 from billing.models import PriceModel
+from core.errors import FieldError
 from insights.selectors.report_sources import (
     DIMENSIONS,
     KIND_LABELS,

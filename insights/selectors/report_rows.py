@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from django.db.models import Case, IntegerField, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 
-from accounts.calendar import local_day_start, local_hours
 from accounts.models import APIKey, Organization
 from billing.models import PriceModel
+from core.calendar import local_day_start, local_hours
 from insights.selectors.report_sources import (
     DIMENSIONS,
     HOUR,

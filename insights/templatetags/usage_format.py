@@ -1,5 +1,5 @@
 """Numbers and times for people on the usage pages (the shared formatters of
-accounts/numbers.py), compact counts and short relative times ("14m ago")."""
+core/numbers.py), compact counts and short relative times ("14m ago")."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -7,7 +7,7 @@ from decimal import Decimal
 from django import template
 from django.utils import timezone
 
-from accounts import numbers
+from core import numbers
 
 register = template.Library()
 

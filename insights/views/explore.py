@@ -16,8 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
-from accounts.exports import csv_download
 from accounts.http import OrgRequest, org_view
+from core.exports import csv_download
 from insights import charts
 from insights.forms import ExploreForm
 from insights.selectors.explorer import ReportTooCostly, UsageReport, usage_report

@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
-from accounts.exports import csv_download
 from accounts.http import OrgRequest, org_view
 from accounts.models import Organization
+from core.exports import csv_download
 from insights import charts
 from insights.selectors import panel as selectors
 from insights.selectors import panel_controllers, panel_keys

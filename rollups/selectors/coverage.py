@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 from django.db.models import IntegerField, Value
 from django.utils import timezone
 
-from accounts.calendar import local_day_start, local_hours
 from accounts.models import Organization
+from core.calendar import local_day_start, local_hours
 from rollups.models import RollupHour, RollupState
 from rollups.services.aggregates import (
     HOUR_DAYS,

@@ -39,8 +39,8 @@ from django.db import connection
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from accounts.calendar import local_day_start, org_today
 from accounts.models import Organization
+from core.calendar import local_day_start, org_today
 from rollups.models import (
     JobBucket,
     MatchingBucket,

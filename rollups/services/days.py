@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from django.db import models, transaction
 from django.utils import timezone
 
-from accounts.calendar import local_day_range, local_hours, org_today
 from accounts.models import Organization
+from core.calendar import local_day_range, local_hours, org_today
 from rollups.models import Restatement, RollupState
 from rollups.services.aggregates import HOUR_DAYS, aggregates_rebuild
 from rollups.services.build import (

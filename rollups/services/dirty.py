@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
-from accounts.calendar import local_hours, org_today
 from accounts.models import Organization
+from core.calendar import local_hours, org_today
 from rollups.models import RollupHour, RollupState
 from rollups.services.aggregates import HOUR_DAYS
 

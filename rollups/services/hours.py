@@ -10,8 +10,8 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts.calendar import local_hours, org_today
 from accounts.models import Organization
+from core.calendar import local_hours, org_today
 from rollups.models import RollupHour
 from rollups.services.aggregates import HOUR_DAYS, aggregates_prune, aggregates_rebuild
 from rollups.services.build import (

@@ -17,11 +17,11 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Count
 
-from accounts.calendar import local_day_range, org_today
 from accounts.models import Organization
 from billing.models import ReconciliationIssue, ReconciliationKind
 from billing.services.reconciliation import MAX_ROWS_PER_ISSUE, reconciliation_issue_record
 from billing.usage_sources import ReconciliationCheck
+from core.calendar import local_day_range, org_today
 from rollups.models import QueryDimension, RollupState
 from rollups.services.build import (
     KINDS,

@@ -17,18 +17,12 @@ from ninja import Field, Router, Schema, Status
 from ninja.throttling import BaseThrottle
 from pydantic import field_validator
 
-from accounts.api_core import (
-    API_KEY_ONLY,
-    API_KEY_OR_SESSION,
-    APIError,
-    ErrorOut,
-    Principal,
-    not_found,
-)
+from accounts.api_core import API_KEY_ONLY, API_KEY_OR_SESSION, Principal
 from accounts.models import APIKey, User
 from accounts.services import apikey_mark_used
 from billing.models import PriceModel
 from billing.money import DECIMAL, DecimalStr, decimal_str
+from core.api import APIError, ErrorOut, not_found
 from spend.estimate import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     MAX_MESSAGE_CHARS,

@@ -8,9 +8,9 @@ from decimal import Decimal
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.calendar import org_zone
 from accounts.models import Organization
 from billing.usage_sources import ReconciliationCheck
+from core.calendar import org_zone
 from spend.models import Budget, KeyPause, OverCap, Reservation, SpendHold
 from spend.services.authorize import applicable_budgets, budgets_spent_and_held
 from spend.services.holds import reservation_subjects

@@ -35,10 +35,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.calendar import next_month, org_zone
 from accounts.models import APIKey
 from billing.models import PriceModel
 from billing.money import credits_round
+from core.calendar import next_month, org_zone
 from spend.counters import amount_decode
 from spend.estimate import Estimate, request_cost_estimate
 from spend.models import Budget, BudgetScope, Reservation, ReservationStatus, SpendDay, SpendHold
@@ -351,7 +351,8 @@ def _reservation(
         "settled_credits": None,
         "record_id": "",
     }
-    return Reservation(*(columns.get(name) for name in _RESERVATION_COLUMNS))
+    # django-stubs checks a star argument as the first field (id), not column by column.
+    return Reservation(*(columns.get(name) for name in _RESERVATION_COLUMNS))  # type: ignore[misc]
 
 
 def _authorize_on_counters(

@@ -24,9 +24,9 @@ from django.db.models import F, Min, Sum
 from django.db.models.functions import Round
 from django.utils import timezone
 
-from accounts.calendar import org_zone
 from accounts.models import Organization
 from billing.models import CreditAccount
+from core.calendar import org_zone
 from spend import counters
 from spend.models import KeyPause, Reservation, ReservationStatus, SpendDay, SpendHold
 from usage.models import field_column

@@ -32,9 +32,9 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.calendar import org_zone
 from accounts.models import APIKey, Organization
 from billing.models import CreditAccount
+from core.calendar import org_zone
 from spend import counters
 from spend.models import Budget, BudgetScope, KeyPause, Reservation, ReservationStatus, SpendDay
 from spend.services.holds import KEY, MEMBER, ORG, reservation_subjects, spend_lock

@@ -5,18 +5,18 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from accounts.calendar import month_starts
 from accounts.models import Tier
 from billing.models import WorkerType
 from billing.selectors import (
-    MonthSpend,
+    MonthDebits,
     finance_overview,
     remaining_usage_time_for,
     runway_for,
-    spend_by_model,
-    spend_by_month,
+    usage_debits_by_model,
+    usage_debits_by_month,
 )
 from billing.services import ledger_post
+from core.calendar import month_starts
 from tests.factories import make_org, make_payment
 
 pytestmark = pytest.mark.django_db
@@ -133,10 +133,10 @@ def test_spend_by_month_and_model():
     post(org, "-0.5", "d", at=datetime(2026, 9, 1, tzinfo=UTC))
     post(org, "-9", "old", at=datetime(2025, 11, 30, tzinfo=UTC), model="phi-3-mini")  # 12+ mo
     post(org, "100", "g", at=datetime(2026, 10, 5, tzinfo=UTC))  # not spend
-    months = spend_by_month(org=org, months=12, now=NOW)
+    months = usage_debits_by_month(org=org, months=12, now=NOW)
     assert len(months) == 12
-    assert months[0] == MonthSpend(date(2025, 12, 1), D("0"))
-    by_month = {m.month: m.spend for m in months}
+    assert months[0] == MonthDebits(date(2025, 12, 1), D("0"))
+    by_month = {m.month: m.credits for m in months}
     assert by_month[date(2026, 11, 1)] == D("4")  # 1.25 + 2.75
     assert by_month[date(2026, 10, 1)] == D("0")
     assert by_month[date(2026, 9, 1)] == D("4.5")  # 4 + 0.5
@@ -166,7 +166,7 @@ def test_spend_by_model_sums_the_charged_usage_records_of_the_last_12_months(rol
         for day in (date(2026, 11, 3), date(2025, 11, 30)):
             rollup_day(org=org, day=day)
             rollup_day(org=other, day=day)
-    models = [(m.model_name, m.spend) for m in spend_by_model(org=org, months=12, now=NOW)]
+    models = [(m.model_name, m.credits) for m in usage_debits_by_model(org=org, months=12, now=NOW)]
     assert models == [
         ("llama-3.1-70b", D("6.75")),
         ("llama-3.1-8b", D("1.25")),
@@ -178,5 +178,5 @@ def test_spend_by_month_uses_the_organizations_time_zone():
     # 30 Sep 23:00 UTC is already 1 Oct in Berlin.
     org = make_org(tier=Tier.ENTERPRISE, allow_overdraft=True, time_zone="Europe/Berlin")
     post(org, "-4", "c", at=datetime(2026, 9, 30, 23, tzinfo=UTC))
-    by_month = {m.month: m.spend for m in spend_by_month(org=org, months=3, now=NOW)}
+    by_month = {m.month: m.credits for m in usage_debits_by_month(org=org, months=3, now=NOW)}
     assert by_month == {date(2026, 9, 1): D("0"), date(2026, 10, 1): D("4"), date(2026, 11, 1): 0}

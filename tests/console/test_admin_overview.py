@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Tier
 from billing.models import ReconciliationIssue
 from billing.services import ledger_post, payment_refund
-from console.models import SweepRun
 from console.selectors import platform_overview
-from console.sweeps import sweep_run_record
+from core.models import SweepRun
+from core.sweeps import sweep_run_record
 from tests.factories import grant_credits, make_org, make_payment, make_query, make_user
 from usage.models import IngestBatch
 

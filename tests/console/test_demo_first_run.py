@@ -87,8 +87,7 @@ def test_demo_takes_a_port_and_prints_its_steps_apart_from_the_logins(monkeypatc
         "console.management.commands.demo.call_command",
         lambda name, *args, **kwargs: served.append((name, args)),
     )
-    monkeypatch.delenv("SITE_URL", raising=False)
-    monkeypatch.delenv("CONSOLE_BASE_URL", raising=False)
+    monkeypatch.setattr(settings, "SITE_URL_FROM_ENVIRONMENT", False)
     monkeypatch.setattr(settings, "SITE_URL", "http://127.0.0.1:8000")
     out, err = StringIO(), StringIO()
     with time_machine.travel(NOW, tick=True):

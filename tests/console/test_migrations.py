@@ -10,7 +10,7 @@ from django.apps import apps
 from django.core.management import call_command
 from django.db.migrations.loader import MigrationLoader
 
-PROJECT_APPS = ("accounts", "billing", "usage", "rollups", "spend", "alerts", "console")
+PROJECT_APPS = ("core", "accounts", "billing", "usage", "rollups", "spend", "alerts", "console")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
-from billing.charts import spend_by_month_figure
-from billing.selectors import MonthSpend
+from billing.charts import usage_debits_by_month_figure
+from billing.selectors import MonthDebits
 from insights.charts import (
     OTHER_COLOUR,
     SERIES_COLOURS,
@@ -117,7 +117,7 @@ def test_every_value_axis_has_a_unit():
     assert timeline["yaxis2"]["title"]["text"] == "Core-hours"
     trend = TokenTrend(days=[date(2026, 12, 1)], models=["m"], tokens={"m": [1]})
     assert token_trend_figure(trend)["layout"]["yaxis"]["title"]["text"] == "Tokens"
-    month = spend_by_month_figure([MonthSpend(month=date(2026, 9, 1), spend=D("1.5"))])
+    month = usage_debits_by_month_figure([MonthDebits(month=date(2026, 9, 1), credits=D("1.5"))])
     assert month["layout"]["yaxis"]["title"]["text"] == "Credits"
     assert month["layout"]["xaxis"]["type"] == "category"
 

@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts.exports import csv_cell
 from billing.models import PriceModel
+from core.exports import csv_cell
 from tests.factories import (
     make_api_key,
     make_controller,

@@ -17,8 +17,9 @@ from django.utils import timezone
 from alerts.models import AlertNotification
 from alerts.services import alert_defaults_create
 from alerts.tasks import alerts_evaluate_due
-from billing.models import CreditAccount, ReconciliationIssue, SweepFailure
+from billing.models import CreditAccount, ReconciliationIssue
 from billing.tasks import reconcile_nightly
+from core.models import SweepFailure
 from rollups.models import RollupHour, RollupState
 from rollups.tasks import rollup_hours_sweep, rollup_sweep
 from tests.factories import grant_credits, make_member, make_org, make_query

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from accounts.calendar import local_hours
+from core.calendar import local_hours
 from ingest.services.ingest import usage_records_ingest
 from insights.selectors import panel as sel
 from rollups.models import QueryDaily, RollupHour, RollupState, WorkerDaily

@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from accounts.client_ip import client_ip
+from core.client_ip import client_ip
 from tests.factories import PASSWORD, make_member
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from accounts.calendar import local_day_range
+from core.calendar import local_day_range
 from usage.windows import dense_days, last_days, panel_window, period_window
 
 NOW = datetime(2026, 11, 21, 15, 30, tzinfo=UTC)

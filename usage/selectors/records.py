@@ -11,10 +11,10 @@ from decimal import Decimal
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.calendar import month_start, next_month, org_zone
 from accounts.credentials import secret_hash
 from accounts.models import Organization
-from accounts.numbers import count_display, count_of
+from core.calendar import local_month_start, next_month, org_zone
+from core.numbers import count_display, count_of
 from usage.models import (
     TERMINAL_JOB_STATUSES,
     Controller,
@@ -28,7 +28,7 @@ from usage.models import (
 
 def month_to_date_tokens(*, org: Organization, at: datetime | None = None) -> int:
     """Tokens of the organization's queries in the current calendar month (its time zone)."""
-    start = month_start(at or timezone.now(), tz=org_zone(org))
+    start = local_month_start(at or timezone.now(), tz=org_zone(org))
     total = Query.objects.filter(
         organization=org, occurred_at__gte=start, occurred_at__lt=next_month(start)
     ).aggregate(tokens=Sum("total_tokens"))["tokens"]

@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.credentials import secret_generate, secret_hash
 from accounts.models import AuditAction, Organization, User
-from accounts.text import invisible_character, invisible_character_message
+from core.text import invisible_character, invisible_character_message
 from usage.limits import MAX_CORES, MAX_MEMORY_GB
 from usage.models import Controller
 

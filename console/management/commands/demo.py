@@ -1,5 +1,4 @@
 import logging
-import os
 import threading
 import time
 
@@ -98,7 +97,7 @@ class Command(BaseCommand):
     def _serve(self, host: str, port: int) -> None:
         # Links in emails (invitations, statements) lead where this server listens,
         # unless the environment says where people reach it.
-        if not (os.environ.get("SITE_URL") or os.environ.get("CONSOLE_BASE_URL")):
+        if not settings.SITE_URL_FROM_ENVIRONMENT:
             shown = "127.0.0.1" if host in {"0.0.0.0", "::", "[::]"} else host  # noqa: S104
             settings.SITE_URL = f"http://{shown}:{port}"
         stop = threading.Event()

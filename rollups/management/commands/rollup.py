@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.calendar import org_today
 from accounts.models import Organization
+from core.calendar import org_today
 from rollups.services.days import rollup_day
 
 

@@ -2,7 +2,7 @@
 percentages, and a decimal as a person would type it. Credits and dollars are in
 billing/money.py, built on these. docs/numbers.md lists every kind and its rule.
 
-Here, in the lowest app, because the audit log, CSV exports and every app above use them.
+Here, in core, because the audit log, CSV exports and every app use them.
 """
 
 from datetime import timedelta

@@ -3,19 +3,30 @@ as half-open [start, end) ranges of aware instants.
 
 Every app counts days and months in the organization's zone (statements and finance in
 billing, rollups and windows in usage, allocation alerts), so this is their one home,
-in the app that holds the organization. Pure functions: nothing here reads the
-database; usage/windows.py builds the panel's windows and the report's buckets on them.
+below every app: anything with a `time_zone` (an Organization) has a calendar. Pure
+functions: nothing here reads the database; usage/windows.py builds the panel's windows
+and the report's buckets on them.
+
+Months come in two shapes: a month's first day (`first_day_of_month`, a date) and the
+first instant of the month holding a moment in a zone (`local_month_start`, aware). The
+partition code's UTC months (usage/services/partitions.py) are not these.
 """
 
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
 
-from accounts.models import Organization
-
 # A zone by name ("Europe/Paris") or as a tzinfo: every function here takes either.
 Zone = str | tzinfo
+
+
+class HasTimeZone(Protocol):
+    """What has a calendar: an organization (its `time_zone`, an IANA name or empty)."""
+
+    @property
+    def time_zone(self) -> str: ...
 
 
 def as_zone(tz: Zone | None) -> tzinfo:
@@ -31,12 +42,12 @@ def zone_named(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def org_zone(org: Organization) -> ZoneInfo:
+def org_zone(org: HasTimeZone) -> ZoneInfo:
     """The organization's time zone (UTC when unset or unknown)."""
     return zone_named(org.time_zone)
 
 
-def org_today(org: Organization, *, now: datetime | None = None) -> date:
+def org_today(org: HasTimeZone, *, now: datetime | None = None) -> date:
     """The organization's current (open) day in its time zone (at `now`, default now)."""
     return (now or timezone.now()).astimezone(org_zone(org)).date()
 
@@ -73,7 +84,7 @@ def local_hours(day: date, *, tz: Zone = "UTC") -> list[tuple[datetime, datetime
 # Months ------------------------------------------------------------------------------------
 
 
-def month_first(day: date) -> date:
+def first_day_of_month(day: date) -> date:
     """The first day of the calendar month holding `day`."""
     return day.replace(day=1)
 
@@ -83,10 +94,10 @@ def month_after(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
-def month_start(at: datetime, *, tz: Zone = "UTC") -> datetime:
+def local_month_start(at: datetime, *, tz: Zone = "UTC") -> datetime:
     """The first instant of the calendar month holding `at` in tz (aware, in tz)."""
     zone = as_zone(tz)
-    return local_midnight(month_first(at.astimezone(zone).date()), zone)
+    return local_midnight(first_day_of_month(at.astimezone(zone).date()), zone)
 
 
 def next_month(start: datetime) -> datetime:
@@ -97,15 +108,15 @@ def next_month(start: datetime) -> datetime:
 def month_bounds(*, month: date, tz: Zone = "UTC") -> tuple[datetime, datetime]:
     """[start, end) of the calendar month holding `month` in tz."""
     zone = as_zone(tz)
-    first = month_first(month)
+    first = first_day_of_month(month)
     return local_midnight(first, zone), local_midnight(month_after(first), zone)
 
 
 def month_starts(*, now: datetime, tz: Zone = "UTC", months: int) -> list[date]:
     """The first days of the last `months` calendar months in tz, oldest first, the
     current one last."""
-    first = month_first(now.astimezone(as_zone(tz)).date())
+    first = first_day_of_month(now.astimezone(as_zone(tz)).date())
     firsts = [first]
     for _ in range(months - 1):
-        firsts.append(month_first(firsts[-1] - timedelta(days=1)))
+        firsts.append(first_day_of_month(firsts[-1] - timedelta(days=1)))
     return firsts[::-1]

@@ -1,4 +1,4 @@
-"""Receipts and statements as documents: the same Django templates render the console's
+"""Receipts and statements rendered as documents: the same Django templates render the console's
 page and the PDF (WeasyPrint), and the CSV carries the same lines."""
 
 from collections.abc import Iterator

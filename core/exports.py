@@ -1,6 +1,6 @@
 """Downloads: CSV exports that stream in constant memory and open safely in a spreadsheet,
-and the one way a page answers with a file. Every export uses this module (here, in the
-lowest app, because the audit log exports too)."""
+and the one way a page answers with a file. Every export uses this module (here, in
+core, because every app exports, the audit log included)."""
 
 import csv
 from collections.abc import Iterable, Iterator
@@ -10,7 +10,7 @@ from itertools import chain
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-from accounts.numbers import decimal_plain
+from core.numbers import decimal_plain
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

@@ -1,6 +1,6 @@
 """The one error that carries a field: input a service refuses, naming the field at fault
 (None when the input as a whole is refused). Views turn it into a form error on that
-field, the API into a 4xx JSON body naming it. Lowest app, so every app raises it."""
+field, the API into a 4xx JSON body naming it. In core, so every app raises it."""
 
 
 class FieldError(ValueError):

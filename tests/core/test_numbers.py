@@ -7,7 +7,15 @@ from decimal import Decimal as D
 
 import pytest
 
-from accounts.numbers import (
+from billing.money import (
+    credits_csv,
+    credits_fixed,
+    credits_places,
+    credits_text,
+    dollars_csv,
+)
+from core.exports import csv_cell
+from core.numbers import (
     count_display,
     count_of,
     decimal_input,
@@ -15,13 +23,6 @@ from accounts.numbers import (
     duration_display,
     percent_display,
     tokens_display,
-)
-from billing.money import (
-    credits_csv,
-    credits_fixed,
-    credits_places,
-    credits_text,
-    dollars_csv,
 )
 
 
@@ -211,6 +212,4 @@ def test_a_signed_adjustment_says_its_sign():
     ],
 )
 def test_a_csv_cell_keeps_a_decimal_exact_and_drops_zeros_past_the_cents(value, cell):
-    from accounts.exports import csv_cell
-
     assert csv_cell(value) == cell
