@@ -217,6 +217,8 @@ class ApiKeyAuth(BearerScheme):
         # secret is not confirmed to have been valid once.
         if key is None or key.is_revoked or not _personal_key_usable(key):
             raise CredentialRejected("invalid_api_key", INVALID_API_KEY)
+        if key.project.is_archived:  # docs/projects.md: its keys stop working, history stays
+            raise APIError(403, "project_archived", f"Project {key.project.name} is archived")
         return Principal(organization=key.organization, api_key=key)
 
 

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
-from accounts.models import APIKeyKind, AuditAction, Role, User
+from accounts.models import APIKeyKind, AuditAction, Project, ProjectRole, Role, User
 from accounts.numbers import decimal_input
 from accounts.text import validate_visible_text
 
@@ -30,6 +30,34 @@ class APIKeyCreateForm(forms.Form):
         initial=APIKeyKind.WORKSPACE,
         help_text="A personal key acts for you; a workspace key for the organization.",
     )
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.none(),
+        empty_label=None,
+        help_text="The project the key works for: its usage and limits are the project's.",
+    )
+
+    def __init__(self, *args, projects=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if projects is not None:
+            self.fields["project"].queryset = projects
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=100, validators=[validate_visible_text])
+    description = forms.CharField(
+        max_length=500, required=False, validators=[validate_visible_text]
+    )
+
+
+class ProjectGrantForm(forms.Form):
+    member = forms.ChoiceField(label="Member", help_text="Members and viewers only.")
+    role = forms.ChoiceField(
+        choices=ProjectRole.choices, initial=ProjectRole.MEMBER, label="Project role"
+    )
+
+    def __init__(self, *args, members: list[tuple[int, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["member"].choices = [(str(pk), email) for pk, email in members]
 
 
 class InviteForm(forms.Form):

@@ -19,6 +19,7 @@ from accounts.models.organizations import (
     FINANCE_ROLES,
     KEY_ROLES,
     MANAGER_ROLES,
+    PROJECT_LIMITABLE_ROLES,
     TIER_MONTHLY_TOKENS,
     TIER_OVERAGE_ALLOWED,
     Membership,
@@ -29,13 +30,21 @@ from accounts.models.organizations import (
     Tier,
 )
 from accounts.models.people import ColorScheme, User, UserManager
+from accounts.models.projects import (
+    DEFAULT_PROJECT_NAME,
+    Project,
+    ProjectMembership,
+    ProjectRole,
+)
 
 __all__ = [
     "BILLING_DETAILS_ROLES",
+    "DEFAULT_PROJECT_NAME",
     "FINANCE_ROLES",
     "INVITATION_LIFETIME_DAYS",
     "KEY_ROLES",
     "MANAGER_ROLES",
+    "PROJECT_LIMITABLE_ROLES",
     "SESSION_TOKEN_LIFETIME_DAYS",
     "TIER_MONTHLY_TOKENS",
     "TIER_OVERAGE_ALLOWED",
@@ -50,6 +59,9 @@ __all__ = [
     "Invitation",
     "Membership",
     "Organization",
+    "Project",
+    "ProjectMembership",
+    "ProjectRole",
     "Role",
     "SSODomain",
     "SSOProvider",

@@ -42,6 +42,13 @@ class AuditAction(models.TextChoices):
     CONTROLLER_TOKEN_ROTATED = "controller.token_rotated", "Controller token rotated"
     WEBHOOK_SECRET_ROTATED = "alerts.webhook_secret_rotated", "Webhook secret rotated"
     SSO_PROVIDER_CHANGED = "sso.provider_changed", "Single sign-on provider changed"
+    PROJECT_CREATED = "project.created", "Project created"
+    PROJECT_UPDATED = "project.updated", "Project renamed or described"
+    PROJECT_ARCHIVED = "project.archived", "Project archived"
+    PROJECT_UNARCHIVED = "project.unarchived", "Project unarchived"
+    PROJECT_MEMBER_SET = "project.member_set", "Project access given"
+    PROJECT_MEMBER_REMOVED = "project.member_removed", "Project access removed"
+    PROJECT_LIMIT_CHANGED = "project.limit_changed", "Project limit of a member changed"
 
 
 class AuditLogAppendOnly(Exception):

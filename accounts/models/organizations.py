@@ -77,6 +77,8 @@ FINANCE_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})
 BILLING_DETAILS_ROLES = frozenset({Role.OWNER, Role.BILLING})
 # Roles that see the organization's API keys.
 KEY_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER, Role.VIEWER})
+# Roles that may be limited to some projects; the others always see every project.
+PROJECT_LIMITABLE_ROLES = frozenset({Role.MEMBER, Role.VIEWER})
 
 
 class Membership(models.Model):
@@ -85,6 +87,9 @@ class Membership(models.Model):
         Organization, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    # A member or viewer who sees only the projects granted to them (ProjectMembership);
+    # an explicit flag, so taking away the last grant narrows access, never widens it.
+    limited_to_projects = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -107,6 +112,10 @@ class Membership(models.Model):
     @property
     def can_see_keys(self) -> bool:
         return self.role in KEY_ROLES
+
+    @property
+    def is_limited_to_projects(self) -> bool:
+        return self.limited_to_projects and self.role in PROJECT_LIMITABLE_ROLES
 
     @property
     def is_owner(self) -> bool:
