@@ -88,8 +88,15 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = [("archived_at", admin.EmptyFieldListFilter), "is_default", "organization"]
     search_fields = ["name", "organization__name", "organization__slug"]
     list_select_related = ["organization"]
-    readonly_fields = ["organization", "name", "description", "is_default", "archived_at"]
-    fields = [*readonly_fields, "created_at"]
+    readonly_fields = [
+        "organization",
+        "name",
+        "description",
+        "is_default",
+        "archived_at",
+        "created_at",
+    ]
+    fields = readonly_fields
     inlines = [ProjectMembershipInline]
     actions = ["archive"]
 

@@ -25,7 +25,9 @@ DEMO_LIMITED_MEMBER = ("ben@acme.example", "Research", ProjectRole.MEMBER)
 def projects_demo_ensure(*, org: Organization, at: datetime, actor: User | None = None) -> None:
     """The demo's projects, made once (a rerun finds them), dated `at` (before the keys
     that work for them)."""
-    project_default_for(org=org)
+    default = project_default_for(org=org)
+    if default.created_at > at:
+        Project.objects.filter(pk=default.pk).update(created_at=at)
     for name, description in DEMO_PROJECTS:
         if Project.objects.filter(organization=org, name=name).exists():
             continue

@@ -32,6 +32,7 @@ class APIKeyCreateForm(forms.Form):
     )
     project = forms.ModelChoiceField(
         queryset=Project.objects.none(),
+        required=False,
         empty_label=None,
         help_text="The project the key works for: its usage and limits are the project's.",
     )
@@ -40,6 +41,20 @@ class APIKeyCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         if projects is not None:
             self.fields["project"].queryset = projects
+
+    def clean_project(self):
+        """Not chosen: the Default project when the person manages it, else their only
+        project; someone with several projects must choose."""
+        project = self.cleaned_data.get("project")
+        if project is not None:
+            return project
+        projects = list(self.fields["project"].queryset)
+        default = next((p for p in projects if p.is_default), None)
+        if default is not None:
+            return default
+        if len(projects) == 1:
+            return projects[0]
+        raise ValidationError("Choose the project the key works for.")
 
 
 class ProjectForm(forms.Form):

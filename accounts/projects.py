@@ -72,7 +72,7 @@ def project_ids_visible(*, membership: Membership) -> frozenset[int] | None:
         return None
     return frozenset(
         ProjectMembership.objects.filter(
-            membership=membership, project__organization_id=membership.organization_id
+            organization_id=membership.organization_id, membership=membership
         ).values_list("project_id", flat=True)
     )
 
@@ -278,7 +278,10 @@ def project_grant_set(
             field="member",
         )
     grant, _ = ProjectMembership.objects.update_or_create(
-        membership=membership, project=project, defaults={"role": role}
+        organization_id=project.organization_id,
+        membership=membership,
+        project=project,
+        defaults={"role": role},
     )
     if not membership.limited_to_projects:
         Membership.objects.filter(pk=membership.pk).update(limited_to_projects=True)

@@ -24,16 +24,18 @@ from accounts.api_core import (
     not_found,
     paginate,
 )
-from accounts.models import APIKey, Project
+from accounts.models import APIKey, APIKeyKind, Project
 from accounts.projects import (
     ProjectError,
     apikeys_visible,
     project_archive,
     project_create,
+    project_keys_manageable,
     project_unarchive,
     project_update,
     projects_visible,
 )
+from accounts.services import apikey_create
 
 router = Router(tags=["Projects"], auth=API_KEY_OR_SESSION)
 
@@ -89,6 +91,20 @@ class APIKeyOut(Schema):
 
 class APIKeyListOut(PageMeta):
     items: list[APIKeyOut]
+
+
+class APIKeyIn(Schema):
+    name: str = Field(min_length=1, max_length=100, description="What uses it.")
+    kind: APIKeyKind = Field(
+        APIKeyKind.WORKSPACE, description="workspace, or personal (acts for you)."
+    )
+    project: int | None = Field(
+        None, description="The project's id; the Default project when left out."
+    )
+
+
+class IssuedAPIKeyOut(APIKeyOut):
+    secret: str = Field(description="The key: shown this once, store it safely.")
 
 
 def _visible(principal: Principal) -> QuerySet[Project]:
@@ -245,18 +261,57 @@ def api_keys_list(
     if project is not None:
         keys = keys.filter(project_id=project)
     meta, rows = paginate(keys, page=page, page_size=page_size)
-    items = [
-        {
-            "id": k.pk,
-            "name": k.name,
-            "display": k.display,
-            "kind": k.kind,
-            "email": k.user.email if k.user else None,
-            "project": {"id": k.project_id, "name": k.project.name},
-            "created_at": k.created_at,
-            "last_used_at": k.last_used_at,
-            "revoked_at": k.revoked_at,
-        }
-        for k in rows
-    ]
-    return {**meta, "items": items}
+    return {**meta, "items": [_key_out(k) for k in rows]}
+
+
+def _key_out(key: APIKey) -> dict:
+    return {
+        "id": key.pk,
+        "name": key.name,
+        "display": key.display,
+        "kind": key.kind,
+        "email": key.user.email if key.user else None,
+        "project": {"id": key.project_id, "name": key.project.name},
+        "created_at": key.created_at,
+        "last_used_at": key.last_used_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+@router.post(
+    "/api-keys",
+    response={201: IssuedAPIKeyOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    url_name="api_key_create",
+    operation_id="accounts_api_api_keys_create",
+    summary="Create an API key in a project (owners, admins and the project's admins)",
+)
+def api_keys_create(request: APIRequest, payload: APIKeyIn):
+    """With a person's session token only. The secret is in this answer only."""
+    principal = request.auth
+    membership = principal.membership
+    if membership is None:
+        raise APIError(403, "forbidden", "creating keys needs a person's session token")
+    if payload.project is None:
+        project = projects_visible(membership=membership).filter(is_default=True).first()
+    else:
+        project = projects_visible(membership=membership).filter(pk=payload.project).first()
+    if project is None:
+        raise not_found("no such project")
+    if not project_keys_manageable(membership=membership, project=project):
+        raise APIError(
+            403, "forbidden", f"only owners, admins and admins of {project.name} create its keys"
+        )
+    personal = payload.kind == APIKeyKind.PERSONAL
+    try:
+        issued = apikey_create(
+            org=principal.organization,
+            name=payload.name,
+            kind=payload.kind,
+            user=membership.user if personal else None,
+            created_by=membership.user,
+            project=project,
+        )
+    except (ProjectError, ValueError) as exc:
+        field = getattr(exc, "field", "") or None
+        raise APIError(400, "invalid_body", str(exc), field=field) from None
+    return Status(201, {**_key_out(issued.key), "secret": issued.secret})

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
             model_name="apikey",
             name="project",
             field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
+                on_delete=django.db.models.deletion.RESTRICT,
                 related_name="api_keys",
                 to="accounts.project",
             ),

@@ -20,7 +20,7 @@ class APIKey(models.Model):
         Organization, on_delete=models.CASCADE, related_name="api_keys"
     )
     # The project the key works for: its usage, limits and visibility are the project's.
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="api_keys")
+    project = models.ForeignKey(Project, on_delete=models.RESTRICT, related_name="api_keys")
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=APIKeyKind.choices, default=APIKeyKind.WORKSPACE)
     # A personal key acts for this person (their queries default to their email).

@@ -60,6 +60,11 @@ class ProjectMembership(models.Model):
     """A limited member's access to one project, with a project role. A membership with
     `limited_to_projects` sees only the projects it has grants for."""
 
+    # The project's organization, carried so the table shards by organization like every
+    # tenant table (docs/scaling.md).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="project_grants"
+    )
     membership = models.ForeignKey(
         Membership, on_delete=models.CASCADE, related_name="project_grants"
     )
@@ -71,7 +76,8 @@ class ProjectMembership(models.Model):
         ordering = ["project__name", "membership__user__email"]
         constraints = [
             models.UniqueConstraint(
-                fields=["membership", "project"], name="one_grant_per_member_and_project"
+                fields=["organization", "membership", "project"],
+                name="one_grant_per_member_and_project",
             ),
             models.CheckConstraint(
                 condition=models.Q(role__in=["admin", "member", "viewer"]),

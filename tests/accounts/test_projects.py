@@ -359,3 +359,54 @@ def test_the_api_scopes_projects_and_keys(client, world):
     )
     by_key = client.get("/api/v1/projects", headers=bearer(world["secret_b"])).json()["items"]
     assert [p["name"] for p in by_key] == ["B"]
+
+
+def test_the_api_creates_keys_in_a_project_for_its_admins_only(client, world):
+    owner = bearer(_token(world["owner"]))
+    made = client.post(
+        "/api/v1/api-keys",
+        {"name": "batch", "project": world["b"].pk},
+        content_type="application/json",
+        headers=owner,
+    )
+    assert made.status_code == 201
+    body = made.json()
+    assert body["project"] == {"id": world["b"].pk, "name": "B"}
+    assert body["secret"].startswith("sk-av-")
+    assert client.get(ACCOUNT, headers=bearer(body["secret"])).status_code == 200
+    default = client.post(
+        "/api/v1/api-keys", {"name": "plain"}, content_type="application/json", headers=owner
+    )
+    assert default.json()["project"]["name"] == "Default"
+    limited = bearer(_token(world["limited"]))
+    into_b = client.post(
+        "/api/v1/api-keys",
+        {"name": "sneaky", "project": world["b"].pk},
+        content_type="application/json",
+        headers=limited,
+    )
+    assert into_b.status_code == 404
+    into_a = client.post(
+        "/api/v1/api-keys",
+        {"name": "member's", "project": world["a"].pk},
+        content_type="application/json",
+        headers=limited,
+    )
+    assert into_a.status_code == 403  # a project member, not its admin
+    project_grant_set(project=world["a"], membership=world["limited"], role=ProjectRole.ADMIN)
+    as_admin = client.post(
+        "/api/v1/api-keys",
+        {"name": "admin's", "project": world["a"].pk},
+        content_type="application/json",
+        headers=limited,
+    )
+    assert as_admin.status_code == 201
+    assert not APIKey.objects.filter(name__in=["sneaky", "member's"]).exists()
+
+
+def test_a_project_with_keys_is_never_deleted_from_under_them(world):
+    from django.db.models import RestrictedError
+
+    with pytest.raises(RestrictedError):
+        world["b"].delete()
+    assert APIKey.objects.get(pk=world["key_b"].pk).project_id == world["b"].pk
