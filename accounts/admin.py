@@ -7,10 +7,13 @@ from accounts.models import (
     Invitation,
     Membership,
     Organization,
+    Project,
+    ProjectMembership,
     SessionToken,
     SSOProvider,
     User,
 )
+from accounts.projects import ProjectError, project_archive, project_default_for
 from accounts.services import apikey_revoke, session_token_revoke
 from accounts.signin import user_sessions_end
 
@@ -61,6 +64,59 @@ class OrganizationAdmin(admin.ModelAdmin):
     readonly_fields = ["require_two_factor"]
     inlines = [MembershipInline]
 
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        project_default_for(org=obj)  # every organization has its Default project
+
+
+class ProjectMembershipInline(admin.TabularInline):
+    model = ProjectMembership
+    extra = 0
+    readonly_fields = ["membership", "role", "created_at"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    """Projects are made and changed in Settings → Projects (audited there); operators
+    look, and may archive (also audited)."""
+
+    list_display = ["name", "organization", "is_default", "archived_at", "created_at"]
+    list_filter = [("archived_at", admin.EmptyFieldListFilter), "is_default", "organization"]
+    search_fields = ["name", "organization__name", "organization__slug"]
+    list_select_related = ["organization"]
+    readonly_fields = [
+        "organization",
+        "name",
+        "description",
+        "is_default",
+        "archived_at",
+        "created_at",
+    ]
+    fields = readonly_fields
+    inlines = [ProjectMembershipInline]
+    actions = ["archive"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Archive selected projects (their keys stop working)")
+    def archive(self, request, queryset) -> None:
+        done = 0
+        for project in queryset.filter(archived_at__isnull=True).select_related("organization"):
+            try:
+                project_archive(project=project, actor=request.user)
+            except ProjectError:
+                continue  # the Default project stays active
+            done += 1
+        self.message_user(request, f"Archived {done} project(s); Default projects stay.")
+
 
 @admin.register(SSOProvider)
 class SSOProviderAdmin(admin.ModelAdmin):
@@ -95,17 +151,20 @@ class APIKeyAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "organization",
+        "project",
         "kind",
         "display",
         "created_at",
         "last_used_at",
         "revoked_at",
     ]
-    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
-    search_fields = ["name", "organization__name", "last_four"]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter), "project"]
+    search_fields = ["name", "organization__name", "project__name", "last_four"]
+    list_select_related = ["organization", "project"]
     readonly_fields = ["display", "prefix", "last_four", "created_at", "last_used_at", "revoked_at"]
     fields = [
         "organization",
+        "project",
         "name",
         "kind",
         "user",
@@ -124,7 +183,9 @@ class APIKeyAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (
-            [*self.readonly_fields, "organization", "kind", "user"] if obj else self.readonly_fields
+            [*self.readonly_fields, "organization", "project", "kind", "user"]
+            if obj
+            else self.readonly_fields
         )
 
     @admin.action(description="Revoke selected keys")

@@ -22,7 +22,7 @@ from accounts.credentials import secret_hash
 from accounts.models import APIKey, APIKeyKind, Membership, Organization, SessionToken
 from accounts.selectors import apikey_for_secret, session_token_for_secret
 from accounts.services import SESSION_TOKEN_PREFIX
-from core.api import BearerScheme, CredentialRejected, Refuse
+from core.api import APIError, BearerScheme, CredentialRejected, Refuse
 from core.request_context import organization_var
 
 logger = logging.getLogger(__name__)
@@ -157,6 +157,8 @@ class ApiKeyAuth(BearerScheme):
         # secret is not confirmed to have been valid once.
         if key is None or key.is_revoked or not _personal_key_usable(key):
             raise CredentialRejected("invalid_api_key", INVALID_API_KEY)
+        if key.project.is_archived:  # docs/projects.md: its keys stop working, history stays
+            raise APIError(403, "project_archived", f"Project {key.project.name} is archived")
         return Principal(organization=key.organization, api_key=key)
 
 

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
-from accounts.models import APIKeyKind, AuditAction, Role, User
+from accounts.models import APIKeyKind, AuditAction, Project, ProjectRole, Role, User
 from core.numbers import decimal_input
 from core.text import validate_visible_text
 
@@ -30,6 +30,49 @@ class APIKeyCreateForm(forms.Form):
         initial=APIKeyKind.WORKSPACE,
         help_text="A personal key acts for you; a workspace key for the organization.",
     )
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.none(),
+        required=False,
+        empty_label=None,
+        help_text="The project the key works for: its usage and limits are the project's.",
+    )
+
+    def __init__(self, *args, projects=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if projects is not None:
+            self.fields["project"].queryset = projects
+
+    def clean_project(self):
+        """Not chosen: the Default project when the person manages it, else their only
+        project; someone with several projects must choose."""
+        project = self.cleaned_data.get("project")
+        if project is not None:
+            return project
+        projects = list(self.fields["project"].queryset)
+        default = next((p for p in projects if p.is_default), None)
+        if default is not None:
+            return default
+        if len(projects) == 1:
+            return projects[0]
+        raise ValidationError("Choose the project the key works for.")
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=100, validators=[validate_visible_text])
+    description = forms.CharField(
+        max_length=500, required=False, validators=[validate_visible_text]
+    )
+
+
+class ProjectGrantForm(forms.Form):
+    member = forms.ChoiceField(label="Member", help_text="Members and viewers only.")
+    role = forms.ChoiceField(
+        choices=ProjectRole.choices, initial=ProjectRole.MEMBER, label="Project role"
+    )
+
+    def __init__(self, *args, members: list[tuple[int, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["member"].choices = [(str(pk), email) for pk, email in members]
 
 
 class InviteForm(forms.Form):

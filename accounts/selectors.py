@@ -47,15 +47,16 @@ def account_exists_for(*, email: str) -> bool:
 
 def apikeys_of(*, org: Organization) -> QuerySet[APIKey]:
     """The organization's API keys, newest first (revoked ones included)."""
-    return APIKey.objects.select_related("user").filter(organization=org)
+    return APIKey.objects.select_related("user", "project").filter(organization=org)
 
 
 def apikey_for_secret(*, secret: str) -> APIKey | None:
-    """The key whose secret this is (revoked or not), with its organization; else None."""
+    """The key whose secret this is (revoked or not), with its organization and project;
+    else None."""
     if not secret or len(secret) > 200:
         return None
     return (
-        APIKey.objects.select_related("organization", "user")
+        APIKey.objects.select_related("organization", "user", "project")
         .filter(secret_hash=secret_hash(secret))
         .first()
     )

@@ -20,11 +20,13 @@ from accounts.models import (
     IdempotencyRecord,
     Membership,
     Organization,
+    Project,
     Role,
     SessionToken,
     Tier,
     User,
 )
+from accounts.projects import ProjectError, project_default_for
 from accounts.signals import organization_created
 
 
@@ -90,6 +92,7 @@ def organization_create(
     )
     owner, password = user_get_or_create(email=owner_email, password=owner_password)
     membership_set(organization=organization, user=owner, role=Role.OWNER)
+    project_default_for(org=organization)
     organization_created.send(sender=organization_created, organization=organization)
     return NewOrganization(organization=organization, owner=owner, password=password)
 
@@ -117,8 +120,10 @@ def apikey_create(
     user: User | None = None,
     created_by: User | None = None,
     secret: str | None = None,
+    project: Project | None = None,
 ) -> IssuedKey:
-    """Issue an API key and return its secret once; only the secret's hash is stored.
+    """Issue an API key in a project (the organization's Default when none is given) and
+    return its secret once; only the secret's hash is stored.
 
     `secret` is for the demo's deterministic key only; everything else lets it be drawn.
     """
@@ -131,9 +136,18 @@ def apikey_create(
         raise ValueError("A personal key belongs to a person")
     if kind == APIKeyKind.WORKSPACE:
         user = None
+    if project is None:
+        project = project_default_for(org=org)
+    elif project.organization_id != org.pk:
+        raise ProjectError("No such project in this organization.", field="project")
+    elif project.is_archived:
+        raise ProjectError(
+            f"The project {project.name} is archived: its keys do not work.", field="project"
+        )
     secret = secret or secret_generate(prefix=API_KEY_PREFIX)
     key = APIKey.objects.create(
         organization=org,
+        project=project,
         name=name[:100],
         kind=kind,
         user=user,
@@ -146,9 +160,15 @@ def apikey_create(
         org=org,
         actor=created_by,
         action=AuditAction.API_KEY_CREATED,
-        summary=f"Created {key.get_kind_display().lower()} {key.name} ({key.display})",
+        summary=f"Created {key.get_kind_display().lower()} {key.name} ({key.display}) "
+        f"in {project.name}",
         target=f"api_key:{key.pk}",
-        data={"name": key.name, "kind": key.kind, "display": key.display},
+        data={
+            "name": key.name,
+            "kind": key.kind,
+            "display": key.display,
+            "project": project.pk,
+        },
     )
     return IssuedKey(key=key, secret=secret)
 

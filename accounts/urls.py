@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import signin_views, team_views, views
+from accounts import project_views, signin_views, team_views, views
 
 app_name = "accounts"
 
@@ -9,6 +9,35 @@ urlpatterns = [
     path("keys/", views.api_keys, name="api_keys"),
     path("keys/create", views.api_key_create, name="api_key_create"),
     path("keys/<int:key_id>/revoke", views.api_key_revoke, name="api_key_revoke"),
+    path("projects/", project_views.projects, name="projects"),
+    path("projects/create", project_views.project_create_view, name="project_create"),
+    path("projects/<int:project_id>/", project_views.project_detail, name="project"),
+    path(
+        "projects/<int:project_id>/edit", project_views.project_update_view, name="project_update"
+    ),
+    path(
+        "projects/<int:project_id>/archive",
+        project_views.project_archive_view,
+        name="project_archive",
+    ),
+    path(
+        "projects/<int:project_id>/unarchive",
+        project_views.project_unarchive_view,
+        name="project_unarchive",
+    ),
+    path(
+        "projects/<int:project_id>/members", project_views.project_grant_view, name="project_grant"
+    ),
+    path(
+        "projects/<int:project_id>/members/<int:grant_id>/remove",
+        project_views.project_grant_remove_view,
+        name="project_grant_remove",
+    ),
+    path(
+        "members/<int:member_id>/projects/unlimit",
+        project_views.member_projects_unlimit_view,
+        name="member_projects_unlimit",
+    ),
     path("tokens/", views.session_tokens, name="session_tokens"),
     path("tokens/create", views.session_token_create, name="session_token_create"),
     path("tokens/<int:token_id>/renew", views.session_token_renew_view, name="session_token_renew"),

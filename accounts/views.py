@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import PasswordResetView
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -13,7 +14,13 @@ from accounts.forms import APIKeyCreateForm
 from accounts.http import OrgRequest, org_view
 from accounts.mail import LinkSafePasswordResetForm
 from accounts.models import KEY_ROLES, APIKeyKind
-from accounts.selectors import apikeys_of, organization_members, session_tokens_of
+from accounts.projects import (
+    ProjectError,
+    apikeys_visible,
+    project_keys_manageable,
+    projects_key_manageable,
+)
+from accounts.selectors import organization_members, session_tokens_of
 from accounts.services import (
     SessionTokenUnusable,
     apikey_create,
@@ -40,14 +47,16 @@ def organization_settings(request: OrgRequest) -> HttpResponse:
 
 def _api_keys_page(request: OrgRequest, *, form, status: int = 200) -> HttpResponse:
     issued = shown_once_pop(request, "api_key")
+    manageable = projects_key_manageable(membership=request.membership)
     response = render(
         request,
         "accounts/api_keys.html",
         {
             "nav": "settings",
-            "keys": apikeys_of(org=request.organization),
+            "keys": apikeys_visible(membership=request.membership),
             "form": form,
             "issued": issued,
+            "manageable_project_ids": {p.pk for p in manageable},
         },
         status=status,
     )
@@ -56,29 +65,44 @@ def _api_keys_page(request: OrgRequest, *, form, status: int = 200) -> HttpRespo
     return response
 
 
+def _key_form(request: OrgRequest, data=None) -> APIKeyCreateForm:
+    return APIKeyCreateForm(data, projects=projects_key_manageable(membership=request.membership))
+
+
 @org_view(roles=KEY_ROLES)
 def api_keys(request: OrgRequest) -> HttpResponse:
-    """API keys: every member sees them (never their secrets); owners and admins manage."""
-    return _api_keys_page(request, form=APIKeyCreateForm())
+    """API keys of the projects you see (never their secrets); owners, admins and project
+    admins manage them."""
+    return _api_keys_page(request, form=_key_form(request))
 
 
-@org_view(manage=True)
+@org_view(roles=KEY_ROLES)
 @require_POST
 def api_key_create(request: OrgRequest) -> HttpResponse:
-    """Issue a key; the page it redirects to shows its secret this once (only its hash is
-    stored), so a reload neither issues another key nor shows the secret again."""
-    form = APIKeyCreateForm(request.POST)
+    """Issue a key in a project; the page it redirects to shows its secret this once
+    (only its hash is stored), so a reload neither issues another key nor shows it again."""
+    form = _key_form(request, request.POST)
+    if not form.fields["project"].queryset.exists():  # type: ignore[attr-defined]
+        raise PermissionDenied("Only owners, admins and project admins create keys")
     if not form.is_valid():
         return _api_keys_page(request, form=form, status=400)
     personal = form.cleaned_data["kind"] == APIKeyKind.PERSONAL
-    issued = apikey_create(
-        org=request.organization,
-        name=form.cleaned_data["name"],
-        kind=form.cleaned_data["kind"],
-        user=request.user if personal else None,
-        created_by=request.user,
+    try:
+        issued = apikey_create(
+            org=request.organization,
+            name=form.cleaned_data["name"],
+            kind=form.cleaned_data["kind"],
+            user=request.user if personal else None,
+            created_by=request.user,
+            project=form.cleaned_data["project"],
+        )
+    except ProjectError as exc:
+        form.add_error(exc.field or None, str(exc))
+        return _api_keys_page(request, form=form, status=400)
+    messages.success(
+        request,
+        f"Created the key {issued.key.name} ({issued.key.display}) in {issued.key.project.name}.",
     )
-    messages.success(request, f"Created the key {issued.key.name} ({issued.key.display}).")
     return shown_once_keep(
         request,
         redirect("accounts:api_keys", org_slug=request.organization.slug),
@@ -88,11 +112,13 @@ def api_key_create(request: OrgRequest) -> HttpResponse:
     )
 
 
-@org_view(manage=True)
+@org_view(roles=KEY_ROLES)
 @require_http_methods(["GET", "POST"])
 def api_key_revoke(request: OrgRequest, key_id: int) -> HttpResponse:
-    """Revoke one of the organization's keys; programs using it get 401 from now on."""
-    key = get_object_or_404(apikeys_of(org=request.organization), pk=key_id)
+    """Revoke one of the keys you manage; programs using it get 401 from now on."""
+    key = get_object_or_404(apikeys_visible(membership=request.membership), pk=key_id)
+    if not project_keys_manageable(membership=request.membership, project=key.project):
+        raise PermissionDenied("Only owners, admins and the project's admins revoke its keys")
     if request.method == "GET":
         return confirm_page(
             request,

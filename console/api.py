@@ -11,6 +11,7 @@ from django.urls import URLPattern
 from ninja import NinjaAPI, Swagger
 
 from accounts import api as accounts_api
+from accounts import projects_api as accounts_projects_api
 from billing import api as billing_api
 from core.api import ErrorOut, error, install_exception_handlers
 from ingest.api import ingest as usage_ingest_api
@@ -138,6 +139,7 @@ api.add_router("/usage", usage_reads_api.usage)
 api.add_router("/usage", usage_report_api.router)
 api.add_router("/auth", accounts_api.sessions)
 api.add_router("", accounts_api.audit)
+api.add_router("", accounts_projects_api.router)
 api.add_router("", usage_spend_api.router)
 
 

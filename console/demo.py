@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.demo import projects_demo_ensure, projects_demo_people
 from accounts.models import Membership, Organization, Role, Tier
 from accounts.services import (
     membership_set,
@@ -26,6 +27,7 @@ from billing.demo import (
     billing_demo_auto_recharge,
     billing_demo_events,
     billing_demo_statements,
+    demo_owner,
 )
 from billing.services import statements_issue_due
 from ingest.demo import DEMO_DAYS, usage_demo_heartbeat, usage_demo_seed
@@ -113,6 +115,10 @@ def demo_seed(
     other = _ensure(OTHER)
     operator_ensure(email=OPERATOR_EMAIL, password=DEMO_PASSWORD)
     _people(main)
+    # The projects date from before the demo's keys (made DEMO_DAYS + 5 days ago).
+    projects_at = timezone.now() - timedelta(days=DEMO_DAYS + 6)
+    projects_demo_ensure(org=main, at=projects_at, actor=demo_owner(main))
+    projects_demo_people(org=main, at=projects_at, actor=demo_owner(main))
     two_factor_secret = user_totp_ensure(
         user=user_get_or_create(email=TWO_FACTOR_EMAIL, password=DEMO_PASSWORD)[0]
     )

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_dated
+from accounts.demo import demo_key_project
 from accounts.models import APIKey, APIKeyKind, Organization, User
 from accounts.selectors import apikey_for_secret
 from accounts.services import API_KEY_PREFIX, apikey_create, apikey_revoke
@@ -98,6 +99,7 @@ def _demo_key(org: Organization, name: str, kind: str, user: User | None) -> tup
                     user=user,
                     created_by=user or demo_owner(org),
                     secret=secret,
+                    project=demo_key_project(org=org, key_name=name),
                 ).key
             key.created_at = created
             key.save(update_fields=["created_at"])

@@ -16,10 +16,14 @@ def make_user(*, email: str | None = None, password: str = PASSWORD, **extra) ->
 
 
 def make_org(*, name: str | None = None, tier: str = Tier.STARTUP, **extra) -> Organization:
+    from accounts.projects import project_default_for
+
     n = next(_seq)
-    return Organization.objects.create(
+    org = Organization.objects.create(
         name=name or f"Org {n}", slug=extra.pop("slug", f"org-{n}"), tier=tier, **extra
     )
+    project_default_for(org=org)  # as organization_create does
+    return org
 
 
 def make_member(
@@ -30,14 +34,33 @@ def make_member(
     )
 
 
+def make_project(*, org=None, name: str | None = None, **extra):
+    """An active project (not the Default one)."""
+    from accounts.models import Project
+
+    return Project.objects.create(
+        organization=org or make_org(), name=name or f"Project {next(_seq)}", **extra
+    )
+
+
 # Usage ----------------------------------------------------------------------------------
 
 
-def make_api_key(*, org=None, name: str = "Test key", kind: str = "workspace", user=None):
-    """A fresh API key; returns (key, secret)."""
+def make_api_key(
+    *, org=None, name: str = "Test key", kind: str = "workspace", user=None, project=None
+):
+    """A fresh API key (in the organization's Default project unless one is given);
+    returns (key, secret)."""
     from accounts.services import apikey_create
 
-    issued = apikey_create(org=org or make_org(), name=name, kind=kind, user=user)
+    org = org or (project.organization if project is not None else make_org())
+    issued = apikey_create(
+        org=org,
+        name=name,
+        kind=kind,
+        user=user,
+        project=project,
+    )
     return issued.key, issued.secret
 
 

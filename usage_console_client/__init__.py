@@ -47,6 +47,15 @@ from usage_console_client.errors import (
     UnprocessableError,
     UsageConsoleError,
 )
+from usage_console_client.projects import (
+    APIKeyInfo,
+    Project,
+    create_project,
+    get_project,
+    list_api_keys,
+    list_projects,
+    update_project,
+)
 from usage_console_client.spend import (
     authorize_request,
     create_budget,
@@ -90,6 +99,13 @@ def revoke_session_token() -> None:
 
 __all__ = [
     "APIConnectionError",
+    "APIKeyInfo",
+    "Project",
+    "create_project",
+    "get_project",
+    "list_api_keys",
+    "list_projects",
+    "update_project",
     "APIError",
     "AuthenticationError",
     "BadRequestError",

@@ -219,3 +219,20 @@ def test_get_usage_report_gives_the_explorers_figures(live_server, explorer_seed
     with pytest.raises(console.BadRequestError) as error:
         client.get_usage_report(START, END, bucket="1h", metric="tokens", group_by=["project"])
     assert error.value.field == "group_by"
+
+
+def test_projects_calls(world):
+    names = [p.name for p in console.list_projects()]
+    assert names == ["Default"]
+    research = console.create_project("Research", description="The lab")
+    assert research.name == "Research" and not research.archived and research.active_keys == 0
+    assert console.get_project(research.id) == research
+    archived = console.update_project(research.id, name="Research lab", archived=True)
+    assert archived.name == "Research lab" and archived.archived
+    assert [p.name for p in console.list_projects(archived=True)] == ["Research lab"]
+    default = console.list_projects(archived=False)[0]
+    keys = console.list_api_keys()
+    assert keys and {(k.project_name, k.project_id) for k in keys} == {("Default", default.id)}
+    assert console.list_api_keys(project=research.id) == []
+    with pytest.raises(console.NotFoundError):
+        console.get_project(world.other.projects.get().pk)

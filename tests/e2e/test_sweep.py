@@ -195,6 +195,8 @@ PAGES = [
     "settings-billing-details",
     "settings-keys",
     "settings-members",
+    "settings-projects",
+    "settings-projects-N",
     "settings-security",
     "settings-tokens",
     "usage",

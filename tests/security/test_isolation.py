@@ -15,7 +15,8 @@ from allauth.usersessions.models import UserSession
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from accounts.models import Role
+from accounts.models import ProjectRole, Role
+from accounts.projects import project_grant_set
 from accounts.services import session_token_issue
 from accounts.team import invitation_create
 from alerts.models import AlertDismissal, AlertNotification
@@ -31,6 +32,7 @@ from tests.factories import (
     make_member,
     make_org,
     make_payment,
+    make_project,
 )
 from usage.models import Controller, Job, Query
 
@@ -106,6 +108,13 @@ def world():
             user=a.user, ip="203.0.113.1", session_key="a" * 32, user_agent="A's browser"
         ).pk,
     }
+    # Projects: one of A's, with a member limited to it.
+    project = make_project(org=org_a, name=f"project {A_MARK}")
+    limited = make_member(org=org_a, role=Role.VIEWER)
+    ids["project_id"] = project.pk
+    ids["grant_id"] = project_grant_set(
+        project=project, membership=limited, role=ProjectRole.VIEWER
+    ).pk
     return {"a": a, "b": b, "ids": ids, "a_key": key, "a_secret": secret}
 
 
@@ -144,6 +153,8 @@ def snapshot_of_a(org) -> tuple:
         sorted(org.invitations.values_list("id", "nonce", "revoked_at")),
         sorted(Budget.objects.filter(organization=org).values_list("id", "soft_limit")),
         sorted(KeyPause.objects.filter(organization=org).values_list("api_key_id")),
+        sorted(org.projects.values_list("id", "name", "archived_at")),
+        sorted(org.project_grants.values_list("id", "role")),
     )
 
 
@@ -195,6 +206,10 @@ def test_api_paths_naming_another_organizations_objects_are_404(client, world):
         response = client.post(path, data={}, content_type="application/json", **auth)
         assert response.status_code in (400, 404, 405, 422), (path, response.status_code)
         assert A_MARK not in response.content.decode()
+        response = client.patch(
+            path, data={"archived": True}, content_type="application/json", **auth
+        )
+        assert response.status_code in (404, 405), (path, response.status_code)
         checked += 1
     assert checked >= 2
     assert snapshot_of_a(a.organization) == before
@@ -233,3 +248,45 @@ def test_balances_stay_apart(world):
     assert credit_balance(org=world["b"].organization) == Decimal("0")
     org = make_org()
     assert credit_balance(org=org) == Decimal("0")
+
+
+# The project axis: a member of A limited to one project, asking for another project's
+# objects (its page, its grants, its keys), gets what an id that exists nowhere gets.
+PROJECT_OBJECTS = re.compile(r"<int:(project_id|grant_id|key_id)>")
+
+
+def test_every_url_naming_another_projects_objects_is_404_to_a_limited_member(client, world):
+    a, ids = world["a"], world["ids"]
+    org = a.organization
+    mine = make_project(org=org, name="Mine")
+    person = make_member(org=org, role=Role.MEMBER)
+    project_grant_set(project=mine, membership=person, role=ProjectRole.ADMIN)
+    before = snapshot_of_a(org)
+    client.force_login(person.user)
+    checked = []
+    for route, _pattern in all_patterns():
+        if route.startswith("api/") or not PROJECT_OBJECTS.search(route):
+            continue
+        theirs, _ = fill(route, org.slug, ids)
+        missing, _ = fill(route, org.slug, dict.fromkeys(ids, 987654321))
+        for method in ("get", "post"):
+            response = getattr(client, method)(theirs)
+            assert response.status_code == getattr(client, method)(missing).status_code, (
+                method,
+                theirs,
+            )
+            assert response.status_code in (403, 404, 405), (method, theirs)
+            # (The organization's own alerts, which name A_MARK, are theirs to see.)
+            page = response.content.decode()
+            assert f"key {A_MARK}" not in page and f"project {A_MARK}" not in page
+        checked.append(route)
+    # The pages a project admin may open answer 404 for another project's objects.
+    assert client.get(f"/o/{org.slug}/settings/projects/{ids['project_id']}/").status_code == 404
+    assert client.get(f"/o/{org.slug}/settings/keys/{ids['key_id']}/revoke").status_code == 404
+    assert len(checked) >= 6
+    assert snapshot_of_a(org) == before
+    session = session_token_issue(user=person.user, org=org).secret
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {session}"}
+    assert client.get(f"/api/v1/projects/{ids['project_id']}", **auth).status_code == 404
+    keys = client.get("/api/v1/api-keys", **auth).json()["items"]
+    assert keys == []  # A's key is in the Default project, which they do not see

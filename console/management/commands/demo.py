@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from accounts.demo import DEMO_LIMITED_MEMBER
 from console.demo import demo_keep_current, demo_seed
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,9 @@ class Command(BaseCommand):
             f"Other organization (for trying isolation): {logins.other_organization.name}, "
             f"owner {logins.other_email}, same password"
         )
+        # A member limited to one project sees only its keys (docs/projects.md).
+        email, project, _ = DEMO_LIMITED_MEMBER
+        self.stdout.write(f"Project-limited email: {email} (sees only {project}), same password")
         # A member with an authenticator app: add the secret to one, sign in with its code.
         self.stdout.write(f"Two-factor email: {logins.two_factor_email}")
         self.stdout.write(f"Two-factor password: {logins.password}")
