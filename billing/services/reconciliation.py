@@ -1,7 +1,8 @@
 """Reconciliation: derived figures checked against their source of truth, never fixed.
 
 Per organization: billing's own check, then the checks the apps above registered
-(billing/usage_sources.py; usage checks its rollup days, usage/services/rollup_reconcile.py).
+(billing/usage_sources.py; rollups checks its rollup days, rollups/services/reconcile.py;
+spend compares its Redis counters with PostgreSQL, spend/selectors/budgets.py).
 
 - balance: the cached balance (CreditAccount) equals the ledger's sum. Read under the
   account's row lock, so a ledger post landing between the two reads cannot make a
