@@ -148,7 +148,7 @@ local function split(s)
     start = i + 1
   end
 end
--- a reservation's value: credits \\0 tokens \\0 key id \\0 member
+-- a reservation's value: credits \\0 tokens \\0 key id \\0 member \\0 project id
 local function release(s, v)
   local r = split(v)
   local w, f = P(r[1])
@@ -157,6 +157,7 @@ local function release(s, v)
   hadd(s, 'h:o:', nw, nf)
   hadd(s, 'h:k:' .. r[3], nw, nf)
   if r[4] ~= '' then hadd(s, 'h:m:' .. r[4], nw, nf) end
+  if r[5] and r[5] ~= '' then hadd(s, 'h:p:' .. r[5], nw, nf) end
   redis.call('HINCRBY', s, 'ht', -tonumber(r[2]))
 end
 local function expire(s, r, x, now)
@@ -173,7 +174,8 @@ end
 
 # KEYS: state, reservations, expiries, budgets, requests counter, tokens counter.
 # ARGV: now (ms), reservation id, credits, tokens, key id, member, expires (ms),
-#       day, week and month of now (the organization's calendar), rpm, tpm, rate ttl.
+#       day, week and month of now (the organization's calendar), rpm, tpm, rate ttl,
+#       the key's project id.
 # Returns {verdict, detail, requests, tokens used, expired}: verdict "ok", "rebuild",
 # "rate_requests", "rate_tokens", "paused", "budget" (detail: budget id), "balance"
 # (detail: credits available), "allocation".
@@ -186,6 +188,7 @@ local now, rid, cost, tokens, key, member = tonumber(ARGV[1]), ARGV[2], ARGV[3],
   tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local starts = {day = ARGV[8], week = ARGV[9], month = ARGV[10]}
 local rpm, tpm, ttl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local project = ARGV[14]
 local expired = expire(s, r, x, now)
 -- A reservation the rebuild already counted (its row was written before the rebuild read
 -- the database): take it off, then decide it like any other.
@@ -212,7 +215,8 @@ local budgets = redis.call('HGETALL', b)
 for i = 1, #budgets, 2 do
   local d = split(budgets[i + 1])
   local dim, subject, period = d[1], d[2], d[3]
-  if dim == 'o' or (dim == 'k' and subject == key) or (dim == 'm' and subject == member) then
+  if dim == 'o' or (dim == 'k' and subject == key) or (dim == 'm' and subject == member)
+      or (dim == 'p' and subject == project) then
     local sw, sf = P(redis.call('HGET', s, 's:' .. dim .. ':' .. subject .. ':' .. period
       .. ':' .. starts[period]))
     local hw, hf = P(redis.call('HGET', s, 'h:' .. dim .. ':' .. subject))
@@ -240,8 +244,10 @@ end
 hadd(s, 'h:o:', cw, cf)
 hadd(s, 'h:k:' .. key, cw, cf)
 if member ~= '' then hadd(s, 'h:m:' .. member, cw, cf) end
+if project ~= '' then hadd(s, 'h:p:' .. project, cw, cf) end
 redis.call('HINCRBY', s, 'ht', tokens)
-redis.call('HSET', r, rid, cost .. '\\0' .. tokens .. '\\0' .. key .. '\\0' .. member)
+redis.call('HSET', r, rid,
+  cost .. '\\0' .. tokens .. '\\0' .. key .. '\\0' .. member .. '\\0' .. project)
 redis.call('ZADD', x, tonumber(ARGV[7]), rid)
 return {'ok', '', requests, used, expired}
 """

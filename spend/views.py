@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
 from accounts.models import APIKey
+from accounts.projects import projects_key_manageable
 from billing.models import PriceModel
 from core.calendar import org_zone
 from spend.estimate import InvalidMessages, message_tokens, messages_validate
@@ -42,6 +43,11 @@ def _keys(org):
     return APIKey.objects.filter(organization=org, revoked_at__isnull=True).order_by("name")
 
 
+def _projects(request: OrgRequest) -> list:
+    """The projects a budget may name: the active ones this person manages."""
+    return list(projects_key_manageable(membership=request.membership).order_by("name"))
+
+
 def _budgets_context(request: OrgRequest, form: BudgetForm | None = None) -> dict:
     org = request.organization
     now = timezone.now()
@@ -52,7 +58,7 @@ def _budgets_context(request: OrgRequest, form: BudgetForm | None = None) -> dic
         "nav": "settings",
         "cards": budget_figures(org=org, budgets=list(budgets_of(org=org)), now=now),
         "keys": [(k, flags.get(k.pk, {})) for k in keys],
-        "form": form or BudgetForm(keys=keys),
+        "form": form or BudgetForm(keys=keys, projects=_projects(request)),
         "now": now,
     }
 
@@ -70,7 +76,7 @@ def budgets(request: OrgRequest) -> HttpResponse:
 @require_POST
 def budget_add(request: OrgRequest) -> HttpResponse:
     org = request.organization
-    form = BudgetForm(request.POST, keys=list(_keys(org)))
+    form = BudgetForm(request.POST, keys=list(_keys(org)), projects=_projects(request))
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -82,6 +88,7 @@ def budget_add(request: OrgRequest) -> HttpResponse:
                 hard_limit=data["hard_limit"],
                 api_key_id=data["api_key"] if data["scope"] == "api_key" else None,
                 member=data["member"] if data["scope"] == "member" else "",
+                project_id=data["project"] if data["scope"] == "project" else None,
                 actor=request.user,  # type: ignore[arg-type]
             )
         except BudgetInvalid as exc:

@@ -147,12 +147,13 @@ class RefusedOut(Schema):
 
 
 class BudgetIn(Schema):
-    scope: Literal["organization", "api_key", "member"]
+    scope: Literal["organization", "api_key", "member", "project"]
     period: Literal["day", "week", "month"]
     soft_limit: Decimal = Field(description="Credits: alerts only.")
     hard_limit: Decimal | None = Field(None, description="Credits: authorize refuses past it.")
     api_key: int | None = Field(None, description="The key's id (scope api_key).")
     member: str | None = Field(None, max_length=254, description="Email (scope member).")
+    project: int | None = Field(None, description="The project's id (scope project).")
     thresholds: list[int] | None = Field(None, description="Alert at these % of the soft level.")
 
     @field_validator("member")
@@ -173,6 +174,7 @@ class BudgetOut(Schema):
     scope: str
     api_key: int | None
     member: str
+    project: int | None
     period: str
     soft_limit: DecimalStr = Field(json_schema_extra=DECIMAL)
     hard_limit: DecimalStr | None = Field(json_schema_extra=DECIMAL)
@@ -264,6 +266,7 @@ def _budget_json(f: BudgetFigures) -> dict:
         "scope": b.scope,
         "api_key": b.api_key_id,
         "member": b.member,
+        "project": b.project_id,
         "period": b.period,
         "soft_limit": decimal_str(b.soft_limit),
         "hard_limit": decimal_str(b.hard_limit) if b.hard_limit is not None else None,
@@ -381,6 +384,7 @@ def budgets_create(request: HttpRequest, body: BudgetIn) -> Any:
             hard_limit=body.hard_limit,
             api_key_id=body.api_key,
             member=body.member or "",
+            project_id=body.project,
             thresholds=body.thresholds,
             actor=_actor(principal),
         )

@@ -56,6 +56,8 @@ from spend.services.holds import (
     KEY,
     MEMBER,
     ORG,
+    PROJECT,
+    budget_subject,
     reservation_hold,
     reservations_expire,
     spend_lock,
@@ -128,23 +130,18 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, int((moment - now).total_seconds() + 0.999))
 
 
-def applicable_budgets(*, org_id: int, api_key_id: int | None, member: str) -> list[Budget]:
-    """The organization's budgets, the key's and the member's."""
+def applicable_budgets(
+    *, org_id: int, api_key_id: int | None, member: str, project_id: int | None = None
+) -> list[Budget]:
+    """The organization's budgets, the key's, the member's and the key's project's."""
     match = Q(scope=BudgetScope.ORGANIZATION)
     if api_key_id is not None:
         match |= Q(scope=BudgetScope.API_KEY, api_key_id=api_key_id)
     if member:
         match |= Q(scope=BudgetScope.MEMBER, member=member)
+    if project_id is not None:
+        match |= Q(scope=BudgetScope.PROJECT, project_id=project_id)
     return list(Budget.objects.filter(match, organization_id=org_id))
-
-
-def _budget_subject(budget: Budget) -> tuple[str, str]:
-    subjects: dict[str, tuple[str, str]] = {
-        BudgetScope.ORGANIZATION: (ORG, ""),
-        BudgetScope.API_KEY: (KEY, str(budget.api_key_id)),
-        BudgetScope.MEMBER: (MEMBER, budget.member),
-    }
-    return subjects[budget.scope]
 
 
 def budgets_spent_and_held(
@@ -158,7 +155,7 @@ def budgets_spent_and_held(
     parts, params = [], []
     days, holds = SpendDay._meta.db_table, SpendHold._meta.db_table
     for b in budgets:
-        dimension, subject = _budget_subject(b)
+        dimension, subject = budget_subject(b)
         p = period_of(b.period, now=now, tz=tz)
         parts.append(
             f"SELECT %s, SUM(credits) FROM {days} WHERE organization_id = %s "  # noqa: S608
@@ -167,16 +164,21 @@ def budgets_spent_and_held(
         params += [f"b{b.pk}", org.pk, dimension, subject, p.first_day, p.end_day]
     rows = Reservation._meta.db_table
     on_counters = counters_enabled()
-    for dimension, subject in {_budget_subject(b) for b in budgets}:
+    for dimension, subject in {budget_subject(b) for b in budgets}:
         if on_counters:
             # Reservations are written without moving the holds: sum the live rows.
-            match = {ORG: "", KEY: " AND api_key_id = %s", MEMBER: " AND member = %s"}
+            match = {
+                ORG: "",
+                KEY: " AND api_key_id = %s",
+                MEMBER: " AND member = %s",
+                PROJECT: " AND project_id = %s",
+            }
             parts.append(
                 f"SELECT %s, SUM(credits) FROM {rows} WHERE organization_id = %s "  # noqa: S608
                 f"AND status = 'held'{match[dimension]}"
             )
             params += [f"h{dimension}:{subject}", org.pk]
-            if dimension == KEY:
+            if dimension in (KEY, PROJECT):
                 params.append(int(subject))
             elif dimension == MEMBER:
                 params.append(subject)
@@ -196,7 +198,7 @@ def budgets_spent_and_held(
     return {
         b.pk: (
             found.get(f"b{b.pk}", zero),
-            found.get("h{}:{}".format(*_budget_subject(b)), zero),
+            found.get("h{}:{}".format(*budget_subject(b)), zero),
         )
         for b in budgets
     }
@@ -314,7 +316,9 @@ def request_authorize(
         return _rate_refusal(key, rate, over_requests=over_requests)
     budgets = [
         b
-        for b in applicable_budgets(org_id=org.pk, api_key_id=key.pk, member=member)
+        for b in applicable_budgets(
+            org_id=org.pk, api_key_id=key.pk, member=member, project_id=key.project_id
+        )
         if b.hard_limit is not None
     ]
     with transaction.atomic():
@@ -339,6 +343,7 @@ def _reservation(
         "organization_id": key.organization_id,
         "public_id": RESERVATION_PREFIX + secrets.token_urlsafe(18),
         "api_key_id": key.pk,
+        "project_id": key.project_id,
         "member": member,
         "endpoint": endpoint,
         "model_id": model.pk,
