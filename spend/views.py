@@ -4,21 +4,26 @@ Usage → Estimate. Thin: parse, check permission, one service or selector, rend
 import json
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
-from accounts.models import APIKey
+from accounts.models import APIKey, Project
 from accounts.projects import projects_key_manageable
 from billing.models import PriceModel
 from core.calendar import org_zone
 from spend.estimate import InvalidMessages, message_tokens, messages_validate
 from spend.estimate import request_cost_estimate as cost_estimate
 from spend.forms import BudgetForm, BudgetLevelsForm, EstimateForm
+from spend.models import BudgetScope
+from spend.ratelimit import limits_for
 from spend.selectors.budgets import (
     budget_figures,
     budgets_for_request,
@@ -251,3 +256,20 @@ def estimate(request: OrgRequest) -> HttpResponse:
     if request.htmx and form.is_bound:  # type: ignore[attr-defined]
         template += "#estimate-result"
     return render(request, template, context, status=400 if form.errors else 200)
+
+
+def project_limits_section(request: HttpRequest, project: Project) -> SafeString:
+    """The budgets (the organization's, the project's, its keys') and the keys' rate
+    limits shown on a project's page (registered with accounts in SpendConfig.ready)."""
+    org = project.organization
+    keys = list(_keys(org).filter(project=project))
+    budgets = budgets_of(org=org).filter(
+        Q(scope=BudgetScope.ORGANIZATION)
+        | Q(scope=BudgetScope.PROJECT, project=project)
+        | Q(scope=BudgetScope.API_KEY, api_key__in=keys)
+    )
+    context = {
+        "cards": budget_figures(org=org, budgets=list(budgets)),
+        "keys": [(k, *limits_for(k)) for k in keys],
+    }
+    return render_to_string("usage/_project_limits.html", context, request=request)

@@ -47,10 +47,12 @@ from spend.ratelimit import (
     Quota,
     RateState,
     limits_for,
+    project_limits,
     rate_keys,
     rate_window,
     ratelimit_authorize,
     ratelimit_authorize_peek,
+    ratelimit_authorize_project,
 )
 from spend.services.holds import (
     KEY,
@@ -266,16 +268,43 @@ def _allocation_refusal(allocation: int, org, now: datetime) -> Verdict:
     return _refuse(402, "allocation_exhausted", allocation, _seconds_until(next_month(month), now))
 
 
-def _rate_refusal(key: APIKey, rate: RateState, *, over_requests: bool) -> Verdict:
-    rpm, tpm = limits_for(key)
+def _rate_refusal(
+    key: APIKey, rate: RateState, *, over_requests: bool, project: bool = False
+) -> Verdict:
+    rpm, tpm = project_limits(key) if project else limits_for(key)
+    extra = {"scope": "project"} if project else {}
     verdict = _refuse(
         429,
         "rate_limit_requests" if over_requests else "rate_limit_tokens",
         rpm if over_requests else tpm,
         rate.retry_after,
+        **extra,
     )
     verdict.rate = rate
     return verdict
+
+
+def _rate_tightest(own: RateState, project: RateState) -> RateState:
+    """The key's and the project's figures: of each, the one with less left."""
+
+    def pick(a: Quota, b: Quota) -> Quota:
+        return b if b.remaining < a.remaining else a
+
+    return RateState(
+        requests=pick(own.requests, project.requests),
+        tokens=pick(own.tokens, project.tokens),
+        limited=own.limited or project.limited,
+        available=own.available,
+    )
+
+
+def _tightest(limit: int, used: int, project_limit: int, project_used: int, reset: int) -> Quota:
+    """The quota to report: the key's, or the project's when it has less left."""
+    own = Quota(limit, max(0, limit - used), reset)
+    if not project_limit:
+        return own
+    theirs = Quota(project_limit, max(0, project_limit - project_used), reset)
+    return theirs if theirs.remaining < own.remaining else own
 
 
 def authorize_precheck(*, key: APIKey) -> Verdict | None:
@@ -314,6 +343,18 @@ def request_authorize(
     if rate.limited:
         over_requests = rate.tokens.remaining >= estimate.total_tokens
         return _rate_refusal(key, rate, over_requests=over_requests)
+    project_rate = ratelimit_authorize_project(key=key, tokens=estimate.total_tokens)
+    if project_rate is not None and project_rate.limited:
+        over_requests = project_rate.tokens.remaining >= estimate.total_tokens
+        # The headers: the project's figure that refused, the key's other one.
+        refused = RateState(
+            requests=project_rate.requests if over_requests else rate.requests,
+            tokens=rate.tokens if over_requests else project_rate.tokens,
+            limited=True,
+        )
+        return _rate_refusal(key, refused, over_requests=over_requests, project=True)
+    if project_rate is not None and project_rate.available:
+        rate = _rate_tightest(rate, project_rate)
     budgets = [
         b
         for b in applicable_budgets(
@@ -373,10 +414,11 @@ def _authorize_on_counters(
     budgets, balance and allocation, and the hold placed if all pass."""
     org = key.organization
     rpm, tpm = limits_for(key)
+    prpm, ptpm = project_limits(key)
     window, reset = rate_window()
     reservation = _reservation(key, model, estimate, member, endpoint, now)
     try:
-        verdict, detail, requests, used = counters_authorize(
+        verdict, detail, requests, used, prequests, pused = counters_authorize(
             key=key,
             reservation=reservation,
             starts=period_starts(org, now),
@@ -385,6 +427,8 @@ def _authorize_on_counters(
             window_ttl=2 * WINDOW_SECONDS,
             rate_keys=rate_keys(org.pk, str(key.pk), window),
             now=now,
+            project_limits=(prpm, ptpm),
+            project_rate_keys=rate_keys(org.pk, f"p{key.project_id}", window),
         )
     except UNAVAILABLE as exc:
         logger.warning(
@@ -397,14 +441,16 @@ def _authorize_on_counters(
         )  # fmt: skip
         return refusal
     rate = RateState(
-        requests=Quota(rpm, max(0, rpm - requests), reset),
-        tokens=Quota(tpm, max(0, tpm - used), reset),
+        requests=_tightest(rpm, requests, prpm, prequests, reset),
+        tokens=_tightest(tpm, used, ptpm, pused, reset),
         limited=verdict.startswith("rate_"),
     )
     if verdict == "ok":
         return Verdict(True, 200, estimate=estimate, reservation=reservation, rate=rate)
     if verdict.startswith("rate_"):
-        return _rate_refusal(key, rate, over_requests=verdict == "rate_requests")
+        return _rate_refusal(
+            key, rate, over_requests=verdict == "rate_requests", project=detail == "project"
+        )
     if verdict == "paused":
         refusal = _refuse(402, "key_paused", None, None)
     elif verdict == "budget":

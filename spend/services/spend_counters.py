@@ -297,10 +297,13 @@ def counters_authorize(
     window_ttl: int,
     rate_keys: tuple[str, str],
     now: datetime,
+    project_limits: tuple[int, int] = (0, 0),
+    project_rate_keys: tuple[str, str] | None = None,
 ) -> list:
     """Write the reservation's row, then run the decision. Returns the script's answer
-    (verdict, detail, requests, tokens used); a refused reservation's row is gone again.
-    Raises redis errors (the row is gone then too)."""
+    (verdict, detail, requests, tokens used, the project's requests and tokens used); a
+    refused reservation's row is gone again. Raises redis errors (the row is gone then
+    too)."""
     conn = counters.client()
     assert conn is not None
     org = key.organization
@@ -320,8 +323,11 @@ def counters_authorize(
         tpm,
         window_ttl,
         "" if reservation.project_id is None else reservation.project_id,
+        project_limits[0],
+        project_limits[1],
     ]
-    keys = [*_keys(org.pk), *rate_keys]
+    # Without project limits the project's counters are not touched (any names will do).
+    keys = [*_keys(org.pk), *rate_keys, *(project_rate_keys or rate_keys)]
     try:
         answer = counters.AUTHORIZE(conn, keys, args)
         for _attempt in range(REBUILD_ATTEMPTS):
@@ -340,7 +346,8 @@ def counters_authorize(
         _reservation_forget(reservation, conn=conn)
     if answer[4]:
         reservations_expire_rows(org_id=org.pk, now=now)
-    return [verdict, answer[1].decode() if answer[1] else "", int(answer[2]), int(answer[3])]
+    detail = answer[1].decode() if answer[1] else ""
+    return [verdict, detail, int(answer[2]), int(answer[3]), int(answer[5]), int(answer[6])]
 
 
 def _reservation_forget(reservation: Reservation, *, conn: redis.Redis | None) -> None:

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import PriceModel
@@ -271,3 +272,120 @@ def test_the_budgets_page_offers_the_projects_and_sets_a_projects_budget(client,
     budget = Budget.objects.get(organization=spend.org)
     assert (budget.scope, budget.project, budget.period) == ("project", research, "week")
     assert "Project: Research" in client.get(url).content.decode()
+
+
+# --- Rate limits per project ----------------------------------------------------------------
+
+
+def _limited_project(org, *, rpm=None, tpm=None):
+    from accounts.projects import project_rate_limits_set
+
+    project = make_project(org=org, name="Limited")
+    project_rate_limits_set(project=project, rpm=rpm, tpm=tpm)
+    keys = [make_api_key(org=org, project=project, name=f"l{i}") for i in range(2)]
+    return project, keys
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("counters_on", [True, False])
+def test_a_projects_rpm_over_all_its_keys_refuses_the_next_request(
+    client, spend, settings, counters_on
+):
+    settings.SPEND_COUNTERS = counters_on
+    _project, keys = _limited_project(spend.org, rpm=3)
+    body = {"model": "llama-3.1-8b", "input_tokens": 10, "max_output_tokens": 10}
+    answers = [post(client, "/api/v1/usage/authorize", body, keys[i % 2][1]) for i in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    refused = answers[3].json()
+    assert (refused["reason"], refused["limit"], refused["scope"]) == (
+        "rate_limit_requests",
+        3,
+        "project",
+    )
+    assert answers[3].headers["X-RateLimit-Limit-RPM"] == "3"
+    # A key of another project of the organization is not counted in this one's minute.
+    assert post(client, "/api/v1/usage/authorize", body, spend.key_secret).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("counters_on", [True, False])
+def test_a_projects_tpm_refuses_and_the_keys_own_tighter_limit_refuses_first(
+    client, spend, settings, counters_on
+):
+    settings.SPEND_COUNTERS = counters_on
+    _project, keys = _limited_project(spend.org, tpm=100)
+    body = {"model": "llama-3.1-8b", "input_tokens": 30, "max_output_tokens": 10}  # 40 tokens
+    first = [post(client, "/api/v1/usage/authorize", body, keys[i][1]) for i in (0, 1)]
+    assert [a.status_code for a in first] == [200, 200]
+    assert first[1].headers["X-RateLimit-Remaining-TPM"] == "20"  # the project's, tighter
+    refused = post(client, "/api/v1/usage/authorize", body, keys[0][1])
+    assert refused.status_code == 429
+    assert (refused.json()["reason"], refused.json()["limit"]) == ("rate_limit_tokens", 100)
+    assert refused.json()["scope"] == "project"
+    # A key whose own limit is tighter than its project's is refused by its own.
+    key, secret = make_api_key(org=spend.org, project=_project, name="tight")
+    key.rate_limit_rpm = 1
+    key.save(update_fields=["rate_limit_rpm"])
+    small = {"model": "llama-3.1-8b", "input_tokens": 1, "max_output_tokens": 1}
+    assert post(client, "/api/v1/usage/authorize", small, secret).status_code == 200
+    own = post(client, "/api/v1/usage/authorize", small, secret)
+    assert own.status_code == 429
+    assert (own.json()["limit"], own.json()["scope"]) == (1, None)
+
+
+@pytest.mark.django_db
+def test_an_archived_projects_key_hears_project_archived_from_authorize(client, spend):
+    from accounts.projects import project_archive
+
+    project = make_project(org=spend.org, name="Old")
+    _key, secret = make_api_key(org=spend.org, project=project)
+    project_archive(project=project)
+    body = {"model": "llama-3.1-8b", "input_tokens": 10, "max_output_tokens": 10}
+    answer = post(client, "/api/v1/usage/authorize", body, secret)
+    assert answer.status_code == 403
+    assert answer.json() == {"error": "project_archived", "message": "Project Old is archived"}
+    assert not Reservation.objects.filter(organization=spend.org).exists()
+
+
+@pytest.mark.django_db
+def test_the_project_page_shows_its_budgets_next_to_the_orgs_and_its_keys(client, spend):
+    research = make_project(org=spend.org, name="Research")
+    other = make_project(org=spend.org, name="Other")
+    key, _secret = make_api_key(org=spend.org, project=research, name="research-key")
+    other_key, _ = make_api_key(org=spend.org, project=other, name="other-key")
+    for scope, extra in [
+        ("organization", {}),
+        ("project", {"project": research}),
+        ("api_key", {"api_key": key}),
+        ("project", {"project": other}),
+        ("api_key", {"api_key": other_key}),
+    ]:
+        Budget.objects.create(
+            organization=spend.org, scope=scope, period="month", soft_limit=1, hard_limit=2,
+            **extra,
+        )  # fmt: skip
+    client.force_login(spend.owner)
+    url = reverse("accounts:project", args=[spend.org.slug, research.pk])
+    page = client.get(url)
+    assert page.status_code == 200, page.status_code
+    html = page.content.decode()
+    section = html[html.index('data-testid="project-budgets"') :]
+    section = section[: section.index("</table>")]
+    assert section.count("<tr data-scope") == 3
+    assert "Project: Research" in section and "API key: research-key" in section
+    assert "Other" not in section and "other-key" not in section
+    # Owners set the project's rate limits there.
+    saved = client.post(
+        reverse("accounts:project_rate_limits", args=[spend.org.slug, research.pk]),
+        {"rate_limit_rpm": "120", "rate_limit_tpm": ""},
+    )
+    assert saved.status_code == 302
+    research.refresh_from_db()
+    assert (research.rate_limit_rpm, research.rate_limit_tpm) == (120, None)
+    bad = client.post(
+        reverse("accounts:project_rate_limits", args=[spend.org.slug, research.pk]),
+        {"rate_limit_rpm": "0"},
+    )
+    assert bad.status_code == 400
+    research.refresh_from_db()
+    assert research.rate_limit_rpm == 120
