@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
 from accounts.models import APIKey, Project
-from accounts.projects import projects_key_manageable
+from accounts.projects import project_ids_visible, projects_key_manageable
 from billing.models import PriceModel
 from core.calendar import org_zone
 from spend.estimate import InvalidMessages, message_tokens, messages_validate
@@ -28,6 +28,7 @@ from spend.selectors.budgets import (
     budget_figures,
     budgets_for_request,
     budgets_of,
+    budgets_visible,
     keys_spend_flags,
 )
 from spend.services.budgets import (
@@ -53,15 +54,22 @@ def _projects(request: OrgRequest) -> list:
     return list(projects_key_manageable(membership=request.membership).order_by("name"))
 
 
+def _budgets_seen(request: OrgRequest):
+    """The budgets this person sees: a member limited to projects, theirs only."""
+    ids = project_ids_visible(membership=request.membership)
+    return budgets_visible(org=request.organization, project_ids=ids)
+
+
 def _budgets_context(request: OrgRequest, form: BudgetForm | None = None) -> dict:
     org = request.organization
     now = timezone.now()
-    keys = list(_keys(org))
+    ids = project_ids_visible(membership=request.membership)
+    keys = [k for k in _keys(org) if ids is None or k.project_id in ids]
     month = period_of("month", now=now, tz=org_zone(org)).start
     flags = keys_spend_flags(org=org, since=month)
     return {
         "nav": "settings",
-        "cards": budget_figures(org=org, budgets=list(budgets_of(org=org)), now=now),
+        "cards": budget_figures(org=org, budgets=list(_budgets_seen(request)), now=now),
         "keys": [(k, flags.get(k.pk, {})) for k in keys],
         "form": form or BudgetForm(keys=keys, projects=_projects(request)),
         "now": now,

@@ -19,6 +19,7 @@ from pydantic import field_validator
 
 from accounts.api_core import API_KEY_ONLY, API_KEY_OR_SESSION, Principal
 from accounts.models import APIKey, User
+from accounts.projects import project_ids_visible
 from accounts.services import apikey_mark_used
 from billing.models import PriceModel
 from billing.money import DECIMAL, DecimalStr, decimal_str
@@ -35,7 +36,7 @@ from spend.estimate import (
     request_cost_estimate,
 )
 from spend.ratelimit import ratelimit_ingest, ratelimit_record_refusal
-from spend.selectors.budgets import BudgetFigures, budget_figures, budget_get, budgets_of
+from spend.selectors.budgets import BudgetFigures, budget_figures, budget_get, budgets_visible
 from spend.services.authorize import authorize_precheck, request_authorize
 from spend.services.budgets import (
     BudgetInvalid,
@@ -280,6 +281,14 @@ def _budget_json(f: BudgetFigures) -> dict:
     }
 
 
+def _project_ids(request: HttpRequest) -> frozenset[int] | None:
+    """The projects the caller sees (None: all): a key its own, a person theirs."""
+    principal = request.auth  # type: ignore[attr-defined]
+    if principal.membership is not None:
+        return project_ids_visible(membership=principal.membership)
+    return frozenset({principal.api_key.project_id})
+
+
 def _invalid(exc: BudgetInvalid) -> APIError:
     return APIError(400, "invalid_body", str(exc), field=exc.field)
 
@@ -361,7 +370,8 @@ def usage_authorize(request: HttpRequest, body: AuthorizeIn) -> Any:
 )
 def budgets_list(request: HttpRequest) -> dict:
     org = request.auth.organization  # type: ignore[attr-defined]
-    figures = budget_figures(org=org, budgets=list(budgets_of(org=org)))
+    seen = budgets_visible(org=org, project_ids=_project_ids(request))
+    figures = budget_figures(org=org, budgets=list(seen))
     return {"budgets": [_budget_json(f) for f in figures]}
 
 
@@ -402,7 +412,7 @@ def budgets_create(request: HttpRequest, body: BudgetIn) -> Any:
 )
 def budgets_detail(request: HttpRequest, budget_id: int) -> dict:
     org = request.auth.organization  # type: ignore[attr-defined]
-    budget = budget_get(org=org, budget_id=budget_id)
+    budget = budget_get(org=org, budget_id=budget_id, project_ids=_project_ids(request))
     if budget is None:
         raise not_found("no such budget")
     return _budget_json(budget_figures(org=org, budgets=[budget])[0])

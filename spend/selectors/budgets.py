@@ -5,13 +5,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.models import APIKey, Organization
 from billing.usage_sources import ReconciliationCheck
 from core.calendar import org_zone
-from spend.models import Budget, KeyPause, OverCap, Reservation, SpendHold
+from spend.models import Budget, BudgetScope, KeyPause, OverCap, Reservation, SpendHold
 from spend.services.authorize import applicable_budgets, budgets_spent_and_held
 from spend.services.holds import reservation_subjects
 from spend.services.spend_counters import counters_drift, counters_enabled
@@ -60,8 +60,21 @@ def budgets_of(*, org: Organization) -> QuerySet[Budget]:
     return Budget.objects.filter(organization=org).select_related("api_key", "project")
 
 
-def budget_get(*, org: Organization, budget_id: int) -> Budget | None:
-    return budgets_of(org=org).filter(pk=budget_id).first()
+def budgets_visible(*, org: Organization, project_ids: frozenset[int] | None) -> QuerySet[Budget]:
+    """The budgets a person or key limited to these projects sees (None: every budget):
+    another project's budget, and the budget of another project's key, are left out."""
+    budgets = budgets_of(org=org)
+    if project_ids is None:
+        return budgets
+    return budgets.exclude(Q(scope=BudgetScope.PROJECT) & ~Q(project_id__in=project_ids)).exclude(
+        Q(scope=BudgetScope.API_KEY) & ~Q(api_key__project_id__in=project_ids)
+    )
+
+
+def budget_get(
+    *, org: Organization, budget_id: int, project_ids: frozenset[int] | None = None
+) -> Budget | None:
+    return budgets_visible(org=org, project_ids=project_ids).filter(pk=budget_id).first()
 
 
 def budget_figures(

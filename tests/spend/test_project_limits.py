@@ -389,3 +389,41 @@ def test_the_project_page_shows_its_budgets_next_to_the_orgs_and_its_keys(client
     assert bad.status_code == 400
     research.refresh_from_db()
     assert research.rate_limit_rpm == 120
+
+
+@pytest.mark.django_db
+def test_a_member_limited_to_one_project_sees_only_its_budgets(client, spend):
+    from accounts.models import Membership
+    from accounts.projects import project_grant_set
+
+    mine, theirs = (
+        make_project(org=spend.org, name="Mine"),
+        make_project(org=spend.org, name="Theirs"),
+    )
+    my_key, my_secret = make_api_key(org=spend.org, project=mine, name="my-key")
+    their_key, _ = make_api_key(org=spend.org, project=theirs, name="their-key")
+    made = {}
+    for name, scope, extra in [
+        ("org", "organization", {}),
+        ("mine", "project", {"project": mine}),
+        ("theirs", "project", {"project": theirs}),
+        ("my-key", "api_key", {"api_key": my_key}),
+        ("their-key", "api_key", {"api_key": their_key}),
+    ]:
+        made[name] = Budget.objects.create(
+            organization=spend.org, scope=scope, period="month", soft_limit=1, **extra
+        ).pk
+    membership = Membership.objects.get(organization=spend.org, user=spend.member)
+    project_grant_set(project=mine, membership=membership, role="member")
+    seen = {made["org"], made["mine"], made["my-key"]}
+    for secret in (spend.member_token, my_secret):  # the limited member, and Mine's key
+        listed = client.get("/api/v1/budgets", headers=bearer(secret)).json()["budgets"]
+        assert {b["id"] for b in listed} == seen
+        other = client.get(f"/api/v1/budgets/{made['theirs']}", headers=bearer(secret))
+        assert other.status_code == 404
+    owner = client.get("/api/v1/budgets", headers=bearer(spend.owner_token)).json()["budgets"]
+    assert {b["id"] for b in owner} == set(made.values())
+    client.force_login(spend.member)
+    page = client.get(f"/o/{spend.org.slug}/usage/budgets/").content.decode()
+    assert "Project: Mine" in page and "my-key" in page
+    assert "Theirs" not in page and "their-key" not in page
