@@ -64,6 +64,15 @@ class ProjectForm(forms.Form):
     )
 
 
+class ProjectRateLimitsForm(forms.Form):
+    rate_limit_rpm = forms.IntegerField(
+        min_value=1, required=False, label="Requests per minute", help_text="Empty: no limit."
+    )
+    rate_limit_tpm = forms.IntegerField(
+        min_value=1, required=False, label="Tokens per minute", help_text="Empty: no limit."
+    )
+
+
 class ProjectGrantForm(forms.Form):
     member = forms.ChoiceField(label="Member", help_text="Members and viewers only.")
     role = forms.ChoiceField(

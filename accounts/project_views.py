@@ -8,9 +8,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.confirm import Confirmation, confirm_page
-from accounts.forms import ProjectForm, ProjectGrantForm
+from accounts.forms import ProjectForm, ProjectGrantForm, ProjectRateLimitsForm
 from accounts.http import OrgRequest, org_view
 from accounts.models import PROJECT_LIMITABLE_ROLES, Membership, Project, ProjectMembership
+from accounts.project_sections import project_page_sections
 from accounts.projects import (
     ProjectError,
     membership_projects_unlimit,
@@ -18,6 +19,7 @@ from accounts.projects import (
     project_create,
     project_grant_remove,
     project_grant_set,
+    project_rate_limits_set,
     project_unarchive,
     project_update,
     projects_overview,
@@ -89,6 +91,7 @@ def _project_page(
     *,
     form: ProjectForm | None = None,
     grant_form: ProjectGrantForm | None = None,
+    limits_form: ProjectRateLimitsForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     members = _limitable_members(request)
@@ -101,6 +104,14 @@ def _project_page(
             "form": form
             or ProjectForm(initial={"name": project.name, "description": project.description}),
             "grant_form": grant_form or ProjectGrantForm(members=members),
+            "limits_form": limits_form
+            or ProjectRateLimitsForm(
+                initial={
+                    "rate_limit_rpm": project.rate_limit_rpm,
+                    "rate_limit_tpm": project.rate_limit_tpm,
+                }
+            ),
+            "sections": project_page_sections(request, project),
             "keys": project.api_keys.select_related("user").order_by("-created_at"),
         },
         status=status,
@@ -134,6 +145,30 @@ def project_update_view(request: OrgRequest, project_id: int) -> HttpResponse:
                 "accounts:project", org_slug=request.organization.slug, project_id=project.pk
             )
     return _project_page(request, _project(request, project_id), form=form, status=400)
+
+
+@org_view(manage=True)
+@require_POST
+def project_rate_limits_view(request: OrgRequest, project_id: int) -> HttpResponse:
+    """Set the project's requests and tokens per minute (authorize applies them)."""
+    project = _project(request, project_id)
+    form = ProjectRateLimitsForm(request.POST)
+    if form.is_valid():
+        try:
+            project_rate_limits_set(
+                project=project,
+                rpm=form.cleaned_data["rate_limit_rpm"],
+                tpm=form.cleaned_data["rate_limit_tpm"],
+                actor=request.user,
+            )
+        except ProjectError as exc:
+            form.add_error(exc.field or None, str(exc))
+        else:
+            messages.success(request, f"Saved the rate limits of the project {project.name}.")
+            return redirect(
+                "accounts:project", org_slug=request.organization.slug, project_id=project.pk
+            )
+    return _project_page(request, project, limits_form=form, status=400)
 
 
 @org_view(manage=True)

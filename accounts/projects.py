@@ -220,6 +220,38 @@ def project_update(
     return project
 
 
+def _limit_words(value: int | None) -> str:
+    return "none" if value is None else f"{value:,}"
+
+
+@transaction.atomic
+def project_rate_limits_set(
+    *, project: Project, rpm: int | None, tpm: int | None, actor: User | None = None
+) -> Project:
+    """Set the project's requests and tokens per minute over all its keys (None: no
+    limit); authorize applies them with the key's own, the tightest first. Every process
+    sees the change within the credential cache's second."""
+    for field, value in (("rate_limit_rpm", rpm), ("rate_limit_tpm", tpm)):
+        if value is not None and value < 1:
+            raise ProjectError("Must be at least 1, or empty for no limit.", field=field)
+    before = [project.rate_limit_rpm, project.rate_limit_tpm]
+    if before == [rpm, tpm]:
+        return project
+    project.rate_limit_rpm, project.rate_limit_tpm = rpm, tpm
+    project.save(update_fields=["rate_limit_rpm", "rate_limit_tpm"])
+    credentials_cache_clear()
+    audit_record(
+        org=project.organization,
+        actor=actor,
+        action=AuditAction.PROJECT_UPDATED,
+        summary=f"Set the rate limits of the project {project.name}: "
+        f"{_limit_words(rpm)} requests and {_limit_words(tpm)} tokens per minute",
+        target=f"project:{project.pk}",
+        data={"rate_limits": [before, [rpm, tpm]]},
+    )
+    return project
+
+
 @transaction.atomic
 def project_archive(*, project: Project, actor: User | None = None) -> Project:
     """Archive the project: its keys are refused from now on (in every process within

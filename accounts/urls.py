@@ -16,6 +16,11 @@ urlpatterns = [
         "projects/<int:project_id>/edit", project_views.project_update_view, name="project_update"
     ),
     path(
+        "projects/<int:project_id>/rate-limits",
+        project_views.project_rate_limits_view,
+        name="project_rate_limits",
+    ),
+    path(
         "projects/<int:project_id>/archive",
         project_views.project_archive_view,
         name="project_archive",

@@ -94,6 +94,7 @@ def budget_conditions(*, rule: AlertRule, org: Organization, now: datetime) -> l
                         "budget": b.pk,
                         "api_key": b.api_key_id,
                         "member": b.member,
+                        "project": b.project_id,
                         "spent": str(f.spent),
                         "soft_limit": str(b.soft_limit),
                         "percent": threshold,

@@ -148,7 +148,7 @@ local function split(s)
     start = i + 1
   end
 end
--- a reservation's value: credits \\0 tokens \\0 key id \\0 member
+-- a reservation's value: credits \\0 tokens \\0 key id \\0 member \\0 project id
 local function release(s, v)
   local r = split(v)
   local w, f = P(r[1])
@@ -157,6 +157,7 @@ local function release(s, v)
   hadd(s, 'h:o:', nw, nf)
   hadd(s, 'h:k:' .. r[3], nw, nf)
   if r[4] ~= '' then hadd(s, 'h:m:' .. r[4], nw, nf) end
+  if r[5] and r[5] ~= '' then hadd(s, 'h:p:' .. r[5], nw, nf) end
   redis.call('HINCRBY', s, 'ht', -tonumber(r[2]))
 end
 local function expire(s, r, x, now)
@@ -171,11 +172,14 @@ local function expire(s, r, x, now)
 end
 """
 
-# KEYS: state, reservations, expiries, budgets, requests counter, tokens counter.
+# KEYS: state, reservations, expiries, budgets, the key's requests and tokens counters,
+#       the project's requests and tokens counters.
 # ARGV: now (ms), reservation id, credits, tokens, key id, member, expires (ms),
-#       day, week and month of now (the organization's calendar), rpm, tpm, rate ttl.
-# Returns {verdict, detail, requests, tokens used, expired}: verdict "ok", "rebuild",
-# "rate_requests", "rate_tokens", "paused", "budget" (detail: budget id), "balance"
+#       day, week and month of now (the organization's calendar), rpm, tpm, rate ttl,
+#       the key's project id, the project's rpm and tpm (0: none).
+# Returns {verdict, detail, requests, tokens used, expired, project's requests, project's
+# tokens used}: verdict "ok", "rebuild", "rate_requests", "rate_tokens" (detail "project"
+# when the project's limit refused), "paused", "budget" (detail: budget id), "balance"
 # (detail: credits available), "allocation".
 AUTHORIZE = Script(
     _AMOUNTS
@@ -186,6 +190,7 @@ local now, rid, cost, tokens, key, member = tonumber(ARGV[1]), ARGV[2], ARGV[3],
   tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local starts = {day = ARGV[8], week = ARGV[9], month = ARGV[10]}
 local rpm, tpm, ttl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local project = ARGV[14]
 local expired = expire(s, r, x, now)
 -- A reservation the rebuild already counted (its row was written before the rebuild read
 -- the database): take it off, then decide it like any other.
@@ -198,28 +203,44 @@ end
 local requests = redis.call('INCR', KEYS[5])
 if requests == 1 then redis.call('EXPIRE', KEYS[5], ttl) end
 local used = tonumber(redis.call('GET', KEYS[6]) or '0')
-if requests > rpm then return {'rate_requests', '', requests, used, expired} end
-if used + tokens > tpm then return {'rate_tokens', '', requests, used, expired} end
+-- The project's limits over all its keys (0: none), counted the same way.
+local prpm, ptpm = tonumber(ARGV[15]), tonumber(ARGV[16])
+local prequests, pused = 0, 0
+if prpm > 0 or ptpm > 0 then
+  prequests = redis.call('INCR', KEYS[7])
+  if prequests == 1 then redis.call('EXPIRE', KEYS[7], ttl) end
+  pused = tonumber(redis.call('GET', KEYS[8]) or '0')
+end
+local function answer(verdict, detail)
+  return {verdict, detail, requests, used, expired, prequests, pused}
+end
+if requests > rpm then return answer('rate_requests', '') end
+if prpm > 0 and prequests > prpm then return answer('rate_requests', 'project') end
+if used + tokens > tpm then return answer('rate_tokens', '') end
+if ptpm > 0 and pused + tokens > ptpm then return answer('rate_tokens', 'project') end
 if tokens > 0 then
   used = redis.call('INCRBY', KEYS[6], tokens)
   if used == tokens then redis.call('EXPIRE', KEYS[6], ttl) end
+  if prpm > 0 or ptpm > 0 then
+    pused = redis.call('INCRBY', KEYS[8], tokens)
+    if pused == tokens then redis.call('EXPIRE', KEYS[8], ttl) end
+  end
 end
-if redis.call('HEXISTS', s, 'p:' .. key) == 1 then
-  return {'paused', '', requests, used, expired}
-end
+if redis.call('HEXISTS', s, 'p:' .. key) == 1 then return answer('paused', '') end
 local cw, cf = P(cost)
 local budgets = redis.call('HGETALL', b)
 for i = 1, #budgets, 2 do
   local d = split(budgets[i + 1])
   local dim, subject, period = d[1], d[2], d[3]
-  if dim == 'o' or (dim == 'k' and subject == key) or (dim == 'm' and subject == member) then
+  if dim == 'o' or (dim == 'k' and subject == key) or (dim == 'm' and subject == member)
+      or (dim == 'p' and subject == project) then
     local sw, sf = P(redis.call('HGET', s, 's:' .. dim .. ':' .. subject .. ':' .. period
       .. ':' .. starts[period]))
     local hw, hf = P(redis.call('HGET', s, 'h:' .. dim .. ':' .. subject))
     local tw, tf = add(sw, sf, hw, hf)
     tw, tf = add(tw, tf, cw, cf)
     local lw, lf = P(d[4])
-    if gt(tw, tf, lw, lf) then return {'budget', budgets[i], requests, used, expired} end
+    if gt(tw, tf, lw, lf) then return answer('budget', budgets[i]) end
   end
 end
 local balance = redis.call('HGET', s, 'bal')
@@ -227,23 +248,25 @@ if balance then
   local bw, bf = P(balance)
   local hw, hf = P(redis.call('HGET', s, 'h:o:'))
   local aw, af = sub(bw, bf, hw, hf)
-  if gt(cw, cf, aw, af) then return {'balance', S(aw, af), requests, used, expired} end
+  if gt(cw, cf, aw, af) then return answer('balance', S(aw, af)) end
 end
 local allocation = redis.call('HGET', s, 'alloc')
 if allocation then
   local month = tonumber(redis.call('HGET', s, 't:' .. starts.month) or '0')
   local held = tonumber(redis.call('HGET', s, 'ht') or '0')
   if month + held + tokens > tonumber(allocation) then
-    return {'allocation', allocation, requests, used, expired}
+    return answer('allocation', allocation)
   end
 end
 hadd(s, 'h:o:', cw, cf)
 hadd(s, 'h:k:' .. key, cw, cf)
 if member ~= '' then hadd(s, 'h:m:' .. member, cw, cf) end
+if project ~= '' then hadd(s, 'h:p:' .. project, cw, cf) end
 redis.call('HINCRBY', s, 'ht', tokens)
-redis.call('HSET', r, rid, cost .. '\\0' .. tokens .. '\\0' .. key .. '\\0' .. member)
+redis.call('HSET', r, rid,
+  cost .. '\\0' .. tokens .. '\\0' .. key .. '\\0' .. member .. '\\0' .. project)
 redis.call('ZADD', x, tonumber(ARGV[7]), rid)
-return {'ok', '', requests, used, expired}
+return answer('ok', '')
 """
 )
 

@@ -18,15 +18,23 @@ class BudgetForm(forms.Form):
         help_text="For an API key's budget: the key.",
     )
     member = forms.EmailField(required=False, help_text="For a member's budget: their email.")
+    project = forms.TypedChoiceField(
+        choices=(),
+        coerce=int,
+        required=False,
+        empty_value=None,
+        help_text="For a project's budget: the project.",
+    )
     period = forms.ChoiceField(choices=BudgetPeriod.choices, initial=BudgetPeriod.MONTH)
     soft_limit = TypedDecimalField(min_value=0, decimal_places=6, label="Soft level (alert)")
     hard_limit = TypedDecimalField(
         min_value=0, decimal_places=6, required=False, label="Hard level (refuse)"
     )
 
-    def __init__(self, *args, keys=(), **kwargs):
+    def __init__(self, *args, keys=(), projects=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["api_key"].choices = [("", "—")] + [(k.pk, k.name) for k in keys]
+        self.fields["project"].choices = [("", "—")] + [(p.pk, p.name) for p in projects]
 
 
 class BudgetLevelsForm(forms.Form):

@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import APIKey, Organization
+from accounts.models import APIKey, Organization, Project
 from billing.models import PriceModel, credit_field
 from usage.models import CLIENT_ID_MAX, IngestBatch
 
@@ -44,6 +44,7 @@ class BudgetScope(models.TextChoices):
     ORGANIZATION = "organization", "Organization"
     API_KEY = "api_key", "API key"
     MEMBER = "member", "Member"
+    PROJECT = "project", "Project"
 
 
 class BudgetPeriod(models.TextChoices):
@@ -66,6 +67,9 @@ class Budget(models.Model):
         APIKey, null=True, blank=True, on_delete=models.CASCADE, related_name="budgets"
     )
     member = models.CharField(max_length=254, blank=True, default="")
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="budgets"
+    )
     period = models.CharField(max_length=10, choices=BudgetPeriod.choices)
     soft_limit = credit_field()
     hard_limit = credit_field(null=True, blank=True)
@@ -76,7 +80,7 @@ class Budget(models.Model):
 
     class Meta:
         db_table = "usage_budget"
-        ordering = ["scope", "member", "api_key_id", "period", "id"]
+        ordering = ["scope", "member", "api_key_id", "project_id", "period", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(soft_limit__gte=0), name="budget_soft_nonneg"),
             models.CheckConstraint(
@@ -85,11 +89,15 @@ class Budget(models.Model):
             ),
             models.CheckConstraint(
                 condition=(
-                    Q(scope="organization", api_key__isnull=True, member="")
-                    | Q(scope="api_key", api_key__isnull=False, member="")
-                    | (Q(scope="member", api_key__isnull=True) & ~Q(member=""))
+                    Q(scope="organization", api_key__isnull=True, member="", project__isnull=True)
+                    | Q(scope="api_key", api_key__isnull=False, member="", project__isnull=True)
+                    | (
+                        Q(scope="member", api_key__isnull=True, project__isnull=True)
+                        & ~Q(member="")
+                    )
+                    | Q(scope="project", api_key__isnull=True, member="", project__isnull=False)
                 ),
-                name="budget_scope_subject",
+                name="budget_scope_subject_project",
             ),
             models.UniqueConstraint(
                 "organization",
@@ -97,7 +105,8 @@ class Budget(models.Model):
                 "member",
                 "period",
                 models.functions.Coalesce("api_key", 0),
-                name="budget_one_per_subject_period",
+                models.functions.Coalesce("project", 0),
+                name="budget_one_per_subject_period_project",
             ),
         ]
 
@@ -109,19 +118,25 @@ class Budget(models.Model):
     def subject_label(self) -> str:
         if self.scope == BudgetScope.API_KEY:
             return self.api_key.name if self.api_key else ""
+        if self.scope == BudgetScope.PROJECT:
+            return self.project.name if self.project else ""
         return self.member or "organization"
 
     @property
     def subject(self) -> str:
-        """The spend counters' subject: '' (organization), the key's id, or the member."""
+        """The spend counters' subject: '' (organization), the key's id, the member, or
+        the project's id."""
         if self.scope == BudgetScope.API_KEY:
             return str(self.api_key_id)
+        if self.scope == BudgetScope.PROJECT:
+            return str(self.project_id)
         return self.member
 
 
 class SpendDay(models.Model):
     """Credits (and tokens) charged per organization, local day and subject: the
-    organization ('o', ''), an API key ('k', id) or a member ('m', email). Written in the
+    organization ('o', ''), an API key ('k', id), a member ('m', email) or a project
+    ('p', id). Written in the
     ingestion transaction; budgets sum the days of their period."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
@@ -178,6 +193,10 @@ class Reservation(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     public_id = models.CharField(max_length=40)
     api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, related_name="+")
+    # The key's project when authorized (docs/projects.md): its budgets hold this too.
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     member = models.CharField(max_length=254, blank=True, default="")
     endpoint = models.CharField(max_length=200, blank=True, default="")
     model = models.ForeignKey(PriceModel, on_delete=models.PROTECT, related_name="+")

@@ -82,6 +82,12 @@ def limits_for(key: APIKey) -> tuple[int, int]:
     return (key.rate_limit_rpm or rpm, key.rate_limit_tpm or tpm)
 
 
+def project_limits(key: APIKey) -> tuple[int, int]:
+    """The key's project's limits over all its keys, for authorize (0: none)."""
+    project = key.project
+    return (project.rate_limit_rpm or 0, project.rate_limit_tpm or 0)
+
+
 def _window() -> tuple[int, int]:
     window = int(time.time() // WINDOW_SECONDS)
     return window, (window + 1) * WINDOW_SECONDS
@@ -246,10 +252,27 @@ def ratelimit_authorize(*, key: APIKey, tokens: int) -> RateState:
     """Count one authorization and its worst-case tokens in the key's minute: refused when
     the requests are over RPM or the tokens would pass TPM (refused tokens do not count)."""
     rpm, tpm = limits_for(key)
+    return _authorize_count(key.organization_id, str(key.pk), rpm, tpm, tokens)
+
+
+def ratelimit_authorize_project(*, key: APIKey, tokens: int) -> RateState | None:
+    """The same for the key's project over all its keys, when it has limits (else None).
+    Counted after the key's own: a request the project refuses has its tokens counted for
+    the key already, which refuses sooner, never allows more."""
+    rpm, tpm = project_limits(key)
+    if not rpm and not tpm:
+        return None
+    unlimited = 2**62  # a limit left empty: never the one that refuses
+    subject = f"p{key.project_id}"
+    return _authorize_count(
+        key.organization_id, subject, rpm or unlimited, tpm or unlimited, tokens
+    )
+
+
+def _authorize_count(org_id: int, subject: str, rpm: int, tpm: int, tokens: int) -> RateState:
     window, reset = _window()
-    subject = str(key.pk)
     try:
-        counted = _script("authorize", key.organization_id, subject, rpm, tpm, tokens)
+        counted = _script("authorize", org_id, subject, rpm, tpm, tokens)
         if counted is not None:
             requests, used, over = counted
         else:

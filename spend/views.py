@@ -4,24 +4,31 @@ Usage → Estimate. Thin: parse, check permission, one service or selector, rend
 import json
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
-from accounts.models import APIKey
+from accounts.models import APIKey, Project
+from accounts.projects import project_ids_visible, projects_key_manageable
 from billing.models import PriceModel
 from core.calendar import org_zone
 from spend.estimate import InvalidMessages, message_tokens, messages_validate
 from spend.estimate import request_cost_estimate as cost_estimate
 from spend.forms import BudgetForm, BudgetLevelsForm, EstimateForm
+from spend.models import BudgetScope
+from spend.ratelimit import limits_for
 from spend.selectors.budgets import (
     budget_figures,
     budgets_for_request,
     budgets_of,
+    budgets_visible,
     keys_spend_flags,
 )
 from spend.services.budgets import (
@@ -42,17 +49,29 @@ def _keys(org):
     return APIKey.objects.filter(organization=org, revoked_at__isnull=True).order_by("name")
 
 
+def _projects(request: OrgRequest) -> list:
+    """The projects a budget may name: the active ones this person manages."""
+    return list(projects_key_manageable(membership=request.membership).order_by("name"))
+
+
+def _budgets_seen(request: OrgRequest):
+    """The budgets this person sees: a member limited to projects, theirs only."""
+    ids = project_ids_visible(membership=request.membership)
+    return budgets_visible(org=request.organization, project_ids=ids)
+
+
 def _budgets_context(request: OrgRequest, form: BudgetForm | None = None) -> dict:
     org = request.organization
     now = timezone.now()
-    keys = list(_keys(org))
+    ids = project_ids_visible(membership=request.membership)
+    keys = [k for k in _keys(org) if ids is None or k.project_id in ids]
     month = period_of("month", now=now, tz=org_zone(org)).start
     flags = keys_spend_flags(org=org, since=month)
     return {
         "nav": "settings",
-        "cards": budget_figures(org=org, budgets=list(budgets_of(org=org)), now=now),
+        "cards": budget_figures(org=org, budgets=list(_budgets_seen(request)), now=now),
         "keys": [(k, flags.get(k.pk, {})) for k in keys],
-        "form": form or BudgetForm(keys=keys),
+        "form": form or BudgetForm(keys=keys, projects=_projects(request)),
         "now": now,
     }
 
@@ -70,7 +89,7 @@ def budgets(request: OrgRequest) -> HttpResponse:
 @require_POST
 def budget_add(request: OrgRequest) -> HttpResponse:
     org = request.organization
-    form = BudgetForm(request.POST, keys=list(_keys(org)))
+    form = BudgetForm(request.POST, keys=list(_keys(org)), projects=_projects(request))
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -82,6 +101,7 @@ def budget_add(request: OrgRequest) -> HttpResponse:
                 hard_limit=data["hard_limit"],
                 api_key_id=data["api_key"] if data["scope"] == "api_key" else None,
                 member=data["member"] if data["scope"] == "member" else "",
+                project_id=data["project"] if data["scope"] == "project" else None,
                 actor=request.user,  # type: ignore[arg-type]
             )
         except BudgetInvalid as exc:
@@ -244,3 +264,20 @@ def estimate(request: OrgRequest) -> HttpResponse:
     if request.htmx and form.is_bound:  # type: ignore[attr-defined]
         template += "#estimate-result"
     return render(request, template, context, status=400 if form.errors else 200)
+
+
+def project_limits_section(request: HttpRequest, project: Project) -> SafeString:
+    """The budgets (the organization's, the project's, its keys') and the keys' rate
+    limits shown on a project's page (registered with accounts in SpendConfig.ready)."""
+    org = project.organization
+    keys = list(_keys(org).filter(project=project))
+    budgets = budgets_of(org=org).filter(
+        Q(scope=BudgetScope.ORGANIZATION)
+        | Q(scope=BudgetScope.PROJECT, project=project)
+        | Q(scope=BudgetScope.API_KEY, api_key__in=keys)
+    )
+    context = {
+        "cards": budget_figures(org=org, budgets=list(budgets)),
+        "keys": [(k, *limits_for(k)) for k in keys],
+    }
+    return render_to_string("usage/_project_limits.html", context, request=request)

@@ -22,6 +22,10 @@ class Project(models.Model):
     description = models.CharField(max_length=500, blank=True, default="")
     is_default = models.BooleanField(default=False)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # The project's rate limits for authorize, over all its keys together (the key's own
+    # apply too, the tightest first: docs/spend-controls.md); empty means none.
+    rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit_tpm = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -19,6 +19,7 @@ from pydantic import field_validator
 
 from accounts.api_core import API_KEY_ONLY, API_KEY_OR_SESSION, Principal
 from accounts.models import APIKey, User
+from accounts.projects import project_ids_visible
 from accounts.services import apikey_mark_used
 from billing.models import PriceModel
 from billing.money import DECIMAL, DecimalStr, decimal_str
@@ -35,7 +36,7 @@ from spend.estimate import (
     request_cost_estimate,
 )
 from spend.ratelimit import ratelimit_ingest, ratelimit_record_refusal
-from spend.selectors.budgets import BudgetFigures, budget_figures, budget_get, budgets_of
+from spend.selectors.budgets import BudgetFigures, budget_figures, budget_get, budgets_visible
 from spend.services.authorize import authorize_precheck, request_authorize
 from spend.services.budgets import (
     BudgetInvalid,
@@ -147,12 +148,13 @@ class RefusedOut(Schema):
 
 
 class BudgetIn(Schema):
-    scope: Literal["organization", "api_key", "member"]
+    scope: Literal["organization", "api_key", "member", "project"]
     period: Literal["day", "week", "month"]
     soft_limit: Decimal = Field(description="Credits: alerts only.")
     hard_limit: Decimal | None = Field(None, description="Credits: authorize refuses past it.")
     api_key: int | None = Field(None, description="The key's id (scope api_key).")
     member: str | None = Field(None, max_length=254, description="Email (scope member).")
+    project: int | None = Field(None, description="The project's id (scope project).")
     thresholds: list[int] | None = Field(None, description="Alert at these % of the soft level.")
 
     @field_validator("member")
@@ -173,6 +175,7 @@ class BudgetOut(Schema):
     scope: str
     api_key: int | None
     member: str
+    project: int | None
     period: str
     soft_limit: DecimalStr = Field(json_schema_extra=DECIMAL)
     hard_limit: DecimalStr | None = Field(json_schema_extra=DECIMAL)
@@ -264,6 +267,7 @@ def _budget_json(f: BudgetFigures) -> dict:
         "scope": b.scope,
         "api_key": b.api_key_id,
         "member": b.member,
+        "project": b.project_id,
         "period": b.period,
         "soft_limit": decimal_str(b.soft_limit),
         "hard_limit": decimal_str(b.hard_limit) if b.hard_limit is not None else None,
@@ -275,6 +279,14 @@ def _budget_json(f: BudgetFigures) -> dict:
         "projected": decimal_str(f.projected),
         "over_cap": f.over_cap,
     }
+
+
+def _project_ids(request: HttpRequest) -> frozenset[int] | None:
+    """The projects the caller sees (None: all): a key its own, a person theirs."""
+    principal = request.auth  # type: ignore[attr-defined]
+    if principal.membership is not None:
+        return project_ids_visible(membership=principal.membership)
+    return frozenset({principal.api_key.project_id})
 
 
 def _invalid(exc: BudgetInvalid) -> APIError:
@@ -358,7 +370,8 @@ def usage_authorize(request: HttpRequest, body: AuthorizeIn) -> Any:
 )
 def budgets_list(request: HttpRequest) -> dict:
     org = request.auth.organization  # type: ignore[attr-defined]
-    figures = budget_figures(org=org, budgets=list(budgets_of(org=org)))
+    seen = budgets_visible(org=org, project_ids=_project_ids(request))
+    figures = budget_figures(org=org, budgets=list(seen))
     return {"budgets": [_budget_json(f) for f in figures]}
 
 
@@ -381,6 +394,7 @@ def budgets_create(request: HttpRequest, body: BudgetIn) -> Any:
             hard_limit=body.hard_limit,
             api_key_id=body.api_key,
             member=body.member or "",
+            project_id=body.project,
             thresholds=body.thresholds,
             actor=_actor(principal),
         )
@@ -398,7 +412,7 @@ def budgets_create(request: HttpRequest, body: BudgetIn) -> Any:
 )
 def budgets_detail(request: HttpRequest, budget_id: int) -> dict:
     org = request.auth.organization  # type: ignore[attr-defined]
-    budget = budget_get(org=org, budget_id=budget_id)
+    budget = budget_get(org=org, budget_id=budget_id, project_ids=_project_ids(request))
     if budget is None:
         raise not_found("no such budget")
     return _budget_json(budget_figures(org=org, budgets=[budget])[0])

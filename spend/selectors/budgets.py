@@ -5,13 +5,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import APIKey, Organization
 from billing.usage_sources import ReconciliationCheck
 from core.calendar import org_zone
-from spend.models import Budget, KeyPause, OverCap, Reservation, SpendHold
+from spend.models import Budget, BudgetScope, KeyPause, OverCap, Reservation, SpendHold
 from spend.services.authorize import applicable_budgets, budgets_spent_and_held
 from spend.services.holds import reservation_subjects
 from spend.services.spend_counters import counters_drift, counters_enabled
@@ -57,11 +57,24 @@ class BudgetFigures:
 
 
 def budgets_of(*, org: Organization) -> QuerySet[Budget]:
-    return Budget.objects.filter(organization=org).select_related("api_key")
+    return Budget.objects.filter(organization=org).select_related("api_key", "project")
 
 
-def budget_get(*, org: Organization, budget_id: int) -> Budget | None:
-    return budgets_of(org=org).filter(pk=budget_id).first()
+def budgets_visible(*, org: Organization, project_ids: frozenset[int] | None) -> QuerySet[Budget]:
+    """The budgets a person or key limited to these projects sees (None: every budget):
+    another project's budget, and the budget of another project's key, are left out."""
+    budgets = budgets_of(org=org)
+    if project_ids is None:
+        return budgets
+    return budgets.exclude(Q(scope=BudgetScope.PROJECT) & ~Q(project_id__in=project_ids)).exclude(
+        Q(scope=BudgetScope.API_KEY) & ~Q(api_key__project_id__in=project_ids)
+    )
+
+
+def budget_get(
+    *, org: Organization, budget_id: int, project_ids: frozenset[int] | None = None
+) -> Budget | None:
+    return budgets_visible(org=org, project_ids=project_ids).filter(pk=budget_id).first()
 
 
 def budget_figures(
@@ -105,8 +118,18 @@ def budget_figures(
 def budgets_for_request(
     *, org: Organization, api_key_id: int | None, member: str, now: datetime | None = None
 ) -> list[BudgetFigures]:
-    """The budgets a request by this key and member would count against, with figures."""
-    budgets = applicable_budgets(org_id=org.pk, api_key_id=api_key_id, member=member)
+    """The budgets a request by this key (and its project) and member would count
+    against, with figures."""
+    project_id = None
+    if api_key_id is not None:
+        project_id = (
+            APIKey.objects.filter(organization=org, pk=api_key_id)
+            .values_list("project_id", flat=True)
+            .first()
+        )
+    budgets = applicable_budgets(
+        org_id=org.pk, api_key_id=api_key_id, member=member, project_id=project_id
+    )
     return budget_figures(org=org, budgets=budgets, now=now)
 
 
@@ -131,10 +154,12 @@ def spend_reconcile_counts(*, org: Organization, days: int, now: datetime | None
     over = OverCap.objects.filter(organization=org, at__gte=now - timedelta(days=days))
     expected: dict[tuple[str, str], Decimal] = {}
     held = Reservation.objects.filter(organization=org, status="held").values_list(
-        "api_key_id", "member", "credits"
+        "api_key_id", "member", "project_id", "credits"
     )
-    for key_id, member, credits in held:
-        for subject in reservation_subjects(api_key_id=key_id, member=member):
+    for key_id, member, project_id, credits in held:
+        for subject in reservation_subjects(
+            api_key_id=key_id, member=member, project_id=project_id
+        ):
             expected[subject] = expected.get(subject, Decimal(0)) + credits
     if counters_enabled():
         # The holds table is then refreshed from the rows by each batch; the holds that

@@ -47,15 +47,19 @@ from spend.ratelimit import (
     Quota,
     RateState,
     limits_for,
+    project_limits,
     rate_keys,
     rate_window,
     ratelimit_authorize,
     ratelimit_authorize_peek,
+    ratelimit_authorize_project,
 )
 from spend.services.holds import (
     KEY,
     MEMBER,
     ORG,
+    PROJECT,
+    budget_subject,
     reservation_hold,
     reservations_expire,
     spend_lock,
@@ -128,23 +132,18 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, int((moment - now).total_seconds() + 0.999))
 
 
-def applicable_budgets(*, org_id: int, api_key_id: int | None, member: str) -> list[Budget]:
-    """The organization's budgets, the key's and the member's."""
+def applicable_budgets(
+    *, org_id: int, api_key_id: int | None, member: str, project_id: int | None = None
+) -> list[Budget]:
+    """The organization's budgets, the key's, the member's and the key's project's."""
     match = Q(scope=BudgetScope.ORGANIZATION)
     if api_key_id is not None:
         match |= Q(scope=BudgetScope.API_KEY, api_key_id=api_key_id)
     if member:
         match |= Q(scope=BudgetScope.MEMBER, member=member)
+    if project_id is not None:
+        match |= Q(scope=BudgetScope.PROJECT, project_id=project_id)
     return list(Budget.objects.filter(match, organization_id=org_id))
-
-
-def _budget_subject(budget: Budget) -> tuple[str, str]:
-    subjects: dict[str, tuple[str, str]] = {
-        BudgetScope.ORGANIZATION: (ORG, ""),
-        BudgetScope.API_KEY: (KEY, str(budget.api_key_id)),
-        BudgetScope.MEMBER: (MEMBER, budget.member),
-    }
-    return subjects[budget.scope]
 
 
 def budgets_spent_and_held(
@@ -158,7 +157,7 @@ def budgets_spent_and_held(
     parts, params = [], []
     days, holds = SpendDay._meta.db_table, SpendHold._meta.db_table
     for b in budgets:
-        dimension, subject = _budget_subject(b)
+        dimension, subject = budget_subject(b)
         p = period_of(b.period, now=now, tz=tz)
         parts.append(
             f"SELECT %s, SUM(credits) FROM {days} WHERE organization_id = %s "  # noqa: S608
@@ -167,16 +166,21 @@ def budgets_spent_and_held(
         params += [f"b{b.pk}", org.pk, dimension, subject, p.first_day, p.end_day]
     rows = Reservation._meta.db_table
     on_counters = counters_enabled()
-    for dimension, subject in {_budget_subject(b) for b in budgets}:
+    for dimension, subject in {budget_subject(b) for b in budgets}:
         if on_counters:
             # Reservations are written without moving the holds: sum the live rows.
-            match = {ORG: "", KEY: " AND api_key_id = %s", MEMBER: " AND member = %s"}
+            match = {
+                ORG: "",
+                KEY: " AND api_key_id = %s",
+                MEMBER: " AND member = %s",
+                PROJECT: " AND project_id = %s",
+            }
             parts.append(
                 f"SELECT %s, SUM(credits) FROM {rows} WHERE organization_id = %s "  # noqa: S608
                 f"AND status = 'held'{match[dimension]}"
             )
             params += [f"h{dimension}:{subject}", org.pk]
-            if dimension == KEY:
+            if dimension in (KEY, PROJECT):
                 params.append(int(subject))
             elif dimension == MEMBER:
                 params.append(subject)
@@ -196,7 +200,7 @@ def budgets_spent_and_held(
     return {
         b.pk: (
             found.get(f"b{b.pk}", zero),
-            found.get("h{}:{}".format(*_budget_subject(b)), zero),
+            found.get("h{}:{}".format(*budget_subject(b)), zero),
         )
         for b in budgets
     }
@@ -264,16 +268,43 @@ def _allocation_refusal(allocation: int, org, now: datetime) -> Verdict:
     return _refuse(402, "allocation_exhausted", allocation, _seconds_until(next_month(month), now))
 
 
-def _rate_refusal(key: APIKey, rate: RateState, *, over_requests: bool) -> Verdict:
-    rpm, tpm = limits_for(key)
+def _rate_refusal(
+    key: APIKey, rate: RateState, *, over_requests: bool, project: bool = False
+) -> Verdict:
+    rpm, tpm = project_limits(key) if project else limits_for(key)
+    extra = {"scope": "project"} if project else {}
     verdict = _refuse(
         429,
         "rate_limit_requests" if over_requests else "rate_limit_tokens",
         rpm if over_requests else tpm,
         rate.retry_after,
+        **extra,
     )
     verdict.rate = rate
     return verdict
+
+
+def _rate_tightest(own: RateState, project: RateState) -> RateState:
+    """The key's and the project's figures: of each, the one with less left."""
+
+    def pick(a: Quota, b: Quota) -> Quota:
+        return b if b.remaining < a.remaining else a
+
+    return RateState(
+        requests=pick(own.requests, project.requests),
+        tokens=pick(own.tokens, project.tokens),
+        limited=own.limited or project.limited,
+        available=own.available,
+    )
+
+
+def _tightest(limit: int, used: int, project_limit: int, project_used: int, reset: int) -> Quota:
+    """The quota to report: the key's, or the project's when it has less left."""
+    own = Quota(limit, max(0, limit - used), reset)
+    if not project_limit:
+        return own
+    theirs = Quota(project_limit, max(0, project_limit - project_used), reset)
+    return theirs if theirs.remaining < own.remaining else own
 
 
 def authorize_precheck(*, key: APIKey) -> Verdict | None:
@@ -312,9 +343,23 @@ def request_authorize(
     if rate.limited:
         over_requests = rate.tokens.remaining >= estimate.total_tokens
         return _rate_refusal(key, rate, over_requests=over_requests)
+    project_rate = ratelimit_authorize_project(key=key, tokens=estimate.total_tokens)
+    if project_rate is not None and project_rate.limited:
+        over_requests = project_rate.tokens.remaining >= estimate.total_tokens
+        # The headers: the project's figure that refused, the key's other one.
+        refused = RateState(
+            requests=project_rate.requests if over_requests else rate.requests,
+            tokens=rate.tokens if over_requests else project_rate.tokens,
+            limited=True,
+        )
+        return _rate_refusal(key, refused, over_requests=over_requests, project=True)
+    if project_rate is not None and project_rate.available:
+        rate = _rate_tightest(rate, project_rate)
     budgets = [
         b
-        for b in applicable_budgets(org_id=org.pk, api_key_id=key.pk, member=member)
+        for b in applicable_budgets(
+            org_id=org.pk, api_key_id=key.pk, member=member, project_id=key.project_id
+        )
         if b.hard_limit is not None
     ]
     with transaction.atomic():
@@ -339,6 +384,7 @@ def _reservation(
         "organization_id": key.organization_id,
         "public_id": RESERVATION_PREFIX + secrets.token_urlsafe(18),
         "api_key_id": key.pk,
+        "project_id": key.project_id,
         "member": member,
         "endpoint": endpoint,
         "model_id": model.pk,
@@ -368,10 +414,11 @@ def _authorize_on_counters(
     budgets, balance and allocation, and the hold placed if all pass."""
     org = key.organization
     rpm, tpm = limits_for(key)
+    prpm, ptpm = project_limits(key)
     window, reset = rate_window()
     reservation = _reservation(key, model, estimate, member, endpoint, now)
     try:
-        verdict, detail, requests, used = counters_authorize(
+        verdict, detail, requests, used, prequests, pused = counters_authorize(
             key=key,
             reservation=reservation,
             starts=period_starts(org, now),
@@ -380,6 +427,8 @@ def _authorize_on_counters(
             window_ttl=2 * WINDOW_SECONDS,
             rate_keys=rate_keys(org.pk, str(key.pk), window),
             now=now,
+            project_limits=(prpm, ptpm),
+            project_rate_keys=rate_keys(org.pk, f"p{key.project_id}", window),
         )
     except UNAVAILABLE as exc:
         logger.warning(
@@ -392,14 +441,16 @@ def _authorize_on_counters(
         )  # fmt: skip
         return refusal
     rate = RateState(
-        requests=Quota(rpm, max(0, rpm - requests), reset),
-        tokens=Quota(tpm, max(0, tpm - used), reset),
+        requests=_tightest(rpm, requests, prpm, prequests, reset),
+        tokens=_tightest(tpm, used, ptpm, pused, reset),
         limited=verdict.startswith("rate_"),
     )
     if verdict == "ok":
         return Verdict(True, 200, estimate=estimate, reservation=reservation, rate=rate)
     if verdict.startswith("rate_"):
-        return _rate_refusal(key, rate, over_requests=verdict == "rate_requests")
+        return _rate_refusal(
+            key, rate, over_requests=verdict == "rate_requests", project=detail == "project"
+        )
     if verdict == "paused":
         refusal = _refuse(402, "key_paused", None, None)
     elif verdict == "budget":

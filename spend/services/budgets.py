@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
-from accounts.models import APIKey, AuditAction, Organization, User
+from accounts.models import APIKey, AuditAction, Organization, Project, User
 from billing.money import CREDIT_QUANTUM, credits_exact, credits_round
 from spend.models import Budget, BudgetPeriod, BudgetScope, KeyPause
 from spend.signals import budget_saved
@@ -66,6 +66,7 @@ def _words(budget: Budget) -> str:
         BudgetScope.ORGANIZATION: "the organization",
         BudgetScope.API_KEY: f"API key {budget.api_key.name if budget.api_key else '?'}",
         BudgetScope.MEMBER: budget.member,
+        BudgetScope.PROJECT: f"project {budget.project.name if budget.project else '?'}",
     }
     subject = subjects[budget.scope]
     hard = credits_exact(budget.hard_limit) if budget.hard_limit is not None else "none"
@@ -92,6 +93,19 @@ def _validate(budget: Budget) -> None:
         raise BudgetInvalid("hard_limit", "must not be below the soft level")
 
 
+def _project_set(budget: Budget, org: Organization, scope: str, project_id: int | None) -> None:
+    if scope != BudgetScope.PROJECT:
+        if project_id is not None:
+            raise BudgetInvalid("project", "only a project's budget names a project")
+        return
+    if project_id is None:
+        raise BudgetInvalid("project", "is required for a project's budget")
+    project = Project.objects.filter(organization=org, pk=project_id).first()
+    if project is None:
+        raise BudgetInvalid("project", "no such project in this organization")
+    budget.project = project
+
+
 @transaction.atomic
 def budget_create(
     *,
@@ -102,11 +116,13 @@ def budget_create(
     hard_limit: object = None,
     api_key_id: int | None = None,
     member: str = "",
+    project_id: int | None = None,
     thresholds: object = None,
     actor: User | None = None,
 ) -> Budget:
-    """Store a new budget for the organization, its key or its member; BudgetInvalid names
-    the field at fault (another organization's key is 'not found')."""
+    """Store a new budget for the organization, its key, its member or its project;
+    BudgetInvalid names the field at fault (another organization's key or project is
+    'not found')."""
     if scope not in BudgetScope.values:
         raise BudgetInvalid("scope", f"must be one of {', '.join(BudgetScope.values)}")
     budget = Budget(organization=org, scope=scope, period=period)
@@ -126,6 +142,7 @@ def budget_create(
         budget.member = member
     elif member:
         raise BudgetInvalid("member", "only a member's budget names a member")
+    _project_set(budget, org, scope, project_id)
     budget.soft_limit = _amount("soft_limit", soft_limit, required=True)
     budget.hard_limit = _amount("hard_limit", hard_limit, required=False)
     budget.thresholds = _thresholds(thresholds)

@@ -3,7 +3,7 @@ counters every budget reads, reservations expiring, and what ingestion settles.
 
 Two tables carry the figures (spend/models.py):
 - SpendDay: credits and tokens charged per local day and subject (the organization,
-  an API key, a member), written in the ingestion transaction that charges them;
+  an API key, a member, a project), written in the ingestion transaction that charges them;
 - SpendHold: what live reservations hold per subject. The organization's own row is
   also the lock: `authorize` and ingestion both take it (an upsert that locks the row)
   before they read any figure, so a check and the write it leads to are one step.
@@ -28,21 +28,45 @@ from accounts.models import Organization
 from billing.models import CreditAccount
 from core.calendar import org_zone
 from spend import counters
-from spend.models import KeyPause, Reservation, ReservationStatus, SpendDay, SpendHold
+from spend.models import (
+    Budget,
+    BudgetScope,
+    KeyPause,
+    Reservation,
+    ReservationStatus,
+    SpendDay,
+    SpendHold,
+)
 from usage.models import field_column
 
-ORG, KEY, MEMBER = "o", "k", "m"
+ORG, KEY, MEMBER, PROJECT = "o", "k", "m", "p"
 Subject = tuple[str, str]  # (dimension, subject)
 
 
-def reservation_subjects(*, api_key_id: int | None, member: str) -> list[Subject]:
-    """The counters a charge by this key and member moves: the organization's always."""
+def reservation_subjects(
+    *, api_key_id: int | None, member: str, project_id: int | None = None
+) -> list[Subject]:
+    """The counters a charge by this key (of this project) and member moves: the
+    organization's always."""
     subjects = [(ORG, "")]
     if api_key_id is not None:
         subjects.append((KEY, str(api_key_id)))
     if member:
         subjects.append((MEMBER, member))
+    if project_id is not None:
+        subjects.append((PROJECT, str(project_id)))
     return subjects
+
+
+def budget_subject(budget: Budget) -> Subject:
+    """The counter a budget reads: its scope's dimension and subject."""
+    subjects: dict[str, Subject] = {
+        BudgetScope.ORGANIZATION: (ORG, ""),
+        BudgetScope.API_KEY: (KEY, str(budget.api_key_id)),
+        BudgetScope.MEMBER: (MEMBER, budget.member),
+        BudgetScope.PROJECT: (PROJECT, str(budget.project_id)),
+    }
+    return subjects[budget.scope]
 
 
 def _upsert_sql(table: str, keys: list[str], returning: bool) -> str:
@@ -95,10 +119,12 @@ def holds_refresh(*, org_id: int) -> tuple[Decimal, int]:
     holds). Returns the organization's own (credits, tokens)."""
     expected: dict[Subject, list] = defaultdict(lambda: [Decimal(0), 0])
     live = Reservation.objects.filter(organization_id=org_id, status=ReservationStatus.HELD)
-    for key_id, member, credits, tokens in live.values_list(
-        "api_key_id", "member", "credits", "tokens"
+    for key_id, member, project_id, credits, tokens in live.values_list(
+        "api_key_id", "member", "project_id", "credits", "tokens"
     ):
-        for subject in reservation_subjects(api_key_id=key_id, member=member):
+        for subject in reservation_subjects(
+            api_key_id=key_id, member=member, project_id=project_id
+        ):
             expected[subject][0] += credits
             expected[subject][1] += tokens
     SpendHold.objects.filter(organization_id=org_id).exclude(credits=0, tokens=0).update(
@@ -204,13 +230,15 @@ def reservations_expire(*, org_id: int, now: datetime | None = None) -> int:
     overdue = list(
         Reservation.objects.filter(
             organization_id=org_id, status=ReservationStatus.HELD, expires_at__lte=now
-        ).values_list("pk", "api_key_id", "member", "credits", "tokens")
+        ).values_list("pk", "api_key_id", "member", "project_id", "credits", "tokens")
     )
     if not overdue:
         return 0
     release: dict[Subject, list] = defaultdict(lambda: [Decimal(0), 0])
-    for _pk, key_id, member, credits, tokens in overdue:
-        for subject in reservation_subjects(api_key_id=key_id, member=member):
+    for _pk, key_id, member, project_id, credits, tokens in overdue:
+        for subject in reservation_subjects(
+            api_key_id=key_id, member=member, project_id=project_id
+        ):
             release[subject][0] -= credits
             release[subject][1] -= tokens
     Reservation.objects.filter(pk__in=[row[0] for row in overdue]).update(
@@ -235,12 +263,14 @@ def spent_in_days(*, org: Organization, subject: Subject, first_day, end_day) ->
 
 
 def charges_by_subject(
-    charges: Iterable[tuple[int | None, str, Decimal, int]], *, day
+    charges: Iterable[tuple[int | None, str, Decimal, int, int | None]], *, day
 ) -> dict[tuple[str, str, object], tuple[Decimal, int]]:
-    """(api_key_id, member, credits, tokens) charges summed per subject and day."""
+    """(api_key_id, member, credits, tokens, project_id) charges summed per subject and day."""
     sums: dict[tuple[str, str, object], list] = defaultdict(lambda: [Decimal(0), 0])
-    for key_id, member, credits, tokens in charges:
-        for dimension, subject in reservation_subjects(api_key_id=key_id, member=member):
+    for key_id, member, credits, tokens, project_id in charges:
+        for dimension, subject in reservation_subjects(
+            api_key_id=key_id, member=member, project_id=project_id
+        ):
             sums[(dimension, subject, day)][0] += credits
             sums[(dimension, subject, day)][1] += tokens
     return {k: (c, t) for k, (c, t) in sums.items()}
@@ -253,7 +283,11 @@ def charge_day(org: Organization, at: datetime):
 def reservation_hold(*, reservation: Reservation) -> None:
     """Insert the reservation and add its worst case to its subjects' holds (one statement
     on PostgreSQL: a data-modifying WITH, under the caller's spend lock)."""
-    subjects = reservation_subjects(api_key_id=reservation.api_key_id, member=reservation.member)
+    subjects = reservation_subjects(
+        api_key_id=reservation.api_key_id,
+        member=reservation.member,
+        project_id=reservation.project_id,
+    )
     amounts = {s: (reservation.credits, reservation.tokens) for s in subjects}
     rows = [(d, s, c, t) for (d, s), (c, t) in amounts.items() if c > 0 or t > 0]
     if connection.vendor != "postgresql" or not rows:

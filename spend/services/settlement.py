@@ -28,7 +28,9 @@ from spend.services.holds import (
     KEY,
     MEMBER,
     ORG,
+    PROJECT,
     Subject,
+    budget_subject,
     charge_day,
     charges_by_subject,
     holds_add,
@@ -53,12 +55,19 @@ def _uncovered(charge: tuple, covered: list[Subject]) -> list[tuple[Subject, Dec
     """The counters a charge moves that the reservation settling it did not hold for
     (another key's or member's reservation): for them the charge is unreserved, and
     over-cap flagging must see it as such."""
-    key_id, member, credits, _tokens = charge
+    key_id, member, credits, _tokens, project_id = charge
     return [
         (subject, credits)
-        for subject in reservation_subjects(api_key_id=key_id, member=member)
+        for subject in reservation_subjects(api_key_id=key_id, member=member, project_id=project_id)
         if subject not in covered
     ]
+
+
+def _key_projects(key_ids: set[int]) -> dict[int, int]:
+    """Each key's project (a job's charge counts against its key's project)."""
+    if not key_ids:
+        return {}
+    return dict(APIKey.objects.filter(pk__in=key_ids).values_list("pk", "project_id"))
 
 
 class SpendBatch:
@@ -155,6 +164,7 @@ class SpendBatch:
     ) -> None:
         """After the batch is written: settle, count, flag."""
         key_id = api_key.pk if api_key is not None else None
+        project_id = api_key.project_id if api_key is not None else None
         now = timezone.now()
         charges, unreserved = [], []
         uncovered: list[tuple[Subject, Decimal]] = []
@@ -163,7 +173,7 @@ class SpendBatch:
         for kind, items in new.items():
             for c in items:
                 member = c.values.get("member", "") if kind == "query" else ""
-                charge = (key_id, member, c.credits, c.tokens)
+                charge = (key_id, member, c.credits, c.tokens, project_id)
                 charges.append(charge)
                 r = self.reservations.pop(c.reservation, None) if kind == "query" else None
                 if r is None:
@@ -172,15 +182,18 @@ class SpendBatch:
                 r.status, r.closed_at = ReservationStatus.SETTLED, now
                 r.settled_credits, r.record_id = c.credits, c.client_id
                 settled.append(r)
-                covered = reservation_subjects(api_key_id=r.api_key_id, member=r.member)
+                covered = reservation_subjects(
+                    api_key_id=r.api_key_id, member=r.member, project_id=r.project_id
+                )
                 for subject in covered:
                     release[subject][0] -= r.credits
                     release[subject][1] -= r.tokens
                 uncovered.extend(_uncovered(charge, covered))
                 if c.credits > r.credits:
                     self._flag(OverCap.Reason.RESERVATION, key_id, member, c.credits - r.credits)
+        job_projects = _key_projects({job.api_key_id for job, _c in job_updates} - {None})
         for job, c in job_updates:
-            charge = (job.api_key_id, "", c.credits, 0)
+            charge = (job.api_key_id, "", c.credits, 0, job_projects.get(job.api_key_id))
             charges.append(charge)
             unreserved.append(charge)
         if settled:
@@ -228,10 +241,13 @@ class SpendBatch:
         match = Q(scope=BudgetScope.ORGANIZATION) if (ORG, "") in fed else Q(pk__in=[])
         keys = [int(s) for d, s in fed if d == KEY]
         members = [s for d, s in fed if d == MEMBER]
+        projects = [int(s) for d, s in fed if d == PROJECT]
         if keys:
             match |= Q(scope=BudgetScope.API_KEY, api_key_id__in=keys)
         if members:
             match |= Q(scope=BudgetScope.MEMBER, member__in=members)
+        if projects:
+            match |= Q(scope=BudgetScope.PROJECT, project_id__in=projects)
         budgets = list(
             Budget.objects.filter(match, organization=self.org, hard_limit__isnull=False)
         )
@@ -242,12 +258,7 @@ class SpendBatch:
             excess = spent + held - b.hard_limit
             if excess <= 0:
                 continue
-            subjects: dict[str, tuple[str, str]] = {
-                BudgetScope.ORGANIZATION: (ORG, ""),
-                BudgetScope.API_KEY: (KEY, str(b.api_key_id)),
-                BudgetScope.MEMBER: (MEMBER, b.member),
-            }
-            subject = subjects[b.scope]
+            subject = budget_subject(b)
             over = OverCap(
                 organization=self.org,
                 reason=OverCap.Reason.BUDGET,

@@ -36,8 +36,8 @@ from accounts.models import APIKey, Organization
 from billing.models import CreditAccount
 from core.calendar import org_zone
 from spend import counters
-from spend.models import Budget, BudgetScope, KeyPause, Reservation, ReservationStatus, SpendDay
-from spend.services.holds import KEY, MEMBER, ORG, reservation_subjects, spend_lock
+from spend.models import Budget, KeyPause, Reservation, ReservationStatus, SpendDay
+from spend.services.holds import ORG, budget_subject, reservation_subjects, spend_lock
 from usage.models import field_column
 from usage.selectors.records import month_to_date_tokens
 from usage.windows import period_of
@@ -77,12 +77,12 @@ def _period_starts_of(today: date, tz: tzinfo) -> dict[str, str]:
     return {p: period_of(p, now=noon, tz=tz).first_day.isoformat() for p in PERIODS}
 
 
-def _budget_subject(budget: Budget) -> tuple[str, str]:
-    if budget.scope == BudgetScope.ORGANIZATION:
-        return ORG, ""
-    if budget.scope == BudgetScope.API_KEY:
-        return KEY, str(budget.api_key_id)
-    return MEMBER, budget.member
+def reservation_value(
+    credits: Decimal, tokens: int, key_id: int, member: str, project_id: int | None
+) -> str:
+    """A reservation as the scripts keep it: credits, tokens, key, member, project."""
+    project = "" if project_id is None else project_id
+    return f"{counters.amount_encode(credits)}\0{tokens}\0{key_id}\0{member}\0{project}"
 
 
 def _ms(moment: datetime) -> int:
@@ -135,13 +135,15 @@ def _figures(org: Organization, now: datetime) -> tuple[list, list, list]:
     held: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     held_tokens, reservations = 0, []
     live = Reservation.objects.filter(organization=org, status=ReservationStatus.HELD)
-    for rid, key_id, member, credits, tokens, expires in live.values_list(
-        "public_id", "api_key_id", "member", "credits", "tokens", "expires_at"
+    for rid, key_id, member, project_id, credits, tokens, expires in live.values_list(
+        "public_id", "api_key_id", "member", "project_id", "credits", "tokens", "expires_at"
     ):
-        for held_subject in reservation_subjects(api_key_id=key_id, member=member):
+        for held_subject in reservation_subjects(
+            api_key_id=key_id, member=member, project_id=project_id
+        ):
             held[held_subject] += credits
         held_tokens += tokens
-        value = f"{counters.amount_encode(credits)}\0{tokens}\0{key_id}\0{member}"
+        value = reservation_value(credits, tokens, key_id, member, project_id)
         reservations += [rid, value, _ms(expires)]
     for (dim, sub), credits in held.items():
         state[f"h:{dim}:{sub}"] = counters.amount_encode(credits)
@@ -149,7 +151,7 @@ def _figures(org: Organization, now: datetime) -> tuple[list, list, list]:
     budgets = []
     tz = org_zone(org)
     for b in Budget.objects.filter(organization=org, hard_limit__isnull=False):
-        dimension, subject = _budget_subject(b)
+        dimension, subject = budget_subject(b)
         span = period_of(b.period, now=now, tz=tz)
         spent = SpendDay.objects.filter(
             organization=org,
@@ -237,8 +239,8 @@ def counters_drop_on_commit(org_id: int) -> None:
 
 # The columns authorize writes (the others start NULL), in the order of the values below.
 _INSERT_FIELDS = (
-    "organization_id", "public_id", "api_key_id", "member", "endpoint", "model_id",
-    "credits", "tokens", "status", "created_at", "expires_at", "record_id",
+    "organization_id", "public_id", "api_key_id", "project_id", "member", "endpoint",
+    "model_id", "credits", "tokens", "status", "created_at", "expires_at", "record_id",
 )  # fmt: skip
 
 
@@ -295,10 +297,13 @@ def counters_authorize(
     window_ttl: int,
     rate_keys: tuple[str, str],
     now: datetime,
+    project_limits: tuple[int, int] = (0, 0),
+    project_rate_keys: tuple[str, str] | None = None,
 ) -> list:
     """Write the reservation's row, then run the decision. Returns the script's answer
-    (verdict, detail, requests, tokens used); a refused reservation's row is gone again.
-    Raises redis errors (the row is gone then too)."""
+    (verdict, detail, requests, tokens used, the project's requests and tokens used); a
+    refused reservation's row is gone again. Raises redis errors (the row is gone then
+    too)."""
     conn = counters.client()
     assert conn is not None
     org = key.organization
@@ -317,8 +322,12 @@ def counters_authorize(
         rpm,
         tpm,
         window_ttl,
+        "" if reservation.project_id is None else reservation.project_id,
+        project_limits[0],
+        project_limits[1],
     ]
-    keys = [*_keys(org.pk), *rate_keys]
+    # Without project limits the project's counters are not touched (any names will do).
+    keys = [*_keys(org.pk), *rate_keys, *(project_rate_keys or rate_keys)]
     try:
         answer = counters.AUTHORIZE(conn, keys, args)
         for _attempt in range(REBUILD_ATTEMPTS):
@@ -337,7 +346,8 @@ def counters_authorize(
         _reservation_forget(reservation, conn=conn)
     if answer[4]:
         reservations_expire_rows(org_id=org.pk, now=now)
-    return [verdict, answer[1].decode() if answer[1] else "", int(answer[2]), int(answer[3])]
+    detail = answer[1].decode() if answer[1] else ""
+    return [verdict, detail, int(answer[2]), int(answer[3]), int(answer[5]), int(answer[6])]
 
 
 def _reservation_forget(reservation: Reservation, *, conn: redis.Redis | None) -> None:

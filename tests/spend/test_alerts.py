@@ -126,3 +126,26 @@ def test_a_threshold_told_of_never_fires_again_in_the_period_after_a_refund(
     with django_capture_on_commit_callbacks():
         assert alerts_evaluate(org=spend.org) == []
     assert not AlertNotification.objects.filter(cleared_at__isnull=True).exists()
+
+
+def test_a_projects_budget_alerts_on_its_keys_usage_and_names_the_project(
+    spend, frozen, django_capture_on_commit_callbacks
+):
+    from tests.factories import make_api_key, make_project
+
+    research = make_project(org=spend.org, name="Research")
+    key, _secret = make_api_key(org=spend.org, project=research, name="r")
+    budget = budget_create(org=spend.org, scope="project", project_id=research.pk,
+                           period="day", soft_limit=Decimal("0.01"))  # fmt: skip
+    # The Default project's key spends nothing of Research's budget.
+    usage_records_ingest(org=spend.org, records=[q(1, 90_000)], api_key=spend.key)
+    with django_capture_on_commit_callbacks():
+        assert alerts_evaluate(org=spend.org) == []
+    usage_records_ingest(org=spend.org, records=[q(2, 60_000)], api_key=key)  # 60%
+    with django_capture_on_commit_callbacks():
+        fired = alerts_evaluate(org=spend.org)
+    assert [n.subject for n in fired] == [f"budget:{budget.pk}:50"]
+    assert fired[0].figures["project"] == research.pk
+    assert fired[0].message.startswith("Project Research day budget reached 50%")
+    day = SpendDay.objects.get(organization=spend.org, dimension="p", subject=str(research.pk))
+    assert day.credits == Decimal("0.006")

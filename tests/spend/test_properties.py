@@ -1,7 +1,7 @@
 """Property: for random sequences of authorize, settle, expire, budget changes and period
-roll-overs, spent + reserved never passes a hard level (beyond what a lowered level
-already found), and every budget's figures equal an independent sum of the records and
-the reservations."""
+roll-overs, spent + reserved never passes a hard level (the organization's, a key's, a
+member's or a project's; beyond what a lowered level already found), and every budget's
+figures equal an independent sum of the records and the reservations."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,7 +17,7 @@ from spend.models import Budget, Reservation
 from spend.selectors.budgets import budget_figures
 from spend.services.authorize import request_authorize
 from spend.services.holds import reservations_expire, spend_lock
-from tests.factories import grant_credits, make_api_key, make_org
+from tests.factories import grant_credits, make_api_key, make_org, make_project
 from usage.models import Query
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ ops = st.lists(
         ),
         st.tuples(st.just("settle"), st.integers(0, 20), st.integers(0, 100)),
         st.tuples(st.just("expire")),
-        st.tuples(st.just("cap"), st.integers(0, 2), st.integers(0, 30)),
+        st.tuples(st.just("cap"), st.integers(0, 3), st.integers(0, 30)),
         st.tuples(st.just("roll"), st.integers(1, 30)),
     ),
     max_size=25,
@@ -62,6 +62,11 @@ def _independent(budget: Budget, now: datetime) -> tuple[Decimal, Decimal]:
         )
     elif budget.scope == "member":
         records, holds = records.filter(member=budget.member), holds.filter(member=budget.member)
+    elif budget.scope == "project":  # through the keys' project, not the rows' own column
+        records, holds = (
+            records.filter(api_key__project=budget.project),
+            holds.filter(api_key__project=budget.project),
+        )
     return (
         sum(records.values_list("credits", flat=True), Decimal(0)),
         sum(holds.values_list("credits", flat=True), Decimal(0)),
@@ -78,7 +83,8 @@ def test_spent_plus_reserved_stays_within_hard_levels_and_equals_the_ledger(step
     with time_machine.travel(START, tick=False) as clock:
         org = make_org()
         grant_credits(org=org, amount="1000")
-        keys = [make_api_key(org=org)[0] for _ in range(2)]
+        project = make_project(org=org, name="Other")
+        keys = [make_api_key(org=org)[0], make_api_key(org=org, project=project)[0]]
         model = PriceModel.objects.get(name="llama-3.1-8b")
         unit = Decimal("0.01")
         budgets = [
@@ -88,6 +94,8 @@ def test_spent_plus_reserved_stays_within_hard_levels_and_equals_the_ledger(step
                                   period="week", soft_limit=0, hard_limit=12 * unit),
             Budget.objects.create(organization=org, scope="member", member=MEMBERS[1],
                                   period="month", soft_limit=0, hard_limit=9 * unit),
+            Budget.objects.create(organization=org, scope="project", project=project,
+                                  period="day", soft_limit=0, hard_limit=7 * unit),
         ]  # fmt: skip
         bound = {b.pk: b.hard_limit for b in budgets}  # the cap, or the sum a cut found
         held: list[Reservation] = []
