@@ -16,7 +16,8 @@ from rollups.services.days import rollup_day
 from rollups.services.hours import rollup_hour, rollup_hours_due
 from rollups.tasks import rollup_hours_org_run, rollup_hours_sweep, rollup_org_run, rollup_sweep
 from spend.models import Budget, Reservation, SpendHold
-from spend.services.spend_counters import counters_drop, counters_enabled, counters_org_hold
+from spend.services.counter_keys import counters_drop, counters_enabled
+from spend.services.spend_counters import counters_org_hold
 from usage import models as usage_models
 from usage.models import Controller, IngestBatch, RecordKey
 from usage.services.controllers import controller_register

@@ -7,11 +7,8 @@ from django.db.models.signals import post_delete, post_save
 from accounts.models import Organization
 from billing.models import EntryKind, LedgerEntry
 from spend.models import Budget, KeyPause
-from spend.services.spend_counters import (
-    balance_taken,
-    counters_balance_move,
-    counters_drop_on_commit,
-)
+from spend.services.counter_keys import counters_drop_on_commit
+from spend.services.spend_counters import balance_taken, counters_balance_move
 
 
 def _dropped_by(sender, instance, **kwargs) -> None:

@@ -13,8 +13,9 @@ from billing.usage_sources import ReconciliationCheck
 from core.calendar import org_zone
 from spend.models import Budget, BudgetScope, KeyPause, OverCap, Reservation, SpendHold
 from spend.services.authorize import applicable_budgets, budgets_spent_and_held
+from spend.services.counter_keys import counters_enabled
+from spend.services.counters_rebuild import counters_drift
 from spend.services.holds import reservation_subjects
-from spend.services.spend_counters import counters_drift, counters_enabled
 from usage.windows import period_of
 
 

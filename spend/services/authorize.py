@@ -54,6 +54,7 @@ from spend.ratelimit import (
     ratelimit_authorize_peek,
     ratelimit_authorize_project,
 )
+from spend.services.counter_keys import UNAVAILABLE, counters_enabled, period_starts
 from spend.services.holds import (
     KEY,
     MEMBER,
@@ -65,12 +66,7 @@ from spend.services.holds import (
     spend_lock,
     spend_lock_for_authorize,
 )
-from spend.services.spend_counters import (
-    UNAVAILABLE,
-    counters_authorize,
-    counters_enabled,
-    period_starts,
-)
+from spend.services.spend_counters import counters_authorize
 from usage.members import key_owner, member_attributed
 from usage.selectors.records import month_to_date_tokens
 from usage.windows import period_of

@@ -24,6 +24,8 @@ from django.utils import timezone
 from accounts.models import APIKey, Organization
 from spend.models import Budget, BudgetScope, OverCap, Reservation, ReservationStatus
 from spend.services.authorize import budgets_spent_and_held
+from spend.services.counter_keys import counters_enabled
+from spend.services.counters_rebuild import held_after_expiry
 from spend.services.holds import (
     KEY,
     MEMBER,
@@ -40,13 +42,7 @@ from spend.services.holds import (
     spend_days_add,
     spend_lock,
 )
-from spend.services.spend_counters import (
-    BalanceTake,
-    counters_charge,
-    counters_enabled,
-    counters_release_on_commit,
-    held_after_expiry,
-)
+from spend.services.spend_counters import BalanceTake, counters_charge, counters_release_on_commit
 from usage.models import IngestBatch
 from usage.pricing import query_credits
 

@@ -19,222 +19,35 @@ database stays the system of record and the counters are rebuilt from it
 """
 
 import logging
-import secrets
 from collections import defaultdict
 from contextvars import ContextVar, Token
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time
 from decimal import Decimal
-from functools import cache, lru_cache
+from functools import cache
 
 import psycopg
 import redis
-from django.db import connection, transaction
-from django.db.models import Sum
-from django.utils import timezone
+from django.db import connection
 
 from accounts.models import APIKey, Organization
-from billing.models import CreditAccount
 from core.calendar import org_zone
 from spend import counters
-from spend.models import Budget, KeyPause, Reservation, ReservationStatus, SpendDay
-from spend.services.holds import ORG, budget_subject, reservation_subjects, spend_lock
+from spend.models import Reservation
+from spend.services.counter_keys import (
+    PERIODS,
+    REBUILD_ATTEMPTS,
+    UNAVAILABLE,
+    after_commit,
+    counters_enabled,
+    epoch_ms,
+    org_keys,
+    period_starts,
+)
+from spend.services.counters_rebuild import counters_rebuild, reservations_expire_rows
+from spend.services.holds import ORG
 from usage.models import field_column
-from usage.selectors.records import month_to_date_tokens
-from usage.windows import period_of
 
 logger = logging.getLogger(__name__)
-
-PERIODS = ("day", "week", "month")
-REBUILD_ATTEMPTS = 3
-UNAVAILABLE = (redis.exceptions.RedisError, OSError)
-
-
-def counters_enabled() -> bool:
-    return counters.enabled()
-
-
-def _keys(org_id: int) -> list[str]:
-    tag = counters.org_tag(org_id)
-    return [f"{tag}:s", f"{tag}:r", f"{tag}:x", f"{tag}:b"]
-
-
-def _drops(org_id: int) -> str:
-    return f"{counters.org_tag(org_id)}:d"
-
-
-def period_starts(org: Organization, at: datetime) -> dict[str, str]:
-    """The first day of the day, week and month `at` falls in, on the org's calendar (the
-    caller must not change the dict: it is shared)."""
-    tz = org_zone(org)
-    return _period_starts_of(at.astimezone(tz).date(), tz)
-
-
-@lru_cache(maxsize=1024)
-def _period_starts_of(today: date, tz: tzinfo) -> dict[str, str]:
-    # Worked out once per local day and zone: each period_of finds two local midnights,
-    # the greater part of authorize's own arithmetic.
-    noon = datetime.combine(today, time(12), tzinfo=tz)
-    return {p: period_of(p, now=noon, tz=tz).first_day.isoformat() for p in PERIODS}
-
-
-def reservation_value(
-    credits: Decimal, tokens: int, key_id: int, member: str, project_id: int | None
-) -> str:
-    """A reservation as the scripts keep it: credits, tokens, key, member, project."""
-    project = "" if project_id is None else project_id
-    return f"{counters.amount_encode(credits)}\0{tokens}\0{key_id}\0{member}\0{project}"
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def reservations_expire_rows(*, org_id: int, now: datetime) -> int:
-    """Mark the organization's overdue reservations expired (their holds are derived from
-    the rows here, so no counter moves)."""
-    return Reservation.objects.filter(
-        organization_id=org_id, status=ReservationStatus.HELD, expires_at__lte=now
-    ).update(status=ReservationStatus.EXPIRED, closed_at=now)
-
-
-def held_after_expiry(*, org_id: int, now: datetime) -> Decimal:
-    """Under the spend lock: expire overdue rows and return what the live ones hold (one
-    statement on PostgreSQL)."""
-    if connection.vendor != "postgresql":
-        reservations_expire_rows(org_id=org_id, now=now)
-        held = Reservation.objects.filter(
-            organization_id=org_id, status=ReservationStatus.HELD
-        ).aggregate(total=Sum("credits"))["total"]
-        return Decimal(held or 0)
-    table = Reservation._meta.db_table
-    # The UPDATE and the SELECT see the same snapshot: the SELECT leaves out what expires.
-    sql = (
-        f"WITH e AS (UPDATE {table} SET status = 'expired', closed_at = %s "  # noqa: S608
-        "WHERE organization_id = %s AND status = 'held' AND expires_at <= %s RETURNING 1) "
-        f"SELECT (SELECT SUM(credits) FROM {table} WHERE organization_id = %s "
-        "AND status = 'held' AND expires_at > %s), (SELECT count(*) FROM e)"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [now, org_id, now, org_id, now])
-        held, _expired = cursor.fetchone()
-    return Decimal(held or 0)
-
-
-def _figures(org: Organization, now: datetime) -> tuple[list, list, list]:
-    """The state's field/value pairs, the live reservations and the hard budgets."""
-    state: dict[str, object] = {}
-    if not org.may_overdraw:
-        balance = CreditAccount.objects.filter(organization=org).values_list("balance", flat=True)
-        state["bal"] = counters.amount_encode(Decimal(balance.first() or 0))
-    starts = period_starts(org, now)
-    if org.monthly_token_allocation is not None and not org.overage_allowed:
-        state["alloc"] = org.monthly_token_allocation
-        state[f"t:{starts['month']}"] = month_to_date_tokens(org=org, at=now)
-    for key_id in KeyPause.objects.filter(organization=org).values_list("api_key_id", flat=True):
-        state[f"p:{key_id}"] = 1
-    held: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    held_tokens, reservations = 0, []
-    live = Reservation.objects.filter(organization=org, status=ReservationStatus.HELD)
-    for rid, key_id, member, project_id, credits, tokens, expires in live.values_list(
-        "public_id", "api_key_id", "member", "project_id", "credits", "tokens", "expires_at"
-    ):
-        for held_subject in reservation_subjects(
-            api_key_id=key_id, member=member, project_id=project_id
-        ):
-            held[held_subject] += credits
-        held_tokens += tokens
-        value = reservation_value(credits, tokens, key_id, member, project_id)
-        reservations += [rid, value, _ms(expires)]
-    for (dim, sub), credits in held.items():
-        state[f"h:{dim}:{sub}"] = counters.amount_encode(credits)
-    state["ht"] = held_tokens
-    budgets = []
-    tz = org_zone(org)
-    for b in Budget.objects.filter(organization=org, hard_limit__isnull=False):
-        dimension, subject = budget_subject(b)
-        span = period_of(b.period, now=now, tz=tz)
-        spent = SpendDay.objects.filter(
-            organization=org,
-            dimension=dimension,
-            subject=subject,
-            day__gte=span.first_day,
-            day__lt=span.end_day,
-        ).aggregate(total=Sum("credits"))["total"]
-        field = f"s:{dimension}:{subject}:{b.period}:{span.first_day.isoformat()}"
-        state[field] = counters.amount_encode(Decimal(spent or 0))
-        assert b.hard_limit is not None
-        limit = counters.amount_encode(b.hard_limit)
-        budgets += [b.pk, f"{dimension}\0{subject}\0{b.period}\0{limit}"]
-    pairs = [v for item in state.items() for v in item]
-    return pairs, reservations, budgets
-
-
-def counters_rebuild(*, org: Organization, now: datetime | None = None) -> None:
-    """Build the organization's counters from the database, under its spend lock (so no
-    ingestion batch is half-way), replacing whatever Redis had."""
-    conn = counters.client()
-    assert conn is not None
-    now = now or timezone.now()
-    drops = conn.get(_drops(org.pk)) or b""
-    with transaction.atomic():
-        spend_lock(org.pk)
-        reservations_expire_rows(org_id=org.pk, now=now)
-        org.refresh_from_db()
-        pairs, reservations, budgets = _figures(org, now)
-        generation = secrets.token_hex(8)
-        built = counters.REBUILD(
-            conn,
-            [*_keys(org.pk), _drops(org.pk)],
-            [generation, drops, *pairs, "--", *reservations, "--", *budgets],
-        )
-    if not built:
-        return
-    _forget_refused_meanwhile(conn, org.pk, reservations)
-    logger.info("usage.spend.counters_rebuilt", extra={"org": org.pk, "generation": generation})
-
-
-def _forget_refused_meanwhile(conn, org_id: int, counted: list) -> None:
-    """A row the rebuild read may belong to a request being refused right then, whose
-    row is deleted and hold released, perhaps before the rebuild wrote it back: what the
-    rebuild counted and is no longer held is released again (a second release of the
-    same reservation does nothing)."""
-    ids = counted[0::3]
-    if not ids:
-        return
-    still = set(
-        Reservation.objects.filter(
-            organization_id=org_id, public_id__in=ids, status=ReservationStatus.HELD
-        ).values_list("public_id", flat=True)
-    )
-    gone = [rid for rid in ids if rid not in still]
-    if gone:
-        counters.RELEASE(conn, _keys(org_id)[:3], gone)
-
-
-def counters_drop(*, org_id: int) -> None:
-    """Forget the organization's counters (the next authorize rebuilds them)."""
-    conn = counters.client()
-    if conn is None:
-        return
-    try:
-        pipe = conn.pipeline(transaction=True)
-        pipe.incr(_drops(org_id))
-        pipe.delete(_keys(org_id)[0])
-        pipe.execute()
-    except UNAVAILABLE as exc:
-        logger.warning("usage.spend.counters_drop_failed", extra={"org": org_id, "error": str(exc)})
-
-
-def after_commit(run) -> None:
-    """Run once the current transaction commits (now, outside one)."""
-    transaction.on_commit(run)
-
-
-def counters_drop_on_commit(org_id: int) -> None:
-    """Drop the counters now (an authorize meanwhile rebuilds from what is committed) and
-    again once the change commits (so nothing rebuilt before it outlives it)."""
-    counters_drop(org_id=org_id)
-    after_commit(lambda: counters_drop(org_id=org_id))
 
 
 # The columns authorize writes (the others start NULL), in the order of the values below.
@@ -309,13 +122,13 @@ def counters_authorize(
     org = key.organization
     _reservation_insert(reservation)
     args = [
-        _ms(now),
+        epoch_ms(now),
         reservation.public_id,
         counters.amount_encode(reservation.credits),
         reservation.tokens,
         key.pk,
         reservation.member,
-        _ms(reservation.expires_at),
+        epoch_ms(reservation.expires_at),
         starts["day"],
         starts["week"],
         starts["month"],
@@ -327,7 +140,7 @@ def counters_authorize(
         project_limits[1],
     ]
     # Without project limits the project's counters are not touched (any names will do).
-    keys = [*_keys(org.pk), *rate_keys, *(project_rate_keys or rate_keys)]
+    keys = [*org_keys(org.pk), *rate_keys, *(project_rate_keys or rate_keys)]
     try:
         answer = counters.AUTHORIZE(conn, keys, args)
         for _attempt in range(REBUILD_ATTEMPTS):
@@ -354,7 +167,7 @@ def _reservation_forget(reservation: Reservation, *, conn: redis.Redis | None) -
     """A refused reservation: its row goes, and its hold if a rebuild counted the row."""
     Reservation.objects.filter(pk=reservation.pk).delete()
     if conn is not None:
-        counters.RELEASE(conn, _keys(reservation.organization_id)[:3], [reservation.public_id])
+        counters.RELEASE(conn, org_keys(reservation.organization_id)[:3], [reservation.public_id])
 
 
 # --- What ingestion moves --------------------------------------------------------------------
@@ -396,7 +209,7 @@ class BalanceTake:
         conn = counters.client()
         if conn is None or not counters_enabled():
             return None
-        keys, args = _keys(org.pk)[:3], [_ms(now), counters.amount_encode(need), *own]
+        keys, args = org_keys(org.pk)[:3], [epoch_ms(now), counters.amount_encode(need), *own]
         try:
             answer = counters.TAKE(conn, keys, args)
         except UNAVAILABLE as exc:
@@ -439,7 +252,7 @@ class BalanceTake:
         try:
             counters.GIVE(
                 conn,
-                _keys(self.org_id or 0)[:1],
+                org_keys(self.org_id or 0)[:1],
                 [self.generation, counters.amount_encode(credits)],
             )
         except UNAVAILABLE as exc:  # taken until the next rebuild: refuses sooner, no more
@@ -484,7 +297,7 @@ def counters_balance_move(*, org_id: int, amount: Decimal) -> None:
 
 def _add(conn: redis.Redis, org_id: int, args: list) -> None:
     try:
-        counters.ADD(conn, _keys(org_id)[:1], args)
+        counters.ADD(conn, org_keys(org_id)[:1], args)
     except UNAVAILABLE as exc:  # the next rebuild reads the database
         logger.warning("usage.spend.counters_unavailable", extra={"org": org_id, "error": str(exc)})
 
@@ -497,7 +310,7 @@ def counters_release_on_commit(*, org_id: int, reservation_ids: list[str]) -> No
 
     def release() -> None:
         try:
-            counters.RELEASE(conn, _keys(org_id)[:3], reservation_ids)
+            counters.RELEASE(conn, org_keys(org_id)[:3], reservation_ids)
         except UNAVAILABLE as exc:
             logger.warning(
                 "usage.spend.counters_unavailable", extra={"org": org_id, "error": str(exc)}
@@ -511,39 +324,7 @@ def counters_org_hold(*, org_id: int) -> Decimal | None:
     conn = counters.client()
     if conn is None:
         return None
-    state = _keys(org_id)[0]
+    state = org_keys(org_id)[0]
     if not conn.hexists(state, "gen"):
         return None
     return counters.amount_decode(conn.hget(state, "h:o:"))
-
-
-# --- Reconciliation -------------------------------------------------------------------------
-
-
-def counters_drift(*, org: Organization) -> dict[str, int]:
-    """Counters that differ from what the database says they should be (0 when Redis has
-    none for this organization: nothing to drift)."""
-    conn = counters.client()
-    if conn is None:
-        return {}
-    now = timezone.now()
-    try:
-        stored = conn.hgetall(_keys(org.pk)[0])
-    except UNAVAILABLE:
-        return {}
-    if not stored:
-        return {"spend_counter_drift": 0}
-    pairs, _reservations, _budgets = _figures(org, now)
-    expected = dict(zip(pairs[::2], pairs[1::2], strict=True))
-    drift = 0
-    for field, value in expected.items():
-        have = stored.get(field.encode())
-        if field.startswith(("h:", "s:", "bal")):
-            drift += counters.amount_decode(have) != counters.amount_decode(str(value))
-        else:
-            drift += int(have or 0) != int(str(value))
-    for field, value in stored.items():
-        name = field.decode() if isinstance(field, bytes) else str(field)
-        if name.startswith("h:") and name not in expected:
-            drift += counters.amount_decode(value) != 0
-    return {"spend_counter_drift": drift}

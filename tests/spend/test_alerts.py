@@ -80,7 +80,7 @@ def test_reconciliation_counts_over_cap_usage_and_checks_the_holds(spend, frozen
 
     if counters.enabled():
         # Authorize's holds are Redis' counters: built from the database, then one drifts.
-        from spend.services.spend_counters import counters_rebuild
+        from spend.services.counters_rebuild import counters_rebuild
 
         counters_rebuild(org=spend.org)
         assert reconcile_organization(org=spend.org, days=7).counts["spend_hold_mismatches"] == 0

@@ -12,7 +12,8 @@ from django.db import connection
 from billing.models import CreditAccount, PriceModel
 from ingest.services import ingest
 from ingest.services.ingest import usage_records_ingest
-from spend.services.spend_counters import counters_drift, counters_enabled
+from spend.services.counter_keys import counters_enabled
+from spend.services.counters_rebuild import counters_drift
 from tests.factories import grant_credits, make_api_key, make_org
 from tests.spend.conftest import post, race_query
 

@@ -188,7 +188,7 @@ def test_a_flushed_redis_is_rebuilt_with_the_projects_spend_and_holds(settings):
         assert spend_reconcile_counts(org=org, days=1)["spend_hold_mismatches"] == 1
         # Past expiry the project's holds are free again: 10 - 2 settled = 8 more.
         later = timezone.now() + timedelta(minutes=11)
-        from spend.services.spend_counters import counters_drop
+        from spend.services.counter_keys import counters_drop
 
         counters_drop(org_id=org.pk)
         again = [
