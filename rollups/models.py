@@ -11,7 +11,49 @@ from django.utils import timezone
 
 from accounts.models import APIKey, Organization
 from billing.models import PriceModel, credit_field
+from rollups.metrics import (
+    JOB_FIGURES,
+    MATCHING_FIGURES,
+    QUERY_FIGURES,
+    WORKER_FIGURES,
+    Figure,
+)
 from usage.models import Controller, MatchingTask, core_hours_field
+
+
+def _figure_field(figure: Figure, *, signed: bool) -> models.Field:
+    """A figure's column (rollups/metrics.py): rollup rows count up from zero, bucket
+    rows are signed (a job's status move subtracts its old figures as a delta)."""
+    match figure.type:
+        case "count":
+            return (
+                models.IntegerField(default=0) if signed else models.PositiveIntegerField(default=0)
+            )
+        case "big_count":
+            return (
+                models.BigIntegerField(default=0)
+                if signed
+                else models.PositiveBigIntegerField(default=0)
+            )
+        case "credits":
+            return credit_field(default=Decimal("0"))
+        case "core_hours":
+            return core_hours_field(default=Decimal("0"))
+        case "seconds":
+            return models.DecimalField(max_digits=18, decimal_places=3, default=0)
+        case "duration":
+            return models.DurationField()
+        case "time":
+            return models.DateTimeField()
+    raise ValueError(f"unknown figure type {figure.type!r}")
+
+
+def _figures(name: str, figures: tuple[Figure, ...], *, signed: bool) -> type[models.Model]:
+    """An abstract model holding a kind's figure fields, for its rollup or bucket table."""
+    fields = {f.name: _figure_field(f, signed=signed) for f in figures}
+    meta = type("Meta", (), {"abstract": True})
+    return type(name, (models.Model,), {"__module__": __name__, "Meta": meta, **fields})
+
 
 # --- Daily rollups ----------------------------------------------------------------------
 #
@@ -141,7 +183,7 @@ def _day_and_hour_indexes(name: str, *fields: str) -> list[models.Index]:
     ]
 
 
-class JobDaily(DailyRollup):
+class JobDaily(DailyRollup, _figures("JobDailyFigures", JOB_FIGURES, signed=False)):
     """Jobs submitted on the day, per API key and controller (none: managed compute).
 
     Statuses are as of the computation; a job's later move marks its day dirty.
@@ -150,16 +192,6 @@ class JobDaily(DailyRollup):
     controller = models.ForeignKey(
         Controller, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    submitted = models.PositiveIntegerField(default=0)
-    completed = models.PositiveIntegerField(default=0)
-    running = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    cancelled = models.PositiveIntegerField(default=0)
-    core_hours = core_hours_field(default=Decimal("0"))
-    credits = credit_field(default=Decimal("0"))
-    wasted_core_hours = core_hours_field(default=Decimal("0"))
-    wasted_credits = credit_field(default=Decimal("0"))
-    last_submitted_at = models.DateTimeField()
 
     class Meta:
         db_table = "usage_jobdaily"
@@ -184,7 +216,7 @@ class QueryDimension(models.TextChoices):
     MEMBER = "member", "Member"
 
 
-class QueryDaily(DailyRollup):
+class QueryDaily(DailyRollup, _figures("QueryDailyFigures", QUERY_FIGURES, signed=False)):
     """Queries on the day, per dimension: "detail" rows per (model, API key, endpoint,
     member), and rows per model, per endpoint and per member summed from them, so a
     figure by one dimension reads a few rows a day whatever the others' cardinality."""
@@ -195,11 +227,6 @@ class QueryDaily(DailyRollup):
     )
     endpoint = models.CharField(max_length=200, blank=True, default="")
     member = models.CharField(max_length=254, blank=True, default="")
-    queries = models.PositiveIntegerField(default=0)
-    input_tokens = models.PositiveBigIntegerField(default=0)
-    output_tokens = models.PositiveBigIntegerField(default=0)
-    total_tokens = models.PositiveBigIntegerField(default=0)
-    credits = credit_field(default=Decimal("0"))
 
     class Meta:
         db_table = "usage_querydaily"
@@ -220,16 +247,11 @@ class QueryDaily(DailyRollup):
         indexes = _day_and_hour_indexes("query_rollup", "organization", "dimension", "day")
 
 
-class WorkerDaily(DailyRollup):
+class WorkerDaily(DailyRollup, _figures("WorkerDailyFigures", WORKER_FIGURES, signed=False)):
     """Worker sessions per model and API key: runtime clipped to the day, sessions that
     started on it and sessions already running at its first instant (carried in)."""
 
     model = models.ForeignKey(PriceModel, on_delete=models.PROTECT, related_name="+")
-    sessions_started = models.PositiveIntegerField(default=0)
-    sessions_carried_in = models.PositiveIntegerField(default=0)
-    runtime = models.DurationField()
-    # Credits of the sessions that started on the day (each session is charged once).
-    credits = credit_field(default=Decimal("0"))
 
     class Meta:
         db_table = "usage_workerdaily"
@@ -248,13 +270,10 @@ class WorkerDaily(DailyRollup):
         indexes = _day_and_hour_indexes("worker_rollup", "organization", "day")
 
 
-class MatchingDaily(DailyRollup):
+class MatchingDaily(DailyRollup, _figures("MatchingDailyFigures", MATCHING_FIGURES, signed=False)):
     """Matching runs started on the day per task and API key."""
 
     task = models.CharField(max_length=3, choices=MatchingTask.choices)
-    runs = models.PositiveIntegerField(default=0)
-    num_records = models.PositiveBigIntegerField(default=0)
-    run_time_seconds = models.DecimalField(max_digits=18, decimal_places=3, default=0)
 
     class Meta:
         db_table = "usage_matchingdaily"
@@ -320,22 +339,12 @@ class BucketAggregate(models.Model):
         return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:%M}"
 
 
-class JobBucket(BucketAggregate):
+class JobBucket(BucketAggregate, _figures("JobBucketFigures", JOB_FIGURES, signed=True)):
     """Jobs submitted in the bucket per API key and controller, statuses as of now."""
 
     controller = models.ForeignKey(
         Controller, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    submitted = models.IntegerField(default=0)
-    completed = models.IntegerField(default=0)
-    running = models.IntegerField(default=0)
-    failed = models.IntegerField(default=0)
-    cancelled = models.IntegerField(default=0)
-    core_hours = core_hours_field(default=Decimal("0"))
-    credits = credit_field(default=Decimal("0"))
-    wasted_core_hours = core_hours_field(default=Decimal("0"))
-    wasted_credits = credit_field(default=Decimal("0"))
-    last_submitted_at = models.DateTimeField()
 
     class Meta:
         db_table = "usage_jobbucket"
@@ -349,7 +358,7 @@ class JobBucket(BucketAggregate):
         ]
 
 
-class QueryBucket(BucketAggregate):
+class QueryBucket(BucketAggregate, _figures("QueryBucketFigures", QUERY_FIGURES, signed=True)):
     """Queries in the bucket per dimension, as QueryDaily."""
 
     dimension = models.CharField(max_length=10, choices=QueryDimension.choices)
@@ -358,11 +367,6 @@ class QueryBucket(BucketAggregate):
     )
     endpoint = models.CharField(max_length=200, blank=True, default="")
     member = models.CharField(max_length=254, blank=True, default="")
-    queries = models.IntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    total_tokens = models.BigIntegerField(default=0)
-    credits = credit_field(default=Decimal("0"))
 
     class Meta:
         db_table = "usage_querybucket"
@@ -379,15 +383,11 @@ class QueryBucket(BucketAggregate):
         ]
 
 
-class WorkerBucket(BucketAggregate):
+class WorkerBucket(BucketAggregate, _figures("WorkerBucketFigures", WORKER_FIGURES, signed=True)):
     """Worker sessions per model and API key: runtime clipped to the bucket, sessions
     that started in it, sessions already running at its first instant (carried in)."""
 
     model = models.ForeignKey(PriceModel, on_delete=models.PROTECT, related_name="+")
-    sessions_started = models.IntegerField(default=0)
-    sessions_carried_in = models.IntegerField(default=0)
-    runtime = models.DurationField()
-    credits = credit_field(default=Decimal("0"))
 
     class Meta:
         db_table = "usage_workerbucket"
@@ -402,13 +402,12 @@ class WorkerBucket(BucketAggregate):
         ]
 
 
-class MatchingBucket(BucketAggregate):
+class MatchingBucket(
+    BucketAggregate, _figures("MatchingBucketFigures", MATCHING_FIGURES, signed=True)
+):
     """Matching runs started in the bucket per task and API key."""
 
     task = models.CharField(max_length=3, choices=MatchingTask.choices)
-    runs = models.IntegerField(default=0)
-    num_records = models.BigIntegerField(default=0)
-    run_time_seconds = models.DecimalField(max_digits=18, decimal_places=3, default=0)
 
     class Meta:
         db_table = "usage_matchingbucket"

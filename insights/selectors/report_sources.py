@@ -1,12 +1,15 @@
 """What Explore and the usage report API can show: the metrics and dimensions, and per
-record kind where each is read (raw records, rollup rows, bucket aggregates). A new metric
-is declared here (and its unit), then read by insights/selectors/report_rows.py."""
+record kind where each is read (raw records, rollup rows, bucket aggregates). Metrics,
+their units and the figure each kind reads for them are declared in rollups/metrics.py;
+insights/selectors/report_rows.py reads them."""
 
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 
+from rollups.metrics import JOB_FIGURES, QUERY_FIGURES, WORKER_FIGURES, Figure
+from rollups.metrics import METRICS as METRIC_DECLARATIONS
 from rollups.models import (
     JobBucket,
     JobDaily,
@@ -26,27 +29,9 @@ DIMENSIONS = {
     "controller": "Controller",
     "kind": "Kind",
 }
-METRICS = {
-    "credits": "Credits",
-    "input_tokens": "Tokens in",
-    "output_tokens": "Tokens out",
-    "tokens": "Tokens (in + out)",
-    "queries": "Queries",
-    "core_hours": "Core-hours",
-    "jobs": "Jobs",
-    "worker_runtime": "Worker runtime (hours)",
-}
+METRICS = {metric.name: metric.label for metric in METRIC_DECLARATIONS}
 # What each metric counts in, for the CSV's unit column and the charts' value axes.
-METRIC_UNITS = {
-    "credits": "credits",
-    "input_tokens": "tokens",
-    "output_tokens": "tokens",
-    "tokens": "tokens",
-    "queries": "queries",
-    "core_hours": "core-hours",
-    "jobs": "jobs",
-    "worker_runtime": "hours",
-}
+METRIC_UNITS = {metric.name: metric.unit for metric in METRIC_DECLARATIONS}
 KIND_LABELS = {"query": "Queries", "worker_session": "Worker sessions", "job": "Jobs"}
 NOT_APPLICABLE = "—"
 # A report shows at most this many groups, the largest by its metric; the rest are
@@ -79,6 +64,18 @@ class Source:
     rolled_where: Q = field(default_factory=Q)
 
 
+def _metrics(figures: tuple[Figure, ...]) -> dict[str, tuple]:
+    """The kind's Explore metrics: (aggregate over raw records or None, over rollup and
+    bucket rows), from the figures rollups/metrics.py gives a metric."""
+    metrics = {}
+    for figure in figures:
+        if figure.metric is None:
+            continue
+        raw = {"sum": Sum(figure.name), "count": Count("id"), None: None}[figure.from_records]
+        metrics[figure.metric] = (raw, Sum(figure.name))
+    return metrics
+
+
 def report_sources() -> list[Source]:
     return [
         Source(
@@ -93,13 +90,7 @@ def report_sources() -> list[Source]:
                 "member": "member",
                 "endpoint": "endpoint",
             },
-            metrics={
-                "credits": (Sum("credits"), Sum("credits")),
-                "input_tokens": (Sum("input_tokens"), Sum("input_tokens")),
-                "output_tokens": (Sum("output_tokens"), Sum("output_tokens")),
-                "tokens": (Sum("total_tokens"), Sum("total_tokens")),
-                "queries": (Count("id"), Sum("queries")),
-            },
+            metrics=_metrics(QUERY_FIGURES),
             # The detail rows carry every dimension (model × key × endpoint × member).
             rolled_where=Q(dimension=QueryDimension.DETAIL),
         ),
@@ -110,10 +101,7 @@ def report_sources() -> list[Source]:
             bucketed=WorkerBucket,
             time_field="started_at",
             dims={"model": "model_id", "api_key": "api_key_id"},
-            metrics={
-                "credits": (Sum("credits"), Sum("credits")),
-                "worker_runtime": (None, Sum("runtime")),
-            },
+            metrics=_metrics(WORKER_FIGURES),
         ),
         Source(
             kind="job",
@@ -122,10 +110,6 @@ def report_sources() -> list[Source]:
             bucketed=JobBucket,
             time_field="submitted_at",
             dims={"api_key": "api_key_id", "controller": "controller_id"},
-            metrics={
-                "credits": (Sum("credits"), Sum("credits")),
-                "core_hours": (Sum("core_hours"), Sum("core_hours")),
-                "jobs": (Count("id"), Sum("submitted")),
-            },
+            metrics=_metrics(JOB_FIGURES),
         ),
     ]

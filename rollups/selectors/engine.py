@@ -23,6 +23,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from accounts.models import Organization
+from rollups.metrics import QUERY_FIGURES, figure_names
 from rollups.models import JobBucket, JobDaily, QueryBucket, QueryDaily, QueryDimension
 from rollups.selectors.coverage import Interval, RollupCoverage, Split, rollup_coverage
 from usage.models import Job, JobStatus, Query
@@ -246,13 +247,7 @@ def query_parts(
         "f_total_tokens": Sum("total_tokens"),
         "f_credits": Sum("credits"),
     }
-    rolled = {
-        "f_queries": Sum("queries"),
-        "f_input_tokens": Sum("input_tokens"),
-        "f_output_tokens": Sum("output_tokens"),
-        "f_total_tokens": Sum("total_tokens"),
-        "f_credits": Sum("credits"),
-    }
+    rolled = {f"f_{name}": Sum(name) for name in figure_names(QUERY_FIGURES)}
     org_q = Q(organization=org)
     raw_where = raw_q("occurred_at", split.raw)
     days_where = days_q(split)

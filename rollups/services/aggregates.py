@@ -41,6 +41,14 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from core.calendar import local_day_start, org_today
+from rollups.metrics import (
+    JOB_FIGURES,
+    MATCHING_FIGURES,
+    QUERY_FIGURES,
+    WORKER_FIGURES,
+    Figure,
+    figure_names,
+)
 from rollups.models import (
     JobBucket,
     MatchingBucket,
@@ -115,31 +123,19 @@ def _greatest(a: str, b: str) -> str:
     return f"GREATEST({a}, {b})" if _pg() else f"MAX({a}, {b})"
 
 
-def _upsert(table: str, conflict: str, columns: list[str], adding: list[str], select: str) -> str:
-    """INSERT the select's rows; a row whose dimensions exist adds to it (maxima max)."""
-    sets = [f"{c} = {table}.{c} + excluded.{c}" for c in adding]
-    if "last_submitted_at" in columns:
-        sets.append(
-            "last_submitted_at = "
-            + _greatest(f"{table}.last_submitted_at", "excluded.last_submitted_at")
-        )
+def _upsert(
+    table: str, conflict: str, columns: list[str], figures: tuple[Figure, ...], select: str
+) -> str:
+    """INSERT the select's rows; a row whose dimensions exist adds its figures to it (the
+    ones summed as maxima keep the greater)."""
+    sets = [f"{c} = {table}.{c} + excluded.{c}" for c in figure_names(figures, "add")]
+    sets += [
+        f"{c} = " + _greatest(f"{table}.{c}", f"excluded.{c}") for c in figure_names(figures, "max")
+    ]
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) {select} "
         f"ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(sets)}"
     )
-
-
-_JOB_FIGURES = [
-    "submitted",
-    "completed",
-    "running",
-    "failed",
-    "cancelled",
-    "core_hours",
-    "credits",
-    "wasted_core_hours",
-    "wasted_credits",
-]
 
 
 def _job_sql(sign: str, width: int) -> str:
@@ -160,14 +156,10 @@ def _job_sql(sign: str, width: int) -> str:
     return _upsert(
         JobBucket._meta.db_table,
         "organization_id, bucket, COALESCE(api_key_id, 0), COALESCE(controller_id, 0)",
-        ["organization_id", "bucket", "api_key_id", "controller_id", *_JOB_FIGURES]
-        + ["last_submitted_at"],
-        _JOB_FIGURES,
+        ["organization_id", "bucket", "api_key_id", "controller_id", *figure_names(JOB_FIGURES)],
+        JOB_FIGURES,
         select,
     )
-
-
-_QUERY_FIGURES = ["queries", "input_tokens", "output_tokens", "total_tokens", "credits"]
 
 
 def _query_sql(width: int) -> str:
@@ -193,14 +185,19 @@ def _query_sql(width: int) -> str:
         "organization_id, dimension, bucket, endpoint, member, COALESCE(model_id, 0), "
         "COALESCE(api_key_id, 0)",
         ["organization_id", "dimension", "bucket", "model_id", "api_key_id", "endpoint"]
-        + ["member", *_QUERY_FIGURES],
-        _QUERY_FIGURES,
+        + ["member", *figure_names(QUERY_FIGURES)],
+        QUERY_FIGURES,
         " UNION ALL ".join(selects),
     )
 
 
-_WORKER_FIGURES = ["sessions_started", "sessions_carried_in", "runtime", "credits"]
-_WORKER_COLUMNS = ["organization_id", "bucket", "model_id", "api_key_id", *_WORKER_FIGURES]
+_WORKER_COLUMNS = [
+    "organization_id",
+    "bucket",
+    "model_id",
+    "api_key_id",
+    *figure_names(WORKER_FIGURES),
+]
 _WORKER_CONFLICT = "organization_id, bucket, model_id, COALESCE(api_key_id, 0)"
 
 
@@ -256,7 +253,7 @@ def _worker_sql_pg(width: int) -> str:
         "GROUP BY organization_id, bucket, model_id, api_key_id"
     )
     return _upsert(
-        WorkerBucket._meta.db_table, _WORKER_CONFLICT, _WORKER_COLUMNS, _WORKER_FIGURES, select
+        WorkerBucket._meta.db_table, _WORKER_CONFLICT, _WORKER_COLUMNS, WORKER_FIGURES, select
     )
 
 
@@ -293,13 +290,10 @@ def _worker_sql_sqlite(width: int) -> str:
             WorkerBucket._meta.db_table,
             _WORKER_CONFLICT,
             _WORKER_COLUMNS,
-            _WORKER_FIGURES,
+            WORKER_FIGURES,
             select,
         )
     )
-
-
-_MATCHING_FIGURES = ["runs", "num_records", "run_time_seconds"]
 
 
 def _matching_sql(width: int) -> str:
@@ -313,8 +307,8 @@ def _matching_sql(width: int) -> str:
     return _upsert(
         MatchingBucket._meta.db_table,
         "organization_id, bucket, task, COALESCE(api_key_id, 0)",
-        ["organization_id", "bucket", "task", "api_key_id", *_MATCHING_FIGURES],
-        _MATCHING_FIGURES,
+        ["organization_id", "bucket", "task", "api_key_id", *figure_names(MATCHING_FIGURES)],
+        MATCHING_FIGURES,
         select,
     )
 

@@ -14,6 +14,13 @@ from django.db.models import Count, DateTimeField, DurationField, ExpressionWrap
 from django.db.models.functions import Coalesce, Greatest, Least
 
 from accounts.models import Organization
+from rollups.metrics import (
+    JOB_FIGURES,
+    MATCHING_FIGURES,
+    QUERY_FIGURES,
+    WORKER_FIGURES,
+    figure_names,
+)
 from rollups.models import (
     JobDaily,
     MatchingDaily,
@@ -35,7 +42,8 @@ _FAILED = Q(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])
 
 @dataclass(frozen=True)
 class RollupKind:
-    """One rollup table: its record model, dimension columns and figure columns."""
+    """One rollup table: its record model, dimension columns and figure columns (in the
+    order rollups/metrics.py declares them)."""
 
     name: str
     model: type[models.Model]
@@ -48,36 +56,25 @@ KINDS = (
         "job",
         JobDaily,
         ("api_key_id", "controller_id"),
-        (
-            "submitted",
-            "completed",
-            "running",
-            "failed",
-            "cancelled",
-            "core_hours",
-            "credits",
-            "wasted_core_hours",
-            "wasted_credits",
-            "last_submitted_at",
-        ),
+        tuple(figure_names(JOB_FIGURES)),
     ),
     RollupKind(
         "query",
         QueryDaily,
         ("dimension", "model_id", "api_key_id", "endpoint", "member"),
-        ("queries", "input_tokens", "output_tokens", "total_tokens", "credits"),
+        tuple(figure_names(QUERY_FIGURES)),
     ),
     RollupKind(
         "worker",
         WorkerDaily,
         ("model_id", "api_key_id"),
-        ("sessions_started", "sessions_carried_in", "runtime", "credits"),
+        tuple(figure_names(WORKER_FIGURES)),
     ),
     RollupKind(
         "matching",
         MatchingDaily,
         ("task", "api_key_id"),
-        ("runs", "num_records", "run_time_seconds"),
+        tuple(figure_names(MATCHING_FIGURES)),
     ),
 )
 
@@ -286,11 +283,7 @@ def query_dimension_selects(
                 **row_constants(org, day, hour),
                 r_dimension=models.Value(dimension),
                 **blanks,
-                r_queries=Sum("queries"),
-                r_input_tokens=Sum("input_tokens"),
-                r_output_tokens=Sum("output_tokens"),
-                r_total_tokens=Sum("total_tokens"),
-                r_credits=Sum("credits"),
+                **{f"r_{name}": Sum(name) for name in figure_names(QUERY_FIGURES)},
             )
             .order_by()
         )
