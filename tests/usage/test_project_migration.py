@@ -1,6 +1,7 @@
 """The migration that gives usage a project: on a database with an organization's
-records (in partitioned tables on PostgreSQL), controllers and batches, every row lands
-in its organization's Default project, and the column is required after."""
+records (in partitioned tables on PostgreSQL), controllers and batches, every row sent
+with a key lands in the key's project, every other row in its organization's Default
+project, and the column is required after."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -90,15 +91,29 @@ def test_existing_usage_lands_in_each_organizations_default_project():
         org.pk: Project.objects.create(organization=org, name="Default", is_default=True).pk
         for org in orgs
     }
+    keyed = {}
     for org in orgs:
-        Project.objects.create(organization=org, name="Other")  # never chosen
+        other = Project.objects.create(organization=org, name="Other")
         _populate(old, org)
+        # A record sent (before the migration) with a key of another project is that
+        # project's; everything without a key the Default's.
+        key = old.get_model("accounts", "APIKey").objects.create(
+            organization=org, project=other, name="k", prefix="sk-av", last_four="0000",
+            secret_hash=f"{org.pk:064}",
+        )  # fmt: skip
+        query = old.get_model("usage", "Query").objects.get(organization=org)
+        old.get_model("usage", "Query").objects.create(
+            organization=org, api_key=key, client_id="q-keyed", model_id=query.model_id,
+            occurred_at=AT, input_tokens=1, output_tokens=1, total_tokens=2,
+        )  # fmt: skip
+        keyed[org.pk] = other.pk
 
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(AFTER)
     for table in TABLES:
-        assert _projects(table, list(defaults)) == set(defaults.items()), table
+        expected = set(defaults.items()) | (set(keyed.items()) if table == "usage_query" else set())
+        assert _projects(table, list(defaults)) == expected, table
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("UPDATE usage_query SET project_id = NULL")
 
