@@ -1,7 +1,7 @@
 """Existing rollup and bucket rows get their records' project, as usage 0014 gave it to
 the records: a row of one API key is that key's project's, a row without a key the
 organization's Default project's (every keyless record went there). One UPDATE each;
-its own migration, as usage 0014 (0004 makes the column required)."""
+its own migration, as usage 0014 (0005 makes the column required)."""
 
 from django.db import migrations
 
@@ -35,6 +35,6 @@ def fill(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("rollups", "0002_rollups_project")]
+    dependencies = [("rollups", "0003_rollups_project")]
 
     operations = [migrations.RunPython(fill, migrations.RunPython.noop)]

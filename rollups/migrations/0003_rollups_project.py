@@ -19,7 +19,7 @@ TABLES = [
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0012_apikey_project_required"),
-        ("rollups", "0001_initial"),
+        ("rollups", "0002_bucket_tables_fillfactor"),
         ("usage", "0015_records_project_required"),
     ]
 
