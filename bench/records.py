@@ -131,7 +131,9 @@ def copy_rate(setup, batches: list[list[dict]]) -> float:
     prices = PriceList()
     prepared = []
     for records in batches:
-        batch = IngestBatch.objects.create(organization=setup.org, api_key=setup.key)
+        batch = IngestBatch.objects.create(
+            organization=setup.org, api_key=setup.key, project_id=setup.key.project_id
+        )
         prepared.append(_table_rows(records, setup, batch, prices))
     started = time.perf_counter()
     for tables in prepared:
@@ -153,6 +155,7 @@ def _table_rows(records: list[dict], setup, batch, prices: PriceList) -> list:
             "client_id": r["id"],
             "api_key_id": setup.key.pk,
             "batch_id": batch.pk,
+            "project_id": batch.project_id,
             "credits": credits,
             "created_at": now,
         }

@@ -64,12 +64,23 @@ def make_api_key(
     return issued.key, issued.secret
 
 
-def make_controller(*, org=None, name: str | None = None, cores: int = 64, memory_gb: int = 256):
-    """A controller; returns (controller, token)."""
+def make_controller(
+    *,
+    org=None,
+    name: str | None = None,
+    cores: int = 64,
+    memory_gb: int = 256,
+    project=None,
+):
+    """A controller (in the Default project unless one is given); returns (controller, token)."""
     from usage.services.controllers import controller_register
 
     issued = controller_register(
-        org=org or make_org(), name=name or f"ctl-{next(_seq)}", cores=cores, memory_gb=memory_gb
+        org=org or make_org(),
+        name=name or f"ctl-{next(_seq)}",
+        cores=cores,
+        memory_gb=memory_gb,
+        project=project,
     )
     return issued.controller, issued.token
 
@@ -119,6 +130,19 @@ def make_payment(*, org, amount_minor: int = 2500, number: str = "42424242424242
 # ---- usage panel: rows written straight to the tables, for known figures
 
 
+def _project_set(org, fields: dict) -> None:
+    """A record's project as ingestion sets it: its key's, else the Default one."""
+    if "project" in fields or "project_id" in fields:
+        return
+    key = fields.get("api_key")
+    if key is not None:
+        fields["project_id"] = key.project_id
+    else:
+        from accounts.projects import project_default_for
+
+        fields["project"] = project_default_for(org=org)
+
+
 def _aggregate(org, kind: str, record) -> None:
     """Add a row written straight to its table to the bucket aggregates, as ingestion
     does for the records it writes (pages read the buckets, not the records)."""
@@ -138,6 +162,7 @@ def make_job(*, org, submitted_at, status: str = "completed", cores: int = 1, **
     fields["credits"] = Decimal(str(fields.get("credits", "0")))
     if status in ("completed", "failed", "cancelled"):
         fields.setdefault("ended_at", submitted_at)
+    _project_set(org, fields)
     job = Job.objects.create(
         organization=org, submitted_at=submitted_at, status=status, cores=cores, **fields
     )
@@ -156,6 +181,7 @@ def make_query(
 
     fields.setdefault("client_id", f"q-{next(_seq)}")
     fields["credits"] = Decimal(str(fields.get("credits", "0")))
+    _project_set(org, fields)
     query = Query.objects.create(
         organization=org,
         model=PriceModel.objects.get(name=model),
@@ -177,6 +203,7 @@ def make_worker_session(*, org, started_at, ended_at, model: str = "llama-3.1-8b
     from usage.models import WorkerSession
 
     fields.setdefault("client_id", f"w-{next(_seq)}")
+    _project_set(org, fields)
     session = WorkerSession.objects.create(
         organization=org,
         model=PriceModel.objects.get(name=model),

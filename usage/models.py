@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import APIKey, Organization
+from accounts.models import APIKey, Organization, Project
 from billing.models import PriceModel, credit_field
 
 CLIENT_ID_MAX = 200
@@ -41,6 +41,8 @@ class Controller(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="controllers"
     )
+    # Set at registration (docs/projects.md): the jobs it runs without a key belong here.
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="controllers")
     name = models.CharField(max_length=100)
     cores = models.PositiveIntegerField()
     memory_gb = models.PositiveIntegerField()
@@ -83,6 +85,8 @@ class IngestBatch(models.Model):
     api_key = models.ForeignKey(
         APIKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The sending key's project (docs/projects.md), never chosen by the client.
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
     received_at = models.DateTimeField(default=timezone.now)
     accepted = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
@@ -152,6 +156,10 @@ class UsageRecord(models.Model):
     batch = models.ForeignKey(
         IngestBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The project of the key that sent it, else of its controller, else the Default
+    # (docs/projects.md). No index of its own: pages read project figures from the
+    # aggregates and rollups, never by scanning records for a project.
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+", db_index=False)
     credits = credit_field(default=Decimal("0"))
     created_at = models.DateTimeField(default=timezone.now)
 

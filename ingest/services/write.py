@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Model
 
 from accounts.models import APIKey, Organization
+from accounts.projects import project_default_for
 from billing.models import EntryKind
 from billing.services import ledger_post
 from core.numbers import count_of
@@ -34,9 +35,12 @@ def batch_write(
     api_key: APIKey | None,
     charged_at: datetime | None,
 ) -> IngestBatch:
+    # docs/projects.md: the project comes from the credential, never from the records.
+    project_id = api_key.project_id if api_key is not None else project_default_for(org=org).pk
     batch = IngestBatch.objects.create(
         organization=org,
         api_key=api_key,
+        project_id=project_id,
         received_at=ctx.now,
         accepted=len(result.accepted),
         duplicates=len(result.duplicates),
@@ -89,6 +93,7 @@ def _records_insert(
         "organization_id": org.pk,
         "api_key_id": api_key.pk if api_key is not None else None,
         "batch_id": batch.pk,
+        "project_id": batch.project_id,
         "created_at": now,
     }
     for kind, items in new.items():
@@ -108,6 +113,9 @@ def _row(kind: str, c: Candidate, common: dict, *, batch: IngestBatch, now: date
     if kind == "job":
         controller = row.pop("controller")
         row["controller_id"] = controller.pk if controller is not None else None
+        if batch.api_key_id is None and controller is not None:
+            # Sent without a key (an operator tool): the job is its controller's project's.
+            row["project_id"] = controller.project_id
         row["core_hours"] = row["core_hours"] or Decimal(0)
         row["updated_at"] = now
         row["charge_reference"] = batch.ledger_key if c.credits else ""

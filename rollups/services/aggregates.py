@@ -142,7 +142,7 @@ def _job_sql(sign: str, width: int) -> str:
     b = _bucket("submitted_at", width)
     wasted = "status IN ('failed', 'cancelled')"
     select = (
-        f"SELECT organization_id, {b}, api_key_id, controller_id, {sign}COUNT(*), "
+        f"SELECT organization_id, {b}, project_id, api_key_id, controller_id, {sign}COUNT(*), "
         + ", ".join(
             f"{sign}SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END)"
             for s in ("completed", "running", "failed", "cancelled")
@@ -151,12 +151,13 @@ def _job_sql(sign: str, width: int) -> str:
         f"{sign}SUM(CASE WHEN {wasted} THEN core_hours ELSE 0 END), "
         f"{sign}SUM(CASE WHEN {wasted} THEN credits ELSE 0 END), MAX(submitted_at) "
         "FROM b WHERE organization_id = %s AND submitted_at >= %s AND submitted_at < %s "
-        f"GROUP BY organization_id, {b}, api_key_id, controller_id"
+        f"GROUP BY organization_id, {b}, project_id, api_key_id, controller_id"
     )
     return _upsert(
         JobBucket._meta.db_table,
-        "organization_id, bucket, COALESCE(api_key_id, 0), COALESCE(controller_id, 0)",
-        ["organization_id", "bucket", "api_key_id", "controller_id", *figure_names(JOB_FIGURES)],
+        "organization_id, bucket, project_id, COALESCE(api_key_id, 0), COALESCE(controller_id, 0)",
+        ["organization_id", "bucket", "project_id", "api_key_id", "controller_id"]
+        + figure_names(JOB_FIGURES),
         JOB_FIGURES,
         select,
     )
@@ -177,15 +178,16 @@ def _query_sql(width: int) -> str:
     for dimension, model, key, endpoint, member, group in shapes:
         group = group or ", model_id, api_key_id, endpoint, member"
         selects.append(
-            f"SELECT organization_id, '{dimension}', {b}, {model}, {key}, {endpoint}, "
-            f"{member}, {sums} {source} GROUP BY organization_id, {b}{group}"
+            f"SELECT organization_id, '{dimension}', {b}, project_id, {model}, {key}, "
+            f"{endpoint}, {member}, {sums} {source} "
+            f"GROUP BY organization_id, {b}, project_id{group}"
         )
     return _upsert(
         QueryBucket._meta.db_table,
-        "organization_id, dimension, bucket, endpoint, member, COALESCE(model_id, 0), "
-        "COALESCE(api_key_id, 0)",
-        ["organization_id", "dimension", "bucket", "model_id", "api_key_id", "endpoint"]
-        + ["member", *figure_names(QUERY_FIGURES)],
+        "organization_id, dimension, bucket, endpoint, member, project_id, "
+        "COALESCE(model_id, 0), COALESCE(api_key_id, 0)",
+        ["organization_id", "dimension", "bucket", "project_id", "model_id", "api_key_id"]
+        + ["endpoint", "member", *figure_names(QUERY_FIGURES)],
         QUERY_FIGURES,
         " UNION ALL ".join(selects),
     )
@@ -194,16 +196,17 @@ def _query_sql(width: int) -> str:
 _WORKER_COLUMNS = [
     "organization_id",
     "bucket",
+    "project_id",
     "model_id",
     "api_key_id",
     *figure_names(WORKER_FIGURES),
 ]
-_WORKER_CONFLICT = "organization_id, bucket, model_id, COALESCE(api_key_id, 0)"
+_WORKER_CONFLICT = "organization_id, bucket, model_id, project_id, COALESCE(api_key_id, 0)"
 
 
 def _worker_sql_pg(width: int) -> str:
     """Each session spread over the buckets of [lo, hi) it overlaps (a zero-length one:
-    the bucket it starts in), summed per bucket, model and key.
+    the bucket it starts in), summed per bucket, project, model and key.
 
     A session's first and last buckets carry its partial runtime (and, in the first, its
     start and credits); every bucket between them gets one carried-in session and a whole
@@ -218,7 +221,7 @@ def _worker_sql_pg(width: int) -> str:
         f"{_bucket('ended_at - interval ' + chr(39) + '1 microsecond' + chr(39), width)} "
         f"ELSE {_bucket('started_at', width)} END"
     )
-    dims = "organization_id, model_id, api_key_id"
+    dims = "organization_id, project_id, model_id, api_key_id"
     select = (
         # Each session with its first (f) and last (l) bucket within [lo, hi).
         f"WITH ws AS (SELECT {dims}, started_at, ended_at, credits, "
@@ -247,10 +250,11 @@ def _worker_sql_pg(width: int) -> str:
         f"r.sessions * {step} AS runtime, 0 AS credits FROM ws_run AS r "
         f"CROSS JOIN LATERAL generate_series(r.at, r.next_at - {step}, {step}) AS g(bucket) "
         "WHERE r.sessions > 0) "
-        "SELECT organization_id, bucket, model_id, api_key_id, SUM(started), SUM(carried), "
+        "SELECT organization_id, bucket, project_id, model_id, api_key_id, SUM(started), "
+        "SUM(carried), "
         "SUM(runtime), SUM(credits) "
         "FROM (SELECT * FROM ws_edge UNION ALL SELECT * FROM ws_whole) AS spread "
-        "GROUP BY organization_id, bucket, model_id, api_key_id"
+        "GROUP BY organization_id, bucket, project_id, model_id, api_key_id"
     )
     return _upsert(
         WorkerBucket._meta.db_table, _WORKER_CONFLICT, _WORKER_COLUMNS, WORKER_FIGURES, select
@@ -270,21 +274,21 @@ def _worker_sql_sqlite(width: int) -> str:
     first = f"({s} / 1000000 / {width}) * {width}"
     last = f"CASE WHEN {e} > {s} THEN (({e} - 1) / 1000000 / {width}) * {width} ELSE {first} END"
     select = (
-        "SELECT organization_id, datetime(b, 'unixepoch'), model_id, api_key_id, "
+        "SELECT organization_id, datetime(b, 'unixepoch'), project_id, model_id, api_key_id, "
         "SUM(CASE WHEN s >= b * 1000000 THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN s < b * 1000000 THEN 1 ELSE 0 END), "
         f"SUM(MIN(e, (b + {width}) * 1000000) - MAX(s, b * 1000000)), "
         "SUM(CASE WHEN s >= b * 1000000 THEN credits ELSE 0 END) "
-        "FROM span WHERE true GROUP BY organization_id, b, model_id, api_key_id"
+        "FROM span WHERE true GROUP BY organization_id, b, project_id, model_id, api_key_id"
     )
     return (
-        ", span(organization_id, model_id, api_key_id, credits, s, e, b, last) AS ("
-        f"SELECT organization_id, model_id, api_key_id, credits, {s}, {e}, "
+        ", span(organization_id, project_id, model_id, api_key_id, credits, s, e, b, last) "
+        f"AS (SELECT organization_id, project_id, model_id, api_key_id, credits, {s}, {e}, "
         f"MAX({first}, CAST(strftime('%%s', %s) AS INTEGER)), "
         f"MIN({last}, CAST(strftime('%%s', %s) AS INTEGER) - {width}) "
         "FROM b WHERE organization_id = %s "
         "AND (ended_at > %s OR started_at >= %s) AND started_at < %s "
-        "UNION ALL SELECT organization_id, model_id, api_key_id, credits, s, e, "
+        "UNION ALL SELECT organization_id, project_id, model_id, api_key_id, credits, s, e, "
         f"b + {width}, last FROM span WHERE b + {width} <= last) "
         + _upsert(
             WorkerBucket._meta.db_table,
@@ -299,15 +303,23 @@ def _worker_sql_sqlite(width: int) -> str:
 def _matching_sql(width: int) -> str:
     b = _bucket("started_at", width)
     select = (
-        f"SELECT organization_id, {b}, task, api_key_id, COUNT(*), SUM(num_records), "
+        f"SELECT organization_id, {b}, project_id, task, api_key_id, COUNT(*), "
+        "SUM(num_records), "
         "SUM(run_time_seconds) FROM b WHERE organization_id = %s "
         "AND started_at >= %s AND started_at < %s "
-        f"GROUP BY organization_id, {b}, task, api_key_id"
+        f"GROUP BY organization_id, {b}, project_id, task, api_key_id"
     )
     return _upsert(
         MatchingBucket._meta.db_table,
-        "organization_id, bucket, task, COALESCE(api_key_id, 0)",
-        ["organization_id", "bucket", "task", "api_key_id", *figure_names(MATCHING_FIGURES)],
+        "organization_id, bucket, task, project_id, COALESCE(api_key_id, 0)",
+        [
+            "organization_id",
+            "bucket",
+            "project_id",
+            "task",
+            "api_key_id",
+            *figure_names(MATCHING_FIGURES),
+        ],
         MATCHING_FIGURES,
         select,
     )

@@ -55,25 +55,25 @@ KINDS = (
     RollupKind(
         "job",
         JobDaily,
-        ("api_key_id", "controller_id"),
+        ("project_id", "api_key_id", "controller_id"),
         tuple(figure_names(JOB_FIGURES)),
     ),
     RollupKind(
         "query",
         QueryDaily,
-        ("dimension", "model_id", "api_key_id", "endpoint", "member"),
+        ("dimension", "project_id", "model_id", "api_key_id", "endpoint", "member"),
         tuple(figure_names(QUERY_FIGURES)),
     ),
     RollupKind(
         "worker",
         WorkerDaily,
-        ("model_id", "api_key_id"),
+        ("project_id", "model_id", "api_key_id"),
         tuple(figure_names(WORKER_FIGURES)),
     ),
     RollupKind(
         "matching",
         MatchingDaily,
-        ("task", "api_key_id"),
+        ("project_id", "task", "api_key_id"),
         tuple(figure_names(MATCHING_FIGURES)),
     ),
 )
@@ -164,7 +164,7 @@ def _job_select(
             Job.objects.filter(organization_id=org.pk, submitted_at__gte=lo, submitted_at__lt=hi),
             "submitted_at",
             slots,
-            ("api_key_id", "controller_id"),
+            ("project_id", "api_key_id", "controller_id"),
         )
         .annotate(
             **const,
@@ -192,7 +192,7 @@ def _query_select(
             Query.objects.filter(organization_id=org.pk, occurred_at__gte=lo, occurred_at__lt=hi),
             "occurred_at",
             slots,
-            ("model_id", "api_key_id", "endpoint", "member"),
+            ("project_id", "model_id", "api_key_id", "endpoint", "member"),
         )
         .annotate(
             **const,
@@ -223,7 +223,7 @@ def _worker_select(org: Organization, lo: datetime, hi: datetime, const: dict) -
             Q(ended_at__gt=lo, started_at__lt=hi) | Q(started_at__gte=lo, started_at__lt=hi),
             organization_id=org.pk,
         )
-        .values("model_id", "api_key_id")
+        .values("project_id", "model_id", "api_key_id")
         .annotate(
             **const,
             r_sessions_started=Count("id", filter=started_today),
@@ -246,7 +246,7 @@ def _matching_select(
             ),
             "started_at",
             slots,
-            ("task", "api_key_id"),
+            ("project_id", "task", "api_key_id"),
         )
         .annotate(
             **const,
@@ -261,7 +261,7 @@ def _matching_select(
 def query_dimension_selects(
     org: Organization, day: date, hour: int | None = None, every_hour: bool = False
 ) -> list:
-    """Per model, endpoint and member: the day's (or hour's, or with `every_hour` each
+    """Per project and model, endpoint or member: the day's (or hour's, or with `every_hour` each
     hour's) detail rows summed (a few hundred rows read, not the records again)."""
     detail = QueryDaily.objects.filter(
         organization_id=org.pk, dimension=QueryDimension.DETAIL, day=day
@@ -278,7 +278,7 @@ def query_dimension_selects(
             f"r_{name}": models.Value("") for name in ("endpoint", "member") if name != column
         }
         selects.append(
-            detail.values(column, *group)
+            detail.values("project_id", column, *group)
             .annotate(
                 **row_constants(org, day, hour),
                 r_dimension=models.Value(dimension),

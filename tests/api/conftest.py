@@ -40,8 +40,10 @@ def ms(text: str) -> int:
 
 
 def make_matching(*, org, client_id, task, num_records, started_at, ended_at, **fields):
+    from accounts.projects import project_default_for
     from usage.models import MatchingRun
 
+    fields.setdefault("project", project_default_for(org=org))
     return MatchingRun.objects.create(
         organization=org,
         client_id=client_id,

@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.db import connection
 
+from accounts.projects import project_default_for
 from rollups.services.aggregates import aggregates_records_add
 from tests.factories import make_api_key, make_member, make_org, make_query, make_user
 
@@ -131,16 +132,17 @@ def test_ten_thousand_endpoints_hourly_over_a_week_answer_fifty_groups(client, o
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO usage_query (organization_id, client_id, model_id, occurred_at,
-                input_tokens, output_tokens, total_tokens, endpoint, member, credits, created_at)
-            SELECT %s, 'bulk-' || n, (SELECT id FROM billing_pricemodel
+            INSERT INTO usage_query (organization_id, project_id, client_id, model_id,
+                occurred_at, input_tokens, output_tokens, total_tokens, endpoint, member,
+                credits, created_at)
+            SELECT %s, %s, 'bulk-' || n, (SELECT id FROM billing_pricemodel
                                       WHERE name = 'llama-3.1-8b'),
                    %s::timestamptz + (n %% 168) * interval '1 hour', 1, 1, 2,
                    'endpoint-' || n, '', 0.002 + (n = 1)::int * 5, now()
             FROM generate_series(1, 10000) AS n
             RETURNING id
             """,
-            [org.pk, week],
+            [org.pk, project_default_for(org=org).pk, week],
         )
         ids = [row[0] for row in cursor.fetchall()]
     # As ingestion does: the pages read the per-minute aggregates of recent usage.

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import AuditEvent, Role
+from accounts.projects import project_default_for
 from billing.services import auto_recharge_set, ledger_adjust
 from tests.factories import (
     grant_credits,
@@ -83,7 +84,10 @@ def test_the_ledger_shows_every_credit_column_at_one_precision(client):
 
 
 def test_admin_overview_groups_its_figures(client):
-    IngestBatch.objects.create(organization=make_member().organization, accepted=21152)
+    org = make_member().organization
+    IngestBatch.objects.create(
+        organization=org, project=project_default_for(org=org), accepted=21152
+    )
     operator = make_user(email="ops@example.com", is_staff=True, is_superuser=True)
     client.force_login(operator)
     html = client.get("/admin/").content.decode()

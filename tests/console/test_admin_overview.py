@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Tier
+from accounts.projects import project_default_for
 from billing.models import ReconciliationIssue
 from billing.services import ledger_post, payment_refund
 from console.selectors import platform_overview
@@ -78,6 +79,7 @@ def platform(time_machine):
     for minutes, accepted in [(30, 7), (300, 11), (60 * 49, 13)]:
         IngestBatch.objects.create(
             organization=orgs["Alpha"],
+            project=project_default_for(org=orgs["Alpha"]),
             accepted=accepted,
             received_at=NOW - timedelta(minutes=minutes),
         )

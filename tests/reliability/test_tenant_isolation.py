@@ -12,6 +12,7 @@ from celery.exceptions import Retry
 from django.core import mail
 from django.utils import timezone
 
+from accounts.projects import project_default_for
 from alerts.models import AlertNotification, AlertRule
 from alerts.services import alert_defaults_create, alerts_evaluate
 from alerts.tasks import alerts_evaluate_due
@@ -136,6 +137,7 @@ def test_a_controller_named_with_cr_lf_does_not_break_alert_evaluation_or_its_em
     # Stored before names were checked (or through a path that does not check).
     Controller.objects.create(
         organization=org,
+        project=project_default_for(org=org),
         name="dgx\r\nBcc: victim@example.com\u202e",
         cores=1,
         memory_gb=1,

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from django.db import connection
 
+from accounts.projects import project_default_for
 from core.calendar import local_hours
 from ingest.services.ingest import usage_records_ingest
 from insights.selectors import panel as sel
@@ -172,7 +173,14 @@ def test_hours_past_the_days_kept_are_pruned_and_no_longer_read():
     RollupHour.objects.create(
         organization=org, day=old, hour=3, time_zone="UTC", dirty=False, computed_at=NOW
     )
-    QueryDaily.objects.create(organization=org, day=old, hour=3, dimension="model", queries=5)
+    QueryDaily.objects.create(
+        organization=org,
+        project=project_default_for(org=org),
+        day=old,
+        hour=3,
+        dimension="model",
+        queries=5,
+    )
     assert rollup_coverage(org=org).clean_hours == ()
     assert rollup_hours_prune() == 1
     assert not QueryDaily.objects.filter(organization=org).exists()

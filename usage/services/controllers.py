@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.credentials import secret_generate, secret_hash
-from accounts.models import AuditAction, Organization, User
+from accounts.models import AuditAction, Organization, Project, User
+from accounts.projects import project_default_for
 from core.text import invisible_character, invisible_character_message
 from usage.limits import MAX_CORES, MAX_MEMORY_GB
 from usage.models import Controller
@@ -31,8 +32,12 @@ def controller_register(
     memory_gb: int,
     token: str | None = None,
     actor: User | None = None,
+    project: Project | None = None,
 ) -> IssuedController:
-    """Register a controller and return its token once (`token` only for the demo)."""
+    """Register a controller and return its token once (`token` only for the demo).
+
+    It belongs to `project` (the Default one when none is given) for good: jobs sent
+    without a key on it are that project's (docs/projects.md)."""
     name = name.strip()
     if not name:
         raise ValueError("A controller needs a name")
@@ -44,9 +49,14 @@ def controller_register(
         raise ValueError("The name " + invisible_character_message(refused))
     if Controller.objects.filter(organization=org, name=name).exists():
         raise ValueError(f"There is already a controller named {name!r}")
+    if project is None:
+        project = project_default_for(org=org)
+    elif project.organization_id != org.pk:
+        raise ValueError("The project is not one of this organization's")
     token = token or secret_generate(prefix=CONTROLLER_TOKEN_PREFIX)
     controller = Controller.objects.create(
         organization=org,
+        project=project,
         name=name,
         cores=cores,
         memory_gb=memory_gb,
