@@ -41,21 +41,20 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from core.calendar import local_day_start, org_today
-from rollups.metrics import (
-    JOB_FIGURES,
-    MATCHING_FIGURES,
-    QUERY_FIGURES,
-    WORKER_FIGURES,
-    Figure,
-    figure_names,
-)
 from rollups.models import (
     JobBucket,
     MatchingBucket,
     QueryBucket,
-    QueryDimension,
     Restatement,
     WorkerBucket,
+)
+from rollups.services.bucket_sql import (
+    job_bucket_sql,
+    matching_bucket_sql,
+    pg_in_use,
+    query_bucket_sql,
+    worker_bucket_sql_pg,
+    worker_bucket_sql_sqlite,
 )
 from usage.models import Job, MatchingRun, Query, WorkerSession
 
@@ -102,236 +101,13 @@ def buckets_horizon(*, org: Organization, now: datetime | None = None) -> dateti
     return local_day_start(org_today(org, now=now) - timedelta(days=HOUR_DAYS), tz=tz)
 
 
-# --- SQL -------------------------------------------------------------------------------
-
-
-def _pg() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _bucket(column: str, width: int) -> str:
-    """The bucket (its first instant) of a timestamp column."""
-    if _pg():
-        return f"date_bin(interval '{width} seconds', {column}, timestamptz '1970-01-01 00:00Z')"
-    # SQLite keeps times as milliseconds: whole seconds are taken from the text, so
-    # 11:59:59.999999 is not rounded into the next minute.
-    seconds = f"CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER)"
-    return f"datetime(({seconds} / {width}) * {width}, 'unixepoch')"
-
-
-def _greatest(a: str, b: str) -> str:
-    return f"GREATEST({a}, {b})" if _pg() else f"MAX({a}, {b})"
-
-
-def _upsert(
-    table: str, conflict: str, columns: list[str], figures: tuple[Figure, ...], select: str
-) -> str:
-    """INSERT the select's rows; a row whose dimensions exist adds its figures to it (the
-    ones summed as maxima keep the greater)."""
-    sets = [f"{c} = {table}.{c} + excluded.{c}" for c in figure_names(figures, "add")]
-    sets += [
-        f"{c} = " + _greatest(f"{table}.{c}", f"excluded.{c}") for c in figure_names(figures, "max")
-    ]
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) {select} "
-        f"ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(sets)}"
-    )
-
-
-def _job_sql(sign: str, width: int) -> str:
-    b = _bucket("submitted_at", width)
-    wasted = "status IN ('failed', 'cancelled')"
-    select = (
-        f"SELECT organization_id, {b}, project_id, api_key_id, controller_id, {sign}COUNT(*), "
-        + ", ".join(
-            f"{sign}SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END)"
-            for s in ("completed", "running", "failed", "cancelled")
-        )
-        + f", {sign}SUM(core_hours), {sign}SUM(credits), "
-        f"{sign}SUM(CASE WHEN {wasted} THEN core_hours ELSE 0 END), "
-        f"{sign}SUM(CASE WHEN {wasted} THEN credits ELSE 0 END), MAX(submitted_at) "
-        "FROM b WHERE organization_id = %s AND submitted_at >= %s AND submitted_at < %s "
-        f"GROUP BY organization_id, {b}, project_id, api_key_id, controller_id"
-    )
-    return _upsert(
-        JobBucket._meta.db_table,
-        "organization_id, bucket, project_id, COALESCE(api_key_id, 0), COALESCE(controller_id, 0)",
-        ["organization_id", "bucket", "project_id", "api_key_id", "controller_id"]
-        + figure_names(JOB_FIGURES),
-        JOB_FIGURES,
-        select,
-    )
-
-
-def _query_sql(width: int) -> str:
-    b = _bucket("occurred_at", width)
-    sums = "COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(total_tokens), SUM(credits)"
-    source = "FROM b WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s"
-    null = "CAST(NULL AS integer)" if _pg() else "NULL"
-    shapes = (
-        (QueryDimension.DETAIL, "model_id", "api_key_id", "endpoint", "member", ""),
-        (QueryDimension.MODEL, "model_id", null, "''", "''", ", model_id"),
-        (QueryDimension.ENDPOINT, null, null, "endpoint", "''", ", endpoint"),
-        (QueryDimension.MEMBER, null, null, "''", "member", ", member"),
-    )
-    selects = []
-    for dimension, model, key, endpoint, member, group in shapes:
-        group = group or ", model_id, api_key_id, endpoint, member"
-        selects.append(
-            f"SELECT organization_id, '{dimension}', {b}, project_id, {model}, {key}, "
-            f"{endpoint}, {member}, {sums} {source} "
-            f"GROUP BY organization_id, {b}, project_id{group}"
-        )
-    return _upsert(
-        QueryBucket._meta.db_table,
-        "organization_id, dimension, bucket, endpoint, member, project_id, "
-        "COALESCE(model_id, 0), COALESCE(api_key_id, 0)",
-        ["organization_id", "dimension", "bucket", "project_id", "model_id", "api_key_id"]
-        + ["endpoint", "member", *figure_names(QUERY_FIGURES)],
-        QUERY_FIGURES,
-        " UNION ALL ".join(selects),
-    )
-
-
-_WORKER_COLUMNS = [
-    "organization_id",
-    "bucket",
-    "project_id",
-    "model_id",
-    "api_key_id",
-    *figure_names(WORKER_FIGURES),
-]
-_WORKER_CONFLICT = "organization_id, bucket, model_id, project_id, COALESCE(api_key_id, 0)"
-
-
-def _worker_sql_pg(width: int) -> str:
-    """Each session spread over the buckets of [lo, hi) it overlaps (a zero-length one:
-    the bucket it starts in), summed per bucket, project, model and key.
-
-    A session's first and last buckets carry its partial runtime (and, in the first, its
-    start and credits); every bucket between them gets one carried-in session and a whole
-    bucket of runtime. Those runs are swept rather than spread: +1 where a run begins, -1
-    where it ends, a running sum per model and key, and one row per bucket between two
-    events. The rows summed are then the output's, not every (session, bucket) pair: a
-    batch of long sessions spreads over tens of thousands of those.
-    """
-    step = f"interval '{width} seconds'"
-    last = (
-        f"CASE WHEN ended_at > started_at THEN "
-        f"{_bucket('ended_at - interval ' + chr(39) + '1 microsecond' + chr(39), width)} "
-        f"ELSE {_bucket('started_at', width)} END"
-    )
-    dims = "organization_id, project_id, model_id, api_key_id"
-    select = (
-        # Each session with its first (f) and last (l) bucket within [lo, hi).
-        f"WITH ws AS (SELECT {dims}, started_at, ended_at, credits, "
-        f"GREATEST({_bucket('started_at', width)}, %s) AS f, "
-        f"LEAST({last}, %s - {step}) AS l "
-        "FROM b WHERE organization_id = %s AND (ended_at > %s OR started_at >= %s) "
-        "AND started_at < %s), "
-        # The first bucket, and the last when it is another.
-        f"ws_edge AS (SELECT {dims}, f AS bucket, "
-        "CASE WHEN started_at >= f THEN 1 ELSE 0 END AS started, "
-        "CASE WHEN started_at < f THEN 1 ELSE 0 END AS carried, "
-        f"LEAST(ended_at, f + {step}) - GREATEST(started_at, f) AS runtime, "
-        "CASE WHEN started_at >= f THEN credits ELSE 0 END AS credits "
-        "FROM ws WHERE f <= l "
-        f"UNION ALL SELECT {dims}, l, 0, 1, LEAST(ended_at, l + {step}) - l, 0 "
-        "FROM ws WHERE l > f), "
-        # The whole buckets between: [f + step, l) as +1 at its start, -1 at its end.
-        f"ws_event AS (SELECT {dims}, at, CAST(SUM(delta) AS integer) AS delta FROM ("
-        f"SELECT {dims}, f + {step} AS at, 1 AS delta FROM ws WHERE l > f + {step} "
-        f"UNION ALL SELECT {dims}, l, -1 FROM ws WHERE l > f + {step}) AS e "
-        f"GROUP BY {dims}, at), "
-        f"ws_run AS (SELECT {dims}, at, SUM(delta) OVER w AS sessions, "
-        f"LEAD(at) OVER w AS next_at FROM ws_event "
-        f"WINDOW w AS (PARTITION BY {dims} ORDER BY at)), "
-        f"ws_whole AS (SELECT {dims}, g.bucket, 0 AS started, r.sessions AS carried, "
-        f"r.sessions * {step} AS runtime, 0 AS credits FROM ws_run AS r "
-        f"CROSS JOIN LATERAL generate_series(r.at, r.next_at - {step}, {step}) AS g(bucket) "
-        "WHERE r.sessions > 0) "
-        "SELECT organization_id, bucket, project_id, model_id, api_key_id, SUM(started), "
-        "SUM(carried), "
-        "SUM(runtime), SUM(credits) "
-        "FROM (SELECT * FROM ws_edge UNION ALL SELECT * FROM ws_whole) AS spread "
-        "GROUP BY organization_id, bucket, project_id, model_id, api_key_id"
-    )
-    return _upsert(
-        WorkerBucket._meta.db_table, _WORKER_CONFLICT, _WORKER_COLUMNS, WORKER_FIGURES, select
-    )
-
-
-def _micros(column: str) -> str:
-    """SQLite: a stored timestamp as integer microseconds since the epoch."""
-    return (
-        f"(CAST(strftime('%%s', substr({column}, 1, 19)) AS INTEGER) * 1000000 "
-        f"+ CAST(substr({column} || '.000000', 21, 6) AS INTEGER))"
-    )
-
-
-def _worker_sql_sqlite(width: int) -> str:
-    s, e = _micros("started_at"), _micros("ended_at")
-    first = f"({s} / 1000000 / {width}) * {width}"
-    last = f"CASE WHEN {e} > {s} THEN (({e} - 1) / 1000000 / {width}) * {width} ELSE {first} END"
-    select = (
-        "SELECT organization_id, datetime(b, 'unixepoch'), project_id, model_id, api_key_id, "
-        "SUM(CASE WHEN s >= b * 1000000 THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN s < b * 1000000 THEN 1 ELSE 0 END), "
-        f"SUM(MIN(e, (b + {width}) * 1000000) - MAX(s, b * 1000000)), "
-        "SUM(CASE WHEN s >= b * 1000000 THEN credits ELSE 0 END) "
-        "FROM span WHERE true GROUP BY organization_id, b, project_id, model_id, api_key_id"
-    )
-    return (
-        ", span(organization_id, project_id, model_id, api_key_id, credits, s, e, b, last) "
-        f"AS (SELECT organization_id, project_id, model_id, api_key_id, credits, {s}, {e}, "
-        f"MAX({first}, CAST(strftime('%%s', %s) AS INTEGER)), "
-        f"MIN({last}, CAST(strftime('%%s', %s) AS INTEGER) - {width}) "
-        "FROM b WHERE organization_id = %s "
-        "AND (ended_at > %s OR started_at >= %s) AND started_at < %s "
-        "UNION ALL SELECT organization_id, project_id, model_id, api_key_id, credits, s, e, "
-        f"b + {width}, last FROM span WHERE b + {width} <= last) "
-        + _upsert(
-            WorkerBucket._meta.db_table,
-            _WORKER_CONFLICT,
-            _WORKER_COLUMNS,
-            WORKER_FIGURES,
-            select,
-        )
-    )
-
-
-def _matching_sql(width: int) -> str:
-    b = _bucket("started_at", width)
-    select = (
-        f"SELECT organization_id, {b}, project_id, task, api_key_id, COUNT(*), "
-        "SUM(num_records), "
-        "SUM(run_time_seconds) FROM b WHERE organization_id = %s "
-        "AND started_at >= %s AND started_at < %s "
-        f"GROUP BY organization_id, {b}, project_id, task, api_key_id"
-    )
-    return _upsert(
-        MatchingBucket._meta.db_table,
-        "organization_id, bucket, task, project_id, COALESCE(api_key_id, 0)",
-        [
-            "organization_id",
-            "bucket",
-            "project_id",
-            "task",
-            "api_key_id",
-            *figure_names(MATCHING_FIGURES),
-        ],
-        MATCHING_FIGURES,
-        select,
-    )
-
-
 # --- Writes ----------------------------------------------------------------------------
 
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def _execute(sql: str, params: list) -> None:
-    if not _pg():  # SQLite compares stored text: naive UTC, as Django writes it
+    if not pg_in_use():  # SQLite compares stored text: naive UTC, as Django writes it
         adapt = connection.ops.adapt_datetimefield_value
         params = [adapt(p) if isinstance(p, datetime) else p for p in params]
     with connection.cursor() as cursor:
@@ -375,15 +151,15 @@ def _statement(
     width = bucket_seconds()
     selection = f"SELECT * FROM {_TABLES[kind]} WHERE {where}"
     if kind == "job":
-        sql, params = _job_sql(sign, width), [org.pk, lo, hi]
+        sql, params = job_bucket_sql(sign, width), [org.pk, lo, hi]
     elif kind == "query":
-        sql, params = _query_sql(width), [org.pk, lo, hi] * 4
+        sql, params = query_bucket_sql(width), [org.pk, lo, hi] * 4
     elif kind == "matching":
-        sql, params = _matching_sql(width), [org.pk, lo, hi]
-    elif _pg():
-        sql, params = _worker_sql_pg(width), [lo, hi, org.pk, lo, lo, hi]
+        sql, params = matching_bucket_sql(width), [org.pk, lo, hi]
+    elif pg_in_use():
+        sql, params = worker_bucket_sql_pg(width), [lo, hi, org.pk, lo, lo, hi]
     else:
-        sql, params = _worker_sql_sqlite(width), [lo, hi, org.pk, lo, lo, hi]
+        sql, params = worker_bucket_sql_sqlite(width), [lo, hi, org.pk, lo, lo, hi]
     return selection, sql, [*where_params, *params]
 
 
@@ -404,7 +180,7 @@ def _run(
     time index with the selection as a filter (which reads every record since `lo`).
     """
     selection, sql, params = _statement(kind, org, where, where_params, lo, hi, sign)
-    recursive = "RECURSIVE " if kind == "worker_session" and not _pg() else ""
+    recursive = "RECURSIVE " if kind == "worker_session" and not pg_in_use() else ""
     cte = f"WITH {recursive}b AS MATERIALIZED ({selection})"
     separator = "" if sql.startswith(",") else " "
     _execute(cte + separator + sql, params)
@@ -453,14 +229,14 @@ def aggregates_add(
                 parts.append((kind, f"id IN ({marks})", list(job_ids)))
             else:
                 parts.append((kind, f"batch_id = %s OR id IN ({marks})", [batch_id, *job_ids]))
-        elif batch_id is not None and kind in spans and _pg():
+        elif batch_id is not None and kind in spans and pg_in_use():
             column = _PARTITIONED_BY[kind]
             first, last = spans[kind]
             where = f"batch_id = %s AND {column} >= %s AND {column} <= %s"
             parts.append((kind, where, [batch_id, first, last]))
         elif batch_id is not None:
             parts.append((kind, "batch_id = %s", [batch_id]))
-    if _pg() and len(parts) > 1:
+    if pg_in_use() and len(parts) > 1:
         _run_together(org, parts, lo, FAR)
         return
     for kind, where, where_params in parts:
