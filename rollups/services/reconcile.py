@@ -67,10 +67,15 @@ def _fresh_rows(org: Organization, day: date, tz: str) -> dict[str, dict[tuple, 
         (QueryDimension.ENDPOINT, "endpoint"),
         (QueryDimension.MEMBER, "member"),
     ):
-        grouped = queries.values(column).annotate(f_queries=Count("id"), **figures).order_by()
+        grouped = (
+            queries.values(column, "project_id")
+            .annotate(f_queries=Count("id"), **figures)
+            .order_by()
+        )
         for row in grouped:
             key = (
                 dimension,
+                row["project_id"],
                 row[column] if column == "model_id" else None,
                 None,
                 row[column] if column == "endpoint" else "",
