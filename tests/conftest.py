@@ -132,9 +132,10 @@ def _spend_counters_after_commit(request, monkeypatch):
     marker = request.node.get_closest_marker("django_db")
     if marker is None or marker.kwargs.get("transaction"):
         return
-    from spend.services import spend_counters
+    from spend.services import counter_keys, spend_counters
 
-    monkeypatch.setattr(spend_counters, "after_commit", lambda run: run())
+    for module in (counter_keys, spend_counters):
+        monkeypatch.setattr(module, "after_commit", lambda run: run())
 
 
 @pytest.fixture
