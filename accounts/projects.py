@@ -7,8 +7,11 @@ limited to projects, and then only those granted to them. `projects_visible`,
 `project_ids_visible` and `apikeys_visible` are the one place that rule is written.
 """
 
+from functools import cached_property
+
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -81,6 +84,69 @@ def project_visible_get(*, membership: Membership, project_id: int) -> Project |
     """One project this person may see, or None (another organization's, or one they are
     not granted: both answer 404)."""
     return projects_visible(membership=membership).filter(pk=project_id).first()
+
+
+def project_ids_in_scope(
+    *, membership: Membership, project_id: int | None
+) -> frozenset[int] | None:
+    """The projects a usage page reads for the project switcher's choice: the one chosen,
+    or with none chosen ("All projects") every project the person sees; None when that is
+    the whole organization (no project filter). Raises Http404 for a project they may not
+    see (another organization's, or one a limited member is not granted)."""
+    return _project_in_scope(membership, project_id)[0]
+
+
+def _project_in_scope(
+    membership: Membership, project_id: int | None
+) -> tuple[frozenset[int] | None, Project | None]:
+    """(project_ids_in_scope, the project chosen or None); one query at most."""
+    if project_id is None:
+        return project_ids_visible(membership=membership), None
+    project = project_visible_get(membership=membership, project_id=project_id)
+    if project is None:
+        raise Http404("No such project")
+    return frozenset({project.pk}), project
+
+
+def project_choice_parse(value: str | None) -> int | None:
+    """The switcher's `project` query parameter as a project id: absent or empty is All
+    projects (None); anything else that is not a positive id answers 404 like a project
+    the person may not see."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not value.isascii() or not value.isdigit() or int(value) < 1 or len(value) > 18:
+        raise Http404("No such project")
+    return int(value)
+
+
+class ProjectScope:
+    """What a usage page reads and its project switcher shows: the projects in scope
+    (`ids`, None: the whole organization), the one chosen (None: All projects) and the
+    choices (the visible projects, archived ones too; read only when a page shows them)."""
+
+    def __init__(
+        self, *, membership: Membership, ids: frozenset[int] | None, chosen: Project | None
+    ) -> None:
+        self.membership = membership
+        self.ids = ids
+        self.chosen = chosen
+
+    @cached_property
+    def choices(self) -> list[Project]:
+        return list(projects_visible(membership=self.membership))
+
+    @property
+    def param(self) -> str:
+        """The `project` query parameter that keeps this choice ("" for All projects)."""
+        return "" if self.chosen is None else str(self.chosen.pk)
+
+
+def project_scope_for(*, membership: Membership, value: str | None) -> ProjectScope:
+    """The scope of a usage page from its `project` query parameter (404 for a project
+    the person may not see), by the rule of `project_ids_in_scope`."""
+    ids, chosen = _project_in_scope(membership, project_choice_parse(value))
+    return ProjectScope(membership=membership, ids=ids, chosen=chosen)
 
 
 def apikeys_visible(*, membership: Membership) -> QuerySet[APIKey]:

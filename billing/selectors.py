@@ -23,7 +23,7 @@ from billing.models import (
     WorkerType,
 )
 from billing.money import credits_round, dollars_for_minor_units
-from billing.usage_sources import credits_by_model
+from billing.usage_sources import credits_by_model, credits_by_month
 from core.calendar import month_starts, org_zone
 
 
@@ -238,13 +238,22 @@ class ModelDebits:
 
 
 def usage_debits_by_month(
-    *, org: Organization, months: int = 12, now: datetime | None = None
+    *,
+    org: Organization,
+    months: int = 12,
+    now: datetime | None = None,
+    projects: frozenset[int] | None = None,
 ) -> list[MonthDebits]:
-    """Usage debits per calendar month (dense: months without usage are zero)."""
+    """Usage debits per calendar month (dense: months without usage are zero). With
+    `projects` (a project chosen, or a member limited to projects), the credits their
+    usage was charged, by when it happened: ledger entries carry no project."""
     now = now or timezone.now()
     tz = org_zone(org)
     starts = month_starts(now=now, tz=tz, months=months)
     since = datetime(starts[0].year, starts[0].month, 1, tzinfo=tz)
+    if projects is not None:
+        per_month = credits_by_month(org=org, start=since, end=now, projects=projects)
+        return [MonthDebits(month=m, credits=per_month.get(m, Decimal("0"))) for m in starts]
     rows = (
         LedgerEntry.objects.filter(organization=org, kind=EntryKind.USAGE, created_at__gte=since)
         .annotate(month=TruncMonth("created_at", tzinfo=tz))
@@ -257,7 +266,11 @@ def usage_debits_by_month(
 
 
 def usage_debits_by_model(
-    *, org: Organization, months: int = 12, now: datetime | None = None
+    *,
+    org: Organization,
+    months: int = 12,
+    now: datetime | None = None,
+    projects: frozenset[int] | None = None,
 ) -> list[ModelDebits]:
     """Credits charged per model over the same months as usage_debits_by_month, largest first:
     queries and worker sessions by their model, jobs as one line (usage records carry
@@ -268,7 +281,7 @@ def usage_debits_by_model(
     since = datetime(first.year, first.month, 1, tzinfo=tz)
     return [
         ModelDebits(model_name=row.name, credits=row.credits)
-        for row in credits_by_model(org=org, start=since, end=now)
+        for row in credits_by_model(org=org, start=since, end=now, projects=projects)
     ]
 
 

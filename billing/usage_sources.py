@@ -8,7 +8,7 @@ the nightly reconciliation runs beside billing's own balance check.
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +34,7 @@ class ModelCredits:
 
 
 CreditsByModel = Callable[..., list[ModelCredits]]
+CreditsByMonth = Callable[..., dict[date, Decimal]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ ReconciliationChecker = Callable[..., ReconciliationCheck]
 
 _breakdowns: list[UsageBreakdown] = []
 _credits_by_model: list[CreditsByModel] = []
+_credits_by_month: list[CreditsByMonth] = []
 _reconciliation_checks: list[ReconciliationChecker] = []
 
 
@@ -66,15 +68,39 @@ def usage_breakdowns() -> list[UsageBreakdown]:
 
 
 def credits_by_model_register(source: CreditsByModel) -> None:
-    """Register fn(*, org, start, end) -> [ModelCredits], largest first (one source)."""
+    """Register fn(*, org, start, end, projects) -> [ModelCredits], largest first (one
+    source)."""
     _credits_by_model[:] = [source]
 
 
 def credits_by_model(
-    *, org: Organization, start: datetime | None, end: datetime
+    *,
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    projects: frozenset[int] | None = None,
 ) -> list[ModelCredits]:
-    """Credits charged for usage in [start, end) by model; none before usage registers."""
-    return _credits_by_model[0](org=org, start=start, end=end) if _credits_by_model else []
+    """Credits charged for usage in [start, end) by model, of the projects given (None:
+    the whole organization); none before usage registers."""
+    if not _credits_by_model:
+        return []
+    return _credits_by_model[0](org=org, start=start, end=end, projects=projects)
+
+
+def credits_by_month_register(source: CreditsByMonth) -> None:
+    """Register fn(*, org, start, end, projects) -> {month's first day: credits} (one
+    source)."""
+    _credits_by_month[:] = [source]
+
+
+def credits_by_month(
+    *, org: Organization, start: datetime, end: datetime, projects: frozenset[int] | None
+) -> dict[date, Decimal]:
+    """Credits charged for usage in [start, end) per month in the organization's zone, of
+    the projects given, by when the usage happened; none before usage registers."""
+    if not _credits_by_month:
+        return {}
+    return _credits_by_month[0](org=org, start=start, end=end, projects=projects)
 
 
 def reconciliation_check_register(check: ReconciliationChecker) -> None:

@@ -17,11 +17,13 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import OrgRequest, org_view
 from accounts.models import BILLING_DETAILS_ROLES, FINANCE_ROLES, Role
+from accounts.projects import project_scope_for
 from billing import charts
 from billing.cards import CardError
 from billing.document_render import (
@@ -94,28 +96,42 @@ assert len(CSV_HEADER) == len(LEDGER_EXPORT_FIELDS)
 @org_view()
 @require_GET
 def finance_dashboard(request: OrgRequest) -> HttpResponse:
-    """Balance, usage time, runway, payments, usage-debit charts and the paginated ledger."""
+    """Balance, usage time, runway, payments and the paginated ledger (the organization's),
+    and the usage-debit charts of ?project= (empty: All projects; one the person may not
+    see: 404)."""
     org = request.organization
     ledger = Paginator(ledger_entries(org=org), LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     if request.htmx and request.htmx.target == "ledger":
         return render(request, "billing/dashboard.html#ledger", {"ledger": ledger})
-    months, models = usage_debits_by_month(org=org), usage_debits_by_model(org=org)
-    context = {
-        "nav": "finance",
-        "overview": finance_overview(org=org),
-        "charged_through": usage_charged_through(org=org),
-        "payments": payment_history(org=org),
-        "ledger": ledger,
+    scope = project_scope_for(membership=request.membership, value=request.GET.get("project"))
+    months = usage_debits_by_month(org=org, projects=scope.ids)
+    models = usage_debits_by_model(org=org, projects=scope.ids)
+    spend = {
+        "scope": scope,
+        "finance_url": reverse("billing:dashboard", args=[org.slug]),
         # Each chart's figures are also a table on the page (its text alternative).
         "month_debits": months,
         "model_debits": models,
         "month_figure": charts.usage_debits_by_month_figure(months),
         "model_figure": charts.usage_debits_by_model_figure(models),
-        "can_manage": request.membership.can_manage,
-        "can_pay": request.membership.can_pay,
-        "is_owner": request.membership.role == Role.OWNER,
     }
-    return render(request, "billing/dashboard.html", context)
+    if request.htmx and request.htmx.target == "finance-spend":
+        response = render(request, "billing/dashboard.html#finance-spend", spend)
+    else:
+        context = {
+            "nav": "finance",
+            "overview": finance_overview(org=org),
+            "charged_through": usage_charged_through(org=org),
+            "payments": payment_history(org=org),
+            "ledger": ledger,
+            "can_manage": request.membership.can_manage,
+            "can_pay": request.membership.can_pay,
+            "is_owner": request.membership.role == Role.OWNER,
+            **spend,
+        }
+        response = render(request, "billing/dashboard.html", context)
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
 @org_view()

@@ -3,10 +3,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import loader
 from django.templatetags.static import static
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.html import escape
 
 from accounts.http import SESSION_ORG_KEY, OrgRequest, org_view
+from accounts.projects import project_scope_for
 from accounts.selectors import membership_for, memberships_of
 from billing.selectors import finance_overview
 from core.request_context import request_id_var
@@ -28,18 +31,32 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @org_view()
 def main(request: OrgRequest) -> HttpResponse:
-    """The main page: balance, remaining usage time, last payment and usage summaries."""
-    context = {
-        "nav": "main",
-        "overview": finance_overview(org=request.organization),
-        "can_manage": request.membership.can_manage,
-        "can_pay": request.membership.can_pay,
+    """The main page: balance, remaining usage time, last payment (the organization's) and
+    usage summaries of ?project= (empty: All projects; one the person may not see: 404);
+    with htmx, the switcher's partial only."""
+    org = request.organization
+    scope = project_scope_for(membership=request.membership, value=request.GET.get("project"))
+    usage = {
+        "scope": scope,
+        "main_url": reverse("main", args=[org.slug]),
         "usage_summaries": usage_summaries(
-            org=request.organization, now=timezone.now(), tz=request.organization.time_zone
+            org=org, now=timezone.now(), tz=org.time_zone, projects=scope.ids
         ),
-        "received_through": usage_received_through(org=request.organization),
     }
-    return render(request, "console/main.html", context)
+    if request.htmx and request.htmx.target == "main-usage":
+        response = render(request, "console/main.html#main-usage", usage)
+    else:
+        context = {
+            "nav": "main",
+            "overview": finance_overview(org=org),
+            "can_manage": request.membership.can_manage,
+            "can_pay": request.membership.can_pay,
+            "received_through": usage_received_through(org=org),
+            **usage,
+        }
+        response = render(request, "console/main.html", context)
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
 def favicon(request: HttpRequest) -> HttpResponse:

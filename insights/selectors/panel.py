@@ -1,7 +1,8 @@
 """The usage panel's figures: the jobs overview, the timeline, API key activity,
 controller load, tokens against the allocation, usage by model, endpoint and member.
 
-Every selector takes the organization and filters by it, and aggregates in the
+Every selector takes the organization and filters by it (and by `projects`, the
+projects in scope, None: all of them), and aggregates in the
 database (rollups/selectors/engine.py): one query per figure, whatever the number of
 keys, controllers or models. Ranges are half-open [start, end); start None means "since
 the beginning". Jobs belong to a window by when they were submitted: a window's
@@ -25,6 +26,7 @@ from rollups.models import JobBucket, JobDaily, QueryBucket, QueryDaily, QueryDi
 from rollups.selectors.coverage import RollupCoverage
 from rollups.selectors.engine import (
     ZERO,
+    Projects,
     as_dec,
     as_int,
     coverage_or_default,
@@ -94,10 +96,11 @@ def jobs_overview(
     start: datetime | None,
     end: datetime,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> JobsOverview:
     """Counts and core-hours of the jobs submitted in [start, end) (one query)."""
     split = coverage_or_default(org, coverage).split(start, end)
-    merged = merge_rows(union_rows(job_parts(org, split, [])), [])
+    merged = merge_rows(union_rows(job_parts(org, split, [], projects)), [])
     figures = merged.get((), {})
     return JobsOverview(**job_figures(figures, ("on_controllers", "managed")))
 
@@ -133,10 +136,11 @@ def jobs_by_day(
     end: datetime,
     tz: str,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> dict[date, JobDay]:
     """Jobs submitted in [start, end) per calendar day in tz; days without jobs absent."""
     split = coverage_or_default(org, coverage).split(start, end, tz=tz)
-    raw, rolled, minus, bucketed, minus_bucketed = job_parts(org, split, ["f_day"])
+    raw, rolled, minus, bucketed, minus_bucketed = job_parts(org, split, ["f_day"], projects)
     day_of = TruncDate("submitted_at", tzinfo=ZoneInfo(tz))
     bucket_day = TruncDate("bucket", tzinfo=ZoneInfo(tz))
     parts = [
@@ -162,12 +166,15 @@ def job_timeline(
     tz: str,
     days: int = TIMELINE_DAYS,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> list[JobDay]:
     """The last `days` calendar days in tz, oldest first, every day present (zeros)."""
     calendar = last_days(days, now=now, tz=tz)
     start = local_day_start(calendar[0], tz=tz)
     end = local_day_start(calendar[-1] + timedelta(days=1), tz=tz)
-    per_day = jobs_by_day(org=org, start=start, end=end, tz=tz, coverage=coverage)
+    per_day = jobs_by_day(
+        org=org, start=start, end=end, tz=tz, coverage=coverage, projects=projects
+    )
     return [value or JobDay(day=day) for day, value in dense_days(calendar, per_day, empty=None)]
 
 
@@ -199,12 +206,17 @@ class TokenAllocation:
 
 
 def tokens_month_to_date(
-    *, org: Organization, now: datetime, tz: str, coverage: RollupCoverage | None = None
+    *,
+    org: Organization,
+    now: datetime,
+    tz: str,
+    coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> TokenAllocation:
     """Tokens of queries since the start of the calendar month in tz (one query)."""
     month_start = calendar.local_month_start(now, tz=tz).astimezone(UTC)
     split = coverage_or_default(org, coverage).split(month_start, now + timedelta(days=1))
-    merged = merge_rows(union_rows(query_parts(org, split, [])), [])
+    merged = merge_rows(union_rows(query_parts(org, split, [], projects=projects)), [])
     used = as_int(merged.get((), {}).get("total_tokens"))
     return TokenAllocation(
         month_start=month_start, used=used, allocation=org.monthly_token_allocation
@@ -224,12 +236,17 @@ class ModelUsage:
 
 
 def _queries_grouped(
-    org: Organization, start: datetime | None, end: datetime, coverage, group: str
+    org: Organization,
+    start: datetime | None,
+    end: datetime,
+    coverage,
+    group: str,
+    projects: Projects = None,
 ) -> list[tuple[str, dict]]:
     split = coverage_or_default(org, coverage).split(start, end)
     dimension = {"model__name": QueryDimension.MODEL}.get(group, group)
     merged = merge_rows(
-        union_rows(query_parts(org, split, [group], dimension)), [group], count="queries"
+        union_rows(query_parts(org, split, [group], dimension, projects)), [group], count="queries"
     )
     return [(key[0], query_usage(figures)) for key, figures in merged.items()]
 
@@ -240,9 +257,10 @@ def queries_by_model(
     start: datetime | None,
     end: datetime,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> list[ModelUsage]:
     """Queries per model in [start, end), most tokens first (one query)."""
-    rows = _queries_grouped(org, start, end, coverage, "model__name")
+    rows = _queries_grouped(org, start, end, coverage, "model__name", projects)
     rows.sort(key=lambda item: (-item[1]["total_tokens"], item[0]))
     return [ModelUsage(model=name, **figures) for name, figures in rows]
 
@@ -254,11 +272,12 @@ def tokens_by_day_and_model(
     end: datetime,
     tz: str,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> dict[tuple[date, str], int]:
     """Tokens per (calendar day in tz, model) in [start, end) (one query)."""
     split = coverage_or_default(org, coverage).split(start, end, tz=tz)
     group = ["f_day", "model__name"]
-    bucketed, minus_bucketed, raw, rolled, minus = query_parts(org, split, group)
+    bucketed, minus_bucketed, raw, rolled, minus = query_parts(org, split, group, projects=projects)
     day_of = TruncDate("occurred_at", tzinfo=ZoneInfo(tz))
     bucket_day = TruncDate("bucket", tzinfo=ZoneInfo(tz))
     parts = [
@@ -298,9 +317,12 @@ def token_trend(
     end: datetime,
     tz: str,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> TokenTrend:
     """The window's daily tokens per model, dense (no gaps) from its first day to today."""
-    per_day = tokens_by_day_and_model(org=org, start=start, end=end, tz=tz, coverage=coverage)
+    per_day = tokens_by_day_and_model(
+        org=org, start=start, end=end, tz=tz, coverage=coverage, projects=projects
+    )
     zone = ZoneInfo(tz)
     last = end.astimezone(zone).date()
     if start is not None:
@@ -335,9 +357,10 @@ def top_endpoints(
     end: datetime,
     limit: int = TOP_ENDPOINTS,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> list[GroupUsage]:
     """The endpoints with the most queries in [start, end) (one query)."""
-    rows = _queries_grouped(org, start, end, coverage, "endpoint")
+    rows = _queries_grouped(org, start, end, coverage, "endpoint", projects)
     rows.sort(key=lambda item: (-item[1]["queries"], -item[1]["total_tokens"], item[0]))
     return [GroupUsage(name=name, **figures) for name, figures in rows[:limit]]
 
@@ -349,8 +372,9 @@ def usage_by_member(
     end: datetime,
     limit: int = TOP_MEMBERS,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> list[GroupUsage]:
     """Queries per team member in [start, end), most tokens first (one query)."""
-    rows = _queries_grouped(org, start, end, coverage, "member")
+    rows = _queries_grouped(org, start, end, coverage, "member", projects)
     rows.sort(key=lambda item: (-item[1]["total_tokens"], item[0]))
     return [GroupUsage(name=name, **figures) for name, figures in rows[:limit]]

@@ -20,6 +20,7 @@ from rollups.selectors.coverage import RollupCoverage, Split
 from rollups.selectors.engine import (
     NEVER,
     ZERO,
+    Projects,
     UnionPart,
     as_dec,
     as_int,
@@ -28,6 +29,7 @@ from rollups.selectors.engine import (
     merge_rows,
     or_never,
     raw_q,
+    scope_q,
     union_rows,
 )
 from usage.models import Controller, Job, JobStatus, controller_online_window
@@ -59,6 +61,7 @@ def controller_load(
     end: datetime,
     now: datetime | None = None,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> list[ControllerLoad]:
     """Every controller of the organization, by name, with the jobs submitted to it in
     [start, end); last handled job over all time (two queries: the controllers, and one
@@ -66,14 +69,16 @@ def controller_load(
     now = now or timezone.now()
     cover = coverage_or_default(org, coverage)
     window, ever = cover.split(start, end), cover.split(None, None)
-    org_q = Q(organization=org, controller__isnull=False)
+    # Jobs count under their own project (their key's, else the controller's): the cards
+    # are the controllers of the projects in scope, with those projects' jobs on them.
+    org_q = scope_q(org, projects) & Q(controller__isnull=False)
     rows = union_rows(
         [
             *_controller_bucket_parts(org_q, window, ever),
             *_controller_job_parts(org_q, window, ever),
         ]
     )
-    return _controller_cards(org, merge_rows(rows, ["controller_id"]), now)
+    return _controller_cards(org, merge_rows(rows, ["controller_id"]), now, projects)
 
 
 def _controller_bucket_parts(org_q: Q, window: Split, ever: Split) -> list[UnionPart]:
@@ -164,12 +169,13 @@ def _controller_job_parts(org_q: Q, window: Split, ever: Split) -> list[UnionPar
 
 
 def _controller_cards(
-    org: Organization, jobs: dict[tuple, dict], now: datetime
+    org: Organization, jobs: dict[tuple, dict], now: datetime, projects: Projects
 ) -> list[ControllerLoad]:
-    """Every controller of the organization, by name, with its jobs' figures (one query)."""
+    """Every controller of the organization (of the projects in scope), by name, with its
+    jobs' figures (one query)."""
     online_since = now - controller_online_window()
     loads = []
-    for c in Controller.objects.filter(organization=org).order_by("name"):
+    for c in Controller.objects.filter(scope_q(org, projects)).order_by("name"):
         figures = jobs.get((c.pk,), {})
         loads.append(
             ControllerLoad(

@@ -15,6 +15,7 @@ from accounts.models import APIKeyKind, Organization, Tier
 from insights.selectors.panel import job_figures
 from rollups.selectors.coverage import RollupCoverage
 from rollups.selectors.engine import (
+    Projects,
     coverage_or_default,
     job_parts,
     merge_rows,
@@ -75,12 +76,13 @@ def api_key_activity(
     start: datetime | None,
     end: datetime,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> list[KeyActivity]:
     """A row per API key that submitted jobs in [start, end), plus one for no key
     (unattributed), busiest first; with the credits failed and cancelled jobs burned."""
     split = coverage_or_default(org, coverage).split(start, end)
     merged = merge_rows(
-        union_rows(job_parts(org, split, _KEY_FIELDS)), _KEY_FIELDS, count="submitted"
+        union_rows(job_parts(org, split, _KEY_FIELDS, projects)), _KEY_FIELDS, count="submitted"
     )
     rows = _key_rows(merged)
     kinds = dict(APIKeyKind.choices)

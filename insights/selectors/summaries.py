@@ -24,10 +24,12 @@ from rollups.selectors.coverage import RollupCoverage, Split
 from rollups.selectors.engine import (
     NEVER,
     ZERO,
+    Projects,
     coverage_or_default,
     days_q,
     or_never,
     raw_q,
+    scope_q,
     union_rows,
 )
 from usage.models import WorkerSession
@@ -74,6 +76,7 @@ def worker_runtime_by_model(
     start: datetime | None,
     end: datetime,
     coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> list[ModelRuntime]:
     """Worker runtime per model within [start, end): each session counts for the part of
     it inside the range (a session across midnight counts in both days), and is counted
@@ -93,7 +96,7 @@ def worker_runtime_by_model(
     # Both parts need the same columns: pad the shorter with empty sums.
     width = max(len(split.raw), 1)
     days_where = days_q(split)
-    org_q = Q(organization=org)
+    org_q = scope_q(org, projects)
     inside = or_never(raw_q("bucket", split.buckets))
     at_start = NEVER if carried_at is None else Q(bucket=carried_at)
     bucket_where = None if not split.buckets and carried_at is None else inside | at_start
@@ -238,7 +241,12 @@ def _pivot(per_period: list[list], empty, total) -> tuple[SummaryRow, list[Summa
 
 
 def usage_summaries(
-    *, org: Organization, now: datetime, tz: str, coverage: RollupCoverage | None = None
+    *,
+    org: Organization,
+    now: datetime,
+    tz: str,
+    coverage: RollupCoverage | None = None,
+    projects: Projects = None,
 ) -> UsageSummaries:
     """Daily (last 24 h), monthly (last calendar month) and yearly (last calendar year)
     worker runtime and end-user queries, total and per model (two queries per period,
@@ -246,11 +254,14 @@ def usage_summaries(
     coverage = coverage_or_default(org, coverage)
     windows: list[Window] = [period_window(p, now=now, tz=tz) for p in PERIODS]
     runtimes = [
-        worker_runtime_by_model(org=org, start=w.start, end=w.end, coverage=coverage)
+        worker_runtime_by_model(
+            org=org, start=w.start, end=w.end, coverage=coverage, projects=projects
+        )
         for w in windows
     ]
     queries = [
-        queries_by_model(org=org, start=w.start, end=w.end, coverage=coverage) for w in windows
+        queries_by_model(org=org, start=w.start, end=w.end, coverage=coverage, projects=projects)
+        for w in windows
     ]
     runtime_total, runtime_rows = _pivot(
         runtimes,

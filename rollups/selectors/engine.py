@@ -43,6 +43,22 @@ def org_queries(org: Organization, start: datetime | None, end: datetime) -> Que
     return Query.objects.filter(in_range("occurred_at", start, end), organization=org)
 
 
+# The projects a read covers (accounts/projects.py `project_ids_in_scope`): None is the
+# whole organization, no project filter; an empty set is none (a limited member without
+# a grant).
+Projects = frozenset[int] | None
+
+
+def scope_q(org: Organization, projects: Projects = None) -> Q:
+    """The rows of the organization, of the projects in scope only. Records, rollup rows
+    and bucket rows all carry `project_id`, and it is part of the rollups' unique keys, so
+    one project reads as few rows as the organization."""
+    q = Q(organization=org)
+    if projects is None:
+        return q
+    return q & (Q(project_id__in=sorted(projects)) if projects else NEVER)
+
+
 # --- Rollups and raw records, one UNION ALL per figure -------------------------------
 
 
@@ -164,7 +180,7 @@ def negated(aggregates: dict) -> dict:
     return out
 
 
-def job_parts(org: Organization, split: Split, group: list[str]) -> list:
+def job_parts(org: Organization, split: Split, group: list[str], projects: Projects = None) -> list:
     """The raw Job and rollup JobDaily parts of the job figures, grouped alike."""
     raw = {
         "f_submitted": Count("id"),
@@ -199,7 +215,7 @@ def job_parts(org: Organization, split: Split, group: list[str]) -> list:
         rolled["f_last_at"] = Max(
             "last_submitted_at", filter=~Q(day=day) | Q(last_submitted_at__gte=start)
         )
-    org_q = Q(organization=org)
+    org_q = scope_q(org, projects)
     raw_where = raw_q("submitted_at", split.raw)
     days_where = days_q(split)
     minus_where = raw_q("submitted_at", split.minus)
@@ -236,7 +252,11 @@ def bucket_parts(queryset: QuerySet, where: Q, split: Split, group: list, aggreg
 
 
 def query_parts(
-    org: Organization, split: Split, group: list[str], dimension: str = QueryDimension.MODEL
+    org: Organization,
+    split: Split,
+    group: list[str],
+    dimension: str = QueryDimension.MODEL,
+    projects: Projects = None,
 ) -> list:
     """The raw Query and rollup QueryDaily parts of the query figures, grouped alike; the
     rollup side reads the rows of `dimension` (per model ones also give totals)."""
@@ -248,7 +268,7 @@ def query_parts(
         "f_credits": Sum("credits"),
     }
     rolled = {f"f_{name}": Sum(name) for name in figure_names(QUERY_FIGURES)}
-    org_q = Q(organization=org)
+    org_q = scope_q(org, projects)
     raw_where = raw_q("occurred_at", split.raw)
     days_where = days_q(split)
     minus_where = raw_q("occurred_at", split.minus)
