@@ -279,19 +279,27 @@ def _fill_ledger(org, n):
         )
 
 
-def test_dashboard_query_count_does_not_grow_with_the_data(client, django_assert_max_num_queries):
+@pytest.mark.parametrize("project", [False, True], ids=["all-projects", "one-project"])
+def test_dashboard_query_count_does_not_grow_with_the_data(
+    client, django_assert_max_num_queries, project
+):
     member = owner_client(client)
     org = member.organization
+    # One project chosen: one query to check it against those the person sees, and spend
+    # by month from the usage records (their rollup coverage and one union) instead of
+    # the ledger's one query.
+    query = f"?project={org.projects.get().pk}" if project else ""
     ledger_post(org=org, kind="grant", amount=D("1000"), reason="start", idempotency_key="g")
     make_payment(org=org)
     _fill_ledger(org, 5)
     client.get(url("dashboard", org))  # the first visit also records the org in the session
     # 17: spend by model reads the rollup coverage first (one query, whatever the data);
     # 18: the payment history's receipts, one prefetch for the whole page;
-    # 19: the freshness line (when the newest usage debit was posted).
-    bound = 19
+    # 19: the freshness line (when the newest usage debit was posted);
+    # 20: the project switcher's choices.
+    bound = 22 if project else 20
     with django_assert_max_num_queries(bound):
-        small = client.get(url("dashboard", org))
+        small = client.get(url("dashboard", org) + query)
     for i in range(5):
         make_payment(org=org, number=SUCCESS if i % 2 else DECLINE)
     for i in range(5, 80):
@@ -304,7 +312,7 @@ def test_dashboard_query_count_does_not_grow_with_the_data(client, django_assert
             model_name="llama-3.1-70b",
         )
     with django_assert_max_num_queries(bound):
-        large = client.get(url("dashboard", org))
+        large = client.get(url("dashboard", org) + query)
     assert small.status_code == large.status_code == 200
 
 

@@ -89,9 +89,12 @@ def test_main_page_summaries_have_empty_states(client, member):
     assert 'data-testid="query-summary-empty"' in html
 
 
-def test_main_page_query_count_does_not_grow_with_models(client, member):
+@pytest.mark.parametrize("project", [False, True], ids=["all-projects", "one-project"])
+def test_main_page_query_count_does_not_grow_with_models(client, member, project):
     org = member.organization
     url = f"/o/{org.slug}/"
+    if project:  # one more query: the project chosen, checked against those they see
+        url += f"?project={org.projects.get().pk}"
 
     def add_models(first: int, count: int) -> None:
         for i in range(first, first + count):

@@ -363,14 +363,18 @@ def _count(client, url: str, headers: dict | None = None) -> int:
 
 
 # Bounds include one query for the rollup coverage (which days the rollups answer),
-# one for the freshness line (the newest batch received) and, for controller cards, the
-# controller list apart from its jobs' figures.
+# one for the freshness line (the newest batch received), for controller cards the
+# controller list apart from its jobs' figures, and the project switcher's choices; a
+# project chosen adds one (checked against the projects the person sees).
 @pytest.mark.parametrize(
     ("query", "headers", "bound"),
     [
-        ("?window=30d", {}, 20),
-        ("?window=all", {**HX, "HX-Target": "usage-window"}, 18),
+        ("?window=30d", {}, 21),
+        ("?window=all", {**HX, "HX-Target": "usage-window"}, 19),
         ("?window=24h", {**HX, "HX-Target": "controller-load"}, 9),
+        ("?window=30d&project={default}", {}, 22),
+        ("?window=all&project={default}", {**HX, "HX-Target": "usage-window"}, 20),
+        ("?window=24h&project={default}", {**HX, "HX-Target": "controller-load"}, 10),
     ],
 )
 def test_query_count_is_bounded_and_does_not_grow_with_keys_controllers_models(
@@ -378,7 +382,7 @@ def test_query_count_is_bounded_and_does_not_grow_with_keys_controllers_models(
 ):
     org = member.organization
     _grow(org, 1)
-    url = panel_url(org, query)
+    url = panel_url(org, query.format(default=org.projects.get().pk))
     client.get(url, headers=headers)  # the first visit also records the org in the session
     small = _count(client, url, headers)
     _grow(org, 8, first=1)
