@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 from allauth.usersessions.models import UserSession
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from accounts.models import ProjectRole, Role
@@ -290,3 +290,49 @@ def test_every_url_naming_another_projects_objects_is_404_to_a_limited_member(cl
     assert client.get(f"/api/v1/projects/{ids['project_id']}", **auth).status_code == 404
     keys = client.get("/api/v1/api-keys", **auth).json()["items"]
     assert keys == []  # A's key is in the Default project, which they do not see
+
+
+# The usage pages with a project switcher (?project=<id>, docs/projects.md): another
+# organization's project, or one a limited member is not granted, answers 404, pages and
+# htmx partials alike; "All projects" shows a limited member their projects' usage only.
+PROJECT_SWITCHER_PAGES = {
+    "main": (),
+    "usage:panel": ("usage-window", "controller-load"),
+    "usage:timeline_csv": (),
+    "billing:dashboard": ("finance-spend",),
+}
+
+
+def test_the_project_switcher_answers_404_for_a_project_out_of_reach(client, world):
+    a, b, ids = world["a"], world["b"], world["ids"]
+    org = a.organization
+    routes = {pattern.name for _route, pattern in all_patterns()}
+    assert {name.split(":")[-1] for name in PROJECT_SWITCHER_PAGES} <= routes
+    mine = make_project(org=org, name="Mine")
+    person = make_member(org=org, role=Role.MEMBER)
+    project_grant_set(project=mine, membership=person, role=ProjectRole.VIEWER)
+    a_default = org.projects.get(is_default=True).pk
+    asking = [
+        (b, b.organization.slug, [a_default, ids["project_id"]]),
+        (person, org.slug, [a_default, ids["project_id"]]),
+    ]
+    for who, slug, projects in asking:
+        client.force_login(who.user)
+        for name, partials in PROJECT_SWITCHER_PAGES.items():
+            path = reverse(name, args=[slug])
+            for project in projects:
+                assert client.get(f"{path}?project={project}").status_code == 404, (name, who)
+                for target in partials:
+                    headers = {"HX-Request": "true", "HX-Target": target}
+                    response = client.get(f"{path}?project={project}", headers=headers)
+                    assert response.status_code == 404, (name, target, who)
+            response = client.get(path)
+            assert response.status_code == 200, (name, who)
+            body = (
+                b"".join(response.streaming_content) if response.streaming else response.content
+            ).decode()
+            for mark in (f"key {A_MARK}", f"ctl-{A_MARK}", f"/v1/{A_MARK}", f"{A_MARK}@"):
+                assert mark not in body, (name, who, mark)
+        if who is person:
+            path = reverse("usage:panel", args=[slug])
+            assert client.get(f"{path}?project={mine.pk}").status_code == 200
