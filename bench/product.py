@@ -5,6 +5,7 @@ fixed here and nowhere else in bench/."""
 from typing import Any
 
 from accounts.models import APIKey, Organization, Role, Tier, User
+from accounts.projects import project_create, project_default_for
 from accounts.services import apikey_create, membership_set, organization_create
 from billing.models import CoreHourRate, CreditAccount, EntryKind, LedgerEntry, PriceModel
 from billing.services import organization_grant_starting_credits
@@ -61,6 +62,8 @@ __all__ = [
     "counters_drop",
     "counters_enabled",
     "counters_org_hold",
+    "project_create",
+    "project_default_for",
     "jobs_overview",
     "membership_set",
     "organization_create",

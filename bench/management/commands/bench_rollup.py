@@ -45,6 +45,8 @@ from bench.product import (
     User,
     apikey_create,
     controller_register,
+    project_create,
+    project_default_for,
     rollup_day,
     rollup_hour,
     rollup_hours_due,
@@ -177,11 +179,21 @@ class Command(BaseCommand):
         if RECORD_MODELS["query"].objects.filter(organization=org).exists():
             self._say(f"{slug}: records exist, not generating")
             return
-        keys = [apikey_create(org=org, name=f"key {n}").key for n in range(4)]
+        # Three projects (the Default one and two more), keys and controllers spread over
+        # them: a record's project is its key's, else its controller's, else the Default.
+        projects = [project_default_for(org=org)]
+        projects += [project_create(org=org, name=f"Bench {n}") for n in (1, 2)]
+        keys = [
+            apikey_create(org=org, name=f"key {n}", project=projects[n % 3]).key for n in range(4)
+        ]
         controllers = [
-            controller_register(org=org, name=f"node-{n}", cores=64, memory_gb=256).controller
+            controller_register(
+                org=org, name=f"node-{n}", cores=64, memory_gb=256, project=projects[n % 3]
+            ).controller
             for n in range(3)
         ]
+        project_of = {k.pk: k.project_id for k in keys} | {None: projects[0].pk}
+        project_of_ctl = {c.pk: c.project_id for c in controllers}
         models = list(PriceModel.objects.filter(is_active=True).values_list("pk", flat=True))
         rng = random.Random(slug)  # noqa: S311 - benchmark data
         now = timezone.now()
@@ -205,9 +217,11 @@ class Command(BaseCommand):
             i, o = rng.randint(10, 2000), rng.randint(0, 800)
             at, endpoint, member = moment(), rng.choice(ENDPOINTS), rng.choice(MEMBERS)
             credits = f"{(i + o) / 1e6:.10f}"
+            key = rng.choice(key_ids)
             return [
-                rng.choice(key_ids),
+                key,
                 credits,
+                project_of[key],
                 rng.choice(models),
                 at,
                 i,
@@ -223,9 +237,12 @@ class Command(BaseCommand):
             hours = Decimal(rng.randint(1, 64)) / 2 if status[0] != "running" else 0
             end = None if status[0] == "running" else at + timedelta(minutes=30)
             credits, controller = hours * Decimal("0.12"), rng.choice(ctl_ids)
+            key = rng.choice(key_ids)
+            project = project_of[key] if key or not controller else project_of_ctl[controller]
             return [
-                rng.choice(key_ids),
+                key,
                 credits,
+                project,
                 status[0],
                 8,
                 controller,
@@ -241,12 +258,13 @@ class Command(BaseCommand):
             at = moment()
             end = min(at + timedelta(seconds=rng.randint(60, 6 * 3600)), now)
             runtime = f"{(end - at).total_seconds():.3f}"
-            return [rng.choice(key_ids), 0, rng.choice(models), at, end, runtime]
+            key = rng.choice(key_ids)
+            return [key, 0, project_of[key], rng.choice(models), at, end, runtime]
 
         def matching() -> list:
             at = min(moment(), now - timedelta(minutes=2))
             task, size = rng.choice(["IDR", "CDM"]), rng.randint(100, 100000)
-            return [None, 0, task, size, at, at + timedelta(minutes=1), "60.000"]
+            return [None, 0, projects[0].pk, task, size, at, at + timedelta(minutes=1), "60.000"]
 
         kinds = (
             ("query", int(total * 0.90), query, "model_id, occurred_at, input_tokens, "
@@ -260,11 +278,13 @@ class Command(BaseCommand):
         )  # fmt: skip
         with connection.cursor() as cursor:
             for kind, count, row, columns in kinds:
-                columns = f"organization_id, client_id, api_key_id, credits, {columns}, created_at"
+                columns = (
+                    f"organization_id, client_id, api_key_id, credits, project_id, {columns}, "
+                    "created_at"
+                )
                 with cursor.cursor.copy(f"COPY {TABLES[kind]} ({columns}) FROM STDIN") as copy:
                     for n in range(count):
-                        key, credits, *rest = row()
-                        copy.write_row([org.pk, f"{kind[0]}{n}", key, credits, *rest, now])
+                        copy.write_row([org.pk, f"{kind[0]}{n}", *row(), now])
         self._say(f"generated {total:,} records for {slug} in {time.monotonic() - started:.1f} s")
 
     def _ledger(self, slug: str, rows: int) -> None:
@@ -381,15 +401,23 @@ class Command(BaseCommand):
             "metric": "credits",
             "group_by": "model",
         }
+        # One project: the busiest non-Default one (a third of the keys' records).
+        one = {org.slug: f"?project={self._bench_project(org)}" for org in orgs}
         pages = {
             "usage panel (30 days)": ("usage:panel", ""),
+            "usage panel (30 days), one project": ("usage:panel", one),
             "main page": ("main", ""),
+            "main page, one project": ("main", one),
             # Usage → Explore over a year by day, credits by model (target p95 < 300 ms).
             "explorer (a year by day, by model)": ("usage:explore", "?" + urlencode(year)),
         }
         out: dict[str, dict[str, tuple[float, float]]] = {org.slug: {} for org in orgs}
         for name, (view, query) in pages.items():
-            urls = {org.slug: reverse(view, args=[org.slug]) + query for org in orgs}
+            urls = {
+                org.slug: reverse(view, args=[org.slug])
+                + (query[org.slug] if isinstance(query, dict) else query)
+                for org in orgs
+            }
             for org in orgs:
                 for _ in range(3):
                     assert clients[org.slug].get(urls[org.slug]).status_code == 200
@@ -405,6 +433,9 @@ class Command(BaseCommand):
                 p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
                 out[slug][name] = (statistics.median(times), p95)
         return out
+
+    def _bench_project(self, org: Organization) -> int:
+        return org.projects.get(name="Bench 1").pk
 
     def _pages(self, small: Organization, large: Organization, requests: int) -> None:
         counts = {}
