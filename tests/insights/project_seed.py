@@ -48,7 +48,9 @@ def seed() -> dict:
     rollup_catch_up(org=org, now=NOW)
     # The ledger's usage debits, when the usage was charged (the organization's figures).
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    ledger_post(org=org, kind="grant", amount=D(1000), reason="start", idempotency_key="g", at=start)
+    ledger_post(
+        org=org, kind="grant", amount=D(1000), reason="start", idempotency_key="g", at=start
+    )
     for n, (at, credits) in enumerate(sorted(_charges(org))):
         ledger_post(
             org=org, kind="usage", amount=-credits, reason="usage", idempotency_key=f"u{n}", at=at
@@ -59,30 +61,82 @@ def seed() -> dict:
 def _usage(org, m: int, key, controller) -> None:
     """Project number m's usage: m times the first project's, give or take."""
     for n in range(m):
-        make_job(org=org, submitted_at=NOW - timedelta(minutes=30 + n), api_key=key,
-                 core_hours=D("1.5"), credits=D("0.75"))
-    make_job(org=org, submitted_at=NOW - timedelta(days=3), api_key=key, status="failed",
-             core_hours=D("0.5") * m, credits=D("0.25") * m)
-    make_job(org=org, submitted_at=NOW - timedelta(days=1, hours=2), api_key=key,
-             controller=controller, core_hours=D(2 * m), credits=D(m))
-    make_job(org=org, submitted_at=NOW - timedelta(days=40), api_key=key, core_hours=m,
-             credits=D("0.5"))
-    make_query(org=org, occurred_at=NOW - timedelta(hours=2), api_key=key, model=MODELS[0],
-               input_tokens=100 * m, output_tokens=10 * m, credits=D("0.011") * m,
-               endpoint=f"/v1/chat-{m}", member=f"dev{m}@tri.example")
-    make_query(org=org, occurred_at=NOW - timedelta(days=5), api_key=key, model=MODELS[1],
-               input_tokens=1000 * m, output_tokens=7, credits=D("0.2"),
-               endpoint="/v1/chat", member=f"dev{m}@tri.example")
-    make_query(org=org, occurred_at=datetime(2026, 10, 9, 8, tzinfo=UTC), api_key=key,
-               model=MODELS[1], input_tokens=50 * m, output_tokens=5, credits=D("0.05") * m)
-    make_query(org=org, occurred_at=datetime(2025, 6, 1, 8, tzinfo=UTC), api_key=key,
-               model=MODELS[0], input_tokens=3 * m, output_tokens=m, credits=D("0.003"))
-    make_worker_session(org=org, api_key=key, started_at=NOW - timedelta(hours=3),
-                        ended_at=NOW - timedelta(hours=3) + timedelta(minutes=10 * m),
-                        credits=D("0.3") * m)
-    make_worker_session(org=org, api_key=key, model=MODELS[1],
-                        started_at=datetime(2026, 10, 20, 9, tzinfo=UTC),
-                        ended_at=datetime(2026, 10, 20, 9 + m, tzinfo=UTC), credits=D(m))  # fmt: skip
+        make_job(
+            org=org,
+            submitted_at=NOW - timedelta(minutes=30 + n),
+            api_key=key,
+            core_hours=D("1.5"),
+            credits=D("0.75"),
+        )
+    make_job(
+        org=org,
+        submitted_at=NOW - timedelta(days=3),
+        api_key=key,
+        status="failed",
+        core_hours=D("0.5") * m,
+        credits=D("0.25") * m,
+    )
+    make_job(
+        org=org,
+        submitted_at=NOW - timedelta(days=1, hours=2),
+        api_key=key,
+        controller=controller,
+        core_hours=D(2 * m),
+        credits=D(m),
+    )
+    make_job(
+        org=org, submitted_at=NOW - timedelta(days=40), api_key=key, core_hours=m, credits=D("0.5")
+    )
+    make_query(
+        org=org,
+        occurred_at=NOW - timedelta(hours=2),
+        api_key=key,
+        model=MODELS[0],
+        input_tokens=100 * m,
+        output_tokens=10 * m,
+        credits=D("0.011") * m,
+        endpoint=f"/v1/chat-{m}",
+        member=f"dev{m}@tri.example",
+    )
+    make_query(
+        org=org,
+        occurred_at=NOW - timedelta(days=5),
+        api_key=key,
+        model=MODELS[1],
+        input_tokens=1000 * m,
+        output_tokens=7,
+        credits=D("0.2"),
+        endpoint="/v1/chat",
+        member=f"dev{m}@tri.example",
+    )
+    make_query(
+        org=org,
+        occurred_at=datetime(2026, 10, 9, 8, tzinfo=UTC),
+        api_key=key,
+        model=MODELS[1],
+        input_tokens=50 * m,
+        output_tokens=5,
+        credits=D("0.05") * m,
+    )
+    make_query(
+        org=org,
+        occurred_at=datetime(2025, 6, 1, 8, tzinfo=UTC),
+        api_key=key,
+        model=MODELS[0],
+        input_tokens=3 * m,
+        output_tokens=m,
+        credits=D("0.003"),
+    )
+    make_worker_session(
+        org=org,
+        api_key=key,
+        started_at=NOW - timedelta(hours=3),
+        ended_at=NOW - timedelta(hours=3) + timedelta(minutes=10 * m),
+        credits=D("0.3") * m,
+    )
+    october = datetime(2026, 10, 20, 9, tzinfo=UTC)
+    make_worker_session(org=org, api_key=key, model=MODELS[1], started_at=october,
+                        ended_at=october + timedelta(hours=m), credits=D(m))  # fmt: skip
 
 
 def _charges(org) -> list[tuple[datetime, D]]:
