@@ -103,7 +103,7 @@ def test_buckets_are_paged(client, explorer_seeded, auth):
     ("params", "field"),
     [
         ({"end": "2026-10-01"}, "end"),
-        ({"group_by": "project"}, "group_by"),
+        ({"group_by": "team"}, "group_by"),
         ({"bucket": "1h", "start": "2026-09-01"}, "bucket"),
         ({"bucket": "5m"}, "bucket"),
         ({"metric": "dollars"}, "metric"),
