@@ -199,3 +199,33 @@ def test_an_api_key_reads_its_own_projects_usage(client, seeded):
     assert D(body["total"]) == credits["prod"]
     response = _report(client, secret, **{"filter[project]": projects["research"].pk})
     assert response.status_code == 400 and response.json()["field"] == "filter[project]"
+
+
+def test_the_read_api_gives_a_limited_member_their_projects_figures(client, seeded):
+    org, research = seeded["org"], seeded["projects"]["research"]
+    person = make_member(org=org, role=Role.VIEWER)
+    project_grant_set(project=research, membership=person, role=ProjectRole.VIEWER)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {session_token_issue(user=person.user, org=org).secret}"}
+    # Research's records, by hand: queries 2, 5, 8, 11 (of 0..11; 10 + 20 tokens each,
+    # credits (i + 1) / 4) and one 30-minute worker session.
+    queries = [i for i in range(12) if i % 3 == 1]
+    query_credits = sum((D(i + 1) / 4 for i in queries), D("0"))
+    with time_machine.travel(NOW, tick=False):
+        summary = client.get(
+            f"/api/v1/usage/llm/organization/{org.pk}/summary",
+            {"start_date": "2026-11-10", "end_date": "2026-11-12"},
+            **auth,
+        ).json()
+        assert (summary["queries"], summary["total_tokens"]) == (4, 120)
+        assert D(summary["credits"]) == query_credits
+        llm = client.get("/api/v1/usage/llm", {"start_date": "2026-11-01"}, **auth).json()
+        assert {row["member"] for row in llm["items"]} == {"research@x.example"}
+        assert len(llm["items"]) == 4
+        month = client.get("/api/v1/usage", **auth).json()
+        assert month["total_tokens"] == 120 and month["allocation"] is None
+        millis = {"start_date": 1_794_268_800_000, "end_date": 1_794_614_400_000}  # Nov 10-14
+        workers = client.get("/api/v1/account/worker-sessions", millis, **auth).json()
+        assert workers["total_runtime_seconds"] == 1800
+        assert [(m["runtime_seconds"], m["sessions"]) for m in workers["models"]] == [(1800, 1)]
+        per_model = client.get("/api/v1/account/queries-per-model", millis, **auth).json()
+        assert (per_model["total_queries"], D(per_model["total_credits"])) == (4, query_credits)
