@@ -321,10 +321,14 @@ class Client:
         filters: dict[str, list[Any] | Any] | None = None,
         bucket: str = "1d",
         time_zone: str | None = None,
+        project: int | list[int] | tuple[int, ...] | None = None,
     ) -> UsageReport:
         """A metric over [start, end) per group and bucket (1h, 1d, 1w, 1mo), in the
         organization's time zone unless time_zone names another, with the previous
-        period's totals: the figures of Usage → Explore. All pages of buckets."""
+        period's totals: the figures of Usage → Explore. All pages of buckets.
+
+        `project` (an id or ids) is filters={"project": ...}; group_by="project" groups
+        by project (each group then carries `project` and `project_name`)."""
         params: dict[str, Any] = {
             "start": _date_param(start),
             "end": _date_param(end),
@@ -333,7 +337,10 @@ class Client:
             "bucket": bucket,
             "time_zone": time_zone,
         }
-        for dim, values in (filters or {}).items():
+        filters = dict(filters or {})
+        if project is not None:
+            filters["project"] = project
+        for dim, values in filters.items():
             params[f"filter[{dim}]"] = (
                 list(values) if isinstance(values, list | tuple) else [values]
             )

@@ -6,7 +6,9 @@ Every bad parameter is a 400 naming it (core.bad_parameter).
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from accounts.models import Organization
+from accounts.api_core import Principal
+from accounts.models import Organization, Project
+from accounts.projects import project_ids_visible
 from core.api import bad_parameter, not_found
 from core.calendar import local_month_start, org_zone
 
@@ -93,3 +95,22 @@ def check_org_id(org: Organization, org_id: int | None) -> None:
     """An org_id other than the caller's own organization is a 404, never a 403."""
     if org_id is not None and org_id != org.pk:
         raise not_found(f"no organization {org_id}")
+
+
+def principal_project_ids(principal: Principal) -> frozenset[int] | None:
+    """The projects whose usage the caller reads, or None for the whole organization.
+
+    A session token reads what its person sees on the pages (a member limited to
+    projects: those projects). An API key belongs to one project and reads that
+    project's usage only, as it sees only that project in /api/v1/projects: a key handed
+    to one team does not reveal another's spend. Where that is every project of the
+    organization (one project only), None: no project condition at all."""
+    if principal.api_key is not None:
+        project_id = principal.api_key.project_id
+        others = Project.objects.filter(organization_id=principal.organization.pk).exclude(
+            pk=project_id
+        )
+        return frozenset({project_id}) if others.exists() else None
+    if principal.membership is None:
+        return frozenset()  # no membership behind the session: nothing to see
+    return project_ids_visible(membership=principal.membership)

@@ -4,8 +4,9 @@ Endpoints and fields follow the reference SDKs: the account's usage calls
 (get_worker_sessions, get_queries_per_model, under /account beside billing's credits)
 and the usage calls (list_llm, get_llm, get_llm_organization_summary, list_matching),
 plus month-to-date tokens against the tier's allocation (GET /usage). Every read is
-scoped to the caller's organization; figures come from the same selectors as the usage
-panel.
+scoped to the caller's organization and to the projects it sees (a session: its person's;
+an API key: its own project; insights/api/params.py `principal_project_ids`); figures
+come from the same selectors as the usage panel, or the explorer's for some projects.
 """
 
 from typing import Literal
@@ -17,7 +18,14 @@ from ninja import Query, Router
 from accounts.api_core import API_KEY_OR_SESSION, Principal
 from billing.money import decimal_str
 from core.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorOut, not_found, paginate
-from insights.api.params import MAX_MILLIS, check_org_id, date_range, millis_range, to_millis
+from insights.api.params import (
+    MAX_MILLIS,
+    check_org_id,
+    date_range,
+    millis_range,
+    principal_project_ids,
+    to_millis,
+)
 from insights.api.schemas import (
     LLMSummaryOut,
     LLMUsageListOut,
@@ -58,6 +66,10 @@ def _org(request: APIRequest):
     return request.auth.organization
 
 
+def _projects(request: APIRequest) -> frozenset[int] | None:
+    return principal_project_ids(request.auth)
+
+
 # --- Account ---------------------------------------------------------------------------
 
 
@@ -76,7 +88,9 @@ def worker_sessions(
 ):
     """Each session counts for the part of it inside the range, as on the main page."""
     start, end = millis_range(start_date, end_date)
-    report = worker_sessions_report(org=_org(request), start=start, end=end)
+    report = worker_sessions_report(
+        org=_org(request), start=start, end=end, projects=_projects(request)
+    )
     meta, rows = paginate(report.sessions, page=page, page_size=page_size)
     return {
         **meta,
@@ -122,7 +136,9 @@ def queries_per_model_view(
     """Queries, tokens and credits per model, most tokens first (the panel's usage by
     model); totals over all models."""
     start, end = millis_range(start_date, end_date)
-    per_model = queries_per_model(org=_org(request), start=start, end=end)
+    per_model = queries_per_model(
+        org=_org(request), start=start, end=end, projects=_projects(request)
+    )
     totals = query_totals(per_model)
     meta, rows = paginate(per_model, page=page, page_size=page_size)
     return {
@@ -179,7 +195,7 @@ def month_to_date(request: APIRequest):
     organization's time zone), as the usage panel's token card counts them."""
     org = _org(request)
     now = timezone.now()
-    report = month_to_date_usage(org=org, now=now)
+    report = month_to_date_usage(org=org, now=now, projects=_projects(request))
     allocation = report.allocation
     return {
         "organization_id": org.pk,
@@ -230,7 +246,8 @@ def list_llm(
         org=org, start_date=start_date, end_date=end_date, now=timezone.now(), default_month=True
     )
     assert end is not None
-    meta, rows = paginate(llm_usage(org=org, start=start, end=end), page=page, page_size=page_size)
+    rows = llm_usage(org=org, start=start, end=end, projects=_projects(request))
+    meta, rows = paginate(rows, page=page, page_size=page_size)
     items = [_llm_row(r) for r in rows]
     notice = retention_notice(start=start)
     return {**meta, "start_date": start, "end_date": end, "items": items, "detail_notice": notice}
@@ -243,7 +260,7 @@ def list_llm(
     summary="Get an individual usage statistic",
 )
 def get_llm(request: APIRequest, id: int):  # `id`: the reference client's name
-    row = llm_usage_get(org=_org(request), usage_id=id)
+    row = llm_usage_get(org=_org(request), usage_id=id, projects=_projects(request))
     if row is None:
         raise not_found(f"no LLM usage {id}")
     return _llm_row(row)
@@ -267,7 +284,7 @@ def llm_organization_summary(
         org=org, start_date=start_date, end_date=end_date, now=timezone.now(), default_month=True
     )
     assert end is not None
-    totals = llm_summary(org=org, start=start, end=end)
+    totals = llm_summary(org=org, start=start, end=end, projects=_projects(request))
     return {
         "organization_id": org.pk,
         "credits": decimal_str(totals.credits),
@@ -301,7 +318,7 @@ def list_matching(
     start, end = date_range(
         org=org, start_date=start_date, end_date=end_date, now=timezone.now(), default_month=False
     )
-    rows = matching_usage(org=org, task=task, start=start, end=end)
+    rows = matching_usage(org=org, task=task, start=start, end=end, projects=_projects(request))
     meta, page_rows = paginate(rows, page=page, page_size=page_size)
     return {
         **meta,

@@ -4,6 +4,11 @@ The same vocabulary and the same figures as Usage → Explore: a range, a metric
 groupings, filters and a bucket width, in the organization's time zone unless
 `time_zone` names another (rollups are kept in the organization's zone, so another zone
 is answered from the records themselves and costs more).
+
+Whose usage: a session token's person sees what Explore shows them (a member limited to
+projects: their projects' rows only; naming another project's key, controller or project
+in a filter is a 400 naming it); an API key sees its own project's usage only
+(insights/api/params.py `principal_project_ids`).
 """
 
 from datetime import datetime
@@ -15,10 +20,11 @@ from django.utils import timezone
 from ninja import Query, Router, Schema
 
 from accounts.api_core import API_KEY_OR_SESSION
+from accounts.models import Organization, Project
 from billing.models import PriceModel
 from core.api import MAX_PAGE_SIZE, APIError, bad_parameter, paginate
 from core.calendar import org_zone
-from insights.api.params import parse_moment
+from insights.api.params import parse_moment, principal_project_ids
 from insights.selectors.explorer import ReportTooCostly, UsageReport, usage_report
 from insights.selectors.report_params import ReportParamError, report_filters_resolve
 from insights.selectors.report_sources import DIMENSIONS, MAX_GROUPS, METRICS, OTHER
@@ -36,7 +42,7 @@ Metric = Literal[
     "jobs",
     "worker_runtime",
 ]
-Dimension = Literal["model", "api_key", "member", "endpoint", "controller", "kind"]
+Dimension = Literal["model", "api_key", "member", "endpoint", "controller", "kind", "project"]
 Bucket = Literal["1h", "1d", "1w", "1mo"]
 assert set(Metric.__args__) == set(METRICS)  # type: ignore[attr-defined]
 assert set(Dimension.__args__) == set(DIMENSIONS)  # type: ignore[attr-defined]
@@ -106,23 +112,34 @@ def _percent(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:f}"
 
 
-def _group(report: UsageReport, key: tuple, model_names: dict) -> dict:
+def _group(report: UsageReport, key: tuple, model_names: dict, project_names: dict) -> dict:
+    """The group's dimensions: model names, ids for keys, controllers and projects (and,
+    grouped by project, its name as `project_name`)."""
     out: dict = {}
     if key and all(part == OTHER for part in key):
         return out
     for dim, value in zip(report.group_by, key, strict=True):
         out[dim] = model_names.get(value, value) if dim == "model" else value
+        if dim == "project":
+            out["project_name"] = project_names.get(value)
     return out
 
 
-def report_answer(report: UsageReport, *, filters: dict, page: int, page_size: int) -> dict:
+def report_answer(
+    report: UsageReport, *, org: Organization, filters: dict, page: int, page_size: int
+) -> dict:
     """The report as the API shows it: times in the report's zone, credits and other
     amounts as decimal strings, counts as whole numbers."""
     zone = ZoneInfo(report.tz)
     model_names = (
         dict(PriceModel.objects.values_list("pk", "name")) if "model" in report.group_by else {}
     )
-    groups = [(g, _group(report, g.key, model_names)) for g in report.groups]
+    project_names = (
+        dict(Project.objects.filter(organization=org).values_list("pk", "name"))
+        if "project" in report.group_by
+        else {}
+    )
+    groups = [(g, _group(report, g.key, model_names, project_names)) for g in report.groups]
     meta, buckets = paginate(list(enumerate(report.buckets)), page=page, page_size=page_size)
     return {
         "metric": report.metric,
@@ -187,6 +204,7 @@ def _report_or_bad_parameter(
     raw_filters: dict[str, list[str]],
     bucket: str,
     tz: str,
+    projects: frozenset[int] | None,
 ) -> UsageReport:
     """The report; a bad parameter (a filter value, the bucket, the range) is answered
     as the API's error naming it."""
@@ -195,6 +213,7 @@ def _report_or_bad_parameter(
             org=org,
             filters=raw_filters,
             field_name=lambda dim: f"filter[{dim}]",
+            project_ids=projects,
         )
         return usage_report(
             org=org,
@@ -206,6 +225,7 @@ def _report_or_bad_parameter(
             bucket=bucket,
             tz=tz,
             now=timezone.now(),
+            projects=projects,
         )
     except ReportParamError as exc:
         raise bad_parameter(exc.field, exc.message) from None
@@ -249,6 +269,11 @@ def usage_report_view(
     filter_kind: list[str] = Query(
         [], alias="filter[kind]", description="Record kinds: query, worker_session, job."
     ),
+    filter_project: list[str] = Query(
+        [],
+        alias="filter[project]",
+        description="Project ids (GET /api/v1/projects); only projects the caller sees.",
+    ),
     page: int = Query(1, ge=1, description="Page of buckets, from 1."),
     page_size: int = Query(
         MAX_PAGE_SIZE,
@@ -259,7 +284,8 @@ def usage_report_view(
 ):
     """The metric per group and bucket over [start, end), each group's total, share and
     change against the previous period of the same length. Figures equal Usage → Explore's
-    for the same parameters. One report may spend USAGE_REPORT_TIME_LIMIT seconds (10 by
+    for the same parameters. A session sees the projects its person sees; an API key its
+    own project only. One report may spend USAGE_REPORT_TIME_LIMIT seconds (10 by
     default) in the database; past that the answer is a 422 `report_too_costly` naming
     the limit."""
     org = request.auth.organization
@@ -274,6 +300,7 @@ def usage_report_view(
         "endpoint": filter_endpoint,
         "controller": filter_controller,
         "kind": filter_kind,
+        "project": filter_project,
     }
     report = _report_or_bad_parameter(
         org,
@@ -284,6 +311,7 @@ def usage_report_view(
         raw_filters=raw_filters,
         bucket=bucket,
         tz=tz,
+        projects=principal_project_ids(request.auth),
     )
     shown = {dim: values for dim, values in raw_filters.items() if values}
-    return report_answer(report, filters=shown, page=page, page_size=page_size)
+    return report_answer(report, org=org, filters=shown, page=page, page_size=page_size)

@@ -152,7 +152,10 @@ class MonthToDateOut(Schema):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    allocation: int | None = Field(description="The tier's monthly tokens (null: unlimited).")
+    allocation: int | None = Field(
+        description="The tier's monthly tokens (null: unlimited, or a caller who sees only "
+        "some of the organization's projects: the allocation counts every project's tokens)."
+    )
     remaining: int | None
     percent_used: float | None
     overage_allowed: bool

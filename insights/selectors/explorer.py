@@ -13,9 +13,13 @@ rollups/selectors/coverage.py says). Rows come back aggregated, never as
 records; they are summed into buckets here. Buckets are local to the organization's zone
 (usage/windows.py: `report_buckets`), so a day is the customer's day, DST included.
 
-Dimensions: model, api_key, member, endpoint, controller and kind. A kind that lacks a
+Dimensions: model, api_key, member, endpoint, controller, kind and project. A kind that lacks a
 dimension shows "—" when grouped by it and drops out when filtered on it (a filter on a
-controller keeps jobs only).
+controller keeps jobs only). Every kind has a project.
+
+A member limited to projects (docs/projects.md) reads only their projects' rows:
+`projects` (accounts/projects.py `project_ids_visible`) is one more condition on every
+row read, whatever the filters say, and the report's total is theirs alone.
 """
 
 import time
@@ -97,10 +101,16 @@ class UsageReport:
         return self.metric in {"input_tokens", "output_tokens", "tokens", "queries", "jobs"}
 
 
-def usage_received_through(*, org: Organization) -> datetime | None:
+def usage_received_through(
+    *, org: Organization, projects: frozenset[int] | None = None
+) -> datetime | None:
     """When the newest ingested batch was received: pages read at request time include
-    every batch received until then, so this says how current their figures are."""
-    return IngestBatch.objects.filter(organization=org).aggregate(at=Max("received_at"))["at"]
+    every batch received until then, so this says how current their figures are (of the
+    given projects' batches only, when given)."""
+    batches = IngestBatch.objects.filter(organization=org)
+    if projects is not None:
+        batches = batches.filter(project_id__in=sorted(projects))
+    return batches.aggregate(at=Max("received_at"))["at"]
 
 
 def _check_metric_and_groups(metric: str, group_by: tuple[str, ...]) -> None:
@@ -234,9 +244,11 @@ def usage_report(
     tz: str | None = None,
     now: datetime,
     coverage: RollupCoverage | None = None,
+    projects: frozenset[int] | None = None,
 ) -> UsageReport:
     """The metric over [start, end) per group and bucket, with the previous period of the
-    same length; past MAX_GROUPS groups, the smallest are one "Other" group. Raises
+    same length; past MAX_GROUPS groups, the smallest are one "Other" group. Only the
+    rows of `projects` when given (the projects the requester may see). Raises
     ValueError naming a bad bucket or range (report_buckets), ReportTooCostly past the
     time limit (settings.USAGE_REPORT_TIME_LIMIT seconds)."""
     _check_metric_and_groups(metric, group_by)
@@ -253,6 +265,7 @@ def usage_report(
             group_by=group_by,
             filters={k: list(v) for k, v in (filters or {}).items() if v},
             tz=tz,
+            projects=projects,
         )
         previous_start, previous_end = previous_range(start, end)
         before = report_figures(
@@ -284,7 +297,7 @@ def usage_report(
                 replace(reading, group_by=()), start=start, end=end, buckets=buckets
             )
             everything = whole.get((), [ZERO] * len(buckets))
-        data_through = usage_received_through(org=org)
+        data_through = usage_received_through(org=org, projects=projects)
     if everything is None:
         total = sum((sum(v, ZERO) for v in series.values()), ZERO)
     else:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Case, IntegerField, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 
-from accounts.models import APIKey, Organization
+from accounts.models import APIKey, Organization, Project
 from billing.models import PriceModel
 from core.calendar import local_day_start, local_hours
 from insights.selectors.report_sources import (
@@ -239,6 +239,10 @@ class Reading:
     filters: dict[str, list]
     tz: str
     restrict: dict[str, set] = field(default_factory=dict)
+    # The projects the requester may see (None: all of the organization's): every row
+    # read carries its project, so this is one more condition, never a filter the
+    # requester chose (a filter on a project is among `filters`).
+    projects: frozenset[int] | None = None
 
 
 def report_figures(
@@ -262,6 +266,8 @@ def report_figures(
     cut = {"buckets": buckets, "bucket": reading.bucket, "tz": reading.tz}
     org = reading.org
     series: dict[tuple, list[Decimal]] = {}
+    if reading.projects is not None and not reading.projects:
+        return series  # limited to projects, and granted none
     for source in report_sources():
         if metric not in source.metrics:
             continue
@@ -270,6 +276,8 @@ def report_figures(
         if where is None or only is None:
             continue
         where &= only
+        if reading.projects is not None:
+            where &= Q(project_id__in=sorted(reading.projects))
         columns = _group_columns(source, group_by)
         if source.metrics[metric][0] is None:
             raw = _raw_runtime_rows(source, org, spans, where, columns)
@@ -300,6 +308,10 @@ def group_labels(org: Organization, group_by: tuple[str, ...], keys) -> dict[tup
         elif dim == "controller" and ids:
             names[dim] = dict(
                 Controller.objects.filter(organization=org, pk__in=ids).values_list("pk", "name")
+            )
+        elif dim == "project" and ids:
+            names[dim] = dict(
+                Project.objects.filter(organization=org, pk__in=ids).values_list("pk", "name")
             )
         elif dim == "model" and ids:
             names[dim] = dict(PriceModel.objects.filter(pk__in=ids).values_list("pk", "name"))

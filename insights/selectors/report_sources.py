@@ -28,6 +28,7 @@ DIMENSIONS = {
     "endpoint": "Endpoint",
     "controller": "Controller",
     "kind": "Kind",
+    "project": "Project",
 }
 METRICS = {metric.name: metric.label for metric in METRIC_DECLARATIONS}
 # What each metric counts in, for the CSV's unit column and the charts' value axes.
@@ -89,6 +90,7 @@ def report_sources() -> list[Source]:
                 "api_key": "api_key_id",
                 "member": "member",
                 "endpoint": "endpoint",
+                "project": "project_id",
             },
             metrics=_metrics(QUERY_FIGURES),
             # The detail rows carry every dimension (model × key × endpoint × member).
@@ -100,7 +102,7 @@ def report_sources() -> list[Source]:
             rolled=WorkerDaily,
             bucketed=WorkerBucket,
             time_field="started_at",
-            dims={"model": "model_id", "api_key": "api_key_id"},
+            dims={"model": "model_id", "api_key": "api_key_id", "project": "project_id"},
             metrics=_metrics(WORKER_FIGURES),
         ),
         Source(
@@ -109,7 +111,11 @@ def report_sources() -> list[Source]:
             rolled=JobDaily,
             bucketed=JobBucket,
             time_field="submitted_at",
-            dims={"api_key": "api_key_id", "controller": "controller_id"},
+            dims={
+                "api_key": "api_key_id",
+                "controller": "controller_id",
+                "project": "project_id",
+            },
             metrics=_metrics(JOB_FIGURES),
         ),
     ]

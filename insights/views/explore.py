@@ -3,6 +3,10 @@ a stacked chart, a table of groups against the previous period, and its CSV.
 
 Every state is a URL (the form is a GET); with htmx the form and the quick picks swap
 the form and its results (`#explore`) and push the URL, so back and forward work.
+
+A member limited to projects sees their projects' usage only, in the page and both CSVs,
+and is offered only their projects' keys, controllers, members and endpoints to filter
+on; naming another project's key, controller or project is an error on that filter.
 """
 
 from collections.abc import Iterator
@@ -17,6 +21,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 
 from accounts.http import OrgRequest, org_view
+from accounts.projects import project_ids_visible
 from core.exports import csv_download
 from insights import charts
 from insights.forms import ExploreForm
@@ -55,13 +60,15 @@ def _params(request: OrgRequest, now: datetime, zone: ZoneInfo) -> QueryDict:
     return data
 
 
-def _report(form: ExploreForm, org, now: datetime) -> UsageReport | None:
+def _report(
+    form: ExploreForm, org, now: datetime, projects: frozenset[int] | None
+) -> UsageReport | None:
     if not form.is_valid():
         return None
     data = form.cleaned_data
     filters = {dim: data.get(dim) or [] for dim in form.filter_names}
     try:
-        resolved = report_filters_resolve(org=org, filters=filters)
+        resolved = report_filters_resolve(org=org, filters=filters, project_ids=projects)
         return usage_report(
             org=org,
             start=data["start"],
@@ -71,6 +78,7 @@ def _report(form: ExploreForm, org, now: datetime) -> UsageReport | None:
             filters=resolved,
             bucket=data["bucket"],
             now=now,
+            projects=projects,
         )
     except ReportParamError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -117,10 +125,11 @@ def _explore(request: OrgRequest) -> tuple[ExploreForm, UsageReport | None, Quer
     now = timezone.now()
     zone = ZoneInfo(org.time_zone or "UTC")
     params = _params(request, now, zone)
-    options = report_filter_options(org=org, now=now)
+    projects = project_ids_visible(membership=request.membership)
+    options = report_filter_options(org=org, now=now, project_ids=projects)
     with timezone.override(zone):
         form = ExploreForm(params, choices=_choices(), options=options)
-        report = _report(form, org, now)
+        report = _report(form, org, now, projects)
     extra = {"now": now, "zone": zone, "quick_links": _quick_links(request, params, now, zone)}
     return form, report, params, extra
 

@@ -217,8 +217,16 @@ def test_get_usage_report_gives_the_explorers_figures(live_server, explorer_seed
     )
     assert tokens.total == 121 and len(tokens.buckets) == 2
     with pytest.raises(console.BadRequestError) as error:
-        client.get_usage_report(START, END, bucket="1h", metric="tokens", group_by=["project"])
+        client.get_usage_report(START, END, bucket="1h", metric="tokens", group_by=["team"])
     assert error.value.field == "group_by"
+    # One project (the Default): grouped by it, one group of the whole figure; the
+    # `project` parameter is filter[project].
+    default = _key.project
+    by_project = client.get_usage_report(START, END, group_by="project", project=default.pk)
+    assert [(g.group["project"], g.group["project_name"]) for g in by_project.groups] == [
+        (default.pk, "Default")
+    ]
+    assert by_project.total == Decimal("6.38")
 
 
 def test_projects_calls(world):

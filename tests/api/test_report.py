@@ -103,7 +103,7 @@ def test_buckets_are_paged(client, explorer_seeded, auth):
     ("params", "field"),
     [
         ({"end": "2026-10-01"}, "end"),
-        ({"group_by": "project"}, "group_by"),
+        ({"group_by": "team"}, "group_by"),
         ({"bucket": "1h", "start": "2026-09-01"}, "bucket"),
         ({"bucket": "5m"}, "bucket"),
         ({"metric": "dollars"}, "metric"),
@@ -148,3 +148,8 @@ def test_the_report_is_in_the_schema(client):
     operation = schema["paths"]["/api/v1/usage/report"]["get"]
     names = {p["name"] for p in operation["parameters"]}
     assert {"start", "end", "metric", "group_by", "bucket", "time_zone", "filter[model]"} <= names
+    assert "filter[project]" in names
+    (group_by,) = [p for p in operation["parameters"] if p["name"] == "group_by"]
+    assert "project" in str(group_by["schema"])
+    # The operation id stays what clients call it.
+    assert operation["operationId"] == "usage_api_report_usage_report_view"

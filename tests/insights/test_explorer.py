@@ -157,7 +157,7 @@ def test_weeks_and_months_are_local_calendar_buckets(explorer_seeded, source):
         ({"end": START}, "end must be after start"),
         ({"bucket": "1h", "start": datetime(2026, 9, 1, tzinfo=UTC)}, "up to 31 days"),
         ({"metric": "dollars"}, "metric must be one of"),
-        ({"group_by": ("project",)}, "group_by must be among"),
+        ({"group_by": ("team",)}, "group_by must be among"),
     ],
 )
 def test_bad_parameters_say_which(explorer_seeded, kwargs, message):

@@ -336,3 +336,63 @@ def test_the_project_switcher_answers_404_for_a_project_out_of_reach(client, wor
         if who is person:
             path = reverse("usage:panel", args=[slug])
             assert client.get(f"{path}?project={mine.pk}").status_code == 200
+
+
+def test_a_limited_member_reads_no_other_projects_usage(client, world):
+    """Explore, its CSVs, the report API and the read API: A's usage (in A's Default
+    project) is nowhere for a member limited to another project of A, and naming its key
+    or project is refused as another organization's would be."""
+    a, ids = world["a"], world["ids"]
+    org = a.organization
+    default = world["a_key"].project
+    mine = make_project(org=org, name="Mine")
+    person = make_member(org=org, role=Role.MEMBER)
+    project_grant_set(project=mine, membership=person, role=ProjectRole.MEMBER)
+    page_range = {"start": "2026-11-01T00:00", "end": "2026-12-01T00:00"}
+    api_range = {"start": "2026-11-01", "end": "2026-11-30"}
+    explore = f"/o/{org.slug}/usage/explore"
+    owner = session_token_issue(user=a.user, org=org).secret
+    theirs = session_token_issue(user=person.user, org=org).secret
+
+    def report(secret, **params):
+        return client.get(
+            "/api/v1/usage/report",
+            {**api_range, "group_by": "member", **params},
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+        )
+
+    # The owner sees A's usage: what the member must not.
+    assert report(owner).json()["total"] != "0"
+    client.force_login(person.user)
+    for path in ("/", ".csv", "-groups.csv"):
+        response = client.get(explore + path, {**page_range, "group_by": "endpoint"})
+        assert response.status_code == 200
+        body = response.content if path == "/" else b"".join(response.streaming_content)
+        # (The organization's alerts banner, which names A_MARK, is theirs to see.)
+        assert f"/v1/{A_MARK}" not in body.decode() and f"key {A_MARK}" not in body.decode()
+    for name, value in (("api_key", ids["key_id"]), ("project", default.pk)):
+        assert client.get(explore + "/", {**page_range, name: value}).status_code == 400
+    body = report(theirs).json()
+    assert body["total"] == "0" and body["groups"] == []
+    for name, value in (("api_key", ids["key_id"]), ("project", default.pk)):
+        refused = report(theirs, **{f"filter[{name}]": value})
+        assert refused.status_code == 400 and refused.json()["field"] == f"filter[{name}]"
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {theirs}"}
+    reads = {
+        "/api/v1/usage/llm": api_range | {"start_date": "2026-11-01"},
+        f"/api/v1/usage/llm/organization/{org.pk}/summary": {"start_date": "2026-11-01"},
+        "/api/v1/usage/matching": {},
+        "/api/v1/account/queries-per-model": {"start_date": 0, "end_date": 1_900_000_000_000},
+        "/api/v1/account/worker-sessions": {"start_date": 0, "end_date": 1_900_000_000_000},
+        "/api/v1/usage": {},
+    }
+    for path, params in reads.items():
+        response = client.get(path, params, **auth)
+        assert response.status_code == 200, (path, response.content)
+        data = response.json()
+        assert A_MARK not in response.content.decode(), path
+        assert data.get("items", []) == [] and data.get("models", []) == [], path
+        assert data.get("queries", 0) == 0 and data.get("total_tokens", 0) == 0, path
+    assert client.get(f"/api/v1/usage/llm/{ids['id']}", **auth).status_code == 404
+    owner_auth = {"HTTP_AUTHORIZATION": f"Bearer {owner}"}
+    assert client.get(f"/api/v1/usage/llm/{ids['id']}", **owner_auth).status_code == 200
