@@ -17,6 +17,11 @@ from alerts.services import (
 from alerts.webhooks import WebhookRefused, webhook_url_check
 
 
+class ProjectChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Project) -> str:
+        return f"{obj.name} (archived)" if obj.archived_at else obj.name
+
+
 class AlertRuleForm(forms.Form):
     kind = forms.ChoiceField(choices=AlertKind.choices, label="Alert when")
     threshold = TypedDecimalField(
@@ -30,11 +35,11 @@ class AlertRuleForm(forms.Form):
             "Unusual usage: k × the 14-day median (3 by default). Controller: minutes offline."
         ),
     )
-    project = forms.ModelChoiceField(
+    project = ProjectChoiceField(
         queryset=Project.objects.none(),
         required=False,
         empty_label="The whole organization",
-        label="Watch",
+        label="Project",
         help_text=(
             "Rate limits, unusual usage, controllers and budgets can watch one project; "
             "the balance, usage time and tokens are the organization's."

@@ -182,7 +182,10 @@ def _rate_limits(
         PreviewEvent(at, f"{refused:,} refused in the hour")
         for at, refused in _crossings(hours, lambda item: item[1] > threshold)
     ]
-    return Preview(events, "Refused requests per clock hour (the live rule uses the last 60 min).")
+    whose = "of the project's keys " if project_id is not None else ""
+    return Preview(
+        events, f"Refused requests {whose}per clock hour (the live rule uses the last 60 min)."
+    )
 
 
 def _unusual(
@@ -207,7 +210,8 @@ def _unusual(
             series, lambda item: item[2] > 0 and item[1] > k * item[2]
         )
     ]
-    return Preview(events, "Each day's usage credits against the median of the 14 days before.")
+    whose = "the project's usage credits" if project_id is not None else "usage credits"
+    return Preview(events, f"Each day's {whose} against the median of the 14 days before.")
 
 
 def _controllers(
