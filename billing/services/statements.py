@@ -167,7 +167,7 @@ def _usage_breakdown(org, usage_entries, period_start, usage_total: Decimal) -> 
         for key in APIKey.objects.filter(organization=org, pk__in=[k for k in by_key_id if k])
     }
     by_key = {keys.get(k, "Unattributed") if k else "Unattributed": v for k, v in by_key_id.items()}
-    projects = dict(
+    projects: dict[int | None, str] = dict(
         Project.objects.filter(
             organization=org, pk__in=[p for p in by_project_id if p]
         ).values_list("pk", "name")
