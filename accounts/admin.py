@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from accounts.admin_filters import ProjectListFilter
 from accounts.models import (
     APIKey,
     AuditEvent,
@@ -158,7 +159,7 @@ class APIKeyAdmin(admin.ModelAdmin):
         "last_used_at",
         "revoked_at",
     ]
-    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter), "project"]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter), ProjectListFilter]
     search_fields = ["name", "organization__name", "project__name", "last_four"]
     list_select_related = ["organization", "project"]
     readonly_fields = ["display", "prefix", "last_four", "created_at", "last_used_at", "revoked_at"]

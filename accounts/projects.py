@@ -286,8 +286,8 @@ def project_update(
     return project
 
 
-def _limit_words(value: int | None) -> str:
-    return "none" if value is None else f"{value:,}"
+def _limit_words(value: int | None, unit: str) -> str:
+    return f"no {unit} limit" if value is None else f"{value:,} {unit}s per minute"
 
 
 @transaction.atomic
@@ -309,9 +309,9 @@ def project_rate_limits_set(
     audit_record(
         org=project.organization,
         actor=actor,
-        action=AuditAction.PROJECT_UPDATED,
+        action=AuditAction.PROJECT_RATE_LIMITS_CHANGED,
         summary=f"Set the rate limits of the project {project.name}: "
-        f"{_limit_words(rpm)} requests and {_limit_words(tpm)} tokens per minute",
+        f"{_limit_words(rpm, 'request')} and {_limit_words(tpm, 'token')}",
         target=f"project:{project.pk}",
         data={"rate_limits": [before, [rpm, tpm]]},
     )

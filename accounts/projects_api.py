@@ -21,6 +21,7 @@ from accounts.projects import (
     project_archive,
     project_create,
     project_keys_manageable,
+    project_rate_limits_set,
     project_unarchive,
     project_update,
     projects_visible,
@@ -52,6 +53,12 @@ class ProjectOut(Schema):
     archived_at: datetime | None
     created_at: datetime
     active_keys: int = Field(description="Keys of the project not revoked.")
+    rate_limit_rpm: int | None = Field(
+        description="Requests per minute over all the project's keys together; null: none."
+    )
+    rate_limit_tpm: int | None = Field(
+        description="Tokens per minute over all the project's keys together; null: none."
+    )
 
 
 class ProjectListOut(PageMeta):
@@ -68,6 +75,12 @@ class ProjectPatch(Schema):
     description: str | None = Field(None, max_length=500)
     archived: bool | None = Field(
         None, description="true archives (its keys stop working), false unarchives."
+    )
+    rate_limit_rpm: int | None = Field(
+        None, ge=1, description="Requests per minute (at least 1); null removes the limit."
+    )
+    rate_limit_tpm: int | None = Field(
+        None, ge=1, description="Tokens per minute (at least 1); null removes the limit."
     )
 
 
@@ -129,6 +142,8 @@ def _project_out(project: Any) -> dict:
         "archived_at": project.archived_at,
         "created_at": project.created_at,
         "active_keys": project.active_keys,
+        "rate_limit_rpm": project.rate_limit_rpm,
+        "rate_limit_tpm": project.rate_limit_tpm,
     }
 
 
@@ -211,11 +226,13 @@ def projects_get(request: APIRequest, project_id: int):
     response={200: ProjectOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
     url_name="project_update",
     operation_id="accounts_api_projects_update",
-    summary="Rename, describe, archive or unarchive a project (owners and admins)",
+    summary="Rename, describe, archive or unarchive a project, or set its rate limits "
+    "(owners and admins)",
 )
 def projects_update(request: APIRequest, project_id: int, payload: ProjectPatch):
     """`archived: true` stops the project's keys at once (403 project_archived); the
-    Default project cannot be archived (400)."""
+    Default project cannot be archived (400). `rate_limit_rpm` / `rate_limit_tpm` set the
+    project's limits (null: none; a field left out stays as it is)."""
     principal = request.auth
     project = _get(principal, project_id)
     _manager(principal)
@@ -228,6 +245,14 @@ def projects_update(request: APIRequest, project_id: int, payload: ProjectPatch)
             project_archive(project=project, actor=actor)
         elif payload.archived is False:
             project_unarchive(project=project, actor=actor)
+        given = payload.model_fields_set  # null (no limit) differs from left out
+        if given & {"rate_limit_rpm", "rate_limit_tpm"}:
+            project_rate_limits_set(
+                project=project,
+                rpm=payload.rate_limit_rpm if "rate_limit_rpm" in given else project.rate_limit_rpm,
+                tpm=payload.rate_limit_tpm if "rate_limit_tpm" in given else project.rate_limit_tpm,
+                actor=actor,
+            )
     except ProjectError as exc:
         field = "archived" if payload.archived and project.is_default else exc.field
         raise APIError(400, "invalid_body", str(exc), field=field or None) from None

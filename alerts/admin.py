@@ -4,6 +4,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
+from accounts.admin_filters import ProjectListFilter
 from alerts.models import AlertDelivery, AlertNotification, AlertRule
 from billing.admin import ReadOnlyAdmin
 
@@ -21,9 +22,18 @@ class AlertDeliveryInline(admin.TabularInline):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(ReadOnlyAdmin):
-    list_display = ["organization", "kind", "threshold", "enabled", "notify_email", "webhook_url"]
-    list_filter = ["kind", "enabled"]
-    search_fields = ["organization__name", "organization__slug"]
+    list_display = [
+        "organization",
+        "project",
+        "kind",
+        "threshold",
+        "enabled",
+        "notify_email",
+        "webhook_url",
+    ]
+    list_filter = ["kind", "enabled", ProjectListFilter]
+    list_select_related = ["organization", "project"]
+    search_fields = ["organization__name", "organization__slug", "project__name"]
 
 
 @admin.register(AlertNotification)

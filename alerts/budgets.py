@@ -13,6 +13,8 @@ reports. Registered with the alerts' condition sources in the alerts' AppConfig.
 from datetime import datetime
 from decimal import Decimal
 
+from django.db.models import Q
+
 from accounts.models import Organization
 from alerts.models import AlertKind, AlertNotification, AlertRule
 from alerts.selectors import Condition
@@ -50,7 +52,12 @@ def _told_this_period(
 def budget_conditions(*, rule: AlertRule, org: Organization, now: datetime) -> list[Condition]:
     """One condition per budget and threshold; only the highest threshold crossed holds,
     and only if no higher or equal one was told of earlier in the period."""
-    figures = budget_figures(org=org, budgets=list(budgets_of(org=org)), now=now)
+    budgets = budgets_of(org=org)
+    if rule.project_id is not None:  # the budgets of the project and of its keys
+        budgets = budgets.filter(
+            Q(project_id=rule.project_id) | Q(api_key__project_id=rule.project_id)
+        )
+    figures = budget_figures(org=org, budgets=list(budgets), now=now)
     told = _told_this_period(rule=rule, figures=figures, org=org, now=now)
     conditions = []
     for f in figures:
@@ -108,6 +115,6 @@ def budget_conditions(*, rule: AlertRule, org: Organization, now: datetime) -> l
 def budget_alert_rule_ensure(*, org: Organization) -> AlertRule:
     """The organization's budget alert rule, made on its first budget."""
     rule, _created = AlertRule.objects.get_or_create(
-        organization=org, kind=AlertKind.BUDGET, threshold=Decimal(0)
+        organization=org, kind=AlertKind.BUDGET, threshold=Decimal(0), project=None
     )
     return rule

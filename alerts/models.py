@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import Organization, Project
 from billing.money import credits_text
 from core.numbers import decimal_input, noun
 
@@ -41,9 +41,29 @@ THRESHOLD_UNITS = {
 }
 
 
-def rule_sentence(kind: str, threshold: Decimal) -> str:
+# The kinds a rule may watch in one project: their figures are kept per project (spend
+# per day, refusals per key, controllers, budgets). The balance, the usage time it buys
+# and the plan's token allocation belong to the organization as a whole.
+PROJECT_KINDS = frozenset(
+    {AlertKind.RATE_LIMITS, AlertKind.UNUSUAL_USAGE, AlertKind.CONTROLLER_OFFLINE, AlertKind.BUDGET}
+)
+
+
+def in_project(project_name: str, text: str) -> str:
+    """A rule's sentence or a crossing's message said of one project ("In project
+    Research, today's usage passes ..."); unchanged without one."""
+    if not project_name or not text:
+        return text
+    return f"In project {project_name}, {text[0].lower()}{text[1:]}"
+
+
+def rule_sentence(kind: str, threshold: Decimal, project_name: str = "") -> str:
     """What a rule watches for, as a sentence ("The credit balance falls below 10.00
     credits."): the rules table, the notifications list and the audit log say it so."""
+    return in_project(project_name, _kind_sentence(kind, threshold))
+
+
+def _kind_sentence(kind: str, threshold: Decimal) -> str:
     t = decimal_input(threshold)
     match kind:
         case AlertKind.TOKENS:
@@ -96,6 +116,10 @@ class AlertRule(models.Model):
     kind = models.CharField(max_length=30, choices=AlertKind.choices)
     # Percent, credits, hours, count, multiplier or minutes: see THRESHOLD_UNITS.
     threshold = models.DecimalField(max_digits=20, decimal_places=4)
+    # Empty: the whole organization. A project: that project's figures only (PROJECT_KINDS).
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="alert_rules"
+    )
     enabled = models.BooleanField(default=True)
     notify_email = models.BooleanField(default=True)
     webhook_url = models.URLField(max_length=500, blank=True, default="")
@@ -110,13 +134,21 @@ class AlertRule(models.Model):
         constraints = [
             # Two identical rules would mail the same crossing twice.
             models.UniqueConstraint(
-                fields=["organization", "kind", "threshold"], name="alert_rule_unique_per_org"
+                fields=["organization", "kind", "threshold"],
+                condition=Q(project__isnull=True),
+                name="alert_rule_unique_per_org",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "project", "kind", "threshold"],
+                condition=Q(project__isnull=False),
+                name="alert_rule_unique_per_project",
             ),
             models.CheckConstraint(condition=Q(threshold__gte=0), name="alert_threshold_not_neg"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.threshold_display} {self.unit}"
+        text = f"{self.get_kind_display()}: {self.threshold_display} {self.unit}"
+        return f"{text} (project {self.project})" if self.project_id else text
 
     @property
     def unit(self) -> str:
@@ -127,8 +159,12 @@ class AlertRule(models.Model):
         return decimal_input(self.threshold)
 
     @property
+    def project_name(self) -> str:
+        return self.project.name if self.project_id and self.project else ""
+
+    @property
     def sentence(self) -> str:
-        return rule_sentence(self.kind, self.threshold)
+        return rule_sentence(self.kind, self.threshold, self.project_name)
 
 
 class AlertNotification(models.Model):
@@ -178,7 +214,7 @@ class AlertNotification(models.Model):
             threshold = Decimal(str(self.figures.get("threshold", "")))
         except ArithmeticError:
             return str(self.get_kind_display())
-        return rule_sentence(self.kind, threshold)
+        return rule_sentence(self.kind, threshold, str(self.figures.get("project_name") or ""))
 
 
 class AlertDismissal(models.Model):

@@ -2,7 +2,8 @@
 real figures, with the same once-per-crossing logic as the live evaluation.
 
 Each kind is replayed from what the database keeps: tokens and credits per local day,
-the ledger's balance after every entry, refusals per clock hour. Controllers' heartbeat
+the ledger's balance after every entry, refusals per clock hour; a project's rule from
+its credits per day (the spend counters) and its keys' refusals. Controllers' heartbeat
 history is not kept, so that kind shows the controllers that are offline now.
 """
 
@@ -15,7 +16,7 @@ from django.db.models.functions import Lag, TruncHour
 from django.utils import timezone
 
 from accounts.models import Organization
-from alerts.models import AlertKind
+from alerts.models import PROJECT_KINDS, AlertKind
 from alerts.selectors import (
     UNUSUAL_BASELINE_DAYS,
     OrgFigures,
@@ -159,11 +160,15 @@ def _usage_time(org: Organization, threshold: Decimal, now: datetime) -> Preview
     )
 
 
-def _rate_limits(org: Organization, threshold: Decimal, now: datetime) -> Preview:
+def _rate_limits(
+    org: Organization, threshold: Decimal, now: datetime, project_id: int | None = None
+) -> Preview:
     start = (now - timedelta(days=PREVIEW_DAYS)).replace(minute=0, second=0, microsecond=0)
+    refusals = RateLimitRefusal.objects.filter(organization=org, minute__gte=start, minute__lte=now)
+    if project_id is not None:
+        refusals = refusals.filter(api_key__project_id=project_id)
     rows = (
-        RateLimitRefusal.objects.filter(organization=org, minute__gte=start, minute__lte=now)
-        .annotate(hour=TruncHour("minute"))
+        refusals.annotate(hour=TruncHour("minute"))
         .values("hour")
         .annotate(refused=Sum("count"))
         .order_by("hour")
@@ -177,10 +182,15 @@ def _rate_limits(org: Organization, threshold: Decimal, now: datetime) -> Previe
         PreviewEvent(at, f"{refused:,} refused in the hour")
         for at, refused in _crossings(hours, lambda item: item[1] > threshold)
     ]
-    return Preview(events, "Refused requests per clock hour (the live rule uses the last 60 min).")
+    whose = "of the project's keys " if project_id is not None else ""
+    return Preview(
+        events, f"Refused requests {whose}per clock hour (the live rule uses the last 60 min)."
+    )
 
 
-def _unusual(org: Organization, k: Decimal, now: datetime) -> Preview:
+def _unusual(
+    org: Organization, k: Decimal, now: datetime, project_id: int | None = None
+) -> Preview:
     tz = org_zone(org)
     today = now.astimezone(tz).date()
     first = today - timedelta(days=PREVIEW_DAYS - 1)
@@ -188,6 +198,7 @@ def _unusual(org: Organization, k: Decimal, now: datetime) -> Preview:
         org=org,
         since_day=first - timedelta(days=UNUSUAL_BASELINE_DAYS),
         until=now + timedelta(hours=1),
+        project_id=project_id,
     )
     series = []
     for day in _days(first, today):
@@ -199,11 +210,14 @@ def _unusual(org: Organization, k: Decimal, now: datetime) -> Preview:
             series, lambda item: item[2] > 0 and item[1] > k * item[2]
         )
     ]
-    return Preview(events, "Each day's usage credits against the median of the 14 days before.")
+    whose = "the project's usage credits" if project_id is not None else "usage credits"
+    return Preview(events, f"Each day's {whose} against the median of the 14 days before.")
 
 
-def _controllers(org: Organization, minutes: Decimal, now: datetime) -> Preview:
-    figures = OrgFigures(org, now)
+def _controllers(
+    org: Organization, minutes: Decimal, now: datetime, project_id: int | None = None
+) -> Preview:
+    figures = OrgFigures(org, now, project_id=project_id)
     events = [
         PreviewEvent(now, c.message)
         for c in controller_conditions(minutes=minutes, controllers=figures.controllers, now=now)
@@ -226,10 +240,20 @@ _PREVIEWS = {
 
 
 def alert_rule_preview(
-    *, org: Organization, kind: str, threshold: Decimal, now: datetime | None = None
+    *,
+    org: Organization,
+    kind: str,
+    threshold: Decimal,
+    now: datetime | None = None,
+    project_id: int | None = None,
 ) -> Preview:
-    """When a rule of this kind and threshold would have fired in the last 30 days."""
+    """When a rule of this kind and threshold (in this project, if one) would have fired
+    in the last 30 days."""
     preview = _PREVIEWS.get(kind)
     if preview is None:  # kinds another app evaluates (budgets): no history to replay here
         return Preview([], "Fires as each budget crosses its thresholds (Settings → Budgets).")
-    return preview(org, threshold, now or timezone.now())
+    if project_id is None:
+        return preview(org, threshold, now or timezone.now())
+    if kind not in PROJECT_KINDS:
+        return Preview([], "This kind watches the whole organization: choose no project.")
+    return preview(org, threshold, now or timezone.now(), project_id)

@@ -1,6 +1,8 @@
 """Reads for alerts: each rule's current figures and whether its condition holds,
 the notifications list, the banner, and deliveries. Every read is scoped to one
-organization: a rule only ever sees its own organization's figures.
+organization: a rule only ever sees its own organization's figures, and a rule scoped
+to a project only that project's. A member limited to projects sees the rules of their
+projects and those rules' notifications, never the organization-wide ones.
 """
 
 import statistics
@@ -28,10 +30,11 @@ from billing.selectors import credit_balance, default_worker_type
 from core.calendar import org_zone
 from core.numbers import count_of, decimal_grouped, duration_display, noun
 from insights.selectors.panel import tokens_month_to_date
-from spend.models import RateLimitRefusal
+from spend.models import RateLimitRefusal, SpendDay
 from usage.models import Controller
 
 ZERO = Decimal("0")
+PROJECT_DIMENSION = "p"  # SpendDay's dimension of a project (subject: its id)
 HOUR = timedelta(hours=1)
 UNUSUAL_BASELINE_DAYS = 14
 
@@ -58,10 +61,22 @@ def _money(value: Decimal) -> str:
 
 
 def daily_usage_credits(
-    *, org: Organization, since_day: date, until: datetime
+    *, org: Organization, since_day: date, until: datetime, project_id: int | None = None
 ) -> dict[date, Decimal]:
-    """Usage debits per calendar day in the organization's time zone (one grouped query)."""
+    """Usage debits per calendar day in the organization's time zone (one grouped query);
+    with a project, the credits its keys and controllers were charged per day (the spend
+    counters keep them per project and local day)."""
     tz = org_zone(org)
+    if project_id is not None:
+        last_day = until.astimezone(tz).date()
+        project_days = SpendDay.objects.filter(
+            organization=org,
+            dimension=PROJECT_DIMENSION,
+            subject=str(project_id),
+            day__gte=since_day,
+            day__lte=last_day,
+        ).values_list("day", "credits")
+        return {day: credits for day, credits in project_days if credits}
     since = datetime(since_day.year, since_day.month, since_day.day, tzinfo=tz)
     rows = (
         LedgerEntry.objects.filter(
@@ -84,9 +99,10 @@ class OrgFigures:
     """The figures alert rules read, computed once per evaluation and only when a rule
     needs them."""
 
-    def __init__(self, org: Organization, now: datetime) -> None:
+    def __init__(self, org: Organization, now: datetime, project_id: int | None = None) -> None:
         self.org = org
         self.now = now
+        self.project_id = project_id  # None: the whole organization
 
     @cached_property
     def tokens(self):
@@ -103,9 +119,12 @@ class OrgFigures:
 
     @cached_property
     def refusals_last_hour(self) -> int:
-        total = RateLimitRefusal.objects.filter(
+        refusals = RateLimitRefusal.objects.filter(
             organization=self.org, minute__gt=self.now - HOUR, minute__lte=self.now
-        ).aggregate(total=Sum("count"))["total"]
+        )
+        if self.project_id is not None:
+            refusals = refusals.filter(api_key__project_id=self.project_id)
+        total = refusals.aggregate(total=Sum("count"))["total"]
         return total or 0
 
     @cached_property
@@ -115,7 +134,9 @@ class OrgFigures:
     @cached_property
     def daily_credits(self) -> dict[date, Decimal]:
         since = self.today - timedelta(days=UNUSUAL_BASELINE_DAYS)
-        return daily_usage_credits(org=self.org, since_day=since, until=self.now + HOUR)
+        return daily_usage_credits(
+            org=self.org, since_day=since, until=self.now + HOUR, project_id=self.project_id
+        )
 
     @cached_property
     def baseline_median(self) -> Decimal:
@@ -124,11 +145,10 @@ class OrgFigures:
 
     @cached_property
     def controllers(self) -> list[Mapping[str, Any]]:
-        return list(
-            Controller.objects.filter(organization=self.org).values(
-                "id", "name", "last_heartbeat_at", "created_at"
-            )
-        )
+        controllers = Controller.objects.filter(organization=self.org)
+        if self.project_id is not None:
+            controllers = controllers.filter(project_id=self.project_id)
+        return list(controllers.values("id", "name", "last_heartbeat_at", "created_at"))
 
 
 def tokens_condition(*, percent_threshold: Decimal, used: int, allocation: int | None) -> Condition:
@@ -266,25 +286,46 @@ def rule_conditions(*, rule: AlertRule, figures: OrgFigures) -> list[Condition]:
 # ------------------------------------------------------------------------ lists
 
 
-def alert_rules(*, org: Organization) -> QuerySet[AlertRule]:
-    return AlertRule.objects.filter(organization=org)
+def alert_rules(
+    *, org: Organization, project_ids: frozenset[int] | None = None
+) -> QuerySet[AlertRule]:
+    """The organization's rules; for someone limited to projects (project_ids: the
+    projects they see, None: every project) only the rules of those projects."""
+    rules = AlertRule.objects.filter(organization=org).select_related("project")
+    if project_ids is not None:
+        rules = rules.filter(project_id__in=project_ids)
+    return rules
 
 
 def alert_rule_for(*, org: Organization, rule_id: int) -> AlertRule | None:
-    return AlertRule.objects.filter(organization=org, pk=rule_id).first()
+    return AlertRule.objects.filter(organization=org, pk=rule_id).select_related("project").first()
 
 
 def alert_settings_for(*, org: Organization) -> AlertSettings | None:
     return AlertSettings.objects.filter(organization=org).first()
 
 
-def alert_notifications(*, org: Organization) -> QuerySet[AlertNotification]:
-    """The organization's notifications, newest first."""
-    return AlertNotification.objects.filter(organization=org).select_related("rule")
+def _notifications_seen(
+    org: Organization, project_ids: frozenset[int] | None
+) -> QuerySet[AlertNotification]:
+    notifications = AlertNotification.objects.filter(organization=org)
+    if project_ids is not None:  # a deleted rule's crossings went with the organization's
+        notifications = notifications.filter(rule__project_id__in=project_ids)
+    return notifications
 
 
-def alert_notification_for(*, org: Organization, notification_id: int) -> AlertNotification | None:
-    return AlertNotification.objects.filter(organization=org, pk=notification_id).first()
+def alert_notifications(
+    *, org: Organization, project_ids: frozenset[int] | None = None
+) -> QuerySet[AlertNotification]:
+    """The organization's notifications, newest first (only those of the projects'
+    rules for someone limited to projects)."""
+    return _notifications_seen(org, project_ids).select_related("rule")
+
+
+def alert_notification_for(
+    *, org: Organization, notification_id: int, project_ids: frozenset[int] | None = None
+) -> AlertNotification | None:
+    return _notifications_seen(org, project_ids).filter(pk=notification_id).first()
 
 
 @dataclass(frozen=True)
@@ -295,11 +336,15 @@ class AlertBanner:
     more: int
 
 
-def alert_banner(*, org: Organization, user: User) -> AlertBanner | None:
+def alert_banner(
+    *, org: Organization, user: User, project_ids: frozenset[int] | None = None
+) -> AlertBanner | None:
     """The newest crossing still in effect that this member has not dismissed, and the
     number of others (two queries), or None when there is none."""
-    pending = AlertNotification.objects.filter(organization=org, cleared_at__isnull=True).exclude(
-        dismissed_by=user
+    pending = (
+        _notifications_seen(org, project_ids)
+        .filter(cleared_at__isnull=True)
+        .exclude(dismissed_by=user)
     )
     newest = pending.order_by("-fired_at", "-id").first()
     if newest is None:

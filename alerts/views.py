@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
+from accounts.projects import project_ids_visible
 from alerts.forms import AlertRuleForm
 from alerts.models import AlertKind, DeliveryChannel
 from alerts.preview import alert_rule_preview as preview_for
@@ -40,8 +41,10 @@ NOTIFICATIONS_PAGE_SIZE = 25
 @org_view()
 @require_GET
 def alerts_page(request: OrgRequest) -> HttpResponse:
-    """The organization's rules, its webhook secret (owners and admins) and recent alerts."""
+    """The organization's rules, its webhook secret (owners and admins) and recent alerts;
+    a member limited to projects sees their projects' rules and alerts only."""
     org = request.organization
+    project_ids = project_ids_visible(membership=request.membership)
     can_manage = request.membership.can_manage
     settings_row = alert_settings_for(org=org) if can_manage else None
     response = render(
@@ -49,9 +52,10 @@ def alerts_page(request: OrgRequest) -> HttpResponse:
         "alerts/alerts.html",
         {
             "nav": "settings",
-            "rules": alert_rules(org=org),
-            "recent": alert_notifications(org=org)[:5],
+            "rules": alert_rules(org=org, project_ids=project_ids),
+            "recent": alert_notifications(org=org, project_ids=project_ids)[:5],
             "can_manage": can_manage,
+            "limited": project_ids is not None,
             "webhook_secret": settings_row.webhook_secret if settings_row else None,
         },
     )
@@ -60,13 +64,18 @@ def alerts_page(request: OrgRequest) -> HttpResponse:
     return response
 
 
-def _form_page(request: OrgRequest, form: AlertRuleForm, rule=None, status: int = 200):
+def _preview(request: OrgRequest, form: AlertRuleForm):
     preview_input = form.preview_input()
-    preview = (
-        preview_for(org=request.organization, kind=preview_input[0], threshold=preview_input[1])
-        if preview_input
-        else None
+    if preview_input is None:
+        return None
+    kind, threshold, project_id = preview_input
+    return preview_for(
+        org=request.organization, kind=kind, threshold=threshold, project_id=project_id
     )
+
+
+def _form_page(request: OrgRequest, form: AlertRuleForm, rule=None, status: int = 200):
+    preview = _preview(request, form)
     return render(
         request,
         "alerts/alerts_rule_form.html",
@@ -99,9 +108,12 @@ def _save(request: OrgRequest, form: AlertRuleForm, rule=None) -> HttpResponse:
 def rule_new(request: OrgRequest) -> HttpResponse:
     """Add a rule; the form previews when it would have fired over the last 30 days."""
     if request.method == "POST":
-        return _save(request, AlertRuleForm(request.POST))
+        return _save(request, AlertRuleForm(request.POST, org=request.organization))
     kind = request.GET.get("kind")
-    return _form_page(request, AlertRuleForm.blank(kind if kind in AlertKind.values else "tokens"))
+    blank = AlertRuleForm.blank(
+        org=request.organization, kind=kind if kind in AlertKind.values else AlertKind.TOKENS
+    )
+    return _form_page(request, blank)
 
 
 @org_view(manage=True)
@@ -111,7 +123,7 @@ def rule_edit(request: OrgRequest, rule_id: int) -> HttpResponse:
     if rule is None:
         raise Http404("No such alert rule")
     if request.method == "POST":
-        return _save(request, AlertRuleForm(request.POST), rule)
+        return _save(request, AlertRuleForm(request.POST, org=request.organization), rule)
     return _form_page(request, AlertRuleForm.for_rule(rule), rule)
 
 
@@ -119,13 +131,8 @@ def rule_edit(request: OrgRequest, rule_id: int) -> HttpResponse:
 @require_GET
 def rule_preview(request: OrgRequest) -> HttpResponse:
     """The preview partial for the kind and threshold typed so far (htmx, on change)."""
-    form = AlertRuleForm(request.GET)
-    preview_input = form.preview_input()
-    preview = (
-        preview_for(org=request.organization, kind=preview_input[0], threshold=preview_input[1])
-        if preview_input
-        else None
-    )
+    form = AlertRuleForm(request.GET, org=request.organization)
+    preview = _preview(request, form)
     return render(
         request, "alerts/alerts_rule_form.html#alert-preview", {"form": form, "preview": preview}
     )
@@ -175,11 +182,13 @@ def webhook_secret_rotate(request: OrgRequest) -> HttpResponse:
 @org_view()
 @require_GET
 def notifications(request: OrgRequest) -> HttpResponse:
-    """Every notification, newest first; owners and admins also see delivery attempts."""
+    """Every notification, newest first (a member limited to projects: those of their
+    projects' rules); owners and admins also see delivery attempts."""
     org = request.organization
-    page = Paginator(alert_notifications(org=org), NOTIFICATIONS_PAGE_SIZE).get_page(
-        request.GET.get("page")
+    seen = alert_notifications(
+        org=org, project_ids=project_ids_visible(membership=request.membership)
     )
+    page = Paginator(seen, NOTIFICATIONS_PAGE_SIZE).get_page(request.GET.get("page"))
     can_manage = request.membership.can_manage
     deliveries: dict[int, list] = {}
     if can_manage:
@@ -202,7 +211,11 @@ def notifications(request: OrgRequest) -> HttpResponse:
 @require_POST
 def notification_dismiss(request: OrgRequest, notification_id: int) -> HttpResponse:
     """Hide a notification's banner for the requesting member."""
-    notification = alert_notification_for(org=request.organization, notification_id=notification_id)
+    notification = alert_notification_for(
+        org=request.organization,
+        notification_id=notification_id,
+        project_ids=project_ids_visible(membership=request.membership),
+    )
     if notification is None:
         raise Http404("No such notification")
     alert_notification_dismiss(notification=notification, user=request.user)

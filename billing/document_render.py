@@ -48,6 +48,7 @@ def statement_context(statement: Statement) -> dict:
         "usage_by_kind": _table(usage.get("by_kind", [])),
         "usage_by_model": _table(usage.get("by_model", [])),
         "usage_by_api_key": _table(usage.get("by_api_key", [])),
+        "usage_by_project": _table(usage.get("by_project", [])),
         "usage_occurred_before": Decimal(usage.get("occurred_before", "0")),
         "seller": statement.seller,
         "buyer": statement.buyer,
@@ -82,7 +83,8 @@ STATEMENT_CSV_HEADER = ["section", "date", "description", "amount"]
 
 def statement_csv_rows(statement: Statement) -> Iterator[list]:
     """The statement line by line: opening, entries, usage, restatements, closing, then
-    the usage breakdowns (their rows repeat the usage line, split three ways)."""
+    the usage breakdowns (their rows repeat the usage line, split by kind, model, API key
+    and, on statements issued since projects exist, project)."""
     context = statement_context(statement)
     start = statement.month.isoformat()
     yield ["opening_balance", start, "Opening balance", statement.opening_balance]
@@ -99,6 +101,7 @@ def statement_csv_rows(statement: Statement) -> Iterator[list]:
         ("usage_by_kind", context["usage_by_kind"]),
         ("usage_by_model", context["usage_by_model"]),
         ("usage_by_api_key", context["usage_by_api_key"]),
+        ("usage_by_project", context["usage_by_project"]),
     ):
         for label, amount in rows:
             yield [name, start, label, amount]

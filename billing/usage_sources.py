@@ -22,6 +22,7 @@ class UsageBreakdownRow:
     api_key_id: int | None  # None: unattributed
     occurred_before: bool  # the usage happened before the statement's month (arrived late)
     credits: Decimal
+    project_id: int | None = None  # the project of the key or controller that sent it
 
 
 UsageBreakdown = Callable[..., Iterable[UsageBreakdownRow]]

@@ -1,23 +1,25 @@
 from django.contrib import admin
 
+from accounts.admin_filters import ProjectListFilter
 from spend.models import Budget, KeyPause, OverCap, Reservation, SpendHold
 from usage.admin import ReadOnlyAdmin
 
 
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
-    list_display = ["organization", "scope", "api_key", "member", "period", "soft_limit",
-                    "hard_limit"]  # fmt: skip
-    list_filter = ["scope", "period"]
-    search_fields = ["organization__name", "member", "api_key__name"]
-    raw_id_fields = ["organization", "api_key"]
+    list_display = ["organization", "scope", "project", "api_key", "member", "period",
+                    "soft_limit", "hard_limit"]  # fmt: skip
+    list_filter = ["scope", "period", ProjectListFilter]
+    list_select_related = ["organization", "project", "api_key"]
+    search_fields = ["organization__name", "member", "api_key__name", "project__name"]
+    raw_id_fields = ["organization", "api_key", "project"]
 
 
 @admin.register(Reservation)
 class ReservationAdmin(ReadOnlyAdmin):
-    list_display = ["public_id", "organization", "api_key", "member", "credits", "status",
-                    "created_at", "expires_at", "settled_credits"]  # fmt: skip
-    list_filter = ["status"]
+    list_display = ["public_id", "organization", "project", "api_key", "member", "credits",
+                    "status", "created_at", "expires_at", "settled_credits"]  # fmt: skip
+    list_filter = ["status", ProjectListFilter]
     search_fields = ["public_id", "organization__name", "member"]
 
 

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.confirm import Confirmation, confirm_page
 from accounts.http import OrgRequest, org_view
 from accounts.models import APIKey, Project
-from accounts.projects import project_ids_visible, projects_key_manageable
+from accounts.projects import apikeys_visible, project_ids_visible, projects_key_manageable
 from billing.models import PriceModel
 from core.calendar import org_zone
 from spend.estimate import InvalidMessages, message_tokens, messages_validate
@@ -235,7 +235,16 @@ def estimate(request: OrgRequest) -> HttpResponse:
     in the budgets that apply (a GET: every estimate is a URL)."""
     org = request.organization
     models = list(PriceModel.objects.filter(is_active=True).order_by("name"))
-    keys = list(_keys(org))
+    # The keys this person sees: none for billing, their projects' for a limited member
+    # (another key's id is then not a choice: the form answers 400).
+    membership = request.membership
+    keys = (
+        list(
+            apikeys_visible(membership=membership).filter(revoked_at__isnull=True).order_by("name")
+        )
+        if membership.can_see_keys
+        else []
+    )
     form = EstimateForm(request.GET or None, models=models, keys=keys)
     context: dict = {"nav": "usage", "form": form, "result": None}
     if form.is_bound and form.is_valid():

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from accounts.admin_filters import ProjectListFilter
 from usage.models import Controller, IngestBatch, Job, MatchingRun, Query, WorkerSession
 from usage.services.controllers import controller_register, controller_token_rotate
 
@@ -8,11 +9,26 @@ from usage.services.controllers import controller_register, controller_token_rot
 class ControllerAdmin(admin.ModelAdmin):
     """Register a controller here or in Settings; its token is shown once, in a message."""
 
-    list_display = ["name", "organization", "cores", "memory_gb", "last_heartbeat_at", "online"]
+    list_display = [
+        "name",
+        "organization",
+        "project",
+        "cores",
+        "memory_gb",
+        "last_heartbeat_at",
+        "online",
+    ]
+    list_filter = [ProjectListFilter]
+    list_select_related = ["organization", "project"]
     search_fields = ["name", "organization__name"]
     readonly_fields = ["token_last_four", "last_heartbeat_at", "created_at"]
     autocomplete_fields = ["organization"]
     actions = ["rotate_token"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A controller belongs to its project for good (its jobs take the project).
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "project"] if obj is not None else fields
 
     @admin.display(boolean=True)
     def online(self, obj: Controller) -> bool:
@@ -27,6 +43,7 @@ class ControllerAdmin(admin.ModelAdmin):
             name=obj.name,
             cores=obj.cores,
             memory_gb=obj.memory_gb,
+            project=obj.project if obj.project_id else None,
             actor=request.user,
         )
         obj.pk = issued.controller.pk
@@ -46,7 +63,7 @@ class ControllerAdmin(admin.ModelAdmin):
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Usage records are append-only: operators read them, never edit them here."""
 
-    list_select_related = ["organization", "api_key"]
+    list_select_related = ["organization", "api_key", "project"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -63,6 +80,7 @@ class JobAdmin(ReadOnlyAdmin):
     list_display = [
         "client_id",
         "organization",
+        "project",
         "status",
         "cores",
         "controller",
@@ -70,7 +88,8 @@ class JobAdmin(ReadOnlyAdmin):
         "credits",
         "submitted_at",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", ProjectListFilter]
+    list_select_related = ["organization", "api_key", "project", "controller"]
     search_fields = ["client_id", "organization__name"]
 
 
@@ -79,6 +98,7 @@ class QueryAdmin(ReadOnlyAdmin):
     list_display = [
         "client_id",
         "organization",
+        "project",
         "model",
         "total_tokens",
         "endpoint",
@@ -86,6 +106,8 @@ class QueryAdmin(ReadOnlyAdmin):
         "credits",
         "occurred_at",
     ]
+    list_filter = [ProjectListFilter]
+    list_select_related = ["organization", "api_key", "project", "model"]
     search_fields = ["client_id", "organization__name", "member"]
 
 
@@ -94,11 +116,14 @@ class WorkerSessionAdmin(ReadOnlyAdmin):
     list_display = [
         "client_id",
         "organization",
+        "project",
         "model",
         "runtime_seconds",
         "credits",
         "started_at",
     ]
+    list_filter = [ProjectListFilter]
+    list_select_related = ["organization", "api_key", "project", "model"]
     search_fields = ["client_id", "organization__name"]
 
 
@@ -107,12 +132,13 @@ class MatchingRunAdmin(ReadOnlyAdmin):
     list_display = [
         "client_id",
         "organization",
+        "project",
         "task",
         "num_records",
         "run_time_seconds",
         "started_at",
     ]
-    list_filter = ["task"]
+    list_filter = ["task", ProjectListFilter]
     search_fields = ["client_id", "organization__name"]
 
 
@@ -121,6 +147,7 @@ class IngestBatchAdmin(ReadOnlyAdmin):
     list_display = [
         "pk",
         "organization",
+        "project",
         "api_key",
         "received_at",
         "accepted",
@@ -128,3 +155,4 @@ class IngestBatchAdmin(ReadOnlyAdmin):
         "rejected",
         "credits",
     ]
+    list_filter = [ProjectListFilter]

@@ -5,6 +5,8 @@
     console.set_session_token("st-av-…")    # an owner's or admin's, to change projects
     research = console.create_project("Research", description="The lab")
     console.list_api_keys(project=research.id)  # each key with its project
+    console.update_project(research.id, rate_limit_rpm=600)  # over all its keys together
+    console.update_project(research.id, rate_limit_rpm=None)  # no limit again
     console.update_project(research.id, archived=True)  # its keys get 403 from now on
 
 Every function takes an optional `client` (default: the module's default client).
@@ -32,10 +34,12 @@ class Project:
     archived_at: datetime | None
     created_at: datetime
     active_keys: int
+    rate_limit_rpm: int | None = None  # over all the project's keys together; None: no limit
+    rate_limit_tpm: int | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> "Project":
-        known = {k: data[k] for k in cls.__dataclass_fields__}
+        known = {k: data.get(k) for k in cls.__dataclass_fields__}
         known["archived_at"] = _time(known["archived_at"])
         known["created_at"] = _time(known["created_at"])
         return cls(**known)
@@ -96,20 +100,35 @@ def create_project(name: str, *, description: str = "", client: Client | None = 
     return Project.from_json(_client(client).request("POST", "/projects", body=body)[2])
 
 
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+# A rate limit left as it is (None removes the limit, so it cannot mean "unchanged").
+UNCHANGED: Any = _Unchanged()
+
+
 def update_project(
     project_id: int,
     *,
     name: str | None = None,
     description: str | None = None,
     archived: bool | None = None,
+    rate_limit_rpm: int | None = UNCHANGED,
+    rate_limit_tpm: int | None = UNCHANGED,
     client: Client | None = None,
 ) -> Project:
-    """Rename, describe, archive (its keys stop working) or unarchive a project."""
-    body = {
+    """Rename, describe, archive (its keys stop working) or unarchive a project, or set
+    its rate limits (a number per minute, None for no limit; left out: unchanged)."""
+    body: dict[str, Any] = {
         k: v
         for k, v in {"name": name, "description": description, "archived": archived}.items()
         if v is not None
     }
+    for field, value in (("rate_limit_rpm", rate_limit_rpm), ("rate_limit_tpm", rate_limit_tpm)):
+        if value is not UNCHANGED:
+            body[field] = value
     data = _client(client).request("PATCH", f"/projects/{project_id}", body=body)[2]
     return Project.from_json(data)
 

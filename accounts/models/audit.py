@@ -49,6 +49,7 @@ class AuditAction(models.TextChoices):
     PROJECT_MEMBER_SET = "project.member_set", "Project access given"
     PROJECT_MEMBER_REMOVED = "project.member_removed", "Project access removed"
     PROJECT_LIMIT_CHANGED = "project.limit_changed", "Project limit of a member changed"
+    PROJECT_RATE_LIMITS_CHANGED = "project.rate_limits_changed", "Project rate limits changed"
 
 
 class AuditLogAppendOnly(Exception):

@@ -62,7 +62,9 @@ def header_safe(text: str, *, limit: int = 200) -> str:
 
 def alert_email_subject(notification: AlertNotification) -> str:
     figures = {"threshold": "", "controller": "", "percent": "", **notification.figures}
-    return header_safe(_SUBJECTS[notification.kind].format(**figures))
+    subject = _SUBJECTS[notification.kind].format(**figures)
+    project = notification.figures.get("project_name")
+    return header_safe(f"{project}: {subject}" if project else subject)
 
 
 def _email_unsent_locked(notification_id: int) -> AlertNotification | None:
@@ -153,6 +155,8 @@ def alert_webhook_payload(notification: AlertNotification) -> bytes:
                 "id": notification.rule_id,
                 "kind": notification.kind,
                 "threshold": notification.figures.get("threshold"),
+                # The project the rule watches, or null for the whole organization.
+                "project": notification.rule.project_id if notification.rule else None,
             },
             "subject": notification.subject,
             "message": notification.message,

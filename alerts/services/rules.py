@@ -12,13 +12,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
-from accounts.models import AuditAction, Organization, User
+from accounts.models import AuditAction, Organization, Project, User
 from alerts.models import (
+    PROJECT_KINDS,
     AlertDismissal,
     AlertKind,
     AlertNotification,
     AlertRule,
     AlertSettings,
+    in_project,
 )
 from alerts.selectors import OrgFigures, rule_conditions
 from alerts.signals import notification_fired
@@ -137,6 +139,31 @@ class RuleFields:
     enabled: bool = True
     notify_email: bool = True
     webhook_url: str = ""
+    project_id: int | None = None  # None: the whole organization
+
+
+def _project_checked(*, org_id: int, fields: RuleFields) -> Project | None:
+    """The rule's project: one of the organization's, for a kind kept per project."""
+    if fields.project_id is None:
+        return None
+    project = Project.objects.filter(organization_id=org_id, pk=fields.project_id).first()
+    if project is None:
+        raise AlertRuleInvalid("project", "no such project in this organization")
+    if fields.kind not in PROJECT_KINDS:
+        raise AlertRuleInvalid(
+            "project",
+            f"“{AlertKind(fields.kind).label}” watches the whole organization: choose no project",
+        )
+    return project
+
+
+def _duplicate(*, org_id: int, project: Project | None, kind: str, threshold: Decimal):
+    return AlertRule.objects.filter(
+        organization_id=org_id, project=project, kind=kind, threshold=threshold
+    )
+
+
+_DUPLICATE = "a rule of this kind with this threshold exists"
 
 
 @transaction.atomic
@@ -146,8 +173,9 @@ def alert_rule_create(
     """Add a rule (AlertRuleInvalid: bad threshold, refused webhook URL, or a duplicate)."""
     threshold = alert_threshold_check(kind=fields.kind, threshold=fields.threshold)
     url = _webhook_checked(fields.webhook_url)
-    if AlertRule.objects.filter(organization=org, kind=fields.kind, threshold=threshold).exists():
-        raise AlertRuleInvalid("threshold", "a rule of this kind with this threshold exists")
+    project = _project_checked(org_id=org.pk, fields=fields)
+    if _duplicate(org_id=org.pk, project=project, kind=fields.kind, threshold=threshold).exists():
+        raise AlertRuleInvalid("threshold", _DUPLICATE)
     alert_settings_ensure(org=org)  # the webhook secret exists before the first delivery
     try:
         with transaction.atomic():
@@ -155,15 +183,14 @@ def alert_rule_create(
                 organization=org,
                 kind=fields.kind,
                 threshold=threshold,
+                project=project,
                 enabled=fields.enabled,
                 notify_email=fields.notify_email,
                 webhook_url=url,
                 created_by=actor,
             )
     except IntegrityError:  # the same rule was added at the same moment
-        raise AlertRuleInvalid(
-            "threshold", "a rule of this kind with this threshold exists"
-        ) from None
+        raise AlertRuleInvalid("threshold", _DUPLICATE) from None
     logger.info("billing.alerts.rule_created", extra={"org": org.pk, "rule": rule.pk})
     audit_record(
         org=org,
@@ -184,18 +211,21 @@ def _rule_words(rule: AlertRule) -> str:
 def alert_rule_update(
     *, rule: AlertRule, fields: RuleFields, actor: User | None = None
 ) -> AlertRule:
-    """Change a rule. A new kind or threshold closes its open crossings: it starts armed."""
+    """Change a rule. A new kind, threshold or project closes its open crossings: it
+    starts armed."""
     rule = AlertRule.objects.select_for_update().get(pk=rule.pk)
     threshold = alert_threshold_check(kind=fields.kind, threshold=fields.threshold)
     url = _webhook_checked(fields.webhook_url)
-    duplicate = AlertRule.objects.filter(
-        organization_id=rule.organization_id, kind=fields.kind, threshold=threshold
+    project = _project_checked(org_id=rule.organization_id, fields=fields)
+    duplicate = _duplicate(
+        org_id=rule.organization_id, project=project, kind=fields.kind, threshold=threshold
     ).exclude(pk=rule.pk)
     if duplicate.exists():
-        raise AlertRuleInvalid("threshold", "a rule of this kind with this threshold exists")
-    if (fields.kind, threshold) != (rule.kind, rule.threshold):
+        raise AlertRuleInvalid("threshold", _DUPLICATE)
+    if (fields.kind, threshold, fields.project_id) != (rule.kind, rule.threshold, rule.project_id):
         _clear(AlertNotification.objects.filter(rule=rule), timezone.now())
     rule.kind, rule.threshold, rule.enabled = fields.kind, threshold, fields.enabled
+    rule.project = project
     rule.notify_email, rule.webhook_url = fields.notify_email, url
     rule.updated_at = timezone.now()
     rule.save()
@@ -237,18 +267,24 @@ def alerts_evaluate(*, org: Organization, now: datetime | None = None) -> list[A
     # The lock serializes evaluations of one organization; the partial unique constraint
     # on open crossings backs it (and covers databases without row locks).
     rules = list(
-        AlertRule.objects.select_for_update().filter(organization=org, enabled=True).order_by("pk")
+        AlertRule.objects.select_for_update(of=("self",))
+        .filter(organization=org, enabled=True)
+        .select_related("project")
+        .order_by("pk")
     )
     open_now = {
         (n.rule_id, n.subject): n
         for n in AlertNotification.objects.filter(organization=org, cleared_at__isnull=True)
     }
-    figures = OrgFigures(org, now)
+    # One set of figures per scope (the organization's, each project's), each read once.
+    figures: dict[int | None, OrgFigures] = {None: OrgFigures(org, now)}
     fired: list[AlertNotification] = []
     seen: set[tuple[int | None, str]] = set()
     to_clear: list[int] = []
     for rule in rules:
-        for condition in rule_conditions(rule=rule, figures=figures):
+        if rule.project_id not in figures:
+            figures[rule.project_id] = OrgFigures(org, now, project_id=rule.project_id)
+        for condition in rule_conditions(rule=rule, figures=figures[rule.project_id]):
             key = (rule.pk, condition.subject)
             seen.add(key)
             current = open_now.get(key)
@@ -278,8 +314,12 @@ def _fire(*, org: Organization, rule: AlertRule, condition, now: datetime):
                 rule=rule,
                 kind=rule.kind,
                 subject=condition.subject,
-                message=condition.message[:500],
-                figures={**condition.figures, "threshold": rule.threshold_display},
+                message=in_project(rule.project_name, condition.message)[:500],
+                figures={
+                    **condition.figures,
+                    "threshold": rule.threshold_display,
+                    **({"project_name": rule.project_name} if rule.project_id else {}),
+                },
                 fired_at=now,
             )
     except IntegrityError:  # another evaluation recorded this crossing first

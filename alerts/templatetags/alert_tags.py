@@ -2,6 +2,7 @@
 
 from django import template
 
+from accounts.projects import project_ids_visible
 from alerts.selectors import AlertBanner, alert_banner
 
 register = template.Library()
@@ -14,4 +15,7 @@ def alert_banner_for_request(context) -> AlertBanner | None:
     user = getattr(request, "user", None)
     if org is None or user is None or not user.is_authenticated:
         return None
-    return alert_banner(org=org, user=user)
+    membership = getattr(request, "membership", None)
+    # A member limited to projects hears only of their projects' rules.
+    project_ids = project_ids_visible(membership=membership) if membership else None
+    return alert_banner(org=org, user=user, project_ids=project_ids)

@@ -12,8 +12,9 @@ issuing). So, with S(n) the entries covered by statement n:
                  (already stated) month but posted after its statement: restatements,
                  each its own line.
 
-Usage debits are summed, then broken down by kind, model and API key by the usage app,
-which registers its breakdown here (billing sits below usage and cannot import it).
+Usage debits are summed, then broken down by kind, model, API key and project by the
+usage app, which registers its breakdown here (billing sits below usage and cannot
+import it).
 """
 
 import logging
@@ -27,7 +28,7 @@ from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.mail import LinkSafeEmail, site_link
-from accounts.models import APIKey, Membership, Organization, Role
+from accounts.models import APIKey, Membership, Organization, Project, Role
 from billing.document_render import statement_pdf
 from billing.models import CreditAccount, EntryKind, LedgerEntry, Statement
 from billing.money import credits_round, credits_text
@@ -143,11 +144,12 @@ def _table(amounts: dict[str, Decimal]) -> list[list[str]]:
 
 
 def _usage_breakdown(org, usage_entries, period_start, usage_total: Decimal) -> dict:
-    """Usage debits (negative) by kind, model and API key; what the usage records do not
-    explain is its own "Not itemized" row, so every table sums to the usage total."""
+    """Usage debits (negative) by kind, model, API key and project; what the usage records
+    do not explain is its own "Not itemized" row, so every table sums to the usage total."""
     by_kind: dict[str, Decimal] = defaultdict(lambda: ZERO)
     by_model: dict[str, Decimal] = defaultdict(lambda: ZERO)
     by_key_id: dict[int | None, Decimal] = defaultdict(lambda: ZERO)
+    by_project_id: dict[int | None, Decimal] = defaultdict(lambda: ZERO)
     late = ZERO
     for breakdown in usage_breakdowns():
         for row in breakdown(org=org, entries=usage_entries, period_start=period_start):
@@ -155,6 +157,7 @@ def _usage_breakdown(org, usage_entries, period_start, usage_total: Decimal) -> 
             by_kind[row.kind] += debit
             by_model[row.model or f"{row.kind} (no model)"] += debit
             by_key_id[row.api_key_id] += debit
+            by_project_id[row.project_id] += debit
             if row.occurred_before:
                 late += debit
     itemized = sum(by_kind.values(), ZERO)
@@ -164,13 +167,21 @@ def _usage_breakdown(org, usage_entries, period_start, usage_total: Decimal) -> 
         for key in APIKey.objects.filter(organization=org, pk__in=[k for k in by_key_id if k])
     }
     by_key = {keys.get(k, "Unattributed") if k else "Unattributed": v for k, v in by_key_id.items()}
+    projects: dict[int | None, str] = dict(
+        Project.objects.filter(
+            organization=org, pk__in=[p for p in by_project_id if p]
+        ).values_list("pk", "name")
+    )
+    by_project = {projects.get(p, "Unattributed"): v for p, v in by_project_id.items()}
     if rest:
-        for table in (by_kind, by_model, by_key):
+        for table in (by_kind, by_model, by_key, by_project):
             table["Not itemized"] = table.get("Not itemized", ZERO) + rest
     return {
         "by_kind": _table(by_kind),
         "by_model": _table(by_model),
         "by_api_key": _table(by_key),
+        # Statements issued before projects existed have no "by_project": they stay as issued.
+        "by_project": _table(by_project),
         "occurred_before": _money(late),
     }
 

@@ -1,5 +1,5 @@
 """Monthly statements' usage breakdown: the usage records behind a statement's usage
-debits, summed by kind, model and API key in the database. Registered with billing's
+debits, summed by kind, model, API key and project in the database. Registered with billing's
 statements in UsageConfig.ready (billing sits below usage and cannot import it).
 
 A batch's debit has the reference "usage-batch:<id>" and pays for the records stored
@@ -38,7 +38,8 @@ def _late(field: str, period_start: datetime) -> Case:
 def usage_breakdown(
     *, org: Organization, entries: QuerySet[LedgerEntry], period_start: datetime
 ) -> Iterator[UsageBreakdownRow]:
-    """Credits of the records these usage debits charged, by kind, model, key and lateness."""
+    """Credits of the records these usage debits charged, by kind, model, key, project
+    and lateness."""
     references = entries.values("reference")
     batches = (
         IngestBatch.objects.filter(organization=org)
@@ -47,7 +48,7 @@ def usage_breakdown(
         .values("id")
     )
     for model, label, when, has_model in _BATCHED:
-        group = ["api_key_id", "late"] + (["model__name"] if has_model else [])
+        group = ["api_key_id", "project_id", "late"] + (["model__name"] if has_model else [])
         rows = (
             model.objects.filter(organization=org, batch__in=batches)
             .annotate(late=_late(when, period_start))
@@ -63,11 +64,12 @@ def usage_breakdown(
                     api_key_id=row["api_key_id"],
                     occurred_before=row["late"],
                     credits=row["credits"],
+                    project_id=row["project_id"],
                 )
     jobs = (
         Job.objects.filter(organization=org, charge_reference__in=references)
         .annotate(late=_late("ended_at", period_start))
-        .values("api_key_id", "late")
+        .values("api_key_id", "project_id", "late")
         .annotate(credits=Sum("credits"))
         .order_by()
     )
@@ -79,4 +81,5 @@ def usage_breakdown(
                 api_key_id=row["api_key_id"],
                 occurred_before=row["late"],
                 credits=row["credits"],
+                project_id=row["project_id"],
             )

@@ -235,6 +235,14 @@ def test_projects_calls(world):
     research = console.create_project("Research", description="The lab")
     assert research.name == "Research" and not research.archived and research.active_keys == 0
     assert console.get_project(research.id) == research
+    assert (research.rate_limit_rpm, research.rate_limit_tpm) == (None, None)
+    limited = console.update_project(research.id, rate_limit_rpm=600, rate_limit_tpm=90_000)
+    assert (limited.rate_limit_rpm, limited.rate_limit_tpm) == (600, 90_000)
+    cleared = console.update_project(research.id, rate_limit_tpm=None)  # rpm left as it is
+    assert (cleared.rate_limit_rpm, cleared.rate_limit_tpm) == (600, None)
+    with pytest.raises(console.BadRequestError) as bad:
+        console.update_project(research.id, rate_limit_rpm=0)
+    assert bad.value.field == "rate_limit_rpm"
     archived = console.update_project(research.id, name="Research lab", archived=True)
     assert archived.name == "Research lab" and archived.archived
     assert [p.name for p in console.list_projects(archived=True)] == ["Research lab"]
