@@ -20,6 +20,7 @@ class ReservationAdmin(ReadOnlyAdmin):
     list_display = ["public_id", "organization", "project", "api_key", "member", "credits",
                     "status", "created_at", "expires_at", "settled_credits"]  # fmt: skip
     list_filter = ["status", ProjectListFilter]
+    list_select_related = ["organization", "api_key", "project"]
     search_fields = ["public_id", "organization__name", "member"]
 
 

@@ -63,7 +63,7 @@ class ControllerAdmin(admin.ModelAdmin):
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Usage records are append-only: operators read them, never edit them here."""
 
-    list_select_related = ["organization", "api_key", "project"]
+    list_select_related = ["organization", "api_key"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -139,6 +139,7 @@ class MatchingRunAdmin(ReadOnlyAdmin):
         "started_at",
     ]
     list_filter = ["task", ProjectListFilter]
+    list_select_related = ["organization", "api_key", "project"]
     search_fields = ["client_id", "organization__name"]
 
 
@@ -156,3 +157,4 @@ class IngestBatchAdmin(ReadOnlyAdmin):
         "credits",
     ]
     list_filter = [ProjectListFilter]
+    list_select_related = ["organization", "api_key", "project"]
