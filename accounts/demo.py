@@ -12,11 +12,17 @@ DEMO_PROJECTS = [
     ("Research", "Experiments, notebooks and the lab's workstations"),
     ("Production app", "The customer-facing backend"),
 ]
-# The key of this name works for this project; keys not named stay in Default.
+# The key of this name works for this project; keys not named (the CI keys) stay in
+# Default.
 DEMO_KEY_PROJECTS = {
     "Lab workstation": "Research",
     "Ana's notebook": "Research",
     "Production backend": "Production app",
+}
+# The controller of this name is registered in this project; dgx-01, shared, in Default.
+DEMO_CONTROLLER_PROJECTS = {
+    "gpu-box-02": "Production app",
+    "lab-node-03": "Research",
 }
 # (email, project, project role): a member who sees only that project.
 DEMO_LIMITED_MEMBER = ("ben@acme.example", "Research", ProjectRole.MEMBER)
@@ -39,6 +45,13 @@ def projects_demo_ensure(*, org: Organization, at: datetime, actor: User | None 
 def demo_key_project(*, org: Organization, key_name: str) -> Project | None:
     """The project a demo key is created in (None: the Default project)."""
     name = DEMO_KEY_PROJECTS.get(key_name)
+    return Project.objects.filter(organization=org, name=name).first() if name else None
+
+
+def demo_controller_project(*, org: Organization, controller_name: str) -> Project | None:
+    """The project a demo controller is registered in (None: the Default project). An
+    organization made without the demo's projects (tests) keeps everything in Default."""
+    name = DEMO_CONTROLLER_PROJECTS.get(controller_name)
     return Project.objects.filter(organization=org, name=name).first() if name else None
 
 

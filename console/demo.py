@@ -31,6 +31,7 @@ from billing.demo import (
 )
 from billing.services import statements_issue_due
 from ingest.demo import DEMO_DAYS, usage_demo_heartbeat, usage_demo_seed
+from spend.demo import budgets_demo_ensure
 
 DEMO_PASSWORD = "demo-usage-console"  # noqa: S105 - printed for the demo login on purpose
 
@@ -127,6 +128,9 @@ def demo_seed(
     usage = usage_demo_seed(
         org=main, days=days, events=billing_demo_events(main), progress=progress
     )
+    # Set when the projects were (the audit log says so), after the usage so that its
+    # ingestion does not check budgets on every batch; levels in spend/demo.py.
+    budgets_demo_ensure(org=main, at=projects_at, actor=demo_owner(main))
     billing_demo_auto_recharge(main)
     statements = billing_demo_statements(main, timezone.now())
     if statements:

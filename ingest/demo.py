@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import audit_dated
-from accounts.demo import demo_key_project
+from accounts.demo import demo_controller_project, demo_key_project
 from accounts.models import APIKey, APIKeyKind, Organization, User
 from accounts.selectors import apikey_for_secret
 from accounts.services import API_KEY_PREFIX, apikey_create, apikey_revoke
@@ -45,17 +45,20 @@ DEMO_DAYS = 90
 DEMO_CREDITS = Decimal("5000")
 _ALPHABET = string.ascii_letters + string.digits
 
-# (name, kind, personal owner's email)
+# (name, kind, personal owner's email); the project each works for is in accounts/demo.py
+# (Research, Production app; the CI keys in Default).
 KEYS = [
     ("Lab workstation", APIKeyKind.WORKSPACE, None),
     ("Production backend", APIKeyKind.WORKSPACE, None),
     ("Ana's notebook", APIKeyKind.PERSONAL, "ana@acme.example"),
     ("Old CI key", APIKeyKind.WORKSPACE, None),  # revoked a month ago
+    ("CI pipeline", APIKeyKind.WORKSPACE, None),  # what CI has sent with since
 ]
 PRINTED_KEY = "Lab workstation"
 OLD_KEY_REVOKED_DAYS_AGO = 30
 
-# (name, cores, memory GB, days since its last heartbeat: 0 = online now)
+# (name, cores, memory GB, days since its last heartbeat: 0 = online now); dgx-01 is
+# shared (Default), gpu-box-02 Production app's, lab-node-03 Research's.
 CONTROLLERS = [("dgx-01", 64, 256, 0), ("gpu-box-02", 32, 128, 0), ("lab-node-03", 16, 64, 3)]
 
 # (model, share of queries, endpoint, typical input tokens, typical output tokens)
@@ -130,7 +133,12 @@ def _ensure_controllers(org: Organization, now: datetime) -> None:
             # Registered when the demo's usage began, as its audit event says.
             with audit_dated(now - timedelta(days=DEMO_DAYS + 5)):
                 controller = controller_register(
-                    org=org, name=name, cores=cores, memory_gb=memory, token=token
+                    org=org,
+                    name=name,
+                    cores=cores,
+                    memory_gb=memory,
+                    token=token,
+                    project=demo_controller_project(org=org, controller_name=name),
                 ).controller
         if silent_days:  # the offline one went quiet days ago
             if controller.last_heartbeat_at is None:
@@ -165,24 +173,25 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def _ci_key(day: date) -> str:
+    """The key CI sent with that day: the old one until it was revoked, then its successor."""
+    old_key_alive = day < (timezone.now() - timedelta(days=OLD_KEY_REVOKED_DAYS_AGO)).date()
+    return "Old CI key" if old_key_alive else "CI pipeline"
+
+
 def _day_queries(rng: random.Random, day: date) -> list[tuple[str | None, dict]]:
     """Queries: a weekly rhythm (weekends are quiet) and slow growth over the quarter."""
     midnight = _midnight(day)
-    old_key_alive = day < (timezone.now() - timedelta(days=OLD_KEY_REVOKED_DAYS_AGO)).date()
     growth = 1 + (day.toordinal() % 90) / 180
     weekday = day.weekday() < 5
     count = int((rng.randint(180, 260) if weekday else rng.randint(40, 80)) * growth)
+    senders = ["Production backend", "Lab workstation", "Ana's notebook", _ci_key(day)]
     out: list[tuple[str | None, dict]] = []
     for n in range(count):
         model, _, endpoint, typical_in, typical_out = rng.choices(
             QUERY_MIX, weights=[m[1] for m in QUERY_MIX]
         )[0]
-        key = rng.choices(
-            ["Production backend", "Lab workstation", "Ana's notebook", "Old CI key"],
-            weights=[50, 25, 15, 10],
-        )[0]
-        if key == "Old CI key" and not old_key_alive:
-            key = "Production backend"
+        key = rng.choices(senders, weights=[50, 25, 15, 10])[0]
         record = {
             "id": f"demo-{day:%Y%m%d}-q{n:04d}",
             "kind": "query",
@@ -256,18 +265,30 @@ def _day_matching_runs(rng: random.Random, day: date) -> list[tuple[str | None, 
     return out
 
 
+# Where a key's jobs run (managed, dgx-01, gpu-box-02, lab-node-03, in %): each team on
+# its own controller or the shared dgx-01; CI on managed capacity and dgx-01. A job takes
+# its key's project; one sent without a key, its controller's (docs/projects.md).
+_RESEARCH_PLACES = [40, 25, 0, 35]
+_PLACES: dict[str | None, list[int]] = {
+    "Lab workstation": _RESEARCH_PLACES,
+    "Ana's notebook": _RESEARCH_PLACES,
+    "Production backend": [50, 20, 30, 0],
+    "Old CI key": [60, 40, 0, 0],
+    "CI pipeline": [60, 40, 0, 0],
+    None: [30, 40, 10, 20],
+}
+
+
 def _day_jobs(rng: random.Random, day: date) -> list[tuple[str | None, dict]]:
     """Jobs: managed or on a controller; failures, cancellations, unattributed ones."""
     midnight = _midnight(day)
     offline_since = day >= (timezone.now() - timedelta(days=CONTROLLERS[2][3])).date()
+    senders = ["Lab workstation", "Production backend", "Ana's notebook", _ci_key(day), None]
     out: list[tuple[str | None, dict]] = []
     for n in range(rng.randint(18, 32) if day.weekday() < 5 else rng.randint(3, 8)):
         submitted = midnight + timedelta(hours=_hour_of_day(rng))
-        key = rng.choices(
-            ["Lab workstation", "Production backend", "Ana's notebook", None],
-            weights=[45, 35, 12, 8],
-        )[0]
-        where = rng.choices(["managed", "dgx-01", "gpu-box-02", "lab-node-03"], [45, 30, 15, 10])[0]
+        key = rng.choices(senders, weights=[38, 30, 12, 12, 8])[0]
+        where = rng.choices(["managed", "dgx-01", "gpu-box-02", "lab-node-03"], _PLACES[key])[0]
         if where == "lab-node-03" and offline_since:
             where = "managed"
         cores = rng.choice([4, 8, 8, 16, 16, 32]) if where != "lab-node-03" else rng.choice([4, 8])
