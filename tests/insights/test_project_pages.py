@@ -204,6 +204,14 @@ def test_org_wide_figures_are_labelled_when_a_project_is_chosen(client, world):
         assert 'data-testid="org-wide-note"' in chosen and "for all projects" in chosen
         balance = _get(client, path).context["overview"].credit_balance
         assert _get(client, path, research).context["overview"].credit_balance == balance
+    # The monthly allocation is the organization's: a project's tokens are its share, and
+    # what remains is not the project's to tell.
+    assert org.monthly_token_allocation
+    panel = _get(client, f"/o/{org.slug}/usage/").content.decode()
+    assert "tokens remain this month" in panel and "share of the organization" not in panel
+    chosen = _get(client, f"/o/{org.slug}/usage/", research).content.decode()
+    assert "tokens remain this month" not in chosen
+    assert "by Research: its share of the organization's allocation" in chosen
 
 
 PAGES = ("", "usage/", "usage/timeline.csv", "finance/")

@@ -156,6 +156,12 @@ class Command(BaseCommand):
                 f"{time.monotonic() - started:.1f} s"
             )
         self._rollup_big_day(large)
+        with connection.cursor() as cursor:
+            # What autovacuum does after the backfill: without fresh statistics on the
+            # rollup and bucket tables the planner may read one project's rows through
+            # an index scan over all of its buckets (measured: the one-project panel at
+            # p95 ratio 2.65 at 1M records before this, ~1 after).
+            cursor.execute("ANALYZE")
         self._pages(small, large, requests)
         self._csv(
             Organization.objects.get(slug=CSV_SMALL), Organization.objects.get(slug=CSV_LARGE)
