@@ -114,7 +114,7 @@ FAR = datetime(9999, 1, 1, tzinfo=UTC)
 # that guess it chose to scan the organization's buckets once per row to add, or to hash
 # all of them. Each row's match is one probe of the dimensions' unique index, so the
 # upserts run with that plan pinned (nested loop, index scan), for them alone.
-_INDEX_JOIN = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan", "enable_bitmapscan")
+_INDEX_JOIN = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan")
 _PLANNER_SET = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _INDEX_JOIN)
 
 
