@@ -332,13 +332,32 @@ class Restatement(models.Model):
 
 
 class BucketAggregate(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # Only ingestion's upserts and their rebuilds write these rows, with ids taken from
+    # the records: no foreign-key constraints (each new row cost up to four deferred
+    # checks at commit), and no single-column indexes beside the dimensions' unique one
+    # (it leads with the organization; nothing reads buckets by key, model or controller
+    # alone, and every update that is not heap-only wrote each index).
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     # The bucket's first instant.
     bucket = models.DateTimeField()
     api_key = models.ForeignKey(
-        APIKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        APIKey,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
 
     class Meta:
         abstract = True
@@ -351,7 +370,13 @@ class JobBucket(BucketAggregate, _figures("JobBucketFigures", JOB_FIGURES, signe
     """Jobs submitted in the bucket per API key and controller, statuses as of now."""
 
     controller = models.ForeignKey(
-        Controller, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Controller,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
 
     class Meta:
@@ -372,7 +397,13 @@ class QueryBucket(BucketAggregate, _figures("QueryBucketFigures", QUERY_FIGURES,
 
     dimension = models.CharField(max_length=10, choices=QueryDimension.choices)
     model = models.ForeignKey(
-        PriceModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        PriceModel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     endpoint = models.CharField(max_length=200, blank=True, default="")
     member = models.CharField(max_length=254, blank=True, default="")
@@ -397,7 +428,13 @@ class WorkerBucket(BucketAggregate, _figures("WorkerBucketFigures", WORKER_FIGUR
     """Worker sessions per model and API key: runtime clipped to the bucket, sessions
     that started in it, sessions already running at its first instant (carried in)."""
 
-    model = models.ForeignKey(PriceModel, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(
+        PriceModel,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
 
     class Meta:
         db_table = "usage_workerbucket"

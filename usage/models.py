@@ -140,26 +140,50 @@ def job_status_reachable(current: str, wanted: str) -> bool:
 
 
 class UsageRecord(models.Model):
-    """Fields every metered record shares."""
+    """Fields every metered record shares.
+
+    Its foreign keys carry no database constraint (db_constraint=False): ingestion is
+    the only writer, and it writes ids it has just read or made in the same transaction
+    (the organization it locks, the key that authenticated, the batch it created, the
+    project of that key, price models and controllers it looked up). The deferred checks
+    cost more at commit than anything else per record; docs/data-lifecycle.md ("Foreign
+    keys of the records") says what still guards the references.
+    """
 
     # No index of its own: every kind's (organization, client_id) unique key and
     # (organization, time) index start with it. A lone organization_id index tempted the
     # planner into scanning an organization's rows for a replay lookup before ANALYZE.
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     client_id = models.CharField(max_length=CLIENT_ID_MAX)
     # No key: unattributed (an operator tool or a legacy submission), shown on its own card.
     api_key = models.ForeignKey(
-        APIKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        APIKey,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     batch = models.ForeignKey(
-        IngestBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        IngestBatch,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     # The project of the key that sent it, else of its controller, else the Default
     # (docs/projects.md). No index of its own: pages read project figures from the
     # aggregates and rollups, never by scanning records for a project.
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     credits = credit_field(default=Decimal("0"))
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -173,7 +197,12 @@ class Job(UsageRecord):
     status = models.CharField(max_length=20, choices=JobStatus.choices)
     cores = models.PositiveIntegerField()
     controller = models.ForeignKey(
-        Controller, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+        Controller,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
+        db_constraint=False,
     )
     submitted_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
@@ -213,7 +242,9 @@ class Job(UsageRecord):
 class WorkerSession(UsageRecord):
     """A model's worker running from start to end: runtime per model."""
 
-    model = models.ForeignKey(PriceModel, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(
+        PriceModel, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField()
     runtime_seconds = models.DecimalField(max_digits=14, decimal_places=3)
@@ -242,7 +273,9 @@ class WorkerSession(UsageRecord):
 class Query(UsageRecord):
     """An end-user query to a model: prompt (input) and completion (output) tokens."""
 
-    model = models.ForeignKey(PriceModel, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(
+        PriceModel, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
     occurred_at = models.DateTimeField()
     input_tokens = models.PositiveBigIntegerField()
     output_tokens = models.PositiveBigIntegerField()
@@ -329,8 +362,13 @@ class RecordKey(models.Model):
     """
 
     pk = models.CompositePrimaryKey("organization", "kind", "client_id")
+    # Written by the trigger from the record's own organization: no constraint either.
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(max_length=1, choices=RecordKind.choices)
     client_id = models.CharField(max_length=CLIENT_ID_MAX)

@@ -7,9 +7,10 @@ rollup tables' dimensions what the raw records of that bucket sum to. Buckets ar
 USAGE_BUCKET_SECONDS wide (one minute by default) and aligned to the Unix epoch, so every
 time zone's hours and days are whole buckets (zone offsets are multiples of 15 minutes).
 
-**Kept current in the writer's transaction.** `aggregates_add` is one INSERT … SELECT …
-GROUP BY … ON CONFLICT DO UPDATE (adding) per table, over the rows just written (the
-batch's records by batch id; moved jobs by id): the organization's row lock the batch
+**Kept current in the writer's transaction.** `aggregates_add` is one statement per
+table, SELECT … GROUP BY … over the rows just written (the batch's records by batch id;
+moved jobs by id) added to the bucket rows (PostgreSQL: a MERGE; SQLite: INSERT … ON
+CONFLICT DO UPDATE; rollups/services/bucket_sql.py): the organization's row lock the batch
 already holds serializes it with every other writer of the organization, so it adds no
 contention, and a fault anywhere rolls the figures back with the records. A job's status
 move subtracts its stored figures (same statement, negated) before the update and adds
@@ -32,6 +33,8 @@ one-minute buckets, figures are exact to the minute.
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -106,6 +109,29 @@ def buckets_horizon(*, org: Organization, now: datetime | None = None) -> dateti
 FAR = datetime(9999, 1, 1, tzinfo=UTC)
 
 
+# A MERGE joins the rows to add to the bucket table. The planner cannot know how many
+# rows a batch adds (it guesses one to a few hundred; a batch brings thousands), and on
+# that guess it chose to scan the organization's buckets once per row to add, or to hash
+# all of them. Each row's match is one probe of the dimensions' unique index, so the
+# upserts run with that plan pinned (nested loop, index scan), for them alone.
+_INDEX_JOIN = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan")
+_PLANNER_SET = "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _INDEX_JOIN)
+
+
+@contextmanager
+def _index_joins() -> Iterator[None]:
+    if not pg_in_use():
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_PLANNER_SET, ["off"] * len(_INDEX_JOIN))
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(_PLANNER_SET, ["on"] * len(_INDEX_JOIN))
+
+
 def _execute(sql: str, params: list) -> None:
     if not pg_in_use():  # SQLite compares stored text: naive UTC, as Django writes it
         adapt = connection.ops.adapt_datetimefield_value
@@ -147,20 +173,24 @@ def _statement(
     sign: str = "",
 ) -> tuple[str, str, list]:
     """The selection of `kind`'s records by `where` (a CTE's body), the upsert of their
-    figures into `kind`'s buckets reading it as `b`, and their parameters in order."""
+    figures into `kind`'s buckets reading it as `b` (PostgreSQL: a MERGE), and their
+    parameters in order."""
     width = bucket_seconds()
     selection = f"SELECT * FROM {_TABLES[kind]} WHERE {where}"
+    if kind == "worker_session" and not pg_in_use():
+        sql = worker_bucket_sql_sqlite(width)
+        return selection, sql, [*where_params, lo, hi, org.pk, lo, lo, hi]
     if kind == "job":
-        sql, params = job_bucket_sql(sign, width), [org.pk, lo, hi]
+        upsert, params = job_bucket_sql(sign, width), [org.pk, lo, hi]
     elif kind == "query":
-        sql, params = query_bucket_sql(width), [org.pk, lo, hi] * 4
+        upsert, params = query_bucket_sql(width), [org.pk, lo, hi] * 4
     elif kind == "matching":
-        sql, params = matching_bucket_sql(width), [org.pk, lo, hi]
-    elif pg_in_use():
-        sql, params = worker_bucket_sql_pg(width), [lo, hi, org.pk, lo, lo, hi]
+        upsert, params = matching_bucket_sql(width), [org.pk, lo, hi]
     else:
-        sql, params = worker_bucket_sql_sqlite(width), [lo, hi, org.pk, lo, lo, hi]
-    return selection, sql, [*where_params, *params]
+        upsert, params = worker_bucket_sql_pg(width), [lo, hi, org.pk, lo, lo, hi]
+    if pg_in_use():
+        return selection, upsert.merge(), [*where_params, *params]
+    return selection, upsert.sql(), [*where_params, *params]
 
 
 def _run(
@@ -186,17 +216,12 @@ def _run(
     _execute(cte + separator + sql, params)
 
 
-def _run_together(org: Organization, parts: list[tuple[str, str, list]], lo, hi) -> None:
-    """Several kinds' upserts (kind, where, its parameters) in one PostgreSQL statement:
-    each selection and upsert a CTE of its own (`b_<kind>`, `u_<kind>`), one round trip
-    and one plan for the batch. Each writes its own table, so none sees another's rows."""
-    ctes, params = [], []
-    for kind, where, where_params in parts:
-        selection, sql, kind_params = _statement(kind, org, where, where_params, lo, hi)
-        ctes.append(f"b_{kind} AS MATERIALIZED ({selection})")
-        ctes.append(f"u_{kind} AS ({sql.replace('FROM b ', f'FROM b_{kind} ')})")
-        params.extend(kind_params)
-    _execute("WITH " + ", ".join(ctes) + " SELECT 1", params)
+def _run_all(org: Organization, parts: list[tuple[str, str, list]], lo, hi, sign: str = ""):
+    """Several upserts (kind, where, its parameters), each kind's its own statement (a
+    MERGE cannot be a CTE in PostgreSQL 15), under one pinned plan setting."""
+    with _index_joins():
+        for kind, where, where_params in parts:
+            _run(kind, org, where, where_params, lo, hi, sign)
 
 
 def _range_params(kind: str, org: Organization, lo: datetime, hi: datetime) -> list:
@@ -213,10 +238,10 @@ def aggregates_add(
     spans: dict[str, tuple[datetime, datetime]] | None = None,
 ) -> None:
     """Add a batch's new records of `kinds` (and the jobs `job_ids`, after a move) to
-    their buckets inside the caller's transaction: on PostgreSQL one statement for the
-    batch, elsewhere one upsert per kind. `spans` may give, by kind, the first and last
-    time (the partition column's) of the batch's new records: the selection then names
-    only the month partitions holding them, instead of asking every month's."""
+    their buckets inside the caller's transaction, one upsert per kind. `spans` may give,
+    by kind, the first and last time (the partition column's) of the batch's new records:
+    the selection then names only the month partitions holding them, instead of asking
+    every month's."""
     if not buckets_enabled():
         return
     lo = buckets_horizon(org=org, now=now)
@@ -236,11 +261,7 @@ def aggregates_add(
             parts.append((kind, where, [batch_id, first, last]))
         elif batch_id is not None:
             parts.append((kind, "batch_id = %s", [batch_id]))
-    if pg_in_use() and len(parts) > 1:
-        _run_together(org, parts, lo, FAR)
-        return
-    for kind, where, where_params in parts:
-        _run(kind, org, where, where_params, lo, FAR)
+    _run_all(org, parts, lo, FAR)
 
 
 def aggregates_jobs_subtract(
@@ -251,7 +272,7 @@ def aggregates_jobs_subtract(
         return
     lo = buckets_horizon(org=org, now=now)
     marks = ", ".join(["%s"] * len(job_ids))
-    _run("job", org, f"id IN ({marks})", list(job_ids), lo, FAR, sign="-")
+    _run_all(org, [("job", f"id IN ({marks})", list(job_ids))], lo, FAR, sign="-")
 
 
 def aggregates_records_add(*, org: Organization, kind: str, ids: list[int]) -> None:
@@ -259,7 +280,7 @@ def aggregates_records_add(*, org: Organization, kind: str, ids: list[int]) -> N
     if not buckets_enabled() or not ids:
         return
     marks = ", ".join(["%s"] * len(ids))
-    _run(kind, org, f"id IN ({marks})", list(ids), buckets_horizon(org=org), FAR)
+    _run_all(org, [(kind, f"id IN ({marks})", list(ids))], buckets_horizon(org=org), FAR)
 
 
 def _bucket_rows(
@@ -295,8 +316,8 @@ def aggregates_rebuild(
     before = _snapshot(org, lo, hi)
     for model in BUCKET_TABLES:
         model.objects.filter(organization_id=org.pk, bucket__gte=lo, bucket__lt=hi).delete()
-    for kind in ("job", "query", "worker_session", "matching"):
-        _run(kind, org, _RANGES[kind], _range_params(kind, org, lo, hi), lo, hi)
+    kinds = ("job", "query", "worker_session", "matching")
+    _run_all(org, [(k, _RANGES[k], _range_params(k, org, lo, hi)) for k in kinds], lo, hi)
     differing = before ^ _snapshot(org, lo, hi)
     if differing:
         Restatement.objects.create(
