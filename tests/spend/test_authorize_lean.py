@@ -18,7 +18,10 @@ AUTHORIZE = "/api/v1/usage/authorize"
 OK = {"model": "llama-3.1-8b", "input_tokens": 800, "max_output_tokens": 500}
 MESSAGES = [{"role": "user", "content": "Explain quantum computing."}]
 # Headers whose values differ between two calls (ids, clocks), compared by name only.
-VOLATILE = {"X-Request-ID", "Retry-After", "Content-Length", "X-RateLimit-Reset-RPM", "X-RateLimit-Reset-TPM"}
+VOLATILE = {
+    "X-Request-ID", "Retry-After", "Content-Length",
+    "X-RateLimit-Reset-RPM", "X-RateLimit-Reset-TPM",
+}  # fmt: skip
 
 
 def _setup(case: str) -> str:
