@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import RequestDataTooBig
+from django.core.handlers.exception import response_for_exception
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
@@ -175,6 +176,10 @@ class LeanApiMiddleware:
             from console.api import api  # the URL configuration's, loaded by then
 
             return api.on_exception(request, exc)
+        except Exception as exc:
+            # As the chain does for a view that fails: the exception logged and signalled,
+            # the 500 answer naming the request id (which then gets the headers too).
+            return response_for_exception(request, exc)
         finally:
             client_ip_var.reset(tokens[2])
             organization_var.reset(tokens[1])

@@ -5,6 +5,7 @@ leaves to the endpoint the bodies only the endpoint's validation words."""
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from ninja.operation import Operation
 
 from console import api_path
@@ -116,3 +117,15 @@ def test_a_body_only_the_endpoint_words_counts_nothing_twice(client, spend):
     # The refused call counted no request against the minute (3,000 a minute: startup).
     assert good["X-RateLimit-Remaining-RPM"] == "2999"
     assert Reservation.objects.filter(organization=spend.org).count() == 1
+
+
+def test_a_failure_on_the_lean_path_is_the_usual_500_with_its_request_id(spend, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("spend.api.authorize.authorize_decide", broken)
+    client = Client(raise_request_exception=False)
+    response = post(client, AUTHORIZE, OK, spend.key_secret)
+    assert response.status_code == 500
+    assert response.json()["request_id"] == response["X-Request-ID"]
+    assert response["X-Content-Type-Options"] == "nosniff"
