@@ -86,6 +86,8 @@ if (BASE_DIR / "bench" / "apps.py").is_file():
 MIDDLEWARE = [
     # First: load balancers' probes (/healthz, /readyz) come by IP over plain HTTP.
     "console.observability.HealthCheckMiddleware",
+    # The gateway's authorize, answered before the rest of the chain and django-ninja.
+    "console.api_path.LeanApiMiddleware",
     # A request id on every answer and every log line written while serving it.
     "console.observability.RequestIdMiddleware",
     # Before the session is read: lets a read request read from the replica, if any.

@@ -126,9 +126,9 @@ def celery_worker_process(settings, transactional_db):
 def _spend_counters_after_commit(request, monkeypatch):
     """Spend controls' counters move after a commit; a test case's transaction never
     commits, so there they move at once (transactional tests commit for real)."""
-    from spend.api import spend
+    from spend.api import common
 
-    spend._models.clear()  # the price list as the last test left it, not as cached
+    common.models_kept.clear()  # the price list as the last test left it, not as cached
     marker = request.node.get_closest_marker("django_db")
     if marker is None or marker.kwargs.get("transaction"):
         return

@@ -7,7 +7,6 @@ API's shared throttle is off for it. Ingestion's throttle is `IngestCeiling`: a 
 request ceiling protecting the console, never the customer's RPM or TPM.
 """
 
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -21,23 +20,18 @@ from accounts.api_core import API_KEY_ONLY, API_KEY_OR_SESSION, Principal
 from accounts.models import APIKey, User
 from accounts.projects import project_ids_visible
 from accounts.services import apikey_mark_used
-from billing.models import PriceModel
 from billing.money import DECIMAL, DecimalStr, decimal_str
 from core.api import APIError, ErrorOut, not_found
+from spend.api.common import authorize_decide, messages_tokens, price_model, storable
 from spend.estimate import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     MAX_MESSAGE_CHARS,
     MAX_MESSAGES,
     MAX_OUTPUT_TOKENS,
-    InvalidMessages,
-    TokenizeBudget,
-    message_tokens,
-    messages_validate,
     request_cost_estimate,
 )
 from spend.ratelimit import ratelimit_ingest, ratelimit_record_refusal
 from spend.selectors.budgets import BudgetFigures, budget_figures, budget_get, budgets_visible
-from spend.services.authorize import authorize_precheck, request_authorize
 from spend.services.budgets import (
     BudgetInvalid,
     apikey_pause,
@@ -47,7 +41,6 @@ from spend.services.budgets import (
     budget_update,
 )
 from usage.limits import MAX_TOKENS
-from usage.text import encodable
 
 router = Router(tags=["Spend controls"])
 
@@ -94,13 +87,6 @@ class EstimateOut(Schema):
     )
 
 
-def _storable(value: str | None) -> str | None:
-    """Text the database can hold: no NUL, no lone surrogate (else a 400 naming it)."""
-    if value is not None and ("\x00" in value or not encodable(value)):
-        raise ValueError("must be text without NUL characters or lone surrogates")
-    return value
-
-
 class AuthorizeIn(Schema):
     model: str = Field(min_length=1, max_length=100, examples=["llama-3.1-8b"])
     messages: list[MessageIn] | None = Field(
@@ -117,7 +103,7 @@ class AuthorizeIn(Schema):
     @field_validator("member", "endpoint")
     @classmethod
     def _text_storable(cls, value: str | None) -> str | None:
-        return _storable(value)
+        return storable(value)
 
 
 class AuthorizeOut(Schema):
@@ -160,7 +146,7 @@ class BudgetIn(Schema):
     @field_validator("member")
     @classmethod
     def _member_storable(cls, value: str | None) -> str | None:
-        return _storable(value)
+        return storable(value)
 
 
 class BudgetPatch(Schema):
@@ -200,52 +186,6 @@ class PauseOut(Schema):
 
 
 # --- Helpers ---------------------------------------------------------------------------
-
-
-# The price list as authorize and estimate read it, per process, for at most this long: a
-# query saved on every call of the gateway's hot path; a price change reaches every
-# process within it.
-MODEL_CACHE_SECONDS = 2.0
-_models: dict[str, tuple[float, PriceModel | None]] = {}
-
-
-def _model_named(name: str) -> PriceModel | None:
-    now = time.monotonic()
-    cached = _models.get(name)
-    if cached is not None and now - cached[0] < MODEL_CACHE_SECONDS:
-        return cached[1]
-    model = PriceModel.objects.filter(name=name).first()
-    if len(_models) > 1000:  # names are whatever callers send: keep it bounded
-        _models.clear()
-    _models[name] = (now, model)
-    return model
-
-
-def _model(name: str) -> PriceModel:
-    # A name the database cannot even hold (NUL, a lone surrogate) is on no price list.
-    storable = "\x00" not in name and encodable(name)
-    model = _model_named(name) if storable else None
-    if model is None:
-        raise APIError(400, "invalid_body", f"model: unknown model {name!r}", field="model")
-    if not model.is_active:
-        raise APIError(400, "invalid_body", f"model: {name!r} is retired", field="model")
-    return model
-
-
-def _messages(messages: list[MessageIn]) -> list[dict]:
-    try:
-        return messages_validate([m.dict() for m in messages])
-    except InvalidMessages as exc:
-        raise APIError(400, "invalid_body", f"{exc.field}: {exc}", field=exc.field) from None
-
-
-def _tokens(messages: list[MessageIn]) -> int:
-    """The messages' input tokens, within the tokenizing budget (413 naming it)."""
-    checked = _messages(messages)
-    try:
-        return message_tokens(checked)
-    except TokenizeBudget as exc:
-        raise APIError(413, "too_large", f"{exc.field}: {exc}", field=exc.field) from None
 
 
 def _manager(request: HttpRequest) -> Principal:
@@ -307,8 +247,8 @@ def usage_estimate(request: HttpRequest, body: EstimateIn) -> dict:
     """As the reference's estimate_request_cost: cl100k_base tokens of every message's
     content plus 4 per message; the cost of those and of max_output_tokens at the model's
     input and output prices (from the price list)."""
-    model = _model(body.model)
-    tokens = _tokens(body.messages)
+    model = price_model(body.model)
+    tokens = messages_tokens([m.dict() for m in body.messages])
     estimate = request_cost_estimate(
         model=model, input_tokens=tokens, max_output_tokens=body.max_output_tokens
     )
@@ -329,36 +269,18 @@ def usage_authorize(request: HttpRequest, body: AuthorizeIn) -> Any:
     monthly allocation, and counts the request and its worst-case tokens against the
     key's RPM and TPM. Allowed: the worst-case cost is held until a usage record carrying
     `"reservation"` settles it at its real cost, or it expires (10 minutes)."""
-    principal: Principal = request.auth  # type: ignore[attr-defined]
-    key = principal.api_key
-    assert key is not None
-    if (body.messages is None) == (body.input_tokens is None):
-        raise APIError(
-            400, "invalid_body", "messages: send either messages or input_tokens", field="messages"
-        )
-    if body.input_tokens is not None:
-        tokens = body.input_tokens
-    else:
-        # Tokenizing is this call's one expensive step: a key already over its rate is
-        # refused before it.
-        early = authorize_precheck(key=key)
-        if early is not None:
-            request.ratelimit_state = early.rate  # type: ignore[attr-defined]
-            return Status(early.status, early.as_dict())
-        tokens = _tokens(body.messages or [])
-    model = _model(body.model)
-    verdict = request_authorize(
-        key=key,
-        model=model,
-        input_tokens=tokens,
+    status, answer, rate = authorize_decide(
+        request.auth,  # type: ignore[attr-defined]
+        model=body.model,
+        messages=None if body.messages is None else [m.dict() for m in body.messages],
+        input_tokens=body.input_tokens,
         max_output_tokens=body.max_output_tokens,
-        member=body.member or "",
-        endpoint=body.endpoint or "",
+        member=body.member,
+        endpoint=body.endpoint,
     )
-    apikey_mark_used(key=key)
-    if verdict.rate is not None:
-        request.ratelimit_state = verdict.rate  # type: ignore[attr-defined]
-    return Status(verdict.status, verdict.as_dict())
+    if rate is not None:
+        request.ratelimit_state = rate  # type: ignore[attr-defined]
+    return Status(status, answer)
 
 
 @router.get(
