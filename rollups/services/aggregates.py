@@ -276,7 +276,10 @@ def aggregates_jobs_subtract(
 
 
 def aggregates_records_add(*, org: Organization, kind: str, ids: list[int]) -> None:
-    """Add records written outside ingestion (tests' factories, imports) by primary key."""
+    """Add records written outside ingestion (tests' factories, imports) by primary key.
+    Unlike ingestion it takes no lock: the MERGE fails, rather than merges, beside a
+    concurrent writer of the same buckets, so a concurrent caller holds
+    `organization_usage_lock` first."""
     if not buckets_enabled() or not ids:
         return
     marks = ", ".join(["%s"] * len(ids))
